@@ -1,0 +1,52 @@
+/** `epicache generate`: raw or chat completion on a chat model, streamed. */
+import { parseArgs } from "node:util";
+import { EpicacheError } from "@epicache/shared";
+import { generate, openChatModel } from "../model";
+import { requireModel } from "../models";
+
+function number(name: string, raw: string | undefined, fallback: number, check: (n: number) => boolean): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(n) || !check(n)) throw new EpicacheError("invalid_argument", `--${name} ${JSON.stringify(raw)} is not valid`);
+  return n;
+}
+
+export async function generateCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv, strict: true,
+    options: {
+      prompt: { type: "string" },
+      "max-tokens": { type: "string" },
+      chat: { type: "boolean", default: false },
+      temperature: { type: "string" },
+      seed: { type: "string" },
+      json: { type: "boolean", default: false },
+      model: { type: "string" },
+    },
+  });
+  if (values.prompt === undefined) throw new EpicacheError("invalid_argument", "generate needs --prompt TEXT");
+  const maxTokens = number("max-tokens", values["max-tokens"], 128, (n) => Number.isInteger(n) && n >= 0 && n <= 100_000);
+  const temperature = number("temperature", values.temperature, 0, (n) => n >= 0 && n <= 100);
+  const seed = number("seed", values.seed, 0, (n) => Number.isInteger(n) && n >= 0);
+  const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), {
+    log: (m) => process.stderr.write(`${m}\n`),
+  });
+  try {
+    const prompt = values.chat
+      ? model.tokenizer.encodeChat([{ role: "user", content: values.prompt }])
+      : model.tokenizer.encodePrompt(values.prompt);
+    if (prompt.length === 0) throw new EpicacheError("invalid_argument", "the prompt is empty");
+    const tokens: number[] = [];
+    let text = "";
+    for await (const t of generate(model, prompt, { maxTokens, temperature, seed })) {
+      tokens.push(t.id);
+      text += t.text;
+      if (!values.json) process.stdout.write(t.text);
+    }
+    if (values.json) process.stdout.write(`${JSON.stringify({ text, tokens, promptTokens: prompt.length })}\n`);
+    else process.stdout.write("\n");
+    return 0;
+  } finally {
+    await model.decoder.release();
+  }
+}

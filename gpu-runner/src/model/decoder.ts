@@ -1,0 +1,83 @@
+/**
+ * The decoder graph in an onnxruntime-node session: one `forward` runs new tokens over a KV cache.
+ */
+import * as ort from "onnxruntime-node";
+import { EpicacheError } from "@epicache/shared";
+import type { LlamaConfig } from "./config";
+import type { KvCache } from "./kv-cache";
+
+export interface RuntimeOptions {
+  /** "cpu" (default) or "cuda" (GPU images). */
+  executionProvider: "cpu" | "cuda";
+  /** Intra-op threads; 0 lets onnxruntime choose (all cores). */
+  threads: number;
+}
+
+export const DEFAULT_RUNTIME: RuntimeOptions = { executionProvider: "cpu", threads: 0 };
+
+export interface ForwardResult {
+  /** [rows, vocab] for the requested rows. */
+  logits: Float32Array;
+  /** Per layer [kvHeads, T, headDim]. */
+  keys: Float32Array[];
+  values: Float32Array[];
+}
+
+export class Decoder {
+  private constructor(
+    readonly config: LlamaConfig,
+    private readonly session: ort.InferenceSession,
+  ) {}
+
+  static async load(modelPath: string, config: LlamaConfig, opts: RuntimeOptions = DEFAULT_RUNTIME): Promise<Decoder> {
+    try {
+      const session = await ort.InferenceSession.create(modelPath, {
+        executionProviders: [opts.executionProvider],
+        graphOptimizationLevel: "all",
+        ...(opts.threads > 0 ? { intraOpNumThreads: opts.threads } : {}),
+      });
+      return new Decoder(config, session);
+    } catch (e) {
+      throw new EpicacheError("runtime_failed", `onnxruntime could not load ${modelPath} on ${opts.executionProvider}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /**
+   * Runs `tokens` at `positions` over `cache` (which it does not change) and returns the logits of
+   * `logitRows` (indices into `tokens`) and the tokens' new K/V.
+   */
+  async forward(tokens: readonly number[], positions: readonly number[], cache: KvCache, logitRows: readonly number[]): Promise<ForwardResult> {
+    const c = this.config;
+    const T = tokens.length;
+    if (T === 0 || positions.length !== T) throw new EpicacheError("invalid_argument", `forward: ${T} tokens with ${positions.length} positions`);
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= c.vocabSize) throw new EpicacheError("invalid_argument", `token id ${t} is outside the vocabulary`);
+    }
+    const lengths = new BigInt64Array(c.numLayers * c.numKvHeads);
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor("int64", BigInt64Array.from(tokens, BigInt), [T]),
+      positions: new ort.Tensor("int64", BigInt64Array.from(positions, BigInt), [T]),
+      logits_index: new ort.Tensor("int64", BigInt64Array.from(logitRows, BigInt), [logitRows.length]),
+      past_lengths: new ort.Tensor("int64", lengths, [c.numLayers, c.numKvHeads]),
+    };
+    const P = cache.capacity;
+    for (let l = 0; l < c.numLayers; l++) {
+      const layer = cache.layers[l];
+      for (let h = 0; h < c.numKvHeads; h++) lengths[l * c.numKvHeads + h] = BigInt(layer.lengths[h]);
+      feeds[`past_key_${l}`] = new ort.Tensor("float32", layer.keys, [c.numKvHeads, P, c.headDim]);
+      feeds[`past_value_${l}`] = new ort.Tensor("float32", layer.values, [c.numKvHeads, P, c.headDim]);
+    }
+    const out = await this.session.run(feeds);
+    const keys: Float32Array[] = [];
+    const values: Float32Array[] = [];
+    for (let l = 0; l < c.numLayers; l++) {
+      keys.push(out[`present_key_${l}`].data as Float32Array);
+      values.push(out[`present_value_${l}`].data as Float32Array);
+    }
+    return { logits: out.logits.data as Float32Array, keys, values };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

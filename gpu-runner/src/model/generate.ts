@@ -1,0 +1,61 @@
+/**
+ * Text generation over the decoder: prefill the prompt in chunks, then one token per step until
+ * the token budget or an end-of-generation token.
+ */
+import { EpicacheError } from "@epicache/shared";
+import { KvCache } from "./kv-cache";
+import type { ChatModel } from "./load";
+import { argmax, sampleWithTemperature, seededRandom } from "./sampling";
+
+export interface GenerateOptions {
+  maxTokens: number;
+  /** 0 (default) is greedy. */
+  temperature?: number;
+  seed?: number;
+  /** Tokens that end generation (not emitted); default: the tokenizer's EOS and end-of-turn. */
+  stopIds?: ReadonlySet<number>;
+  /** Prompt tokens per forward call while prefilling. */
+  prefillChunk?: number;
+  /** Continue from this cache (it is extended in place). */
+  cache?: KvCache;
+}
+
+export interface GeneratedToken {
+  id: number;
+  /** Text this token completes (may be empty while a UTF-8 character is incomplete). */
+  text: string;
+}
+
+export async function* generate(model: ChatModel, prompt: readonly number[], opts: GenerateOptions): AsyncGenerator<GeneratedToken> {
+  const { decoder, tokenizer, config } = model;
+  if (prompt.length === 0) throw new EpicacheError("invalid_argument", "the prompt is empty");
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new EpicacheError("invalid_argument", `max tokens must be a non-negative integer, got ${opts.maxTokens}`);
+  const temperature = opts.temperature ?? 0;
+  if (!(temperature >= 0)) throw new EpicacheError("invalid_argument", `temperature must be ≥ 0, got ${temperature}`);
+  const random = seededRandom(opts.seed ?? 0);
+  const stops = opts.stopIds ?? tokenizer.stopIds;
+  const chunk = opts.prefillChunk ?? 512;
+  const cache = opts.cache ?? new KvCache(config);
+  const V = config.vocabSize;
+  const pick = (logits: Float32Array) => (temperature === 0 ? argmax(logits, 0, V) : sampleWithTemperature(logits, temperature, random, 0, V));
+
+  let logits: Float32Array | undefined;
+  for (let start = 0; start < prompt.length; start += chunk) {
+    const ids = prompt.slice(start, start + chunk);
+    const positions = ids.map((_, i) => cache.nextPosition + i);
+    const out = await decoder.forward(ids, positions, cache, [ids.length - 1]);
+    cache.append(out.keys, out.values, positions);
+    logits = out.logits;
+  }
+  const text = tokenizer.streamDecoder();
+  for (let n = 0; n < opts.maxTokens && logits; n++) {
+    const id = pick(logits);
+    if (stops.has(id)) return;
+    yield { id, text: text(id) };
+    if (n + 1 === opts.maxTokens) return;
+    const position = cache.nextPosition;
+    const out = await decoder.forward([id], [position], cache, [0]);
+    cache.append(out.keys, out.values, [position]);
+    logits = out.logits;
+  }
+}

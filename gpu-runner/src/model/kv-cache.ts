@@ -1,0 +1,108 @@
+/**
+ * The KV cache the decoder graph reads: per layer, keys and values as [kvHeads, capacity, headDim],
+ * a valid length per head, and the original absolute position of every kept entry. Heads of a layer
+ * may hold different numbers of entries (after head-wise eviction); the graph masks the padding.
+ */
+import type { LlamaConfig } from "./config";
+
+export interface LayerCache {
+  keys: Float32Array; //      [kvHeads, capacity, headDim]
+  values: Float32Array; //    [kvHeads, capacity, headDim]
+  positions: Int32Array; //   [kvHeads, capacity]
+  lengths: Int32Array; //     [kvHeads]
+}
+
+export class KvCache {
+  readonly layers: LayerCache[];
+  readonly kvHeads: number;
+  readonly headDim: number;
+  capacity: number;
+  /** The position the next token takes: the length of the whole history fed so far. */
+  nextPosition = 0;
+
+  constructor(config: Pick<LlamaConfig, "numLayers" | "numKvHeads" | "headDim">, capacity = 64) {
+    this.kvHeads = config.numKvHeads;
+    this.headDim = config.headDim;
+    this.capacity = capacity;
+    this.layers = Array.from({ length: config.numLayers }, () => this.emptyLayer(capacity));
+  }
+
+  private emptyLayer(capacity: number): LayerCache {
+    const n = this.kvHeads * capacity;
+    return {
+      keys: new Float32Array(n * this.headDim),
+      values: new Float32Array(n * this.headDim),
+      positions: new Int32Array(n),
+      lengths: new Int32Array(this.kvHeads),
+    };
+  }
+
+  /** The longest head of any layer. */
+  get maxLength(): number {
+    let m = 0;
+    for (const layer of this.layers) for (const n of layer.lengths) m = Math.max(m, n);
+    return m;
+  }
+
+  /** Total cached (head, token) entries over all layers. */
+  get entries(): number {
+    let n = 0;
+    for (const layer of this.layers) for (const len of layer.lengths) n += len;
+    return n;
+  }
+
+  /** Makes room for `extra` more entries in every head, growing geometrically. */
+  reserve(extra: number): void {
+    const need = this.maxLength + extra;
+    if (need <= this.capacity) return;
+    let cap = Math.max(this.capacity, 64);
+    while (cap < need) cap *= 2;
+    const D = this.headDim;
+    for (let l = 0; l < this.layers.length; l++) {
+      const old = this.layers[l];
+      const next = this.emptyLayer(cap);
+      next.lengths.set(old.lengths);
+      for (let h = 0; h < this.kvHeads; h++) {
+        const n = old.lengths[h];
+        next.keys.set(old.keys.subarray(h * this.capacity * D, (h * this.capacity + n) * D), h * cap * D);
+        next.values.set(old.values.subarray(h * this.capacity * D, (h * this.capacity + n) * D), h * cap * D);
+        next.positions.set(old.positions.subarray(h * this.capacity, h * this.capacity + n), h * cap);
+      }
+      this.layers[l] = next;
+    }
+    this.capacity = cap;
+  }
+
+  /**
+   * Appends the new tokens' K/V of every layer (each [kvHeads, T, headDim], as the graph returns
+   * them) at `positions`.
+   */
+  append(keys: Float32Array[], values: Float32Array[], positions: readonly number[]): void {
+    const T = positions.length;
+    this.reserve(T);
+    const D = this.headDim;
+    for (let l = 0; l < this.layers.length; l++) {
+      const layer = this.layers[l];
+      for (let h = 0; h < this.kvHeads; h++) {
+        const at = h * this.capacity + layer.lengths[h];
+        layer.keys.set(keys[l].subarray(h * T * D, (h + 1) * T * D), at * D);
+        layer.values.set(values[l].subarray(h * T * D, (h + 1) * T * D), at * D);
+        for (let t = 0; t < T; t++) layer.positions[at + t] = positions[t];
+        layer.lengths[h] += T;
+      }
+    }
+    for (const p of positions) this.nextPosition = Math.max(this.nextPosition, p + 1);
+  }
+
+  /** A deep copy (for branching a generation off a shared prefix). */
+  clone(): KvCache {
+    const c = Object.create(KvCache.prototype) as KvCache;
+    Object.assign(c, {
+      kvHeads: this.kvHeads, headDim: this.headDim, capacity: this.capacity, nextPosition: this.nextPosition,
+      layers: this.layers.map((l) => ({
+        keys: l.keys.slice(), values: l.values.slice(), positions: l.positions.slice(), lengths: l.lengths.slice(),
+      })),
+    });
+    return c;
+  }
+}

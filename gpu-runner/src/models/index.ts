@@ -1,0 +1,2 @@
+export { MODELS, ALIASES, findModel, type ModelSpec, type PinnedArchive } from "./registry";
+export { pullModel, pullDefaults, requireModel, modelPath, isPulled, type PullOptions, type PullResult } from "./pull";

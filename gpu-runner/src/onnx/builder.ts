@@ -1,0 +1,190 @@
+/**
+ * A small builder for ONNX graphs: named values, nodes, constants and initializers, encoded with the
+ * ONNX protobuf schema (onnx-proto). Large initializers go to an external data file, as ONNX's
+ * external-data convention describes, so graphs of any size stay under protobuf's 2 GiB limit.
+ */
+import onnxProto from "onnx-proto";
+
+const { onnx } = onnxProto;
+export type ModelProto = InstanceType<typeof onnx.ModelProto>;
+
+export const DType = {
+  float: onnx.TensorProto.DataType.FLOAT,
+  float16: onnx.TensorProto.DataType.FLOAT16,
+  int64: onnx.TensorProto.DataType.INT64,
+  int32: onnx.TensorProto.DataType.INT32,
+  bool: onnx.TensorProto.DataType.BOOL,
+  uint8: onnx.TensorProto.DataType.UINT8,
+} as const;
+export type DTypeId = (typeof DType)[keyof typeof DType];
+
+/** A dimension: a fixed size or a symbolic name. */
+export type Dim = number | string;
+
+/** An attribute: an integer, a list of integers, a string, `{ float }` or a small tensor. */
+type AttrValue = number | number[] | string | { float: number } | { tensor: Float32Array | BigInt64Array; dims: number[] };
+
+/** Initializer bytes destined for the external data file, produced when the file is written. */
+export interface ExternalChunk {
+  name: string;
+  byteLength: number;
+  bytes: () => Uint8Array;
+}
+
+const EXTERNAL_ALIGN = 64;
+
+export class GraphBuilder {
+  private readonly nodes: InstanceType<typeof onnx.NodeProto>[] = [];
+  private readonly inputs: InstanceType<typeof onnx.ValueInfoProto>[] = [];
+  private readonly outputs: InstanceType<typeof onnx.ValueInfoProto>[] = [];
+  private readonly initializers: InstanceType<typeof onnx.TensorProto>[] = [];
+  private readonly chunks: ExternalChunk[] = [];
+  private externalBytes = 0;
+  private counter = 0;
+  private readonly constCache = new Map<string, string>();
+
+  constructor(private readonly externalFile: string) {}
+
+  private fresh(hint: string): string {
+    return `${hint}_${this.counter++}`;
+  }
+
+  input(name: string, type: DTypeId, shape: Dim[]): string {
+    this.inputs.push(valueInfo(name, type, shape));
+    return name;
+  }
+
+  output(value: string, name: string, type: DTypeId, shape: Dim[]): void {
+    if (value !== name) this.node("Identity", [value], {}, name);
+    this.outputs.push(valueInfo(name, type, shape));
+  }
+
+  /** Adds a node and returns the name of its (first) output. */
+  node(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outName?: string, domain = ""): string {
+    return this.nodeN(op, inputs, 1, attrs, outName ? [outName] : undefined, domain)[0];
+  }
+
+  /** Adds a node with `nOut` outputs. */
+  nodeN(op: string, inputs: string[], nOut: number, attrs: Record<string, AttrValue> = {}, outNames?: string[], domain = ""): string[] {
+    const outs = outNames ?? Array.from({ length: nOut }, () => this.fresh(op.toLowerCase()));
+    this.nodes.push(
+      onnx.NodeProto.create({
+        opType: op, domain, input: inputs, output: outs, name: this.fresh(`n_${op}`),
+        attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+      }),
+    );
+    return outs;
+  }
+
+  /** An int64 constant (cached by value). */
+  ints(values: number[], dims: number[] = [values.length]): string {
+    const key = `i64:${dims.join("x")}:${values.join(",")}`;
+    const hit = this.constCache.get(key);
+    if (hit) return hit;
+    const name = this.fresh("c_i64");
+    this.initializers.push(onnx.TensorProto.create({ name, dataType: DType.int64, dims, int64Data: values }));
+    this.constCache.set(key, name);
+    return name;
+  }
+
+  /** A scalar int64 constant. */
+  int(value: number): string {
+    return this.ints([value], []);
+  }
+
+  /** A float constant held inline (small tensors). */
+  floats(values: ArrayLike<number>, dims: number[] = [values.length]): string {
+    const arr = Float32Array.from(values as ArrayLike<number>);
+    const key = `f32:${dims.join("x")}:${Array.from(arr).join(",")}`;
+    if (arr.length <= 16) {
+      const hit = this.constCache.get(key);
+      if (hit) return hit;
+    }
+    const name = this.fresh("c_f32");
+    this.initializers.push(onnx.TensorProto.create({ name, dataType: DType.float, dims, rawData: bytesOf(arr) }));
+    if (arr.length <= 16) this.constCache.set(key, name);
+    return name;
+  }
+
+  float(value: number): string {
+    return this.floats([value], []);
+  }
+
+  /**
+   * A float weight stored in the external data file. `data` is called once, when the file is written,
+   * so only one large tensor is in memory at a time.
+   */
+  weight(name: string, dims: number[], data: () => Float32Array): string {
+    const byteLength = dims.reduce((a, b) => a * b, 1) * 4;
+    const pad = (EXTERNAL_ALIGN - (this.externalBytes % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
+    if (pad) {
+      this.chunks.push({ name: `${name}#pad`, byteLength: pad, bytes: () => new Uint8Array(pad) });
+      this.externalBytes += pad;
+    }
+    this.initializers.push(
+      onnx.TensorProto.create({
+        name, dataType: DType.float, dims,
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: "location", value: this.externalFile },
+          { key: "offset", value: String(this.externalBytes) },
+          { key: "length", value: String(byteLength) },
+        ],
+      }),
+    );
+    this.chunks.push({
+      name, byteLength,
+      bytes: () => {
+        const a = data();
+        if (a.byteLength !== byteLength) throw new Error(`weight ${name}: ${a.byteLength} bytes, ${byteLength} declared`);
+        return bytesOf(a);
+      },
+    });
+    this.externalBytes += byteLength;
+    return name;
+  }
+
+  /** The encoded model and the external data chunks, in file order. */
+  build(opts: { opset: number; producer: string; msOpset?: number }): { model: Uint8Array; external: ExternalChunk[] } {
+    const opsetImport = [{ domain: "", version: opts.opset }];
+    if (opts.msOpset) opsetImport.push({ domain: "com.microsoft", version: opts.msOpset });
+    const model = onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: opts.producer,
+      opsetImport,
+      graph: onnx.GraphProto.create({
+        name: "main", node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers,
+      }),
+    });
+    return { model: onnx.ModelProto.encode(model).finish(), external: this.chunks };
+  }
+}
+
+function bytesOf(a: Float32Array | BigInt64Array | Int32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function valueInfo(name: string, type: DTypeId, shape: Dim[]) {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: {
+      tensorType: {
+        elemType: type,
+        shape: { dim: shape.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  });
+}
+
+function attribute(name: string, v: AttrValue) {
+  const A = onnx.AttributeProto.AttributeType;
+  if (typeof v === "string") return onnx.AttributeProto.create({ name, type: A.STRING, s: new TextEncoder().encode(v) });
+  if (typeof v === "number") return onnx.AttributeProto.create({ name, type: A.INT, i: v });
+  if ("float" in v) return onnx.AttributeProto.create({ name, type: A.FLOAT, f: v.float });
+  if (Array.isArray(v)) return onnx.AttributeProto.create({ name, type: A.INTS, ints: v });
+  const dataType = v.tensor instanceof Float32Array ? DType.float : DType.int64;
+  return onnx.AttributeProto.create({
+    name, type: A.TENSOR,
+    t: onnx.TensorProto.create({ dataType, dims: v.dims, rawData: new Uint8Array(v.tensor.buffer, v.tensor.byteOffset, v.tensor.byteLength) }),
+  });
+}

@@ -1,0 +1,1 @@
+export { TextTokenizer, type ChatMessage, type TokenizerInfo } from "./tokenizer";

@@ -1,0 +1,83 @@
+/**
+ * Error codes that cross package and process boundaries. A code is a stable string: clients and the
+ * edge–runner protocol match on it, never on `instanceof` or on the message.
+ *
+ * @example
+ * ```ts
+ * throw new EpicacheError("gguf_truncated", "model.gguf ends at byte 120 inside tensor info 3");
+ * // → HTTP layers map `error.code` to a status with {@link httpStatusOf}.
+ * ```
+ */
+export const ERROR_CODES = {
+  // input
+  invalid_argument: 400,
+  invalid_json: 400,
+  // models and files
+  model_not_found: 404,
+  model_checksum_mismatch: 422,
+  model_fetch_failed: 502,
+  tool_missing: 500,
+  gguf_invalid: 422,
+  gguf_truncated: 422,
+  gguf_unsupported: 422,
+  tokenizer_invalid: 422,
+  model_unsupported: 422,
+  // runtime
+  runtime_failed: 500,
+  internal: 500,
+} as const;
+
+/** One of the stable error codes of {@link ERROR_CODES}. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/**
+ * An error with a stable {@link ErrorCode}. Expected outcomes are values; this is for input that cannot
+ * be used and for broken invariants.
+ *
+ * @example
+ * ```ts
+ * try { parse(bytes) } catch (e) { if (isEpicacheError(e) && e.code === "gguf_truncated") … }
+ * ```
+ */
+export class EpicacheError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "EpicacheError";
+    this.code = code;
+  }
+
+  /** The JSON error body every HTTP surface returns: `{error: {code, message}}`. */
+  toJSON(): { error: { code: ErrorCode; message: string } } {
+    return { error: { code: this.code, message: this.message } };
+  }
+}
+
+/**
+ * True when `e` carries one of our codes (also across realms, where `instanceof` fails).
+ *
+ * @example
+ * ```ts
+ * isEpicacheError(new EpicacheError("internal", "x")); // true
+ * ```
+ */
+export function isEpicacheError(e: unknown): e is EpicacheError {
+  return (
+    typeof e === "object" &&
+    e !== null &&
+    typeof (e as { code?: unknown }).code === "string" &&
+    (e as { code: string }).code in ERROR_CODES
+  );
+}
+
+/**
+ * The HTTP status for a code.
+ *
+ * @example
+ * ```ts
+ * httpStatusOf("invalid_argument"); // 400
+ * ```
+ */
+export function httpStatusOf(code: ErrorCode): number {
+  return ERROR_CODES[code];
+}
