@@ -95,8 +95,8 @@ const SCALAR_BYTES: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 
 
 /** Reads the header region of a source through a growing window. */
 class Cursor {
-  private buf = new Uint8Array(0);
-  private view = new DataView(this.buf.buffer);
+  private buf: Uint8Array = new Uint8Array(0);
+  private view: DataView = new DataView(this.buf.buffer);
   private bufStart = 0;
   pos = 0;
   constructor(private readonly src: ByteSource, private readonly what: string) {}

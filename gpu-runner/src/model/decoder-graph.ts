@@ -3,7 +3,8 @@
  *
  * Inputs
  *   input_ids      int64 [T]              new tokens
- *   positions      int64 [T]              their absolute positions (RoPE)
+ *   rope_cos       f32   [T, D/2]         cos of each rotation angle at the tokens' positions
+ *   rope_sin       f32   [T, D/2]         (see rope.ts: positions live outside the graph)
  *   logits_index   int64 [N]              which of the T rows produce logits
  *   past_lengths   int64 [L, kvH]         valid entries per layer and KV head
  *   past_key_ℓ     f32   [kvH, P, D]      per layer; entries at or beyond past_lengths[ℓ, h] are padding
@@ -16,13 +17,22 @@
  * New tokens attend to every valid past entry and causally to each other. Past keys carry their
  * RoPE already, so where they sit in the buffer does not matter: heads may hold different numbers
  * of entries, from different original positions.
+ *
+ * Numerics. "exact" computes in f32 throughout. "ggml" rounds where llama.cpp's CPU kernels round,
+ * so that a GGUF model generates what llama.cpp generates: the input of each matrix product is
+ * quantised to 8 bits per 32-value block for quantised weights (ggml's Q8_0/Q8_1: scale
+ * max|x|/127 stored as f16, values round(x·127/max|x|), and for Q4_1 weights the block-sum term
+ * that ggml takes from the Q8_1 block's own f16 sum) or rounded to f16 for f16 weights; keys and
+ * values are stored as f16 (llama.cpp's default cache type); queries and attention probabilities are
+ * rounded to f16, as ggml converts them for the products with the f16 cache.
  */
 import { GraphBuilder, DType } from "../onnx/builder";
 import type { LlamaConfig } from "./config";
-import { ropeInvFreq } from "./rope";
 import type { WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 1;
+export const DECODER_GRAPH_VERSION = 3;
+
+export type Numerics = "ggml" | "exact";
 export const OPSET = 17;
 
 export interface DecoderGraph {
@@ -30,7 +40,7 @@ export interface DecoderGraph {
   external: ReturnType<GraphBuilder["build"]>["external"];
 }
 
-export function buildDecoderGraph(weights: WeightSource, externalFile: string): DecoderGraph {
+export function buildDecoderGraph(weights: WeightSource, externalFile: string, numerics: Numerics): DecoderGraph {
   const c = weights.config;
   const g = new GraphBuilder(externalFile);
   const E = c.hiddenSize, H = c.numHeads, KV = c.numKvHeads, D = c.headDim, F = c.intermediateSize;
@@ -39,7 +49,8 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string): 
 
   // ── inputs ────────────────────────────────────────────────────────────────
   const ids = g.input("input_ids", DType.int64, ["T"]);
-  const positions = g.input("positions", DType.int64, ["T"]);
+  const ropeCos = g.input("rope_cos", DType.float, ["T", D / 2]);
+  const ropeSin = g.input("rope_sin", DType.float, ["T", D / 2]);
   const logitsIndex = g.input("logits_index", DType.int64, ["N"]);
   const pastLengths = g.input("past_lengths", DType.int64, [L, KV]);
 
@@ -50,17 +61,41 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string): 
   // ── shared per call: sequence length, RoPE tables, causal part of the mask ──
   const T = g.node("Shape", [ids]); // [1]
   const Tsc = g.node("Squeeze", [T, g.ints([0])]); // scalar
-  const posF = g.node("Cast", [positions], { to: DType.float }); // [T]
-  const freqs = g.node("Mul", [g.node("Unsqueeze", [posF, g.ints([1])]), g.floats(ropeInvFreq(c), [1, D / 2])]); // [T, D/2]
-  const emb = g.node("Concat", [freqs, freqs], { axis: 1 }); // [T, D]
-  const cos = g.node("Unsqueeze", [g.node("Cos", [emb]), g.ints([0])]); // [1, T, D]
-  const sin = g.node("Unsqueeze", [g.node("Sin", [emb]), g.ints([0])]); // [1, T, D]
+  const cos = g.node("Unsqueeze", [g.node("Concat", [ropeCos, ropeCos], { axis: 1 }), g.ints([0])]); // [1, T, D]
+  const sin = g.node("Unsqueeze", [g.node("Concat", [ropeSin, ropeSin], { axis: 1 }), g.ints([0])]); // [1, T, D]
   const r = g.node("Range", [g.int(0), Tsc, g.int(1)]); // [T]
   const causal = g.node("LessOrEqual", [g.node("Unsqueeze", [r, g.ints([0])]), g.node("Unsqueeze", [r, g.ints([1])])]); // [T(q), T(k)]: k ≤ q
   const causalKV = g.node("Expand", [g.node("Unsqueeze", [causal, g.ints([0])]), g.node("Concat", [g.ints([KV]), T, T], { axis: 0 })]); // [KV, T, T]
   const zero = g.float(0);
   const negInf = g.float(-Infinity);
   const scale = g.float(1 / Math.sqrt(D));
+
+  const toF16 = (x: string) => (numerics === "ggml" ? g.node("Cast", [g.node("Cast", [x], { to: DType.float16 })], { to: DType.float }) : x);
+  type WeightName = Parameters<WeightSource["rounding"]>[0];
+  /**
+   * x · Wᵀ for W [out, K] (an initializer), with llama.cpp's rounding of x for W's storage type.
+   * `mins` gives Q4_1 block minimums of W's rows, [out, K/32], when they apply.   x: [T, K] → [T, out]
+   */
+  const linear = (x: string, w: string, name: WeightName, layer: number | undefined, K: number, out: number, mins?: () => Float32Array | null) => {
+    const r = numerics === "ggml" ? weights.rounding(name, layer) : "none";
+    if (r === "none") return g.node("Gemm", [x, w], { transB: 1 });
+    if (r === "f16") return g.node("Gemm", [toF16(x), w], { transB: 1 });
+    const blocks = g.node("Reshape", [x, g.ints([-1, 32])]); // [T·K/32, 32]
+    const amax = g.node("ReduceMax", [g.node("Abs", [blocks])], { axes: [1], keepdims: 1 }); // [T·K/32, 1]
+    const id = g.node("Div", [g.float(127), g.node("Max", [amax, g.float(1e-30)])]); // all-zero blocks stay 0
+    const d32 = g.node("Div", [amax, g.float(127)]);
+    const d = toF16(d32);
+    const q = g.node("Round", [g.node("Mul", [blocks, id])]); // round half to even, as AVX's _mm256_round_ps
+    const xq = g.node("Reshape", [g.node("Mul", [q, d]), g.ints([-1, K])]); // [T, K]
+    const y = g.node("Gemm", [xq, w], { transB: 1 }); // [T, out]
+    if (r !== "q8" || !mins || weights.blockMins(name, layer) === null) return y;
+    // Q4_1 · Q8_1: ggml adds m·s per block with s = f16(d·Σq) stored in the Q8_1 block, where the
+    // product above adds m·f16(d)·Σq. Add the difference: corr [T, K/32] · minsᵀ [K/32, out].
+    const sumQ = g.node("ReduceSum", [q, g.ints([1])], { keepdims: 1 }); // [T·K/32, 1]
+    const corr = g.node("Sub", [toF16(g.node("Mul", [d32, sumQ])), g.node("Mul", [d, sumQ])]);
+    const m = g.weight(`${w}.mins`, [out, K / 32], () => mins() ?? new Float32Array(out * (K / 32)));
+    return g.node("Add", [y, g.node("Gemm", [g.node("Reshape", [corr, g.ints([-1, K / 32])]), m], { transB: 1 })]);
+  };
 
   const rmsNorm = (x: string, w: string, eps: number) => {
     // x / sqrt(mean(x²) + eps) · w over the last axis, as llama.cpp (multiply by the reciprocal).
@@ -90,7 +125,8 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string): 
     const wqkv = g.weight(`l${l}.wqkv`, [(H + 2 * KV) * D, E], () =>
       concat([weights.layer(l, "wq"), weights.layer(l, "wk"), weights.layer(l, "wv")]),
     );
-    let qkv = g.node("Gemm", [h, wqkv], { transB: 1 }); // [T, (H+2KV)·D]
+    const qkvMins = () => stack([weights.blockMins("wq", l), weights.blockMins("wk", l), weights.blockMins("wv", l)]);
+    let qkv = linear(h, wqkv, "wq", l, E, (H + 2 * KV) * D, qkvMins); // [T, (H+2KV)·D]
     if (c.qkvBias) {
       const b = g.weight(`l${l}.bqkv`, [(H + 2 * KV) * D], () =>
         concat([weights.layer(l, "bq"), weights.layer(l, "bk"), weights.layer(l, "bv")]),
@@ -100,13 +136,13 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string): 
     const [q0, k0, v0] = g.nodeN("Split", [qkv, g.ints([H * D, KV * D, KV * D])], 3, { axis: 1 });
     let q = g.node("Transpose", [g.node("Reshape", [q0, g.ints([-1, H, D])])], { perm: [1, 0, 2] }); // [H, T, D]
     let k = g.node("Transpose", [g.node("Reshape", [k0, g.ints([-1, KV, D])])], { perm: [1, 0, 2] }); // [KV, T, D]
-    const v = g.node("Transpose", [g.node("Reshape", [v0, g.ints([-1, KV, D])])], { perm: [1, 0, 2] }); // [KV, T, D]
+    const v = toF16(g.node("Transpose", [g.node("Reshape", [v0, g.ints([-1, KV, D])])], { perm: [1, 0, 2] })); // [KV, T, D]
     if (c.qkNorm) {
       q = rmsNorm(q, w("qNorm", [D]), c.rmsNormEps);
       k = rmsNorm(k, w("kNorm", [D]), c.rmsNormEps);
     }
-    q = rotate(q);
-    k = rotate(k);
+    q = toF16(rotate(q));
+    k = toF16(rotate(k));
     g.output(k, `present_key_${l}`, DType.float, [KV, "T", D]);
     g.output(v, `present_value_${l}`, DType.float, [KV, "T", D]);
 
@@ -123,29 +159,35 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string): 
     const mask = g.node("Unsqueeze", [g.node("Where", [valid, zero, negInf]), g.ints([1])]); // [KV, 1, T, P+T]
 
     // Grouped-query attention: query heads h·G … h·G+G−1 read KV head h.
-    const qg = g.node("Reshape", [g.node("Mul", [q, scale]), g.ints([KV, G, -1, D])]); // [KV, G, T, D]
+    const qg = g.node("Reshape", [q, g.ints([KV, G, -1, D])]); // [KV, G, T, D]
     const kT = g.node("Unsqueeze", [g.node("Transpose", [kAll], { perm: [0, 2, 1] }), g.ints([1])]); // [KV, 1, D, P+T]
-    const scores = g.node("Add", [g.node("MatMul", [qg, kT]), mask]); // [KV, G, T, P+T]
-    const probs = g.node("Softmax", [scores], { axis: -1 }); // [KV, G, T, P+T]
+    const scores = g.node("Add", [g.node("Mul", [g.node("MatMul", [qg, kT]), scale]), mask]); // [KV, G, T, P+T]
+    const probs = toF16(g.node("Softmax", [scores], { axis: -1 })); // [KV, G, T, P+T]
     const ctx = g.node("MatMul", [probs, g.node("Unsqueeze", [vAll, g.ints([1])])]); // [KV, G, T, D]
     const ctxT = g.node("Reshape", [g.node("Transpose", [g.node("Reshape", [ctx, g.ints([H, -1, D])])], { perm: [1, 0, 2] }), g.ints([-1, H * D])]); // [T, H·D]
-    x = g.node("Add", [x, g.node("Gemm", [ctxT, w("wo", [E, H * D])], { transB: 1 })]); // [T, E]
+    x = g.node("Add", [x, linear(ctxT, w("wo", [E, H * D]), "wo", l, H * D, E, () => weights.blockMins("wo", l))]); // [T, E]
 
     // ── SwiGLU MLP ──
     const h2 = rmsNorm(x, w("ffnNorm", [E]), c.rmsNormEps); // [T, E]
     const wgu = g.weight(`l${l}.wgateup`, [2 * F, E], () => concat([weights.layer(l, "wGate"), weights.layer(l, "wUp")]));
-    const [gate, up] = g.nodeN("Split", [g.node("Gemm", [h2, wgu], { transB: 1 }), g.ints([F, F])], 2, { axis: 1 }); // [T, F] ×2
+    const guMins = () => stack([weights.blockMins("wGate", l), weights.blockMins("wUp", l)]);
+    const [gate, up] = g.nodeN("Split", [linear(h2, wgu, "wGate", l, E, 2 * F, guMins), g.ints([F, F])], 2, { axis: 1 }); // [T, F] ×2
     const act = g.node("Mul", [g.node("Mul", [gate, g.node("Sigmoid", [gate])]), up]); // [T, F]
-    x = g.node("Add", [x, g.node("Gemm", [act, w("wDown", [E, F])], { transB: 1 })]); // [T, E]
+    x = g.node("Add", [x, linear(act, w("wDown", [E, F]), "wDown", l, F, E, () => weights.blockMins("wDown", l))]); // [T, E]
   }
 
   // ── head: final norm on the requested rows, then the vocabulary projection ──
   const rows = g.node("Gather", [x, logitsIndex], { axis: 0 }); // [N, E]
   const hn = rmsNorm(rows, g.weight("output_norm", [E], () => weights.global("outputNorm")), c.rmsNormEps);
-  const logits = g.node("Gemm", [hn, outW], { transB: 1 }); // [N, V]
+  const logits = linear(hn, outW, "output", undefined, E, c.vocabSize, () => weights.blockMins("output")); // [N, V]
   g.output(logits, "logits", DType.float, ["N", c.vocabSize]);
 
-  return g.build({ opset: OPSET, producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}` });
+  return g.build({ opset: OPSET, producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}` });
+}
+
+/** Row-stacks the block minimums of fused matrices; null unless every part has them. */
+function stack(parts: Array<Float32Array | null>): Float32Array | null {
+  return parts.every((p): p is Float32Array => p !== null) ? concat(parts) : null;
 }
 
 function concat(parts: Float32Array[]): Float32Array {

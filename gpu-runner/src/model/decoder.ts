@@ -5,6 +5,8 @@ import * as ort from "onnxruntime-node";
 import { EpicacheError } from "@epicache/shared";
 import type { LlamaConfig } from "./config";
 import type { KvCache } from "./kv-cache";
+import type { Numerics } from "./decoder-graph";
+import { ropeTables } from "./rope";
 
 export interface RuntimeOptions {
   /** "cpu" (default) or "cuda" (GPU images). */
@@ -26,17 +28,21 @@ export interface ForwardResult {
 export class Decoder {
   private constructor(
     readonly config: LlamaConfig,
+    readonly numerics: Numerics,
     private readonly session: ort.InferenceSession,
   ) {}
 
-  static async load(modelPath: string, config: LlamaConfig, opts: RuntimeOptions = DEFAULT_RUNTIME): Promise<Decoder> {
+  static async load(modelPath: string, config: LlamaConfig, numerics: Numerics, opts: RuntimeOptions = DEFAULT_RUNTIME): Promise<Decoder> {
     try {
       const session = await ort.InferenceSession.create(modelPath, {
         executionProviders: [opts.executionProvider],
         graphOptimizationLevel: "all",
+        // Idle intra-op threads would otherwise spin, starving anything else on the machine (a second
+        // runtime, the HTTP server) for little gain on a few cores.
+        extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } },
         ...(opts.threads > 0 ? { intraOpNumThreads: opts.threads } : {}),
       });
-      return new Decoder(config, session);
+      return new Decoder(config, numerics, session);
     } catch (e) {
       throw new EpicacheError("runtime_failed", `onnxruntime could not load ${modelPath} on ${opts.executionProvider}: ${(e as Error).message}`, { cause: e });
     }
@@ -54,9 +60,11 @@ export class Decoder {
       if (!Number.isInteger(t) || t < 0 || t >= c.vocabSize) throw new EpicacheError("invalid_argument", `token id ${t} is outside the vocabulary`);
     }
     const lengths = new BigInt64Array(c.numLayers * c.numKvHeads);
+    const rope = ropeTables(positions, c, this.numerics);
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor("int64", BigInt64Array.from(tokens, BigInt), [T]),
-      positions: new ort.Tensor("int64", BigInt64Array.from(positions, BigInt), [T]),
+      rope_cos: new ort.Tensor("float32", rope.cos, [T, c.headDim / 2]),
+      rope_sin: new ort.Tensor("float32", rope.sin, [T, c.headDim / 2]),
       logits_index: new ort.Tensor("int64", BigInt64Array.from(logitRows, BigInt), [logitRows.length]),
       past_lengths: new ort.Tensor("int64", lengths, [c.numLayers, c.numKvHeads]),
     };

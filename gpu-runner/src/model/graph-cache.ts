@@ -5,14 +5,14 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { buildDecoderGraph, DECODER_GRAPH_VERSION } from "./decoder-graph";
+import { buildDecoderGraph, DECODER_GRAPH_VERSION, type Numerics } from "./decoder-graph";
 import type { WeightSource } from "./weights";
 
 export const WEIGHTS_FILE = "weights.bin";
 
 /** Returns the path of the decoder graph for these weights, building it first if needed. */
-export function ensureDecoderGraph(weights: WeightSource, root: string, log: (msg: string) => void = () => {}): string {
-  const dir = join(root, `${weights.fingerprint}-g${DECODER_GRAPH_VERSION}`);
+export function ensureDecoderGraph(weights: WeightSource, numerics: Numerics, root: string, log: (msg: string) => void = () => {}): string {
+  const dir = join(root, `${weights.fingerprint}-g${DECODER_GRAPH_VERSION}-${numerics}`);
   const modelPath = join(dir, "model.onnx");
   if (existsSync(modelPath)) return modelPath;
   const started = Date.now();
@@ -20,7 +20,7 @@ export function ensureDecoderGraph(weights: WeightSource, root: string, log: (ms
   const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
   mkdirSync(tmp, { recursive: true });
   try {
-    const { model, external } = buildDecoderGraph(weights, WEIGHTS_FILE);
+    const { model, external } = buildDecoderGraph(weights, WEIGHTS_FILE, numerics);
     const fd = openSync(join(tmp, WEIGHTS_FILE), "w");
     try {
       for (const chunk of external) {

@@ -10,10 +10,12 @@ import { graphsDir } from "../paths";
 import { configFromGguf, type LlamaConfig } from "./config";
 import { Decoder, DEFAULT_RUNTIME, type RuntimeOptions } from "./decoder";
 import { ensureDecoderGraph } from "./graph-cache";
+import type { Numerics } from "./decoder-graph";
 import { ggufWeights } from "./weights";
 
 export interface ChatModel {
   path: string;
+  numerics: Numerics;
   config: LlamaConfig;
   tokenizer: TextTokenizer;
   decoder: Decoder;
@@ -40,6 +42,11 @@ export function sha256File(path: string): string {
 
 export interface OpenModelOptions {
   runtime?: RuntimeOptions;
+  /**
+   * "ggml" (default for GGUF files) rounds as llama.cpp's CPU kernels do, so generations match
+   * llama.cpp's; "exact" computes in f32 throughout.
+   */
+  numerics?: Numerics;
   /** Where built graphs live (default `$EPICACHE_HOME/graphs`). */
   graphRoot?: string;
   log?: (msg: string) => void;
@@ -56,9 +63,10 @@ export async function openChatModel(path: string, opts: OpenModelOptions = {}): 
     const tokenizer = TextTokenizer.fromGguf(file);
     const fingerprint = sha256File(path).slice(0, 16);
     const weights = ggufWeights(file, config, fingerprint);
-    const graph = ensureDecoderGraph(weights, opts.graphRoot ?? graphsDir(), opts.log);
-    const decoder = await Decoder.load(graph, config, opts.runtime ?? DEFAULT_RUNTIME);
-    return { path, config, tokenizer, decoder, fingerprint };
+    const numerics = opts.numerics ?? "ggml";
+    const graph = ensureDecoderGraph(weights, numerics, opts.graphRoot ?? graphsDir(), opts.log);
+    const decoder = await Decoder.load(graph, config, numerics, opts.runtime ?? DEFAULT_RUNTIME);
+    return { path, numerics, config, tokenizer, decoder, fingerprint };
   } finally {
     file.close();
   }

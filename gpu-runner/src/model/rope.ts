@@ -23,3 +23,43 @@ export function ropeInvFreq(c: Pick<LlamaConfig, "headDim" | "ropeTheta" | "rope
   }
   return Float32Array.from(inv);
 }
+
+/**
+ * cos and sin of every rotation angle, [T, D/2] each, for tokens at `positions`.
+ *
+ * "ggml" forms the angles as llama.cpp's CPU RoPE does, θ ← θ·base^(−2/D) step by step in f32
+ * (rounding at every step), then takes cos/sin of the f32 angle; "exact" uses the inverse
+ * frequencies of {@link ropeInvFreq}. The tables are computed here rather than in the graph so both
+ * runtimes see the same f32 angles, not two libraries' cos/sin.
+ */
+export function ropeTables(
+  positions: readonly number[],
+  c: Pick<LlamaConfig, "headDim" | "ropeTheta" | "ropeScaling">,
+  style: "ggml" | "exact",
+): { cos: Float32Array; sin: Float32Array } {
+  const half = c.headDim / 2;
+  const cos = new Float32Array(positions.length * half);
+  const sin = new Float32Array(positions.length * half);
+  if (style === "ggml" && c.ropeScaling === null) {
+    const f = Math.fround;
+    const thetaScale = f(c.ropeTheta ** (-2 / c.headDim));
+    positions.forEach((p, t) => {
+      let theta = f(p);
+      for (let i = 0; i < half; i++) {
+        cos[t * half + i] = Math.cos(theta);
+        sin[t * half + i] = Math.sin(theta);
+        theta = f(theta * thetaScale);
+      }
+    });
+    return { cos, sin };
+  }
+  const inv = ropeInvFreq(c);
+  positions.forEach((p, t) => {
+    for (let i = 0; i < half; i++) {
+      const a = Math.fround(p * inv[i]);
+      cos[t * half + i] = Math.cos(a);
+      sin[t * half + i] = Math.sin(a);
+    }
+  });
+  return { cos, sin };
+}

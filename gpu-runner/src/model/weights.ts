@@ -3,13 +3,20 @@
  * that graph building never holds more than one large tensor in memory.
  */
 import { EpicacheError } from "@epicache/shared";
-import { dequantize, type GgufFile } from "../gguf";
+import { dequantize, f16ToF32, type GgufFile } from "../gguf";
 import type { LlamaConfig } from "./config";
 
 /** Names of one layer's tensors. Optional ones exist only in some families. */
 export type LayerTensor =
   | "attnNorm" | "wq" | "wk" | "wv" | "wo" | "bq" | "bk" | "bv" | "qNorm" | "kNorm" | "ffnNorm" | "wGate" | "wUp" | "wDown";
 export type GlobalTensor = "tokenEmbedding" | "outputNorm" | "output";
+
+/**
+ * How llama.cpp's CPU kernels round a matrix product's input for a weight of a given storage type:
+ * quantised weights take the activations quantised to 8 bits per 32-value block (Q8_0/Q8_1), f16
+ * weights take them rounded to f16, f32 weights take them as they are.
+ */
+export type ActivationRounding = "q8" | "f16" | "none";
 
 /** Where weights come from: a GGUF file or a Hugging Face checkpoint. */
 export interface WeightSource {
@@ -18,7 +25,20 @@ export interface WeightSource {
   readonly fingerprint: string;
   global(name: GlobalTensor): Float32Array;
   layer(index: number, name: LayerTensor): Float32Array;
+  /** The activation rounding llama.cpp applies in front of this matrix (see {@link ActivationRounding}). */
+  rounding(name: GlobalTensor | LayerTensor, layer?: number): ActivationRounding;
+  /**
+   * For Q4_1 matrices, the per-block minimum `m` of each row, [out, in/32] (see the graph's
+   * Q8_1 correction); null for other storage types.
+   */
+  blockMins(name: GlobalTensor | LayerTensor, layer?: number): Float32Array | null;
   close(): void;
+}
+
+function roundingOf(type: string): ActivationRounding {
+  if (type === "F32") return "none";
+  if (type === "F16") return "f16";
+  return "q8";
 }
 
 const GGUF_LAYER_NAMES: Record<LayerTensor, string> = {
@@ -69,21 +89,42 @@ export function ggufWeights(file: GgufFile, config: LlamaConfig, fingerprint: st
     wGate: c.intermediateSize * c.hiddenSize, wUp: c.intermediateSize * c.hiddenSize, wDown: c.hiddenSize * c.intermediateSize,
   };
   const permuted = c.architecture === "llama";
+  const typeOf = (name: string) => file.tensors.get(name)?.type ?? "F32";
+  const unpermute = (name: LayerTensor, w: Float32Array, cols: number) => {
+    if (!permuted) return w;
+    if (name === "wq" || name === "bq") return unpermuteRows(w, c.numHeads, c.headDim, name === "bq" ? 1 : cols);
+    if (name === "wk" || name === "bk") return unpermuteRows(w, c.numKvHeads, c.headDim, name === "bk" ? 1 : cols);
+    return w;
+  };
   return {
     config, fingerprint,
+    rounding(name, layer) {
+      if (layer === undefined) {
+        const n = name === "output" && c.tiedEmbeddings ? "tokenEmbedding" : (name as GlobalTensor);
+        return roundingOf(typeOf(GGUF_GLOBAL_NAMES[n]));
+      }
+      return roundingOf(typeOf(`blk.${layer}.${GGUF_LAYER_NAMES[name as LayerTensor]}`));
+    },
     global(name) {
       const size = name === "outputNorm" ? c.hiddenSize : c.vocabSize * c.hiddenSize;
       if (name === "output" && c.tiedEmbeddings) return read(GGUF_GLOBAL_NAMES.tokenEmbedding, size);
       return read(GGUF_GLOBAL_NAMES[name], size);
     },
     layer(index, name) {
-      const w = read(`blk.${index}.${GGUF_LAYER_NAMES[name]}`, layerSizes[name]);
-      if (!permuted) return w;
-      if (name === "wq") return unpermuteRows(w, c.numHeads, c.headDim, c.hiddenSize);
-      if (name === "wk") return unpermuteRows(w, c.numKvHeads, c.headDim, c.hiddenSize);
-      if (name === "bq") return unpermuteRows(w, c.numHeads, c.headDim, 1);
-      if (name === "bk") return unpermuteRows(w, c.numKvHeads, c.headDim, 1);
-      return w;
+      return unpermute(name, read(`blk.${index}.${GGUF_LAYER_NAMES[name]}`, layerSizes[name]), c.hiddenSize);
+    },
+    blockMins(name, layer) {
+      const tensor =
+        layer === undefined
+          ? GGUF_GLOBAL_NAMES[name === "output" && c.tiedEmbeddings ? "tokenEmbedding" : (name as GlobalTensor)]
+          : `blk.${layer}.${GGUF_LAYER_NAMES[name as LayerTensor]}`;
+      const info = file.tensors.get(tensor);
+      if (!info || info.type !== "Q4_1") return null;
+      const bytes = file.readTensorBytes(info);
+      const mins = new Float32Array(info.elementCount / 32);
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let b = 0; b < mins.length; b++) mins[b] = f16ToF32(dv.getUint16(b * 20 + 2, true));
+      return layer === undefined ? mins : unpermute(name as LayerTensor, mins, info.dims[0] / 32);
     },
     close: () => file.close(),
   };

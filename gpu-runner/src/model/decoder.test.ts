@@ -1,0 +1,134 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { openGguf } from "../gguf";
+import { referenceForward, tinyGguf, type TinySpec } from "../testing";
+import { configFromGguf } from "./config";
+import { generate } from "./generate";
+import { KvCache } from "./kv-cache";
+import { openChatModel, type ChatModel } from "./load";
+import { argmax } from "./sampling";
+import { ggufWeights } from "./weights";
+
+const dir = mkdtempSync(join(tmpdir(), "epicache-decoder-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function tiny(spec: TinySpec, name: string): Promise<{ model: ChatModel; path: string }> {
+  const path = join(dir, `${name}.gguf`);
+  writeFileSync(path, tinyGguf(spec).bytes);
+  return { model: await openChatModel(path, { graphRoot: join(dir, "graphs"), numerics: "exact" }), path };
+}
+
+function reference(path: string, tokens: number[]) {
+  const file = openGguf(path);
+  try {
+    return referenceForward(ggufWeights(file, configFromGguf(file), "ref"), tokens);
+  } finally {
+    file.close();
+  }
+}
+
+function maxRelError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
+  let err = 0;
+  for (let i = 0; i < expected.length; i++) err = Math.max(err, Math.abs(actual[i] - expected[i]));
+  return err / scale;
+}
+
+const tokens = [5, 77, 140, 3, 250, 9, 12, 33, 201, 64, 18, 99];
+
+const FAMILIES: Array<[string, TinySpec]> = [
+  ["llama, tied head, GQA 4:2", { architecture: "llama" }],
+  ["llama, untied head, MHA", { architecture: "llama", numKvHeads: 4, tied: false }],
+  ["qwen2 with q/k/v biases", { architecture: "qwen2", numHeads: 4, numKvHeads: 1 }],
+  ["qwen3 with q/k norm and a wider head", { architecture: "qwen3", headDim: 32 }],
+  ["llama, Q4_1 weights", { architecture: "llama", type: "Q4_1" }],
+  ["llama, Q8_0 weights", { architecture: "llama", type: "Q8_0", tied: false }],
+];
+
+describe("decoder graph on tiny checkpoints", () => {
+  for (const [name, spec] of FAMILIES) {
+    it(`${name}: logits and K/V match the float64 reference`, async () => {
+      const { model, path } = await tiny(spec, name.replace(/\W+/g, "-"));
+      try {
+        const ref = reference(path, tokens);
+        const cache = new KvCache(model.config);
+        const positions = tokens.map((_, i) => i);
+        const out = await model.decoder.forward(tokens, positions, cache, positions);
+        const V = model.config.vocabSize;
+        for (let t = 0; t < tokens.length; t++) {
+          expect(maxRelError(out.logits.subarray(t * V, (t + 1) * V), ref.logits[t])).toBeLessThan(1e-4);
+        }
+        const { numKvHeads: KV, headDim: D } = model.config;
+        for (let l = 0; l < model.config.numLayers; l++) {
+          const flat = ref.keys[l].flatMap((head) => head.flatMap((row) => Array.from(row)));
+          expect(maxRelError(out.keys[l], flat)).toBeLessThan(1e-4);
+          expect(out.keys[l].length).toBe(KV * tokens.length * D);
+        }
+      } finally {
+        await model.decoder.release();
+      }
+    });
+  }
+
+  it("prefill in blocks of 1, 5 and the whole prompt gives the same next-token logits", async () => {
+    const { model } = await tiny({ architecture: "llama" }, "blocks");
+    try {
+      const last = async (block: number) => {
+        const cache = new KvCache(model.config, 4); // small capacity: exercises growth too
+        let logits: Float32Array = new Float32Array();
+        for (let s = 0; s < tokens.length; s += block) {
+          const ids = tokens.slice(s, s + block);
+          const pos = ids.map((_, i) => s + i);
+          const out = await model.decoder.forward(ids, pos, cache, [ids.length - 1]);
+          cache.append(out.keys, out.values, pos);
+          logits = out.logits;
+        }
+        return logits;
+      };
+      const whole = await last(tokens.length);
+      for (const b of [1, 5]) expect(maxRelError(await last(b), whole)).toBeLessThan(1e-5);
+    } finally {
+      await model.decoder.release();
+    }
+  });
+
+  it("heads of different lengths: padding beyond a head's length is ignored", async () => {
+    const { model } = await tiny({ architecture: "llama" }, "padding");
+    try {
+      const cache = new KvCache(model.config);
+      const pos = tokens.map((_, i) => i);
+      const out = await model.decoder.forward(tokens, pos, cache, [tokens.length - 1]);
+      cache.append(out.keys, out.values, pos);
+      const probe = await model.decoder.forward([7], [tokens.length], cache, [0]);
+      // Garbage in the unused capacity must not change anything.
+      for (const layer of cache.layers) layer.keys.fill(1e3, tokens.length * model.config.headDim, model.config.headDim * cache.capacity);
+      const again = await model.decoder.forward([7], [tokens.length], cache, [0]);
+      expect(maxRelError(again.logits, probe.logits)).toBeLessThan(1e-6);
+    } finally {
+      await model.decoder.release();
+    }
+  });
+
+  it("greedy generation equals step-by-step argmax of the reference", async () => {
+    const { model, path } = await tiny({ architecture: "llama", seed: 7 }, "greedy");
+    try {
+      const prompt = [40, 41, 42, 43];
+      const got: number[] = [];
+      for await (const t of generate(model, prompt, { maxTokens: 8, stopIds: new Set() })) got.push(t.id);
+      const want: number[] = [];
+      const seq = [...prompt];
+      for (let i = 0; i < 8; i++) {
+        const ref = reference(path, seq);
+        const next = argmax(Float32Array.from(ref.logits[seq.length - 1]));
+        want.push(next);
+        seq.push(next);
+      }
+      expect(got).toEqual(want);
+    } finally {
+      await model.decoder.release();
+    }
+  });
+});
