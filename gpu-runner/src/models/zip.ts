@@ -84,7 +84,13 @@ export function readZipMember(path: string, name: string): Buffer {
     const dataStart = entry.localHeaderOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
     const raw = readAt(fd, dataStart, entry.compressedSize);
     if (entry.method === 0) return raw;
-    if (entry.method === 8) return inflateRawSync(raw);
+    if (entry.method === 8) {
+      try {
+        return inflateRawSync(raw);
+      } catch (e) {
+        throw new EpicacheError("invalid_argument", `${path}: member ${name} has corrupt deflate data (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+      }
+    }
     throw new EpicacheError("invalid_argument", `${path}: member ${name} uses compression method ${entry.method}`);
   } finally {
     closeSync(fd);

@@ -135,6 +135,8 @@ export class TextTokenizer {
         throw new EpicacheError("invalid_argument", `token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
       }
     }
+    // @huggingface/tokenizers rejects an empty list; nothing decodes to nothing.
+    if (ids.length === 0) return "";
     return this.withSpecials.decode([...ids], { skip_special_tokens: !opts.keepSpecial, clean_up_tokenization_spaces: false });
   }
 

@@ -1,0 +1,124 @@
+/**
+ * Dependency direction of the EpiCache monorepo, checked by `npm run deps:check` and by
+ * test/dependency-direction.test.ts.
+ *
+ *   edge/  ──┐
+ *            ├──▶ shared/   (pure TypeScript, Web-standard APIs only)
+ *   gpu-runner/ ┘
+ *
+ * The edge (Cloudflare Workers) and the runner (Node, onnxruntime-node) share nothing but shared/.
+ * Paths in the rules are relative to the directory the cruise runs from (the repo root). Workspace
+ * packages are imported by name (`@epicache/shared`); with `preserveSymlinks: false` the
+ * node_modules/@epicache/* symlinks resolve to their real folders, so such an import is seen as
+ * `shared/src/index.ts` and the rules below apply to it like to a relative import.
+ *
+ * @type {import('dependency-cruiser').IConfiguration}
+ */
+module.exports = {
+  forbidden: [
+    {
+      name: "edge-not-to-gpu-runner",
+      comment:
+        "The edge (Cloudflare Worker) must not import the runner: they talk over HTTP and share " +
+        "only shared/. Move what both need into shared/.",
+      severity: "error",
+      from: { path: "^edge/" },
+      to: { path: "^gpu-runner/" },
+    },
+    {
+      name: "gpu-runner-not-to-edge",
+      comment:
+        "The runner must not import the edge: they talk over HTTP and share only shared/. " +
+        "Move what both need into shared/.",
+      severity: "error",
+      from: { path: "^gpu-runner/" },
+      to: { path: "^edge/" },
+    },
+    {
+      name: "shared-not-to-packages",
+      comment:
+        "shared/ is the bottom layer: it must not import the edge, the runner or the tests.",
+      severity: "error",
+      from: { path: "^shared/" },
+      to: { path: "^(edge|gpu-runner|test)/" },
+    },
+    {
+      name: "shared-not-to-node-builtins",
+      comment:
+        "shared/ runs in both Node and workerd, so it uses Web-standard APIs only: no Node core " +
+        "modules (`node:fs`, `fs`, `node:crypto`, …). Use fetch/Web Crypto/TextEncoder, or move the " +
+        "code into gpu-runner/.",
+      severity: "error",
+      from: { path: "^shared/" },
+      to: { dependencyTypes: ["core"] },
+    },
+    {
+      name: "shared-not-to-cloudflare",
+      comment:
+        "shared/ must not import Workers runtime modules (`cloudflare:*`); those belong in edge/.",
+      severity: "error",
+      from: { path: "^shared/" },
+      to: { path: "^cloudflare:" },
+    },
+    {
+      name: "onnxruntime-only-in-gpu-runner",
+      comment:
+        "onnxruntime-node is a native Node addon: only gpu-runner/ may import it (it cannot load on " +
+        "Workers and shared/ must stay portable).",
+      severity: "error",
+      from: { pathNot: "^gpu-runner/" },
+      to: { path: "(^|/)onnxruntime-node(/|$)" },
+    },
+    {
+      name: "cloudflare-only-in-edge",
+      comment:
+        "`cloudflare:*` modules exist only inside workerd: only edge/ may import them.",
+      severity: "error",
+      from: { pathNot: "^edge/" },
+      to: { path: "^cloudflare:" },
+    },
+    {
+      name: "no-circular",
+      comment:
+        "This dependency is part of a cycle. Break it (extract the shared part, or invert the " +
+        "dependency) so modules can be understood and tested one at a time.",
+      severity: "error",
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: "not-to-unresolvable",
+      comment:
+        "This import cannot be resolved to a file on disk: a typo, a missing dependency in a " +
+        "package.json, or a missing file. `cloudflare:*` modules are exempt: workerd provides them.",
+      severity: "error",
+      from: {},
+      to: { couldNotResolve: true, pathNot: "^cloudflare:" },
+    },
+  ],
+  options: {
+    // Third-party code is a leaf: note the import, do not cruise into it.
+    doNotFollow: { path: ["node_modules"] },
+    // Generated or scratch folders of our own packages. Anchored: a bare `dist/` would also drop
+    // node_modules/<pkg>/dist/… targets (onnxruntime-node, hono) and blind the rules to them.
+    exclude: { path: "^(?:shared|gpu-runner|edge|test)/(?:dist|coverage|\\.wrangler)/" },
+    moduleSystems: ["es6", "cjs"],
+    // Count `import type` too: a type-only import still couples the packages.
+    tsPreCompilationDeps: true,
+    // Follow the node_modules/@epicache/* symlinks to shared/, edge/, gpu-runner/.
+    preserveSymlinks: false,
+    // The root project (shared/, gpu-runner/, test/). No `paths` are used; workspace packages
+    // resolve through their package.json `exports`.
+    tsConfig: { fileName: "tsconfig.json" },
+    enhancedResolveOptions: {
+      exportsFields: ["exports"],
+      conditionNames: ["import", "require", "node", "default", "types"],
+      extensions: [".ts", ".tsx", ".mts", ".cts", ".js", ".mjs", ".cjs", ".json", ".d.ts"],
+      mainFields: ["module", "main", "types", "typings"],
+    },
+    skipAnalysisNotInRules: true,
+    reporterOptions: {
+      text: { highlightFocused: true },
+    },
+  },
+};

@@ -1,0 +1,106 @@
+/**
+ * The dependency direction of the monorepo (.dependency-cruiser.cjs) holds on the tree, and its rules
+ * do fire: a throw-away tree in the OS temp folder that mirrors shared/src, gpu-runner/src and edge/src
+ * breaks each rule once and must be reported rule by rule.
+ */
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cruise, type ICruiseOptions, type ICruiseResult, type IViolation } from "dependency-cruiser";
+import extractDepcruiseOptions from "dependency-cruiser/config-utl/extract-depcruise-options";
+import extractTSConfig from "dependency-cruiser/config-utl/extract-ts-config";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const CONFIG = join(ROOT, ".dependency-cruiser.cjs");
+const TSCONFIG = join(ROOT, "tsconfig.json");
+
+/** Cruises `paths` (relative to `baseDir`) with the repo's rule set, as `npm run deps:check` does. */
+async function cruiseWithRepoRules(baseDir: string, paths: string[]): Promise<ICruiseResult> {
+  const options: ICruiseOptions = await extractDepcruiseOptions(CONFIG);
+  options.baseDir = baseDir;
+  options.tsConfig = { fileName: TSCONFIG };
+  options.outputType = "json";
+  const { output } = await cruise(paths, options, {}, { tsConfig: extractTSConfig(TSCONFIG) });
+  return (typeof output === "string" ? JSON.parse(output) : output) as ICruiseResult;
+}
+
+const describeViolation = (v: IViolation) => `${v.rule.name}: ${v.from} → ${v.to}`;
+
+describe("dependency direction", () => {
+  it("the tree has no violations", { timeout: 20_000 }, async () => {
+    const result = await cruiseWithRepoRules(ROOT, ["shared/src", "gpu-runner/src", "edge/src", "test"]);
+    expect(result.summary.violations.map(describeViolation)).toEqual([]);
+    expect(result.summary.error).toBe(0);
+
+    // `@epicache/shared` is imported by name; it must resolve to shared/src (not stay in
+    // node_modules), otherwise the shared/ rules would never see it.
+    const edge = result.modules.find((m) => m.source === "edge/src/index.ts");
+    expect(edge, "edge/src/index.ts is cruised").toBeDefined();
+    const toShared = edge!.dependencies.find((d) => d.module === "@epicache/shared");
+    expect(toShared?.resolved).toBe("shared/src/index.ts");
+  });
+
+  describe("the rules fire on a tree that breaks them", () => {
+    let fixture = "";
+
+    beforeAll(() => {
+      fixture = mkdtempSync(join(tmpdir(), "epicache-depcruise-"));
+      const files: Record<string, string> = {
+        // shared/ reaches for Node, the Workers runtime and the edge.
+        "shared/src/index.ts": `import { readFileSync } from "node:fs";\nexport const read = readFileSync;\n`,
+        "shared/src/socket.ts": `import { connect } from "cloudflare:sockets";\nexport const c = connect;\n`,
+        "shared/src/up.ts": `import { app } from "../../edge/src/index";\nexport const a = app;\n`,
+        // The runner may use onnxruntime-node, but not the edge; a.ts ↔ b.ts is a cycle.
+        "gpu-runner/src/index.ts": `import * as ort from "onnxruntime-node";\nexport const runner = ort;\n`,
+        "gpu-runner/src/to-edge.ts": `import { app } from "../../edge/src/index";\nexport const a = app;\n`,
+        "gpu-runner/src/a.ts": `import { b } from "./b";\nexport const a = () => b();\n`,
+        "gpu-runner/src/b.ts": `import { a } from "./a";\nexport const b = (): unknown => a;\n`,
+        "gpu-runner/src/missing.ts": `import { gone } from "./does-not-exist";\nexport const g = gone;\n`,
+        // The edge imports the runner and onnxruntime-node; `cloudflare:workers` is fine here.
+        "edge/src/index.ts":
+          `import { env } from "cloudflare:workers";\nimport { runner } from "../../gpu-runner/src/index";\n` +
+          `export const app = { env, runner };\n`,
+        "edge/src/model.ts": `import * as ort from "onnxruntime-node";\nexport const m = ort;\n`,
+      };
+      for (const [path, text] of Object.entries(files)) {
+        mkdirSync(dirname(join(fixture, path)), { recursive: true });
+        writeFileSync(join(fixture, path), text);
+      }
+      // Real packages resolve as in the repo (onnxruntime-node lands in node_modules/…).
+      symlinkSync(join(ROOT, "node_modules"), join(fixture, "node_modules"), "dir");
+    });
+
+    afterAll(() => {
+      if (fixture) rmSync(fixture, { recursive: true, force: true });
+    });
+
+    it("reports each broken rule", { timeout: 20_000 }, async () => {
+      const result = await cruiseWithRepoRules(fixture, ["shared/src", "gpu-runner/src", "edge/src"]);
+      const violations = result.summary.violations;
+      const found = (rule: string, from: string, to: RegExp) =>
+        violations.some((v) => v.rule.name === rule && v.from === from && to.test(v.to));
+      const listing = violations.map(describeViolation).join("\n");
+
+      const expected: [rule: string, from: string, to: RegExp][] = [
+        ["shared-not-to-node-builtins", "shared/src/index.ts", /^(node:)?fs$/],
+        ["shared-not-to-cloudflare", "shared/src/socket.ts", /^cloudflare:sockets$/],
+        ["cloudflare-only-in-edge", "shared/src/socket.ts", /^cloudflare:sockets$/],
+        ["shared-not-to-packages", "shared/src/up.ts", /^edge\/src\/index\.ts$/],
+        ["edge-not-to-gpu-runner", "edge/src/index.ts", /^gpu-runner\/src\/index\.ts$/],
+        ["gpu-runner-not-to-edge", "gpu-runner/src/to-edge.ts", /^edge\/src\/index\.ts$/],
+        ["onnxruntime-only-in-gpu-runner", "edge/src/model.ts", /node_modules\/onnxruntime-node\//],
+        ["no-circular", "gpu-runner/src/a.ts", /^gpu-runner\/src\/b\.ts$/],
+        ["not-to-unresolvable", "gpu-runner/src/missing.ts", /does-not-exist/],
+      ];
+      for (const [rule, from, to] of expected) {
+        expect(found(rule, from, to), `${rule}: ${from} → ${to}\nreported:\n${listing}`).toBe(true);
+      }
+
+      // Allowed: the runner's own onnxruntime-node import and the edge's `cloudflare:*` import.
+      expect(violations.filter((v) => v.from === "gpu-runner/src/index.ts").map(describeViolation)).toEqual([]);
+      expect(violations.filter((v) => /^cloudflare:workers$/.test(v.to)).map(describeViolation)).toEqual([]);
+    });
+  });
+});
