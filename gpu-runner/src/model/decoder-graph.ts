@@ -28,9 +28,10 @@
  */
 import { GraphBuilder, DType } from "../onnx/builder";
 import type { LlamaConfig } from "./config";
-import type { WeightSource } from "./weights";
+import { GgmlOps } from "./ggml-ops";
+import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 3;
+export const DECODER_GRAPH_VERSION = 5;
 
 export type Numerics = "ggml" | "exact";
 export const OPSET = 17;
@@ -56,7 +57,6 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
 
   // ── weights ───────────────────────────────────────────────────────────────
   const embd = g.weight("token_embd", [c.vocabSize, E], () => weights.global("tokenEmbedding")); // [V, E]
-  const outW = c.tiedEmbeddings ? embd : g.weight("output", [c.vocabSize, E], () => weights.global("output")); // [V, E]
 
   // ── shared per call: sequence length, RoPE tables, causal part of the mask ──
   const T = g.node("Shape", [ids]); // [1]
@@ -70,31 +70,27 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   const negInf = g.float(-Infinity);
   const scale = g.float(1 / Math.sqrt(D));
 
-  const toF16 = (x: string) => (numerics === "ggml" ? g.node("Cast", [g.node("Cast", [x], { to: DType.float16 })], { to: DType.float }) : x);
-  type WeightName = Parameters<WeightSource["rounding"]>[0];
+  const ops = new GgmlOps(g);
+  const ggml = numerics === "ggml";
+  const toF16 = (x: string) => (ggml ? ops.f16(x) : x);
+  type WeightName = Parameters<WeightSource["storage"]>[0];
   /**
-   * x · Wᵀ for W [out, K] (an initializer), with llama.cpp's rounding of x for W's storage type.
-   * `mins` gives Q4_1 block minimums of W's rows, [out, K/32], when they apply.   x: [T, K] → [T, out]
+   * x · Wᵀ where W [out, K] stacks the rows of `parts`, stored under the initializer name `key`.
+   * In ggml numerics: Q4_1 and Q8_0 matrices go through llama.cpp's integer kernel (GgmlOps), f16
+   * ones take x rounded to f16, other quantised types x quantised to Q8 per block.   x: [T, K] → [T, out]
    */
-  const linear = (x: string, w: string, name: WeightName, layer: number | undefined, K: number, out: number, mins?: () => Float32Array | null) => {
-    const r = numerics === "ggml" ? weights.rounding(name, layer) : "none";
-    if (r === "none") return g.node("Gemm", [x, w], { transB: 1 });
-    if (r === "f16") return g.node("Gemm", [toF16(x), w], { transB: 1 });
-    const blocks = g.node("Reshape", [x, g.ints([-1, 32])]); // [T·K/32, 32]
-    const amax = g.node("ReduceMax", [g.node("Abs", [blocks])], { axes: [1], keepdims: 1 }); // [T·K/32, 1]
-    const id = g.node("Div", [g.float(127), g.node("Max", [amax, g.float(1e-30)])]); // all-zero blocks stay 0
-    const d32 = g.node("Div", [amax, g.float(127)]);
-    const d = toF16(d32);
-    const q = g.node("Round", [g.node("Mul", [blocks, id])]); // round half to even, as AVX's _mm256_round_ps
-    const xq = g.node("Reshape", [g.node("Mul", [q, d]), g.ints([-1, K])]); // [T, K]
-    const y = g.node("Gemm", [xq, w], { transB: 1 }); // [T, out]
-    if (r !== "q8" || !mins || weights.blockMins(name, layer) === null) return y;
-    // Q4_1 · Q8_1: ggml adds m·s per block with s = f16(d·Σq) stored in the Q8_1 block, where the
-    // product above adds m·f16(d)·Σq. Add the difference: corr [T, K/32] · minsᵀ [K/32, out].
-    const sumQ = g.node("ReduceSum", [q, g.ints([1])], { keepdims: 1 }); // [T·K/32, 1]
-    const corr = g.node("Sub", [toF16(g.node("Mul", [d32, sumQ])), g.node("Mul", [d, sumQ])]);
-    const m = g.weight(`${w}.mins`, [out, K / 32], () => mins() ?? new Float32Array(out * (K / 32)));
-    return g.node("Add", [y, g.node("Gemm", [g.node("Reshape", [corr, g.ints([-1, K / 32])]), m], { transB: 1 })]);
+  const linear = (x: string, key: string, parts: WeightName[], layer: number | undefined, K: number, out: number) => {
+    const read = () => concat(parts.map((p) => (layer === undefined ? weights.global(p as GlobalTensor) : weights.layer(layer, p as LayerTensor))));
+    const types = new Set(parts.map((p) => weights.storage(p, layer)));
+    const type = types.size === 1 ? [...types][0] : "mixed";
+    if (ggml && (type === "Q4_1" || type === "Q8_0")) {
+      return ops.quantizedMatmul(x, key, K, out, () => stackBlocks(parts.map((p) => weights.blocks(p, layer))));
+    }
+    const w = g.weight(key, [out, K], read);
+    if (!ggml || type === "F32") return g.node("Gemm", [x, w], { transB: 1 });
+    if (type === "F16" || type === "BF16") return g.node("Gemm", [toF16(x), w], { transB: 1 });
+    const a = ops.quantizeQ8(x, K);
+    return g.node("Gemm", [g.node("Reshape", [g.node("Mul", [a.codes, a.d]), g.ints([-1, K])]), w], { transB: 1 });
   };
 
   const rmsNorm = (x: string, w: string, eps: number) => {
@@ -121,12 +117,8 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
 
     // ── attention ──
     const h = rmsNorm(x, w("attnNorm", [E]), c.rmsNormEps); // [T, E]
-    // q, k and v projections in one GEMM: weights stacked [H·D + 2·KV·D, E].
-    const wqkv = g.weight(`l${l}.wqkv`, [(H + 2 * KV) * D, E], () =>
-      concat([weights.layer(l, "wq"), weights.layer(l, "wk"), weights.layer(l, "wv")]),
-    );
-    const qkvMins = () => stack([weights.blockMins("wq", l), weights.blockMins("wk", l), weights.blockMins("wv", l)]);
-    let qkv = linear(h, wqkv, "wq", l, E, (H + 2 * KV) * D, qkvMins); // [T, (H+2KV)·D]
+    // q, k and v projections in one product: weights stacked [H·D + 2·KV·D, E].
+    let qkv = linear(h, `l${l}.wqkv`, ["wq", "wk", "wv"], l, E, (H + 2 * KV) * D); // [T, (H+2KV)·D]
     if (c.qkvBias) {
       const b = g.weight(`l${l}.bqkv`, [(H + 2 * KV) * D], () =>
         concat([weights.layer(l, "bq"), weights.layer(l, "bk"), weights.layer(l, "bv")]),
@@ -162,32 +154,42 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
     const qg = g.node("Reshape", [q, g.ints([KV, G, -1, D])]); // [KV, G, T, D]
     const kT = g.node("Unsqueeze", [g.node("Transpose", [kAll], { perm: [0, 2, 1] }), g.ints([1])]); // [KV, 1, D, P+T]
     const scores = g.node("Add", [g.node("Mul", [g.node("MatMul", [qg, kT]), scale]), mask]); // [KV, G, T, P+T]
-    const probs = toF16(g.node("Softmax", [scores], { axis: -1 })); // [KV, G, T, P+T]
+    const probs = toF16(ggml ? ops.softmax(scores) : g.node("Softmax", [scores], { axis: -1 })); // [KV, G, T, P+T]
     const ctx = g.node("MatMul", [probs, g.node("Unsqueeze", [vAll, g.ints([1])])]); // [KV, G, T, D]
     const ctxT = g.node("Reshape", [g.node("Transpose", [g.node("Reshape", [ctx, g.ints([H, -1, D])])], { perm: [1, 0, 2] }), g.ints([-1, H * D])]); // [T, H·D]
-    x = g.node("Add", [x, linear(ctxT, w("wo", [E, H * D]), "wo", l, H * D, E, () => weights.blockMins("wo", l))]); // [T, E]
+    x = g.node("Add", [x, linear(ctxT, `l${l}.wo`, ["wo"], l, H * D, E)]); // [T, E]
 
     // ── SwiGLU MLP ──
     const h2 = rmsNorm(x, w("ffnNorm", [E]), c.rmsNormEps); // [T, E]
-    const wgu = g.weight(`l${l}.wgateup`, [2 * F, E], () => concat([weights.layer(l, "wGate"), weights.layer(l, "wUp")]));
-    const guMins = () => stack([weights.blockMins("wGate", l), weights.blockMins("wUp", l)]);
-    const [gate, up] = g.nodeN("Split", [linear(h2, wgu, "wGate", l, E, 2 * F, guMins), g.ints([F, F])], 2, { axis: 1 }); // [T, F] ×2
-    const act = g.node("Mul", [g.node("Mul", [gate, g.node("Sigmoid", [gate])]), up]); // [T, F]
-    x = g.node("Add", [x, linear(act, w("wDown", [E, F]), "wDown", l, F, E, () => weights.blockMins("wDown", l))]); // [T, E]
+    const [gate, up] = g.nodeN("Split", [linear(h2, `l${l}.wgateup`, ["wGate", "wUp"], l, E, 2 * F), g.ints([F, F])], 2, { axis: 1 }); // [T, F] ×2
+    const act = ggml ? ops.swiglu(gate, up) : g.node("Mul", [g.node("Mul", [gate, g.node("Sigmoid", [gate])]), up]); // [T, F]
+    x = g.node("Add", [x, linear(act, `l${l}.wDown`, ["wDown"], l, F, E)]); // [T, E]
   }
 
   // ── head: final norm on the requested rows, then the vocabulary projection ──
   const rows = g.node("Gather", [x, logitsIndex], { axis: 0 }); // [N, E]
   const hn = rmsNorm(rows, g.weight("output_norm", [E], () => weights.global("outputNorm")), c.rmsNormEps);
-  const logits = linear(hn, outW, "output", undefined, E, c.vocabSize, () => weights.blockMins("output")); // [N, V]
+  // A tied head reads the embedding initializer (in exact numerics) instead of storing it twice.
+  const logits =
+    c.tiedEmbeddings && !ggml
+      ? g.node("Gemm", [hn, embd], { transB: 1 })
+      : linear(hn, "output", ["output"], undefined, E, c.vocabSize); // [N, V]
   g.output(logits, "logits", DType.float, ["N", c.vocabSize]);
 
   return g.build({ opset: OPSET, producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}` });
 }
 
-/** Row-stacks the block minimums of fused matrices; null unless every part has them. */
-function stack(parts: Array<Float32Array | null>): Float32Array | null {
-  return parts.every((p): p is Float32Array => p !== null) ? concat(parts) : null;
+/** Row-stacks the blocks of fused matrices (all of one type). */
+function stackBlocks(parts: Array<QuantBlocks | null>): QuantBlocks {
+  const all = parts.filter((p): p is QuantBlocks => p !== null);
+  if (all.length !== parts.length) throw new Error("stackBlocks: a part has no blocks");
+  const mins = all.map((p) => p.mins);
+  return {
+    type: all[0].type,
+    codes: concat(all.map((p) => p.codes)),
+    scales: concat(all.map((p) => p.scales)),
+    mins: mins.every((m): m is Float32Array => m !== null) ? concat(mins) : null,
+  };
 }
 
 function concat(parts: Float32Array[]): Float32Array {

@@ -11,13 +11,6 @@ export type LayerTensor =
   | "attnNorm" | "wq" | "wk" | "wv" | "wo" | "bq" | "bk" | "bv" | "qNorm" | "kNorm" | "ffnNorm" | "wGate" | "wUp" | "wDown";
 export type GlobalTensor = "tokenEmbedding" | "outputNorm" | "output";
 
-/**
- * How llama.cpp's CPU kernels round a matrix product's input for a weight of a given storage type:
- * quantised weights take the activations quantised to 8 bits per 32-value block (Q8_0/Q8_1), f16
- * weights take them rounded to f16, f32 weights take them as they are.
- */
-export type ActivationRounding = "q8" | "f16" | "none";
-
 /** Where weights come from: a GGUF file or a Hugging Face checkpoint. */
 export interface WeightSource {
   readonly config: LlamaConfig;
@@ -25,21 +18,55 @@ export interface WeightSource {
   readonly fingerprint: string;
   global(name: GlobalTensor): Float32Array;
   layer(index: number, name: LayerTensor): Float32Array;
-  /** The activation rounding llama.cpp applies in front of this matrix (see {@link ActivationRounding}). */
-  rounding(name: GlobalTensor | LayerTensor, layer?: number): ActivationRounding;
+  /** How the tensor is stored: a ggml type name ("F32", "F16", "BF16", "Q4_1", "Q8_0", …). */
+  storage(name: GlobalTensor | LayerTensor, layer?: number): string;
   /**
-   * For Q4_1 matrices, the per-block minimum `m` of each row, [out, in/32] (see the graph's
-   * Q8_1 correction); null for other storage types.
+   * The stored blocks of a Q4_1 or Q8_0 matrix (for the graph's `ggml` numerics, which compute as
+   * llama.cpp's integer kernels do); null for other storage types.
    */
-  blockMins(name: GlobalTensor | LayerTensor, layer?: number): Float32Array | null;
+  blocks(name: GlobalTensor | LayerTensor, layer?: number): QuantBlocks | null;
   close(): void;
 }
 
-function roundingOf(type: string): ActivationRounding {
-  if (type === "F32") return "none";
-  if (type === "F16") return "f16";
-  return "q8";
+/** A block-quantised matrix [out, in] as llama.cpp stores it, blocks of 32 along `in`. */
+export interface QuantBlocks {
+  type: "Q4_1" | "Q8_0";
+  /** Integer codes as floats, [out, in]: 0..15 for Q4_1, −128..127 for Q8_0. */
+  codes: Float32Array;
+  /** Scale d of each block, [out, in/32]. */
+  scales: Float32Array;
+  /** Q4_1's per-block minimum m (value = code·d + m), [out, in/32]; null for Q8_0. */
+  mins: Float32Array | null;
 }
+
+/** Reads the blocks of a Q4_1 or Q8_0 tensor. */
+export function readBlocks(type: string, bytes: Uint8Array, count: number): QuantBlocks | null {
+  if (type !== "Q4_1" && type !== "Q8_0") return null;
+  const nb = count / 32;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const codes = new Float32Array(count);
+  const scales = new Float32Array(nb);
+  if (type === "Q8_0") {
+    for (let b = 0; b < nb; b++) {
+      scales[b] = f16ToF32(dv.getUint16(b * 34, true));
+      for (let j = 0; j < 32; j++) codes[b * 32 + j] = dv.getInt8(b * 34 + 2 + j);
+    }
+    return { type, codes, scales, mins: null };
+  }
+  const mins = new Float32Array(nb);
+  for (let b = 0; b < nb; b++) {
+    scales[b] = f16ToF32(dv.getUint16(b * 20, true));
+    mins[b] = f16ToF32(dv.getUint16(b * 20 + 2, true));
+    for (let j = 0; j < 16; j++) {
+      const q = bytes[b * 20 + 4 + j];
+      codes[b * 32 + j] = q & 0x0f;
+      codes[b * 32 + j + 16] = q >> 4;
+    }
+  }
+  return { type, codes, scales, mins };
+}
+
+
 
 const GGUF_LAYER_NAMES: Record<LayerTensor, string> = {
   attnNorm: "attn_norm.weight", wq: "attn_q.weight", wk: "attn_k.weight", wv: "attn_v.weight",
@@ -98,12 +125,12 @@ export function ggufWeights(file: GgufFile, config: LlamaConfig, fingerprint: st
   };
   return {
     config, fingerprint,
-    rounding(name, layer) {
+    storage(name, layer) {
       if (layer === undefined) {
         const n = name === "output" && c.tiedEmbeddings ? "tokenEmbedding" : (name as GlobalTensor);
-        return roundingOf(typeOf(GGUF_GLOBAL_NAMES[n]));
+        return typeOf(GGUF_GLOBAL_NAMES[n]);
       }
-      return roundingOf(typeOf(`blk.${layer}.${GGUF_LAYER_NAMES[name as LayerTensor]}`));
+      return typeOf(`blk.${layer}.${GGUF_LAYER_NAMES[name as LayerTensor]}`);
     },
     global(name) {
       const size = name === "outputNorm" ? c.hiddenSize : c.vocabSize * c.hiddenSize;
@@ -113,18 +140,23 @@ export function ggufWeights(file: GgufFile, config: LlamaConfig, fingerprint: st
     layer(index, name) {
       return unpermute(name, read(`blk.${index}.${GGUF_LAYER_NAMES[name]}`, layerSizes[name]), c.hiddenSize);
     },
-    blockMins(name, layer) {
+    blocks(name, layer) {
       const tensor =
         layer === undefined
           ? GGUF_GLOBAL_NAMES[name === "output" && c.tiedEmbeddings ? "tokenEmbedding" : (name as GlobalTensor)]
           : `blk.${layer}.${GGUF_LAYER_NAMES[name as LayerTensor]}`;
       const info = file.tensors.get(tensor);
-      if (!info || info.type !== "Q4_1") return null;
-      const bytes = file.readTensorBytes(info);
-      const mins = new Float32Array(info.elementCount / 32);
-      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      for (let b = 0; b < mins.length; b++) mins[b] = f16ToF32(dv.getUint16(b * 20 + 2, true));
-      return layer === undefined ? mins : unpermute(name as LayerTensor, mins, info.dims[0] / 32);
+      if (!info) return null;
+      const blocks = readBlocks(info.type, file.readTensorBytes(info), info.elementCount);
+      if (!blocks || layer === undefined) return blocks;
+      const cols = info.dims[0];
+      const n = name as LayerTensor;
+      return {
+        type: blocks.type,
+        codes: unpermute(n, blocks.codes, cols),
+        scales: unpermute(n, blocks.scales, cols / 32),
+        mins: blocks.mins && unpermute(n, blocks.mins, cols / 32),
+      };
     },
     close: () => file.close(),
   };

@@ -15,6 +15,10 @@ interface ZipEntry {
 }
 
 function readAt(fd: number, offset: number, length: number): Buffer {
+  // A corrupt directory can name any length: check it against the file before allocating.
+  if (offset < 0 || offset + length > fstatSync(fd).size) {
+    throw new EpicacheError("invalid_argument", `zip archive is corrupt: ${length} bytes at ${offset} lie beyond its end`);
+  }
   const buf = Buffer.alloc(length);
   let done = 0;
   while (done < length) {

@@ -11,6 +11,7 @@ export type ModelProto = InstanceType<typeof onnx.ModelProto>;
 export const DType = {
   float: onnx.TensorProto.DataType.FLOAT,
   float16: onnx.TensorProto.DataType.FLOAT16,
+  double: onnx.TensorProto.DataType.DOUBLE,
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
   bool: onnx.TensorProto.DataType.BOOL,
@@ -21,8 +22,16 @@ export type DTypeId = (typeof DType)[keyof typeof DType];
 /** A dimension: a fixed size or a symbolic name. */
 export type Dim = number | string;
 
-/** An attribute: an integer, a list of integers, a string, `{ float }` or a small tensor. */
-type AttrValue = number | number[] | string | { float: number } | { tensor: Float32Array | BigInt64Array; dims: number[] };
+export type GraphProto = InstanceType<typeof onnx.GraphProto>;
+
+/** An attribute: an integer, a list of integers, a string, `{ float }`, a small tensor or a subgraph. */
+type AttrValue =
+  | number
+  | number[]
+  | string
+  | { float: number }
+  | { tensor: Float32Array | BigInt64Array; dims: number[] }
+  | { graph: GraphProto };
 
 /** Initializer bytes destined for the external data file, produced when the file is written. */
 export interface ExternalChunk {
@@ -43,10 +52,24 @@ export class GraphBuilder {
   private counter = 0;
   private readonly constCache = new Map<string, string>();
 
-  constructor(private readonly externalFile: string) {}
+  /** `prefix` keeps a subgraph's names apart from its parent's (ONNX names are unique across scopes). */
+  constructor(private readonly externalFile: string, private readonly prefix = "") {}
 
   private fresh(hint: string): string {
-    return `${hint}_${this.counter++}`;
+    return `${this.prefix}${hint}_${this.counter++}`;
+  }
+
+  private subgraphs = 0;
+
+  /**
+   * A subgraph (the body of Scan, Loop or If), built by `body` on a fresh builder. Its values are
+   * local; it may not hold external weights.
+   */
+  subgraph(body: (sub: GraphBuilder) => void): GraphProto {
+    const sub = new GraphBuilder(this.externalFile, `${this.prefix}sg${this.subgraphs++}_`);
+    body(sub);
+    if (sub.chunks.length > 0) throw new Error("subgraphs cannot hold external weights");
+    return onnx.GraphProto.create({ name: `${this.prefix}sg${this.subgraphs}`, node: sub.nodes, input: sub.inputs, output: sub.outputs, initializer: sub.initializers });
   }
 
   input(name: string, type: DTypeId, shape: Dim[]): string {
@@ -108,6 +131,17 @@ export class GraphBuilder {
 
   float(value: number): string {
     return this.floats([value], []);
+  }
+
+  /** A scalar f64 constant (cached by value). */
+  double(value: number): string {
+    const key = `f64:${value}`;
+    const hit = this.constCache.get(key);
+    if (hit) return hit;
+    const name = this.fresh("c_f64");
+    this.initializers.push(onnx.TensorProto.create({ name, dataType: DType.double, dims: [], doubleData: [value] }));
+    this.constCache.set(key, name);
+    return name;
   }
 
   /**
@@ -180,8 +214,9 @@ function attribute(name: string, v: AttrValue) {
   const A = onnx.AttributeProto.AttributeType;
   if (typeof v === "string") return onnx.AttributeProto.create({ name, type: A.STRING, s: new TextEncoder().encode(v) });
   if (typeof v === "number") return onnx.AttributeProto.create({ name, type: A.INT, i: v });
-  if ("float" in v) return onnx.AttributeProto.create({ name, type: A.FLOAT, f: v.float });
   if (Array.isArray(v)) return onnx.AttributeProto.create({ name, type: A.INTS, ints: v });
+  if ("float" in v) return onnx.AttributeProto.create({ name, type: A.FLOAT, f: v.float });
+  if ("graph" in v) return onnx.AttributeProto.create({ name, type: A.GRAPH, g: v.graph });
   const dataType = v.tensor instanceof Float32Array ? DType.float : DType.int64;
   return onnx.AttributeProto.create({
     name, type: A.TENSOR,
