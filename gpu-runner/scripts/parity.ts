@@ -10,7 +10,8 @@ import { requireModel } from "../src/models";
 import { PARITY_PROMPTS, runParity } from "../src/parity/parity";
 import { REPO_ROOT } from "../src/paths";
 
-const model = await openChatModel(process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { log: (m) => console.error(m) });
+const numerics = process.env.EPICACHE_NUMERICS === "exact" ? "exact" : "ggml";
+const model = await openChatModel(process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { numerics, log: (m) => console.error(m) });
 const report = await runParity(model, { log: (l) => console.log(l) });
 await model.decoder.release();
 
@@ -22,7 +23,8 @@ for (const p of report.prompts.filter((x) => !x.identical)) {
 const tokOk = report.tokenizer.filter((t) => t.identical).length;
 console.log(`tokenizer: ${tokOk}/${report.tokenizer.length} identical`);
 for (const t of report.tokenizer.filter((x) => !x.identical)) console.log(`  ${JSON.stringify(t.text)} special=${t.special}: ours ${t.ours} llama.cpp ${t.reference}`);
+console.log(`speed: ${report.msPerToken.ours.toFixed(1)} ms/token here (${numerics} numerics), ${report.msPerToken.reference.toFixed(1)} ms/token llama.cpp, ${report.threads} threads each, prefill included`);
 console.log(`parity: ${report.identical}/${PARITY_PROMPTS.length} identical`);
 const dir = join(REPO_ROOT, "bench-results");
 mkdirSync(dir, { recursive: true });
-writeFileSync(join(dir, "parity.json"), `${JSON.stringify({ measuredAt: new Date().toISOString(), model: model.path, ...report }, null, 1)}\n`);
+writeFileSync(join(dir, `parity-${numerics}.json`), `${JSON.stringify({ measuredAt: new Date().toISOString(), model: model.path, numerics, ...report }, null, 1)}\n`);

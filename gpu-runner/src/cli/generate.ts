@@ -22,13 +22,19 @@ export async function generateCommand(argv: string[]): Promise<number> {
       seed: { type: "string" },
       json: { type: "boolean", default: false },
       model: { type: "string" },
+      numerics: { type: "string" },
     },
   });
   if (values.prompt === undefined) throw new EpicacheError("invalid_argument", "generate needs --prompt TEXT");
   const maxTokens = number("max-tokens", values["max-tokens"], 128, (n) => Number.isInteger(n) && n >= 0 && n <= 100_000);
   const temperature = number("temperature", values.temperature, 0, (n) => n >= 0 && n <= 100);
   const seed = number("seed", values.seed, 0, (n) => Number.isInteger(n) && n >= 0);
+  const numerics = values.numerics ?? "ggml";
+  if (numerics !== "ggml" && numerics !== "exact") {
+    throw new EpicacheError("invalid_argument", `--numerics ${JSON.stringify(numerics)} is not valid (ggml or exact)`);
+  }
   const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), {
+    numerics,
     log: (m) => process.stderr.write(`${m}\n`),
   });
   try {

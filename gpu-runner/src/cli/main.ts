@@ -14,6 +14,7 @@ commands:
   models path NAME                   print the local path of a pulled model
   models list                        list known models and whether they are pulled
   generate --prompt TEXT [--max-tokens N] [--chat] [--temperature T] [--seed S] [--json] [--model PATH]
+           [--numerics ggml|exact]   ggml (default): llama.cpp's arithmetic; exact: f32, ~5x faster
   demo                               a short generation on the default model (what \`npm start\` runs)
 `;
 

@@ -18,20 +18,21 @@
  * RoPE already, so where they sit in the buffer does not matter: heads may hold different numbers
  * of entries, from different original positions.
  *
- * Numerics. "exact" computes in f32 throughout. "ggml" rounds where llama.cpp's CPU kernels round,
- * so that a GGUF model generates what llama.cpp generates: the input of each matrix product is
- * quantised to 8 bits per 32-value block for quantised weights (ggml's Q8_0/Q8_1: scale
- * max|x|/127 stored as f16, values round(x·127/max|x|), and for Q4_1 weights the block-sum term
- * that ggml takes from the Q8_1 block's own f16 sum) or rounded to f16 for f16 weights; keys and
- * values are stored as f16 (llama.cpp's default cache type); queries and attention probabilities are
- * rounded to f16, as ggml converts them for the products with the f16 cache.
+ * Numerics. "exact" computes in f32 throughout. "ggml" computes as llama.cpp's CPU backend does on
+ * x86 with AVX-512 (see ggml-ops.ts), so that a GGUF model generates what llama.cpp generates:
+ * Q4_1/Q8_0 products through its integer block kernels on Q8-quantised activations; keys, values,
+ * queries and attention probabilities rounded to f16 (its default cache type and what its f16
+ * products take); attention dot products added in the order of its single-token and batched
+ * kernels; its vectorised expf in SiLU and softmax; RMSNorm sums in f64; RoPE angles stepped in
+ * f32 with the C library's cosf/sinf and the rotation's multiply-adds fused as the compiler fuses
+ * them. It is several times slower than "exact".
  */
 import { GraphBuilder, DType } from "../onnx/builder";
 import type { LlamaConfig } from "./config";
-import { GgmlOps } from "./ggml-ops";
+import { GgmlOps, laneDot, padAxisTo } from "./ggml-ops";
 import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 5;
+export const DECODER_GRAPH_VERSION = 11;
 
 export type Numerics = "ggml" | "exact";
 export const OPSET = 17;
@@ -94,14 +95,32 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   };
 
   const rmsNorm = (x: string, w: string, eps: number) => {
-    // x / sqrt(mean(x²) + eps) · w over the last axis, as llama.cpp (multiply by the reciprocal).
-    const ms = g.node("ReduceMean", [g.node("Mul", [x, x])], { axes: [-1], keepdims: 1 });
+    // x / sqrt(mean(x²) + eps) · w over the last axis, as llama.cpp (multiply by the reciprocal;
+    // ggml sums the f32 squares in f64).
+    const sq = g.node("Mul", [x, x]);
+    let ms: string;
+    if (ggml) {
+      const sum = g.node("ReduceSum", [g.node("Cast", [sq], { to: DType.double }), g.ints([-1])], { keepdims: 1 });
+      const n = g.node("Cast", [g.node("Gather", [g.node("Shape", [sq]), g.int(-1)], { axis: 0 })], { to: DType.double });
+      ms = g.node("Cast", [g.node("Div", [sum, n])], { to: DType.float });
+    } else {
+      ms = g.node("ReduceMean", [sq], { axes: [-1], keepdims: 1 });
+    }
     const inv = g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [ms, g.float(eps)])])]);
     return g.node("Mul", [g.node("Mul", [x, inv]), w]);
   };
   const rotate = (x: string) => {
     // x·cos + rotate_half(x)·sin, rotate_half(x) = [−x₂, x₁] over the last axis.   x: [heads, T, D]
     const [x1, x2] = g.nodeN("Split", [x, g.ints([D / 2, D / 2])], 2, { axis: -1 });
+    if (ggml) {
+      // llama.cpp's rotate_pairs as the compiler contracts it: the first product of each line fused,
+      // dst₀ = fma(x₀, cos, −x₁·sin), dst₁ = fma(x₀, sin, x₁·cos).
+      const [c1] = g.nodeN("Split", [cos, g.ints([D / 2, D / 2])], 2, { axis: -1 });
+      const [s1] = g.nodeN("Split", [sin, g.ints([D / 2, D / 2])], 2, { axis: -1 });
+      const lo = ops.fma(x1, c1, g.node("Neg", [g.node("Mul", [x2, s1])]));
+      const hi = ops.fma(x1, s1, g.node("Mul", [x2, c1]));
+      return g.node("Concat", [lo, hi], { axis: -1 });
+    }
     const rot = g.node("Concat", [g.node("Neg", [x2]), x1], { axis: -1 });
     return g.node("Add", [g.node("Mul", [x, cos]), g.node("Mul", [rot, sin])]);
   };
@@ -152,10 +171,31 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
 
     // Grouped-query attention: query heads h·G … h·G+G−1 read KV head h.
     const qg = g.node("Reshape", [q, g.ints([KV, G, -1, D])]); // [KV, G, T, D]
-    const kT = g.node("Unsqueeze", [g.node("Transpose", [kAll], { perm: [0, 2, 1] }), g.ints([1])]); // [KV, 1, D, P+T]
-    const scores = g.node("Add", [g.node("Mul", [g.node("MatMul", [qg, kT]), scale]), mask]); // [KV, G, T, P+T]
-    const probs = toF16(ggml ? ops.softmax(scores) : g.node("Softmax", [scores], { axis: -1 })); // [KV, G, T, P+T]
-    const ctx = g.node("MatMul", [probs, g.node("Unsqueeze", [vAll, g.ints([1])])]); // [KV, G, T, D]
+    let ctx: string; // [KV, G, T, D]
+    if (!ggml) {
+      const kT = g.node("Unsqueeze", [g.node("Transpose", [kAll], { perm: [0, 2, 1] }), g.ints([1])]); // [KV, 1, D, P+T]
+      const scores = g.node("Add", [g.node("Mul", [g.node("MatMul", [qg, kT]), scale]), mask]); // [KV, G, T, P+T]
+      const probs = g.node("Softmax", [scores], { axis: -1 }); // [KV, G, T, P+T]
+      ctx = g.node("MatMul", [probs, g.node("Unsqueeze", [vAll, g.ints([1])])]);
+    } else {
+      // llama.cpp adds the f16 products in one order for a single token and in another for a batch.
+      // Head dims that are not a multiple of 64 are padded with zeros (exact order only for multiples).
+      const qPad = g.node("Pad", [qg, padAxisTo(g, g.node("Shape", [qg]), 4, 3, 64)]); // [KV, G, T, D']
+      const k4 = g.node("Unsqueeze", [kAll, g.ints([1])]); // [KV, 1, P+T, D]
+      const kPad = g.node("Pad", [k4, padAxisTo(g, g.node("Shape", [k4]), 4, 3, 64)]); // [KV, 1, P+T, D']
+      const vPad = g.node("Pad", [vAll, padAxisTo(g, g.node("Shape", [vAll]), 3, 1, 64)]); // [KV, S, D], S a multiple of 64
+      const vT = g.node("Unsqueeze", [g.node("Transpose", [vPad], { perm: [0, 2, 1] }), g.ints([1])]); // [KV, 1, D, S]
+      const branch = (scheme: "tinyblas" | "vecdot") =>
+        g.subgraph((sb) => {
+          const sops = new GgmlOps(sb);
+          const scores = sb.node("Add", [sb.node("Mul", [laneDot(sb, qPad, kPad, [KV, G], [KV, 1], scheme), scale]), mask]); // [KV, G, T, P+T]
+          const probs = sops.f16(sops.softmax(scores, 4));
+          const pPad = sb.node("Pad", [probs, padAxisTo(sb, sb.node("Shape", [probs]), 4, 3, 64)]); // [KV, G, T, S]
+          sb.output(laneDot(sb, pPad, vT, [KV, G], [KV, 1], scheme), `ctx_${scheme}_${l}`, DType.float, [KV, G, "T", D]);
+        });
+      const single = g.node("Equal", [Tsc, g.int(1)]);
+      ctx = g.node("If", [single], { then_branch: { graph: branch("vecdot") }, else_branch: { graph: branch("tinyblas") } });
+    }
     const ctxT = g.node("Reshape", [g.node("Transpose", [g.node("Reshape", [ctx, g.ints([H, -1, D])])], { perm: [1, 0, 2] }), g.ints([-1, H * D])]); // [T, H·D]
     x = g.node("Add", [x, linear(ctxT, `l${l}.wo`, ["wo"], l, H * D, E)]); // [T, E]
 
@@ -170,10 +210,14 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   const rows = g.node("Gather", [x, logitsIndex], { axis: 0 }); // [N, E]
   const hn = rmsNorm(rows, g.weight("output_norm", [E], () => weights.global("outputNorm")), c.rmsNormEps);
   // A tied head reads the embedding initializer (in exact numerics) instead of storing it twice.
+  // In ggml numerics a Q8_0 head takes llama.cpp's plain CPU kernel (the head shares the embedding
+  // tensor, which stays out of the AMX buffer).
   const logits =
     c.tiedEmbeddings && !ggml
       ? g.node("Gemm", [hn, embd], { transB: 1 })
-      : linear(hn, "output", ["output"], undefined, E, c.vocabSize); // [N, V]
+      : ggml && weights.storage("output") === "Q8_0"
+        ? ops.q8VecDot(hn, "output", E, c.vocabSize, () => weights.blocks("output") as QuantBlocks)
+        : linear(hn, "output", ["output"], undefined, E, c.vocabSize); // [N, V]
   g.output(logits, "logits", DType.float, ["N", c.vocabSize]);
 
   return g.build({ opset: OPSET, producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}` });

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { openGguf } from "../gguf";
-import { referenceForward, tinyGguf, type TinySpec } from "../testing";
+import { f16Value, f32ToF16, referenceForward, tinyGguf, type TinySpec } from "../testing";
 import { configFromGguf } from "./config";
 import { generate } from "./generate";
 import { KvCache } from "./kv-cache";
@@ -129,6 +129,37 @@ describe("decoder graph on tiny checkpoints", () => {
       expect(got).toEqual(want);
     } finally {
       await model.decoder.release();
+    }
+  });
+});
+
+describe("ggml numerics on a tiny Q4_1 checkpoint", () => {
+  it("runs batched and single-token paths and stays within quantisation noise of exact f32", async () => {
+    const path = join(dir, "ggml-q4_1.gguf");
+    writeFileSync(path, tinyGguf({ architecture: "llama", type: "Q4_1", hiddenSize: 64, intermediateSize: 96 }).bytes);
+    const exact = await openChatModel(path, { graphRoot: join(dir, "graphs"), numerics: "exact" });
+    const ggml = await openChatModel(path, { graphRoot: join(dir, "graphs"), numerics: "ggml" });
+    try {
+      const positions = tokens.map((_, i) => i);
+      const a = await exact.decoder.forward(tokens, positions, new KvCache(exact.config), [tokens.length - 1]);
+      const b = await ggml.decoder.forward(tokens, positions, new KvCache(ggml.config), [tokens.length - 1]);
+      expect(b.logits.every(Number.isFinite)).toBe(true);
+      expect(maxRelError(b.logits, a.logits)).toBeLessThan(0.05);
+      // The same last token through the single-token path (llama.cpp's other summation order).
+      const cache = new KvCache(ggml.config);
+      const head = tokens.slice(0, -1);
+      const pre = await ggml.decoder.forward(head, positions.slice(0, -1), cache, [head.length - 1]);
+      cache.append(pre.keys, pre.values, positions.slice(0, -1));
+      const c = await ggml.decoder.forward(tokens.slice(-1), positions.slice(-1), cache, [0]);
+      expect(maxRelError(c.logits, b.logits)).toBeLessThan(0.01);
+      // Keys and values come back rounded to f16, as llama.cpp's cache holds them; exact ones do not.
+      const isF16 = (v: number) => f16Value(f32ToF16(v)) === v;
+      expect(Array.from(b.keys[0]).every(isF16)).toBe(true);
+      expect(Array.from(b.values[1]).every(isF16)).toBe(true);
+      expect(Array.from(a.keys[0]).every(isF16)).toBe(false);
+    } finally {
+      await exact.decoder.release();
+      await ggml.decoder.release();
     }
   });
 });

@@ -7,6 +7,8 @@ import type { LlamaConfig } from "./config";
 import type { KvCache } from "./kv-cache";
 import type { Numerics } from "./decoder-graph";
 import { ropeTables } from "./rope";
+import { libmRopeTable } from "./libm-rope";
+import { dirname } from "node:path";
 
 export interface RuntimeOptions {
   /** "cpu" (default) or "cuda" (GPU images). */
@@ -30,9 +32,15 @@ export class Decoder {
     readonly config: LlamaConfig,
     readonly numerics: Numerics,
     private readonly session: ort.InferenceSession,
+    /** llama.cpp's cos/sin for `ggml` numerics (libm-rope.ts), or null. */
+    private readonly ropeLibm: Float32Array | null = null,
   ) {}
 
-  static async load(modelPath: string, config: LlamaConfig, numerics: Numerics, opts: RuntimeOptions = DEFAULT_RUNTIME): Promise<Decoder> {
+  static async load(modelPath: string, config: LlamaConfig, numerics: Numerics, opts: RuntimeOptions = DEFAULT_RUNTIME, log?: (m: string) => void): Promise<Decoder> {
+    const ropeLibm =
+      numerics === "ggml" && config.ropeScaling === null
+        ? libmRopeTable(config.ropeTheta, config.headDim, Math.min(config.contextLength, 32768), dirname(modelPath), log)
+        : null;
     try {
       const session = await ort.InferenceSession.create(modelPath, {
         executionProviders: [opts.executionProvider],
@@ -42,7 +50,7 @@ export class Decoder {
         extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } },
         ...(opts.threads > 0 ? { intraOpNumThreads: opts.threads } : {}),
       });
-      return new Decoder(config, numerics, session);
+      return new Decoder(config, numerics, session, ropeLibm);
     } catch (e) {
       throw new EpicacheError("runtime_failed", `onnxruntime could not load ${modelPath} on ${opts.executionProvider}: ${(e as Error).message}`, { cause: e });
     }
@@ -60,7 +68,7 @@ export class Decoder {
       if (!Number.isInteger(t) || t < 0 || t >= c.vocabSize) throw new EpicacheError("invalid_argument", `token id ${t} is outside the vocabulary`);
     }
     const lengths = new BigInt64Array(c.numLayers * c.numKvHeads);
-    const rope = ropeTables(positions, c, this.numerics);
+    const rope = ropeTables(positions, c, this.numerics, this.ropeLibm);
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor("int64", BigInt64Array.from(tokens, BigInt), [T]),
       rope_cos: new ort.Tensor("float32", rope.cos, [T, c.headDim / 2]),
@@ -68,12 +76,13 @@ export class Decoder {
       logits_index: new ort.Tensor("int64", BigInt64Array.from(logitRows, BigInt), [logitRows.length]),
       past_lengths: new ort.Tensor("int64", lengths, [c.numLayers, c.numKvHeads]),
     };
-    const P = cache.capacity;
     for (let l = 0; l < c.numLayers; l++) {
       const layer = cache.layers[l];
       for (let h = 0; h < c.numKvHeads; h++) lengths[l * c.numKvHeads + h] = BigInt(layer.lengths[h]);
-      feeds[`past_key_${l}`] = new ort.Tensor("float32", layer.keys, [c.numKvHeads, P, c.headDim]);
-      feeds[`past_value_${l}`] = new ort.Tensor("float32", layer.values, [c.numKvHeads, P, c.headDim]);
+      // ggml numerics need entry i at index i; otherwise the whole buffer goes in and padding is masked.
+      const past = this.numerics === "ggml" ? cache.packed(l) : { keys: layer.keys, values: layer.values, length: cache.capacity };
+      feeds[`past_key_${l}`] = new ort.Tensor("float32", past.keys, [c.numKvHeads, past.length, c.headDim]);
+      feeds[`past_value_${l}`] = new ort.Tensor("float32", past.values, [c.numKvHeads, past.length, c.headDim]);
     }
     const out = await this.session.run(feeds);
     const keys: Float32Array[] = [];

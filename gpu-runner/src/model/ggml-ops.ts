@@ -94,12 +94,23 @@ export class GgmlOps {
    * ggml's soft_max over the last axis of already scaled and masked scores: e = vexpf(x − max),
    * sum in f64, then e · f32(1/sum).
    */
-  softmax(x: string): string {
+  softmax(x: string, rank: number): string {
     const g = this.g;
     const max = g.node("ReduceMax", [x], { axes: [-1], keepdims: 1 });
     const e = this.vexpf(g.node("Sub", [x, max]));
-    const sum = g.node("ReduceSum", [this.f64(e), g.ints([-1])], { keepdims: 1 });
-    return g.node("Mul", [e, this.f32(g.node("Div", [g.double(1), sum]))]);
+    // ggml adds the exponentials 16 at a time in f32 (`_mm512_reduce_add_ps`: halving tree), then
+    // those partial sums in f64. Zeros pad the row to a multiple of 16, as masked cells do in ggml.
+    const padded = g.node("Pad", [e, padAxisTo(g, g.node("Shape", [e]), rank, rank - 1, 16)]);
+    const chunks = g.node("Reshape", [padded, g.ints([...Array(rank - 1).fill(0), -1, 16])]); // [..., S/16, 16]
+    let t = chunks;
+    for (const half of [8, 4, 2, 1]) {
+      const lo = g.node("Slice", [t, g.ints([0]), g.ints([half]), g.ints([-1])]);
+      const hi = g.node("Slice", [t, g.ints([half]), g.ints([2 * half]), g.ints([-1])]);
+      t = g.node("Add", [lo, hi]);
+    }
+    const sum = g.node("ReduceSum", [this.f64(t), g.ints([-2, -1])], { keepdims: 0 }); // [...]
+    const inv = this.f32(g.node("Div", [g.double(1), g.node("Unsqueeze", [sum, g.ints([-1])])]));
+    return g.node("Mul", [e, inv]);
   }
 
   /**
@@ -156,10 +167,46 @@ export class GgmlOps {
     cache = undefined;
     return g.node("Scan", [zeros, ...scanned], { body: { graph: body }, num_scan_inputs: scanned.length }); // [T, out]
   }
+
+  /**
+   * x [T, K] · Wᵀ for a Q8_0 matrix as ggml_vec_dot_q8_0_q8_0 computes it on AVX2 (the CPU path
+   * for weights outside the AMX buffer, such as the tied output head): per block, eight lanes of four
+   * integer products, each lane accumulating fma(d_w·d_x, lane sum, acc) block after block; then
+   * the lanes summed as hsum_float_8 (l + l+4, then + l+2, then + l+1). Returns [T, out].
+   */
+  q8VecDot(x: string, name: string, K: number, out: number, blocks: () => QuantBlocks): string {
+    const g = this.g;
+    const nb = K / 32;
+    const codesW = g.weight(`${name}.codes8`, [nb, 8, 4, out], () => transposeLanes(blocks().codes, out, K));
+    const scalesW = g.weight(`${name}.scales8`, [nb, 1, 1, out], () => transposeRows(blocks().scales, out, nb));
+    const a = this.quantizeQ8(x, K);
+    const lanesA = g.node("Transpose", [g.node("Reshape", [a.codes, g.ints([0, nb, 8, 4])])], { perm: [1, 2, 0, 3] }); // [nb, 8, T, 4]
+    const sums = g.node("MatMul", [lanesA, codesW]); // [nb, 8, T, out], exact integers
+    const dx = g.node("Unsqueeze", [g.node("Transpose", [a.d], { perm: [1, 0, 2] }), g.ints([1])]); // [nb, 1, T, 1]
+    const dd = g.node("Mul", [scalesW, dx]); // [nb, 1, T, out]
+    const terms = g.node("Mul", [this.f64(sums), this.f64(dd)]); // [nb, 8, T, out]
+    const body = g.subgraph((sb) => {
+      const acc = sb.input("acc", DType.float, [8, "T", out]);
+      const term = sb.input("term", DType.double, [8, "T", out]);
+      sb.output(sb.node("Cast", [sb.node("Add", [sb.node("Cast", [acc], { to: DType.double }), term])], { to: DType.float }), "acc_out", DType.float, [8, "T", out]);
+    });
+    const zeros = g.node("ConstantOfShape", [g.node("Slice", [g.node("Shape", [terms]), g.ints([1]), g.ints([4])])], {
+      value: { tensor: new Float32Array([0]), dims: [1] },
+    }); // [8, T, out]
+    const lanes = g.node("Scan", [zeros, terms], { body: { graph: body }, num_scan_inputs: 1 }); // [8, T, out]
+    const half = (v: string, n: number) =>
+      g.node("Add", [g.node("Slice", [v, g.ints([0]), g.ints([n]), g.ints([0])]), g.node("Slice", [v, g.ints([n]), g.ints([2 * n]), g.ints([0])])]);
+    return g.node("Squeeze", [half(half(half(lanes, 4), 2), 1), g.ints([0])]); // [T, out]
+  }
+}
+
+/** [out, K] → [K/32, 8, 4, out]: each block's 32 codes as 8 lanes of 4. */
+function transposeLanes(codes: Float32Array, out: number, K: number): Float32Array {
+  return transposeBlocks(codes, out, K); // same element order: k = 32b + 4·lane + j
 }
 
 /** [out, K] → [K/32, 32, out]. */
-function transposeBlocks(codes: Float32Array, out: number, K: number): Float32Array {
+export function transposeBlocks(codes: Float32Array, out: number, K: number): Float32Array {
   const t = new Float32Array(codes.length);
   for (let o = 0; o < out; o++) for (let k = 0; k < K; k++) t[k * out + o] = codes[o * K + k];
   return t;
@@ -170,4 +217,63 @@ function transposeRows(v: Float32Array, out: number, nb: number): Float32Array {
   const t = new Float32Array(v.length);
   for (let o = 0; o < out; o++) for (let b = 0; b < nb; b++) t[b * out + o] = v[o * nb + b];
   return t;
+}
+
+/**
+ * Dot products over K as ggml's f16 kernels add them (products of f16 values are exact in f32, so
+ * only the order of the f32 additions matters). a: [...batchA, M, K], bT: [...batchB, N, K] →
+ * [..., M, N] (batch dims broadcast as in MatMul).
+ *
+ * - "tinyblas" (llamafile's sgemm, used for batches of two or more tokens): 16 lanes, lane l adds
+ *   the products at l, l+16, l+32, … in order; then the lanes are summed pairwise (l and l+8, then
+ *   +4, +2, +1: `_mm512_reduce_add_ps`).
+ * - "vecdot" (`ggml_vec_dot_f16`, one token): four 16-lane accumulators j, lane l of j adding the
+ *   products at 64i + 16j + l in order of i; then (j0 + j2) + (j1 + j3), then the same lane tree.
+ *
+ * K must be a multiple of 16 ("tinyblas") or 64 ("vecdot"); pad with zeros. The in-lane sums are
+ * batched MatMuls, whose kernel accumulates along K in order.
+ */
+export function laneDot(g: GraphBuilder, a: string, bT: string, batchA: number[], batchB: number[], scheme: "tinyblas" | "vecdot"): string {
+  const r = batchA.length;
+  let sums: string; // [..., 16, M, N]
+  if (scheme === "tinyblas") {
+    const a5 = g.node("Reshape", [a, g.ints([...batchA, 0, -1, 16])]); // [..., M, C, 16]
+    const b5 = g.node("Reshape", [bT, g.ints([...batchB, 0, -1, 16])]); // [..., N, C, 16]
+    sums = g.node("MatMul", [
+      g.node("Transpose", [a5], { perm: [...range(r), r + 2, r, r + 1] }), // [..., 16, M, C]
+      g.node("Transpose", [b5], { perm: [...range(r), r + 2, r + 1, r] }), // [..., 16, C, N]
+    ]);
+  } else {
+    const a6 = g.node("Reshape", [a, g.ints([...batchA, 0, -1, 4, 16])]); // [..., M, I, 4, 16]
+    const b6 = g.node("Reshape", [bT, g.ints([...batchB, 0, -1, 4, 16])]); // [..., N, I, 4, 16]
+    const acc = g.node("MatMul", [
+      g.node("Transpose", [a6], { perm: [...range(r), r + 2, r + 3, r, r + 1] }), // [..., 4, 16, M, I]
+      g.node("Transpose", [b6], { perm: [...range(r), r + 2, r + 3, r + 1, r] }), // [..., 4, 16, I, N]
+    ]); // [..., 4, 16, M, N]
+    const j = (k: number) => g.node("Squeeze", [g.node("Slice", [acc, g.ints([k]), g.ints([k + 1]), g.ints([r])]), g.ints([r])]);
+    sums = g.node("Add", [g.node("Add", [j(0), j(2)]), g.node("Add", [j(1), j(3)])]); // [..., 16, M, N]
+  }
+  // Lane tree: 16 → 8 → 4 → 2 → 1 along the lane axis.
+  let x = sums;
+  for (const half of [8, 4, 2, 1]) {
+    const lo = g.node("Slice", [x, g.ints([0]), g.ints([half]), g.ints([r])]);
+    const hi = g.node("Slice", [x, g.ints([half]), g.ints([2 * half]), g.ints([r])]);
+    x = g.node("Add", [lo, hi]);
+  }
+  return g.node("Squeeze", [x, g.ints([r])]); // [..., M, N]
+}
+
+/**
+ * ONNX Pad pads that extend axis `axis` of a rank-`rank` tensor (whose Shape is `shape`) with zeros
+ * at its end, up to a multiple of `m`.
+ */
+export function padAxisTo(g: GraphBuilder, shape: string, rank: number, axis: number, m: number): string {
+  const n = g.node("Slice", [shape, g.ints([axis]), g.ints([axis + 1])]); // [1]
+  const extra = g.node("Mod", [g.node("Sub", [g.ints([m]), g.node("Mod", [n, g.ints([m])])]), g.ints([m])]); // [1]
+  const zeros = (k: number) => g.ints(Array(k).fill(0));
+  return g.node("Concat", [zeros(rank + axis), extra, zeros(rank - axis - 1)], { axis: 0 });
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
 }

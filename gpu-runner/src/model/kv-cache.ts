@@ -94,6 +94,25 @@ export class KvCache {
     for (const p of positions) this.nextPosition = Math.max(this.nextPosition, p + 1);
   }
 
+  /**
+   * Layer `l`'s keys and values as [kvHeads, n, headDim] with n = the longest head: the buffers
+   * themselves when full, else a compact copy. The graph then sees entry i at index i, which ggml
+   * numerics need (the order of its additions depends on the index).
+   */
+  packed(l: number): { keys: Float32Array; values: Float32Array; length: number } {
+    const n = this.maxLength;
+    const layer = this.layers[l];
+    if (n === this.capacity) return { keys: layer.keys, values: layer.values, length: n };
+    const D = this.headDim;
+    const keys = new Float32Array(this.kvHeads * n * D);
+    const values = new Float32Array(this.kvHeads * n * D);
+    for (let h = 0; h < this.kvHeads; h++) {
+      keys.set(layer.keys.subarray(h * this.capacity * D, (h * this.capacity + n) * D), h * n * D);
+      values.set(layer.values.subarray(h * this.capacity * D, (h * this.capacity + n) * D), h * n * D);
+    }
+    return { keys, values, length: n };
+  }
+
   /** A deep copy (for branching a generation off a shared prefix). */
   clone(): KvCache {
     const c = Object.create(KvCache.prototype) as KvCache;

@@ -65,7 +65,7 @@ export async function openChatModel(path: string, opts: OpenModelOptions = {}): 
     const weights = ggufWeights(file, config, fingerprint);
     const numerics = opts.numerics ?? "ggml";
     const graph = ensureDecoderGraph(weights, numerics, opts.graphRoot ?? graphsDir(), opts.log);
-    const decoder = await Decoder.load(graph, config, numerics, opts.runtime ?? DEFAULT_RUNTIME);
+    const decoder = await Decoder.load(graph, config, numerics, opts.runtime ?? DEFAULT_RUNTIME, opts.log);
     return { path, numerics, config, tokenizer, decoder, fingerprint };
   } finally {
     file.close();

@@ -36,14 +36,24 @@ export function ropeTables(
   positions: readonly number[],
   c: Pick<LlamaConfig, "headDim" | "ropeTheta" | "ropeScaling">,
   style: "ggml" | "exact",
+  libm?: Float32Array | null,
 ): { cos: Float32Array; sin: Float32Array } {
   const half = c.headDim / 2;
   const cos = new Float32Array(positions.length * half);
   const sin = new Float32Array(positions.length * half);
   if (style === "ggml" && c.ropeScaling === null) {
+    // Positions inside the C library's table (see libm-rope.ts) take its values; others compute.
     const f = Math.fround;
     const thetaScale = f(c.ropeTheta ** (-2 / c.headDim));
+    const rows = libm ? libm.length / c.headDim : 0;
     positions.forEach((p, t) => {
+      if (libm && Number.isInteger(p) && p >= 0 && p < rows) {
+        for (let i = 0; i < half; i++) {
+          cos[t * half + i] = libm[(p * half + i) * 2];
+          sin[t * half + i] = libm[(p * half + i) * 2 + 1];
+        }
+        return;
+      }
       let theta = f(p);
       for (let i = 0; i < half; i++) {
         cos[t * half + i] = Math.cos(theta);

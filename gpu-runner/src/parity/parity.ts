@@ -50,6 +50,10 @@ export interface PromptParity {
 export interface ParityReport {
   prompts: PromptParity[];
   identical: number;
+  /** Wall-clock milliseconds per generated token (prefill included), this runtime and llama.cpp. */
+  msPerToken: { ours: number; reference: number };
+  /** CPU threads each runtime was given. */
+  threads: number;
   tokenizer: Array<{ text: string; special: boolean; ours: number[]; reference: number[]; identical: boolean }>;
 }
 
@@ -83,23 +87,35 @@ export async function runParity(model: ChatModel, opts: { log?: (line: string) =
       }),
     );
     const prompts: PromptParity[] = [];
+    const time = { ours: 0, reference: 0, tokens: 0 };
     for (const prompt of PARITY_PROMPTS) {
       const ids = promptIds(model, prompt);
       const ours: number[] = [];
+      let t0 = performance.now();
       for await (const t of generate(model, ids, { maxTokens: PARITY_TOKENS, stopIds: new Set() })) ours.push(t.id);
+      time.ours += performance.now() - t0;
       await sequence.clearHistory();
       const reference: number[] = [];
+      t0 = performance.now();
       // temperature 0 is llama.cpp's greedy sampler; no repeat penalty; end-of-generation tokens are
       // yielded like any other, as our side is run without stop tokens.
       for await (const t of sequence.evaluate(ids as never, { temperature: 0, yieldEogToken: true })) {
         reference.push(Number(t));
         if (reference.length >= PARITY_TOKENS) break;
       }
+      time.reference += performance.now() - t0;
+      time.tokens += PARITY_TOKENS;
       const d = firstDiff(ours, reference);
       prompts.push({ prompt, promptTokens: ids.length, ours, reference, identical: d === -1, firstDiff: d });
       opts.log?.(`${d === -1 ? "identical" : `differs at ${d}`}\t${prompt.kind}\t${JSON.stringify(prompt.text).slice(0, 60)}`);
     }
-    return { prompts, identical: prompts.filter((p) => p.identical).length, tokenizer };
+    return {
+      prompts,
+      identical: prompts.filter((p) => p.identical).length,
+      msPerToken: { ours: time.ours / time.tokens, reference: time.reference / time.tokens },
+      threads,
+      tokenizer,
+    };
   } finally {
     await context.dispose();
     await ref.dispose();
