@@ -85,7 +85,7 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
     const types = new Set(parts.map((p) => weights.storage(p, layer)));
     const type = types.size === 1 ? [...types][0] : "mixed";
     if (ggml && (type === "Q4_1" || type === "Q8_0")) {
-      return ops.quantizedMatmul(x, key, K, out, () => stackBlocks(parts.map((p) => weights.blocks(p, layer))));
+      return ops.quantizedMatmul(x, key, K, out, type, () => stackBlocks(parts.map((p) => weights.blocks(p, layer))));
     }
     const w = g.weight(key, [out, K], read);
     if (!ggml || type === "F32") return g.node("Gemm", [x, w], { transB: 1 });

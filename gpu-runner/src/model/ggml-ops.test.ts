@@ -88,7 +88,7 @@ describe("ggml kernel pieces", () => {
       }
     }
     const g = new GraphBuilder("w.bin");
-    const y = new GgmlOps(g).quantizedMatmul(g.input("x", DType.float, ["T", K]), "w", K, out, () => blocks);
+    const y = new GgmlOps(g).quantizedMatmul(g.input("x", DType.float, ["T", K]), "w", K, out, "Q4_1", () => blocks);
     g.output(y, "y", DType.float, ["T", out]);
     const built = g.build({ opset: 17, producer: "test" });
     // Weights are external data: write them beside the model in a temporary folder.

@@ -133,17 +133,15 @@ export class GgmlOps {
    * x [T, K] · Wᵀ for a Q4_1 or Q8_0 matrix W [out, K] given by its blocks, as the AMX/VNNI kernel
    * computes it. Returns [T, out].
    */
-  quantizedMatmul(x: string, name: string, K: number, out: number, blocks: () => QuantBlocks): string {
+  quantizedMatmul(x: string, name: string, K: number, out: number, type: QuantBlocks["type"], blocks: () => QuantBlocks): string {
     const g = this.g;
     const nb = K / 32;
     // Weights as [nb, 32, out] codes and [nb, 1, out] scales (and mins): one batched product per block.
-    let cache: QuantBlocks | undefined;
-    const get = () => (cache ??= blocks());
-    const codesW = g.weight(`${name}.codes`, [nb, 32, out], () => transposeBlocks(get().codes, out, K));
-    const scalesW = g.weight(`${name}.scales`, [nb, 1, out], () => transposeRows(get().scales, out, nb));
-    const hasMins = get().mins !== null;
-    const minsW = hasMins ? g.weight(`${name}.mins`, [nb, 1, out], () => transposeRows(get().mins as Float32Array, out, nb)) : "";
-    if (!hasMins) cache = undefined; // re-read at write time; keeps memory flat while building
+    // Each initializer reads the blocks when the weights file is written, so only one matrix is held at a time.
+    const codesW = g.weight(`${name}.codes`, [nb, 32, out], () => transposeBlocks(blocks().codes, out, K));
+    const scalesW = g.weight(`${name}.scales`, [nb, 1, out], () => transposeRows(blocks().scales, out, nb));
+    const hasMins = type === "Q4_1";
+    const minsW = hasMins ? g.weight(`${name}.mins`, [nb, 1, out], () => transposeRows(blocks().mins ?? new Float32Array(out * nb), out, nb)) : "";
 
     const a = this.quantizeQ8(x, K);
     const perm = { perm: [1, 0, 2] };
@@ -164,7 +162,6 @@ export class GgmlOps {
     const zeros = g.node("ConstantOfShape", [g.node("Slice", [g.node("Shape", [terms]), g.ints([1]), g.ints([3])])], {
       value: { tensor: new Float32Array([0]), dims: [1] },
     }); // [T, out]
-    cache = undefined;
     return g.node("Scan", [zeros, ...scanned], { body: { graph: body }, num_scan_inputs: scanned.length }); // [T, out]
   }
 
@@ -177,7 +174,7 @@ export class GgmlOps {
   q8VecDot(x: string, name: string, K: number, out: number, blocks: () => QuantBlocks): string {
     const g = this.g;
     const nb = K / 32;
-    const codesW = g.weight(`${name}.codes8`, [nb, 8, 4, out], () => transposeLanes(blocks().codes, out, K));
+    const codesW = g.weight(`${name}.codes8`, [nb, 8, 4, out], () => transposeBlocks(blocks().codes, out, K)); // k = 32b + 4·lane + j
     const scalesW = g.weight(`${name}.scales8`, [nb, 1, 1, out], () => transposeRows(blocks().scales, out, nb));
     const a = this.quantizeQ8(x, K);
     const lanesA = g.node("Transpose", [g.node("Reshape", [a.codes, g.ints([0, nb, 8, 4])])], { perm: [1, 2, 0, 3] }); // [nb, 8, T, 4]
@@ -200,13 +197,8 @@ export class GgmlOps {
   }
 }
 
-/** [out, K] → [K/32, 8, 4, out]: each block's 32 codes as 8 lanes of 4. */
-function transposeLanes(codes: Float32Array, out: number, K: number): Float32Array {
-  return transposeBlocks(codes, out, K); // same element order: k = 32b + 4·lane + j
-}
-
-/** [out, K] → [K/32, 32, out]. */
-export function transposeBlocks(codes: Float32Array, out: number, K: number): Float32Array {
+/** [out, K] → [K/32, 32, out] (equally [K/32, 8, 4, out]). */
+function transposeBlocks(codes: Float32Array, out: number, K: number): Float32Array {
   const t = new Float32Array(codes.length);
   for (let o = 0; o < out; o++) for (let k = 0; k < K; k++) t[k * out + o] = codes[o * K + k];
   return t;
