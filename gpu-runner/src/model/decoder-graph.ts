@@ -32,7 +32,7 @@ import type { LlamaConfig } from "./config";
 import { GgmlOps, laneDot, padAxisTo } from "./ggml-ops";
 import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 11;
+export const DECODER_GRAPH_VERSION = 12;
 
 export type Numerics = "ggml" | "exact";
 export const OPSET = 17;
@@ -180,8 +180,14 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
     } else {
       // llama.cpp adds the f16 products in one order for a single token and in another for a batch.
       // Head dims that are not a multiple of 64 are padded with zeros (exact order only for multiples).
-      const qPad = g.node("Pad", [qg, padAxisTo(g, g.node("Shape", [qg]), 4, 3, 64)]); // [KV, G, T, D']
-      const k4 = g.node("Unsqueeze", [kAll, g.ints([1])]); // [KV, 1, P+T, D]
+      // The products run over head dims in llama.cpp's order, and the order of the additions decides
+      // the rounding: for Llama its GGUF rows pair dims (2i, 2i+1) where ours hold (i, i + D/2)
+      // (weights.ts undoes the converter's permutation); Qwen files keep the Hugging Face order.
+      const headOrder = (x: string, axis: number) =>
+        c.architecture === "llama" ? g.node("Gather", [x, g.ints(Array.from({ length: D }, (_, j) => (j % 2) * (D / 2) + (j >> 1)))], { axis }) : x;
+      const qI = headOrder(qg, 3); // [KV, G, T, D]
+      const qPad = g.node("Pad", [qI, padAxisTo(g, g.node("Shape", [qI]), 4, 3, 64)]); // [KV, G, T, D']
+      const k4 = g.node("Unsqueeze", [headOrder(kAll, 2), g.ints([1])]); // [KV, 1, P+T, D]
       const kPad = g.node("Pad", [k4, padAxisTo(g, g.node("Shape", [k4]), 4, 3, 64)]); // [KV, 1, P+T, D']
       const vPad = g.node("Pad", [vAll, padAxisTo(g, g.node("Shape", [vAll]), 3, 1, 64)]); // [KV, S, D], S a multiple of 64
       const vT = g.node("Unsqueeze", [g.node("Transpose", [vPad], { perm: [0, 2, 1] }), g.ints([1])]); // [KV, 1, D, S]
