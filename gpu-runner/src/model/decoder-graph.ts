@@ -9,10 +9,16 @@
  *   past_lengths   int64 [L, kvH]         valid entries per layer and KV head
  *   past_key_ℓ     f32   [kvH, P, D]      per layer; entries at or beyond past_lengths[ℓ, h] are padding
  *   past_value_ℓ   f32   [kvH, P, D]
+ *   score_len      int64 [1]              S: the last S new tokens are the scoring span (0: none)
  * Outputs
  *   logits         f32   [N, V]
  *   present_key_ℓ  f32   [kvH, T, D]      the new tokens' keys, RoPE applied
  *   present_value_ℓ f32  [kvH, T, D]
+ *   scores_ℓ       f32   [kvH, P+T]       per key: the largest attention any span query of the
+ *                                         head's GQA group gives it, the softmax running over the
+ *                                         valid past entries and the first T−S new tokens only (the
+ *                                         span's own keys left out); 0 for padding, for the span's
+ *                                         own entries, and everywhere when S = 0
  *
  * New tokens attend to every valid past entry and causally to each other. Past keys carry their
  * RoPE already, so where they sit in the buffer does not matter: heads may hold different numbers
@@ -32,7 +38,7 @@ import type { LlamaConfig } from "./config";
 import { GgmlOps, laneDot, padAxisTo } from "./ggml-ops";
 import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 12;
+export const DECODER_GRAPH_VERSION = 13;
 
 export type Numerics = "ggml" | "exact";
 export const OPSET = 17;
@@ -55,6 +61,7 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   const ropeSin = g.input("rope_sin", DType.float, ["T", D / 2]);
   const logitsIndex = g.input("logits_index", DType.int64, ["N"]);
   const pastLengths = g.input("past_lengths", DType.int64, [L, KV]);
+  const scoreLen = g.input("score_len", DType.int64, [1]);
 
   // ── weights ───────────────────────────────────────────────────────────────
   const embd = g.weight("token_embd", [c.vocabSize, E], () => weights.global("tokenEmbedding")); // [V, E]
@@ -70,6 +77,11 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   const zero = g.float(0);
   const negInf = g.float(-Infinity);
   const scale = g.float(1 / Math.sqrt(D));
+  // Scoring: the span is the last S new tokens; its queries see the first T−S new tokens.
+  const S = g.node("Squeeze", [scoreLen, g.ints([0])]); // scalar
+  const Tn = g.node("Sub", [Tsc, S]); // scalar
+  const scoring = g.node("Greater", [S, g.int(0)]); // scalar bool
+  const newScored = g.node("Expand", [g.node("Unsqueeze", [g.node("Less", [r, Tn]), g.ints([0])]), g.node("Concat", [g.ints([KV]), T], { axis: 0 })]); // [KV, T]
 
   const ops = new GgmlOps(g);
   const ggml = numerics === "ggml";
@@ -123,6 +135,27 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
     }
     const rot = g.node("Concat", [g.node("Neg", [x2]), x1], { axis: -1 });
     return g.node("Add", [g.node("Mul", [x, cos]), g.node("Mul", [rot, sin])]);
+  };
+
+  /**
+   * The scores output of one layer. Reduced inside the graph: only [KV, P+T] leaves it. Computed in
+   * f32 in both numerics (it ranks keys; it is not part of what llama.cpp computes).
+   *   qg [KV, G, T, D], kAll [KV, P+T, D], keyValid [KV, P+T] (bool)
+   */
+  const spanScores = (qg: string, kAll: string, keyValid: string, l: number) => {
+    const then = g.subgraph((sb) => {
+      const qs = sb.node("Slice", [qg, sb.node("Unsqueeze", [Tn, sb.ints([0])]), T, sb.ints([2])]); // [KV, G, S, D]
+      const kT = sb.node("Unsqueeze", [sb.node("Transpose", [kAll], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, P+T]
+      const bias = sb.node("Unsqueeze", [sb.node("Where", [keyValid, zero, negInf]), sb.ints([1, 2])]); // [KV, 1, 1, P+T]
+      const probs = sb.node("Softmax", [sb.node("Add", [sb.node("Mul", [sb.node("MatMul", [qs, kT]), scale]), bias])], { axis: -1 }); // [KV, G, S, P+T]
+      const best = sb.node("ReduceMax", [probs], { axes: [1, 2], keepdims: 0 }); // [KV, P+T]
+      // With no valid key at all the softmax is NaN: no key received any attention.
+      sb.output(sb.node("Where", [keyValid, best, zero]), `span_scores_${l}`, DType.float, [KV, "PT"]);
+    });
+    const none = g.subgraph((sb) => {
+      sb.output(sb.node("ConstantOfShape", [sb.node("Shape", [keyValid])], { value: { tensor: new Float32Array([0]), dims: [1] } }), `no_scores_${l}`, DType.float, [KV, "PT"]);
+    });
+    return g.node("If", [scoring], { then_branch: { graph: then }, else_branch: { graph: none } });
   };
 
   // ── token embedding ───────────────────────────────────────────────────────
@@ -202,6 +235,8 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
       const single = g.node("Equal", [Tsc, g.int(1)]);
       ctx = g.node("If", [single], { then_branch: { graph: branch("vecdot") }, else_branch: { graph: branch("tinyblas") } });
     }
+    g.output(spanScores(qg, kAll, g.node("Concat", [pastValid, newScored], { axis: 1 }), l), `scores_${l}`, DType.float, [KV, "PT"]);
+
     const ctxT = g.node("Reshape", [g.node("Transpose", [g.node("Reshape", [ctx, g.ints([H, -1, D])])], { perm: [1, 0, 2] }), g.ints([-1, H * D])]); // [T, H·D]
     x = g.node("Add", [x, linear(ctxT, `l${l}.wo`, ["wo"], l, H * D, E)]); // [T, E]
 

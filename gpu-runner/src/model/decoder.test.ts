@@ -20,10 +20,10 @@ async function tiny(spec: TinySpec, name: string): Promise<{ model: ChatModel; p
   return { model: await openChatModel(path, { graphRoot: join(dir, "graphs"), numerics: "exact" }), path };
 }
 
-function reference(path: string, tokens: number[]) {
+function reference(path: string, tokens: number[], scoreSpan = 0) {
   const file = openGguf(path);
   try {
-    return referenceForward(ggufWeights(file, configFromGguf(file), "ref"), tokens);
+    return referenceForward(ggufWeights(file, configFromGguf(file), "ref"), tokens, tokens.map((_, i) => i), scoreSpan);
   } finally {
     file.close();
   }
@@ -67,6 +67,44 @@ describe("decoder graph on tiny checkpoints", () => {
           expect(maxRelError(out.keys[l], flat)).toBeLessThan(1e-4);
           expect(out.keys[l].length).toBe(KV * tokens.length * D);
         }
+      } finally {
+        await model.decoder.release();
+      }
+    });
+  }
+
+  for (const [name, spec] of FAMILIES.slice(0, 4)) {
+    it(`${name}: scores of a span over a cache and new tokens match the reference's max-softmax`, async () => {
+      const { model, path } = await tiny(spec, `scores-${name.replace(/\W+/g, "-")}`);
+      try {
+        const [prefix, fresh, span] = [tokens.slice(0, 6), tokens.slice(6, 10), [40, 41, 42]];
+        const all = [...prefix, ...fresh, ...span];
+        const ref = reference(path, all, span.length);
+        const cache = new KvCache(model.config);
+        const pre = await model.decoder.forward(prefix, prefix.map((_, i) => i), cache, [prefix.length - 1]);
+        cache.append(pre.keys, pre.values, prefix.map((_, i) => i));
+        const ids = [...fresh, ...span];
+        const out = await model.decoder.forward(ids, ids.map((_, i) => prefix.length + i), cache, [0], { scoreSpan: span.length });
+        expect(out.scores).not.toBeNull();
+        const { numKvHeads: KV } = model.config;
+        const stride = out.past + ids.length;
+        for (let l = 0; l < model.config.numLayers; l++) {
+          const got = out.scores?.[l] as Float32Array;
+          expect(got.length).toBe(KV * stride);
+          for (let h = 0; h < KV; h++) {
+            const row = got.subarray(h * stride, (h + 1) * stride);
+            const want = ref.scores?.[l][h] as Float64Array;
+            const mine = [...row.subarray(0, prefix.length), ...row.subarray(out.past, out.past + fresh.length)];
+            for (let j = 0; j < want.length; j++) expect(Math.abs(mine[j] - want[j])).toBeLessThan(1e-5);
+            // Padding beyond the cache's entries and the span's own keys score 0.
+            expect(Array.from(row.subarray(prefix.length, out.past)).every((v) => v === 0)).toBe(true);
+            expect(Array.from(row.subarray(out.past + fresh.length)).every((v) => v === 0)).toBe(true);
+          }
+        }
+        // The span does not change the logits of the tokens before it.
+        const plain = await model.decoder.forward(fresh, fresh.map((_, i) => prefix.length + i), cache, [0]);
+        expect(maxRelError(out.logits, plain.logits)).toBeLessThan(1e-5);
+        expect(plain.scores).toBeNull();
       } finally {
         await model.decoder.release();
       }

@@ -25,6 +25,19 @@ export interface ForwardResult {
   /** Per layer [kvHeads, T, headDim]. */
   keys: Float32Array[];
   values: Float32Array[];
+  /**
+   * When a scoring span was given: per layer [kvHeads, past + T], the attention scores of the
+   * cache entries (index < past; entry j of head h at j, padding 0) and of the new tokens (at past + t;
+   * the span's own 0). See decoder-graph.ts.
+   */
+  scores: Float32Array[] | null;
+  /** The past length the graph saw (the stride offset of the new tokens in `scores`). */
+  past: number;
+}
+
+export interface ForwardOptions {
+  /** The last `scoreSpan` tokens form the scoring span (default 0: no scores). */
+  scoreSpan?: number;
 }
 
 export class Decoder {
@@ -60,10 +73,12 @@ export class Decoder {
    * Runs `tokens` at `positions` over `cache` (which it does not change) and returns the logits of
    * `logitRows` (indices into `tokens`) and the tokens' new K/V.
    */
-  async forward(tokens: readonly number[], positions: readonly number[], cache: KvCache, logitRows: readonly number[]): Promise<ForwardResult> {
+  async forward(tokens: readonly number[], positions: readonly number[], cache: KvCache, logitRows: readonly number[], opts: ForwardOptions = {}): Promise<ForwardResult> {
     const c = this.config;
     const T = tokens.length;
+    const span = opts.scoreSpan ?? 0;
     if (T === 0 || positions.length !== T) throw new EpicacheError("invalid_argument", `forward: ${T} tokens with ${positions.length} positions`);
+    if (!Number.isInteger(span) || span < 0 || span > T) throw new EpicacheError("invalid_argument", `forward: a scoring span of ${span} over ${T} tokens`);
     for (const t of tokens) {
       if (!Number.isInteger(t) || t < 0 || t >= c.vocabSize) throw new EpicacheError("invalid_argument", `token id ${t} is outside the vocabulary`);
     }
@@ -75,23 +90,28 @@ export class Decoder {
       rope_sin: new ort.Tensor("float32", rope.sin, [T, c.headDim / 2]),
       logits_index: new ort.Tensor("int64", BigInt64Array.from(logitRows, BigInt), [logitRows.length]),
       past_lengths: new ort.Tensor("int64", lengths, [c.numLayers, c.numKvHeads]),
+      score_len: new ort.Tensor("int64", BigInt64Array.from([BigInt(span)]), [1]),
     };
+    let past = 0;
     for (let l = 0; l < c.numLayers; l++) {
       const layer = cache.layers[l];
       for (let h = 0; h < c.numKvHeads; h++) lengths[l * c.numKvHeads + h] = BigInt(layer.lengths[h]);
       // ggml numerics need entry i at index i; otherwise the whole buffer goes in and padding is masked.
-      const past = this.numerics === "ggml" ? cache.packed(l) : { keys: layer.keys, values: layer.values, length: cache.capacity };
-      feeds[`past_key_${l}`] = new ort.Tensor("float32", past.keys, [c.numKvHeads, past.length, c.headDim]);
-      feeds[`past_value_${l}`] = new ort.Tensor("float32", past.values, [c.numKvHeads, past.length, c.headDim]);
+      const layerPast = this.numerics === "ggml" ? cache.packed(l) : { keys: layer.keys, values: layer.values, length: cache.capacity };
+      feeds[`past_key_${l}`] = new ort.Tensor("float32", layerPast.keys, [c.numKvHeads, layerPast.length, c.headDim]);
+      feeds[`past_value_${l}`] = new ort.Tensor("float32", layerPast.values, [c.numKvHeads, layerPast.length, c.headDim]);
+      past = layerPast.length;
     }
     const out = await this.session.run(feeds);
     const keys: Float32Array[] = [];
     const values: Float32Array[] = [];
+    const scores: Float32Array[] = [];
     for (let l = 0; l < c.numLayers; l++) {
       keys.push(out[`present_key_${l}`].data as Float32Array);
       values.push(out[`present_value_${l}`].data as Float32Array);
+      scores.push(out[`scores_${l}`].data as Float32Array);
     }
-    return { logits: out.logits.data as Float32Array, keys, values };
+    return { logits: out.logits.data as Float32Array, keys, values, scores: span > 0 ? scores : null, past };
   }
 
   async release(): Promise<void> {

@@ -74,24 +74,53 @@ export class KvCache {
   }
 
   /**
-   * Appends the new tokens' K/V of every layer (each [kvHeads, T, headDim], as the graph returns
-   * them) at `positions`.
+   * Appends the new tokens' K/V of every layer (each [kvHeads, rows, headDim], as the graph returns
+   * them) at `positions`: the first `positions.length` of the `rows` tokens (the rest, a scoring
+   * span, is dropped).
    */
-  append(keys: Float32Array[], values: Float32Array[], positions: readonly number[]): void {
+  append(keys: Float32Array[], values: Float32Array[], positions: readonly number[], rows = positions.length): void {
     const T = positions.length;
+    if (T > rows) throw new Error(`append: ${T} positions for ${rows} rows`);
     this.reserve(T);
     const D = this.headDim;
     for (let l = 0; l < this.layers.length; l++) {
       const layer = this.layers[l];
       for (let h = 0; h < this.kvHeads; h++) {
         const at = h * this.capacity + layer.lengths[h];
-        layer.keys.set(keys[l].subarray(h * T * D, (h + 1) * T * D), at * D);
-        layer.values.set(values[l].subarray(h * T * D, (h + 1) * T * D), at * D);
+        layer.keys.set(keys[l].subarray(h * rows * D, (h * rows + T) * D), at * D);
+        layer.values.set(values[l].subarray(h * rows * D, (h * rows + T) * D), at * D);
         for (let t = 0; t < T; t++) layer.positions[at + t] = positions[t];
         layer.lengths[h] += T;
       }
     }
     for (const p of positions) this.nextPosition = Math.max(this.nextPosition, p + 1);
+  }
+
+  /**
+   * Keeps, in head h of layer l, only the entries at `keep[h]` (ascending indices into the head's
+   * current entries), moved to the front in that order, with their positions.
+   */
+  keep(l: number, keep: readonly Int32Array[]): void {
+    const layer = this.layers[l];
+    const D = this.headDim;
+    for (let h = 0; h < this.kvHeads; h++) {
+      const idx = keep[h];
+      const base = h * this.capacity;
+      let prev = -1;
+      for (let i = 0; i < idx.length; i++) {
+        const j = idx[i];
+        // Ascending indices: entry j moves to i ≤ j, so copying front to back never overwrites a
+        // later source.
+        if (j <= prev || j >= layer.lengths[h]) throw new Error(`keep: index ${j} in head ${h} of layer ${l} is out of order or range`);
+        prev = j;
+        if (j !== i) {
+          layer.keys.copyWithin((base + i) * D, (base + j) * D, (base + j + 1) * D);
+          layer.values.copyWithin((base + i) * D, (base + j) * D, (base + j + 1) * D);
+          layer.positions[base + i] = layer.positions[base + j];
+        }
+      }
+      layer.lengths[h] = idx.length;
+    }
   }
 
   /**

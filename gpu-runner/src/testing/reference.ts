@@ -12,6 +12,11 @@ export interface ReferenceResult {
   /** Per layer, [kvHeads][T][headDim], RoPE applied. */
   keys: Float64Array[][][];
   values: Float64Array[][][];
+  /**
+   * With a scoring span of S > 0: per layer, [kvHeads][T − S], the largest softmax attention any
+   * span query of the head's group gives each earlier token, the softmax over those T − S tokens.
+   */
+  scores: Float64Array[][] | null;
 }
 
 /** x · Wᵀ for W stored [out, in]. */
@@ -45,8 +50,16 @@ function rope(x: Float64Array, pos: number, inv: Float32Array): Float64Array {
   return y;
 }
 
-/** Runs `tokens` at `positions` from an empty cache, causally. */
-export function referenceForward(weights: WeightSource, tokens: readonly number[], positions: readonly number[] = tokens.map((_, i) => i)): ReferenceResult {
+/**
+ * Runs `tokens` at `positions` from an empty cache, causally; the last `scoreSpan` tokens are the
+ * scoring span.
+ */
+export function referenceForward(
+  weights: WeightSource,
+  tokens: readonly number[],
+  positions: readonly number[] = tokens.map((_, i) => i),
+  scoreSpan = 0,
+): ReferenceResult {
   const c: LlamaConfig = weights.config;
   const E = c.hiddenSize, H = c.numHeads, KV = c.numKvHeads, D = c.headDim, F = c.intermediateSize, V = c.vocabSize;
   const G = H / KV;
@@ -56,6 +69,7 @@ export function referenceForward(weights: WeightSource, tokens: readonly number[
   let xs: Float64Array[] = tokens.map((t) => Float64Array.from(emb.subarray(t * E, (t + 1) * E)));
   const keys: Float64Array[][][] = [];
   const values: Float64Array[][][] = [];
+  const scores: Float64Array[][] = [];
   for (let l = 0; l < c.numLayers; l++) {
     const w = (n: LayerTensor) => weights.layer(l, n);
     const [wq, wk, wv, wo] = [w("wq"), w("wk"), w("wv"), w("wo")];
@@ -80,6 +94,26 @@ export function referenceForward(weights: WeightSource, tokens: readonly number[
     }
     keys.push(K);
     values.push(Vv);
+    if (scoreSpan > 0) {
+      const Tn = T - scoreSpan;
+      const best = Array.from({ length: KV }, () => new Float64Array(Tn));
+      for (let t = Tn; t < T; t++) {
+        for (let i = 0; i < H; i++) {
+          const j = Math.floor(i / G);
+          const p = new Float64Array(Tn);
+          let max = -Infinity;
+          for (let s = 0; s < Tn; s++) {
+            let dot = 0;
+            for (let d = 0; d < D; d++) dot += qs[t][i][d] * K[j][s][d];
+            max = Math.max(max, (p[s] = dot / Math.sqrt(D)));
+          }
+          let sum = 0;
+          for (let s = 0; s < Tn; s++) sum += p[s] = Math.exp(p[s] - max);
+          for (let s = 0; s < Tn; s++) best[j][s] = Math.max(best[j][s], p[s] / sum);
+        }
+      }
+      scores.push(best);
+    }
     const next: Float64Array[] = [];
     for (let t = 0; t < T; t++) {
       const ctx = new Float64Array(H * D);
@@ -112,5 +146,5 @@ export function referenceForward(weights: WeightSource, tokens: readonly number[
   const norm = weights.global("outputNorm");
   const out = weights.global("output");
   const logits = xs.map((x) => linear(rmsNorm(x, norm, c.rmsNormEps), out, V));
-  return { logits, keys, values };
+  return { logits, keys, values, scores: scoreSpan > 0 ? scores : null };
 }

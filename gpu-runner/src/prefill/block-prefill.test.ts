@@ -1,0 +1,155 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KvCache, openChatModel, type ChatModel } from "../model";
+import { argmax } from "../model/sampling";
+import { tinyGguf } from "../testing";
+import { blockPrefill, selectKeep, type KeepPolicy } from "./block-prefill";
+
+const dir = mkdtempSync(join(tmpdir(), "epicache-prefill-"));
+let model: ChatModel;
+beforeAll(async () => {
+  const path = join(dir, "tiny.gguf");
+  writeFileSync(path, tinyGguf({ architecture: "llama", numLayers: 3, seed: 3 }).bytes);
+  model = await openChatModel(path, { graphRoot: join(dir, "graphs"), numerics: "exact" });
+});
+afterAll(async () => {
+  await model?.decoder.release();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+// A deterministic pseudo-random history over the tiny vocabulary's byte tokens.
+const history = Array.from({ length: 150 }, (_, i) => 3 + ((i * 37 + (i >> 3) * 11) % 250));
+
+/** Scores entries by the attention of a fixed three-token prompt (the shape of EpiCache's scorer). */
+const attentionPolicy: KeepPolicy = {
+  name: "test-attention",
+  scoringPrompt: () => [40, 41, 42],
+  score: ({ attention }) => {
+    if (!attention) throw new Error("expected attention scores");
+    return attention;
+  },
+};
+
+function maxRelError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let scale = 0, err = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
+  for (let i = 0; i < expected.length; i++) err = Math.max(err, Math.abs(actual[i] - expected[i]));
+  return err / scale;
+}
+
+async function oneShot(tokens: readonly number[]): Promise<{ logits: Float32Array; cache: KvCache }> {
+  const cache = new KvCache(model.config);
+  const positions = tokens.map((_, i) => i);
+  const out = await model.decoder.forward(tokens, positions, cache, [tokens.length - 1]);
+  cache.append(out.keys, out.values, positions);
+  return { logits: out.logits, cache };
+}
+
+async function greedy(cache: KvCache, first: Float32Array, n: number): Promise<number[]> {
+  const ids: number[] = [];
+  let logits = first;
+  for (let i = 0; i < n; i++) {
+    const id = argmax(logits);
+    ids.push(id);
+    const pos = [cache.nextPosition];
+    const out = await model.decoder.forward([id], pos, cache, [0]);
+    cache.append(out.keys, out.values, pos);
+    logits = out.logits;
+  }
+  return ids;
+}
+
+describe("block-wise prefill", () => {
+  it("without eviction gives one-shot prefill's next-token logits for blocks of 1, 7, 64 and the whole length", async () => {
+    const whole = await oneShot(history);
+    for (const B of [1, 7, 64, history.length, history.length + 10]) {
+      const cache = new KvCache(model.config);
+      const { logits, blocks } = await blockPrefill(model.decoder, cache, history, { blockSize: B, budgets: null, policy: null });
+      expect(blocks).toBe(Math.ceil(history.length / B));
+      expect(maxRelError(logits, whole.logits), `B = ${B}`).toBeLessThan(1e-4);
+      expect(cache.nextPosition).toBe(history.length);
+      expect(cache.entries).toBe(history.length * model.config.numKvHeads * model.config.numLayers);
+    }
+  });
+
+  for (const allocation of ["headwise", "uniform"] as const) {
+    it(`with a budget (${allocation}) stays within budget + B per head after every block and keeps original positions`, async () => {
+      const B = 16, budget = 24;
+      const { numLayers: L, numKvHeads: KV } = model.config;
+      const cache = new KvCache(model.config);
+      let checked = 0;
+      await blockPrefill(model.decoder, cache, history, {
+        blockSize: B, budgets: Array(L).fill(budget), policy: attentionPolicy, allocation,
+        onBlock: ({ block }) => {
+          const fed = Math.min(block * B, history.length);
+          for (const layer of cache.layers) {
+            const sum = layer.lengths.reduce((a, b) => a + b, 0);
+            expect(sum).toBeLessThanOrEqual(budget * KV + B * KV);
+            if (allocation === "uniform") for (const n of layer.lengths) expect(n).toBeLessThanOrEqual(budget);
+            else expect(sum).toBe(Math.min(budget * KV, fed * KV));
+            for (let h = 0; h < KV; h++) {
+              const pos = Array.from(layer.positions.subarray(h * cache.capacity, h * cache.capacity + layer.lengths[h]));
+              // Kept entries keep their original positions, in order, from the history fed so far.
+              for (let i = 1; i < pos.length; i++) expect(pos[i]).toBeGreaterThan(pos[i - 1]);
+              for (const p of pos) expect(p >= 0 && p < fed).toBe(true);
+            }
+          }
+          checked++;
+        },
+      });
+      expect(checked).toBe(Math.ceil(history.length / B));
+      expect(cache.nextPosition).toBe(history.length);
+      // The first block's keys were computed without eviction: every kept one equals one-shot's.
+      const whole = await oneShot(history);
+      const D = model.config.headDim;
+      for (let l = 0; l < L; l++) {
+        const layer = cache.layers[l], ref = whole.cache.layers[l];
+        for (let h = 0; h < KV; h++) {
+          for (let i = 0; i < layer.lengths[h]; i++) {
+            const p = layer.positions[h * cache.capacity + i];
+            if (p >= B) continue;
+            const got = layer.keys.subarray((h * cache.capacity + i) * D, (h * cache.capacity + i + 1) * D);
+            const want = ref.keys.subarray((h * whole.cache.capacity + p) * D, (h * whole.cache.capacity + p + 1) * D);
+            expect(maxRelError(got, want)).toBeLessThan(1e-5);
+          }
+        }
+      }
+      // Head-wise allocation gives heads different lengths here (the test would be weak otherwise).
+      if (allocation === "headwise") expect(cache.layers.some((layer) => new Set(layer.lengths).size > 1)).toBe(true);
+    });
+  }
+
+  it("with a budget at least the history's length, decoding afterwards equals full decoding", async () => {
+    const full = await oneShot(history);
+    const cache = new KvCache(model.config);
+    const { logits } = await blockPrefill(model.decoder, cache, history, {
+      blockSize: 32, budgets: Array(model.config.numLayers).fill(history.length), policy: attentionPolicy,
+    });
+    expect(maxRelError(logits, full.logits)).toBeLessThan(1e-4);
+    expect(cache.entries).toBe(full.cache.entries);
+    expect(await greedy(cache, logits, 8)).toEqual(await greedy(full.cache, full.logits, 8));
+  });
+
+  it("rejects a bad block size, budgets of the wrong length and budgets without a policy", async () => {
+    const c = new KvCache(model.config);
+    await expect(blockPrefill(model.decoder, c, history, { blockSize: 0, budgets: null, policy: null })).rejects.toMatchObject({ code: "invalid_argument" });
+    await expect(blockPrefill(model.decoder, c, history, { blockSize: 8, budgets: [4], policy: attentionPolicy })).rejects.toMatchObject({ code: "invalid_argument" });
+    await expect(blockPrefill(model.decoder, c, history, { blockSize: 8, budgets: Array(model.config.numLayers).fill(4), policy: null })).rejects.toMatchObject({ code: "invalid_argument" });
+  });
+});
+
+describe("selectKeep", () => {
+  const s = [Float32Array.from([0.9, 0.1, 0.5]), Float32Array.from([0.8, 0.7, 0.2, 0.6])];
+  it("head-wise: the top budget·heads pairs of the layer, ascending per head", () => {
+    expect(selectKeep(s, 2, "headwise").map((a) => Array.from(a))).toEqual([[0], [0, 1, 3]]);
+  });
+  it("uniform: the top budget of each head", () => {
+    expect(selectKeep(s, 2, "uniform").map((a) => Array.from(a))).toEqual([[0, 2], [0, 1]]);
+  });
+  it("keeps everything within the budget, and breaks ties toward earlier entries", () => {
+    expect(selectKeep(s, 4, "headwise").map((a) => a.length)).toEqual([3, 4]);
+    expect(Array.from(selectKeep([Float32Array.from([1, 1, 1])], 2, "uniform")[0])).toEqual([0, 1]);
+  });
+});

@@ -1,0 +1,139 @@
+/**
+ * Block-wise prefill with eviction (DESIGN.md §1, stage 2): the base every keep policy runs on.
+ *
+ * The history goes through the decoder in blocks of B tokens. After each block the policy may append
+ * a scoring prompt (its K/V are never kept) whose queries score every retained key; the policy turns
+ * that (or anything else it reads from the cache) into one score per entry; the base keeps the top
+ * entries of each layer under its budget and gathers them to the front of each head. A layer never
+ * holds more than budget·kvHeads + B·kvHeads entries, so prefill memory is flat in the history length.
+ * Kept entries keep their original positions; the next token continues from the history length.
+ */
+import { EpicacheError } from "@epicache/shared";
+import type { Decoder } from "../model/decoder";
+import type { KvCache } from "../model/kv-cache";
+
+/** What a policy sees of one layer after a block was appended. */
+export interface LayerScoring {
+  layer: number;
+  /**
+   * Per KV head, the attention each entry of the head received from the scoring prompt (the cache's
+   * entries in order, then the block's tokens); null when the policy appended no prompt.
+   */
+  attention: Float32Array[] | null;
+  /** The cache, the block already appended: entry i of head h is at index i. */
+  cache: KvCache;
+}
+
+/** A keep policy: what to append after each block, and how to score entries. */
+export interface KeepPolicy {
+  readonly name: string;
+  /** Token ids appended after `block` as the scoring span, or null to score without attention. */
+  scoringPrompt(block: readonly number[]): readonly number[] | null;
+  /** One score per entry of every head of the layer (higher is kept first). */
+  score(layer: LayerScoring): Float32Array[];
+}
+
+export type Allocation = "headwise" | "uniform";
+
+export interface BlockPrefillOptions {
+  /** Tokens per block (B). */
+  blockSize: number;
+  /**
+   * Per layer, the number of entries to keep per KV head on average (M_ℓ); null keeps everything
+   * (no policy is consulted, no scoring prompt is run).
+   */
+  budgets: readonly number[] | null;
+  policy: KeepPolicy | null;
+  /**
+   * "headwise" (default): the top M_ℓ·kvHeads (head, entry) pairs of the whole layer, so heads end with
+   * different lengths (Ada-KV); "uniform": the top M_ℓ of each head.
+   */
+  allocation?: Allocation;
+  /** Called after each block with the cache's total entries. */
+  onBlock?: (progress: { block: number; blocks: number; entries: number }) => void;
+}
+
+export interface BlockPrefillResult {
+  /** Logits [V] after the last token of the history. */
+  logits: Float32Array;
+  blocks: number;
+}
+
+/** Feeds `tokens` into `cache` block by block, evicting under the budgets after every block. */
+export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: readonly number[], opts: BlockPrefillOptions): Promise<BlockPrefillResult> {
+  const B = opts.blockSize;
+  const L = decoder.config.numLayers;
+  if (!Number.isInteger(B) || B < 1) throw new EpicacheError("invalid_argument", `block size ${B} is not a positive integer`);
+  if (tokens.length === 0) throw new EpicacheError("invalid_argument", "block prefill of an empty history");
+  if (opts.budgets) {
+    if (opts.budgets.length !== L) throw new EpicacheError("invalid_argument", `${opts.budgets.length} layer budgets for ${L} layers`);
+    if (opts.budgets.some((m) => !Number.isInteger(m) || m < 1)) throw new EpicacheError("invalid_argument", "layer budgets must be positive integers");
+    if (!opts.policy) throw new EpicacheError("invalid_argument", "a budget needs a keep policy");
+  }
+  const blocks = Math.ceil(tokens.length / B);
+  let logits: Float32Array = new Float32Array(0);
+  for (let b = 0; b < blocks; b++) {
+    const block = tokens.slice(b * B, (b + 1) * B);
+    const start = cache.nextPosition;
+    const evict = opts.budgets !== null && opts.policy !== null;
+    const prompt = evict ? (opts.policy as KeepPolicy).scoringPrompt(block) ?? [] : [];
+    const ids = [...block, ...prompt];
+    const positions = ids.map((_, i) => start + i);
+    // Per head, how many entries the cache held before this block (to place the block's scores).
+    const before = cache.layers.map((layer) => Int32Array.from(layer.lengths));
+    const out = await decoder.forward(ids, positions, cache, [block.length - 1], { scoreSpan: prompt.length });
+    logits = out.logits;
+    cache.append(out.keys, out.values, positions.slice(0, block.length), ids.length);
+    if (evict) {
+      const policy = opts.policy as KeepPolicy;
+      const budgets = opts.budgets as readonly number[];
+      for (let l = 0; l < L; l++) {
+        const attention = out.scores ? headScores(out.scores[l], before[l], block.length, out.past, ids.length) : null;
+        const scores = policy.score({ layer: l, attention, cache });
+        cache.keep(l, selectKeep(scores, budgets[l], opts.allocation ?? "headwise"));
+      }
+    }
+    opts.onBlock?.({ block: b + 1, blocks, entries: cache.entries });
+  }
+  return { logits, blocks };
+}
+
+/**
+ * Splits one layer's graph scores [kvHeads, past + T] into per-head arrays over the head's entries
+ * after the append: its `before[h]` cache entries, then the block's `blockLength` tokens.
+ */
+export function headScores(scores: Float32Array, before: Int32Array, blockLength: number, past: number, T: number): Float32Array[] {
+  const stride = past + T;
+  return Array.from(before, (n, h) => {
+    const s = new Float32Array(n + blockLength);
+    s.set(scores.subarray(h * stride, h * stride + n), 0);
+    s.set(scores.subarray(h * stride + past, h * stride + past + blockLength), n);
+    return s;
+  });
+}
+
+/**
+ * The entries to keep in each head (ascending indices), given one score per entry: the top
+ * `budget · heads` pairs of the layer ("headwise") or the top `budget` of each head ("uniform").
+ * Ties go to the earlier entry. A layer within its budget keeps everything.
+ */
+export function selectKeep(scores: readonly Float32Array[], budget: number, allocation: Allocation): Int32Array[] {
+  const all = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+  const total = scores.reduce((n, s) => n + s.length, 0);
+  if (allocation === "uniform") {
+    return scores.map((s) => (s.length <= budget ? all(s.length) : topIndices(s, budget)));
+  }
+  const keep = budget * scores.length;
+  if (total <= keep) return scores.map((s) => all(s.length));
+  const pairs: Array<[number, number, number]> = []; // [score, head, index]
+  scores.forEach((s, h) => s.forEach((v, i) => pairs.push([v, h, i])));
+  pairs.sort((a, b) => b[0] - a[0] || a[1] - b[1] || a[2] - b[2]);
+  const chosen = scores.map(() => [] as number[]);
+  for (let k = 0; k < keep; k++) chosen[pairs[k][1]].push(pairs[k][2]);
+  return chosen.map((c) => Int32Array.from(c.sort((a, b) => a - b)));
+}
+
+function topIndices(s: Float32Array, k: number): Int32Array {
+  const order = Array.from(s, (_, i) => i).sort((a, b) => s[b] - s[a] || a - b);
+  return Int32Array.from(order.slice(0, k).sort((a, b) => a - b));
+}
