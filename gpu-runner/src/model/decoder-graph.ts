@@ -24,7 +24,9 @@
  * RoPE already, so where they sit in the buffer does not matter: heads may hold different numbers
  * of entries, from different original positions.
  *
- * Numerics. "exact" computes in f32 throughout. "ggml" computes as llama.cpp's CPU backend does on
+ * Numerics. "exact" computes in f32 throughout. "fast" is "exact" with Q4_1/Q8_0 matrices kept
+ * quantised and multiplied with int8 activations (MatMulNBits), as llama.cpp's CPU kernels do, but
+ * not in their order: the numerics for serving and building caches on CPU. "ggml" computes as llama.cpp's CPU backend does on
  * x86 with AVX-512 (see ggml-ops.ts), so that a GGUF model generates what llama.cpp generates:
  * Q4_1/Q8_0 products through its integer block kernels on Q8-quantised activations; keys, values,
  * queries and attention probabilities rounded to f16 (its default cache type and what its f16
@@ -40,7 +42,7 @@ import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./wei
 
 export const DECODER_GRAPH_VERSION = 13;
 
-export type Numerics = "ggml" | "exact";
+export type Numerics = "ggml" | "exact" | "fast";
 export const OPSET = 17;
 
 export interface DecoderGraph {
@@ -85,6 +87,7 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
 
   const ops = new GgmlOps(g);
   const ggml = numerics === "ggml";
+  const fast = numerics === "fast";
   const toF16 = (x: string) => (ggml ? ops.f16(x) : x);
   type WeightName = Parameters<WeightSource["storage"]>[0];
   /**
@@ -96,8 +99,9 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
     const read = () => concat(parts.map((p) => (layer === undefined ? weights.global(p as GlobalTensor) : weights.layer(layer, p as LayerTensor))));
     const types = new Set(parts.map((p) => weights.storage(p, layer)));
     const type = types.size === 1 ? [...types][0] : "mixed";
-    if (ggml && (type === "Q4_1" || type === "Q8_0")) {
-      return ops.quantizedMatmul(x, key, K, out, type, () => stackBlocks(parts.map((p) => weights.blocks(p, layer))));
+    if ((ggml || fast) && (type === "Q4_1" || type === "Q8_0")) {
+      const blocks = () => stackBlocks(parts.map((p) => weights.blocks(p, layer)));
+      return ggml ? ops.quantizedMatmul(x, key, K, out, type, blocks) : matMulNBits(g, x, key, K, out, type, blocks);
     }
     const w = g.weight(key, [out, K], read);
     if (!ggml || type === "F32") return g.node("Gemm", [x, w], { transB: 1 });
@@ -254,14 +258,44 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   // In ggml numerics a Q8_0 head takes llama.cpp's plain CPU kernel (the head shares the embedding
   // tensor, which stays out of the AMX buffer).
   const logits =
-    c.tiedEmbeddings && !ggml
+    c.tiedEmbeddings && !ggml && !(fast && weights.storage("output") === "Q8_0")
       ? g.node("Gemm", [hn, embd], { transB: 1 })
       : ggml && weights.storage("output") === "Q8_0"
         ? ops.q8VecDot(hn, "output", E, c.vocabSize, () => weights.blocks("output") as QuantBlocks)
         : linear(hn, "output", ["output"], undefined, E, c.vocabSize); // [N, V]
   g.output(logits, "logits", DType.float, ["N", c.vocabSize]);
 
-  return g.build({ opset: OPSET, producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}` });
+  return g.build({ opset: OPSET, producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}`, ...(fast ? { msOpset: 1 } : {}) });
+}
+
+/**
+ * x · Wᵀ for a Q4_1 or Q8_0 matrix kept quantised, through onnxruntime's MatMulNBits (com.microsoft)
+ * with int8 activations (accuracy level 4): "fast" numerics. Q8_0 codes go in as uint8 with zero
+ * point 128. Q4_1 blocks are d·q + m, which MatMulNBits cannot hold (its zero points are integers
+ * or slow floats); they go in as (q − 8)·d, its default zero point, and the rest, (m + 8d) per block,
+ * is added as a small product of x's block sums with those offsets.   x: [T, K] → [T, out]
+ */
+function matMulNBits(g: GraphBuilder, x: string, key: string, K: number, out: number, type: "Q4_1" | "Q8_0", read: () => QuantBlocks): string {
+  const nb = K / 32;
+  const bits = type === "Q4_1" ? 4 : 8;
+  const codes = g.typedWeight(`${key}.nbits`, [out, nb, 32 * bits / 8], DType.uint8, () => {
+    const c = read().codes; // [out, K]
+    if (bits === 8) return Uint8Array.from(c, (v) => v + 128);
+    const packed = new Uint8Array(c.length / 2);
+    for (let i = 0; i < packed.length; i++) packed[i] = c[2 * i] | (c[2 * i + 1] << 4);
+    return packed;
+  });
+  const scales = g.weight(`${key}.nbits_scales`, [out * nb], () => read().scales);
+  const inputs = [x, codes, scales];
+  if (bits === 8) inputs.push(g.typedWeight(`${key}.nbits_zero`, [out * nb], DType.uint8, () => new Uint8Array(out * nb).fill(128)));
+  const y = g.node("MatMulNBits", inputs, { K, N: out, bits, block_size: 32, accuracy_level: 4 }, undefined, "com.microsoft"); // [T, out]
+  if (bits === 8) return y;
+  const offsets = g.weight(`${key}.nbits_offsets`, [out, nb], () => {
+    const b = read();
+    return Float32Array.from(b.mins as Float32Array, (m, i) => m + 8 * b.scales[i]);
+  }); // [out, nb]
+  const sums = g.node("ReduceSum", [g.node("Reshape", [x, g.ints([-1, nb, 32])]), g.ints([-1])], { keepdims: 0 }); // [T, nb]
+  return g.node("Add", [y, g.node("Gemm", [sums, offsets], { transB: 1 })]);
 }
 
 /** Row-stacks the blocks of fused matrices (all of one type). */

@@ -201,3 +201,31 @@ describe("ggml numerics on a tiny Q4_1 checkpoint", () => {
     }
   });
 });
+
+describe("fast numerics (quantised matrices through MatMulNBits)", () => {
+  for (const type of ["Q4_1", "Q8_0"] as const) {
+    it(`${type}: stays within int8-activation noise of exact f32, batched and single-token`, async () => {
+      const path = join(dir, `fast-${type}.gguf`);
+      writeFileSync(path, tinyGguf({ architecture: "llama", type, tied: type === "Q8_0", hiddenSize: 64, intermediateSize: 96 }).bytes);
+      const exact = await openChatModel(path, { graphRoot: join(dir, "graphs"), numerics: "exact" });
+      const fast = await openChatModel(path, { graphRoot: join(dir, "graphs"), numerics: "fast" });
+      try {
+        const positions = tokens.map((_, i) => i);
+        const a = await exact.decoder.forward(tokens, positions, new KvCache(exact.config), positions);
+        const b = await fast.decoder.forward(tokens, positions, new KvCache(fast.config), positions);
+        expect(maxRelError(b.logits, a.logits)).toBeLessThan(0.03);
+        expect(maxRelError(b.keys[1], a.keys[1])).toBeLessThan(0.03);
+        const cache = new KvCache(fast.config);
+        const head = tokens.slice(0, -1);
+        const pre = await fast.decoder.forward(head, positions.slice(0, -1), cache, [head.length - 1]);
+        cache.append(pre.keys, pre.values, positions.slice(0, -1));
+        const c = await fast.decoder.forward(tokens.slice(-1), positions.slice(-1), cache, [0]);
+        const V = fast.config.vocabSize;
+        expect(maxRelError(c.logits, a.logits.subarray((tokens.length - 1) * V))).toBeLessThan(0.03);
+      } finally {
+        await exact.decoder.release();
+        await fast.decoder.release();
+      }
+    });
+  }
+});

@@ -83,7 +83,7 @@ export class Decoder {
       if (!Number.isInteger(t) || t < 0 || t >= c.vocabSize) throw new EpicacheError("invalid_argument", `token id ${t} is outside the vocabulary`);
     }
     const lengths = new BigInt64Array(c.numLayers * c.numKvHeads);
-    const rope = ropeTables(positions, c, this.numerics, this.ropeLibm);
+    const rope = ropeTables(positions, c, this.numerics === "ggml" ? "ggml" : "exact", this.ropeLibm);
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor("int64", BigInt64Array.from(tokens, BigInt), [T]),
       rope_cos: new ort.Tensor("float32", rope.cos, [T, c.headDim / 2]),

@@ -19,6 +19,10 @@ export const DType = {
 } as const;
 export type DTypeId = (typeof DType)[keyof typeof DType];
 
+const ELEMENT_BYTES: Record<DTypeId, number> = {
+  [DType.float]: 4, [DType.float16]: 2, [DType.double]: 8, [DType.int64]: 8, [DType.int32]: 4, [DType.bool]: 1, [DType.uint8]: 1,
+};
+
 /** A dimension: a fixed size or a symbolic name. */
 export type Dim = number | string;
 
@@ -149,7 +153,12 @@ export class GraphBuilder {
    * so only one large tensor is in memory at a time.
    */
   weight(name: string, dims: number[], data: () => Float32Array): string {
-    const byteLength = dims.reduce((a, b) => a * b, 1) * 4;
+    return this.typedWeight(name, dims, DType.float, () => bytesOf(data()));
+  }
+
+  /** A weight of another element type (uint8 packed codes, say), stored in the external data file. */
+  typedWeight(name: string, dims: number[], type: DTypeId, data: () => Uint8Array): string {
+    const byteLength = dims.reduce((a, b) => a * b, 1) * ELEMENT_BYTES[type];
     const pad = (EXTERNAL_ALIGN - (this.externalBytes % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
     if (pad) {
       this.chunks.push({ name: `${name}#pad`, byteLength: pad, bytes: () => new Uint8Array(pad) });
@@ -157,7 +166,7 @@ export class GraphBuilder {
     }
     this.initializers.push(
       onnx.TensorProto.create({
-        name, dataType: DType.float, dims,
+        name, dataType: type, dims,
         dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
         externalData: [
           { key: "location", value: this.externalFile },
@@ -171,7 +180,7 @@ export class GraphBuilder {
       bytes: () => {
         const a = data();
         if (a.byteLength !== byteLength) throw new Error(`weight ${name}: ${a.byteLength} bytes, ${byteLength} declared`);
-        return bytesOf(a);
+        return a;
       },
     });
     this.externalBytes += byteLength;
