@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   // input
   invalid_argument: 400,
   invalid_json: 400,
+  /** A conversation file (LoCoMo JSON, REALTALK JSON, JSONL) that is malformed; the message names the place. */
+  conversation_invalid: 400,
   // models and files
   model_not_found: 404,
   model_checksum_mismatch: 422,
@@ -20,6 +22,8 @@ export const ERROR_CODES = {
   gguf_invalid: 422,
   gguf_truncated: 422,
   gguf_unsupported: 422,
+  /** A Hugging Face checkpoint (safetensors, config.json) that is malformed or truncated. */
+  model_invalid: 422,
   tokenizer_invalid: 422,
   model_unsupported: 422,
   // runtime

@@ -29,9 +29,10 @@ export async function generateCommand(argv: string[]): Promise<number> {
   const maxTokens = number("max-tokens", values["max-tokens"], 128, (n) => Number.isInteger(n) && n >= 0 && n <= 100_000);
   const temperature = number("temperature", values.temperature, 0, (n) => n >= 0 && n <= 100);
   const seed = number("seed", values.seed, 0, (n) => Number.isInteger(n) && n >= 0);
-  const numerics = values.numerics ?? "ggml";
-  if (numerics !== "ggml" && numerics !== "exact") {
-    throw new EpicacheError("invalid_argument", `--numerics ${JSON.stringify(numerics)} is not valid (ggml or exact)`);
+  // Unset: the model's own default (ggml for GGUF files, exact for Hugging Face checkpoints).
+  const numerics = values.numerics;
+  if (numerics !== undefined && numerics !== "ggml" && numerics !== "exact" && numerics !== "fast") {
+    throw new EpicacheError("invalid_argument", `--numerics ${JSON.stringify(numerics)} is not valid (ggml, exact or fast)`);
   }
   const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), {
     numerics,

@@ -14,7 +14,10 @@ commands:
   models path NAME                   print the local path of a pulled model
   models list                        list known models and whether they are pulled
   generate --prompt TEXT [--max-tokens N] [--chat] [--temperature T] [--seed S] [--json] [--model PATH]
-           [--numerics ggml|exact]   ggml (default): llama.cpp's arithmetic; exact: f32, ~5x faster
+           [--numerics ggml|exact|fast]   PATH: a .gguf file or a Hugging Face checkpoint directory
+                                     ggml (GGUF default): llama.cpp's arithmetic, token for token;
+                                     exact: f32; fast: quantised matrices stay quantised (int8
+                                     products), the fastest on CPU. Hugging Face checkpoints: exact
   demo                               a short generation on the default model (what \`npm start\` runs)
 `;
 

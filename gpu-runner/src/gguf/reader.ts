@@ -61,12 +61,13 @@ export function bufferSource(bytes: Uint8Array): ByteSource {
   };
 }
 
-export function fileSource(path: string): ByteSource {
+/** Random access to a file on disk. `kind` names it in the error when it cannot be opened. */
+export function fileSource(path: string, kind = "GGUF file"): ByteSource {
   let fd: number;
   try {
     fd = openSync(path, "r");
   } catch (e) {
-    throw new EpicacheError("model_not_found", `cannot open GGUF file ${path}: ${(e as Error).message}`);
+    throw new EpicacheError("model_not_found", `cannot open ${kind} ${path}: ${(e as Error).message}`);
   }
   const size = fstatSync(fd).size;
   return {

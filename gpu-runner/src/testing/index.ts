@@ -1,5 +1,7 @@
 export { writeGguf, quantize, f32ToF16, type MetaEntry, type TensorEntry } from "./gguf-writer";
-export { tinyGguf, byteToUnicode, type TinySpec } from "./tiny-model";
+export { tinyGguf, byteToUnicode, TINY_MERGES, CHATML_TEMPLATE, type TinySpec } from "./tiny-model";
 export { referenceForward, type ReferenceResult } from "./reference";
 export { f16Value } from "./gguf-writer";
 export { pulledModel, NEEDS_PULL } from "./pulled";
+export { writeSafetensors, encodeValues, roundTo, f32ToBf16, type SafetensorsEntry, type WritableDtype } from "./safetensors-writer";
+export { writeTinyHfCheckpoint, tinyHfTokenizerFiles, type TinyHfSpec, type TinyHfCheckpoint } from "./tiny-safetensors";

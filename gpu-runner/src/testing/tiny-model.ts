@@ -42,8 +42,10 @@ export interface TinySpec {
 }
 
 const SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
-const MERGES = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "Ġ s", "r e", "l l"];
-const CHATML =
+/** The tiny vocabulary's BPE merges (over GPT-2 byte symbols). */
+export const TINY_MERGES = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "Ġ s", "r e", "l l"];
+/** A ChatML chat template (Qwen, SmolLM2). */
+export const CHATML_TEMPLATE =
   "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 /** The GGUF bytes and config of a tiny random model. */
@@ -59,7 +61,7 @@ export function tinyGguf(spec: TinySpec = {}): { bytes: Uint8Array; config: Llam
   const type = spec.type ?? "F32";
   const rand = seededRandom(spec.seed ?? 1);
   const b2u = byteToUnicode();
-  const vocab = [...SPECIALS, ...b2u, ...MERGES.map((m) => m.replace(" ", ""))];
+  const vocab = [...SPECIALS, ...b2u, ...TINY_MERGES.map((m) => m.replace(" ", ""))];
   // Vocabulary size padded to a multiple of 32 so quantised embeddings have whole blocks.
   while (vocab.length % 32 !== 0) vocab.push(`<unused${vocab.length}>`);
   const V = vocab.length;
@@ -126,11 +128,11 @@ export function tinyGguf(spec: TinySpec = {}): { bytes: Uint8Array; config: Llam
     ["tokenizer.ggml.pre", "string", "smollm"],
     ["tokenizer.ggml.tokens", "strings", vocab],
     ["tokenizer.ggml.token_type", "i32s", tokenTypes],
-    ["tokenizer.ggml.merges", "strings", MERGES],
+    ["tokenizer.ggml.merges", "strings", TINY_MERGES],
     ["tokenizer.ggml.bos_token_id", "u32", 1],
     ["tokenizer.ggml.eos_token_id", "u32", 2],
     ["tokenizer.ggml.add_bos_token", "bool", false],
-    ["tokenizer.chat_template", "string", CHATML],
+    ["tokenizer.chat_template", "string", CHATML_TEMPLATE],
   ];
   const config: LlamaConfig = {
     architecture: arch, vocabSize: V, hiddenSize: E, intermediateSize: F, numLayers: L, numHeads: H,

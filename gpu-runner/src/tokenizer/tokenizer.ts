@@ -1,38 +1,36 @@
 /**
- * Byte-level BPE tokenizer built from GGUF metadata (or a Hugging Face tokenizer.json) and run by
- * @huggingface/tokenizers. BOS follows the file (`tokenizer.ggml.add_bos_token`), as llama.cpp does.
+ * Byte-level BPE tokenizer built from GGUF metadata or a Hugging Face tokenizer.json, and run by
+ * @huggingface/tokenizers. BOS follows the file: `tokenizer.ggml.add_bos_token` as llama.cpp reads
+ * it, or the tokenizer.json post-processor (hf-tokenizer.ts).
  *
- * Special tokens are parsed only where we put them: chat prompts render the template around
- * placeholders, so a user who writes "<|im_end|>" gets the text, not the control token. (llama.cpp's
- * own chat path parses specials in message text too; for ordinary text the two agree, see the tests.)
+ * Special tokens are parsed only where we put them: in chat prompts, control-token text inside a
+ * message is kept out of the parse, so a user who writes "<|im_end|>" gets the text, not the control
+ * token. (llama.cpp's and transformers' chat paths parse specials in message text too; for ordinary
+ * text the three agree, see the tests.)
  */
 import { Tokenizer } from "@huggingface/tokenizers";
 import { Template } from "@huggingface/jinja";
 import { EpicacheError } from "@epicache/shared";
 import { meta, metaOptional, type GgufFile } from "../gguf";
+import { readHfTokenizer } from "./hf-tokenizer";
 import { preTokenizerFor } from "./pre-tokenizers";
+import type { AddedTokenJson, TokenizerInfo, TokenizerJson } from "./tokenizer-info";
+
+export type { AddedTokenJson, TokenizerInfo, TokenizerJson } from "./tokenizer-info";
 
 /** llama.cpp token types (`tokenizer.ggml.token_type`). */
 const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
+
+/** Names of end-of-turn tokens across families: each stops a generation when the vocabulary has it as a special token. */
+const END_OF_TURN = ["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>"];
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
   content: string;
 }
 
-export interface TokenizerInfo {
-  vocab: string[];
-  tokenTypes: number[];
-  merges: string[];
-  pre: string;
-  bosId: number | undefined;
-  eosId: number | undefined;
-  addBos: boolean;
-  chatTemplate: string | undefined;
-}
-
 export class TextTokenizer {
-  /** Splits on every special token (control and user-defined). */
+  /** Splits on every added token (control and user-defined). */
   private readonly withSpecials: Tokenizer;
   /** Splits only on user-defined tokens: control tokens in text stay text, as llama.cpp's parse_special=false. */
   private readonly plain: Tokenizer;
@@ -43,47 +41,41 @@ export class TextTokenizer {
   /** Tokens that end a generation: EOS, and the chat template's end-of-turn token. */
   readonly stopIds: ReadonlySet<number>;
   private readonly template: Template | undefined;
-  private readonly specialIds: ReadonlySet<number>;
+  /** Matches the text of any control token, and the marker character encodeChat uses. */
+  private readonly controlText: RegExp;
+  /** id → token text, added tokens included. */
+  private readonly vocab: string[];
   private readonly ids: Map<string, number>;
 
   constructor(readonly info: TokenizerInfo) {
-    const { vocab, tokenTypes, merges, pre } = info;
-    if (vocab.length === 0) throw new EpicacheError("tokenizer_invalid", "the tokenizer has an empty vocabulary");
-    if (tokenTypes.length !== vocab.length) {
-      throw new EpicacheError("tokenizer_invalid", `token types (${tokenTypes.length}) and tokens (${vocab.length}) differ in count`);
+    const { json } = info;
+    this.ids = new Map(Object.entries(json.model.vocab));
+    for (const t of json.added_tokens) this.ids.set(t.content, t.id);
+    this.vocab = [];
+    for (const [token, id] of this.ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= 1 << 24) throw new EpicacheError("tokenizer_invalid", `token ${JSON.stringify(token)} has id ${id}`);
+      this.vocab[id] = token;
     }
-    this.vocabSize = vocab.length;
-    this.ids = new Map(vocab.map((t, i) => [t, i]));
-    const model = {
-      type: "BPE",
-      vocab: Object.fromEntries(this.ids),
-      merges,
-      dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false,
-    };
-    const added = (types: number[]) =>
-      vocab.flatMap((content, id) =>
-        types.includes(tokenTypes[id])
-          ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: tokenTypes[id] === TOKEN_TYPE.CONTROL }]
-          : [],
+    if (this.vocab.length === 0) throw new EpicacheError("tokenizer_invalid", "the tokenizer has an empty vocabulary");
+    this.vocabSize = this.vocab.length;
+    const build = (added: AddedTokenJson[]) =>
+      new Tokenizer(
+        { version: "1.0", truncation: null, padding: null, ...json, added_tokens: added, post_processor: null },
+        { clean_up_tokenization_spaces: false, add_bos_token: false, add_eos_token: false },
       );
-    const json = (addedTokens: object[]) => ({
-      version: "1.0", truncation: null, padding: null, added_tokens: addedTokens, normalizer: null,
-      pre_tokenizer: preTokenizerFor(pre), post_processor: null,
-      decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true }, model,
-    });
-    const config = { clean_up_tokenization_spaces: false, add_bos_token: false, add_eos_token: false };
-    this.withSpecials = new Tokenizer(json(added([TOKEN_TYPE.CONTROL, TOKEN_TYPE.USER_DEFINED])), config);
-    this.plain = new Tokenizer(json(added([TOKEN_TYPE.USER_DEFINED])), config);
-    this.specialIds = new Set(tokenTypes.flatMap((t, i) => (t === TOKEN_TYPE.CONTROL ? [i] : [])));
+    this.withSpecials = build(json.added_tokens);
+    this.plain = build(json.added_tokens.filter((t) => !t.special));
+    const specialIds = new Set(json.added_tokens.flatMap((t) => (t.special ? [t.id] : [])));
+    const control = json.added_tokens.flatMap((t) => (t.special && t.content.length > 0 ? [t.content] : [])).sort((a, b) => b.length - a.length);
+    this.controlText = new RegExp([...control, "\uE000"].map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"), "g");
     this.bosId = info.bosId;
     this.eosId = info.eosId;
     this.addBos = info.addBos && info.bosId !== undefined;
-    const stops = new Set<number>();
+    const stops = new Set<number>(info.extraStopIds ?? []);
     if (info.eosId !== undefined) stops.add(info.eosId);
-    for (const name of ["<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>"]) {
+    for (const name of END_OF_TURN) {
       const id = this.ids.get(name);
-      if (id !== undefined && this.specialIds.has(id)) stops.add(id);
+      if (id !== undefined && specialIds.has(id)) stops.add(id);
     }
     this.stopIds = stops;
     this.template = info.chatTemplate ? new Template(info.chatTemplate) : undefined;
@@ -96,22 +88,49 @@ export class TextTokenizer {
       throw new EpicacheError("tokenizer_invalid", `tokenizer model "${model}" is not supported (byte-level BPE, "gpt2", is)`);
     }
     const vocab = meta(file, "tokenizer.ggml.tokens", "array").map(String);
-    const types = metaOptional(file, "tokenizer.ggml.token_type");
+    const rawTypes = metaOptional(file, "tokenizer.ggml.token_type");
+    const types = Array.isArray(rawTypes) ? rawTypes.map(Number) : vocab.map(() => TOKEN_TYPE.NORMAL);
+    if (types.length !== vocab.length) {
+      throw new EpicacheError("tokenizer_invalid", `token types (${types.length}) and tokens (${vocab.length}) differ in count`);
+    }
     const bos = metaOptional(file, "tokenizer.ggml.bos_token_id");
     const eos = metaOptional(file, "tokenizer.ggml.eos_token_id");
     const addBos = metaOptional(file, "tokenizer.ggml.add_bos_token");
     const template = metaOptional(file, "tokenizer.chat_template");
+    const json: TokenizerJson = {
+      model: {
+        type: "BPE",
+        vocab: Object.fromEntries(vocab.map((t, i) => [t, i])),
+        merges: meta(file, "tokenizer.ggml.merges", "array").map(String),
+        dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
+        fuse_unk: false, byte_fallback: false, ignore_merges: false,
+      },
+      // Control and user-defined tokens are matched whole; only control ones are special.
+      added_tokens: vocab.flatMap((content, id) =>
+        types[id] === TOKEN_TYPE.CONTROL || types[id] === TOKEN_TYPE.USER_DEFINED
+          ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] === TOKEN_TYPE.CONTROL }]
+          : [],
+      ),
+      normalizer: null,
+      pre_tokenizer: preTokenizerFor(String(metaOptional(file, "tokenizer.ggml.pre") ?? "default")),
+      decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+    };
     return new TextTokenizer({
-      vocab,
-      tokenTypes: Array.isArray(types) ? types.map(Number) : vocab.map(() => TOKEN_TYPE.NORMAL),
-      merges: meta(file, "tokenizer.ggml.merges", "array").map(String),
-      pre: String(metaOptional(file, "tokenizer.ggml.pre") ?? "default"),
+      json,
       bosId: bos === undefined ? undefined : Number(bos),
       eosId: eos === undefined ? undefined : Number(eos),
       // llama.cpp's default for BPE vocabularies is to add BOS when the key is absent.
       addBos: addBos === undefined ? true : addBos === true,
       chatTemplate: typeof template === "string" ? template : undefined,
     });
+  }
+
+  /**
+   * Reads the tokenizer of a Hugging Face checkpoint directory: `tokenizer.json`, with the chat
+   * template and special tokens of `tokenizer_config.json` (see hf-tokenizer.ts).
+   */
+  static fromHf(dir: string): TextTokenizer {
+    return new TextTokenizer(readHfTokenizer(dir));
   }
 
   /**
@@ -149,49 +168,41 @@ export class TextTokenizer {
   }
 
   /**
-   * Renders the chat template (with the assistant header when `addGenerationPrompt`) and tokenizes it:
-   * the template's own text with special tokens parsed, the message contents without.
+   * Renders the chat template (with the assistant header when `addGenerationPrompt`) and tokenizes it
+   * with special tokens parsed, except control-token text that came from a message: that stays text.
    */
   encodeChat(messages: readonly ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): number[] {
     if (!this.template) {
       throw new EpicacheError("tokenizer_invalid", "this model has no chat template (tokenizer.chat_template)");
     }
-    // Placeholders in a private-use range that no real text uses; the template only concatenates them.
-    const mark = (i: number) => `\uE000${i}\uE001`;
-    const rendered = this.template.render({
-      messages: messages.map((m, i) => ({ role: m.role, content: mark(i) })),
-      add_generation_prompt: opts.addGenerationPrompt ?? true,
-      bos_token: this.bosId !== undefined ? this.info.vocab[this.bosId] : "",
-      eos_token: this.eosId !== undefined ? this.info.vocab[this.eosId] : "",
-    });
+    // The template sees the real contents (templates trim them, split off reasoning, …), except that
+    // control-token text inside them is swapped for a private-use marker `\uE000k\uE001`, and so is
+    // the marker character itself. The rendered text is then tokenized with specials parsed, each
+    // marker as the plain text it stands for: user text cannot become a control token.
+    const hidden: string[] = [];
+    const shield = (content: string) =>
+      content.replace(this.controlText, (text) => `\uE000${hidden.push(text) - 1}\uE001`);
+    const rendered = this.render(this.template, messages.map((m) => ({ role: m.role, content: shield(m.content) })), opts);
     const ids: number[] = [];
-    // Split keeps the captured message indices at odd positions.
+    // Split keeps the captured marker indices at odd positions.
     const parts = rendered.split(/\uE000(\d+)\uE001/);
-    let text = "";
-    const flushTemplate = () => {
-      ids.push(...this.encode(text, { parseSpecial: true }));
-      text = "";
-    };
     for (let i = 0; i < parts.length; i++) {
-      if (i % 2 === 0) {
-        text += parts[i];
-        continue;
-      }
-      const content = messages[Number(parts[i])].content;
-      flushTemplate();
-      ids.push(...this.encode(content));
+      ids.push(...(i % 2 === 0 ? this.encode(parts[i], { parseSpecial: true }) : this.encode(hidden[Number(parts[i])])));
     }
-    flushTemplate();
     return this.addBos && this.bosId !== undefined && ids[0] !== this.bosId ? [this.bosId, ...ids] : ids;
   }
 
   /** The chat template rendered as text (for display and for reference runtimes). */
   renderChat(messages: readonly ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
     if (!this.template) throw new EpicacheError("tokenizer_invalid", "this model has no chat template");
-    return this.template.render({
+    return this.render(this.template, messages, opts);
+  }
+
+  private render(template: Template, messages: readonly ChatMessage[], opts: { addGenerationPrompt?: boolean }): string {
+    return template.render({
       messages, add_generation_prompt: opts.addGenerationPrompt ?? true,
-      bos_token: this.bosId !== undefined ? this.info.vocab[this.bosId] : "",
-      eos_token: this.eosId !== undefined ? this.info.vocab[this.eosId] : "",
+      bos_token: this.bosId !== undefined ? this.vocab[this.bosId] : "",
+      eos_token: this.eosId !== undefined ? this.vocab[this.eosId] : "",
     });
   }
 
