@@ -9,7 +9,7 @@
  * Kept entries keep their original positions; the next token continues from the history length.
  */
 import { EpicacheError } from "@epicache/shared";
-import type { Decoder } from "../model/decoder";
+import type { Decoder, ForwardResult } from "../model/decoder";
 import type { KvCache } from "../model/kv-cache";
 
 /** What a policy sees of one layer after a block was appended. */
@@ -27,6 +27,8 @@ export interface LayerScoring {
 /** A keep policy: what to append after each block, and how to score entries. */
 export interface KeepPolicy {
   readonly name: string;
+  /** The allocation this policy needs whatever the caller asks (StreamingLLM keeps heads aligned). */
+  readonly allocation?: Allocation;
   /** Token ids appended after `block` as the scoring span, or null to score without attention. */
   scoringPrompt(block: readonly number[]): readonly number[] | null;
   /** One score per entry of every head of the layer (higher is kept first). */
@@ -49,8 +51,11 @@ export interface BlockPrefillOptions {
    * different lengths (Ada-KV); "uniform": the top M_ℓ of each head.
    */
   allocation?: Allocation;
-  /** Called after each block with the cache's total entries. */
-  onBlock?: (progress: { block: number; blocks: number; entries: number }) => void;
+  /**
+   * Called after each block (after eviction) with the cache's total entries, and the block's forward
+   * output (its keys and values as computed, before any eviction) and first position.
+   */
+  onBlock?: (progress: { block: number; blocks: number; entries: number; output: ForwardResult; start: number }) => void;
 }
 
 export interface BlockPrefillResult {
@@ -90,10 +95,10 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
       for (let l = 0; l < L; l++) {
         const attention = out.scores ? headScores(out.scores[l], before[l], block.length, out.past, ids.length) : null;
         const scores = policy.score({ layer: l, attention, cache });
-        cache.keep(l, selectKeep(scores, budgets[l], opts.allocation ?? "headwise"));
+        cache.keep(l, selectKeep(scores, budgets[l], policy.allocation ?? opts.allocation ?? "headwise"));
       }
     }
-    opts.onBlock?.({ block: b + 1, blocks, entries: cache.entries });
+    opts.onBlock?.({ block: b + 1, blocks, entries: cache.entries, output: out, start });
   }
   return { logits, blocks };
 }

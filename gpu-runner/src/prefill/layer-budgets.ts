@@ -1,0 +1,45 @@
+/**
+ * Sensitivity-aware layer budgets (EpiCache §4): layers whose keys change most when the cache is
+ * squeezed get more of it. M_ℓ = s_ℓ^α / Σ_j s_j^α · L·M, no layer below a floor, integers that sum
+ * to exactly L·M.
+ */
+import { EpicacheError } from "@epicache/shared";
+
+export interface LayerBudgetOptions {
+  /** Sharpness α (0 gives uniform budgets). Default 2. */
+  alpha?: number;
+  /** The least a layer gets, as a fraction of M. Default 1/4. */
+  floorFraction?: number;
+}
+
+/** Per-layer budgets (entries per KV head) from per-layer sensitivities s_ℓ ≥ 0 and the mean budget M. */
+export function layerBudgets(sensitivity: readonly number[], M: number, opts: LayerBudgetOptions = {}): number[] {
+  const L = sensitivity.length;
+  const alpha = opts.alpha ?? 2;
+  if (L === 0) throw new EpicacheError("invalid_argument", "no layers to allocate to");
+  if (!Number.isInteger(M) || M < 1) throw new EpicacheError("invalid_argument", `budget ${M} is not a positive integer`);
+  if (!(alpha >= 0)) throw new EpicacheError("invalid_argument", `alpha ${alpha} must be ≥ 0`);
+  if (sensitivity.some((s) => !Number.isFinite(s))) throw new EpicacheError("invalid_argument", "sensitivities must be finite");
+  const total = L * M;
+  const floor = Math.max(1, Math.floor(M * (opts.floorFraction ?? 0.25)));
+  const weights: number[] = sensitivity.map((s) => (alpha === 0 ? 1 : Math.max(s, 0) ** alpha));
+  if (!weights.some((w) => w > 0)) weights.fill(1);
+  // Water-filling: layers whose share falls under the floor get the floor; the rest share what is
+  // left in proportion to their weights, until no share falls under it.
+  const pinned = new Array<boolean>(L).fill(false);
+  let share: number[] = [];
+  for (;;) {
+    const free = weights.reduce((sum, w, l) => (pinned[l] ? sum : sum + w), 0);
+    const left = total - floor * pinned.filter(Boolean).length;
+    share = weights.map((w, l) => (pinned[l] ? floor : free > 0 ? (w / free) * left : left / pinned.filter((p) => !p).length));
+    const under = share.findIndex((v, l) => !pinned[l] && v < floor);
+    if (under < 0) break;
+    for (let l = 0; l < L; l++) if (!pinned[l] && share[l] < floor) pinned[l] = true;
+  }
+  // Largest remainders: integers summing to L·M.
+  const out = share.map(Math.floor);
+  let rest = total - out.reduce((a, b) => a + b, 0);
+  const order = share.map((v, l) => [v - Math.floor(v), l] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  for (let i = 0; rest > 0; i = (i + 1) % L, rest--) out[order[i][1]]++;
+  return out;
+}

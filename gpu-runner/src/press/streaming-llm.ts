@@ -1,0 +1,21 @@
+/**
+ * StreamingLLM (Xiao et al. 2023): keep the first `sinks` tokens of the history (attention sinks)
+ * and the most recent ones; no prompt. Every head keeps the same entries (uniform allocation).
+ */
+import type { KeepPolicy } from "../prefill";
+
+export const STREAMING_SINKS = 128;
+
+export function streamingLlmPolicy(sinks = STREAMING_SINKS): KeepPolicy {
+  return {
+    name: "streamingllm",
+    allocation: "uniform",
+    scoringPrompt: () => null,
+    score: ({ cache, layer }) => {
+      const { positions, lengths } = cache.layers[layer];
+      return Array.from(lengths, (n, h) =>
+        Float32Array.from(positions.subarray(h * cache.capacity, h * cache.capacity + n), (p) => (p < sinks ? Infinity : p)),
+      );
+    },
+  };
+}
