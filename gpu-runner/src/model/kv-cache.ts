@@ -57,6 +57,15 @@ export class KvCache {
     if (need <= this.capacity) return;
     let cap = Math.max(this.capacity, 64);
     while (cap < need) cap *= 2;
+    this.resize(cap);
+  }
+
+  /** Grows every head to hold at least `entries` (exactly that many when it grows). */
+  ensureCapacity(entries: number): void {
+    if (entries > this.capacity) this.resize(entries);
+  }
+
+  private resize(cap: number): void {
     const D = this.headDim;
     for (let l = 0; l < this.layers.length; l++) {
       const old = this.layers[l];

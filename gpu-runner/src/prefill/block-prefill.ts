@@ -76,6 +76,12 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
     if (!opts.policy) throw new EpicacheError("invalid_argument", "a budget needs a keep policy");
   }
   const blocks = Math.ceil(tokens.length / B);
+  if (opts.budgets) {
+    // The most a head can hold after a block: all of its layer's budget (head-wise) or its own, plus
+    // the block. Sized once, so memory does not depend on how long the history is.
+    const perHead = Math.max(...opts.budgets) * ((opts.policy?.allocation ?? opts.allocation ?? "headwise") === "uniform" ? 1 : decoder.config.numKvHeads);
+    cache.ensureCapacity(perHead + B);
+  }
   let logits: Float32Array = new Float32Array(0);
   for (let b = 0; b < blocks; b++) {
     const block = tokens.slice(b * B, (b + 1) * B);
