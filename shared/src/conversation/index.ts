@@ -1,0 +1,22 @@
+/**
+ * Conversations: the model (conversation, sessions, turns, QA items), loaders for LoCoMo JSON, REALTALK
+ * JSON and plain JSONL, segmentation into windows, the context text fed to the model, nearest-centroid
+ * routing and the token F1 used by evaluation.
+ */
+export type { Conversation, LoadedConversation, QaItem, Session, Turn } from "./conversation";
+export { loadLocomo, locomoSampleIds, type LoadLocomoOptions } from "./locomo";
+export { loadRealtalk, type LoadRealtalkOptions } from "./realtalk";
+export { loadJsonl, type LoadJsonlOptions } from "./jsonl";
+export {
+  detectConversationFormat,
+  loadConversation,
+  type ConversationFormat,
+  type LoadConversationOptions,
+} from "./load-conversation";
+export { formatTurnLine } from "./turn-line";
+export { segmentWindows, type ConversationWindow } from "./segment-windows";
+export { defaultContextHeader, renderContext, type RenderContextOptions } from "./render-context";
+export { cutToSessions } from "./cut-to-sessions";
+export { cosine, l2Normalize, type Vector } from "./vectors";
+export { nearestCentroid, type NearestCentroid } from "./nearest-centroid";
+export { normalizeAnswer, tokenF1 } from "./token-f1";
