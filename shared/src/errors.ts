@@ -26,6 +26,11 @@ export const ERROR_CODES = {
   model_invalid: 422,
   tokenizer_invalid: 422,
   model_unsupported: 422,
+  // stored episode caches
+  /** No episode caches where they were looked for. */
+  store_not_found: 404,
+  /** A stored manifest or cache that is malformed, truncated or for another model. */
+  store_invalid: 422,
   // runtime
   runtime_failed: 500,
   internal: 500,

@@ -4,12 +4,7 @@ import { EpicacheError } from "@epicache/shared";
 import { generate, openChatModel } from "../model";
 import { requireModel } from "../models";
 
-function number(name: string, raw: string | undefined, fallback: number, check: (n: number) => boolean): number {
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(n) || !check(n)) throw new EpicacheError("invalid_argument", `--${name} ${JSON.stringify(raw)} is not valid`);
-  return n;
-}
+import { numberOption as number } from "./args";
 
 export async function generateCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({

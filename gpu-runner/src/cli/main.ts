@@ -5,6 +5,9 @@
 import { isEpicacheError } from "@epicache/shared";
 import { modelsCommand } from "./models";
 import { generateCommand } from "./generate";
+import { buildCommand } from "./build";
+import { askCommand } from "./ask";
+import { calibrateCommand } from "./calibrate";
 import { demoCommand } from "./demo";
 
 const USAGE = `usage: epicache <command> [options]
@@ -18,6 +21,15 @@ commands:
                                      ggml (GGUF default): llama.cpp's arithmetic, token for token;
                                      exact: f32; fast: quantised matrices stay quantised (int8
                                      products), the fastest on CPU. Hugging Face checkpoints: exact
+  build --conversation FILE --out DIR [--format locomo|realtalk|jsonl] [--sample ID] [--method M]
+        [--episodes 4] [--budget 1024] [--block 512] [--alpha 2] [--alloc on|off] [--n-medoid 1]
+        [--max-context N] [--seed 42] [--numerics fast|exact|ggml] [--model PATH] [--json]
+                                     episode caches of a conversation (M: epicache, full, snapkv,
+                                     infinipot, kvzip, keydiff, streamingllm)
+  ask --store DIR --question TEXT [--max-tokens 64] [--json]
+                                     answer from the nearest episode's cache
+  calibrate [--text FILE] [--budget 1024] [--block 512] [--sinks 128] [--model PATH] [--json]
+                                     measure layer sensitivity; saved next to the model
   demo                               a short generation on the default model (what \`npm start\` runs)
 `;
 
@@ -29,6 +41,12 @@ export async function main(argv: string[]): Promise<number> {
         return await modelsCommand(rest);
       case "generate":
         return await generateCommand(rest);
+      case "build":
+        return await buildCommand(rest);
+      case "ask":
+        return await askCommand(rest);
+      case "calibrate":
+        return await calibrateCommand(rest);
       case "demo":
         return await demoCommand(rest);
       case undefined:

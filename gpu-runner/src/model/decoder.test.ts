@@ -87,18 +87,19 @@ describe("decoder graph on tiny checkpoints", () => {
         const out = await model.decoder.forward(ids, ids.map((_, i) => prefix.length + i), cache, [0], { scoreSpan: span.length });
         expect(out.scores).not.toBeNull();
         const { numKvHeads: KV } = model.config;
-        const stride = out.past + ids.length;
         for (let l = 0; l < model.config.numLayers; l++) {
+          const past = out.pasts[l];
+          const stride = past + ids.length;
           const got = out.scores?.[l] as Float32Array;
           expect(got.length).toBe(KV * stride);
           for (let h = 0; h < KV; h++) {
             const row = got.subarray(h * stride, (h + 1) * stride);
             const want = ref.scores?.[l][h] as Float64Array;
-            const mine = [...row.subarray(0, prefix.length), ...row.subarray(out.past, out.past + fresh.length)];
+            const mine = [...row.subarray(0, prefix.length), ...row.subarray(past, past + fresh.length)];
             for (let j = 0; j < want.length; j++) expect(Math.abs(mine[j] - want[j])).toBeLessThan(1e-5);
             // Padding beyond the cache's entries and the span's own keys score 0.
-            expect(Array.from(row.subarray(prefix.length, out.past)).every((v) => v === 0)).toBe(true);
-            expect(Array.from(row.subarray(out.past + fresh.length)).every((v) => v === 0)).toBe(true);
+            expect(Array.from(row.subarray(prefix.length, past)).every((v) => v === 0)).toBe(true);
+            expect(Array.from(row.subarray(past + fresh.length)).every((v) => v === 0)).toBe(true);
           }
         }
         // The span does not change the logits of the tokens before it.
@@ -142,7 +143,7 @@ describe("decoder graph on tiny checkpoints", () => {
       cache.append(out.keys, out.values, pos);
       const probe = await model.decoder.forward([7], [tokens.length], cache, [0]);
       // Garbage in the unused capacity must not change anything.
-      for (const layer of cache.layers) layer.keys.fill(1e3, tokens.length * model.config.headDim, model.config.headDim * cache.capacity);
+      for (const layer of cache.layers) layer.keys.fill(1e3, tokens.length * model.config.headDim, model.config.headDim * layer.capacity);
       const again = await model.decoder.forward([7], [tokens.length], cache, [0]);
       expect(maxRelError(again.logits, probe.logits)).toBeLessThan(1e-6);
     } finally {

@@ -31,8 +31,8 @@ export interface ForwardResult {
    * the span's own 0). See decoder-graph.ts.
    */
   scores: Float32Array[] | null;
-  /** The past length the graph saw (the stride offset of the new tokens in `scores`). */
-  past: number;
+  /** Per layer, the past length the graph saw (where the new tokens start in that layer's `scores` rows). */
+  pasts: number[];
 }
 
 export interface ForwardOptions {
@@ -92,15 +92,18 @@ export class Decoder {
       past_lengths: new ort.Tensor("int64", lengths, [c.numLayers, c.numKvHeads]),
       score_len: new ort.Tensor("int64", BigInt64Array.from([BigInt(span)]), [1]),
     };
-    let past = 0;
+    const pasts: number[] = [];
     for (let l = 0; l < c.numLayers; l++) {
       const layer = cache.layers[l];
       for (let h = 0; h < c.numKvHeads; h++) lengths[l * c.numKvHeads + h] = BigInt(layer.lengths[h]);
-      // ggml numerics need entry i at index i; otherwise the whole buffer goes in and padding is masked.
-      const layerPast = this.numerics === "ggml" ? cache.packed(l) : { keys: layer.keys, values: layer.values, length: cache.capacity };
+      // ggml numerics need entry i at index i. Otherwise a buffer with little slack goes in whole
+      // (padding is masked), and a roomy one is packed: the graph's work grows with what it is given.
+      const n = cache.layerLength(l);
+      const layerPast =
+        this.numerics === "ggml" || layer.capacity > n * 1.25 + 64 ? cache.packed(l) : { keys: layer.keys, values: layer.values, length: layer.capacity };
       feeds[`past_key_${l}`] = new ort.Tensor("float32", layerPast.keys, [c.numKvHeads, layerPast.length, c.headDim]);
       feeds[`past_value_${l}`] = new ort.Tensor("float32", layerPast.values, [c.numKvHeads, layerPast.length, c.headDim]);
-      past = layerPast.length;
+      pasts.push(layerPast.length);
     }
     const out = await this.session.run(feeds);
     const keys: Float32Array[] = [];
@@ -111,7 +114,7 @@ export class Decoder {
       values.push(out[`present_value_${l}`].data as Float32Array);
       scores.push(out[`scores_${l}`].data as Float32Array);
     }
-    return { logits: out.logits.data as Float32Array, keys, values, scores: span > 0 ? scores : null, past };
+    return { logits: out.logits.data as Float32Array, keys, values, scores: span > 0 ? scores : null, pasts };
   }
 
   async release(): Promise<void> {

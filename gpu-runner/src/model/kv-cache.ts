@@ -2,6 +2,8 @@
  * The KV cache the decoder graph reads: per layer, keys and values as [kvHeads, capacity, headDim],
  * a valid length per head, and the original absolute position of every kept entry. Heads of a layer
  * may hold different numbers of entries (after head-wise eviction); the graph masks the padding.
+ * Each layer has its own capacity: under sensitivity-aware budgets one layer may keep ten times what
+ * another keeps, and sizing every layer for the largest would waste most of the memory.
  */
 import type { LlamaConfig } from "./config";
 
@@ -10,20 +12,20 @@ export interface LayerCache {
   values: Float32Array; //    [kvHeads, capacity, headDim]
   positions: Int32Array; //   [kvHeads, capacity]
   lengths: Int32Array; //     [kvHeads]
+  /** Entries each head's buffer can hold. */
+  capacity: number;
 }
 
 export class KvCache {
   readonly layers: LayerCache[];
   readonly kvHeads: number;
   readonly headDim: number;
-  capacity: number;
   /** The position the next token takes: the length of the whole history fed so far. */
   nextPosition = 0;
 
   constructor(config: Pick<LlamaConfig, "numLayers" | "numKvHeads" | "headDim">, capacity = 64) {
     this.kvHeads = config.numKvHeads;
     this.headDim = config.headDim;
-    this.capacity = capacity;
     this.layers = Array.from({ length: config.numLayers }, () => this.emptyLayer(capacity));
   }
 
@@ -34,13 +36,21 @@ export class KvCache {
       values: new Float32Array(n * this.headDim),
       positions: new Int32Array(n),
       lengths: new Int32Array(this.kvHeads),
+      capacity,
     };
+  }
+
+  /** The longest head of layer `l`. */
+  layerLength(l: number): number {
+    let m = 0;
+    for (const n of this.layers[l].lengths) m = Math.max(m, n);
+    return m;
   }
 
   /** The longest head of any layer. */
   get maxLength(): number {
     let m = 0;
-    for (const layer of this.layers) for (const n of layer.lengths) m = Math.max(m, n);
+    for (let l = 0; l < this.layers.length; l++) m = Math.max(m, this.layerLength(l));
     return m;
   }
 
@@ -51,35 +61,42 @@ export class KvCache {
     return n;
   }
 
-  /** Makes room for `extra` more entries in every head, growing geometrically. */
+  /** Where entry i of head h of layer l starts in its keys/values (multiply by headDim for floats). */
+  slot(l: number, h: number, i: number): number {
+    return h * this.layers[l].capacity + i;
+  }
+
+  /**
+   * Makes room for `extra` more entries in every head, growing a layer by a quarter at least (so
+   * appends stay amortised) and to a multiple of 64.
+   */
   reserve(extra: number): void {
-    const need = this.maxLength + extra;
-    if (need <= this.capacity) return;
-    let cap = Math.max(this.capacity, 64);
-    while (cap < need) cap *= 2;
-    this.resize(cap);
-  }
-
-  /** Grows every head to hold at least `entries` (exactly that many when it grows). */
-  ensureCapacity(entries: number): void {
-    if (entries > this.capacity) this.resize(entries);
-  }
-
-  private resize(cap: number): void {
-    const D = this.headDim;
     for (let l = 0; l < this.layers.length; l++) {
-      const old = this.layers[l];
-      const next = this.emptyLayer(cap);
-      next.lengths.set(old.lengths);
-      for (let h = 0; h < this.kvHeads; h++) {
-        const n = old.lengths[h];
-        next.keys.set(old.keys.subarray(h * this.capacity * D, (h * this.capacity + n) * D), h * cap * D);
-        next.values.set(old.values.subarray(h * this.capacity * D, (h * this.capacity + n) * D), h * cap * D);
-        next.positions.set(old.positions.subarray(h * this.capacity, h * this.capacity + n), h * cap);
-      }
-      this.layers[l] = next;
+      const need = this.layerLength(l) + extra;
+      const layer = this.layers[l];
+      if (need <= layer.capacity) continue;
+      this.resize(l, Math.ceil(Math.max(need, layer.capacity * 1.25, 64) / 64) * 64);
     }
-    this.capacity = cap;
+  }
+
+  /** Grows layer `l`'s heads to hold at least `entries` (exactly that many when it grows). */
+  ensureCapacity(l: number, entries: number): void {
+    if (entries > this.layers[l].capacity) this.resize(l, entries);
+  }
+
+  private resize(l: number, cap: number): void {
+    const D = this.headDim;
+    const old = this.layers[l];
+    const next = this.emptyLayer(cap);
+    next.lengths.set(old.lengths);
+    for (let h = 0; h < this.kvHeads; h++) {
+      const n = old.lengths[h];
+      const from = h * old.capacity;
+      next.keys.set(old.keys.subarray(from * D, (from + n) * D), h * cap * D);
+      next.values.set(old.values.subarray(from * D, (from + n) * D), h * cap * D);
+      next.positions.set(old.positions.subarray(from, from + n), h * cap);
+    }
+    this.layers[l] = next;
   }
 
   /**
@@ -95,7 +112,7 @@ export class KvCache {
     for (let l = 0; l < this.layers.length; l++) {
       const layer = this.layers[l];
       for (let h = 0; h < this.kvHeads; h++) {
-        const at = h * this.capacity + layer.lengths[h];
+        const at = h * layer.capacity + layer.lengths[h];
         layer.keys.set(keys[l].subarray(h * rows * D, (h * rows + T) * D), at * D);
         layer.values.set(values[l].subarray(h * rows * D, (h * rows + T) * D), at * D);
         for (let t = 0; t < T; t++) layer.positions[at + t] = positions[t];
@@ -114,7 +131,7 @@ export class KvCache {
     const D = this.headDim;
     for (let h = 0; h < this.kvHeads; h++) {
       const idx = keep[h];
-      const base = h * this.capacity;
+      const base = h * layer.capacity;
       let prev = -1;
       for (let i = 0; i < idx.length; i++) {
         const j = idx[i];
@@ -133,20 +150,21 @@ export class KvCache {
   }
 
   /**
-   * Layer `l`'s keys and values as [kvHeads, n, headDim] with n = the longest head: the buffers
-   * themselves when full, else a compact copy. The graph then sees entry i at index i, which ggml
-   * numerics need (the order of its additions depends on the index).
+   * Layer `l`'s keys and values as [kvHeads, n, headDim] with n = its longest head: the buffers
+   * themselves when that is their capacity, else a compact copy. The graph's work grows with n, so a
+   * roomy buffer is not handed over whole; and ggml numerics need entry i at index i (the order of
+   * its additions depends on the index).
    */
   packed(l: number): { keys: Float32Array; values: Float32Array; length: number } {
-    const n = this.maxLength;
     const layer = this.layers[l];
-    if (n === this.capacity) return { keys: layer.keys, values: layer.values, length: n };
+    const n = this.layerLength(l);
+    if (n === layer.capacity) return { keys: layer.keys, values: layer.values, length: n };
     const D = this.headDim;
     const keys = new Float32Array(this.kvHeads * n * D);
     const values = new Float32Array(this.kvHeads * n * D);
     for (let h = 0; h < this.kvHeads; h++) {
-      keys.set(layer.keys.subarray(h * this.capacity * D, (h * this.capacity + n) * D), h * n * D);
-      values.set(layer.values.subarray(h * this.capacity * D, (h * this.capacity + n) * D), h * n * D);
+      keys.set(layer.keys.subarray(h * layer.capacity * D, (h * layer.capacity + n) * D), h * n * D);
+      values.set(layer.values.subarray(h * layer.capacity * D, (h * layer.capacity + n) * D), h * n * D);
     }
     return { keys, values, length: n };
   }
@@ -155,9 +173,9 @@ export class KvCache {
   clone(): KvCache {
     const c = Object.create(KvCache.prototype) as KvCache;
     Object.assign(c, {
-      kvHeads: this.kvHeads, headDim: this.headDim, capacity: this.capacity, nextPosition: this.nextPosition,
+      kvHeads: this.kvHeads, headDim: this.headDim, nextPosition: this.nextPosition,
       layers: this.layers.map((l) => ({
-        keys: l.keys.slice(), values: l.values.slice(), positions: l.positions.slice(), lengths: l.lengths.slice(),
+        keys: l.keys.slice(), values: l.values.slice(), positions: l.positions.slice(), lengths: l.lengths.slice(), capacity: l.capacity,
       })),
     });
     return c;

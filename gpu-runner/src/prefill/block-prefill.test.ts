@@ -90,7 +90,7 @@ describe("block-wise prefill", () => {
             if (allocation === "uniform") for (const n of layer.lengths) expect(n).toBeLessThanOrEqual(budget);
             else expect(sum).toBe(Math.min(budget * KV, fed * KV));
             for (let h = 0; h < KV; h++) {
-              const pos = Array.from(layer.positions.subarray(h * cache.capacity, h * cache.capacity + layer.lengths[h]));
+              const pos = Array.from(layer.positions.subarray(h * layer.capacity, h * layer.capacity + layer.lengths[h]));
               // Kept entries keep their original positions, in order, from the history fed so far.
               for (let i = 1; i < pos.length; i++) expect(pos[i]).toBeGreaterThan(pos[i - 1]);
               for (const p of pos) expect(p >= 0 && p < fed).toBe(true);
@@ -108,10 +108,10 @@ describe("block-wise prefill", () => {
         const layer = cache.layers[l], ref = whole.cache.layers[l];
         for (let h = 0; h < KV; h++) {
           for (let i = 0; i < layer.lengths[h]; i++) {
-            const p = layer.positions[h * cache.capacity + i];
+            const p = layer.positions[h * layer.capacity + i];
             if (p >= B) continue;
-            const got = layer.keys.subarray((h * cache.capacity + i) * D, (h * cache.capacity + i + 1) * D);
-            const want = ref.keys.subarray((h * whole.cache.capacity + p) * D, (h * whole.cache.capacity + p + 1) * D);
+            const got = layer.keys.subarray((h * layer.capacity + i) * D, (h * layer.capacity + i + 1) * D);
+            const want = ref.keys.subarray((h * ref.capacity + p) * D, (h * ref.capacity + p + 1) * D);
             expect(maxRelError(got, want)).toBeLessThan(1e-5);
           }
         }

@@ -78,9 +78,9 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
   const blocks = Math.ceil(tokens.length / B);
   if (opts.budgets) {
     // The most a head can hold after a block: all of its layer's budget (head-wise) or its own, plus
-    // the block. Sized once, so memory does not depend on how long the history is.
-    const perHead = Math.max(...opts.budgets) * ((opts.policy?.allocation ?? opts.allocation ?? "headwise") === "uniform" ? 1 : decoder.config.numKvHeads);
-    cache.ensureCapacity(perHead + B);
+    // the block. Sized once per layer, so memory does not depend on how long the history is.
+    const heads = (opts.policy?.allocation ?? opts.allocation ?? "headwise") === "uniform" ? 1 : decoder.config.numKvHeads;
+    opts.budgets.forEach((m, l) => cache.ensureCapacity(l, m * heads + B));
   }
   let logits: Float32Array = new Float32Array(0);
   for (let b = 0; b < blocks; b++) {
@@ -99,7 +99,7 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
       const policy = opts.policy as KeepPolicy;
       const budgets = opts.budgets as readonly number[];
       for (let l = 0; l < L; l++) {
-        const attention = out.scores ? headScores(out.scores[l], before[l], block.length, out.past, ids.length) : null;
+        const attention = out.scores ? headScores(out.scores[l], before[l], block.length, out.pasts[l], ids.length) : null;
         const scores = policy.score({ layer: l, attention, cache });
         cache.keep(l, selectKeep(scores, budgets[l], policy.allocation ?? opts.allocation ?? "headwise"));
       }

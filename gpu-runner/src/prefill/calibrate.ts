@@ -47,7 +47,8 @@ export async function measureSensitivity(decoder: Decoder, tokens: readonly numb
         for (let h = 0; h < KV; h++) {
           for (let t = first; t < T; t++) {
             const a = output.keys[l].subarray((h * rows + t) * D, (h * rows + t + 1) * D);
-            const b = fullKeys.subarray((h * full.capacity + start + t) * D, (h * full.capacity + start + t + 1) * D);
+            const at = full.slot(l, h, start + t);
+            const b = fullKeys.subarray(at * D, (at + 1) * D);
             sums[l] += cosine(a, b) / KV;
           }
         }

@@ -8,10 +8,10 @@ export const keydiffPolicy: KeepPolicy = {
   name: "keydiff",
   scoringPrompt: () => null,
   score: ({ cache, layer }) => {
-    const { keys, lengths } = cache.layers[layer];
+    const { keys, lengths, capacity } = cache.layers[layer];
     const D = cache.headDim;
     return Array.from(lengths, (n, h) => {
-      const base = h * cache.capacity * D;
+      const base = h * capacity * D;
       const unit = (i: number) => {
         const k = keys.subarray(base + i * D, base + (i + 1) * D);
         let norm = 0;

@@ -25,7 +25,7 @@ const history = Array.from({ length: 40 }, (_, i) => 3 + ((i * 53 + 7) % 250));
 
 function positionsOf(cache: KvCache, l: number, h: number): number[] {
   const layer = cache.layers[l];
-  return Array.from(layer.positions.subarray(h * cache.capacity, h * cache.capacity + layer.lengths[h]));
+  return Array.from(layer.positions.subarray(h * layer.capacity, h * layer.capacity + layer.lengths[h]));
 }
 
 describe("scoring prompts", () => {

@@ -12,9 +12,9 @@ export function streamingLlmPolicy(sinks = STREAMING_SINKS): KeepPolicy {
     allocation: "uniform",
     scoringPrompt: () => null,
     score: ({ cache, layer }) => {
-      const { positions, lengths } = cache.layers[layer];
+      const { positions, lengths, capacity } = cache.layers[layer];
       return Array.from(lengths, (n, h) =>
-        Float32Array.from(positions.subarray(h * cache.capacity, h * cache.capacity + n), (p) => (p < sinks ? Infinity : p)),
+        Float32Array.from(positions.subarray(h * capacity, h * capacity + n), (p) => (p < sinks ? Infinity : p)),
       );
     },
   };

@@ -1,0 +1,98 @@
+/** `epicache build`: a conversation file → episode caches in a directory. */
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { parseArgs } from "node:util";
+import { EpicacheError, loadConversation, type ConversationFormat } from "@epicache/shared";
+import { openEmbedder } from "../embedder";
+import { buildEpisodes } from "../episodes";
+import { openChatModel, type Numerics } from "../model";
+import { requireModel } from "../models";
+import { isMethod, METHODS } from "../press";
+import { isPositiveInt, numberOption } from "./args";
+
+export async function buildCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv, strict: true,
+    options: {
+      conversation: { type: "string" }, format: { type: "string" }, sample: { type: "string" },
+      episodes: { type: "string" }, budget: { type: "string" }, block: { type: "string" }, method: { type: "string" },
+      alpha: { type: "string" }, alloc: { type: "string" }, "n-medoid": { type: "string" }, seed: { type: "string" },
+      "max-context": { type: "string" }, out: { type: "string" }, json: { type: "boolean", default: false },
+      model: { type: "string" }, numerics: { type: "string" },
+    },
+  });
+  if (!values.conversation) throw new EpicacheError("invalid_argument", "build needs --conversation FILE");
+  if (!values.out) throw new EpicacheError("invalid_argument", "build needs --out DIR");
+  const method = values.method ?? "epicache";
+  if (!isMethod(method)) throw new EpicacheError("invalid_argument", `--method ${JSON.stringify(method)} is not one of ${METHODS.join(", ")}`);
+  if (values.alloc !== undefined && values.alloc !== "on" && values.alloc !== "off") throw new EpicacheError("invalid_argument", `--alloc is on or off, not ${JSON.stringify(values.alloc)}`);
+  const format = values.format as ConversationFormat | undefined;
+  if (format !== undefined && !["locomo", "realtalk", "jsonl"].includes(format)) throw new EpicacheError("invalid_argument", `--format ${JSON.stringify(format)} is not locomo, realtalk or jsonl`);
+  const numerics = (values.numerics ?? "fast") as Numerics;
+  if (!["fast", "exact", "ggml"].includes(numerics)) throw new EpicacheError("invalid_argument", `--numerics ${JSON.stringify(numerics)} is not fast, exact or ggml`);
+  const opts = {
+    method,
+    episodes: numberOption("episodes", values.episodes, 4, isPositiveInt),
+    budget: numberOption("budget", values.budget, 1024, isPositiveInt),
+    blockSize: numberOption("block", values.block, 512, isPositiveInt),
+    alpha: numberOption("alpha", values.alpha, 2, (n) => n >= 0),
+    alloc: values.alloc === undefined ? undefined : values.alloc === "on",
+    nMedoid: numberOption("n-medoid", values["n-medoid"], 1, isPositiveInt),
+    seed: numberOption("seed", values.seed, 42, (n) => Number.isInteger(n) && n >= 0),
+    maxContext: values["max-context"] === undefined ? undefined : numberOption("max-context", values["max-context"], 0, isPositiveInt),
+  };
+  let text: string;
+  try {
+    text = readFileSync(values.conversation, "utf8");
+  } catch (e) {
+    throw new EpicacheError("invalid_argument", `cannot read ${values.conversation}: ${(e as Error).message}`);
+  }
+  const { conversation } = loadConversation(text, { format, sampleId: values.sample, id: basename(values.conversation).replace(/\.[^.]*$/, "") });
+
+  const log = (m: string) => process.stderr.write(`${m}\n`);
+  const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { numerics, log });
+  const embedder = await openEmbedder();
+  const tty = process.stderr.isTTY;
+  try {
+    const report = await buildEpisodes(model, embedder, conversation, values.out, {
+      ...opts, log,
+      onProgress: ({ episode, episodes, block, blocks }) => {
+        const done = (episode * blocks + block) / (episodes * blocks);
+        const bar = "█".repeat(Math.round(done * 30)).padEnd(30, "░");
+        const line = `prefill ${bar} ${(done * 100).toFixed(0).padStart(3)}%  episode ${episode + 1}/${episodes}, block ${block}/${blocks}`;
+        if (tty) process.stderr.write(`\r${line}`);
+        else if (block === blocks) process.stderr.write(`${line}\n`);
+      },
+    });
+    if (tty) process.stderr.write("\n");
+    const m = report.manifest;
+    const layers = m.model.layers;
+    const summary = {
+      episodes: m.episodes.map((e) => ({
+        id: e.id, windows: e.windows.length,
+        layers: Array.from({ length: layers }, (_, l) => ({ budget: m.layerBudgets?.[l] ?? null, entries: report.entries[l][e.id] })),
+      })),
+      kvHeads: m.model.kvHeads, layers, budget: m.budget, block: m.block, contextTokens: m.contextTokens,
+      sessions: { kept: report.sessionsKept, total: report.sessionsTotal },
+      peakRssBytes: report.peakRssBytes, seconds: report.seconds,
+    };
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+      return 0;
+    }
+    const out = (s: string) => process.stdout.write(`${s}\n`);
+    out(`${m.conversation}: ${m.contextTokens} context tokens from ${report.sessionsKept} of ${report.sessionsTotal} sessions; ${method}, budget ${m.budget ?? "none (full KV)"} per head, blocks of ${m.block}`);
+    for (const e of summary.episodes) {
+      const total = e.layers.reduce((n, l) => n + l.entries, 0);
+      out(`  episode ${e.id}: ${e.windows} windows, ${total} entries (${(total / layers / m.model.kvHeads).toFixed(0)} per head on average)`);
+    }
+    if (m.layerBudgets) out(`  layer budgets (per head): ${m.layerBudgets.join(" ")}`);
+    out(`  entries per layer (summed over heads, episode 0): ${summary.episodes[0].layers.map((l) => l.entries).join(" ")}`);
+    out(`  peak RSS ${(report.peakRssBytes / 2 ** 20).toFixed(0)} MiB; seconds: ${Object.entries(report.seconds).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}`);
+    out(`wrote ${values.out}`);
+    return 0;
+  } finally {
+    await model.decoder.release();
+    await embedder.release();
+  }
+}
