@@ -1,15 +1,15 @@
 /**
  * Block-wise prefill with eviction (DESIGN.md §1, stage 2): the base every keep policy runs on.
  *
- * The history goes through the decoder in blocks of B tokens. After each block the policy may append
- * a scoring prompt (its K/V are never kept) whose queries score every retained key; the policy turns
+ * The history goes through the decoder in blocks of B tokens. After each block the policy may run
+ * a scoring prompt over the cache (its K/V are never kept) whose queries score every retained key; the policy turns
  * that (or anything else it reads from the cache) into one score per entry; the base keeps the top
  * entries of each layer under its budget and gathers them to the front of each head. A layer never
  * holds more than budget·kvHeads + B·kvHeads entries, so prefill memory is flat in the history length.
  * Kept entries keep their original positions; the next token continues from the history length.
  */
 import { EpicacheError } from "@epicache/shared";
-import type { Decoder, ForwardResult } from "../model/decoder";
+import type { Decoder } from "../model/decoder";
 import type { KvCache } from "../model/kv-cache";
 
 /** What a policy sees of one layer after a block was appended. */
@@ -52,10 +52,12 @@ export interface BlockPrefillOptions {
    */
   allocation?: Allocation;
   /**
-   * Called after each block (after eviction) with the cache's total entries, and the block's forward
-   * output (its keys and values as computed, before any eviction) and first position.
+   * Called after each block (after eviction) with the cache's total entries, the block's keys as
+   * computed (per layer [kvHeads, block, headDim], before any eviction) and its first position.
    */
-  onBlock?: (progress: { block: number; blocks: number; entries: number; output: ForwardResult; start: number }) => void;
+  onBlock?: (progress: { block: number; blocks: number; entries: number; keys: Float32Array[]; start: number }) => void;
+  /** Tokens per forward call within a block (default 128); bounds the graph's transient memory. */
+  chunkSize?: number;
 }
 
 export interface BlockPrefillResult {
@@ -83,44 +85,65 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
     opts.budgets.forEach((m, l) => cache.ensureCapacity(l, m * heads + B));
   }
   let logits: Float32Array = new Float32Array(0);
+  const chunk = opts.chunkSize ?? 128;
   for (let b = 0; b < blocks; b++) {
     const block = tokens.slice(b * B, (b + 1) * B);
     const start = cache.nextPosition;
-    const evict = opts.budgets !== null && opts.policy !== null;
-    const prompt = evict ? (opts.policy as KeepPolicy).scoringPrompt(block) ?? [] : [];
-    const ids = [...block, ...prompt];
-    const positions = ids.map((_, i) => start + i);
-    // Per head, how many entries the cache held before this block (to place the block's scores).
-    const before = cache.layers.map((layer) => Int32Array.from(layer.lengths));
-    const out = await decoder.forward(ids, positions, cache, [block.length - 1], { scoreSpan: prompt.length });
-    logits = out.logits;
-    cache.append(out.keys, out.values, positions.slice(0, block.length), ids.length);
-    if (evict) {
-      const policy = opts.policy as KeepPolicy;
-      const budgets = opts.budgets as readonly number[];
+    // The block goes in in chunks: the graph's transient memory grows with new tokens × cached ones.
+    const chunks: Float32Array[][] = [];
+    for (let c = 0; c < block.length; c += chunk) {
+      const ids = block.slice(c, c + chunk);
+      const positions = ids.map((_, i) => start + c + i);
+      const out = await decoder.forward(ids, positions, cache, [ids.length - 1]);
+      cache.append(out.keys, out.values, positions);
+      logits = out.logits;
+      if (opts.onBlock) chunks.push(out.keys);
+    }
+    if (opts.budgets !== null && opts.policy !== null) {
+      const policy = opts.policy;
+      const budgets = opts.budgets;
+      // The scoring prompt runs over the cache, the block now in it, and is never appended.
+      const prompt = policy.scoringPrompt(block) ?? [];
+      const scored = prompt.length > 0
+        ? await decoder.forward(prompt, prompt.map((_, i) => cache.nextPosition + i), cache, [prompt.length - 1], { scoreSpan: prompt.length })
+        : null;
       for (let l = 0; l < L; l++) {
-        const attention = out.scores ? headScores(out.scores[l], before[l], block.length, out.pasts[l], ids.length) : null;
+        const attention = scored?.scores ? headScores(scored.scores[l], cache.layers[l].lengths, scored.pasts[l], prompt.length) : null;
         const scores = policy.score({ layer: l, attention, cache });
         cache.keep(l, selectKeep(scores, budgets[l], policy.allocation ?? opts.allocation ?? "headwise"));
       }
     }
-    opts.onBlock?.({ block: b + 1, blocks, entries: cache.entries, output: out, start });
+    if (opts.onBlock) {
+      const keys = chunks.length === 1 ? chunks[0] : Array.from({ length: L }, (_, l) => concatTokens(chunks.map((k) => k[l]), decoder.config.numKvHeads));
+      opts.onBlock({ block: b + 1, blocks, entries: cache.entries, keys, start });
+    }
   }
   return { logits, blocks };
 }
 
 /**
- * Splits one layer's graph scores [kvHeads, past + T] into per-head arrays over the head's entries
- * after the append: its `before[h]` cache entries, then the block's `blockLength` tokens.
+ * Per head, the scores of its `lengths[h]` cache entries, out of one layer's graph scores
+ * [kvHeads, past + T].
  */
-export function headScores(scores: Float32Array, before: Int32Array, blockLength: number, past: number, T: number): Float32Array[] {
+export function headScores(scores: Float32Array, lengths: Int32Array, past: number, T: number): Float32Array[] {
   const stride = past + T;
-  return Array.from(before, (n, h) => {
-    const s = new Float32Array(n + blockLength);
-    s.set(scores.subarray(h * stride, h * stride + n), 0);
-    s.set(scores.subarray(h * stride + past, h * stride + past + blockLength), n);
-    return s;
-  });
+  return Array.from(lengths, (n, h) => scores.slice(h * stride, h * stride + n));
+}
+
+/** Joins per-call [kvHeads, t_i, D] arrays along the token axis into [kvHeads, Σt_i, D]. */
+function concatTokens(parts: Float32Array[], kvHeads: number): Float32Array {
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  const out = new Float32Array(total);
+  const headSize = total / kvHeads;
+  for (let h = 0, o = 0; h < kvHeads; h++) {
+    for (const p of parts) {
+      const n = p.length / kvHeads;
+      out.set(p.subarray(h * n, (h + 1) * n), o);
+      o += n;
+    }
+    if (o !== (h + 1) * headSize) throw new Error("concatTokens: ragged parts");
+  }
+  return out;
 }
 
 /**

@@ -35,18 +35,17 @@ export async function measureSensitivity(decoder: Decoder, tokens: readonly numb
   let compared = 0;
   await blockPrefill(decoder, new KvCache(decoder.config), tokens, {
     blockSize: opts.blockSize, budgets: Array(L).fill(opts.budget), policy: opts.squeeze,
-    onBlock: ({ output, start }) => {
+    onBlock: ({ keys, start }) => {
       const T = Math.min(opts.blockSize, tokens.length - start);
       // Tokens before the budget fills see the same context in both runs.
       const first = Math.max(0, opts.budget - start);
       if (first >= T) return;
       compared += T - first;
       for (let l = 0; l < L; l++) {
-        const rows = output.keys[l].length / (KV * D); // the block plus no span
         const fullKeys = full.layers[l].keys;
         for (let h = 0; h < KV; h++) {
           for (let t = first; t < T; t++) {
-            const a = output.keys[l].subarray((h * rows + t) * D, (h * rows + t + 1) * D);
+            const a = keys[l].subarray((h * T + t) * D, (h * T + t + 1) * D);
             const at = full.slot(l, h, start + t);
             const b = fullKeys.subarray(at * D, (at + 1) * D);
             sums[l] += cosine(a, b) / KV;
