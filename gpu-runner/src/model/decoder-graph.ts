@@ -10,6 +10,8 @@
  *   past_key_ℓ     f32   [kvH, P, D]      per layer; entries at or beyond past_lengths[ℓ, h] are padding
  *   past_value_ℓ   f32   [kvH, P, D]
  *   score_len      int64 [1]              S: the last S new tokens are the scoring span (0: none)
+ *   attn_chunk     int64 [1]              exact/fast numerics: 0 attends over the whole cache at once,
+ *                                         C > 0 in chunks of C entries (chunked-attention.ts)
  * Outputs
  *   logits         f32   [N, V]
  *   present_key_ℓ  f32   [kvH, T, D]      the new tokens' keys, RoPE applied
@@ -37,10 +39,11 @@
  */
 import { GraphBuilder, DType } from "../onnx/builder";
 import type { LlamaConfig } from "./config";
+import { chunkedAttention } from "./chunked-attention";
 import { GgmlOps, laneDot, padAxisTo } from "./ggml-ops";
 import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 13;
+export const DECODER_GRAPH_VERSION = 14;
 
 export type Numerics = "ggml" | "exact" | "fast";
 export const OPSET = 17;
@@ -64,6 +67,7 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   const logitsIndex = g.input("logits_index", DType.int64, ["N"]);
   const pastLengths = g.input("past_lengths", DType.int64, [L, KV]);
   const scoreLen = g.input("score_len", DType.int64, [1]);
+  const attnChunk = g.input("attn_chunk", DType.int64, [1]);
 
   // ── weights ───────────────────────────────────────────────────────────────
   const embd = g.weight("token_embd", [c.vocabSize, E], () => weights.global("tokenEmbedding")); // [V, E]
@@ -84,6 +88,9 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   const Tn = g.node("Sub", [Tsc, S]); // scalar
   const scoring = g.node("Greater", [S, g.int(0)]); // scalar bool
   const newScored = g.node("Expand", [g.node("Unsqueeze", [g.node("Less", [r, Tn]), g.ints([0])]), g.node("Concat", [g.ints([KV]), T], { axis: 0 })]); // [KV, T]
+  // Exact numerics: 0 attends over the whole cache at once; C > 0 in chunks of C entries.
+  const chunk = g.node("Squeeze", [attnChunk, g.ints([0])]); // scalar
+  const chunked = g.node("Greater", [chunk, g.int(0)]);
 
   const ops = new GgmlOps(g);
   const ggml = numerics === "ggml";
@@ -146,7 +153,7 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
    * f32 in both numerics (it ranks keys; it is not part of what llama.cpp computes).
    *   qg [KV, G, T, D], kAll [KV, P+T, D], keyValid [KV, P+T] (bool)
    */
-  const spanScores = (qg: string, kAll: string, keyValid: string, l: number) => {
+  const spanScores = (g: GraphBuilder, qg: string, kAll: string, keyValid: string, l: number) => {
     const then = g.subgraph((sb) => {
       const qs = sb.node("Slice", [qg, sb.node("Unsqueeze", [Tn, sb.ints([0])]), T, sb.ints([2])]); // [KV, G, S, D]
       const kT = sb.node("Unsqueeze", [sb.node("Transpose", [kAll], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, P+T]
@@ -194,52 +201,74 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
     g.output(k, `present_key_${l}`, DType.float, [KV, "T", D]);
     g.output(v, `present_value_${l}`, DType.float, [KV, "T", D]);
 
-    const kAll = g.node("Concat", [pastK, k], { axis: 1 }); // [KV, P+T, D]
-    const vAll = g.node("Concat", [pastV, v], { axis: 1 }); // [KV, P+T, D]
-
-    // Mask [KV, 1, T, P+T]: past entry j of head h is valid iff j < past_lengths[l, h].
+    // Past entry j of head h is valid iff j < past_lengths[l, h].
     const P = g.node("Gather", [g.node("Shape", [pastK]), g.int(1)], { axis: 0 }); // scalar
-    const rp = g.node("Range", [g.int(0), P, g.int(1)]); // [P]
     const len = g.node("Gather", [pastLengths, g.int(l)], { axis: 0 }); // [KV]
-    const pastValid = g.node("Less", [g.node("Unsqueeze", [rp, g.ints([0])]), g.node("Unsqueeze", [len, g.ints([1])])]); // [KV, P]
-    const pastValidT = g.node("Expand", [g.node("Unsqueeze", [pastValid, g.ints([1])]), g.node("Concat", [g.ints([KV]), T, g.node("Unsqueeze", [P, g.ints([0])])], { axis: 0 })]); // [KV, T, P]
-    const valid = g.node("Concat", [pastValidT, causalKV], { axis: 2 }); // [KV, T, P+T]
-    const mask = g.node("Unsqueeze", [g.node("Where", [valid, zero, negInf]), g.ints([1])]); // [KV, 1, T, P+T]
-
+    const pastValid = g.node("Less", [g.node("Unsqueeze", [g.node("Range", [g.int(0), P, g.int(1)]), g.ints([0])]), g.node("Unsqueeze", [len, g.ints([1])])]); // [KV, P]
+    const keyValid = g.node("Concat", [pastValid, newScored], { axis: 1 }); // [KV, P+T]: keys a span may score
     // Grouped-query attention: query heads h·G … h·G+G−1 read KV head h.
     const qg = g.node("Reshape", [q, g.ints([KV, G, -1, D])]); // [KV, G, T, D]
+
+    /** The whole cache at once: keys and values joined, one mask, one softmax. */
+    const direct = (sb: GraphBuilder, numericsGgml: boolean): [string, string] => {
+      const kAll = sb.node("Concat", [pastK, k], { axis: 1 }); // [KV, P+T, D]
+      const vAll = sb.node("Concat", [pastV, v], { axis: 1 }); // [KV, P+T, D]
+      const pastValidT = sb.node("Expand", [sb.node("Unsqueeze", [pastValid, sb.ints([1])]), sb.node("Concat", [sb.ints([KV]), T, sb.node("Unsqueeze", [P, sb.ints([0])])], { axis: 0 })]); // [KV, T, P]
+      const valid = sb.node("Concat", [pastValidT, causalKV], { axis: 2 }); // [KV, T, P+T]
+      const mask = sb.node("Unsqueeze", [sb.node("Where", [valid, zero, negInf]), sb.ints([1])]); // [KV, 1, T, P+T]
+      let ctx: string; // [KV, G, T, D]
+      if (!numericsGgml) {
+        const kT = sb.node("Unsqueeze", [sb.node("Transpose", [kAll], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, P+T]
+        const scores = sb.node("Add", [sb.node("Mul", [sb.node("MatMul", [qg, kT]), scale]), mask]); // [KV, G, T, P+T]
+        const probs = sb.node("Softmax", [scores], { axis: -1 }); // [KV, G, T, P+T]
+        ctx = sb.node("MatMul", [probs, sb.node("Unsqueeze", [vAll, sb.ints([1])])]);
+      } else {
+        // llama.cpp adds the f16 products in one order for a single token and in another for a batch.
+        // Head dims that are not a multiple of 64 are padded with zeros (exact order only for multiples).
+        // The products run over head dims in llama.cpp's order, and the order of the additions decides
+        // the rounding: for Llama its GGUF rows pair dims (2i, 2i+1) where ours hold (i, i + D/2)
+        // (weights.ts undoes the converter's permutation); Qwen files keep the Hugging Face order.
+        const headOrder = (x: string, axis: number) =>
+          c.architecture === "llama" ? sb.node("Gather", [x, sb.ints(Array.from({ length: D }, (_, j) => (j % 2) * (D / 2) + (j >> 1)))], { axis }) : x;
+        const qI = headOrder(qg, 3); // [KV, G, T, D]
+        const qPad = sb.node("Pad", [qI, padAxisTo(sb, sb.node("Shape", [qI]), 4, 3, 64)]); // [KV, G, T, D']
+        const k4 = sb.node("Unsqueeze", [headOrder(kAll, 2), sb.ints([1])]); // [KV, 1, P+T, D]
+        const kPad = sb.node("Pad", [k4, padAxisTo(sb, sb.node("Shape", [k4]), 4, 3, 64)]); // [KV, 1, P+T, D']
+        const vPad = sb.node("Pad", [vAll, padAxisTo(sb, sb.node("Shape", [vAll]), 3, 1, 64)]); // [KV, S, D], S a multiple of 64
+        const vT = sb.node("Unsqueeze", [sb.node("Transpose", [vPad], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, S]
+        const branch = (scheme: "tinyblas" | "vecdot") =>
+          sb.subgraph((bb) => {
+            const sops = new GgmlOps(bb);
+            const scores = bb.node("Add", [bb.node("Mul", [laneDot(bb, qPad, kPad, [KV, G], [KV, 1], scheme), scale]), mask]); // [KV, G, T, P+T]
+            const probs = sops.f16(sops.softmax(scores, 4));
+            const pPad = bb.node("Pad", [probs, padAxisTo(bb, bb.node("Shape", [probs]), 4, 3, 64)]); // [KV, G, T, S]
+            bb.output(laneDot(bb, pPad, vT, [KV, G], [KV, 1], scheme), `ctx_${scheme}_${l}`, DType.float, [KV, G, "T", D]);
+          });
+        const single = sb.node("Equal", [Tsc, sb.int(1)]);
+        ctx = sb.node("If", [single], { then_branch: { graph: branch("vecdot") }, else_branch: { graph: branch("tinyblas") } });
+      }
+      return [ctx, spanScores(sb, qg, kAll, keyValid, l)];
+    };
+
     let ctx: string; // [KV, G, T, D]
-    if (!ggml) {
-      const kT = g.node("Unsqueeze", [g.node("Transpose", [kAll], { perm: [0, 2, 1] }), g.ints([1])]); // [KV, 1, D, P+T]
-      const scores = g.node("Add", [g.node("Mul", [g.node("MatMul", [qg, kT]), scale]), mask]); // [KV, G, T, P+T]
-      const probs = g.node("Softmax", [scores], { axis: -1 }); // [KV, G, T, P+T]
-      ctx = g.node("MatMul", [probs, g.node("Unsqueeze", [vAll, g.ints([1])])]);
+    let scores: string; // [KV, P+T]
+    if (ggml) {
+      [ctx, scores] = direct(g, true);
     } else {
-      // llama.cpp adds the f16 products in one order for a single token and in another for a batch.
-      // Head dims that are not a multiple of 64 are padded with zeros (exact order only for multiples).
-      // The products run over head dims in llama.cpp's order, and the order of the additions decides
-      // the rounding: for Llama its GGUF rows pair dims (2i, 2i+1) where ours hold (i, i + D/2)
-      // (weights.ts undoes the converter's permutation); Qwen files keep the Hugging Face order.
-      const headOrder = (x: string, axis: number) =>
-        c.architecture === "llama" ? g.node("Gather", [x, g.ints(Array.from({ length: D }, (_, j) => (j % 2) * (D / 2) + (j >> 1)))], { axis }) : x;
-      const qI = headOrder(qg, 3); // [KV, G, T, D]
-      const qPad = g.node("Pad", [qI, padAxisTo(g, g.node("Shape", [qI]), 4, 3, 64)]); // [KV, G, T, D']
-      const k4 = g.node("Unsqueeze", [headOrder(kAll, 2), g.ints([1])]); // [KV, 1, P+T, D]
-      const kPad = g.node("Pad", [k4, padAxisTo(g, g.node("Shape", [k4]), 4, 3, 64)]); // [KV, 1, P+T, D']
-      const vPad = g.node("Pad", [vAll, padAxisTo(g, g.node("Shape", [vAll]), 3, 1, 64)]); // [KV, S, D], S a multiple of 64
-      const vT = g.node("Unsqueeze", [g.node("Transpose", [vPad], { perm: [0, 2, 1] }), g.ints([1])]); // [KV, 1, D, S]
-      const branch = (scheme: "tinyblas" | "vecdot") =>
+      const branch = (kind: "direct" | "chunked") =>
         g.subgraph((sb) => {
-          const sops = new GgmlOps(sb);
-          const scores = sb.node("Add", [sb.node("Mul", [laneDot(sb, qPad, kPad, [KV, G], [KV, 1], scheme), scale]), mask]); // [KV, G, T, P+T]
-          const probs = sops.f16(sops.softmax(scores, 4));
-          const pPad = sb.node("Pad", [probs, padAxisTo(sb, sb.node("Shape", [probs]), 4, 3, 64)]); // [KV, G, T, S]
-          sb.output(laneDot(sb, pPad, vT, [KV, G], [KV, 1], scheme), `ctx_${scheme}_${l}`, DType.float, [KV, G, "T", D]);
+          const [bctx, bscores] =
+            kind === "direct"
+              ? direct(sb, false)
+              : chunkedAttention(sb, {
+                  qs: sb.node("Mul", [qg, scale]), k, v, pastK, pastV, len, causal, T: Tsc, Tn, T1: T, chunk, scoring, keyValid,
+                }, KV, G, D, `l${l}`);
+          sb.output(bctx, `${kind}_ctx_${l}`, DType.float, [KV, G, "T", D]);
+          sb.output(bscores, `${kind}_scores_${l}`, DType.float, [KV, "PT"]);
         });
-      const single = g.node("Equal", [Tsc, g.int(1)]);
-      ctx = g.node("If", [single], { then_branch: { graph: branch("vecdot") }, else_branch: { graph: branch("tinyblas") } });
+      [ctx, scores] = g.nodeN("If", [chunked], 2, { then_branch: { graph: branch("chunked") }, else_branch: { graph: branch("direct") } });
     }
-    g.output(spanScores(qg, kAll, g.node("Concat", [pastValid, newScored], { axis: 1 }), l), `scores_${l}`, DType.float, [KV, "PT"]);
+    g.output(scores, `scores_${l}`, DType.float, [KV, "PT"]);
 
     const ctxT = g.node("Reshape", [g.node("Transpose", [g.node("Reshape", [ctx, g.ints([H, -1, D])])], { perm: [1, 0, 2] }), g.ints([-1, H * D])]); // [T, H·D]
     x = g.node("Add", [x, linear(ctxT, `l${l}.wo`, ["wo"], l, H * D, E)]); // [T, E]

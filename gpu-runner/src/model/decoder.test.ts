@@ -61,6 +61,18 @@ describe("decoder graph on tiny checkpoints", () => {
         for (let t = 0; t < tokens.length; t++) {
           expect(maxRelError(out.logits.subarray(t * V, (t + 1) * V), ref.logits[t])).toBeLessThan(1e-4);
         }
+        if (model.numerics !== "ggml") {
+          // Over a cache of 7 entries, attention in chunks of 3 (the online softmax across chunks).
+          const past = new KvCache(model.config, 16);
+          const head = await model.decoder.forward(tokens.slice(0, 7), positions.slice(0, 7), past, [0]);
+          past.append(head.keys, head.values, positions.slice(0, 7));
+          for (const chunk of [0, 3]) {
+            const rest = await model.decoder.forward(tokens.slice(7), positions.slice(7), past, positions.slice(7).map((_, i) => i), { attentionChunk: chunk });
+            for (let t = 7; t < tokens.length; t++) {
+              expect(maxRelError(rest.logits.subarray((t - 7) * V, (t - 6) * V), ref.logits[t]), `chunk ${chunk}`).toBeLessThan(1e-4);
+            }
+          }
+        }
         const { numKvHeads: KV, headDim: D } = model.config;
         for (let l = 0; l < model.config.numLayers; l++) {
           const flat = ref.keys[l].flatMap((head) => head.flatMap((row) => Array.from(row)));
@@ -74,7 +86,7 @@ describe("decoder graph on tiny checkpoints", () => {
   }
 
   for (const [name, spec] of FAMILIES.slice(0, 4)) {
-    it(`${name}: scores of a span over a cache and new tokens match the reference's max-softmax`, async () => {
+    for (const chunk of [0, 4]) it(`${name}: scores of a span over a cache and new tokens match the reference's max-softmax (${chunk ? `attention in chunks of ${chunk}` : "attention at once"})`, async () => {
       const { model, path } = await tiny(spec, `scores-${name.replace(/\W+/g, "-")}`);
       try {
         const [prefix, fresh, span] = [tokens.slice(0, 6), tokens.slice(6, 10), [40, 41, 42]];
@@ -84,7 +96,7 @@ describe("decoder graph on tiny checkpoints", () => {
         const pre = await model.decoder.forward(prefix, prefix.map((_, i) => i), cache, [prefix.length - 1]);
         cache.append(pre.keys, pre.values, prefix.map((_, i) => i));
         const ids = [...fresh, ...span];
-        const out = await model.decoder.forward(ids, ids.map((_, i) => prefix.length + i), cache, [0], { scoreSpan: span.length });
+        const out = await model.decoder.forward(ids, ids.map((_, i) => prefix.length + i), cache, [0], { scoreSpan: span.length, attentionChunk: chunk });
         expect(out.scores).not.toBeNull();
         const { numKvHeads: KV } = model.config;
         for (let l = 0; l < model.config.numLayers; l++) {
@@ -103,7 +115,7 @@ describe("decoder graph on tiny checkpoints", () => {
           }
         }
         // The span does not change the logits of the tokens before it.
-        const plain = await model.decoder.forward(fresh, fresh.map((_, i) => prefix.length + i), cache, [0]);
+        const plain = await model.decoder.forward(fresh, fresh.map((_, i) => prefix.length + i), cache, [0], { attentionChunk: chunk });
         expect(maxRelError(out.logits, plain.logits)).toBeLessThan(1e-5);
         expect(plain.scores).toBeNull();
       } finally {

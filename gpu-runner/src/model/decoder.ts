@@ -38,7 +38,16 @@ export interface ForwardResult {
 export interface ForwardOptions {
   /** The last `scoreSpan` tokens form the scoring span (default 0: no scores). */
   scoreSpan?: number;
+  /**
+   * Exact and fast numerics: attend over the cache in chunks of this many entries (0: all at once).
+   * Default: chunks of 1024 for calls of 16 tokens or more, whose attention would otherwise take
+   * memory in proportion to the cache; all at once for decoding steps.
+   */
+  attentionChunk?: number;
 }
+
+/** Chunk size of calls that prefill (see ForwardOptions.attentionChunk). */
+export const ATTENTION_CHUNK = 1024;
 
 export class Decoder {
   private constructor(
@@ -93,14 +102,20 @@ export class Decoder {
       score_len: new ort.Tensor("int64", BigInt64Array.from([BigInt(span)]), [1]),
     };
     const pasts: number[] = [];
+    const chunk = this.numerics === "ggml" ? 0 : opts.attentionChunk ?? (T >= 16 ? ATTENTION_CHUNK : 0);
+    if (!Number.isInteger(chunk) || chunk < 0) throw new EpicacheError("invalid_argument", `forward: attention chunk ${chunk}`);
+    feeds.attn_chunk = new ort.Tensor("int64", BigInt64Array.from([BigInt(chunk)]), [1]);
     for (let l = 0; l < c.numLayers; l++) {
       const layer = cache.layers[l];
       for (let h = 0; h < c.numKvHeads; h++) lengths[l * c.numKvHeads + h] = BigInt(layer.lengths[h]);
-      // ggml numerics need entry i at index i. Otherwise a buffer with little slack goes in whole
-      // (padding is masked), and a roomy one is packed: the graph's work grows with what it is given.
+      // ggml numerics need entry i at index i. Chunked attention visits only the filled chunks, so
+      // the buffers go in whole, with no copy. Otherwise a buffer with little slack goes in whole
+      // (padding is masked), and a roomy one is packed: all-at-once work grows with what it is given.
       const n = cache.layerLength(l);
       const layerPast =
-        this.numerics === "ggml" || layer.capacity > n * 1.25 + 64 ? cache.packed(l) : { keys: layer.keys, values: layer.values, length: layer.capacity };
+        this.numerics === "ggml" || (chunk === 0 && layer.capacity > n * 1.25 + 64)
+          ? cache.packed(l)
+          : { keys: layer.keys, values: layer.values, length: layer.capacity };
       feeds[`past_key_${l}`] = new ort.Tensor("float32", layerPast.keys, [c.numKvHeads, layerPast.length, c.headDim]);
       feeds[`past_value_${l}`] = new ort.Tensor("float32", layerPast.values, [c.numKvHeads, layerPast.length, c.headDim]);
       pasts.push(layerPast.length);
