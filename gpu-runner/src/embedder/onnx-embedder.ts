@@ -48,8 +48,10 @@ export interface EmbedOptions {
   batchSize?: number;
 }
 
-// On 2 CPU threads with ~110-token windows, 8–32 run at about the same speed; 64 is slower (larger attention buffers).
-const DEFAULT_BATCH_SIZE = 16;
+// On 2 CPU threads with ~110-token windows, 8–32 run at about the same speed and 64 is slower
+// (larger attention buffers). 4 keeps a batch's transient memory small next to the decoder's: with
+// 16, embedding LoCoMo conv-26's 105 windows took the build's peak RSS up by 300 MB.
+const DEFAULT_BATCH_SIZE = 4;
 
 /**
  * A sentence embedder in an onnxruntime-node session (CPU). Open it with {@link openEmbedder};
@@ -84,6 +86,8 @@ export class OnnxEmbedder {
       session = await ort.InferenceSession.create(path, {
         executionProviders: ["cpu"],
         graphOptimizationLevel: "all",
+        // Batches differ in length; an arena would keep the largest forever, next to the decoder's.
+        enableCpuMemArena: false,
         // As the decoder (model/decoder.ts): idle threads must not spin and starve the rest of the runner.
         extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } },
         ...(threads > 0 ? { intraOpNumThreads: threads } : {}),

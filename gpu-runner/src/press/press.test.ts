@@ -54,6 +54,22 @@ describe("scoring prompts", () => {
 });
 
 describe("scorers on hand-made patterns", () => {
+  it("prompt-based methods (EpiCache, SnapKV, InfiniPot, KVzip) keep the entries their prompt attends to most", () => {
+    const frame = chatFrame(model.tokenizer);
+    const cache = new KvCache({ numLayers: 1, numKvHeads: 2, headDim: 2 }, 8);
+    // Head 0 attends to entries 1 and 4, head 1 to entry 2; a head-wise budget of 2 per head keeps
+    // the three peaks and the next strongest entry, wherever it is.
+    const attention = [Float32Array.from([0.01, 0.5, 0.02, 0.03, 0.4]), Float32Array.from([0.05, 0.01, 0.9, 0.02, 0.04])];
+    for (const method of ["epicache", "snapkv", "infinipot", "kvzip"] as const) {
+      const policy = policyFor(method, frame, "Ana said, \"hi\"");
+      const scores = policy?.score({ layer: 0, attention, cache }) ?? [];
+      expect(scores, method).toEqual(attention);
+      expect(selectKeep(scores, 2, "headwise").map((k) => Array.from(k)), method).toEqual([[1, 4], [0, 2]]);
+      expect(selectKeep(scores, 2, "uniform").map((k) => Array.from(k)), method).toEqual([[1, 4], [0, 2]]);
+      expect(selectKeep(scores, 1, "headwise").map((k) => Array.from(k)), method).toEqual([[1], [2]]);
+    }
+  });
+
   it("KeyDiff ranks the key least like the head's mean direction first", () => {
     const cache = new KvCache({ numLayers: 1, numKvHeads: 1, headDim: 4 }, 8);
     const keys = [[1, 0, 0, 0], [0.9, 0.1, 0, 0], [1, 0.05, 0, 0], [0, 0, 1, 0], [2, 0, 0, 0]];
