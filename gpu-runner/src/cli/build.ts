@@ -16,7 +16,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     options: {
       conversation: { type: "string" }, format: { type: "string" }, sample: { type: "string" },
       episodes: { type: "string" }, budget: { type: "string" }, block: { type: "string" }, method: { type: "string" },
-      alpha: { type: "string" }, alloc: { type: "string" }, "n-medoid": { type: "string" }, seed: { type: "string" },
+      alpha: { type: "string" }, alloc: { type: "string" }, heads: { type: "string" }, "n-medoid": { type: "string" }, seed: { type: "string" },
       "max-context": { type: "string" }, out: { type: "string" }, json: { type: "boolean", default: false },
       model: { type: "string" }, numerics: { type: "string" },
     },
@@ -26,6 +26,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const method = values.method ?? "epicache";
   if (!isMethod(method)) throw new EpicacheError("invalid_argument", `--method ${JSON.stringify(method)} is not one of ${METHODS.join(", ")}`);
   if (values.alloc !== undefined && values.alloc !== "on" && values.alloc !== "off") throw new EpicacheError("invalid_argument", `--alloc is on or off, not ${JSON.stringify(values.alloc)}`);
+  if (values.heads !== undefined && values.heads !== "headwise" && values.heads !== "uniform") throw new EpicacheError("invalid_argument", `--heads is headwise or uniform, not ${JSON.stringify(values.heads)}`);
   const format = values.format as ConversationFormat | undefined;
   if (format !== undefined && !["locomo", "realtalk", "jsonl"].includes(format)) throw new EpicacheError("invalid_argument", `--format ${JSON.stringify(format)} is not locomo, realtalk or jsonl`);
   const numerics = (values.numerics ?? "fast") as Numerics;
@@ -37,6 +38,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     blockSize: numberOption("block", values.block, 512, isPositiveInt),
     alpha: numberOption("alpha", values.alpha, 2, (n) => n >= 0),
     alloc: values.alloc === undefined ? undefined : values.alloc === "on",
+    headAllocation: values.heads as "headwise" | "uniform" | undefined,
     nMedoid: numberOption("n-medoid", values["n-medoid"], 1, isPositiveInt),
     seed: numberOption("seed", values.seed, 42, (n) => Number.isInteger(n) && n >= 0),
     maxContext: values["max-context"] === undefined ? undefined : numberOption("max-context", values["max-context"], 0, isPositiveInt),

@@ -22,7 +22,7 @@ commands:
                                      exact: f32; fast: quantised matrices stay quantised (int8
                                      products), the fastest on CPU. Hugging Face checkpoints: exact
   build --conversation FILE --out DIR [--format locomo|realtalk|jsonl] [--sample ID] [--method M]
-        [--episodes 4] [--budget 1024] [--block 512] [--alpha 2] [--alloc on|off] [--n-medoid 1]
+        [--episodes 4] [--budget 1024] [--block 512] [--alpha 2] [--alloc on|off] [--heads headwise|uniform] [--n-medoid 1]
         [--max-context N] [--seed 42] [--numerics fast|exact|ggml] [--model PATH] [--json]
                                      episode caches of a conversation (M: epicache, full, snapkv,
                                      infinipot, kvzip, keydiff, streamingllm)

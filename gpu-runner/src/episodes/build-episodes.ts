@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { cutToSessions, EpicacheError, l2Normalize, renderContext, segmentWindows, type Conversation } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { KvCache, type ChatModel } from "../model";
-import { blockPrefill, layerBudgets } from "../prefill";
+import { blockPrefill, layerBudgets, type Allocation } from "../prefill";
 import { chatFrame, policyFor, type Method } from "../press";
 import { profileFor } from "./calibration";
 import { clusterEpisodes, representatives } from "./cluster";
@@ -26,6 +26,8 @@ export interface BuildOptions {
   alpha?: number;
   /** Sensitivity-aware layer budgets (default on for EpiCache, off for the baselines). */
   alloc?: boolean;
+  /** Within a layer: head-wise top-k over all heads (default) or the same budget for every head. */
+  headAllocation?: Allocation;
   /** Representative windows per episode. Default 1 (the paper's). */
   nMedoid?: number;
   /** Utterances per window. Default 4. */
@@ -107,7 +109,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     const repText = group.representatives.map((i) => windows[i].text).join("\n");
     const cache = new KvCache(config);
     await blockPrefill(model.decoder, cache, context, {
-      blockSize: opts.blockSize, budgets, policy: policyFor(opts.method, frame, repText),
+      blockSize: opts.blockSize, budgets, policy: policyFor(opts.method, frame, repText), allocation: opts.headAllocation,
       onBlock: ({ block, blocks }) => opts.onProgress?.({ episode: e, episodes: groups.length, block, blocks }),
     });
     stage("prefill");
