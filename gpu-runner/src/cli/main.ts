@@ -8,6 +8,7 @@ import { generateCommand } from "./generate";
 import { buildCommand } from "./build";
 import { askCommand } from "./ask";
 import { calibrateCommand } from "./calibrate";
+import { evalCommand } from "./eval";
 import { demoCommand } from "./demo";
 
 const USAGE = `usage: epicache <command> [options]
@@ -30,6 +31,10 @@ commands:
                                      answer from the nearest episode's cache
   calibrate [--text FILE] [--budget 1024] [--block 512] [--sinks 128] [--model PATH] [--json]
                                      measure layer sensitivity; saved next to the model
+  eval --data FILE --out DIR [--format locomo|realtalk] [--conversations IDS] [--methods M,…]
+       [--budgets 512,1024,2048] [--max-context 7000] [--episodes 4] [--block 512]
+                                     F1 and KL(full ‖ method) per method × budget × category:
+                                     results.jsonl, table.md, f1.svg, kl.svg
   demo                               a short generation on the default model (what \`npm start\` runs)
 `;
 
@@ -45,6 +50,8 @@ export async function main(argv: string[]): Promise<number> {
         return await buildCommand(rest);
       case "ask":
         return await askCommand(rest);
+      case "eval":
+        return await evalCommand(rest);
       case "calibrate":
         return await calibrateCommand(rest);
       case "demo":

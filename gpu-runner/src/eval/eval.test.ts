@@ -1,0 +1,101 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadLocomo, tokenF1 } from "@epicache/shared";
+import { openEmbedder, type OnnxEmbedder } from "../embedder";
+import { openChatModel, type ChatModel } from "../model";
+import { NEEDS_PULL, pulledModel, tinyGguf } from "../testing";
+import { evidenceTurns, selectQuestions } from "./questions";
+import { runEval, type EvalConfig } from "./run-eval";
+import type { ResultRow } from "./report";
+
+// A hand-made LoCoMo sample: three sessions, questions with evidence in and out of the first two.
+const session = (n: number, lines: string[]) => lines.map((text, i) => ({ speaker: i % 2 ? "Bo" : "Al", dia_id: `D${n}:${i + 1}`, text }));
+const sample = {
+  sample_id: "hand-1",
+  conversation: {
+    speaker_a: "Al", speaker_b: "Bo",
+    session_1_date_time: "1 May, 2023", session_1: session(1, ["I bought a red bike.", "Nice! Where?", "At the market on Main street.", "Cool."]),
+    session_2_date_time: "8 May, 2023", session_2: session(2, ["My sister visited from Oslo.", "How long did she stay?", "Three days.", "Lovely."]),
+    session_3_date_time: "9 June, 2023", session_3: session(3, ["I started learning the violin.", "Since when?", "Since last Monday.", "Great."]),
+  },
+  qa: [
+    { question: "What colour is Al's bike?", answer: "red", evidence: ["D1:1"], category: 4 },
+    { question: "Where is Al's sister from?", answer: "Oslo", evidence: ["D2:1", "D2:3."], category: 1 },
+    { question: "When did Al's sister visit?", answer: "8 May 2023", evidence: ["D2:1"], category: 2 },
+    { question: "What instrument does Al learn?", answer: "violin", evidence: ["D3:1"], category: 4 },
+    { question: "Did Bo buy a bike?", answer: "No", adversarial_answer: "yes", evidence: ["D1:1"], category: 5 },
+    { question: "Where and what?", answer: "market, bike", evidence: ["D1:1-D1:3", "D3:1"], category: 1 },
+  ],
+};
+
+describe("question selection", () => {
+  const { conversation, qa } = loadLocomo([sample]);
+  const firstTwo = { ...conversation, sessions: conversation.sessions.slice(0, 2) };
+
+  it("asks exactly the questions whose evidence lies in the kept sessions, and never adversarial ones", () => {
+    const { questions, skipped } = selectQuestions(qa, firstTwo, "locomo");
+    expect(questions.map((q) => q.question)).toEqual(["What colour is Al's bike?", "Where is Al's sister from?", "When did Al's sister visit?"]);
+    expect(questions.map((q) => q.category)).toEqual(["single-hop", "multi-hop", "temporal"]);
+    expect(skipped).toEqual({ adversarial: 1, outside: 2, noEvidence: 0 });
+    expect(selectQuestions(qa, conversation, "locomo").questions).toHaveLength(5);
+  });
+
+  it("reads evidence ids as turn ids (trailing dots, ranges within a session)", () => {
+    expect(evidenceTurns("D5:3.")).toEqual(["D5:3"]);
+    expect(evidenceTurns("D12:3-D12:5")).toEqual(["D12:3", "D12:4", "D12:5"]);
+    expect(evidenceTurns(" D1:2 ")).toEqual(["D1:2"]);
+  });
+
+  it("F1 of identical strings is 1 and of disjoint strings 0", () => {
+    expect(tokenF1("The red bike", "red bike")).toBe(1);
+    expect(tokenF1("violin", "piano")).toBe(0);
+  });
+});
+
+const embedderPath = pulledModel("embedder");
+describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () => {
+  const dir = mkdtempSync(join(tmpdir(), "epicache-eval-"));
+  let model: ChatModel;
+  let embedder: OnnxEmbedder;
+  beforeAll(async () => {
+    const path = join(dir, "tiny.gguf");
+    writeFileSync(path, tinyGguf({ architecture: "llama", numLayers: 2, seed: 9 }).bytes);
+    model = await openChatModel(path, { graphRoot: join(dir, "graphs"), numerics: "exact" });
+    embedder = await openEmbedder(embedderPath);
+  });
+  afterAll(async () => {
+    await model?.decoder.release();
+    await embedder?.release();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("Full KV has KL 0; a budget over the context gives KL 0 and Full KV's F1; a rerun skips finished jobs", async () => {
+    const data = join(dir, "hand.json");
+    writeFileSync(data, JSON.stringify([sample]));
+    const out = join(dir, "out");
+    const config: EvalConfig = {
+      data, format: "locomo", conversations: null, methods: ["full", "snapkv", "epicache"], budgets: [4096], maxContext: 4000,
+      episodes: 2, block: 64, maxAnswerTokens: 4, seed: 1, numerics: "exact",
+    };
+    const rows = await runEval(model, embedder, config, out);
+    const all = (method: string) => rows.find((r) => r.method === method && r.category === "all") as ResultRow;
+    expect(all("full").kl).toBe(0);
+    expect(all("full").budget).toBeNull();
+    expect(all("full").questions).toBe(5);
+    for (const method of ["snapkv", "epicache"]) {
+      expect(all(method).kl, method).toBeLessThan(1e-6);
+      expect(all(method).f1, method).toBe(all("full").f1);
+      expect(all(method).compression, method).toBeCloseTo(1, 6);
+    }
+    expect(all("epicache").routingHit).not.toBeNull();
+    expect(all("snapkv").routingHit).toBeNull();
+    const lines = readFileSync(join(out, "results.jsonl"), "utf8").trim().split("\n");
+    // One line per job and category (single-hop, multi-hop, temporal, all) for three jobs.
+    expect(lines).toHaveLength(rows.length);
+    const again = await runEval(model, embedder, config, out);
+    expect(again).toHaveLength(rows.length);
+    await expect(runEval(model, embedder, { ...config, budgets: [8192] }, out)).rejects.toMatchObject({ code: "invalid_argument" });
+  });
+});

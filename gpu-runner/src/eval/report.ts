@@ -1,0 +1,444 @@
+/**
+ * Reports of an evaluation, from the rows of its results.jsonl: conversations combined
+ * ({@link aggregate}), Markdown tables in the layout of the EpiCache paper ({@link renderTable}) and an
+ * SVG plot of a metric against the KV budget ({@link renderPlot}). Pure functions: strings in, strings
+ * out; reading and writing files is the caller's.
+ */
+import { EpicacheError } from "@epicache/shared";
+
+/** One line of an evaluation's results.jsonl: one method at one budget on one conversation's category. */
+export interface ResultRow {
+  /** "full", "epicache", "epicache-noalloc", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm". */
+  method: string;
+  /** Entries per KV head; null for "full". */
+  budget: number | null;
+  conversation: string;
+  /** "multi-hop", "temporal", "open-domain", "single-hop", "commonsense", …, or "all" (every question). */
+  category: string;
+  questions: number;
+  /** Mean token F1 in [0, 1]. */
+  f1: number;
+  /** Mean per-token KL(full ‖ method), ≥ 0. */
+  kl: number;
+  /** Share of questions routed to the episode holding their evidence, in [0, 1]; null when not routed. */
+  routingHit: number | null;
+  entries: number;
+  compression: number;
+  buildSeconds: number;
+  decodeMsPerToken: number;
+  peakRssBytes: number;
+}
+
+/** Rows of one (method, budget, category) combined over conversations; see {@link aggregate}. */
+export interface AggregateRow {
+  method: string;
+  budget: number | null;
+  category: string;
+  /** Distinct conversations combined. */
+  conversations: number;
+  /** Sum over conversations. */
+  questions: number;
+  /** Question-weighted means. */
+  f1: number;
+  kl: number;
+  /** Question-weighted mean over the conversations that have one; null if none has. */
+  routingHit: number | null;
+  /** Plain means over rows. */
+  entries: number;
+  compression: number;
+  buildSeconds: number;
+  decodeMsPerToken: number;
+  /** Max over rows. */
+  peakRssBytes: number;
+}
+
+/** Options of {@link renderTable} and {@link renderPlot}. */
+export interface ReportOptions {
+  /** A heading above the tables / the plot's title. */
+  title?: string;
+}
+
+/** The metric {@link renderPlot} draws: F1 (drawn ×100) or KL(full ‖ method). */
+export type PlotMetric = "f1" | "kl";
+
+const FULL = "full";
+const ALL = "all";
+const MISSING = "–";
+/** Methods in the paper's order; others follow alphabetically. */
+const METHOD_ORDER = ["full", "epicache", "epicache-noalloc", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm"];
+const METHOD_LABELS: Record<string, string> = {
+  full: "Full KV",
+  epicache: "EpiCache",
+  "epicache-noalloc": "EpiCache (no alloc)",
+  snapkv: "SnapKV",
+  infinipot: "InfiniPot",
+  kvzip: "KVzip",
+  keydiff: "KeyDiff",
+  streamingllm: "StreamingLLM",
+};
+/** LoCoMo's categories, then REALTALK's; others follow alphabetically, "all" last. */
+const CATEGORY_ORDER = ["multi-hop", "temporal", "open-domain", "single-hop", "commonsense"];
+
+/**
+ * The name a method goes by in tables and legends ("Full KV", "EpiCache", "SnapKV", …); an unknown
+ * method keeps its own name.
+ *
+ * @example
+ * ```ts
+ * methodLabel("kvzip"); // "KVzip"
+ * methodLabel("mine"); // "mine"
+ * ```
+ */
+export function methodLabel(method: string): string {
+  return Object.hasOwn(METHOD_LABELS, method) ? METHOD_LABELS[method] : method;
+}
+
+/**
+ * Combines conversations: one row per (method, budget, category) with question-weighted means of
+ * f1, kl and routingHit (null if every row's is null), the sum of questions, plain means of entries,
+ * compression, buildSeconds and decodeMsPerToken, and the max of peakRssBytes. A group whose rows have
+ * no questions at all gets plain means instead of weighted ones. Sorted by method (paper order), budget
+ * (null first, then ascending) and category (LoCoMo's, REALTALK's, others alphabetically, "all" last).
+ *
+ * @throws EpicacheError `invalid_argument` when a row's question count is negative or not finite.
+ *
+ * @example
+ * ```ts
+ * const [row] = aggregate([
+ *   { ...base, conversation: "a", questions: 30, f1: 0.5 },
+ *   { ...base, conversation: "b", questions: 10, f1: 0.1 },
+ * ]);
+ * row.f1; // 0.4
+ * row.questions; // 40
+ * ```
+ */
+export function aggregate(rows: readonly ResultRow[]): AggregateRow[] {
+  const groups = new Map<string, ResultRow[]>();
+  for (const row of rows) {
+    if (!Number.isFinite(row.questions) || row.questions < 0) {
+      throw new EpicacheError("invalid_argument", `result row ${row.method}/${row.budget}/${row.conversation}/${row.category}: questions ${row.questions} is not a count`);
+    }
+    const key = JSON.stringify([row.method, row.budget, row.category]);
+    const group = groups.get(key);
+    if (group) group.push(row);
+    else groups.set(key, [row]);
+  }
+  const out: AggregateRow[] = [];
+  for (const group of groups.values()) {
+    const { method, budget, category } = group[0];
+    const routed = group.filter((r): r is ResultRow & { routingHit: number } => r.routingHit !== null);
+    out.push({
+      method,
+      budget,
+      category,
+      conversations: new Set(group.map((r) => r.conversation)).size,
+      questions: sum(group.map((r) => r.questions)),
+      f1: weightedMean(group, (r) => r.f1),
+      kl: weightedMean(group, (r) => r.kl),
+      routingHit: routed.length === 0 ? null : weightedMean(routed, (r) => r.routingHit),
+      entries: mean(group.map((r) => r.entries)),
+      compression: mean(group.map((r) => r.compression)),
+      buildSeconds: mean(group.map((r) => r.buildSeconds)),
+      decodeMsPerToken: mean(group.map((r) => r.decodeMsPerToken)),
+      peakRssBytes: Math.max(...group.map((r) => r.peakRssBytes)),
+    });
+  }
+  return out.sort((a, b) => compareMethods(a.method, b.method) || compareBudgets(a.budget, b.budget) || compareCategories(a.category, b.category));
+}
+
+/**
+ * Markdown tables in the layout of the EpiCache paper: F1 (×100, one decimal) and KL(full ‖ method)
+ * (three decimals), rows method × budget (Full KV first with budget "—", then the paper's method order,
+ * budgets ascending), one column per category present (LoCoMo's, then REALTALK's, then others
+ * alphabetically) and "Avg", the conversations' question-weighted "all" category. A header line gives
+ * the question count per category (a range when methods saw different counts). A third table gives per
+ * method × budget the routing hit (%), compression (×), build seconds and decode ms/token, from each
+ * conversation's "all" row (its category rows combined where it has none). Missing cells are "–".
+ *
+ * @example
+ * ```ts
+ * renderTable(rows, { title: "LoCoMo, Qwen2.5-0.5B" });
+ * // ## LoCoMo, Qwen2.5-0.5B
+ * //
+ * // Questions: multi-hop 282 · temporal 321 · … · all 1540
+ * //
+ * // ### F1 (×100)
+ * //
+ * // | Method   | Budget | multi-hop | … | Avg  |
+ * // | :------- | -----: | --------: | … | ---: |
+ * // | Full KV  |      — |      45.2 | … | 51.0 |
+ * // | EpiCache |   2048 |      41.9 | … | 47.3 |
+ * ```
+ */
+export function renderTable(rows: readonly ResultRow[], opts: ReportOptions = {}): string {
+  const agg = aggregate(rows);
+  const categories = [...new Set(agg.map((r) => r.category))].filter((c) => c !== ALL).sort(compareCategories);
+  const configs = methodBudgets(agg);
+  const cell = new Map(agg.map((r) => [cellKey(r.method, r.budget, r.category), r]));
+  const lead = (m: string, b: number | null): string[] => [mdEscape(methodLabel(m)), b === null ? "—" : String(b)];
+
+  const metricTable = (format: (r: AggregateRow) => string): string => {
+    const header = ["Method", "Budget", ...categories.map(mdEscape), "Avg"];
+    const body = configs.map(({ method, budget }) => [
+      ...lead(method, budget),
+      ...[...categories, ALL].map((c) => {
+        const r = cell.get(cellKey(method, budget, c));
+        return r ? format(r) : MISSING;
+      }),
+    ]);
+    return markdownTable(header, body);
+  };
+
+  const costs = aggregate(costRows(rows));
+  const costTable = markdownTable(
+    ["Method", "Budget", "Routing hit (%)", "Compression (×)", "Build (s)", "Decode (ms/token)"],
+    costs.map((r) => [
+      ...lead(r.method, r.budget),
+      r.routingHit === null ? MISSING : fixed(r.routingHit * 100, 1),
+      Number.isFinite(r.compression) ? `${fixed(r.compression, 1)}×` : MISSING,
+      fixed(r.buildSeconds, 1),
+      fixed(r.decodeMsPerToken, 2),
+    ]),
+  );
+
+  const parts: string[] = [];
+  if (opts.title !== undefined) parts.push(`## ${mdEscape(opts.title)}`);
+  parts.push(`Questions: ${[...categories, ALL].map((c) => `${mdEscape(c)} ${questionCount(agg, c)}`).join(" · ")}`);
+  parts.push("### F1 (×100)", metricTable((r) => fixed(r.f1 * 100, 1)));
+  parts.push("### KL(full ‖ method)", metricTable((r) => fixed(r.kl, 3)));
+  parts.push("### Routing and cost", costTable);
+  return `${parts.join("\n\n")}\n`;
+}
+
+/**
+ * A self-contained SVG (640×400, no external fonts or scripts) of a metric of the "all" category,
+ * combined over conversations, against the budget on a log2 axis with ticks at the budgets present:
+ * one polyline with point markers per method (distinct colours, a legend), Full KV as a horizontal
+ * dashed line. F1 is drawn ×100. Points whose budget is not positive or whose value is not finite are
+ * left out. Every method's polyline and the Full KV line carry `data-method`.
+ *
+ * @example
+ * ```ts
+ * await writeFile("f1.svg", renderPlot(rows, "f1", { title: "LoCoMo: F1 against budget" }));
+ * ```
+ */
+export function renderPlot(rows: readonly ResultRow[], metric: PlotMetric, opts: ReportOptions = {}): string {
+  const scale = metric === "f1" ? 100 : 1;
+  const yLabel = metric === "f1" ? "F1 (×100)" : "KL(full ‖ method)";
+  const title = opts.title ?? `${metric === "f1" ? "F1" : "KL(full ‖ method)"} against KV budget (all categories)`;
+  const all = aggregate(rows).filter((r) => r.category === ALL);
+  const fullRow = all.find((r) => r.method === FULL && Number.isFinite(r.kl) && Number.isFinite(r.f1));
+  const full = fullRow ? fullRow[metric] * scale : null;
+  const series: { method: string; points: { budget: number; value: number }[] }[] = [];
+  for (const r of all) {
+    if (r.method === FULL || r.budget === null || !(r.budget > 0) || !Number.isFinite(r[metric])) continue;
+    const point = { budget: r.budget, value: r[metric] * scale };
+    const last = series.at(-1);
+    if (last && last.method === r.method) last.points.push(point);
+    else series.push({ method: r.method, points: [point] });
+  }
+
+  // Frame: the plot area, with the legend to its right.
+  const W = 640;
+  const H = 400;
+  const area = { left: 64, right: 456, top: 44, bottom: 340 };
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
+    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
+  ];
+  const values = [...series.flatMap((s) => s.points.map((p) => p.value)), ...(full === null ? [] : [full])];
+  if (values.length === 0) {
+    out.push(`<text x="${W / 2}" y="${H / 2}" text-anchor="middle" fill="#666666">no data</text>`, "</svg>");
+    return `${out.join("\n")}\n`;
+  }
+
+  // x: log2 of the budget, half a doubling of room at each end.
+  const budgets = [...new Set(series.flatMap((s) => s.points.map((p) => p.budget)))].sort((a, b) => a - b);
+  const logs = budgets.length > 0 ? budgets.map(Math.log2) : [0];
+  const [x0, x1] = [Math.min(...logs) - 0.5, Math.max(...logs) + 0.5];
+  const x = (budget: number): number => area.left + ((Math.log2(budget) - x0) / (x1 - x0)) * (area.right - area.left);
+  // y: nice ticks over the values; KL and F1 are never negative.
+  const ticks = niceTicks(Math.max(0, Math.min(...values)), Math.max(...values));
+  const [y0, y1] = [ticks[0], ticks[ticks.length - 1]];
+  const y = (v: number): number => area.bottom - ((v - y0) / (y1 - y0)) * (area.bottom - area.top);
+  const tickDigits = digitsFor(ticks.length > 1 ? ticks[1] - ticks[0] : 1);
+
+  // Grid and y axis.
+  for (const t of ticks) {
+    out.push(`<line x1="${area.left}" y1="${num(y(t))}" x2="${area.right}" y2="${num(y(t))}" stroke="#e5e5e5"/>`);
+    out.push(`<text x="${area.left - 6}" y="${num(y(t) + 4)}" text-anchor="end">${t.toFixed(tickDigits)}</text>`);
+  }
+  out.push(`<line x1="${area.left}" y1="${area.top}" x2="${area.left}" y2="${area.bottom}" stroke="#333333"/>`);
+  out.push(`<line x1="${area.left}" y1="${area.bottom}" x2="${area.right}" y2="${area.bottom}" stroke="#333333"/>`);
+  // x ticks at the budgets present.
+  for (const b of budgets) {
+    out.push(`<line x1="${num(x(b))}" y1="${area.bottom}" x2="${num(x(b))}" y2="${area.bottom + 5}" stroke="#333333"/>`);
+    out.push(`<text x="${num(x(b))}" y="${area.bottom + 18}" text-anchor="middle">${b}</text>`);
+  }
+  const midX = (area.left + area.right) / 2;
+  const midY = (area.top + area.bottom) / 2;
+  out.push(`<text x="${midX}" y="${area.bottom + 40}" text-anchor="middle">KV budget (entries per head, log₂ scale)</text>`);
+  out.push(`<text x="18" y="${midY}" text-anchor="middle" transform="rotate(-90 18 ${midY})">${escapeXml(yLabel)}</text>`);
+
+  // Data: Full KV dashed across, then one polyline and markers per method.
+  const legend: { label: string; colour: string; dashed: boolean }[] = [];
+  if (full !== null) {
+    out.push(`<line data-method="${FULL}" x1="${area.left}" y1="${num(y(full))}" x2="${area.right}" y2="${num(y(full))}" stroke="#000000" stroke-width="1.5" stroke-dasharray="6 4"/>`);
+    legend.push({ label: methodLabel(FULL), colour: "#000000", dashed: true });
+  }
+  series.forEach((s, i) => {
+    const colour = PALETTE[i % PALETTE.length];
+    const points = s.points.map((p) => `${num(x(p.budget))},${num(y(p.value))}`).join(" ");
+    out.push(`<polyline data-method="${escapeXml(s.method)}" points="${points}" fill="none" stroke="${colour}" stroke-width="2"/>`);
+    for (const p of s.points) out.push(`<circle cx="${num(x(p.budget))}" cy="${num(y(p.value))}" r="3.5" fill="${colour}"/>`);
+    legend.push({ label: methodLabel(s.method), colour, dashed: false });
+  });
+
+  // Legend.
+  legend.forEach((entry, i) => {
+    const ly = area.top + 8 + i * 20;
+    const lx = area.right + 16;
+    const dash = entry.dashed ? ` stroke-dasharray="6 4"` : "";
+    out.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 24}" y2="${ly}" stroke="${entry.colour}" stroke-width="2"${dash}/>`);
+    if (!entry.dashed) out.push(`<circle cx="${lx + 12}" cy="${ly}" r="3.5" fill="${entry.colour}"/>`);
+    out.push(`<text x="${lx + 30}" y="${ly + 4}">${escapeXml(entry.label)}</text>`);
+  });
+  out.push("</svg>");
+  return `${out.join("\n")}\n`;
+}
+
+/** Escapes text for XML content and double-quoted attributes. */
+export function escapeXml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => XML_ENTITIES[c]);
+}
+
+const XML_ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" };
+/** Tableau 10: distinct, and readable on white. */
+const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+
+function sum(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+function mean(values: readonly number[]): number {
+  return values.length === 0 ? Number.NaN : sum(values) / values.length;
+}
+
+/** Question-weighted mean; the plain mean when no row has a question. */
+function weightedMean<T extends { questions: number }>(rows: readonly T[], value: (row: T) => number): number {
+  const weight = sum(rows.map((r) => r.questions));
+  if (weight === 0) return mean(rows.map(value));
+  return sum(rows.map((r) => r.questions * value(r))) / weight;
+}
+
+function rankIn(order: readonly string[], name: string): number {
+  const i = order.indexOf(name);
+  return i < 0 ? order.length : i;
+}
+
+function compareMethods(a: string, b: string): number {
+  return rankIn(METHOD_ORDER, a) - rankIn(METHOD_ORDER, b) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+function compareBudgets(a: number | null, b: number | null): number {
+  if (a === null || b === null) return (a === null ? 0 : 1) - (b === null ? 0 : 1);
+  return a - b;
+}
+
+function compareCategories(a: string, b: string): number {
+  const rank = (c: string): number => (c === ALL ? CATEGORY_ORDER.length + 1 : rankIn(CATEGORY_ORDER, c));
+  return rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+function cellKey(method: string, budget: number | null, category: string): string {
+  return JSON.stringify([method, budget, category]);
+}
+
+/** The (method, budget) pairs present, in table order (aggregate's rows are sorted). */
+function methodBudgets(agg: readonly AggregateRow[]): { method: string; budget: number | null }[] {
+  const seen = new Set<string>();
+  const out: { method: string; budget: number | null }[] = [];
+  for (const r of agg) {
+    const key = JSON.stringify([r.method, r.budget]);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ method: r.method, budget: r.budget });
+  }
+  return out;
+}
+
+/** A category's question count over the methods; "min–max" when they differ (they should not). */
+function questionCount(agg: readonly AggregateRow[], category: string): string {
+  const counts = agg.filter((r) => r.category === category).map((r) => r.questions);
+  if (counts.length === 0) return MISSING;
+  const [lo, hi] = [Math.min(...counts), Math.max(...counts)];
+  return lo === hi ? String(lo) : `${lo}–${hi}`;
+}
+
+/**
+ * One row per (method, budget, conversation) for the cost table, with category "all": the
+ * conversation's "all" row, or its category rows combined when it has none (cost figures are per
+ * conversation and repeat on every category row).
+ */
+function costRows(rows: readonly ResultRow[]): ResultRow[] {
+  const byConversation = new Map<string, ResultRow[]>();
+  for (const r of rows) {
+    const key = JSON.stringify([r.method, r.budget, r.conversation]);
+    const group = byConversation.get(key);
+    if (group) group.push(r);
+    else byConversation.set(key, [r]);
+  }
+  const out: ResultRow[] = [];
+  for (const group of byConversation.values()) {
+    const whole = group.filter((r) => r.category === ALL);
+    const picked = whole.length > 0 ? whole : group;
+    for (const a of aggregate(picked.map((r) => ({ ...r, category: ALL })))) {
+      out.push({ ...a, conversation: group[0].conversation });
+    }
+  }
+  return out;
+}
+
+/** A Markdown table with padded columns: the first left-aligned, the rest right-aligned. */
+function markdownTable(header: readonly string[], body: readonly string[][]): string {
+  const widths = header.map((h, c) => Math.max(3, h.length, ...body.map((row) => row[c].length)));
+  const line = (cells: readonly string[]): string =>
+    `| ${cells.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join(" | ")} |`;
+  const rule = `| ${widths.map((w, c) => (c === 0 ? `:${"-".repeat(w - 1)}` : `${"-".repeat(w - 1)}:`)).join(" | ")} |`;
+  return [line(header), rule, ...body.map(line)].join("\n");
+}
+
+/** Keeps a name from breaking a Markdown table row. */
+function mdEscape(text: string): string {
+  return text.replace(/\\/g, "\\\\").replace(/\|/g, "\\|").replace(/\s*\n\s*/g, " ");
+}
+
+function fixed(value: number, digits: number): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : MISSING;
+}
+
+/** An SVG coordinate: two decimals at most, no trailing zeros. */
+function num(value: number): string {
+  return String(Math.round(value * 100) / 100);
+}
+
+/** Evenly spaced ticks at 1, 2 or 5 × 10^k covering [lo, hi], about five of them. */
+function niceTicks(lo: number, hi: number): number[] {
+  if (hi - lo < 1e-12) {
+    const pad = Math.abs(hi) > 0 ? Math.abs(hi) * 0.1 : 1;
+    [lo, hi] = [Math.max(0, lo - pad), hi + pad];
+  }
+  const rough = (hi - lo) / 5;
+  const magnitude = 10 ** Math.floor(Math.log10(rough));
+  const step = ([1, 2, 5, 10].find((m) => m * magnitude >= rough) ?? 10) * magnitude;
+  const first = Math.floor(lo / step + 1e-9);
+  const last = Math.ceil(hi / step - 1e-9);
+  const digits = digitsFor(step);
+  return Array.from({ length: last - first + 1 }, (_, i) => Number(((first + i) * step).toFixed(digits)));
+}
+
+/** Decimals a tick label needs at this step. */
+function digitsFor(step: number): number {
+  return Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+}
