@@ -134,14 +134,17 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
         const routed = built.manifest.episodes.length > 1 ? nearestCentroid(questionEmbeddings[i], built.manifest.episodes.map((e) => e.centroid)).index : 0;
         const cache = built.caches[routed];
         const prompt = questionPrompt(frame, q.question, { dateHint: q.category === "temporal" });
-        const t0 = performance.now();
+        // Decode time per token: from the first generated token on (the prompt's prefill excluded).
+        let first = 0;
         let answer = "";
         let tokens = 0;
         for await (const t of generate(model, prompt, { maxTokens: config.maxAnswerTokens, cache: cache.clone() })) {
+          if (tokens === 0) first = performance.now();
           answer += t.text;
           tokens++;
         }
-        const ms = performance.now() - t0;
+        const ms = tokens > 1 ? performance.now() - first : 0;
+        tokens = Math.max(0, tokens - 1);
         // The gold answer as the model would write it, right after the assistant header.
         const gold = model.tokenizer.encode(q.answer.trim());
         const kl = job.method === "full" || gold.length === 0
