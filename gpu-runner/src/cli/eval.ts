@@ -23,6 +23,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const format = (values.format ?? "locomo") as Dataset;
   if (format !== "locomo" && format !== "realtalk") throw new EpicacheError("invalid_argument", `--format is locomo or realtalk, not ${JSON.stringify(values.format)}`);
   const methods = (values.methods ?? EVAL_METHODS.join(",")).split(",").map((m) => m.trim()).filter(Boolean);
+  for (const m of methods) if (!(EVAL_METHODS as readonly string[]).includes(m)) throw new EpicacheError("invalid_argument", `--methods: "${m}" is not one of ${EVAL_METHODS.join(", ")}`);
   const budgets = (values.budgets ?? "512,1024,2048").split(",").map((b) => numberOption("budgets", b, 0, isPositiveInt));
   const config: EvalConfig = {
     data: values.data, format, methods, budgets,

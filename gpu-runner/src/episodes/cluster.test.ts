@@ -1,17 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { seededRandom } from "../model/sampling";
 import { clusterEpisodes, representatives, reseedEmpty, restartSeed } from "./cluster";
 
-/** mulberry32: a small seeded PRNG for test data. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+const rng = seededRandom;
 
 function gaussian(r: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());

@@ -29,27 +29,14 @@ export interface ResultRow {
   peakRssBytes: number;
 }
 
-/** Rows of one (method, budget, category) combined over conversations; see {@link aggregate}. */
-export interface AggregateRow {
-  method: string;
-  budget: number | null;
-  category: string;
+/**
+ * Rows of one (method, budget, category) combined over conversations (see {@link aggregate}):
+ * questions summed; f1, kl and routingHit question-weighted (routingHit over the rows that have one);
+ * entries, compression and the timings plain means; peakRssBytes the max.
+ */
+export interface AggregateRow extends Omit<ResultRow, "conversation"> {
   /** Distinct conversations combined. */
   conversations: number;
-  /** Sum over conversations. */
-  questions: number;
-  /** Question-weighted means. */
-  f1: number;
-  kl: number;
-  /** Question-weighted mean over the conversations that have one; null if none has. */
-  routingHit: number | null;
-  /** Plain means over rows. */
-  entries: number;
-  compression: number;
-  buildSeconds: number;
-  decodeMsPerToken: number;
-  /** Max over rows. */
-  peakRssBytes: number;
 }
 
 /** Options of {@link renderTable} and {@link renderPlot}. */

@@ -120,6 +120,15 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
     const full = await buildJob(model, embedder, conversation, config, { conversation: conversation.id, method: "full", budget: null }, cacheRoot, hooks.log);
     const fullCache = full.caches[0];
     const questionEmbeddings = await embedder.embed(questions.map((q) => q.question));
+    // The full cache's teacher-forced distributions, computed once per question for every job.
+    const fullForced = new Map<number, Float64Array[]>();
+    const fullForcedFor = async (i: number, compute: () => Promise<Float64Array[]>) => {
+      const hit = fullForced.get(i);
+      if (hit) return hit;
+      const value = await compute();
+      fullForced.set(i, value);
+      return value;
+    };
     for (const job of jobs.filter((j) => j.conversation === conversation.id)) {
       index++;
       if (done.has(jobKey(job))) continue;
@@ -149,7 +158,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
         const gold = model.tokenizer.encode(q.answer.trim());
         const kl = job.method === "full" || gold.length === 0
           ? 0
-          : meanKl(await teacherForced(model.decoder, fullCache, prompt, gold), await teacherForced(model.decoder, cache, prompt, gold));
+          : meanKl(await fullForcedFor(i, () => teacherForced(model.decoder, fullCache, prompt, gold)), await teacherForced(model.decoder, cache, prompt, gold));
         const members = new Set(built.manifest.episodes[routed].windows);
         const hit = job.method.startsWith("epicache") ? (q.evidence.some((id) => members.has(windowOf.get(id) ?? -1)) ? 1 : 0) : null;
         per.push({ q, f1: tokenF1(answer, q.answer), kl, hit, tokens, ms });

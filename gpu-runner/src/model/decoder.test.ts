@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { openGguf } from "../gguf";
-import { f16Value, f32ToF16, referenceForward, tinyGguf, type TinySpec } from "../testing";
+import { f16Value, f32ToF16, maxRelError, referenceForward, tinyGguf, type TinySpec } from "../testing";
 import { configFromGguf } from "./config";
 import { generate } from "./generate";
 import { KvCache } from "./kv-cache";
@@ -29,13 +29,6 @@ function reference(path: string, tokens: number[], scoreSpan = 0) {
   }
 }
 
-function maxRelError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
-  let err = 0;
-  for (let i = 0; i < expected.length; i++) err = Math.max(err, Math.abs(actual[i] - expected[i]));
-  return err / scale;
-}
 
 const tokens = [5, 77, 140, 3, 250, 9, 12, 33, 201, 64, 18, 99];
 

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { referenceForward, writeTinyHfCheckpoint, type TinyHfSpec, type WritableDtype } from "../testing";
+import { maxRelError, referenceForward, writeTinyHfCheckpoint, type TinyHfSpec, type WritableDtype } from "../testing";
 import { hfWeights } from "./hf-weights";
 import { KvCache } from "./kv-cache";
 import { openChatModel } from "./load";
@@ -21,13 +21,6 @@ function reference(dir: string, config: LlamaConfig, tokens: number[], positions
   }
 }
 
-function maxRelError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
-  let err = 0;
-  for (let i = 0; i < expected.length; i++) err = Math.max(err, Math.abs(actual[i] - expected[i]));
-  return err / scale;
-}
 
 const tokens = [5, 77, 140, 3, 250, 9, 12, 33, 201, 64, 18, 99, 266, 287];
 

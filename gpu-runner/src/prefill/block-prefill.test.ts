@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KvCache, openChatModel, type ChatModel } from "../model";
 import { argmax } from "../model/sampling";
-import { tinyGguf } from "../testing";
+import { maxRelError, tinyGguf } from "../testing";
 import { blockPrefill, selectKeep, type KeepPolicy } from "./block-prefill";
 
 const dir = mkdtempSync(join(tmpdir(), "epicache-prefill-"));
@@ -32,12 +32,6 @@ const attentionPolicy: KeepPolicy = {
   },
 };
 
-function maxRelError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let scale = 0, err = 0;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
-  for (let i = 0; i < expected.length; i++) err = Math.max(err, Math.abs(actual[i] - expected[i]));
-  return err / scale;
-}
 
 async function oneShot(tokens: readonly number[]): Promise<{ logits: Float32Array; cache: KvCache }> {
   const cache = new KvCache(model.config);
