@@ -31,6 +31,10 @@ export const ERROR_CODES = {
   store_not_found: 404,
   /** A stored manifest or cache that is malformed, truncated or for another model. */
   store_invalid: 422,
+  /** A conditional write lost: the object changed (or appeared) since it was read. */
+  store_conflict: 409,
+  /** The object store failed or timed out; the operation may be retried. */
+  store_unavailable: 503,
   // runtime
   runtime_failed: 500,
   internal: 500,

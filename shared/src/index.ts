@@ -1,3 +1,4 @@
 export * from "./errors";
 export * from "./conversation";
 export * from "./kvc";
+export * from "./store";

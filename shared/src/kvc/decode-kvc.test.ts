@@ -365,3 +365,39 @@ describe("decodeKvc: fuzz, nothing but store_invalid escapes", () => {
     expect(decodedOk).toBeGreaterThan(0);
   });
 });
+
+describe("decodeKvc into caller arrays", () => {
+  it.each(DTYPES)("fills the arrays it is given (views into one buffer) with what it would allocate, %s", async (dtype) => {
+    const bytes = encodeKvcBytes(small(), dtype);
+    const expected = decodeKvcBytes(bytes).cache;
+    const D = expected.headDim;
+    const total = expected.lengths.reduce((a, b) => a + b, 0);
+    const pos = new Int32Array(total), keys = new Float32Array(total * D), values = new Float32Array(total * D);
+    const into = (_: unknown, lengths: Uint32Array) => {
+      const out = { positions: [] as Int32Array[], keys: [] as Float32Array[], values: [] as Float32Array[] };
+      let at = 0;
+      for (const n of lengths) {
+        out.positions.push(pos.subarray(at, at + n));
+        out.keys.push(keys.subarray(at * D, (at + n) * D));
+        out.values.push(values.subarray(at * D, (at + n) * D));
+        at += n;
+      }
+      return out;
+    };
+    const { cache } = await decodeKvc(chunked(bytes, [5, 13]), { into });
+    expect(cache).toEqual(expected);
+    expect(cache.keys[2].buffer).toBe(keys.buffer);
+    expect(Array.from(keys.subarray(0, 3 * D))).toEqual(Array.from(expected.keys[0]));
+    expect(Array.from(pos)).toEqual(expected.positions.flatMap((p) => Array.from(p)));
+  });
+
+  it("refuses arrays of the wrong size", () => {
+    const bytes = encodeKvcBytes(small(), "f32");
+    const into = (_: unknown, lengths: Uint32Array) => ({
+      positions: Array.from(lengths, (n) => new Int32Array(n)),
+      keys: Array.from(lengths, (n) => new Float32Array(n * 3 + 1)),
+      values: Array.from(lengths, (n) => new Float32Array(n * 3)),
+    });
+    expect(thrown(() => decodeKvcBytes(bytes, { into })).code).toBe("invalid_argument");
+  });
+});

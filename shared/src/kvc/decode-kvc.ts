@@ -12,6 +12,7 @@ import {
   KVC_HEADER_BYTES,
   type KvcCache,
   type KvcDtype,
+  type KvcHeader,
   type KvcPart,
   LITTLE_ENDIAN_HOST,
   checkKvcPreamble,
@@ -52,6 +53,28 @@ export interface DecodeKvcOptions {
    * {@link decodeKvcBytes} does; without it, a stream that claims more than it holds fails at its end.
    */
   byteLength?: number;
+  /**
+   * Where to decode to: called once the header and lengths are read, it returns one array per (ℓ, h)
+   * of exactly that head's size (views into a caller's own buffers, say), which the decoder fills and
+   * returns in the cache instead of allocating its own. Arrays of the wrong count or size are
+   * `invalid_argument`. On an error the arrays may hold part of the data.
+   */
+  into?: (header: KvcHeader, lengths: Uint32Array) => KvcTargets;
+}
+
+/**
+ * Destination arrays for {@link DecodeKvcOptions}.into, per (ℓ, h): positions [length], keys and
+ * values [length·D].
+ *
+ * @example
+ * ```ts
+ * const into = (h: KvcHeader, lengths: Uint32Array): KvcTargets => ({ positions: …, keys: …, values: … });
+ * ```
+ */
+export interface KvcTargets {
+  positions: Int32Array[];
+  keys: Float32Array[];
+  values: Float32Array[];
 }
 
 const BLOCK_BYTES = 1 << 16; // the most the parser asks for at once; a multiple of every element size
@@ -81,7 +104,7 @@ type Parse<T> = Generator<Step, T, Uint8Array | undefined>;
  */
 export function decodeKvcBytes(bytes: Uint8Array, options: DecodeKvcOptions = {}): DecodedKvc {
   const source = options.source ?? ".kvc";
-  const parser = parseKvc(source);
+  const parser = parseKvc(source, options.into);
   let at = 0;
   let step = parser.next();
   while (step.done !== true) {
@@ -145,7 +168,7 @@ export async function decodeKvc(
     }
   };
   try {
-    const parser = parseKvc(name);
+    const parser = parseKvc(name, options.into);
     let step = parser.next();
     while (step.done !== true) {
       const want = step.value;
@@ -252,20 +275,21 @@ function perHead<T extends { length: number }>(
   sizes: (head: number) => number,
   heads: number,
   elementBytes: number,
-  make: (n: number) => T,
+  make: (n: number, head: number) => T,
   convert: (block: Uint8Array, byteOffset: number, dest: T, from: number, count: number, head: number) => void,
   source: string,
   part: KvcPart,
 ): { arrays: T[]; consume: (block: Uint8Array) => void; finish: () => void } {
   const arrays: T[] = [];
   let head = -1;
-  let dest = make(0);
+  let dest = make(0, -1);
   let filled = 0;
   const advance = () => {
     // Next head with room (empty heads get empty arrays on the way).
     while (filled === dest.length && head + 1 < heads) {
       head++;
-      dest = allocate(make, sizes(head), source, part);
+      const h = head;
+      dest = allocate((n) => make(n, h), sizes(head), source, part);
       arrays.push(dest);
       filled = 0;
     }
@@ -308,7 +332,7 @@ function filler(dest: Uint32Array | Float32Array): (block: Uint8Array) => void {
 }
 
 /** The parser: header, lengths/positions, (key scales), keys, (value scales), values. */
-function* parseKvc(source: string): Parse<DecodedKvc> {
+function* parseKvc(source: string, into?: DecodeKvcOptions["into"]): Parse<DecodedKvc> {
   // Header: magic and version first, so another version is named as such whatever its header size.
   const preamble = (yield* read(8, "header")).slice(); // kept across the next read
   checkKvcPreamble(preamble, source);
@@ -326,12 +350,13 @@ function* parseKvc(source: string): Parse<DecodedKvc> {
   const layout = kvcLayout(header, lengths, source);
   checkDeclaredLength(declared, layout.lengthsPositions, source);
   yield { layout };
-  const positions = perHead((i) => lengths[i], count, 4, (n) => new Int32Array(n), copy32, source, "lengths/positions");
+  const targets = into === undefined ? null : checkTargets(into(header, lengths.slice()), lengths, D);
+  const positions = perHead((i) => lengths[i], count, 4, (n, i) => targets?.positions[i] ?? new Int32Array(n), copy32, source, "lengths/positions");
   crc = yield* body(layout.lengthsPositions.bodyBytes - 4 * count, "lengths/positions", positions.consume, crc);
   positions.finish();
   yield* frameEnd("lengths/positions", crc, source);
 
-  const tensor = function* (span: KvcSectionSpan, scaleSpan: KvcSectionSpan | null): Parse<Float32Array[]> {
+  const tensor = function* (span: KvcSectionSpan, scaleSpan: KvcSectionSpan | null, provided: Float32Array[] | undefined): Parse<Float32Array[]> {
     let scales: Float32Array | null = null;
     if (scaleSpan !== null) {
       // int8 scales: [L·H, D] f32, each finite and ≥ 0 (checked once the CRC has passed).
@@ -348,13 +373,13 @@ function* parseKvc(source: string): Parse<DecodedKvc> {
     }
     yield* frameStart(span.tag, span.part, span, source);
     const convert = converter(dtype, scales, H, D, source, span.part);
-    const data = perHead((i) => lengths[i] * D, count, KVC_ELEMENT_BYTES[dtype], (n) => new Float32Array(n), convert, source, span.part);
+    const data = perHead((i) => lengths[i] * D, count, KVC_ELEMENT_BYTES[dtype], (n, i) => provided?.[i] ?? new Float32Array(n), convert, source, span.part);
     yield* frameEnd(span.part, yield* body(span.bodyBytes, span.part, data.consume), source);
     data.finish();
     return data.arrays;
   };
-  const keys = yield* tensor(layout.keys, layout.keyScales);
-  const values = yield* tensor(layout.values, layout.valueScales);
+  const keys = yield* tensor(layout.keys, layout.keyScales, targets?.keys);
+  const values = yield* tensor(layout.values, layout.valueScales, targets?.values);
 
   const cache: KvcCache = {
     fingerprint: header.fingerprint,
@@ -369,6 +394,20 @@ function* parseKvc(source: string): Parse<DecodedKvc> {
     values,
   };
   return { dtype, cache };
+}
+
+/** The caller's destination arrays, checked against the lengths. */
+function checkTargets(targets: KvcTargets, lengths: Uint32Array, D: number): KvcTargets {
+  const bad = (why: string): never => {
+    throw new EpicacheError("invalid_argument", `decodeKvc into: ${why}`);
+  };
+  for (const [name, arrays, per] of [["positions", targets.positions, 1], ["keys", targets.keys, D], ["values", targets.values, D]] as const) {
+    if (arrays.length !== lengths.length) bad(`${arrays.length} ${name} arrays for ${lengths.length} heads`);
+    for (let i = 0; i < lengths.length; i++) {
+      if (arrays[i].length !== lengths[i] * per) bad(`${name} array ${i} holds ${arrays[i].length} elements, not ${lengths[i] * per}`);
+    }
+  }
+  return targets;
 }
 
 /** Block → f32 conversion for the dtype (int8: with the per-(ℓ, h) channel scales, [L·H, D]). */
