@@ -1,29 +1,45 @@
-/** `epicache ask`: route a question to an episode cache and answer from it. */
+/** `epicache ask`: route a question to one of a conversation's episode caches and answer from it. */
 import { parseArgs } from "node:util";
-import { EpicacheError } from "@epicache/shared";
+import { EpicacheError, validateId } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
-import { askEpisodes, readManifest } from "../episodes";
+import { askEpisodes, EpisodeStore } from "../episodes";
 import { openChatModel, type Numerics } from "../model";
+import { defaultStoreLocation, openStore } from "../store";
 import { isPositiveInt, numberOption } from "./args";
 
 export async function askCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv, strict: true,
-    options: { store: { type: "string" }, question: { type: "string" }, json: { type: "boolean", default: false }, "max-tokens": { type: "string" } },
+    options: {
+      store: { type: "string" }, tenant: { type: "string" }, id: { type: "string" }, version: { type: "string" },
+      question: { type: "string" }, json: { type: "boolean", default: false }, "max-tokens": { type: "string" },
+    },
   });
-  if (!values.store) throw new EpicacheError("invalid_argument", "ask needs --store DIR");
   if (values.question === undefined) throw new EpicacheError("invalid_argument", "ask needs --question TEXT");
   const maxTokens = numberOption("max-tokens", values["max-tokens"], 64, isPositiveInt);
-  const manifest = readManifest(values.store);
+  const tenant = validateId("tenant", values.tenant ?? "local");
+  const store = new EpisodeStore(openStore(values.store ?? defaultStoreLocation()));
+  let id = values.id;
+  if (id === undefined) {
+    // One conversation in the store: that one.
+    const found = await store.conversations(tenant);
+    if (found.length !== 1) {
+      throw new EpicacheError(found.length === 0 ? "store_not_found" : "invalid_argument",
+        found.length === 0 ? `${store.location} holds no conversations of tenant ${tenant}; build one with \`npx epicache build\`` : `${store.location} holds ${found.length} conversations of tenant ${tenant} (${found.slice(0, 5).join(", ")}${found.length > 5 ? ", …" : ""}): choose one with --id`);
+    }
+    id = found[0];
+  }
+  validateId("conversation", id);
+  const manifest = values.version === undefined ? await store.resolve(tenant, id) : await store.readManifest(tenant, id, validateId("version", values.version));
   const log = (m: string) => process.stderr.write(`${m}\n`);
   const model = await openChatModel(manifest.model.path, { numerics: manifest.model.numerics as Numerics, log });
   const embedder = await openEmbedder();
   try {
-    const result = await askEpisodes(model, embedder, values.store, values.question, { maxTokens });
+    const result = await askEpisodes(model, embedder, store, manifest, values.question, { maxTokens });
     if (values.json) {
       process.stdout.write(`${JSON.stringify(result)}\n`);
     } else {
-      process.stdout.write(`episode ${result.episode} (cosines ${result.cosines.map((c) => c.toFixed(3)).join(", ")})\n${result.answer}\n`);
+      process.stdout.write(`version ${result.version}, episode ${result.episode} (cosines ${result.cosines.map((c) => c.toFixed(3)).join(", ")})\n${result.answer}\n`);
     }
     return 0;
   } finally {

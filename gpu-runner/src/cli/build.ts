@@ -1,13 +1,17 @@
-/** `epicache build`: a conversation file → episode caches in a directory. */
+/**
+ * `epicache build`: a conversation file → a new version of its episode caches in a store (a directory,
+ * default .epicache/store, or s3://bucket/prefix), published as the conversation's active version.
+ */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import { EpicacheError, loadConversation, type ConversationFormat } from "@epicache/shared";
+import { EpicacheError, isValidId, KVC_DTYPES, loadConversation, newVersionId, validateId, type ConversationFormat, type KvcDtype } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
-import { buildEpisodes } from "../episodes";
+import { buildEpisodes, EpisodeStore } from "../episodes";
 import { openChatModel, type Numerics } from "../model";
 import { requireModel } from "../models";
 import { isMethod, METHODS } from "../press";
+import { defaultStoreLocation, openStore } from "../store";
 import { isPositiveInt, numberOption } from "./args";
 
 export async function buildCommand(argv: string[]): Promise<number> {
@@ -19,10 +23,16 @@ export async function buildCommand(argv: string[]): Promise<number> {
       alpha: { type: "string" }, alloc: { type: "string" }, heads: { type: "string" }, "n-medoid": { type: "string" }, seed: { type: "string" },
       "max-context": { type: "string" }, out: { type: "string" }, json: { type: "boolean", default: false },
       model: { type: "string" }, numerics: { type: "string" },
+      tenant: { type: "string" }, id: { type: "string" }, version: { type: "string" }, dtype: { type: "string" },
     },
   });
   if (!values.conversation) throw new EpicacheError("invalid_argument", "build needs --conversation FILE");
-  if (!values.out) throw new EpicacheError("invalid_argument", "build needs --out DIR");
+  const location = values.out ?? defaultStoreLocation();
+  const tenant = validateId("tenant", values.tenant ?? "local");
+  const version = validateId("version", values.version ?? newVersionId());
+  const dtype = (values.dtype ?? "f16") as KvcDtype;
+  if (!KVC_DTYPES.includes(dtype)) throw new EpicacheError("invalid_argument", `--dtype ${JSON.stringify(dtype)} is not one of ${KVC_DTYPES.join(", ")}`);
+  const store = new EpisodeStore(openStore(location));
   const method = values.method ?? "epicache";
   if (!isMethod(method)) throw new EpicacheError("invalid_argument", `--method ${JSON.stringify(method)} is not one of ${METHODS.join(", ")}`);
   if (values.alloc !== undefined && values.alloc !== "on" && values.alloc !== "off") throw new EpicacheError("invalid_argument", `--alloc is on or off, not ${JSON.stringify(values.alloc)}`);
@@ -50,13 +60,16 @@ export async function buildCommand(argv: string[]): Promise<number> {
     throw new EpicacheError("invalid_argument", `cannot read ${values.conversation}: ${(e as Error).message}`);
   }
   const { conversation } = loadConversation(text, { format, sampleId: values.sample, id: basename(values.conversation).replace(/\.[^.]*$/, "") });
+  const id = values.id ?? conversation.id;
+  if (values.id === undefined && !isValidId(id)) throw new EpicacheError("invalid_argument", `the conversation's id ${JSON.stringify(id)} cannot name it in the store: give one with --id`);
+  validateId("conversation", id);
 
   const log = (m: string) => process.stderr.write(`${m}\n`);
   const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { numerics, log });
   const embedder = await openEmbedder();
   const tty = process.stderr.isTTY;
   try {
-    const report = await buildEpisodes(model, embedder, conversation, values.out, {
+    const report = await buildEpisodes(model, embedder, conversation, { store, tenant, conversation: id, version, dtype }, {
       ...opts, log,
       onProgress: ({ episode, episodes, block, blocks }) => {
         const done = (episode * blocks + block) / (episodes * blocks);
@@ -74,6 +87,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
         id: e.id, windows: e.windows.length,
         layers: Array.from({ length: layers }, (_, l) => ({ budget: m.layerBudgets?.[l] ?? null, entries: report.entries[l][e.id] })),
       })),
+      store: store.location, tenant, conversation: id, version, active: report.published?.active ?? null, dtype,
+      bytes: m.episodes.reduce((n, e) => n + e.bytes, 0),
       kvHeads: m.model.kvHeads, layers, budget: m.budget, block: m.block, contextTokens: m.contextTokens,
       sessions: { kept: report.sessionsKept, total: report.sessionsTotal },
       peakRssBytes: report.peakRssBytes, seconds: report.seconds,
@@ -91,7 +106,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     if (m.layerBudgets) out(`  layer budgets (per head): ${m.layerBudgets.join(" ")}`);
     out(`  entries per layer (summed over heads, episode 0): ${summary.episodes[0].layers.map((l) => l.entries).join(" ")}`);
     out(`  peak RSS ${(report.peakRssBytes / 2 ** 20).toFixed(0)} MiB; seconds: ${Object.entries(report.seconds).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}`);
-    out(`wrote ${values.out}`);
+    out(`  stored ${(summary.bytes / 2 ** 20).toFixed(1)} MiB as ${dtype} in ${store.location} as ${tenant}/${id} version ${version}${report.published?.active === version ? " (active)" : `; ${report.published?.active} stays active (newer)`}`);
     return 0;
   } finally {
     await model.decoder.release();

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,7 +8,8 @@ import { openChatModel, type ChatModel } from "../model";
 import { NEEDS_PULL, pulledModel, tinyGguf } from "../testing";
 import { askEpisodes } from "./ask-episodes";
 import { buildEpisodes } from "./build-episodes";
-import { decodeCache, readManifest } from "./episode-dir";
+import { EpisodeStore } from "./episode-store";
+import { FsObjectStore } from "../store";
 
 const embedderPath = pulledModel("embedder");
 const dir = mkdtempSync(join(tmpdir(), "epicache-episodes-"));
@@ -43,16 +44,19 @@ describe.skipIf(!embedderPath)(`episodes end to end on a tiny chat model ${NEEDS
   });
 
   it("builds one cache per episode within the layer budgets, manifest last, and answers from the nearest one", async () => {
-    const out = join(dir, "store");
+    const store = new EpisodeStore(new FsObjectStore(join(dir, "store")));
     const budget = 48;
-    const report = await buildEpisodes(model, embedder, conversation, out, { method: "epicache", episodes: 2, budget, blockSize: 64 });
-    const m = readManifest(out);
+    const at = { store, tenant: "local", conversation: "pets", version: "v1", dtype: "f32" as const };
+    const report = await buildEpisodes(model, embedder, conversation, at, { method: "epicache", episodes: 2, budget, blockSize: 64 });
+    expect(report.published).toEqual({ active: "v1", moved: true });
+    const m = await store.resolve("local", "pets");
+    expect(m).toEqual(report.manifest);
     expect(m.episodes).toHaveLength(2);
     expect(m.layerBudgets?.reduce((a, b) => a + b, 0)).toBe(budget * model.config.numLayers);
     // The sensitivity profile was measured (none existed) and saved next to the model.
     expect(existsSync(join(dir, `epicache-sensitivity-${model.fingerprint}.json`))).toBe(true);
     for (const e of m.episodes) {
-      const cache = decodeCache(readFileSync(join(out, e.file)), m.model);
+      const cache = await store.loadEpisode(m, e.id);
       expect(cache.nextPosition).toBe(m.contextTokens);
       cache.layers.forEach((layer, l) => {
         const sum = layer.lengths.reduce((a, b) => a + b, 0);
@@ -64,30 +68,31 @@ describe.skipIf(!embedderPath)(`episodes end to end on a tiny chat model ${NEEDS
     expect(m.episodes.flatMap((e) => e.windows).sort((a, b) => a - b)).toEqual(Array.from({ length: 8 }, (_, i) => i));
 
     const question = "What did the vet say about the dog?";
-    const before = readFileSync(join(out, m.episodes[0].file));
-    const answer = await askEpisodes(model, embedder, out, question, { maxTokens: 4 });
+    const before = (await store.objects.get(m.episodes[0].key)).bytes;
+    const answer = await askEpisodes(model, embedder, store, m, question, { maxTokens: 4 });
+    expect(answer.version).toBe("v1");
     const [q] = await embedder.embed([question]);
     expect(answer.episode).toBe(nearestCentroid(q, m.episodes.map((e) => e.centroid)).index);
     expect(answer.cosines[answer.episode]).toBe(Math.max(...answer.cosines));
     expect(typeof answer.answer).toBe("string");
     // Asking does not touch the stored caches.
-    expect(readFileSync(join(out, m.episodes[0].file))).toEqual(before);
+    expect(Buffer.compare((await store.objects.get(m.episodes[0].key)).bytes, before)).toBe(0);
   });
 
   it("builds a single cache for a baseline and refuses to answer with another model", async () => {
-    const out = join(dir, "snapkv");
-    await buildEpisodes(model, embedder, conversation, out, { method: "snapkv", budget: 32, blockSize: 32 });
-    const m = readManifest(out);
+    const store = new EpisodeStore(new FsObjectStore(join(dir, "snapkv")));
+    const { manifest: m } = await buildEpisodes(model, embedder, conversation, { store, tenant: "local", conversation: "pets", version: "v1" }, { method: "snapkv", budget: 32, blockSize: 32 });
+    expect(m.dtype).toBe("f16");
     expect(m.episodes).toHaveLength(1);
     expect(m.layerBudgets).toEqual(Array(model.config.numLayers).fill(32));
     const other = join(dir, "other.gguf");
     writeFileSync(other, tinyGguf({ architecture: "llama", numLayers: 3, seed: 6 }).bytes);
     const otherModel = await openChatModel(other, { graphRoot: join(dir, "graphs"), numerics: "exact" });
     try {
-      await expect(askEpisodes(otherModel, embedder, out, "hi?")).rejects.toMatchObject({ code: "store_invalid" });
+      await expect(askEpisodes(otherModel, embedder, store, m, "hi?")).rejects.toMatchObject({ code: "store_invalid" });
     } finally {
       await otherModel.decoder.release();
     }
-    await expect(askEpisodes(model, embedder, join(dir, "nowhere"), "hi?")).rejects.toMatchObject({ code: "store_not_found" });
+    await expect(new EpisodeStore(new FsObjectStore(join(dir, "nowhere"))).resolve("local", "pets")).rejects.toMatchObject({ code: "store_not_found" });
   });
 });

@@ -4,16 +4,27 @@
  * prefill the whole history once per episode, block by block, keeping what that episode's patched
  * prompt attends to under sensitivity-aware layer budgets. Baseline methods build one cache.
  */
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { cutToSessions, EpicacheError, l2Normalize, renderContext, segmentWindows, type Conversation } from "@epicache/shared";
+import { cutToSessions, EpicacheError, l2Normalize, renderContext, segmentWindows, type Conversation, type KvcDtype } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { KvCache, type ChatModel } from "../model";
 import { blockPrefill, layerBudgets, type Allocation } from "../prefill";
 import { chatFrame, policyFor, type Method } from "../press";
 import { profileFor } from "./calibration";
 import { clusterEpisodes, representatives } from "./cluster";
-import { encodeCache, episodeFile, MANIFEST, writeAtomic, type EpisodeManifest } from "./episode-dir";
+import type { EpisodeStore, PublishResult } from "./episode-store";
+import { MANIFEST_FORMAT, type EpisodeManifest } from "./manifest";
+
+/** Where a build goes: a new version of a conversation in an episode store. */
+export interface BuildTarget {
+  store: EpisodeStore;
+  tenant: string;
+  conversation: string;
+  version: string;
+  /** How K and V are stored; default f16. */
+  dtype?: KvcDtype;
+  /** Move the active pointer to the new version (default true). */
+  publish?: boolean;
+}
 
 export interface BuildOptions {
   method: Method;
@@ -42,6 +53,8 @@ export interface BuildOptions {
 
 export interface BuildReport {
   manifest: EpisodeManifest;
+  /** The publish's outcome; null with `publish: false`. */
+  published: PublishResult | null;
   /** Per layer, per episode: entries summed over heads. */
   entries: number[][];
   sessionsKept: number;
@@ -50,7 +63,7 @@ export interface BuildReport {
   peakRssBytes: number;
 }
 
-export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, outDir: string, opts: BuildOptions): Promise<BuildReport> {
+export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, target: BuildTarget, opts: BuildOptions): Promise<BuildReport> {
   const seconds: Record<string, number> = {};
   let t = performance.now();
   const stage = (name: string) => {
@@ -100,8 +113,9 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
   }
   stage("calibrate");
 
-  // ── stage 2: one cache per episode ──
-  mkdirSync(outDir, { recursive: true });
+  // ── stage 2: one cache per episode, each written as soon as it is built ──
+  const dtype = target.dtype ?? "f16";
+  const budget = opts.method === "full" ? null : opts.budget;
   const entries: number[][] = Array.from({ length: config.numLayers }, () => []);
   const episodes: EpisodeManifest["episodes"] = [];
   for (let e = 0; e < groups.length; e++) {
@@ -113,27 +127,27 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
       onBlock: ({ block, blocks }) => opts.onProgress?.({ episode: e, episodes: groups.length, block, blocks }),
     });
     stage("prefill");
-    writeAtomic(join(outDir, episodeFile(e)), encodeCache(cache));
+    const stored = await target.store.writeEpisode(target, e, cache, { fingerprint: model.fingerprint, budget, dtype });
     cache.layers.forEach((layer, l) => entries[l].push(layer.lengths.reduce((a, b) => a + b, 0)));
     episodes.push({
-      id: e, file: episodeFile(e), centroid: Array.from(group.centroid), windows: group.windows,
+      id: e, ...stored, centroid: Array.from(group.centroid), windows: group.windows,
       representatives: group.representatives, entries: cache.entries,
     });
     stage("write");
   }
   const manifest: EpisodeManifest = {
-    format: "epicache-episodes/1",
-    conversation: kept.id,
+    format: MANIFEST_FORMAT,
+    tenant: target.tenant, conversation: target.conversation, version: target.version,
     model: { path: model.path, fingerprint: model.fingerprint, numerics: model.numerics, layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim },
     embedder: { modelId: embedder.modelId, dimension: embedder.dimension },
-    method: opts.method, budget: opts.method === "full" ? null : opts.budget, block: opts.blockSize, layerBudgets: budgets,
-    contextTokens: context.length, episodes, createdAt: new Date().toISOString(),
+    method: opts.method, budget, block: opts.blockSize, layerBudgets: budgets,
+    contextTokens: context.length, dtype, episodes, createdAt: new Date().toISOString(),
   };
-  // The manifest goes last: a directory with a manifest has every cache it names.
-  writeAtomic(join(outDir, MANIFEST), `${JSON.stringify(manifest, null, 1)}\n`);
+  // The manifest and the pointer go last: a manifest never names a missing cache.
+  const published = target.publish === false ? null : await target.store.publish(manifest);
   stage("write");
   return {
-    manifest, entries, sessionsKept: kept.sessions.length, sessionsTotal: conversation.sessions.length,
+    manifest, published, entries, sessionsKept: kept.sessions.length, sessionsTotal: conversation.sessions.length,
     seconds, peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };
 }

@@ -6,14 +6,16 @@
  * Every method, Full KV included, runs through the same runtime and prompts, so differences come
  * from the cache alone. Results are appended to results.jsonl as jobs finish; a rerun skips them.
  */
+import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import {
-  cutToSessions, EpicacheError, loadConversation, locomoSampleIds, nearestCentroid, segmentWindows, tokenF1,
+  cutToSessions, EpicacheError, isValidId, loadConversation, locomoSampleIds, nearestCentroid, segmentWindows, tokenF1,
   type Conversation, type QaItem,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
-import { buildEpisodes, decodeCache, questionPrompt, readManifest, type EpisodeManifest } from "../episodes";
+import { buildEpisodes, EpisodeStore, questionPrompt, type EpisodeManifest } from "../episodes";
+import { FsObjectStore } from "../store";
 import { generate, type ChatModel, type KvCache } from "../model";
 import { chatFrame, isMethod, type Method } from "../press";
 import { meanKl, teacherForced } from "./fidelity";
@@ -115,7 +117,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
     hooks.log?.(`${conversation.id}: ${kept.sessions.length} of ${conversation.sessions.length} sessions; ${questions.length} questions (left out: ${skipped.adversarial} adversarial, ${skipped.outside} with evidence outside the context, ${skipped.noEvidence} without evidence)`);
     const windowOf = new Map<string, number>();
     segmentWindows(kept, 4).forEach((w) => w.turnIds.forEach((id) => windowOf.set(id, w.index)));
-    const cacheRoot = join(outDir, "caches", safe(conversation.id));
+    const cacheRoot = join(outDir, "caches");
     // The full cache is every job's reference: built (or found) first.
     const full = await buildJob(model, embedder, conversation, config, { conversation: conversation.id, method: "full", budget: null }, cacheRoot, hooks.log);
     const fullCache = full.caches[0];
@@ -194,27 +196,41 @@ interface BuiltJob {
   seconds: number;
 }
 
-/** Builds a job's caches (or reuses a complete earlier build of the same job) and loads them. */
+/**
+ * Builds a job's caches (or reuses a complete earlier build of the same job) and loads them. They go to
+ * a filesystem episode store under `out/caches` (tenant "eval", the job as the version), stored as f32
+ * so that differences between methods come from the cache alone, not from storage rounding.
+ */
 async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, config: EvalConfig, job: Job, root: string, log?: (m: string) => void): Promise<BuiltJob> {
-  const dir = join(root, `${job.method}-${job.budget ?? "full"}`);
+  const store = new EpisodeStore(new FsObjectStore(root));
+  const at = { store, tenant: "eval", conversation: storeId(conversation.id), version: `${job.method}-${job.budget ?? "full"}`, dtype: "f32" as const };
+  const recorded = join(root, `${at.conversation}.${at.version}.build-seconds`);
   const method = (job.method === "epicache-noalloc" ? "epicache" : job.method) as Method;
   if (!isMethod(method)) throw new EpicacheError("invalid_argument", `unknown method ${job.method}`);
+  let manifest: EpisodeManifest;
   let seconds = 0;
-  if (!existsSync(join(dir, "manifest.json"))) {
+  try {
+    manifest = await store.readManifest(at.tenant, at.conversation, at.version);
+    seconds = existsSync(recorded) ? Number(readFileSync(recorded, "utf8")) : 0;
+  } catch (e) {
+    if ((e as EpicacheError).code !== "store_not_found") throw e;
     const t0 = performance.now();
-    await buildEpisodes(model, embedder, conversation, dir, {
+    ({ manifest } = await buildEpisodes(model, embedder, conversation, at, {
       method, budget: job.budget ?? 0, blockSize: config.block, episodes: config.episodes, seed: config.seed,
       maxContext: config.maxContext, alloc: job.method === "epicache-noalloc" ? false : undefined, log,
-    });
+    }));
     seconds = (performance.now() - t0) / 1000;
-    writeFileSync(join(dir, "build-seconds"), `${seconds}\n`);
-  } else {
-    const recorded = join(dir, "build-seconds");
-    seconds = existsSync(recorded) ? Number(readFileSync(recorded, "utf8")) : 0;
+    writeFileSync(recorded, `${seconds}\n`);
   }
-  const manifest = readManifest(dir);
-  const caches = manifest.episodes.map((e) => decodeCache(readFileSync(join(dir, e.file)), manifest.model, join(dir, e.file)));
+  const caches: KvCache[] = [];
+  for (const e of manifest.episodes) caches.push(await store.loadEpisode(manifest, e.id));
   return { manifest, caches, seconds };
+}
+
+/** A conversation id as a store id (LoCoMo's and REALTALK's ids already are). */
+function storeId(id: string): string {
+  const s = safe(id).replace(/^[^A-Za-z0-9]+/, "").replace(/\.\.+/g, ".").slice(0, 64);
+  return isValidId(s) ? s : `c${createHash("sha256").update(id).digest("hex").slice(0, 16)}`;
 }
 
 function safe(id: string): string {

@@ -7,8 +7,8 @@
  * each span query's softmax normaliser over the scored keys before any probability, so a second
  * Loop over the same chunks turns scores into probabilities and reduces them per chunk.
  *
- * Only chunks up to the longest head are visited: the work follows what the cache holds, not its
- * capacity, and the cache's buffers go in whole.
+ * Only entries up to the longest head are visited: the work and the result follow what the cache
+ * holds, not its capacity, and the cache's buffers go in whole.
  */
 import { DType, type GraphBuilder } from "../onnx/builder";
 
@@ -43,6 +43,7 @@ export function chunkedAttention(g: GraphBuilder, x: ChunkedAttentionInputs, KV:
   const negInf = g.float(-Infinity);
   const Cu = g.node("Unsqueeze", [x.chunk, g.ints([0])]); // [1]
   const maxLen = g.node("ReduceMax", [x.len], { keepdims: 0 }); // scalar
+  const maxLenU = g.node("Unsqueeze", [maxLen, g.ints([0])]); // [1]
   const chunks = g.node("Div", [g.node("Add", [maxLen, g.node("Sub", [x.chunk, g.int(1)])]), x.chunk]); // ⌈maxLen / C⌉
   const shapeKGT = (last: string) => g.node("Concat", [g.ints([KV, G]), x.T1, last], { axis: 0 });
   const filled = (shape: string, value: number) => g.node("ConstantOfShape", [shape], { value: { tensor: new Float32Array([value]), dims: [1] } });
@@ -51,7 +52,9 @@ export function chunkedAttention(g: GraphBuilder, x: ChunkedAttentionInputs, KV:
   const chunkAt = (sb: GraphBuilder, it: string, padTo: boolean) => {
     const start = sb.node("Mul", [it, x.chunk]); // scalar
     const startU = sb.node("Unsqueeze", [start, sb.ints([0])]);
-    const endU = sb.node("Add", [startU, Cu]);
+    // A chunk ends at the longest head at the latest, never in the buffer's spare capacity: the same
+    // entries give the same reductions (and so the same bits) whatever the buffer's capacity.
+    const endU = sb.node("Min", [sb.node("Add", [startU, Cu]), maxLenU]);
     let kc = sb.node("Slice", [x.pastK, startU, endU, sb.ints([1])]); // [KV, C', D]
     let vc = sb.node("Slice", [x.pastV, startU, endU, sb.ints([1])]);
     if (padTo) {

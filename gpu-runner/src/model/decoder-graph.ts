@@ -43,7 +43,7 @@ import { chunkedAttention } from "./chunked-attention";
 import { GgmlOps, laneDot, padAxisTo } from "./ggml-ops";
 import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 14;
+export const DECODER_GRAPH_VERSION = 15;
 
 export type Numerics = "ggml" | "exact" | "fast";
 export const OPSET = 17;

@@ -3,15 +3,9 @@
  * against a real S3 protocol server on loopback (moto; the S3 half skips when it is not installed,
  * see testing/s3-server.ts).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startS3Server, type S3TestServer } from "../testing/s3-server";
-import { FsObjectStore } from "./fs-store";
+import { SKIP_S3, storeSubjects } from "../testing/store-subjects";
 import { collect, type ObjectStore } from "./object-store";
-import { S3ObjectStore } from "./s3-store";
 
 const MiB = 1 << 20;
 const text = (s: string) => new TextEncoder().encode(s);
@@ -53,43 +47,7 @@ async function keys(store: ObjectStore, prefix: string): Promise<string[]> {
   return out;
 }
 
-interface Subject {
-  name: string;
-  open: () => Promise<ObjectStore | undefined>;
-  close: () => Promise<void>;
-  /** Bodies above this are multipart (S3). */
-  multipart?: number;
-}
-
-let dir = "";
-let server: S3TestServer | undefined;
-let bucket = 0;
-
-const subjects: Subject[] = [
-  {
-    name: "filesystem",
-    open: async () => {
-      dir = mkdtempSync(join(tmpdir(), "epicache-store-"));
-      return new FsObjectStore(dir);
-    },
-    close: async () => rmSync(dir, { recursive: true, force: true }),
-  },
-  {
-    name: "S3 (loopback server)",
-    open: async () => {
-      server ??= await startS3Server();
-      if (server === undefined) return undefined;
-      const store = new S3ObjectStore({ bucket: `suite-${++bucket}`, prefix: "p/q", client: server.client, partBytes: 5 * MiB, multipartThreshold: 5 * MiB });
-      await store.client.send(new CreateBucketCommand({ Bucket: `suite-${bucket}` }));
-      return store;
-    },
-    close: async () => {
-      await server?.stop();
-      server = undefined;
-    },
-    multipart: 5 * MiB,
-  },
-];
+const subjects = storeSubjects();
 
 describe.each(subjects)("object store: $name", (subject) => {
   let store: ObjectStore | undefined;
@@ -99,7 +57,7 @@ describe.each(subjects)("object store: $name", (subject) => {
   afterAll(() => subject.close());
   const test = (name: string, f: (s: ObjectStore) => Promise<void>, timeout?: number) =>
     it(name, async (ctx) => {
-      if (store === undefined) return ctx.skip("no S3 test server (npx tsx gpu-runner/scripts/s3-test-server.ts install)");
+      if (store === undefined) return ctx.skip(SKIP_S3);
       await f(store);
     }, timeout);
 
@@ -177,7 +135,7 @@ describe.each(subjects)("object store: $name", (subject) => {
   test("a large streamed body goes up whole (multipart on S3)", async (s) => {
     const big = pattern(13 * MiB + 123, 3);
     const { etag } = await s.put("big/blob", chunked(big, MiB - 7));
-    if (subject.multipart !== undefined) expect(etag).toMatch(/-2"$/); // S3 names multipart ETags by their part count
+    if (subject.multipart) expect(etag).toMatch(/-2"$/); // S3 names multipart ETags by their part count
     const got = await s.get("big/blob");
     expect(got.info.size).toBe(big.length);
     expect(same(got.bytes, big)).toBe(true);

@@ -5,6 +5,7 @@
  * Errors reading a file are `store_invalid`, naming the part at fault.
  */
 export {
+  KVC_DTYPES,
   KVC_FRAME_BYTES,
   KVC_HEADER_BYTES,
   KVC_LIMITS,

@@ -1,0 +1,69 @@
+/**
+ * The manifest of one built version of a conversation's episode caches
+ * (`…/versions/{version}/manifest.json`): what the caches were built with and from, the episodes'
+ * centroids for routing, and each cache's key, size and SHA-256. Written after every cache it names.
+ */
+import { EpicacheError, isValidId } from "@epicache/shared";
+import type { KvcDtype } from "@epicache/shared";
+
+export const MANIFEST_FORMAT = "epicache-episodes/2";
+
+export interface EpisodeManifest {
+  format: typeof MANIFEST_FORMAT;
+  tenant: string;
+  conversation: string;
+  version: string;
+  /** The model the caches were built with, and the numerics (asking uses the same). */
+  model: { path: string; fingerprint: string; numerics: string; layers: number; kvHeads: number; headDim: number };
+  embedder: { modelId: string; dimension: number };
+  method: string;
+  budget: number | null;
+  block: number;
+  /** Per layer, entries per KV head (M_ℓ); null for Full KV. */
+  layerBudgets: number[] | null;
+  contextTokens: number;
+  /** How K and V are stored in the .kvc files. */
+  dtype: KvcDtype;
+  episodes: Array<{
+    id: number;
+    /** Object key of the .kvc file. */
+    key: string;
+    bytes: number;
+    sha256: string;
+    /** L2-normalised centroid of the episode's windows. */
+    centroid: number[];
+    /** Window indices (segmentation order) in the episode. */
+    windows: number[];
+    /** The representative windows (chronological). */
+    representatives: number[];
+    entries: number;
+  }>;
+  createdAt: string;
+}
+
+/** Checks the parts of a manifest that readers rely on; `store_invalid` naming `source` otherwise. */
+export function parseManifest(text: string, source: string): EpisodeManifest {
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch (e) {
+    throw new EpicacheError("store_invalid", `${source}: ${(e as Error).message}`);
+  }
+  const bad = (why: string): never => {
+    throw new EpicacheError("store_invalid", `${source}: ${why}`);
+  };
+  const o = m as Partial<EpisodeManifest>;
+  if (typeof o !== "object" || o === null) bad("not a JSON object");
+  if (o.format !== MANIFEST_FORMAT) bad(`format ${JSON.stringify(o.format)} is not ${MANIFEST_FORMAT}`);
+  for (const k of ["tenant", "conversation", "version"] as const) if (!isValidId(o[k])) bad(`${k} ${JSON.stringify(o[k])} is not a valid id`);
+  if (!Array.isArray(o.episodes) || o.episodes.length === 0) bad("no episodes");
+  const model = o.model;
+  if (typeof model?.fingerprint !== "string" || !Number.isInteger(model.layers) || !Number.isInteger(model.kvHeads) || !Number.isInteger(model.headDim)) bad("no model shape and fingerprint");
+  const dimension = o.embedder?.dimension;
+  for (const [i, e] of (o.episodes ?? []).entries()) {
+    if (e?.id !== i) bad(`episode ${i} has id ${JSON.stringify(e?.id)}`);
+    if (typeof e.key !== "string" || typeof e.sha256 !== "string" || !Number.isSafeInteger(e.bytes)) bad(`episode ${i} has no key, size and checksum`);
+    if (!Array.isArray(e.centroid) || e.centroid.length !== dimension || !e.centroid.every(Number.isFinite)) bad(`episode ${i}'s centroid is not ${dimension} numbers`);
+  }
+  return o as EpisodeManifest;
+}
