@@ -13,6 +13,7 @@ import { FsObjectStore, type ObjectStore } from "../store";
 import { NEEDS_PULL, pulledModel } from "../testing";
 import { SKIP_S3, storeSubjects } from "../testing/store-subjects";
 import { EpisodeStore } from "./episode-store";
+import { LoadedEpisodes } from "./loaded-episodes";
 import { MANIFEST_FORMAT, type EpisodeManifest } from "./manifest";
 
 const SHAPE = { numLayers: 2, numKvHeads: 2, headDim: 4 };
@@ -247,4 +248,39 @@ describe.skipIf(!chatPath)(`a stored cache on SmolLM2 ${NEEDS_PULL}`, () => {
       await model.decoder.release();
     }
   }, 600_000);
+});
+
+describe("loaded episodes (the runner's LRU over the store)", () => {
+  it("loads an episode once for concurrent requests, keeps it, and stays within its byte budget", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "epicache-lru-"));
+    try {
+      const objects = new FsObjectStore(dir);
+      let streams = 0;
+      const counting: ObjectStore = Object.assign(Object.create(objects) as ObjectStore, {
+        getStream: (key: string) => {
+          streams++;
+          return objects.getStream(key);
+        },
+      });
+      const store = new EpisodeStore(counting);
+      const m = await buildVersion(store, "v1", 7, t(1), 3);
+      await store.publish(m);
+      const one = (await store.loadEpisode(m, 0)).bytes; // every episode loads to this size
+      streams = 0;
+      const loaded = new LoadedEpisodes(store, 2.5 * one);
+      const [a, b] = await Promise.all([loaded.get(m, 0), loaded.get(m, 0)]);
+      expect(a).toBe(b);
+      expect(streams).toBe(1);
+      expect(await loaded.get(m, 0)).toBe(a);
+      expect(streams).toBe(1);
+      await loaded.get(m, 1);
+      await loaded.get(m, 2); // three do not fit: episode 0, the least recently used, goes
+      expect(loaded.stats).toMatchObject({ misses: 3, hits: 2, evictions: 1, entries: 2 });
+      expect(loaded.stats.bytes).toBeLessThanOrEqual(2.5 * one);
+      expect(markOf(await loaded.get(m, 0))).toBe(7);
+      expect(streams).toBe(4);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -61,6 +61,13 @@ export class KvCache {
     return n;
   }
 
+  /** Bytes its buffers take (keys, values, positions, lengths), spare capacity included. */
+  get bytes(): number {
+    let n = 0;
+    for (const layer of this.layers) n += layer.keys.byteLength + layer.values.byteLength + layer.positions.byteLength + layer.lengths.byteLength;
+    return n;
+  }
+
   /** Where entry i of head h of layer l starts in its keys/values (multiply by headDim for floats). */
   slot(l: number, h: number, i: number): number {
     return h * this.layers[l].capacity + i;
