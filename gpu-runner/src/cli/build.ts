@@ -23,7 +23,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       alpha: { type: "string" }, alloc: { type: "string" }, heads: { type: "string" }, "n-medoid": { type: "string" }, seed: { type: "string" },
       "max-context": { type: "string" }, out: { type: "string" }, json: { type: "boolean", default: false },
       model: { type: "string" }, numerics: { type: "string" },
-      tenant: { type: "string" }, id: { type: "string" }, version: { type: "string" }, dtype: { type: "string" },
+      tenant: { type: "string" }, id: { type: "string" }, version: { type: "string" }, dtype: { type: "string" }, "gc-grace": { type: "string" },
     },
   });
   if (!values.conversation) throw new EpicacheError("invalid_argument", "build needs --conversation FILE");
@@ -33,6 +33,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const dtype = (values.dtype ?? "f16") as KvcDtype;
   if (!KVC_DTYPES.includes(dtype)) throw new EpicacheError("invalid_argument", `--dtype ${JSON.stringify(dtype)} is not one of ${KVC_DTYPES.join(", ")}`);
   const store = new EpisodeStore(openStore(location));
+  const graceSeconds = numberOption("gc-grace", values["gc-grace"], 3600, (n) => n >= 0);
   const method = values.method ?? "epicache";
   if (!isMethod(method)) throw new EpicacheError("invalid_argument", `--method ${JSON.stringify(method)} is not one of ${METHODS.join(", ")}`);
   if (values.alloc !== undefined && values.alloc !== "on" && values.alloc !== "off") throw new EpicacheError("invalid_argument", `--alloc is on or off, not ${JSON.stringify(values.alloc)}`);
@@ -65,6 +66,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
   validateId("conversation", id);
 
   const log = (m: string) => process.stderr.write(`${m}\n`);
+  // Versions this build supersedes stay for readers until the next build's collection.
+  const gc = await store.gc(tenant, id, { graceMs: graceSeconds * 1000 });
+  if (gc.deleted.length > 0) log(`collected ${gc.deleted.length} old version(s) of ${tenant}/${id}: ${gc.deleted.join(", ")}`);
   const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { numerics, log });
   const embedder = await openEmbedder();
   const tty = process.stderr.isTTY;

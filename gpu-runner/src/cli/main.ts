@@ -22,12 +22,17 @@ commands:
                                      ggml (GGUF default): llama.cpp's arithmetic, token for token;
                                      exact: f32; fast: quantised matrices stay quantised (int8
                                      products), the fastest on CPU. Hugging Face checkpoints: exact
-  build --conversation FILE --out DIR [--format locomo|realtalk|jsonl] [--sample ID] [--method M]
+  build --conversation FILE [--out STORE] [--tenant local] [--id ID] [--version V] [--dtype f16|f32|int8] [--gc-grace 3600]
+        [--format locomo|realtalk|jsonl] [--sample ID] [--method M]
         [--episodes 4] [--budget 1024] [--block 512] [--alpha 2] [--alloc on|off] [--heads headwise|uniform] [--n-medoid 1]
         [--max-context N] [--seed 42] [--numerics fast|exact|ggml] [--model PATH] [--json]
-                                     episode caches of a conversation (M: epicache, full, snapkv,
-                                     infinipot, kvzip, keydiff, streamingllm)
-  ask --store DIR --question TEXT [--max-tokens 64] [--json]
+                                     a conversation's episode caches, published as its new active
+                                     version (M: epicache, full, snapkv, infinipot, kvzip, keydiff,
+                                     streamingllm). STORE: a directory (default .epicache/store) or
+                                     s3://bucket/prefix (AWS_* environment; EPICACHE_S3_FORCE_PATH_STYLE=1).
+                                     Inactive versions older than the grace (seconds) are collected first
+  ask --question TEXT [--store STORE] [--tenant local] [--id ID] [--version V] [--max-tokens 64] [--json]
+                                     route to the nearest episode of the active (or given) version
                                      answer from the nearest episode's cache
   calibrate [--text FILE] [--budget 1024] [--block 512] [--sinks 128] [--model PATH] [--json]
                                      measure layer sensitivity; saved next to the model

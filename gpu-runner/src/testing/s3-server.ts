@@ -55,12 +55,12 @@ export interface S3TestServer {
  * Starts the server on a free loopback port and waits until it answers; undefined (skip) when it is
  * not installed, unless EPICACHE_REQUIRE_S3=1.
  */
-export async function startS3Server(): Promise<S3TestServer | undefined> {
+export async function startS3Server(options: { port?: number } = {}): Promise<S3TestServer | undefined> {
   if (!s3ServerInstalled()) {
     if (process.env.EPICACHE_REQUIRE_S3 === "1") throw new Error("the S3 test server is required (EPICACHE_REQUIRE_S3=1) but not installed: run `npx tsx gpu-runner/scripts/s3-test-server.ts install`");
     return undefined;
   }
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const child: ChildProcess = spawn(python(), ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: "true" },
