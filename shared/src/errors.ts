@@ -12,6 +12,14 @@ export const ERROR_CODES = {
   // input
   invalid_argument: 400,
   invalid_json: 400,
+  /** A request without a valid signature or credentials. */
+  unauthorized: 401,
+  /** A request body over the configured size. */
+  payload_too_large: 413,
+  /** No such job, route or resource. */
+  not_found: 404,
+  /** The work queue is full; retry later. */
+  queue_full: 503,
   /** A conversation file (LoCoMo JSON, REALTALK JSON, JSONL) that is malformed; the message names the place. */
   conversation_invalid: 400,
   // models and files

@@ -2,3 +2,4 @@ export * from "./errors";
 export * from "./conversation";
 export * from "./kvc";
 export * from "./store";
+export * from "./runner-api";

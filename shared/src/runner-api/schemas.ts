@@ -1,0 +1,170 @@
+/**
+ * The runner's HTTP API (DESIGN.md §5), as zod schemas both sides use: the edge builds requests
+ * from them, the runner validates with them. Ids are validated ids (store/ids.ts).
+ */
+import { z } from "zod";
+import { isValidId } from "../store/ids";
+
+const id = (kind: string) => z.string().refine(isValidId, { message: `${kind} id: 1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'` });
+
+/** Limits of request bodies' contents (the body size itself is the runner's config). */
+export const RUNNER_LIMITS = { embedTexts: 256, textChars: 8192, messages: 50_000, messageChars: 20_000, questionChars: 4_000, maxTokens: 512 } as const;
+
+/**
+ * `POST /v1/embed`.
+ *
+ * @example
+ * ```ts
+ * EmbedRequest.parse({ texts: ["When did Ann move?"] });
+ * ```
+ */
+export const EmbedRequest = z.object({ texts: z.array(z.string().max(RUNNER_LIMITS.textChars)).min(1).max(RUNNER_LIMITS.embedTexts) }).strict();
+export type EmbedRequest = z.infer<typeof EmbedRequest>;
+
+/**
+ * The answer of `POST /v1/embed`: L2-normalised vectors.
+ *
+ * @example
+ * ```ts
+ * const { vectors } = EmbedResponse.parse(await res.json());
+ * ```
+ */
+export const EmbedResponse = z.object({ model: z.string(), dimension: z.number().int(), vectors: z.array(z.array(z.number())) });
+export type EmbedResponse = z.infer<typeof EmbedResponse>;
+
+/**
+ * One message of a transcript, as the edge stores it.
+ *
+ * @example
+ * ```ts
+ * TranscriptMessage.parse({ id: "m1", speaker: "Ann", text: "Hi!", session: "2024-05-07" });
+ * ```
+ */
+export const TranscriptMessage = z
+  .object({
+    id: z.string().min(1).max(128).optional(),
+    speaker: z.string().min(1).max(200),
+    text: z.string().max(RUNNER_LIMITS.messageChars),
+    timestamp: z.string().max(64).optional(),
+    session: z.union([z.string().max(128), z.number().int()]).optional(),
+  })
+  .strict();
+export type TranscriptMessage = z.infer<typeof TranscriptMessage>;
+
+/**
+ * How a rebuild builds: every field optional, the runner's defaults otherwise.
+ *
+ * @example
+ * ```ts
+ * BuildConfig.parse({ budget: 512, episodes: 4 });
+ * ```
+ */
+export const BuildConfig = z
+  .object({
+    method: z.enum(["epicache", "full", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm"]).optional(),
+    episodes: z.number().int().min(1).max(64).optional(),
+    budget: z.number().int().min(1).max(1 << 20).optional(),
+    block: z.number().int().min(16).max(8192).optional(),
+    maxContext: z.number().int().min(64).max(1 << 22).optional(),
+    dtype: z.enum(["f32", "f16", "int8"]).optional(),
+  })
+  .strict();
+export type BuildConfig = z.infer<typeof BuildConfig>;
+
+/**
+ * `POST /v1/rebuild`: a transcript snapshot to build a version from.
+ *
+ * @example
+ * ```ts
+ * RebuildRequest.parse({ tenant: "t1", conversation: "c1", version: "v2", messages, config: {}, callbackUrl: "https://edge/…" });
+ * ```
+ */
+export const RebuildRequest = z
+  .object({
+    tenant: id("tenant"),
+    conversation: id("conversation"),
+    version: id("version"),
+    messages: z.array(TranscriptMessage).min(1).max(RUNNER_LIMITS.messages),
+    config: BuildConfig.default({}),
+    callbackUrl: z.url({ protocol: /^https?$/ }).optional(),
+  })
+  .strict();
+export type RebuildRequest = z.infer<typeof RebuildRequest>;
+
+/**
+ * A rebuild job, as `GET /v1/jobs/{id}` shows it and the completion callback posts it.
+ *
+ * @example
+ * ```ts
+ * const job = JobStatus.parse(await (await fetch(`${runner}/v1/jobs/${id}`, { headers })).json());
+ * if (job.status === "succeeded") use(job.result.episodes);
+ * ```
+ */
+export const JobStatus = z.object({
+  id: z.string(),
+  tenant: z.string(),
+  conversation: z.string(),
+  version: z.string(),
+  status: z.enum(["queued", "running", "succeeded", "failed"]),
+  stage: z.string(),
+  /** 0 … 100. */
+  percent: z.number(),
+  /** Seconds left, estimated; null when unknown. */
+  etaSeconds: z.number().nullable(),
+  createdAt: z.string(),
+  finishedAt: z.string().nullable(),
+  error: z.object({ code: z.string(), message: z.string() }).nullable(),
+  result: z
+    .object({
+      version: z.string(),
+      active: z.string(),
+      manifestKey: z.string(),
+      contextTokens: z.number(),
+      episodes: z.array(z.object({ id: z.number(), centroid: z.array(z.number()), bytes: z.number() })),
+      embedder: z.object({ modelId: z.string(), dimension: z.number() }),
+    })
+    .nullable(),
+});
+export type JobStatus = z.infer<typeof JobStatus>;
+
+/**
+ * `POST /v1/generate`: a question to one episode of one version.
+ *
+ * @example
+ * ```ts
+ * GenerateRequest.parse({ tenant: "t1", conversation: "c1", version: "v2", episode: 0, question: "Where?", stream: true });
+ * ```
+ */
+export const GenerateRequest = z
+  .object({
+    tenant: id("tenant"),
+    conversation: id("conversation"),
+    version: id("version"),
+    episode: z.number().int().min(0).max(9999),
+    question: z.string().min(1).max(RUNNER_LIMITS.questionChars).refine((q) => q.trim() !== "", { message: "the question is blank" }),
+    maxTokens: z.number().int().min(1).max(RUNNER_LIMITS.maxTokens).default(64),
+    stream: z.boolean().default(false),
+    dateHint: z.boolean().default(false),
+  })
+  .strict();
+export type GenerateRequest = z.input<typeof GenerateRequest>;
+
+/**
+ * The answer of a non-streamed `POST /v1/generate` (and the last SSE event, `done`, of a streamed one).
+ *
+ * @example
+ * ```ts
+ * const { answer, episode, version } = GenerateResponse.parse(await res.json());
+ * ```
+ */
+export const GenerateResponse = z.object({
+  answer: z.string(),
+  tenant: z.string(),
+  conversation: z.string(),
+  version: z.string(),
+  episode: z.number(),
+  tokens: z.number(),
+  /** Milliseconds waiting for the model, loading the cache, and generating. */
+  timings: z.object({ queuedMs: z.number(), loadMs: z.number(), generateMs: z.number() }),
+});
+export type GenerateResponse = z.infer<typeof GenerateResponse>;
