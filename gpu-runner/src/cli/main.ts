@@ -10,6 +10,7 @@ import { askCommand } from "./ask";
 import { calibrateCommand } from "./calibrate";
 import { evalCommand } from "./eval";
 import { demoCommand } from "./demo";
+import { serveCommand } from "./serve";
 
 const USAGE = `usage: epicache <command> [options]
 
@@ -33,13 +34,16 @@ commands:
                                      Inactive versions older than the grace (seconds) are collected first
   ask --question TEXT [--store STORE] [--tenant local] [--id ID] [--version V] [--max-tokens 64] [--json]
                                      route to the nearest episode of the active (or given) version
-                                     answer from the nearest episode's cache
+                                     and answer from its cache
   calibrate [--text FILE] [--budget 1024] [--block 512] [--sinks 128] [--model PATH] [--json]
                                      measure layer sensitivity; saved next to the model
   eval --data FILE --out DIR [--format locomo|realtalk] [--conversations IDS] [--methods M,…]
        [--budgets 512,1024,2048] [--max-context 7000] [--episodes 4] [--block 512]
                                      F1 and KL(full ‖ method) per method × budget × category:
                                      results.jsonl, table.md, f1.svg, kl.svg
+  serve [--port 8788] [--host 127.0.0.1] [--store STORE] [--config FILE]
+                                     the runner's HTTP service (embed, rebuild jobs, generate,
+                                     metrics); EPICACHE_RUNNER_* environment, see server/config.ts
   demo                               a short generation on the default model (what \`npm start\` runs)
 `;
 
@@ -51,6 +55,8 @@ export async function main(argv: string[]): Promise<number> {
         return await modelsCommand(rest);
       case "generate":
         return await generateCommand(rest);
+      case "serve":
+        return await serveCommand(rest);
       case "build":
         return await buildCommand(rest);
       case "ask":

@@ -49,6 +49,10 @@ export interface BuildOptions {
   log?: (msg: string) => void;
   /** Prefill progress: episode, block, blocks. */
   onProgress?: (p: { episode: number; episodes: number; block: number; blocks: number }) => void;
+  /** Called as each stage starts: render, embed, cluster, calibrate, prefill, write, publish. */
+  onStage?: (stage: string) => void;
+  /** Awaited before every model call of the prefill (see BlockPrefillOptions.pause). */
+  pause?: () => Promise<void>;
 }
 
 export interface BuildReport {
@@ -66,11 +70,13 @@ export interface BuildReport {
 export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, target: BuildTarget, opts: BuildOptions): Promise<BuildReport> {
   const seconds: Record<string, number> = {};
   let t = performance.now();
-  const stage = (name: string) => {
+  const stage = (name: string, next?: string) => {
     const now = performance.now();
     seconds[name] = (seconds[name] ?? 0) + (now - t) / 1000;
     t = now;
+    if (next !== undefined) opts.onStage?.(next);
   };
+  opts.onStage?.("render");
   const { config, tokenizer } = model;
   const frame = chatFrame(tokenizer);
   const kept = opts.maxContext
@@ -78,12 +84,12 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     : conversation;
   if (kept.sessions.length === 0) throw new EpicacheError("invalid_argument", `not even the first session fits in ${opts.maxContext} context tokens`);
   const context = [...frame.open, ...frame.text(renderContext(kept))];
-  stage("render");
+  stage("render", "embed");
 
   // ── stage 1: episodes ──
   const windows = segmentWindows(kept, opts.windowSize ?? 4);
   const vectors = await embedder.embed(windows.map((w) => w.text));
-  stage("embed");
+  stage("embed", "cluster");
   const episodic = opts.method === "epicache";
   let groups: Array<{ centroid: Float32Array; windows: number[]; representatives: number[] }>;
   if (episodic) {
@@ -101,7 +107,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     for (const v of vectors) for (let i = 0; i < mean.length; i++) mean[i] += v[i];
     groups = [{ centroid: l2Normalize(mean), windows: windows.map((_, i) => i), representatives: [] }];
   }
-  stage("cluster");
+  stage("cluster", "calibrate");
 
   // ── layer budgets ──
   let budgets: number[] | null = null;
@@ -111,7 +117,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
       ? layerBudgets((await profileFor(model, opts.log)).sensitivity, opts.budget, { alpha: opts.alpha ?? 2 })
       : Array(config.numLayers).fill(opts.budget);
   }
-  stage("calibrate");
+  stage("calibrate", "prefill");
 
   // ── stage 2: one cache per episode, each written as soon as it is built ──
   const dtype = target.dtype ?? "f16";
@@ -125,15 +131,16 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     await blockPrefill(model.decoder, cache, context, {
       blockSize: opts.blockSize, budgets, policy: policyFor(opts.method, frame, repText), allocation: opts.headAllocation,
       onBlock: ({ block, blocks }) => opts.onProgress?.({ episode: e, episodes: groups.length, block, blocks }),
+      pause: opts.pause,
     });
-    stage("prefill");
+    stage("prefill", "write");
     const stored = await target.store.writeEpisode(target, e, cache, { fingerprint: model.fingerprint, budget, dtype });
     cache.layers.forEach((layer, l) => entries[l].push(layer.lengths.reduce((a, b) => a + b, 0)));
     episodes.push({
       id: e, ...stored, centroid: Array.from(group.centroid), windows: group.windows,
       representatives: group.representatives, entries: cache.entries,
     });
-    stage("write");
+    stage("write", e + 1 < groups.length ? "prefill" : "publish");
   }
   const manifest: EpisodeManifest = {
     format: MANIFEST_FORMAT,
@@ -145,7 +152,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
   };
   // The manifest and the pointer go last: a manifest never names a missing cache.
   const published = target.publish === false ? null : await target.store.publish(manifest);
-  stage("write");
+  stage("publish");
   return {
     manifest, published, entries, sessionsKept: kept.sessions.length, sessionsTotal: conversation.sessions.length,
     seconds, peakRssBytes: process.resourceUsage().maxRSS * 1024,

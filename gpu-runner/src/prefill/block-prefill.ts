@@ -58,6 +58,11 @@ export interface BlockPrefillOptions {
   onBlock?: (progress: { block: number; blocks: number; entries: number; keys: Float32Array[]; start: number }) => void;
   /** Tokens per forward call within a block (default 128); bounds the graph's transient memory. */
   chunkSize?: number;
+  /**
+   * Awaited before every model call: a service lets more urgent work (a question) use the model
+   * here, so it never waits behind a whole build.
+   */
+  pause?: () => Promise<void>;
 }
 
 export interface BlockPrefillResult {
@@ -94,6 +99,7 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
     for (let c = 0; c < block.length; c += chunk) {
       const ids = block.slice(c, c + chunk);
       const positions = ids.map((_, i) => start + c + i);
+      await opts.pause?.();
       const out = await decoder.forward(ids, positions, cache, [ids.length - 1]);
       cache.append(out.keys, out.values, positions);
       logits = out.logits;
@@ -104,6 +110,7 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
       const budgets = opts.budgets;
       // The scoring prompt runs over the cache, the block now in it, and is never appended.
       const prompt = policy.scoringPrompt(block) ?? [];
+      if (prompt.length > 0) await opts.pause?.();
       const scored = prompt.length > 0
         ? await decoder.forward(prompt, prompt.map((_, i) => cache.nextPosition + i), cache, [prompt.length - 1], { scoreSpan: prompt.length })
         : null;

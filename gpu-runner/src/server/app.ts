@@ -1,0 +1,127 @@
+/**
+ * The runner's HTTP API (Hono; DESIGN.md §5): `POST /v1/embed`, `POST /v1/rebuild`, `GET /v1/jobs/{id}`,
+ * `POST /v1/generate` (JSON or server-sent events), `GET /metrics`, `GET /healthz`. Every `/v1/` request
+ * is signed by the edge (shared/runner-api/signature.ts): unsigned, forged, stale or replayed requests
+ * get 401. Bodies over the configured size get 413. Errors are `{error: {code, message}}`, mapped in
+ * one `onError`.
+ */
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { streamSSE } from "hono/streaming";
+import { z } from "zod";
+import {
+  EmbedRequest,
+  EpicacheError,
+  GenerateRequest,
+  httpStatusOf,
+  isEpicacheError,
+  RebuildRequest,
+  SIGNATURE_TOLERANCE_SECONDS,
+  verifyRequest,
+  type GenerateResponse,
+} from "@epicache/shared";
+import type { Runner } from "./runner";
+
+type Status = 200 | 202 | 400 | 401 | 404 | 409 | 413 | 422 | 500 | 502 | 503;
+
+/** Request ids seen within the signature tolerance: a replay of one is refused. */
+class SeenIds {
+  private readonly expiry = new Map<string, number>();
+  seen(id: string, now: number): boolean {
+    if (this.expiry.size > 100_000 || Math.random() < 0.01) for (const [k, t] of this.expiry) if (t < now) this.expiry.delete(k);
+    const until = this.expiry.get(id);
+    if (until !== undefined && until >= now) return true;
+    this.expiry.set(id, now + 2 * SIGNATURE_TOLERANCE_SECONDS);
+    return false;
+  }
+}
+
+function errorBody(e: unknown): { status: Status; body: { error: { code: string; message: string } } } {
+  if (e instanceof z.ZodError) {
+    const message = e.issues.slice(0, 5).map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ");
+    return { status: 400, body: { error: { code: "invalid_argument", message } } };
+  }
+  if (isEpicacheError(e)) return { status: httpStatusOf(e.code) as Status, body: { error: { code: e.code, message: e.message } } };
+  return { status: 500, body: { error: { code: "internal", message: (e as Error)?.message ?? String(e) } } };
+}
+
+async function jsonBody(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new EpicacheError("invalid_json", `the body is not JSON: ${(e as Error).message}`);
+  }
+}
+
+export function runnerApp(runner: Runner, options: { now?: () => number } = {}): Hono {
+  const now = options.now ?? (() => Date.now() / 1000);
+  const ids = new SeenIds();
+  const app = new Hono();
+  const { metrics, config } = runner;
+
+  // Metrics per route (the route's pattern, not the path, so ids do not explode the labels).
+  app.use("*", async (c, next) => {
+    const t0 = performance.now();
+    await next();
+    const route = c.req.routePath === "/*" ? "unmatched" : c.req.routePath;
+    metrics.requests.inc({ route, method: c.req.method, status: String(c.res.status) });
+    metrics.latency.observe({ route, method: c.req.method }, (performance.now() - t0) / 1000);
+  });
+
+  app.get("/healthz", (c) => c.json({ ok: true, model: runner.model.fingerprint, embedder: runner.embedder.modelId, queueDepth: runner.queueDepth }));
+  app.get("/metrics", async (c) => c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }));
+
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: config.maxBodyBytes,
+      onError: (c) => c.json({ error: { code: "payload_too_large", message: `the body is over ${config.maxBodyBytes} bytes` } }, 413),
+    }),
+  );
+  app.use("/v1/*", async (c, next) => {
+    const body = new Uint8Array(await c.req.arrayBuffer());
+    const url = new URL(c.req.url);
+    const t = now();
+    await verifyRequest(config.secret, { method: c.req.method, path: url.pathname + url.search, body }, (name) => c.req.header(name), {
+      now: t, seen: (id) => ids.seen(id, t),
+    });
+    await next();
+  });
+
+  app.post("/v1/embed", async (c) => {
+    const { texts } = EmbedRequest.parse(await jsonBody(c));
+    return c.json(await runner.embed(texts));
+  });
+
+  app.post("/v1/rebuild", async (c) => {
+    const request = RebuildRequest.parse(await jsonBody(c));
+    return c.json(runner.rebuild(request), 202);
+  });
+
+  app.get("/v1/jobs/:id", (c) => c.json(runner.job(c.req.param("id"))));
+
+  app.post("/v1/generate", async (c) => {
+    const r = GenerateRequest.parse(await jsonBody(c)) as z.output<typeof GenerateRequest>;
+    const input = { tenant: r.tenant, conversation: r.conversation, version: r.version, episode: r.episode, question: r.question, maxTokens: r.maxTokens, dateHint: r.dateHint };
+    const reply = (out: Awaited<ReturnType<Runner["generate"]>>): GenerateResponse => ({
+      answer: out.answer, tenant: r.tenant, conversation: r.conversation, version: r.version, episode: r.episode, tokens: out.tokens, timings: out.timings,
+    });
+    if (!r.stream) return c.json(reply(await runner.generate(input)));
+    return streamSSE(c, async (stream) => {
+      try {
+        const out = await runner.generate(input, (text) => stream.writeSSE({ event: "token", data: JSON.stringify({ text }) }));
+        await stream.writeSSE({ event: "done", data: JSON.stringify(reply(out)) });
+      } catch (e) {
+        await stream.writeSSE({ event: "error", data: JSON.stringify(errorBody(e).body) });
+      }
+    });
+  });
+
+  app.notFound((c) => c.json({ error: { code: "not_found", message: `no route ${c.req.method} ${new URL(c.req.url).pathname}` } }, 404));
+  app.onError((e, c) => {
+    const { status, body } = errorBody(e);
+    return c.json(body, status);
+  });
+  return app;
+}

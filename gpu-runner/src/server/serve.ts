@@ -1,0 +1,42 @@
+/** Starting the runner: models, store, the app on @hono/node-server. */
+import type { AddressInfo } from "node:net";
+import { serve, type ServerType } from "@hono/node-server";
+import { openEmbedder } from "../embedder";
+import { EpisodeStore } from "../episodes";
+import { openChatModel, type Numerics } from "../model";
+import { requireModel } from "../models";
+import { openStore } from "../store";
+import { runnerApp } from "./app";
+import type { RunnerConfig } from "./config";
+import { Runner } from "./runner";
+
+export interface RunningRunner {
+  runner: Runner;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startRunner(config: RunnerConfig, log: (m: string) => void = () => undefined): Promise<RunningRunner> {
+  const model = await openChatModel(config.chatModel ?? requireModel("chat"), {
+    numerics: config.numerics as Numerics, runtime: { executionProvider: config.executionProvider, threads: 0 }, log,
+  });
+  const embedder = await openEmbedder();
+  const runner = new Runner(config, model, embedder, new EpisodeStore(openStore(config.store)), log);
+  const app = runnerApp(runner);
+  const server: ServerType = await new Promise((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s));
+    s.once("error", reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+  return {
+    runner,
+    url: `http://${host}:${port}`,
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await runner.drain();
+      await model.decoder.release();
+      await embedder.release();
+    },
+  };
+}
