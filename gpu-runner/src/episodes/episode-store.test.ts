@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { episodeKey, manifestKey } from "@epicache/shared";
 import { generate, KvCache, openChatModel } from "../model";
 import { FsObjectStore, type ObjectStore } from "../store";
-import { NEEDS_PULL, pulledModel } from "../testing";
+import { codeOf, NEEDS_PULL, pulledModel } from "../testing";
 import { SKIP_S3, storeSubjects } from "../testing/store-subjects";
 import { EpisodeStore } from "./episode-store";
 import { LoadedEpisodes } from "./loaded-episodes";
@@ -65,15 +65,6 @@ function markOf(cache: KvCache): number {
     }
   }
   return mark;
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "ok";
-  } catch (e) {
-    return (e as { code?: string }).code ?? String(e);
-  }
 }
 
 const t = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();

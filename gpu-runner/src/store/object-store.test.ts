@@ -4,6 +4,7 @@
  * see testing/s3-server.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { codeOf } from "../testing";
 import { SKIP_S3, storeSubjects } from "../testing/store-subjects";
 import { collect, type ObjectStore } from "./object-store";
 
@@ -30,15 +31,6 @@ async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Ar
 /** Byte equality without a deep-equal walk over millions of elements (Buffers and plain arrays alike). */
 function same(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return "ok";
-  } catch (e) {
-    return (e as { code?: string }).code ?? String(e);
-  }
 }
 
 async function keys(store: ObjectStore, prefix: string): Promise<string[]> {

@@ -6,3 +6,4 @@ export { pulledModel, NEEDS_PULL } from "./pulled";
 export { writeSafetensors, encodeValues, roundTo, f32ToBf16, type SafetensorsEntry, type WritableDtype } from "./safetensors-writer";
 export { writeTinyHfCheckpoint, tinyHfTokenizerFiles, type TinyHfSpec, type TinyHfCheckpoint } from "./tiny-safetensors";
 export { maxRelError } from "./compare";
+export { codeOf } from "./code-of";
