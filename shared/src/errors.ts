@@ -16,10 +16,27 @@ export const ERROR_CODES = {
   unauthorized: 401,
   /** A request body over the configured size. */
   payload_too_large: 413,
+  /** A request body in a media type the route does not take (the API takes `application/json`). */
+  unsupported_media_type: 415,
   /** No such job, route or resource. */
   not_found: 404,
   /** The work queue is full; retry later. */
   queue_full: 503,
+  // the edge's API
+  /** A webhook without a valid Standard Webhooks signature (missing, forged, or outside the tolerance). */
+  webhook_invalid: 401,
+  /** The conversation has no active episode version yet: send a rebuild webhook and wait for it. */
+  no_active_version: 409,
+  /** The conversation has no messages, so there is nothing to build from. */
+  conversation_empty: 409,
+  /** A tenant's limit (conversations, messages per conversation) would be exceeded. */
+  limit_exceeded: 403,
+  /** Too many requests for the tenant in the current minute; retry after the `retry-after` seconds. */
+  rate_limited: 429,
+  /** No runner answered (every configured runner failed or timed out); retry later. */
+  runner_unavailable: 503,
+  /** A runner answered with something that does not follow the runner API. */
+  runner_invalid: 502,
   /** A conversation file (LoCoMo JSON, REALTALK JSON, JSONL) that is malformed; the message names the place. */
   conversation_invalid: 400,
   // models and files

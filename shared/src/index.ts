@@ -3,3 +3,5 @@ export * from "./conversation";
 export * from "./kvc";
 export * from "./store";
 export * from "./runner-api";
+export * from "./webhooks";
+export * from "./routing";
