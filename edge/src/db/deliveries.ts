@@ -1,0 +1,37 @@
+/**
+ * What has been received once and must not be acted on twice: Standard Webhooks deliveries (by
+ * tenant and `webhook-id`) and signed runner callbacks (by request id).
+ */
+
+/** The version a webhook delivery enqueued, or null if this `webhook-id` is new for the tenant. */
+export async function findDelivery(db: D1Database, tenantId: string, webhookId: string): Promise<{ conversationId: string; version: string } | null> {
+  const row = await db
+    .prepare("SELECT conversation_id, version FROM webhook_deliveries WHERE tenant_id = ? AND webhook_id = ?")
+    .bind(tenantId, webhookId)
+    .first<{ conversation_id: string; version: string }>();
+  return row ? { conversationId: row.conversation_id, version: row.version } : null;
+}
+
+/** The statement that records a delivery (it fails on a `webhook-id` already recorded). */
+export function insertDelivery(db: D1Database, tenantId: string, webhookId: string, conversationId: string, version: string, nowSeconds: number): D1PreparedStatement {
+  return db
+    .prepare("INSERT INTO webhook_deliveries (tenant_id, webhook_id, conversation_id, version, received_at) VALUES (?, ?, ?, ?, ?)")
+    .bind(tenantId, webhookId, conversationId, version, Math.floor(nowSeconds));
+}
+
+/** Forgets a delivery (when its job could not be enqueued, so the sender's retry is not a duplicate). */
+export async function deleteDelivery(db: D1Database, tenantId: string, webhookId: string): Promise<void> {
+  await db.prepare("DELETE FROM webhook_deliveries WHERE tenant_id = ? AND webhook_id = ?").bind(tenantId, webhookId).run();
+}
+
+/**
+ * Records a runner request id; true when it was already recorded (a replay). Ids older than
+ * `keepSeconds` are forgotten: the signature's timestamp tolerance refuses those requests anyway.
+ */
+export async function runnerRequestSeen(db: D1Database, requestId: string, nowSeconds: number, keepSeconds = 900): Promise<boolean> {
+  const [insert] = await db.batch([
+    db.prepare("INSERT INTO runner_request_ids (request_id, seen_at) VALUES (?, ?) ON CONFLICT (request_id) DO NOTHING").bind(requestId, Math.floor(nowSeconds)),
+    db.prepare("DELETE FROM runner_request_ids WHERE seen_at < ?").bind(Math.floor(nowSeconds) - keepSeconds),
+  ]);
+  return insert.meta.changes === 0;
+}

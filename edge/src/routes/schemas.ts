@@ -1,0 +1,128 @@
+/** The API's request and response schemas (zod, with their OpenAPI names). */
+import { z } from "@hono/zod-openapi";
+import { isValidId } from "@epicache/shared";
+
+const ID_RULE = "1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'";
+
+/** A tenant, conversation or version id. */
+export const Id = z.string().refine(isValidId, { message: `not a valid id: use ${ID_RULE}` }).openapi({ description: `An id: ${ID_RULE}.`, example: "conv-26" });
+
+/** Every error: `{error: {code, message}}`. */
+export const ErrorBody = z
+  .object({ error: z.object({ code: z.string().openapi({ example: "not_found" }), message: z.string() }) })
+  .openapi("Error");
+
+/** The error responses a route may give, for its OpenAPI entry. */
+export function errorResponses(...statuses: (400 | 401 | 403 | 404 | 409 | 413 | 429 | 502 | 503)[]) {
+  const description: Record<number, string> = {
+    400: "Invalid request (`invalid_argument`, `invalid_json`)",
+    401: "Missing or wrong credentials (`unauthorized`, `webhook_invalid`)",
+    403: "A tenant limit (`limit_exceeded`)",
+    404: "No such resource for this tenant (`not_found`)",
+    409: "Conflict (`no_active_version`, `conversation_empty`)",
+    413: "Too large (`payload_too_large`)",
+    429: "Too many requests this minute (`rate_limited`)",
+    502: "A runner answered wrongly (`runner_invalid`)",
+    503: "No runner answered (`runner_unavailable`)",
+  };
+  return Object.fromEntries(statuses.map((s) => [s, { description: description[s], content: { "application/json": { schema: ErrorBody } } }])) as Record<number, { description: string; content: { "application/json": { schema: typeof ErrorBody } } }>;
+}
+
+export const CreateTenantRequest = z
+  .object({
+    name: z.string().min(1).max(200).openapi({ example: "Acme" }),
+    limits: z
+      .object({
+        maxConversations: z.number().int().min(1).optional(),
+        maxMessagesPerConversation: z.number().int().min(1).optional(),
+        requestsPerMinute: z.number().int().min(1).optional(),
+      })
+      .strict()
+      .optional()
+      .openapi({ description: "The tenant's own limits; the Worker's defaults where not given." }),
+  })
+  .strict()
+  .openapi("CreateTenantRequest");
+
+export const CreateTenantResponse = z
+  .object({
+    tenantId: Id,
+    apiKey: z.string().openapi({ description: "Shown once: only its hash is stored.", example: "ek_…" }),
+    webhookSecret: z.string().openapi({ description: "Standard Webhooks secret for the tenant's rebuild webhooks; shown once.", example: "whsec_…" }),
+  })
+  .openapi("CreateTenantResponse");
+
+export const MessageIn = z
+  .object({
+    id: z.string().min(1).max(128).openapi({ description: "The client's id of the message: an append with ids already stored adds nothing for them.", example: "m-0001" }),
+    speaker: z.string().min(1).max(200).openapi({ example: "Caroline" }),
+    text: z.string().openapi({ description: "At most MAX_MESSAGE_CHARS characters (413 otherwise).", example: "I went to the LGBTQ support group yesterday." }),
+    timestamp: z.string().max(64).optional().openapi({ example: "1:56 pm on 8 May, 2023" }),
+    session: z.union([z.string().max(128), z.number().int()]).optional().openapi({ example: 1 }),
+  })
+  .strict()
+  .openapi("Message");
+
+export const AppendMessagesRequest = z
+  .object({ messages: z.array(MessageIn).min(1).openapi({ description: "At most MAX_MESSAGES_PER_REQUEST messages (413 otherwise), in order." }) })
+  .strict()
+  .openapi("AppendMessagesRequest");
+
+export const AppendMessagesResponse = z
+  .object({
+    appended: z.number().int().openapi({ description: "Messages added by this request." }),
+    duplicates: z.number().int().openapi({ description: "Messages whose ids the conversation already held (left as they were)." }),
+    messageCount: z.number().int(),
+  })
+  .openapi("AppendMessagesResponse");
+
+export const RebuildState = z
+  .object({
+    version: z.string(),
+    status: z.enum(["queued", "submitted", "succeeded", "failed"]),
+    stage: z.string().nullable(),
+    progress: z.number().nullable().openapi({ description: "Percent done, 0 to 100." }),
+    etaSeconds: z.number().nullable(),
+    error: z.object({ code: z.string(), message: z.string() }).nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi("RebuildState");
+
+export const ConversationResponse = z
+  .object({
+    id: Id,
+    messageCount: z.number().int(),
+    activeVersion: z.string().nullable().openapi({ description: "The version questions are answered from; null before the first rebuild succeeds." }),
+    rebuild: RebuildState.nullable().openapi({ description: "The newest rebuild, whatever its status." }),
+  })
+  .openapi("Conversation");
+
+export const QueryRequest = z
+  .object({
+    question: z.string().min(1).max(4000).refine((q) => q.trim() !== "", { message: "the question is blank" }).openapi({ example: "When did Caroline go to the LGBTQ support group?" }),
+    maxTokens: z.number().int().min(1).max(512).optional(),
+    stream: z.boolean().optional().openapi({ description: "Answer as server-sent events: `meta` {episode, version}, `token` {text}…, then `done` (the JSON answer) or `error`." }),
+  })
+  .strict()
+  .openapi("QueryRequest");
+
+export const QueryResponse = z
+  .object({
+    answer: z.string(),
+    episode: z.number().int().openapi({ description: "The episode the question was routed to." }),
+    version: z.string(),
+    tokens: z.number().int(),
+  })
+  .openapi("QueryResponse");
+
+export const RebuildWebhookRequest = z.object({ conversationId: Id }).strict().openapi("RebuildWebhookRequest");
+
+export const RebuildWebhookResponse = z
+  .object({
+    conversationId: Id,
+    version: z.string(),
+    status: z.string(),
+    duplicate: z.boolean().openapi({ description: "True when this webhook-id was already received: nothing new was enqueued." }),
+  })
+  .openapi("RebuildWebhookResponse");
