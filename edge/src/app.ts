@@ -12,7 +12,9 @@ import type { ZodError } from "zod";
 import { EpicacheError, httpStatusOf, isEpicacheError, type ErrorCode } from "@epicache/shared";
 import { readConfig, type AppEnv } from "./env";
 import { conversationRoutes } from "./routes/conversations";
+import { runnerCallbackRoutes } from "./routes/runner-callback";
 import { tenantRoutes } from "./routes/tenants";
+import { webhookRoutes } from "./routes/webhooks";
 
 /** `invalid_argument` naming the first few zod issues (`messages.0.speaker: …`). */
 export function validationError(error: ZodError): EpicacheError {
@@ -59,6 +61,8 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.use("/v1/*", configure);
   app.route("/", tenantRoutes);
   app.route("/", conversationRoutes);
+  app.route("/", webhookRoutes);
+  app.route("/", runnerCallbackRoutes);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer", description: "A tenant's API key." });
   app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", { type: "http", scheme: "bearer", description: "The ADMIN_TOKEN secret." });

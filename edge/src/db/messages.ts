@@ -29,7 +29,8 @@ export async function existingClientIds(db: D1Database, tenantId: string, conver
  * interleaves whole and never duplicates. Returns how many were appended and the new count.
  */
 export async function appendMessages(db: D1Database, tenantId: string, conversationId: string, messages: readonly NewMessage[], now: string): Promise<{ appended: number; messageCount: number }> {
-  const rows = messages.map((m) => ({ id: m.id, speaker: m.speaker, text: m.text, timestamp: m.timestamp ?? null, session: m.session ?? null }));
+  // Absent fields stay absent (JSON null would be stored as the text 'null' by `->`).
+  const rows = messages.map((m) => ({ id: m.id, speaker: m.speaker, text: m.text, timestamp: m.timestamp, session: m.session }));
   const [insert, , count] = await db.batch([
     // The window numbers the rows left after the duplicate filter, so seqs stay contiguous; SQLite
     // materialises the SELECT before inserting (it reads the table it writes).

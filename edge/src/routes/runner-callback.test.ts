@@ -1,0 +1,106 @@
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { signRequest } from "@epicache/shared";
+import { RUNNER_SECRET, call, errorCode, newTenant } from "../testing/helpers";
+import { installFakeRunners, json, jobStatus } from "../testing/fake-runner";
+import { getManifest, getVersion } from "../db/versions";
+
+const PATH = "/v1/internal/rebuild-callback";
+const OLD = "v20260101T000000000Z-000001";
+const NEW = "v20260102T000000000Z-000002";
+
+afterEach(() => vi.restoreAllMocks());
+
+/** A tenant whose conversation has versions submitted to runner-a as job-<version>. */
+async function submitted(...versions: string[]) {
+  const tenant = await newTenant();
+  await call("POST", "/v1/conversations/conv-1/messages", { body: { messages: [{ id: "m1", speaker: "Ann", text: "Hi" }] }, key: tenant.apiKey });
+  const now = new Date().toISOString();
+  for (const version of versions) {
+    await env.DB.prepare("INSERT INTO versions (tenant_id, conversation_id, version, status, runner_url, job_id, created_at, updated_at) VALUES (?, 'conv-1', ?, 'submitted', 'http://runner-a.test', ?, ?, ?)")
+      .bind(tenant.tenantId, version, `job-${version}`, now, now)
+      .run();
+  }
+  return tenant;
+}
+
+async function signedCallback(body: unknown, options: { secret?: string; timestamp?: number; requestId?: string; headers?: Record<string, string> } = {}) {
+  const raw = JSON.stringify(body);
+  const headers = options.headers ?? (await signRequest(options.secret ?? RUNNER_SECRET, { method: "POST", path: PATH, timestamp: options.timestamp ?? Math.floor(Date.now() / 1000), requestId: options.requestId ?? crypto.randomUUID(), body: raw }));
+  return { res: await call("POST", PATH, { rawBody: raw, headers }), headers };
+}
+
+describe("the runner's completion callback", () => {
+  it("stores the centroids and activates the version; a replay of it is refused", async () => {
+    const { tenantId, apiKey } = await submitted(NEW);
+    const job = jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW });
+    const { res, headers } = await signedCallback(job);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ version: NEW, status: "succeeded", activeVersion: NEW });
+    expect(await getManifest(env.DB, tenantId, "conv-1", NEW)).toEqual({
+      version: NEW,
+      episodes: [{ id: 0, centroid: [1, 0, 0] }, { id: 1, centroid: [0, 1, 0] }, { id: 2, centroid: [0, 0, 1] }],
+      embedder: { modelId: "sentence-transformers/all-MiniLM-L6-v2", dimension: 3 },
+    });
+    expect(await (await call("GET", "/v1/conversations/conv-1", { key: apiKey })).json()).toMatchObject({ activeVersion: NEW, rebuild: { version: NEW, status: "succeeded", progress: 100 } });
+    const replay = await signedCallback(job, { headers });
+    expect(replay.res.status).toBe(401);
+    expect(await errorCode(replay.res)).toBe("unauthorized");
+  });
+
+  it("refuses unsigned, forged and stale callbacks", async () => {
+    const { tenantId } = await submitted(NEW);
+    const job = jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW });
+    for (const attempt of [
+      await call("POST", PATH, { body: job }),
+      (await signedCallback(job, { secret: "not-the-secret" })).res,
+      (await signedCallback(job, { timestamp: Math.floor(Date.now() / 1000) - 400 })).res,
+    ]) {
+      expect(attempt.status).toBe(401);
+      expect(await errorCode(attempt)).toBe("unauthorized");
+    }
+    expect(await getVersion(env.DB, tenantId, "conv-1", NEW)).toMatchObject({ status: "submitted" });
+  });
+
+  it("never moves the active version back: a late callback for an older version leaves the newer active", async () => {
+    const { tenantId } = await submitted(OLD, NEW);
+    await signedCallback(jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW }));
+    const { res } = await signedCallback(jobStatus({ id: `job-${OLD}`, tenant: tenantId, conversation: "conv-1", version: OLD }));
+    expect(await res.json()).toEqual({ version: OLD, status: "succeeded", activeVersion: NEW });
+  });
+
+  it("records a failed job and keeps the previous version active", async () => {
+    const { tenantId } = await submitted(OLD, NEW);
+    await signedCallback(jobStatus({ id: `job-${OLD}`, tenant: tenantId, conversation: "conv-1", version: OLD }));
+    const { res } = await signedCallback(jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW, status: "failed" }));
+    expect(await res.json()).toEqual({ version: NEW, status: "failed", activeVersion: OLD });
+    expect(await getVersion(env.DB, tenantId, "conv-1", NEW)).toMatchObject({ error: { code: "conversation_invalid", message: "bad transcript" } });
+  });
+
+  it("refuses a job of another tenant's conversation or another job id with 404, and a malformed result", async () => {
+    const a = await submitted(NEW);
+    const b = await newTenant();
+    const wrongTenant = await signedCallback(jobStatus({ id: `job-${NEW}`, tenant: b.tenantId, conversation: "conv-1", version: NEW }));
+    expect(wrongTenant.res.status).toBe(404);
+    const wrongJob = await signedCallback(jobStatus({ id: "job-other", tenant: a.tenantId, conversation: "conv-1", version: NEW }));
+    expect(wrongJob.res.status).toBe(404);
+    const ragged = await signedCallback(jobStatus({ id: `job-${NEW}`, tenant: a.tenantId, conversation: "conv-1", version: NEW, centroids: [[1, 0], [0, 1, 0]] }));
+    expect(ragged.res.status).toBe(502);
+    expect(await errorCode(ragged.res)).toBe("runner_invalid");
+    expect(await getVersion(env.DB, a.tenantId, "conv-1", NEW)).toMatchObject({ status: "submitted" });
+  });
+
+  it("polls the runner for a submitted job when the conversation is read (no callback needed)", async () => {
+    const { tenantId, apiKey } = await submitted(NEW);
+    let done = false;
+    const log = installFakeRunners(({ path }) =>
+      path === `/v1/jobs/job-${NEW}`
+        ? json(jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW, status: done ? "succeeded" : "running" }))
+        : json({ error: { code: "not_found", message: "no" } }, 404),
+    );
+    expect(await (await call("GET", "/v1/conversations/conv-1", { key: apiKey })).json()).toMatchObject({ activeVersion: null, rebuild: { status: "submitted", stage: "prefill", progress: 40, etaSeconds: 12 } });
+    done = true;
+    expect(await (await call("GET", "/v1/conversations/conv-1", { key: apiKey })).json()).toMatchObject({ activeVersion: NEW, rebuild: { status: "succeeded" } });
+    expect(log.map((r) => `${r.runner} ${r.method} ${r.path}`)).toEqual([`http://runner-a.test GET /v1/jobs/job-${NEW}`, `http://runner-a.test GET /v1/jobs/job-${NEW}`]);
+  });
+});

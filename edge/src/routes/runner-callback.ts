@@ -1,0 +1,54 @@
+/**
+ * `POST /v1/internal/rebuild-callback`: a runner posts a finished rebuild job here, signed with the
+ * edge–runner secret (shared/src/runner-api/signature.ts); a replayed request id is refused.
+ */
+import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import { createMiddleware } from "hono/factory";
+import { EpicacheError, JobStatus, REQUEST_ID_HEADER, verifyRequest } from "@epicache/shared";
+import { runnerRequestSeen } from "../db/deliveries";
+import type { AppEnv } from "../env";
+import { CALLBACK_PATH } from "../queue/rebuild-consumer";
+import { applyJob } from "../rebuild";
+import { errorResponses } from "./schemas";
+
+const verifyRunner = createMiddleware<AppEnv>(async (c, next) => {
+  const url = new URL(c.req.url);
+  const now = Date.now() / 1000;
+  await verifyRequest(c.var.config.runnerSecret, { method: c.req.method, path: url.pathname + url.search, body: await c.req.text() }, (name) => c.req.header(name), { now });
+  if (await runnerRequestSeen(c.env.DB, c.req.header(REQUEST_ID_HEADER) ?? "", now)) {
+    throw new EpicacheError("unauthorized", `replayed request: ${REQUEST_ID_HEADER} was already used`);
+  }
+  await next();
+});
+
+const route = createRoute({
+  method: "post",
+  path: CALLBACK_PATH,
+  tags: ["internal"],
+  summary: "A runner's rebuild completion (signed with the runner secret)",
+  middleware: [verifyRunner] as const,
+  request: { body: { required: true, content: { "application/json": { schema: JobStatus } } } },
+  responses: {
+    200: {
+      description: "Applied",
+      content: { "application/json": { schema: z.object({ version: z.string(), status: z.string(), activeVersion: z.string().nullable() }) } },
+    },
+    ...errorResponses(400, 401, 404, 502),
+  },
+});
+
+/**
+ * The runner callback route.
+ *
+ * @example
+ * ```ts
+ * // The runner, when a job finishes (callbackUrl = EDGE_PUBLIC_URL + "/v1/internal/rebuild-callback"):
+ * const headers = await signRequest(secret, { method: "POST", path: "/v1/internal/rebuild-callback", timestamp, requestId, body });
+ * ```
+ */
+export const runnerCallbackRoutes = new OpenAPIHono<AppEnv>().openapi(route, async (c) => {
+  const job = c.req.valid("json");
+  const record = await applyJob(c.env.DB, job);
+  const active = await c.env.DB.prepare("SELECT active_version FROM conversations WHERE tenant_id = ? AND id = ?").bind(job.tenant, job.conversation).first<{ active_version: string | null }>();
+  return c.json({ version: record.version, status: record.status, activeVersion: active?.active_version ?? null }, 200);
+});
