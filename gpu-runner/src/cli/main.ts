@@ -11,6 +11,7 @@ import { calibrateCommand } from "./calibrate";
 import { evalCommand } from "./eval";
 import { demoCommand } from "./demo";
 import { serveCommand } from "./serve";
+import { startCommand } from "./start";
 
 const USAGE = `usage: epicache <command> [options]
 
@@ -41,6 +42,9 @@ commands:
        [--budgets 512,1024,2048] [--max-context 7000] [--episodes 4] [--block 512]
                                      F1 and KL(full ‖ method) per method × budget × category:
                                      results.jsonl, table.md, f1.svg, kl.svg
+  start [--runner-port 8788] [--edge-port 8787]
+                                     the whole stack (what \`npm start\` runs): the runner and the
+                                     edge under wrangler dev with local D1 and Queues
   serve [--port 8788] [--host 127.0.0.1] [--store STORE] [--config FILE]
                                      the runner's HTTP service (embed, rebuild jobs, generate,
                                      metrics); EPICACHE_RUNNER_* environment, see server/config.ts
@@ -55,6 +59,8 @@ export async function main(argv: string[]): Promise<number> {
         return await modelsCommand(rest);
       case "generate":
         return await generateCommand(rest);
+      case "start":
+        return await startCommand(rest);
       case "serve":
         return await serveCommand(rest);
       case "build":
