@@ -12,6 +12,7 @@ import type { ZodError } from "zod";
 import { EpicacheError, httpStatusOf, isEpicacheError, type ErrorCode } from "@epicache/shared";
 import { readConfig, type AppEnv } from "./env";
 import { conversationRoutes } from "./routes/conversations";
+import { queryRoutes } from "./routes/query";
 import { runnerCallbackRoutes } from "./routes/runner-callback";
 import { tenantRoutes } from "./routes/tenants";
 import { webhookRoutes } from "./routes/webhooks";
@@ -61,6 +62,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.use("/v1/*", configure);
   app.route("/", tenantRoutes);
   app.route("/", conversationRoutes);
+  app.route("/", queryRoutes);
   app.route("/", webhookRoutes);
   app.route("/", runnerCallbackRoutes);
 

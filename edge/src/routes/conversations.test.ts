@@ -14,6 +14,7 @@ describe("API key authentication", () => {
     for (const [method, path, body] of [
       ["GET", "/v1/conversations/c1", undefined],
       ["POST", "/v1/conversations/c1/messages", { messages: [msg("m1")] }],
+      ["POST", "/v1/conversations/c1/query", { question: "Where?" }],
     ] as const) {
       const none = await call(method, path, { body });
       expect(none.status, `${method} ${path} without a key`).toBe(401);
@@ -131,6 +132,8 @@ describe("tenant isolation", () => {
     const get = await call("GET", "/v1/conversations/shared-name", { key: a.apiKey });
     expect(get.status).toBe(404);
     expect(await errorCode(get)).toBe("not_found");
+    const query = await call("POST", "/v1/conversations/shared-name/query", { body: { question: "Where?" }, key: a.apiKey });
+    expect(query.status).toBe(404);
     // A's append to the same name makes A's own conversation; B's is unchanged.
     expect(await (await append(a.apiKey, "shared-name", [msg("m1"), msg("m9")])).json()).toEqual({ appended: 2, duplicates: 0, messageCount: 2 });
     expect(await (await call("GET", "/v1/conversations/shared-name", { key: b.apiKey })).json()).toMatchObject({ messageCount: 2 });

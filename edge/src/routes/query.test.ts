@@ -1,0 +1,137 @@
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { rendezvousKey, rendezvousOrder } from "@epicache/shared";
+import { RUNNERS, call, errorCode, newTenant, testEnv } from "../testing/helpers";
+import { installFakeRunners, json, type RunnerRequest } from "../testing/fake-runner";
+import { completeVersion } from "../db/versions";
+
+const MINILM = "sentence-transformers/all-MiniLM-L6-v2";
+const V1 = "v20260101T000000000Z-000001";
+const V2 = "v20260102T000000000Z-000002";
+
+afterEach(() => vi.restoreAllMocks());
+
+/** A tenant whose conversation has `version` active with these centroids (episode ids 10, 11, 12…). */
+async function withActiveVersion(centroids: number[][], modelId = MINILM, version = V1, tenant?: Awaited<ReturnType<typeof newTenant>>) {
+  tenant ??= await newTenant();
+  await call("POST", "/v1/conversations/conv-1/messages", { body: { messages: [{ id: "m1", speaker: "Ann", text: "Hi" }] }, key: tenant.apiKey });
+  await activate(tenant.tenantId, version, centroids, modelId);
+  return tenant;
+}
+
+async function activate(tenantId: string, version: string, centroids: number[][], modelId = MINILM) {
+  const now = new Date().toISOString();
+  await env.DB.prepare("INSERT INTO versions (tenant_id, conversation_id, version, status, created_at, updated_at) VALUES (?, 'conv-1', ?, 'submitted', ?, ?)").bind(tenantId, version, now, now).run();
+  await completeVersion(env.DB, tenantId, "conv-1", { version, episodes: centroids.map((centroid, i) => ({ id: 10 + i, centroid })), embedder: { modelId, dimension: centroids[0].length }, manifestKey: "k", contextTokens: 1 }, now);
+}
+
+/** Runners that embed every question as `vector` and answer "answer from episode N". */
+function runners(vector: number[], options: { down?: string[]; model?: string } = {}): RunnerRequest[] {
+  return installFakeRunners(({ runner, path, body }) => {
+    if (options.down?.includes(runner)) throw new TypeError("connection refused");
+    if (path === "/v1/embed") return json({ model: options.model ?? MINILM, dimension: vector.length, vectors: [vector] });
+    if (path === "/v1/generate") {
+      const b = body as { tenant: string; conversation: string; version: string; episode: number; stream: boolean };
+      const done = { answer: `answer from episode ${b.episode}`, tenant: b.tenant, conversation: b.conversation, version: b.version, episode: b.episode, tokens: 4, timings: { queuedMs: 0, loadMs: 1, generateMs: 2 } };
+      if (!b.stream) return json(done);
+      const events = `event: token\ndata: {"text":"answer"}\n\nevent: done\ndata: ${JSON.stringify(done)}\n\n`;
+      return new Response(events, { headers: { "content-type": "text/event-stream" } });
+    }
+    return json({ error: { code: "not_found", message: path } }, 404);
+  });
+}
+
+const ask = (key: string, body: unknown, environment?: Env) => call("POST", "/v1/conversations/conv-1/query", { body, key, env: environment });
+
+describe("POST /v1/conversations/{id}/query", () => {
+  it("answers 409 no_active_version before a rebuild succeeded, and 404 for unknown conversations", async () => {
+    const { apiKey } = await newTenant();
+    expect(await errorCode(await ask(apiKey, { question: "Where?" }))).toBe("not_found");
+    await call("POST", "/v1/conversations/conv-1/messages", { body: { messages: [{ id: "m1", speaker: "Ann", text: "Hi" }] }, key: apiKey });
+    const res = await ask(apiKey, { question: "Where?" });
+    expect(res.status).toBe(409);
+    expect(await errorCode(res)).toBe("no_active_version");
+  });
+
+  it("routes to the episode with the highest cosine, on the rendezvous-first runner for (tenant, conversation, episode)", async () => {
+    // Centroids of different lengths: only their direction counts.
+    const { apiKey, tenantId } = await withActiveVersion([[3, 0, 0], [0, 0.2, 0], [0, 0, 5]]);
+    const log = runners([0.3, 0.9, 0.2]);
+    const res = await ask(apiKey, { question: "What did Ann research?", maxTokens: 16 });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ answer: "answer from episode 11", episode: 11, version: V1, tokens: 4 });
+    expect(log.map((r) => r.path)).toEqual(["/v1/embed", "/v1/generate"]);
+    expect(log[0].body).toEqual({ texts: ["What did Ann research?"] });
+    expect(log[1].runner).toBe(rendezvousOrder(rendezvousKey(tenantId, "conv-1", 11), RUNNERS)[0]);
+    expect(log[1].body).toEqual({ tenant: tenantId, conversation: "conv-1", version: V1, episode: 11, question: "What did Ann research?", maxTokens: 16, stream: false });
+  });
+
+  it("tries the next runner when the first fails, and answers 503 runner_unavailable when all do", async () => {
+    const { apiKey, tenantId } = await withActiveVersion([[1, 0], [0, 1]]);
+    const order = rendezvousOrder(rendezvousKey(tenantId, "conv-1", 10), RUNNERS);
+    const log = runners([1, 0], { down: [order[0]] });
+    expect(await (await ask(apiKey, { question: "Where?" })).json()).toMatchObject({ episode: 10, answer: "answer from episode 10" });
+    expect(log.filter((r) => r.path === "/v1/generate").map((r) => r.runner)).toEqual([order[0], order[1]]);
+    vi.restoreAllMocks();
+    runners([1, 0], { down: RUNNERS });
+    const res = await ask(apiKey, { question: "Where?" });
+    expect(res.status).toBe(503);
+    expect(await errorCode(res)).toBe("runner_unavailable");
+  });
+
+  it("streams the runner's events after a meta event with the episode and version", async () => {
+    const { apiKey } = await withActiveVersion([[1, 0], [0, 1]]);
+    runners([0.1, 0.9]);
+    const res = await ask(apiKey, { question: "Where?", stream: true });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
+    const text = await res.text();
+    expect(text.startsWith(`event: meta\ndata: {"episode":11,"version":"${V1}"}\n\n`)).toBe(true);
+    expect(text).toContain('event: token\ndata: {"text":"answer"}');
+    expect(text).toContain('event: done\ndata: {"answer":"answer from episode 11"');
+  });
+
+  it("embeds with Workers AI when the version's embedder is bge-small-en-v1.5 and AI is bound", async () => {
+    const { apiKey } = await withActiveVersion([[1, 0], [0, 1]], "BAAI/bge-small-en-v1.5");
+    const log = runners([1, 0], { model: "BAAI/bge-small-en-v1.5" });
+    const run = vi.fn(async (_model: string, _inputs: unknown) => ({ shape: [1, 2], data: [[0.2, 0.8]] }));
+    const res = await ask(apiKey, { question: "Where?" }, testEnv({ AI: { run } as unknown as Ai }));
+    expect(await res.json()).toMatchObject({ episode: 11 });
+    expect(run).toHaveBeenCalledWith("@cf/baai/bge-small-en-v1.5", { text: ["Where?"] });
+    expect(log.map((r) => r.path)).toEqual(["/v1/generate"]);
+    // Without the binding (local development), the runner embeds.
+    expect(await (await ask(apiKey, { question: "Where?" })).json()).toMatchObject({ episode: 10 });
+    expect(log.map((r) => r.path)).toEqual(["/v1/generate", "/v1/embed", "/v1/generate"]);
+  });
+
+  it("does not use Workers AI for a version built with another embedder, and refuses a runner embedding with a different model", async () => {
+    const { apiKey } = await withActiveVersion([[1, 0], [0, 1]]);
+    runners([1, 0], { model: "BAAI/bge-small-en-v1.5" });
+    const run = vi.fn();
+    const res = await ask(apiKey, { question: "Where?" }, testEnv({ AI: { run } as unknown as Ai }));
+    expect(res.status).toBe(502);
+    expect(await errorCode(res)).toBe("runner_invalid");
+    expect(run).not.toHaveBeenCalled();
+  });
+
+  it("uses a new active version's centroids as soon as it is active", async () => {
+    const tenant = await withActiveVersion([[1, 0], [0, 1]]);
+    runners([1, 0]);
+    expect(await (await ask(tenant.apiKey, { question: "Where?" })).json()).toMatchObject({ episode: 10, version: V1 });
+    await activate(tenant.tenantId, V2, [[0, 1], [1, 0]]);
+    expect(await (await ask(tenant.apiKey, { question: "Where?" })).json()).toMatchObject({ episode: 11, version: V2 });
+  });
+
+  it("validates the question and keeps tenants apart", async () => {
+    const a = await withActiveVersion([[1, 0], [0, 1]]);
+    const b = await newTenant();
+    for (const body of [{}, { question: "" }, { question: "   " }, { question: "x", maxTokens: 0 }, { question: "x", extra: 1 }]) {
+      const res = await ask(a.apiKey, body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(await errorCode(res)).toBe("invalid_argument");
+    }
+    const other = await ask(b.apiKey, { question: "Where?" });
+    expect(other.status).toBe(404);
+    expect(await errorCode(other)).toBe("not_found");
+  });
+});

@@ -1,0 +1,100 @@
+/**
+ * `POST /v1/conversations/{id}/query`: a question answered from the conversation's active version.
+ * The question goes to the episode whose normalised centroid is nearest by cosine, on the runner
+ * that rendezvous hashing of (tenant, conversation, episode) picks, or the next one if it fails;
+ * the answer comes back as JSON or as server-sent events, with the episode and version.
+ */
+import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import { EpicacheError, GenerateResponse, nearestCentroid, rendezvousKey, rendezvousOrder } from "@epicache/shared";
+import { requireTenant } from "../auth";
+import { getConversation } from "../db/conversations";
+import type { AppEnv } from "../env";
+import { activeManifest, embedQuestion } from "../questions";
+import { callFirstAnswering, runnerError } from "../runner/runner-client";
+import { Id, QueryRequest, QueryResponse, errorResponses } from "./schemas";
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/conversations/{id}/query",
+  tags: ["conversations"],
+  summary: "Ask a question about a conversation",
+  description:
+    "Answered from the active version's nearest episode. With `stream: true` the answer is server-sent events: `meta` {episode, version}, then the runner's `token` {text} events and a final `done` (the answer, episode, version, tokens, timings) or `error`. 409 `no_active_version` before the first rebuild has succeeded.",
+  security: [{ apiKey: [] }],
+  middleware: [requireTenant] as const,
+  request: {
+    params: z.object({ id: Id.openapi({ param: { name: "id", in: "path" } }) }),
+    body: { required: true, content: { "application/json": { schema: QueryRequest } } },
+  },
+  responses: {
+    200: {
+      description: "The answer",
+      content: {
+        "application/json": { schema: QueryResponse },
+        "text/event-stream": { schema: z.string().openapi({ description: "Server-sent events (stream: true)" }) },
+      },
+    },
+    ...errorResponses(400, 401, 404, 409, 429, 502, 503),
+  },
+});
+
+const encoder = new TextEncoder();
+
+/** The runner's SSE stream with a first `meta` event naming the episode and version. */
+function withMeta(body: ReadableStream<Uint8Array>, meta: { episode: number; version: string }): ReadableStream<Uint8Array> {
+  const upstream = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(encoder.encode(`event: meta\ndata: ${JSON.stringify(meta)}\n\n`));
+    },
+    async pull(controller) {
+      const { done, value } = await upstream.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return upstream.cancel(reason);
+    },
+  });
+}
+
+/**
+ * The question route.
+ *
+ * @example
+ * ```sh
+ * curl -s -X POST http://127.0.0.1:8787/v1/conversations/conv-26/query -H "authorization: Bearer $API_KEY" \
+ *   -H 'content-type: application/json' -d '{"question": "What did Caroline research?"}'
+ * # {"answer":"Adoption agencies.","episode":1,"version":"v2026…","tokens":5}
+ * curl -N -X POST …/query -d '{"question": "What did Caroline research?", "stream": true}'
+ * # event: meta / data: {"episode":1,"version":"v2026…"}, then event: token …, event: done …
+ * ```
+ */
+export const queryRoutes = new OpenAPIHono<AppEnv>().openapi(route, async (c) => {
+  const tenant = c.var.tenant;
+  const config = c.var.config;
+  const { id } = c.req.valid("param");
+  const { question, maxTokens, stream } = c.req.valid("json");
+  const conversation = await getConversation(c.env.DB, tenant.id, id);
+  if (conversation === null) throw new EpicacheError("not_found", `no conversation ${id}`);
+  if (conversation.activeVersion === null) {
+    throw new EpicacheError("no_active_version", `conversation ${id} has no active version yet: send a rebuild webhook and wait for it to succeed`);
+  }
+  const manifest = await activeManifest(c.env.DB, tenant.id, id, conversation.activeVersion);
+  const vector = await embedQuestion(c.env.AI, config, manifest, question, tenant.id, id);
+  const episode = manifest.episodeIds[nearestCentroid(vector, manifest.centroids).index];
+  const runners = rendezvousOrder(rendezvousKey(tenant.id, id, episode), config.runnerUrls);
+  const { runner, response } = await callFirstAnswering(config, runners, {
+    method: "POST",
+    path: "/v1/generate",
+    body: { tenant: tenant.id, conversation: id, version: manifest.version, episode, question, maxTokens, stream: stream === true },
+  });
+  if (!response.ok) throw await runnerError(response, `answering on ${runner}`);
+  if (stream === true) {
+    if (response.body === null) throw new EpicacheError("runner_invalid", `${runner} answered a streamed question without a body`);
+    return c.body(withMeta(response.body, { episode, version: manifest.version }), 200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+  }
+  const answer = GenerateResponse.safeParse(await response.json().catch(() => null));
+  if (!answer.success) throw new EpicacheError("runner_invalid", `${runner} answered /v1/generate with something that is not an answer`);
+  return c.json({ answer: answer.data.answer, episode, version: manifest.version, tokens: answer.data.tokens }, 200);
+});
