@@ -3,7 +3,7 @@
  * store under .epicache/store, 127.0.0.1:8788) and the edge under `wrangler dev` (workerd with local
  * D1, its migrations applied first, and local Queues; 127.0.0.1:8787), sharing the signing secret.
  * Questions are embedded through the runner (no Workers AI locally). Wrangler's state lives in
- * `.epicache/wrangler` so that the conversations survive a restart.
+ * `.epicache/wrangler` (EPICACHE_EDGE_STATE) so that the conversations survive a restart.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -50,8 +50,8 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
   const config = loadRunnerConfig({ overrides: { port: options.runnerPort } });
   const token = adminToken();
   const edgePort = options.edgePort ?? (Number(process.env.EPICACHE_EDGE_PORT) || 8787);
-  const state = join(epicacheHome(), "wrangler");
-  const envFile = join(epicacheHome(), "edge.env");
+  const state = process.env.EPICACHE_EDGE_STATE || join(epicacheHome(), "wrangler");
+  const envFile = join(state, "edge.env");
   mkdirSync(state, { recursive: true });
 
   const runner = await startRunner(config, log);
