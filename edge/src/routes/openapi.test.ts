@@ -1,0 +1,25 @@
+import { describe, expect, it } from "vitest";
+import { call } from "../testing/helpers";
+
+describe("GET /openapi.json", () => {
+  it("documents every route from its definition, with schemas and error responses", async () => {
+    const res = await call("GET", "/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as { openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown>; requestBody?: unknown; security?: unknown }>>; components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> } };
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      "/healthz",
+      "/v1/conversations/{id}",
+      "/v1/conversations/{id}/messages",
+      "/v1/conversations/{id}/query",
+      "/v1/internal/rebuild-callback",
+      "/v1/tenants",
+      "/v1/webhooks/{tenantId}/rebuild",
+    ]);
+    const query = doc.paths["/v1/conversations/{id}/query"].post;
+    expect(Object.keys(query.responses)).toEqual(expect.arrayContaining(["200", "400", "401", "404", "409", "503"]));
+    expect(query.security).toEqual([{ apiKey: [] }]);
+    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(["Error", "Message", "QueryRequest", "QueryResponse", "Conversation", "RebuildWebhookRequest", "CreateTenantRequest"]));
+    expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(["adminToken", "apiKey"]);
+  });
+});
