@@ -3,7 +3,7 @@
  * worker-configuration.d.ts), its two secrets, and the typed configuration read from its vars.
  */
 import { EpicacheError } from "@epicache/shared";
-import type { Tenant } from "./db/tenants";
+import type { Tenant, TenantLimits } from "./db/tenants";
 
 declare global {
   namespace Cloudflare {
@@ -16,13 +16,6 @@ declare global {
       ADMIN_TOKEN: string;
     }
   }
-}
-
-/** Per-tenant limits; a tenant's own values override the defaults of the vars. */
-export interface TenantLimits {
-  maxConversations: number;
-  maxMessagesPerConversation: number;
-  requestsPerMinute: number;
 }
 
 /** The configuration of one request, from the Worker's vars and secrets. */

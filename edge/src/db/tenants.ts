@@ -1,5 +1,11 @@
 /** Tenants and their API keys (stored as SHA-256 hashes). */
-import type { TenantLimits } from "../env";
+
+/** Per-tenant limits; a tenant's own values override the Worker's defaults (its vars). */
+export interface TenantLimits {
+  maxConversations: number;
+  maxMessagesPerConversation: number;
+  requestsPerMinute: number;
+}
 
 /** A tenant as the routes see it. */
 export interface Tenant {
