@@ -36,8 +36,8 @@ describe("dependency direction", () => {
 
     // `@epicache/shared` is imported by name; it must resolve to shared/src (not stay in
     // node_modules), otherwise the shared/ rules would never see it.
-    const edge = result.modules.find((m) => m.source === "edge/src/index.ts");
-    expect(edge, "edge/src/index.ts is cruised").toBeDefined();
+    const edge = result.modules.find((m) => m.source === "edge/src/app.ts");
+    expect(edge, "edge/src/app.ts is cruised").toBeDefined();
     const toShared = edge!.dependencies.find((d) => d.module === "@epicache/shared");
     expect(toShared?.resolved).toBe("shared/src/index.ts");
   });
