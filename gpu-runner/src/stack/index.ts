@@ -1,2 +1,2 @@
 /** The whole stack on one machine (`npm start`). */
-export { adminToken, startStack, type RunningStack, type StackOptions } from "./start-stack";
+export { adminToken, startEdgeDev, startStack, type EdgeDevOptions, type RunningEdge, type RunningStack, type StackOptions } from "./start-stack";

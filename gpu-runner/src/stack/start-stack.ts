@@ -44,32 +44,35 @@ function wranglerBin(): string {
   return join(require.resolve("wrangler/package.json"), "..", "bin", "wrangler.js");
 }
 
-export async function startStack(options: StackOptions = {}): Promise<RunningStack> {
-  const log = options.log ?? (() => undefined);
-  pullDefaults({ log });
-  const config = loadRunnerConfig({ overrides: { port: options.runnerPort } });
-  const token = adminToken();
-  const edgePort = options.edgePort ?? (Number(process.env.EPICACHE_EDGE_PORT) || 8787);
-  const state = process.env.EPICACHE_EDGE_STATE || join(epicacheHome(), "wrangler");
-  const envFile = join(state, "edge.env");
-  mkdirSync(state, { recursive: true });
+export interface EdgeDevOptions {
+  runnerUrl: string;
+  secret: string;
+  adminToken: string;
+  port: number;
+  /** Wrangler's local state (D1, queues); the env file goes there too. */
+  stateDir: string;
+}
 
-  const runner = await startRunner(config, log);
-  const edgeUrl = `http://127.0.0.1:${edgePort}`;
+export interface RunningEdge {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** The edge under `wrangler dev` with local D1 (migrations applied first) and Queues, talking to `runnerUrl`. */
+export async function startEdgeDev(o: EdgeDevOptions): Promise<RunningEdge> {
+  const url = `http://127.0.0.1:${o.port}`;
+  const envFile = join(o.stateDir, "edge.env");
+  mkdirSync(o.stateDir, { recursive: true });
   // The edge's secrets and the URLs that tie the two together, for wrangler dev only.
-  writeFileSync(envFile, [`RUNNER_SECRET=${config.secret}`, `ADMIN_TOKEN=${token}`, `RUNNER_URLS=${runner.url}`, `EDGE_PUBLIC_URL=${edgeUrl}`, ""].join("\n"), { mode: 0o600 });
-
+  writeFileSync(envFile, [`RUNNER_SECRET=${o.secret}`, `ADMIN_TOKEN=${o.adminToken}`, `RUNNER_URLS=${o.runnerUrl}`, `EDGE_PUBLIC_URL=${url}`, ""].join("\n"), { mode: 0o600 });
   const wrangler = wranglerBin();
-  const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", state], {
+  const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", o.stateDir], {
     cwd: REPO_ROOT, encoding: "utf8", env: { ...process.env, CI: "1" },
   });
-  if (migrate.status !== 0) {
-    await runner.close();
-    throw new EpicacheError("internal", `applying the D1 migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
-  }
+  if (migrate.status !== 0) throw new EpicacheError("internal", `applying the D1 migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
   const edge: ChildProcess = spawn(process.execPath, [
-    wrangler, "dev", "--local", "--ip", "127.0.0.1", "--port", String(edgePort), "--persist-to", state, "--env-file", envFile,
-    "--var", `RUNNER_URLS:${runner.url}`, "--var", `EDGE_PUBLIC_URL:${edgeUrl}`, "--show-interactive-dev-session=false", "--log-level", "warn",
+    wrangler, "dev", "--local", "--ip", "127.0.0.1", "--port", String(o.port), "--persist-to", o.stateDir, "--env-file", envFile,
+    "--var", `RUNNER_URLS:${o.runnerUrl}`, "--var", `EDGE_PUBLIC_URL:${url}`, "--show-interactive-dev-session=false", "--log-level", "warn",
   ], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "1" } });
   let output = "";
   const keep = (d: Buffer) => {
@@ -78,31 +81,50 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
   edge.stdout?.on("data", keep);
   edge.stderr?.on("data", keep);
   const close = async () => {
-    if (edge.exitCode === null) {
-      const exited = new Promise((r) => edge.once("exit", r));
-      edge.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      if (edge.exitCode === null) edge.kill("SIGKILL");
-    }
-    await runner.close();
+    if (edge.exitCode !== null) return;
+    const exited = new Promise((r) => edge.once("exit", r));
+    edge.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (edge.exitCode === null) edge.kill("SIGKILL");
   };
   const deadline = Date.now() + 120_000;
   for (;;) {
-    if (edge.exitCode !== null) {
-      await runner.close();
-      throw new EpicacheError("internal", `wrangler dev exited (${edge.exitCode}):\n${output}`);
-    }
+    if (edge.exitCode !== null) throw new EpicacheError("internal", `wrangler dev exited (${edge.exitCode}):\n${output}`);
     try {
-      const res = await fetch(`${edgeUrl}/healthz`, { signal: AbortSignal.timeout(2000) });
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
       if (res.ok) break;
     } catch {
       // not up yet
     }
     if (Date.now() > deadline) {
       await close();
-      throw new EpicacheError("internal", `the edge did not answer on ${edgeUrl} within 120 s:\n${output}`);
+      throw new EpicacheError("internal", `the edge did not answer on ${url} within 120 s:\n${output}`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  return { runner, edgeUrl, adminToken: token, close };
+  return { url, close };
+}
+
+export async function startStack(options: StackOptions = {}): Promise<RunningStack> {
+  const log = options.log ?? (() => undefined);
+  pullDefaults({ log });
+  const config = loadRunnerConfig({ overrides: { port: options.runnerPort } });
+  const token = adminToken();
+  const port = options.edgePort ?? (Number(process.env.EPICACHE_EDGE_PORT) || 8787);
+  const stateDir = process.env.EPICACHE_EDGE_STATE || join(epicacheHome(), "wrangler");
+  const runner = await startRunner(config, log);
+  let edge: RunningEdge;
+  try {
+    edge = await startEdgeDev({ runnerUrl: runner.url, secret: config.secret, adminToken: token, port, stateDir });
+  } catch (e) {
+    await runner.close();
+    throw e;
+  }
+  return {
+    runner, edgeUrl: edge.url, adminToken: token,
+    close: async () => {
+      await edge.close();
+      await runner.close();
+    },
+  };
 }
