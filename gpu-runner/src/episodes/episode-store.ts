@@ -97,15 +97,22 @@ export class EpisodeStore {
 
   /**
    * Writes the manifest (create-only), then moves the active pointer to its version unless a newer
-   * version is active. `store_conflict` if the version was already published.
+   * version is active. Publishing a manifest again is a retry, not an error: a publish whose manifest
+   * landed but whose pointer did not move (a failure, or an answer lost) must be able to finish.
+   * `store_conflict` if the version was already published with another manifest.
    */
-  async publish(manifest: EpisodeManifest): Promise<PublishResult> {
-    const { tenant, conversation, version } = manifest;
-    await this.objects.put(manifestKey(tenant, conversation, version), encoder.encode(`${JSON.stringify(manifest, null, 1)}\n`), {
+  async publish(given: EpisodeManifest): Promise<PublishResult> {
+    const { tenant, conversation, version } = given;
+    const manifest = await this.objects.put(manifestKey(tenant, conversation, version), encoder.encode(`${JSON.stringify(given, null, 1)}\n`), {
       ifNoneMatch: "*", contentType: "application/json",
-    }).catch((e: EpicacheError) => {
-      if (e.code === "store_conflict") throw new EpicacheError("store_conflict", `version ${version} of ${tenant}/${conversation} is already published`, { cause: e });
-      throw e;
+    }).then(() => given, async (e: EpicacheError) => {
+      if (e.code !== "store_conflict") throw e;
+      // The same manifest but for its time (a build run again): the stored one stands, blobs and all.
+      const stored = await this.readManifest(tenant, conversation, version);
+      if (JSON.stringify({ ...stored, createdAt: "" }) !== JSON.stringify({ ...given, createdAt: "" })) {
+        throw new EpicacheError("store_conflict", `version ${version} of ${tenant}/${conversation} is already published with another manifest`, { cause: e });
+      }
+      return stored;
     });
     const key = activeKey(tenant, conversation);
     for (let attempt = 0; ; attempt++) {
