@@ -25,7 +25,7 @@ const FP = "0123456789abcdef";
 const TENANT = "t1";
 const BUCKET = "faults";
 /** The client's patience: every fault here is over within about two timeouts. */
-const TIMEOUT_MS = 600;
+const TIMEOUT_MS = 1000;
 
 /** A cache whose every key is `mark` and every value `-mark`, so a reader can tell versions apart. */
 function markedCache(mark: number): KvCache {
@@ -62,8 +62,8 @@ const FAULTS: Array<[string, Fault]> = [
   ["503", { kind: "status", status: 503 }],
   ["a reset before the store acts", { kind: "reset", when: "before" }],
   ["a reset after the store acted", { kind: "reset", when: "after" }],
-  ["a request held past the timeout", { kind: "delay", ms: 3 * TIMEOUT_MS, when: "before" }],
-  ["an answer held past the timeout, after the store acted", { kind: "delay", ms: 3 * TIMEOUT_MS, when: "after" }],
+  ["a request held past the timeout", { kind: "delay", ms: 2.5 * TIMEOUT_MS, when: "before" }],
+  ["an answer held past the timeout, after the store acted", { kind: "delay", ms: 2.5 * TIMEOUT_MS, when: "after" }],
 ];
 
 let s3: S3TestServer | undefined;
@@ -170,7 +170,7 @@ describe("the episode store through a faulty network to S3", () => {
       ["PUT", /v2\/episode-0\.kvc$/, { kind: "status", status: 500 }],
       ["PUT", /v2\/episode-1\.kvc$/, { kind: "reset", when: "after" }],
       ["PUT", /v2\/manifest\.json$/, { kind: "status", status: 503 }],
-      ["GET", /active\.json$/, { kind: "delay", ms: 3 * TIMEOUT_MS, when: "before" }],
+      ["GET", /active\.json$/, { kind: "delay", ms: 2.5 * TIMEOUT_MS, when: "before" }],
       ["PUT", /active\.json$/, { kind: "reset", when: "after" }],
     ];
     for (const [method, key, fault] of rules) proxy.fail({ method, key: new RegExp(`/${conversation}/.*${key.source}`), fault });
@@ -200,7 +200,7 @@ describe("the episode store through a faulty network to S3", () => {
       ["503s", { kind: "status", status: 503 }, "store_unavailable"],
       ["500s", { kind: "status", status: 500 }, "store_unavailable"],
       ["resets", { kind: "reset", when: "before" }, "store_unavailable"],
-      ["answers held past the timeout", { kind: "delay", ms: 3 * TIMEOUT_MS, when: "after" }, "store_unavailable"],
+      ["answers held past the timeout", { kind: "delay", ms: 2.5 * TIMEOUT_MS, when: "after" }, "store_unavailable"],
     ];
     for (const [name, fault, code] of cases) {
       test(`${name}: ${code}, never a cache; the next load, once it clears, is whole`, async () => {
