@@ -104,6 +104,9 @@ describe.each(storeSubjects())("episode store on $name", (subject) => {
     // Publishing v3 again is a retry; another manifest for v3 is a conflict.
     expect(await s.publish(v3)).toEqual({ active: "v3", moved: true });
     expect(await codeOf(s.publish({ ...v3, contextTokens: 41 }))).toBe("store_conflict");
+    // Nor can a build write into a published version: its readers check its blobs against its manifest.
+    expect(await codeOf(s.writeEpisode({ tenant: "t1", conversation: "c1", version: "v3" }, 0, markedCache(99), { fingerprint: FP, budget: 4, dtype: "f32" }))).toBe("store_conflict");
+    expect(markOf(await s.loadEpisode(v3, 0))).toBe(30);
     // A crash mid-build of v4: blobs, no manifest. v3 keeps serving.
     await buildVersion(s, "v4", 40, t(4));
     expect((await s.resolve("t1", "c1")).version).toBe("v3");

@@ -81,6 +81,10 @@ export class EpisodeStore {
     meta: { fingerprint: string; budget: number | null; dtype: KvcDtype },
   ): Promise<StoredEpisode> {
     const key = episodeKey(at.tenant, at.conversation, at.version, episode);
+    // A published version never changes: its readers check its blobs against its manifest.
+    if ((await this.objects.head(manifestKey(at.tenant, at.conversation, at.version))) !== null) {
+      throw new EpicacheError("store_conflict", `version ${at.version} of ${at.tenant}/${at.conversation} is already published; a new build needs a new version`);
+    }
     const hash = createHash("sha256");
     let bytes = 0;
     const chunks = encodeKvc(toKvc(cache, meta.fingerprint, meta.budget), meta.dtype, { chunkBytes: 4 << 20 });

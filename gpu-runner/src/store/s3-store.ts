@@ -5,6 +5,9 @@
  * computed and validated only where the protocol requires them (`WHEN_REQUIRED`): several
  * S3-compatible services reject the newer default trailers.
  *
+ * Requests time out (5 s to connect, 60 s idle; EPICACHE_S3_TIMEOUT_MS) and are retried by the SDK
+ * (AWS_MAX_ATTEMPTS, default 3).
+ *
  * Bodies above `multipartThreshold` go up as a multipart upload in parts of `partBytes`, so a stream
  * is never held whole; a failed upload is aborted. Conditional writes use `If-None-Match`/`If-Match`
  * (S3 has honoured both on PutObject and CompleteMultipartUpload since 2024).
@@ -45,6 +48,9 @@ export function s3ClientConfig(env: NodeJS.ProcessEnv = process.env): S3ClientCo
   const endpoint = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
   return {
     region: env.AWS_REGION || env.AWS_DEFAULT_REGION || "us-east-1",
+    // Without timeouts a stalled connection would hold a rebuild or a question forever: 5 s to
+    // connect, and a socket idle for EPICACHE_S3_TIMEOUT_MS (default 60 s) fails (and is retried).
+    requestHandler: { connectionTimeout: 5000, requestTimeout: Number(env.EPICACHE_S3_TIMEOUT_MS) || 60_000 },
     ...(endpoint ? { endpoint } : {}),
     forcePathStyle: env.EPICACHE_S3_FORCE_PATH_STYLE === "1",
     requestChecksumCalculation: "WHEN_REQUIRED",
