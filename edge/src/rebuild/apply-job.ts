@@ -3,7 +3,7 @@
  * applied to the version it builds: progress, failure, or success (centroids stored and the version
  * activated, atomically, never moving the active version back).
  */
-import { EpicacheError, JobStatus, type JobStatus as JobStatusType } from "@epicache/shared";
+import { EpicacheError, JobStatus, isEpicacheError, type JobStatus as JobStatusType } from "@epicache/shared";
 import { callRunner, runnerError } from "../runner/runner-client";
 import type { EdgeConfig } from "../env";
 import { completeVersion, getVersion, markFailed, markProgress, type VersionRecord } from "../db/versions";
@@ -58,7 +58,8 @@ export async function applyJob(db: D1Database, job: JobStatusType): Promise<Vers
 /**
  * Asks the runner that took a submitted rebuild for its job's status and applies it (the polling
  * alternative to the completion callback). A runner that cannot be reached leaves the record as it
- * is; one that no longer knows the job (it restarted) fails the version.
+ * is; one that no longer knows the job (it restarted), or reports success with a result that cannot
+ * be used, fails the version.
  */
 export async function refreshRebuild(db: D1Database, config: Pick<EdgeConfig, "runnerSecret" | "runnerTimeoutMs">, tenantId: string, conversationId: string, record: VersionRecord): Promise<VersionRecord> {
   if (record.status !== "submitted" || record.runnerUrl === null || record.jobId === null) return record;
@@ -78,5 +79,14 @@ export async function refreshRebuild(db: D1Database, config: Pick<EdgeConfig, "r
   }
   const job = JobStatus.safeParse(await response.json().catch(() => null));
   if (!job.success || job.data.tenant !== tenantId || job.data.conversation !== conversationId || job.data.version !== record.version) return record;
-  return applyJob(db, job.data);
+  try {
+    return await applyJob(db, job.data);
+  } catch (e) {
+    // Succeeded with a result that cannot be used (ragged centroids, say): the version can never
+    // become active, so it fails and the previous one keeps serving, rather than every read of the
+    // conversation failing with the same 502 while the runner remembers the job.
+    if (!isEpicacheError(e) || e.code !== "runner_invalid") throw e;
+    await markFailed(db, tenantId, conversationId, record.version, { code: e.code, message: e.message }, new Date().toISOString());
+    return (await getVersion(db, tenantId, conversationId, record.version)) ?? record;
+  }
 }
