@@ -7,6 +7,12 @@ const ID_RULE = "1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a
 /** A tenant, conversation or version id. */
 export const Id = z.string().refine(isValidId, { message: `not a valid id: use ${ID_RULE}` }).openapi({ description: `An id: ${ID_RULE}.`, example: "conv-26" });
 
+// A lone UTF-16 surrogate (legal in a JSON escape, not Unicode) is stored by D1 as invalid UTF-8 and
+// read back as U+FFFD: refused, so that what is stored is what was sent (and distinct message ids
+// stay distinct in the transcript a runner gets).
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const wellFormed = [(s: string) => !LONE_SURROGATE.test(s), { message: "not well-formed Unicode (a lone UTF-16 surrogate)" }] as const;
+
 /** Every error: `{error: {code, message}}`. */
 export const ErrorBody = z
   .object({ error: z.object({ code: z.string().openapi({ example: "not_found" }), message: z.string() }) })
@@ -30,7 +36,7 @@ export function errorResponses(...statuses: (400 | 401 | 403 | 404 | 409 | 413 |
 
 export const CreateTenantRequest = z
   .object({
-    name: z.string().min(1).max(200).openapi({ example: "Acme" }),
+    name: z.string().min(1).max(200).refine(...wellFormed).openapi({ example: "Acme" }),
     limits: z
       .object({
         maxConversations: z.number().int().min(1).optional(),
@@ -54,11 +60,11 @@ export const CreateTenantResponse = z
 
 export const MessageIn = z
   .object({
-    id: z.string().min(1).max(128).openapi({ description: "The client's id of the message: an append with ids already stored adds nothing for them.", example: "m-0001" }),
-    speaker: z.string().min(1).max(200).openapi({ example: "Caroline" }),
-    text: z.string().openapi({ description: "At most MAX_MESSAGE_CHARS characters (413 otherwise).", example: "I went to the LGBTQ support group yesterday." }),
-    timestamp: z.string().max(64).optional().openapi({ example: "1:56 pm on 8 May, 2023" }),
-    session: z.union([z.string().max(128), z.number().int()]).optional().openapi({ example: 1 }),
+    id: z.string().min(1).max(128).refine(...wellFormed).openapi({ description: "The client's id of the message: an append with ids already stored adds nothing for them.", example: "m-0001" }),
+    speaker: z.string().min(1).max(200).refine(...wellFormed).openapi({ example: "Caroline" }),
+    text: z.string().refine(...wellFormed).openapi({ description: "At most MAX_MESSAGE_CHARS characters (413 otherwise).", example: "I went to the LGBTQ support group yesterday." }),
+    timestamp: z.string().max(64).refine(...wellFormed).optional().openapi({ example: "1:56 pm on 8 May, 2023" }),
+    session: z.union([z.string().max(128).refine(...wellFormed), z.number().int()]).optional().openapi({ example: 1 }),
   })
   .strict()
   .openapi("Message");
