@@ -9,7 +9,8 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { ERROR_CODES, httpStatusOf, newWebhookSecret, signRequest, signWebhook, type ErrorCode } from "@epicache/shared";
+import { ERROR_CODES, httpStatusOf, newWebhookSecret, signRequest, signWebhook, type ErrorCode, type TranscriptMessage } from "@epicache/shared";
+import { readTranscript } from "./db/messages";
 import worker from "./index";
 import { HOSTILE_SEGMENTS, body, contentType, headerValue, mostly, nastyString, pathSegment, rarelyPresent, wrongType } from "./testing/arbitraries";
 import { installFakeRunners, json, jobStatus } from "./testing/fake-runner";
@@ -97,7 +98,7 @@ async function expectWellFormed(r: FuzzRequest, res: Response): Promise<void> {
  * At least `minStatuses` different statuses must come back, so that a fuzz stuck at one gate (every request
  * refused by authentication, say) fails instead of passing without reaching the handler.
  */
-async function fuzz<P>(plan: fc.Arbitrary<P>, build: (p: P) => FuzzRequest | Promise<FuzzRequest>, minStatuses = 3): Promise<void> {
+async function fuzz<P>(plan: fc.Arbitrary<P>, build: (p: P) => FuzzRequest | Promise<FuzzRequest>, minStatuses = 3, after?: (p: P, r: FuzzRequest, res: Response) => Promise<void>): Promise<void> {
   const statuses = new Set<number>();
   await fc.assert(
     fc.asyncProperty(plan, async (p) => {
@@ -106,6 +107,7 @@ async function fuzz<P>(plan: fc.Arbitrary<P>, build: (p: P) => FuzzRequest | Pro
       if (res !== undefined) statuses.add(res.status);
       fc.pre(res !== undefined);
       await expectWellFormed(r, res as Response);
+      await after?.(p, r, res as Response);
     }),
     RUNS as fc.Parameters<[P]>,
   );
@@ -219,13 +221,22 @@ describe("fuzzing every public route with tenant A's credentials", { timeout: 60
     }));
   });
 
-  it("POST /v1/conversations/{id}/messages", async () => {
-    await fuzz(fc.record({ id: segment(), auth: authorization(() => a.apiKey), type: contentType, body: body(appendBody, validAppend), stray: strayHeaders }), (p) => ({
-      method: "POST",
-      path: `/v1/conversations/${p.id}/messages`,
-      headers: { ...p.stray, authorization: p.auth, "content-type": p.type },
-      body: p.body,
-    }));
+  it("POST /v1/conversations/{id}/messages (what is stored is what was sent)", async () => {
+    await fuzz(
+      fc.record({ id: segment(), auth: authorization(() => a.apiKey), type: contentType, body: body(appendBody, validAppend), stray: strayHeaders }),
+      (p) => ({ method: "POST", path: `/v1/conversations/${p.id}/messages`, headers: { ...p.stray, authorization: p.auth, "content-type": p.type }, body: p.body }),
+      3,
+      async (p, r, res) => {
+        if (res.status !== 200) return;
+        // Every id sent is in the transcript as sent; a fresh (uuid) message with its content as sent.
+        const sent = (JSON.parse(r.body ?? "") as { messages: (TranscriptMessage & { id: string })[] }).messages;
+        const stored = new Map((await readTranscript(env.DB, a.tenantId, decodeURIComponent(p.id))).map((m) => [m.id, m]));
+        for (const m of sent) {
+          expect(stored.has(m.id), `message id ${JSON.stringify(m.id)} stored as sent`).toBe(true);
+          if (/^[0-9a-f-]{36}$/.test(m.id)) expect(stored.get(m.id)).toEqual(m);
+        }
+      },
+    );
   });
 
   it("GET /v1/conversations/{id}", async () => {
