@@ -172,6 +172,21 @@ describe("tenant isolation: tenant A aims every route at tenant B's data", () =>
     expect(namingB, "runner requests naming B").toEqual([]);
   });
 
+  it("keeps concurrent appends of both tenants to the same conversation id apart, each transcript whole", async () => {
+    const batch = (who: string, k: number) => ({ messages: [0, 1, 2].map((i) => ({ id: `c${k % 4}-${i}`, speaker: who, text: `${who} ${k % 4}.${i}` })) });
+    const sends = Array.from({ length: 8 }, (_, k) => [
+      call("POST", "/v1/conversations/together/messages", { body: batch("A", k), key: world.a.apiKey }),
+      call("POST", "/v1/conversations/together/messages", { body: batch("B", k), key: world.b.apiKey }),
+    ]).flat();
+    expect((await Promise.all(sends)).map((r) => r.status)).toEqual(Array(16).fill(200));
+    for (const [tenant, who] of [[world.a, "A"], [world.b, "B"]] as const) {
+      const rows = await env.DB.prepare("SELECT seq, client_id, speaker FROM messages WHERE tenant_id = ? AND conversation_id = 'together' ORDER BY seq").bind(tenant.tenantId).all<{ seq: number; client_id: string; speaker: string }>();
+      expect(rows.results.map((r) => r.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+      expect(new Set(rows.results.map((r) => r.client_id)).size).toBe(12);
+      expect(rows.results.every((r) => r.speaker === who), `${who}'s transcript holds only ${who}'s messages`).toBe(true);
+    }
+  });
+
   it("covers every route of the OpenAPI document", async () => {
     const doc = (await (await call("GET", "/openapi.json")).json()) as { paths: Record<string, Record<string, unknown>> };
     const routes = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`));
