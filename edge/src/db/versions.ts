@@ -84,6 +84,18 @@ export async function latestVersion(db: D1Database, tenantId: string, conversati
   return row ? toRecord(row) : null;
 }
 
+/**
+ * Submitted rebuilds not heard of for `quietSeconds`, oldest first, across tenants (for the
+ * scheduled poll; each comes with its tenant and conversation).
+ */
+export async function quietSubmitted(db: D1Database, quietBefore: string, limit: number): Promise<Array<{ tenantId: string; conversationId: string; record: VersionRecord }>> {
+  const { results } = await db
+    .prepare("SELECT * FROM versions WHERE status = 'submitted' AND updated_at < ? ORDER BY updated_at LIMIT ?")
+    .bind(quietBefore, limit)
+    .all<VersionRow & { tenant_id: string; conversation_id: string }>();
+  return results.map((r) => ({ tenantId: r.tenant_id, conversationId: r.conversation_id, record: toRecord(r) }));
+}
+
 /** Records that `runnerUrl` accepted the job (only for a version still queued or submitted). */
 export async function markSubmitted(db: D1Database, tenantId: string, conversationId: string, version: string, submitted: { runnerUrl: string; job: JobStatus; messageCount: number }, now: string): Promise<void> {
   await db
