@@ -1,7 +1,8 @@
 /**
  * The whole stack as `npm start` runs it (the runner and the edge under wrangler dev), on loopback
  * ports, with its own store and edge state: create a tenant, append a conversation, send a signed
- * rebuild webhook, wait for the new version, ask three questions, all over HTTP.
+ * rebuild webhook, wait for the new version, ask three questions, all over HTTP. The conversation is
+ * a LoCoMo excerpt when ../shared/data is present, else a committed chat.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -10,13 +11,29 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { signWebhook } from "@epicache/shared";
+import { loadLocomo, signWebhook } from "@epicache/shared";
+import { LOCOMO_FILES } from "../shared/src/testing";
 import { REPO_ROOT } from "../gpu-runner/src/paths";
 import { NEEDS_PULL, pulledModel } from "../gpu-runner/src/testing";
 
 const ready = pulledModel("chat") !== undefined && pulledModel("embedder") !== undefined;
 const ADMIN = `adm_e2e_${randomUUID().replace(/-/g, "")}`;
-const messages = readFileSync(join(REPO_ROOT, "test", "fixtures", "conversation-excerpt.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+/**
+ * A LoCoMo excerpt (conv-26's first two sessions) when the benchmark data is beside the repository,
+ * else the committed three-session chat (test/fixtures), so the test runs on a fresh clone too.
+ */
+async function conversationExcerpt(): Promise<{ source: string; messages: Array<Record<string, unknown>>; questions: string[] }> {
+  const locomo = LOCOMO_FILES.find((f) => f.name === "locomo-dev2.json");
+  if (locomo !== undefined) {
+    const { conversation } = loadLocomo(JSON.parse(await locomo.text()), { sampleId: "conv-26" });
+    const messages = conversation.sessions.slice(0, 2).flatMap((s) =>
+      s.turns.map((t) => ({ id: t.id, speaker: t.speaker, text: t.text, session: s.index, ...(s.date ? { timestamp: s.date } : {}) })),
+    );
+    return { source: "LoCoMo conv-26, sessions 1–2", messages, questions: ["What did Caroline research?", "When did Caroline go to the LGBTQ support group?", "What is Caroline's identity?"] };
+  }
+  const messages = readFileSync(join(REPO_ROOT, "test", "fixtures", "conversation-excerpt.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { source: "test/fixtures/conversation-excerpt.jsonl", messages, questions: ["What class did Maya sign up for?", "Which race is Tom training for?", "Where will Maya move for her new job?"] };
+}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -66,6 +83,8 @@ describe.skipIf(!ready)(`npm start's stack end to end ${NEEDS_PULL}`, () => {
   }, 30_000);
 
   it("creates a tenant, appends a conversation, rebuilds it by webhook and answers questions with their episodes", async () => {
+    const { source, messages, questions } = await conversationExcerpt();
+    console.log(`conversation: ${source}, ${messages.length} messages`);
     const json = async (res: Response) => ({ status: res.status, body: (await res.json()) as Record<string, unknown> });
     const tenant = await json(await fetch(`${edge}/v1/tenants`, { method: "POST", headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" }, body: JSON.stringify({ name: "e2e" }) }));
     expect(tenant.status).toBe(201);
@@ -91,7 +110,6 @@ describe.skipIf(!ready)(`npm start's stack end to end ${NEEDS_PULL}`, () => {
       await new Promise((r) => setTimeout(r, 1000));
     }
 
-    const questions = ["What class did Maya sign up for?", "Which race is Tom training for?", "Where will Maya move for her new job?"];
     for (const question of questions) {
       const answer = await json(await fetch(`${edge}/v1/conversations/maya-tom/query`, { method: "POST", headers: auth, body: JSON.stringify({ question, maxTokens: 16 }) }));
       expect(answer.status).toBe(200);
