@@ -7,14 +7,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadLocomo, signWebhook } from "@epicache/shared";
 import { LOCOMO_FILES } from "../shared/src/testing";
 import { REPO_ROOT } from "../gpu-runner/src/paths";
-import { NEEDS_PULL, pulledModel } from "../gpu-runner/src/testing";
+import { freePort, NEEDS_PULL, pulledModel } from "../gpu-runner/src/testing";
 
 const ready = pulledModel("chat") !== undefined && pulledModel("embedder") !== undefined;
 const ADMIN = `adm_e2e_${randomUUID().replace(/-/g, "")}`;
@@ -35,16 +34,6 @@ async function conversationExcerpt(): Promise<{ source: string; messages: Array<
   return { source: "test/fixtures/conversation-excerpt.jsonl", messages, questions: ["What class did Maya sign up for?", "Which race is Tom training for?", "Where will Maya move for her new job?"] };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === "object" && a !== null ? a.port : 0));
-    });
-  });
-}
 
 describe.skipIf(!ready)(`npm start's stack end to end ${NEEDS_PULL}`, () => {
   const dir = mkdtempSync(join(tmpdir(), "epicache-e2e-"));

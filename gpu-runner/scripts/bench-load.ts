@@ -10,7 +10,6 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -20,6 +19,7 @@ import { pullDefaults } from "../src/models";
 import { REPO_ROOT } from "../src/paths";
 import { loadRunnerConfig, startRunner } from "../src/server";
 import { startEdgeDev } from "../src/stack";
+import { freePort } from "../src/testing/free-port";
 import { startInstantRunner } from "../src/testing/instant-runner";
 
 const { values } = parseArgs({
@@ -34,16 +34,6 @@ const config = {
 };
 const messages = readFileSync(join(REPO_ROOT, "test", "fixtures", "conversation-excerpt.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === "object" && a !== null ? a.port : 0));
-    });
-  });
-}
 
 interface Measured {
   requests: number;

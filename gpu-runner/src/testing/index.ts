@@ -7,3 +7,4 @@ export { writeSafetensors, encodeValues, roundTo, f32ToBf16, type SafetensorsEnt
 export { writeTinyHfCheckpoint, tinyHfTokenizerFiles, type TinyHfSpec, type TinyHfCheckpoint } from "./tiny-safetensors";
 export { maxRelError } from "./compare";
 export { codeOf } from "./code-of";
+export { freePort } from "./free-port";

@@ -6,9 +6,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { epicacheHome, REPO_ROOT } from "../paths";
+import { freePort } from "./free-port";
 
 export const S3_REQUIREMENTS = join(REPO_ROOT, "test", "s3-server", "requirements.txt");
 
@@ -97,14 +97,3 @@ export async function startS3Server(options: { port?: number } = {}): Promise<S3
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
