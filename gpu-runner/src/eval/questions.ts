@@ -5,7 +5,9 @@
  */
 import type { Conversation, QaItem } from "@epicache/shared";
 
-export type Dataset = "locomo" | "realtalk";
+/** The benchmarks an evaluation reads. */
+export const DATASETS = ["locomo", "realtalk"] as const;
+export type Dataset = (typeof DATASETS)[number];
 
 const LOCOMO = ["multi-hop", "temporal", "open-domain", "single-hop", "adversarial"];
 const REALTALK = ["multi-hop", "temporal", "commonsense"];

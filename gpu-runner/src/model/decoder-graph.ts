@@ -45,7 +45,9 @@ import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./wei
 
 export const DECODER_GRAPH_VERSION = 15;
 
-export type Numerics = "ggml" | "exact" | "fast";
+/** The arithmetic a decoder graph computes in (see above). */
+export const NUMERICS = ["ggml", "exact", "fast"] as const;
+export type Numerics = (typeof NUMERICS)[number];
 export const OPSET = 17;
 
 export interface DecoderGraph {

@@ -6,4 +6,4 @@ export { configFromGguf, validateConfig, type LlamaConfig, type RopeScaling } fr
 export { configFromHf } from "./hf-config";
 export { hfWeights } from "./hf-weights";
 export { argmax, seededRandom, sampleWithTemperature } from "./sampling";
-export type { Numerics } from "./decoder-graph";
+export { NUMERICS, type Numerics } from "./decoder-graph";

@@ -35,7 +35,9 @@ export interface KeepPolicy {
   score(layer: LayerScoring): Float32Array[];
 }
 
-export type Allocation = "headwise" | "uniform";
+/** How a layer's budget is spread over its KV heads (see {@link BlockPrefillOptions.allocation}). */
+export const ALLOCATIONS = ["headwise", "uniform"] as const;
+export type Allocation = (typeof ALLOCATIONS)[number];
 
 export interface BlockPrefillOptions {
   /** Tokens per block (B). */

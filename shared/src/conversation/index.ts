@@ -8,6 +8,7 @@ export { loadLocomo, locomoSampleIds, type LoadLocomoOptions } from "./locomo";
 export { loadRealtalk, type LoadRealtalkOptions } from "./realtalk";
 export { loadJsonl, type LoadJsonlOptions } from "./jsonl";
 export {
+  CONVERSATION_FORMATS,
   detectConversationFormat,
   loadConversation,
   type ConversationFormat,

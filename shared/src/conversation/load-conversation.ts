@@ -10,10 +10,20 @@ import { loadRealtalk } from "./realtalk";
  *
  * @example
  * ```ts
+ * CONVERSATION_FORMATS.join(", "); // "locomo, realtalk, jsonl"
+ * ```
+ */
+export const CONVERSATION_FORMATS = ["locomo", "realtalk", "jsonl"] as const;
+
+/**
+ * One of {@link CONVERSATION_FORMATS}.
+ *
+ * @example
+ * ```ts
  * const format: ConversationFormat = detectConversationFormat(text); // "locomo" | "realtalk" | "jsonl"
  * ```
  */
-export type ConversationFormat = "locomo" | "realtalk" | "jsonl";
+export type ConversationFormat = (typeof CONVERSATION_FORMATS)[number];
 
 /**
  * Options of {@link loadConversation}.
