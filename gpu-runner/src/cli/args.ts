@@ -11,6 +11,24 @@ export function numberOption(name: string, raw: string | undefined, fallback: nu
 
 export const isPositiveInt = (n: number) => Number.isInteger(n) && n > 0;
 
+/**
+ * An option with a closed set of values: `fallback` when absent, an `invalid_argument` error naming
+ * the allowed values when it is none of them.
+ */
+export function enumOption<T extends string>(name: string, raw: string, allowed: readonly T[]): T;
+export function enumOption<T extends string>(name: string, raw: string | undefined, allowed: readonly T[], fallback: T): T;
+export function enumOption<T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T | undefined;
+export function enumOption<T extends string>(name: string, raw: string | undefined, allowed: readonly T[], fallback?: T): T | undefined {
+  if (raw === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new EpicacheError("invalid_argument", `--${name} ${JSON.stringify(raw)} is not one of ${allowed.join(", ")}`);
+  return raw as T;
+}
+
+/** The allowed values for a usage line, `fallback` (the default) first: `fast|ggml|exact`. */
+export function choices(allowed: readonly string[], fallback?: string, separator = "|"): string {
+  return (fallback === undefined ? allowed : [fallback, ...allowed.filter((v) => v !== fallback)]).join(separator);
+}
+
 /** Peak resident set size of this process so far. */
 export function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;

@@ -7,6 +7,12 @@ import { openChatModel, type Numerics } from "../model";
 import { defaultStoreLocation, openStore } from "../store";
 import { isPositiveInt, numberOption } from "./args";
 
+export const usage = `\
+  ask --question TEXT [--store STORE] [--tenant local] [--id ID] [--version V] [--max-tokens 64] [--json]
+                                     route to the nearest episode of the active (or given) version
+                                     and answer from its cache
+`;
+
 export async function askCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv, strict: true,

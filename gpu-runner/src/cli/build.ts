@@ -5,14 +5,29 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import { EpicacheError, isValidId, KVC_DTYPES, loadConversation, newVersionId, validateId, type ConversationFormat, type KvcDtype } from "@epicache/shared";
+import { CONVERSATION_FORMATS, EpicacheError, isValidId, KVC_DTYPES, loadConversation, newVersionId, validateId } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
 import { buildEpisodes, EpisodeStore } from "../episodes";
-import { openChatModel, type Numerics } from "../model";
+import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
-import { isMethod, METHODS } from "../press";
+import { ALLOCATIONS } from "../prefill";
+import { METHODS } from "../press";
 import { defaultStoreLocation, openStore } from "../store";
-import { isPositiveInt, numberOption } from "./args";
+import { choices, enumOption, isPositiveInt, numberOption } from "./args";
+
+const ALLOC = ["on", "off"] as const;
+
+export const usage = `\
+  build --conversation FILE [--out STORE] [--tenant local] [--id ID] [--version V] [--dtype ${choices(KVC_DTYPES, "f16")}] [--gc-grace 3600]
+        [--format ${choices(CONVERSATION_FORMATS)}] [--sample ID] [--method M]
+        [--episodes 4] [--budget 1024] [--block 512] [--alpha 2] [--alloc ${choices(ALLOC)}] [--heads ${choices(ALLOCATIONS)}] [--n-medoid 1]
+        [--max-context N] [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--json]
+                                     a conversation's episode caches, published as its new active
+                                     version. M: ${choices(METHODS, "epicache", ", ")}.
+                                     STORE: a directory (default .epicache/store) or s3://bucket/prefix
+                                     (AWS_* environment; EPICACHE_S3_FORCE_PATH_STYLE=1).
+                                     Inactive versions older than the grace (seconds) are collected first
+`;
 
 export async function buildCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -30,30 +45,25 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const location = values.out ?? defaultStoreLocation();
   const tenant = validateId("tenant", values.tenant ?? "local");
   const version = validateId("version", values.version ?? newVersionId());
-  const dtype = (values.dtype ?? "f16") as KvcDtype;
-  if (!KVC_DTYPES.includes(dtype)) throw new EpicacheError("invalid_argument", `--dtype ${JSON.stringify(dtype)} is not one of ${KVC_DTYPES.join(", ")}`);
-  const store = new EpisodeStore(openStore(location));
+  const dtype = enumOption("dtype", values.dtype, KVC_DTYPES, "f16");
   const graceSeconds = numberOption("gc-grace", values["gc-grace"], 3600, (n) => n >= 0);
-  const method = values.method ?? "epicache";
-  if (!isMethod(method)) throw new EpicacheError("invalid_argument", `--method ${JSON.stringify(method)} is not one of ${METHODS.join(", ")}`);
-  if (values.alloc !== undefined && values.alloc !== "on" && values.alloc !== "off") throw new EpicacheError("invalid_argument", `--alloc is on or off, not ${JSON.stringify(values.alloc)}`);
-  if (values.heads !== undefined && values.heads !== "headwise" && values.heads !== "uniform") throw new EpicacheError("invalid_argument", `--heads is headwise or uniform, not ${JSON.stringify(values.heads)}`);
-  const format = values.format as ConversationFormat | undefined;
-  if (format !== undefined && !["locomo", "realtalk", "jsonl"].includes(format)) throw new EpicacheError("invalid_argument", `--format ${JSON.stringify(format)} is not locomo, realtalk or jsonl`);
-  const numerics = (values.numerics ?? "fast") as Numerics;
-  if (!["fast", "exact", "ggml"].includes(numerics)) throw new EpicacheError("invalid_argument", `--numerics ${JSON.stringify(numerics)} is not fast, exact or ggml`);
+  const method = enumOption("method", values.method, METHODS, "epicache");
+  const alloc = enumOption("alloc", values.alloc, ALLOC);
+  const format = enumOption("format", values.format, CONVERSATION_FORMATS);
+  const numerics = enumOption("numerics", values.numerics, NUMERICS, "fast");
   const opts = {
     method,
     episodes: numberOption("episodes", values.episodes, 4, isPositiveInt),
     budget: numberOption("budget", values.budget, 1024, isPositiveInt),
     blockSize: numberOption("block", values.block, 512, isPositiveInt),
     alpha: numberOption("alpha", values.alpha, 2, (n) => n >= 0),
-    alloc: values.alloc === undefined ? undefined : values.alloc === "on",
-    headAllocation: values.heads as "headwise" | "uniform" | undefined,
+    alloc: alloc === undefined ? undefined : alloc === "on",
+    headAllocation: enumOption("heads", values.heads, ALLOCATIONS),
     nMedoid: numberOption("n-medoid", values["n-medoid"], 1, isPositiveInt),
     seed: numberOption("seed", values.seed, 42, (n) => Number.isInteger(n) && n >= 0),
     maxContext: values["max-context"] === undefined ? undefined : numberOption("max-context", values["max-context"], 0, isPositiveInt),
   };
+  const store = new EpisodeStore(openStore(location));
   let text: string;
   try {
     text = readFileSync(values.conversation, "utf8");

@@ -3,9 +3,14 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { EpicacheError } from "@epicache/shared";
 import { calibrate } from "../episodes";
-import { openChatModel, type Numerics } from "../model";
+import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
-import { isPositiveInt, numberOption } from "./args";
+import { choices, enumOption, isPositiveInt, numberOption } from "./args";
+
+export const usage = `\
+  calibrate [--text FILE] [--budget 1024] [--block 512] [--sinks 128] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--json]
+                                     measure layer sensitivity; saved next to the model
+`;
 
 export async function calibrateCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -15,6 +20,10 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
       numerics: { type: "string" }, json: { type: "boolean", default: false },
     },
   });
+  const numerics = enumOption("numerics", values.numerics, NUMERICS, "fast");
+  const budget = numberOption("budget", values.budget, 1024, isPositiveInt);
+  const blockSize = numberOption("block", values.block, 512, isPositiveInt);
+  const sinks = numberOption("sinks", values.sinks, 128, isPositiveInt);
   let text: string | undefined;
   if (values.text !== undefined) {
     try {
@@ -24,14 +33,9 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
     }
   }
   const log = (m: string) => process.stderr.write(`${m}\n`);
-  const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { numerics: (values.numerics ?? "fast") as Numerics, log });
+  const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { numerics, log });
   try {
-    const { profile, path } = await calibrate(model, {
-      text, log,
-      budget: numberOption("budget", values.budget, 1024, isPositiveInt),
-      blockSize: numberOption("block", values.block, 512, isPositiveInt),
-      sinks: numberOption("sinks", values.sinks, 128, isPositiveInt),
-    });
+    const { profile, path } = await calibrate(model, { text, log, budget, blockSize, sinks });
     if (values.json) process.stdout.write(`${JSON.stringify(profile)}\n`);
     else {
       process.stdout.write(`layer sensitivity (1 − key cosine), ${profile.comparedTokens} tokens compared:\n`);

@@ -1,8 +1,14 @@
 /** `epicache demo` (`npm start`): pulls the default models if needed, then answers one chat prompt. */
+import { parseArgs } from "node:util";
 import { generate, openChatModel } from "../model";
 import { pullDefaults } from "../models";
 
-export async function demoCommand(_argv: string[]): Promise<number> {
+export const usage = `\
+  demo                               a short generation on the default model (what \`npm start\` runs)
+`;
+
+export async function demoCommand(argv: string[]): Promise<number> {
+  parseArgs({ args: argv, strict: true, options: {} }); // no options: refuse any
   const log = (m: string) => process.stderr.write(`${m}\n`);
   const [chat] = pullDefaults({ log });
   const model = await openChatModel(chat.path, { log });

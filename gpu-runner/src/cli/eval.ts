@@ -4,10 +4,19 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { EpicacheError } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
-import { EVAL_METHODS, renderPlot, renderTable, runEval, type Dataset, type EvalConfig } from "../eval";
-import { openChatModel, type Numerics } from "../model";
+import { DATASETS, EVAL_METHODS, renderPlot, renderTable, runEval, type EvalConfig } from "../eval";
+import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
-import { isPositiveInt, numberOption } from "./args";
+import { choices, enumOption, isPositiveInt, numberOption } from "./args";
+
+export const usage = `\
+  eval --data FILE --out DIR [--format ${choices(DATASETS, "locomo")}] [--conversations IDS] [--methods M,…]
+       [--budgets 512,1024,2048] [--max-context 7000] [--episodes 4] [--block 512]
+       [--max-answer-tokens 32] [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH]
+                                     F1 and KL(full ‖ method) per method × budget × category:
+                                     results.jsonl, table.md, f1.svg, kl.svg.
+                                     M (default all): ${choices(EVAL_METHODS, undefined, ", ")}
+`;
 
 export async function evalCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -20,10 +29,9 @@ export async function evalCommand(argv: string[]): Promise<number> {
   });
   if (!values.data) throw new EpicacheError("invalid_argument", "eval needs --data FILE (a LoCoMo or REALTALK file, or a folder of REALTALK files)");
   if (!values.out) throw new EpicacheError("invalid_argument", "eval needs --out DIR");
-  const format = (values.format ?? "locomo") as Dataset;
-  if (format !== "locomo" && format !== "realtalk") throw new EpicacheError("invalid_argument", `--format is locomo or realtalk, not ${JSON.stringify(values.format)}`);
-  const methods = (values.methods ?? EVAL_METHODS.join(",")).split(",").map((m) => m.trim()).filter(Boolean);
-  for (const m of methods) if (!(EVAL_METHODS as readonly string[]).includes(m)) throw new EpicacheError("invalid_argument", `--methods: "${m}" is not one of ${EVAL_METHODS.join(", ")}`);
+  const format = enumOption("format", values.format, DATASETS, "locomo");
+  const methods = (values.methods ?? EVAL_METHODS.join(",")).split(",").map((m) => m.trim()).filter(Boolean).map((m) => enumOption("methods", m, EVAL_METHODS));
+  const numerics = enumOption("numerics", values.numerics, NUMERICS, "fast");
   const budgets = (values.budgets ?? "512,1024,2048").split(",").map((b) => numberOption("budgets", b, 0, isPositiveInt));
   const config: EvalConfig = {
     data: values.data, format, methods, budgets,
@@ -33,11 +41,11 @@ export async function evalCommand(argv: string[]): Promise<number> {
     block: numberOption("block", values.block, 512, isPositiveInt),
     maxAnswerTokens: numberOption("max-answer-tokens", values["max-answer-tokens"], 32, isPositiveInt),
     seed: numberOption("seed", values.seed, 42, (n) => Number.isInteger(n) && n >= 0),
-    numerics: values.numerics ?? "fast",
+    numerics,
   };
   const log = (m: string) => process.stderr.write(`${tty ? "\r\x1b[K" : ""}${m}\n`);
   const tty = process.stderr.isTTY;
-  const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { numerics: config.numerics as Numerics, log });
+  const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { numerics, log });
   const embedder = await openEmbedder();
   const started = performance.now();
   try {

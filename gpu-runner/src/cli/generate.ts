@@ -1,10 +1,18 @@
 /** `epicache generate`: raw or chat completion on a chat model, streamed. */
 import { parseArgs } from "node:util";
 import { EpicacheError } from "@epicache/shared";
-import { generate, openChatModel } from "../model";
+import { generate, NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 
-import { numberOption as number } from "./args";
+import { choices, enumOption, numberOption as number } from "./args";
+
+export const usage = `\
+  generate --prompt TEXT [--max-tokens N] [--chat] [--temperature T] [--seed S] [--json] [--model PATH]
+           [--numerics ${choices(NUMERICS)}]   PATH: a .gguf file or a Hugging Face checkpoint directory
+                                     ggml (GGUF default): llama.cpp's arithmetic, token for token;
+                                     exact: f32; fast: quantised matrices stay quantised (int8
+                                     products), the fastest on CPU. Hugging Face checkpoints: exact
+`;
 
 export async function generateCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -25,10 +33,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
   const temperature = number("temperature", values.temperature, 0, (n) => n >= 0 && n <= 100);
   const seed = number("seed", values.seed, 0, (n) => Number.isInteger(n) && n >= 0);
   // Unset: the model's own default (ggml for GGUF files, exact for Hugging Face checkpoints).
-  const numerics = values.numerics;
-  if (numerics !== undefined && numerics !== "ggml" && numerics !== "exact" && numerics !== "fast") {
-    throw new EpicacheError("invalid_argument", `--numerics ${JSON.stringify(numerics)} is not valid (ggml, exact or fast)`);
-  }
+  const numerics = enumOption("numerics", values.numerics, NUMERICS);
   const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), {
     numerics,
     log: (m) => process.stderr.write(`${m}\n`),

