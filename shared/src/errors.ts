@@ -40,7 +40,13 @@ export const ERROR_CODES = {
   /** A conversation file (LoCoMo JSON, REALTALK JSON, JSONL) that is malformed; the message names the place. */
   conversation_invalid: 400,
   // models and files
+  /** No model where it was looked for (a path, the model cache); the message says how to get it. */
   model_not_found: 404,
+  /**
+   * A model other than the one asked for: its fingerprint differs from the one a manifest (or an
+   * evaluation) records, so its caches would be read with the wrong weights.
+   */
+  model_mismatch: 409,
   model_checksum_mismatch: 422,
   model_fetch_failed: 502,
   tool_missing: 500,

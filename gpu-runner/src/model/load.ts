@@ -5,7 +5,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { EpicacheError } from "@epicache/shared";
 import { openGguf } from "../gguf";
 import { openSafetensorsCheckpoint } from "../safetensors";
@@ -67,6 +67,55 @@ export function sha256Files(paths: readonly string[]): string {
   return hash.digest("hex");
 }
 
+const fingerprints = new Map<string, string>();
+
+/**
+ * The fingerprint of `paths` (the first 16 hex digits of `digest()`), remembered while every file keeps
+ * its inode, size and times: checking a model's fingerprint and then opening it hashes it once.
+ */
+function rememberedFingerprint(paths: readonly string[], digest: () => string): string {
+  const key = paths.map((p) => {
+    const s = statSync(p, { throwIfNoEntry: false });
+    if (s === undefined) throw new EpicacheError("model_not_found", `${p} does not exist`);
+    return `${resolve(p)}\0${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+  }).join("\n");
+  let fingerprint = fingerprints.get(key);
+  if (fingerprint === undefined) {
+    fingerprint = digest().slice(0, 16);
+    fingerprints.set(key, fingerprint);
+  }
+  return fingerprint;
+}
+
+/** The files a checkpoint directory's fingerprint covers: config.json, then the safetensors files. */
+function checkpointFiles(dir: string): string[] {
+  const ckpt = openSafetensorsCheckpoint(dir);
+  const files = ckpt.paths;
+  ckpt.close();
+  return [join(dir, "config.json"), ...files];
+}
+
+/**
+ * {@link ChatModel.fingerprint} of the model at `path` (a .gguf file or a checkpoint directory) without
+ * opening it: what a caller checks before paying for the decoder graph.
+ */
+export function modelFingerprint(path: string): string {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch (e) {
+    throw new EpicacheError("model_not_found", `chat model ${path} does not exist: ${(e as Error).message}`);
+  }
+  if (isDirectory) {
+    const files = checkpointFiles(path);
+    return rememberedFingerprint(files, () => sha256Files(files));
+  }
+  if (!path.endsWith(".gguf")) {
+    throw new EpicacheError("model_unsupported", `${path}: a chat model is a .gguf file or a Hugging Face checkpoint directory`);
+  }
+  return rememberedFingerprint([path], () => sha256File(path));
+}
+
 export interface OpenModelOptions {
   runtime?: RuntimeOptions;
   /**
@@ -96,7 +145,7 @@ export async function openChatModel(path: string, opts: OpenModelOptions = {}): 
   try {
     const config = configFromGguf(file);
     const tokenizer = TextTokenizer.fromGguf(file);
-    const fingerprint = sha256File(path).slice(0, 16);
+    const fingerprint = rememberedFingerprint([path], () => sha256File(path));
     return await startModel(path, ggufWeights(file, config, fingerprint), tokenizer, opts.numerics ?? "ggml", opts);
   } finally {
     file.close();
@@ -123,10 +172,8 @@ async function openHfChatModel(dir: string, opts: OpenModelOptions): Promise<Cha
   if (tokenizer.vocabSize > config.vocabSize) {
     throw new EpicacheError("model_invalid", `${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model has only ${config.vocabSize}`);
   }
-  const ckpt = openSafetensorsCheckpoint(dir);
-  const files = ckpt.paths;
-  ckpt.close();
-  const fingerprint = sha256Files([configPath, ...files]).slice(0, 16);
+  const files = checkpointFiles(dir);
+  const fingerprint = rememberedFingerprint(files, () => sha256Files(files));
   const weights = hfWeights(dir, config, fingerprint);
   try {
     return await startModel(dir, weights, tokenizer, numerics, opts);
