@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadLocomo, signWebhook } from "@epicache/shared";
-import { LOCOMO_FILES } from "../shared/src/testing";
+import { benchFile } from "../shared/src/testing";
 import { REPO_ROOT } from "../gpu-runner/src/paths";
 import { freePort, NEEDS_PULL, pulledModel } from "../gpu-runner/src/testing";
 
@@ -19,10 +19,11 @@ const ready = pulledModel("chat") !== undefined && pulledModel("embedder") !== u
 const ADMIN = `adm_e2e_${randomUUID().replace(/-/g, "")}`;
 /**
  * A LoCoMo excerpt (conv-26's first two sessions) when the benchmark data is beside the repository,
- * else the committed three-session chat (test/fixtures), so the test runs on a fresh clone too.
+ * else the committed three-session chat (test/fixtures), so the test runs on a fresh clone too
+ * (under EPICACHE_REQUIRE_DATA=1 the benchmark data must be there).
  */
 async function conversationExcerpt(): Promise<{ source: string; messages: Array<Record<string, unknown>>; questions: string[] }> {
-  const locomo = LOCOMO_FILES.find((f) => f.name === "locomo-dev2.json");
+  const locomo = benchFile("locomo", "locomo-dev2.json");
   if (locomo !== undefined) {
     const { conversation } = loadLocomo(JSON.parse(await locomo.text()), { sampleId: "conv-26" });
     const messages = conversation.sessions.slice(0, 2).flatMap((s) =>

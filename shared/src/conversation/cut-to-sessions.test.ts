@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LOCOMO_FILES, NEEDS_BENCH_DATA, thrown } from "../testing";
+import { benchFile, NEEDS_BENCH_DATA, thrown } from "../testing";
 import type { Conversation } from "./conversation";
 import { cutToSessions } from "./cut-to-sessions";
 import { loadLocomo } from "./locomo";
@@ -60,7 +60,7 @@ describe("cutToSessions", () => {
     for (const max of [-1, Number.NaN]) expect(thrown(() => cutToSessions(conversation, max, words)).code).toBe("invalid_argument");
   });
 
-  const dev = LOCOMO_FILES.find((f) => f.name === "locomo-dev2.json");
+  const dev = benchFile("locomo", "locomo-dev2.json");
   it.skipIf(!dev)(`cuts conv-26 at a session boundary ${NEEDS_BENCH_DATA}`, async () => {
     const { conversation: conv26 } = loadLocomo(await (dev as NonNullable<typeof dev>).text());
     const chars = (text: string): number => text.length;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LOCOMO_FILES, NEEDS_BENCH_DATA, REALTALK_FILES, thrown } from "../testing";
+import { benchFiles, NEEDS_BENCH_DATA, thrown } from "../testing";
 import { detectConversationFormat, loadConversation } from "./load-conversation";
 
 const locomo = JSON.stringify([
@@ -55,8 +55,9 @@ describe("loadConversation", () => {
     expect(thrown(() => loadConversation(jsonl, { format: "realtalk" })).message).toContain("REALTALK JSON is not valid JSON");
   });
 
-  it.skipIf(LOCOMO_FILES.length + REALTALK_FILES.length === 0)(`detects the real files ${NEEDS_BENCH_DATA}`, async () => {
-    for (const file of LOCOMO_FILES) expect(detectConversationFormat(await file.text()), file.name).toBe("locomo");
-    for (const file of REALTALK_FILES) expect(detectConversationFormat(await file.text()), file.name).toBe("realtalk");
+  const [locomoFiles, realtalkFiles] = [benchFiles("locomo"), benchFiles("realtalk")];
+  it.skipIf(locomoFiles.length + realtalkFiles.length === 0)(`detects the real files ${NEEDS_BENCH_DATA}`, async () => {
+    for (const file of locomoFiles) expect(detectConversationFormat(await file.text()), file.name).toBe("locomo");
+    for (const file of realtalkFiles) expect(detectConversationFormat(await file.text()), file.name).toBe("realtalk");
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LOCOMO_FILES, NEEDS_BENCH_DATA, thrown } from "../testing";
+import { benchFile, NEEDS_BENCH_DATA, thrown } from "../testing";
 import { loadLocomo, locomoSampleIds } from "./locomo";
 
 type Json = Record<string, unknown>;
@@ -154,10 +154,10 @@ describe("loadLocomo", () => {
   });
 });
 
-describe(`LoCoMo data ${NEEDS_BENCH_DATA}`, () => {
-  const dev = LOCOMO_FILES.find((f) => f.name === "locomo-dev2.json");
+describe("LoCoMo data", () => {
+  const dev = benchFile("locomo", "locomo-dev2.json");
 
-  it.skipIf(!dev)("loads conv-26 and conv-30 of locomo-dev2.json", async () => {
+  it.skipIf(!dev)(`loads conv-26 and conv-30 of locomo-dev2.json ${NEEDS_BENCH_DATA}`, async () => {
     const text = await (dev as NonNullable<typeof dev>).text();
     const data: unknown = JSON.parse(text);
     expect(locomoSampleIds(data)).toEqual(["conv-26", "conv-30"]);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { NEEDS_BENCH_DATA, REALTALK_FILES, thrown } from "../testing";
+import { benchFile, benchFiles, NEEDS_BENCH_DATA, thrown } from "../testing";
 import { loadRealtalk } from "./realtalk";
 
 type Json = Record<string, unknown>;
@@ -103,7 +103,7 @@ describe("loadRealtalk", () => {
   });
 });
 
-describe(`REALTALK data ${NEEDS_BENCH_DATA}`, () => {
+describe("REALTALK data", () => {
   // Turn and QA counts of the ten files, counted independently of this loader.
   const expected: Record<string, { turns: number; qa: number; speakers: [string, string] }> = {
     "Chat_1_Emi_Elise.json": { turns: 476, qa: 70, speakers: ["Emi", "elise"] },
@@ -118,9 +118,10 @@ describe(`REALTALK data ${NEEDS_BENCH_DATA}`, () => {
     "Chat_10_Fahim_Muhhamed.json": { turns: 662, qa: 85, speakers: ["Fahim Khan", "Muhhamed"] },
   };
 
-  it.skipIf(REALTALK_FILES.length === 0)("loads all ten REALTALK conversations", async () => {
-    expect(REALTALK_FILES.map((f) => f.name)).toEqual(Object.keys(expected));
-    for (const file of REALTALK_FILES) {
+  const files = benchFiles("realtalk");
+  it.skipIf(files.length === 0)(`loads all ten REALTALK conversations ${NEEDS_BENCH_DATA}`, async () => {
+    expect(files.map((f) => f.name)).toEqual(Object.keys(expected));
+    for (const file of files) {
       const { conversation, qa } = loadRealtalk(await file.text());
       const want = expected[file.name];
       const turns = conversation.sessions.flatMap((s) => s.turns);
@@ -134,8 +135,8 @@ describe(`REALTALK data ${NEEDS_BENCH_DATA}`, () => {
     }
   });
 
-  const first = REALTALK_FILES.find((f) => f.name === "Chat_1_Emi_Elise.json");
-  it.skipIf(!first)("reads Chat_1_Emi_Elise.json in detail", async () => {
+  const first = benchFile("realtalk", "Chat_1_Emi_Elise.json");
+  it.skipIf(!first)(`reads Chat_1_Emi_Elise.json in detail ${NEEDS_BENCH_DATA}`, async () => {
     const { conversation, qa } = loadRealtalk(await (first as NonNullable<typeof first>).text());
     expect(conversation.id).toBe("realtalk-emi-elise");
     expect(conversation.sessions).toHaveLength(18);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LOCOMO_FILES, NEEDS_BENCH_DATA, REALTALK_FILES } from "../testing";
+import { benchFile, NEEDS_BENCH_DATA } from "../testing";
 import type { Conversation } from "./conversation";
 import { loadLocomo } from "./locomo";
 import { loadRealtalk } from "./realtalk";
@@ -53,7 +53,7 @@ describe("renderContext", () => {
     expect(with_(["Ann", "Bo", "Cy"])).toBe("Below is a conversation between Ann, Bo and Cy.");
   });
 
-  const dev = LOCOMO_FILES.find((f) => f.name === "locomo-dev2.json");
+  const dev = benchFile("locomo", "locomo-dev2.json");
   it.skipIf(!dev)(`renders conv-26 ${NEEDS_BENCH_DATA}`, async () => {
     const { conversation: conv26 } = loadLocomo(await (dev as NonNullable<typeof dev>).text());
     const text = renderContext(conv26);
@@ -69,7 +69,7 @@ describe("renderContext", () => {
     expect(lines.filter((l) => l.includes(" [shares an image: "))).toHaveLength(116);
   });
 
-  const chat1 = REALTALK_FILES.find((f) => f.name === "Chat_1_Emi_Elise.json");
+  const chat1 = benchFile("realtalk", "Chat_1_Emi_Elise.json");
   it.skipIf(!chat1)(`renders Chat_1_Emi_Elise ${NEEDS_BENCH_DATA}`, async () => {
     const { conversation: chat } = loadRealtalk(await (chat1 as NonNullable<typeof chat1>).text());
     const lines = renderContext(chat).split("\n");

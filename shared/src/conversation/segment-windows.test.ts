@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { LOCOMO_FILES, NEEDS_BENCH_DATA, thrown } from "../testing";
+import { benchFile, NEEDS_BENCH_DATA, thrown } from "../testing";
 import type { Conversation, Session } from "./conversation";
 import { loadLocomo } from "./locomo";
 import { segmentWindows } from "./segment-windows";
@@ -63,7 +63,7 @@ describe("segmentWindows", () => {
     }
   });
 
-  const dev = LOCOMO_FILES.find((f) => f.name === "locomo-dev2.json");
+  const dev = benchFile("locomo", "locomo-dev2.json");
   it.skipIf(!dev)(`cuts conv-26 into 105 windows ${NEEDS_BENCH_DATA}`, async () => {
     const { conversation } = loadLocomo(await (dev as NonNullable<typeof dev>).text(), { sampleId: "conv-26" });
     const windows = segmentWindows(conversation);
