@@ -4,13 +4,15 @@ import { EpicacheError, validateId } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
 import { askEpisodes, EpisodeStore } from "../episodes";
 import { openChatModel, type Numerics } from "../model";
+import { findChatModel } from "../models";
 import { defaultStoreLocation, openStore } from "../store";
 import { isPositiveInt, numberOption } from "./args";
 
 export const usage = `\
-  ask --question TEXT [--store STORE] [--tenant local] [--id ID] [--version V] [--max-tokens 64] [--json]
+  ask --question TEXT [--store STORE] [--tenant local] [--id ID] [--version V] [--max-tokens 64] [--model PATH] [--json]
                                      route to the nearest episode of the active (or given) version
-                                     and answer from its cache
+                                     and answer from its cache, with the model its manifest names
+                                     (found in the model cache by fingerprint, or PATH, checked)
 `;
 
 export async function askCommand(argv: string[]): Promise<number> {
@@ -19,6 +21,7 @@ export async function askCommand(argv: string[]): Promise<number> {
     options: {
       store: { type: "string" }, tenant: { type: "string" }, id: { type: "string" }, version: { type: "string" },
       question: { type: "string" }, json: { type: "boolean", default: false }, "max-tokens": { type: "string" },
+      model: { type: "string" },
     },
   });
   if (values.question === undefined) throw new EpicacheError("invalid_argument", "ask needs --question TEXT");
@@ -38,7 +41,10 @@ export async function askCommand(argv: string[]): Promise<number> {
   validateId("conversation", id);
   const manifest = values.version === undefined ? await store.resolve(tenant, id) : await store.readManifest(tenant, id, validateId("version", values.version));
   const log = (m: string) => process.stderr.write(`${m}\n`);
-  const model = await openChatModel(manifest.model.path, { numerics: manifest.model.numerics as Numerics, log });
+  // The manifest names the model by id and fingerprint: found in this machine's model cache, or the
+  // given file checked against it.
+  const path = findChatModel(manifest.model, { model: values.model ?? (process.env.EPICACHE_CHAT_MODEL || undefined) });
+  const model = await openChatModel(path, { numerics: manifest.model.numerics as Numerics, log });
   const embedder = await openEmbedder();
   try {
     const result = await askEpisodes(model, embedder, store, manifest, values.question, { maxTokens });

@@ -30,7 +30,7 @@ export async function askEpisodes(
   if (question.trim() === "") throw new EpicacheError("invalid_argument", "the question is empty");
   const where = `${store.location} ${manifest.tenant}/${manifest.conversation} version ${manifest.version}`;
   if (manifest.model.fingerprint !== model.fingerprint) {
-    throw new EpicacheError("store_invalid", `${where} was built with another model (${manifest.model.path}, fingerprint ${manifest.model.fingerprint}); this one is ${model.fingerprint}`);
+    throw new EpicacheError("model_mismatch", `${where} was built with model ${manifest.model.id} (fingerprint ${manifest.model.fingerprint}); this one is ${model.fingerprint}`);
   }
   if (manifest.embedder.modelId !== embedder.modelId) {
     throw new EpicacheError("store_invalid", `${where} was routed with ${manifest.embedder.modelId}; this embedder is ${embedder.modelId}`);

@@ -89,7 +89,8 @@ describe.skipIf(!embedderPath)(`episodes end to end on a tiny chat model ${NEEDS
     writeFileSync(other, tinyGguf({ architecture: "llama", numLayers: 3, seed: 6 }).bytes);
     const otherModel = await openChatModel(other, { graphRoot: join(dir, "graphs"), numerics: "exact" });
     try {
-      await expect(askEpisodes(otherModel, embedder, store, m, "hi?")).rejects.toMatchObject({ code: "store_invalid" });
+      await expect(askEpisodes(otherModel, embedder, store, m, "hi?")).rejects.toMatchObject({ code: "model_mismatch" });
+      expect(m.model.id).toBe("tiny.gguf");
     } finally {
       await otherModel.decoder.release();
     }

@@ -7,6 +7,7 @@
 import { cutToSessions, EpicacheError, l2Normalize, renderContext, segmentWindows, type Conversation, type KvcDtype } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { KvCache, type ChatModel } from "../model";
+import { chatModelRef } from "../models";
 import { blockPrefill, layerBudgets, type Allocation } from "../prefill";
 import { chatFrame, policyFor, type Method } from "../press";
 import { profileFor } from "./calibration";
@@ -145,7 +146,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
   const manifest: EpisodeManifest = {
     format: MANIFEST_FORMAT,
     tenant: target.tenant, conversation: target.conversation, version: target.version,
-    model: { path: model.path, fingerprint: model.fingerprint, numerics: model.numerics, layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim },
+    model: { ...chatModelRef(model), numerics: model.numerics, layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim },
     embedder: { modelId: embedder.modelId, dimension: embedder.dimension },
     method: opts.method, budget, block: opts.blockSize, layerBudgets: budgets,
     contextTokens: context.length, dtype, episodes, createdAt: new Date().toISOString(),

@@ -3,6 +3,7 @@
  * profile exists yet).
  */
 import type { ChatModel } from "../model";
+import { chatModelRef } from "../models";
 import { calibrationText, loadProfile, measureSensitivity, saveProfile, type SavedProfile } from "../prefill";
 import { chatFrame, streamingLlmPolicy } from "../press";
 
@@ -30,7 +31,7 @@ export async function calibrate(model: ChatModel, opts: CalibrationOptions = {})
   opts.log?.(`calibrating on ${tokens.length} tokens: full attention, then squeezed to ${budget} entries per head (${sinks} sinks) in blocks of ${blockSize}`);
   const measured = await measureSensitivity(model.decoder, tokens, { budget, blockSize, squeeze: streamingLlmPolicy(sinks) });
   const profile: SavedProfile = {
-    ...measured, fingerprint: model.fingerprint, model: model.path, budget, blockSize, sinks, tokens: tokens.length, measuredAt: new Date().toISOString(),
+    ...measured, fingerprint: model.fingerprint, model: chatModelRef(model).id, budget, blockSize, sinks, tokens: tokens.length, measuredAt: new Date().toISOString(),
   };
   return { profile, path: saveProfile(model.path, profile) };
 }

@@ -47,7 +47,7 @@ async function buildVersion(store: EpisodeStore, version: string, mark: number, 
   }
   return {
     format: MANIFEST_FORMAT, ...at,
-    model: { path: "m.gguf", fingerprint: FP, numerics: "exact", layers: SHAPE.numLayers, kvHeads: SHAPE.numKvHeads, headDim: SHAPE.headDim },
+    model: { id: "m.gguf", fingerprint: FP, numerics: "exact", layers: SHAPE.numLayers, kvHeads: SHAPE.numKvHeads, headDim: SHAPE.headDim },
     embedder: { modelId: "e", dimension: 2 }, method: "epicache", budget: 4, block: 8, layerBudgets: [4, 4], contextTokens: 40,
     dtype: "f32", episodes: entries, createdAt,
   };
@@ -218,7 +218,7 @@ describe.skipIf(!chatPath)(`a stored cache on SmolLM2 ${NEEDS_PULL}`, () => {
       const stored = await store.writeEpisode(at, 0, cache, { fingerprint: model.fingerprint, budget: null, dtype: "f32" });
       const manifest: EpisodeManifest = {
         format: MANIFEST_FORMAT, ...at,
-        model: { path: chatPath as string, fingerprint: model.fingerprint, numerics: "exact", layers: model.config.numLayers, kvHeads: model.config.numKvHeads, headDim: model.config.headDim },
+        model: { id: "smollm2-135m-instruct-q4_1", fingerprint: model.fingerprint, numerics: "exact", layers: model.config.numLayers, kvHeads: model.config.numKvHeads, headDim: model.config.headDim },
         embedder: { modelId: "e", dimension: 1 }, method: "full", budget: null, block: 512, layerBudgets: null, contextTokens: history.length,
         dtype: "f32", episodes: [{ id: 0, ...stored, centroid: [1], windows: [], representatives: [], entries: cache.entries }], createdAt: t(0),
       };

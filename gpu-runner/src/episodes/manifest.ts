@@ -2,19 +2,28 @@
  * The manifest of one built version of a conversation's episode caches
  * (`…/versions/{version}/manifest.json`): what the caches were built with and from, the episodes'
  * centroids for routing, and each cache's key, size and SHA-256. Written after every cache it names.
+ *
+ * The model is named by id and fingerprint, never by a path, so a store built on one machine is read
+ * on another (`findChatModel` finds the model there).
  */
 import { EpicacheError, isValidId } from "@epicache/shared";
 import type { KvcDtype } from "@epicache/shared";
+import { chatModelRef, type ModelRef } from "../models";
 
-export const MANIFEST_FORMAT = "epicache-episodes/2";
+export const MANIFEST_FORMAT = "epicache-episodes/3";
+/**
+ * The previous format, still read. It named the model by the builder's path, which is dropped: the
+ * id is derived from the fingerprint (a registered model's id) or else the path's last part.
+ */
+export const MANIFEST_FORMAT_2 = "epicache-episodes/2";
 
 export interface EpisodeManifest {
-  format: typeof MANIFEST_FORMAT;
+  format: typeof MANIFEST_FORMAT | typeof MANIFEST_FORMAT_2;
   tenant: string;
   conversation: string;
   version: string;
   /** The model the caches were built with, and the numerics (asking uses the same). */
-  model: { path: string; fingerprint: string; numerics: string; layers: number; kvHeads: number; headDim: number };
+  model: ModelRef & { numerics: string; layers: number; kvHeads: number; headDim: number };
   embedder: { modelId: string; dimension: number };
   method: string;
   budget: number | null;
@@ -54,11 +63,17 @@ export function parseManifest(text: string, source: string): EpisodeManifest {
   };
   const o = m as Partial<EpisodeManifest>;
   if (typeof o !== "object" || o === null) bad("not a JSON object");
-  if (o.format !== MANIFEST_FORMAT) bad(`format ${JSON.stringify(o.format)} is not ${MANIFEST_FORMAT}`);
+  if (o.format !== MANIFEST_FORMAT && o.format !== MANIFEST_FORMAT_2) bad(`format ${JSON.stringify(o.format)} is not ${MANIFEST_FORMAT} (or ${MANIFEST_FORMAT_2})`);
   for (const k of ["tenant", "conversation", "version"] as const) if (!isValidId(o[k])) bad(`${k} ${JSON.stringify(o[k])} is not a valid id`);
   if (!Array.isArray(o.episodes) || o.episodes.length === 0) bad("no episodes");
   const model = o.model;
   if (typeof model?.fingerprint !== "string" || !Number.isInteger(model.layers) || !Number.isInteger(model.kvHeads) || !Number.isInteger(model.headDim)) bad("no model shape and fingerprint");
+  if (o.format === MANIFEST_FORMAT_2 && model !== undefined) {
+    const { path, ...rest } = model as typeof model & { path?: unknown };
+    o.model = { ...rest, id: chatModelRef({ path: typeof path === "string" ? path : "unnamed", fingerprint: model.fingerprint }).id };
+  } else if (typeof model?.id !== "string" || model.id === "") {
+    bad("the model has no id");
+  }
   const dimension = o.embedder?.dimension;
   for (const [i, e] of (o.episodes ?? []).entries()) {
     if (e?.id !== i) bad(`episode ${i} has id ${JSON.stringify(e?.id)}`);

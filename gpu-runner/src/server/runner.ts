@@ -19,6 +19,7 @@ import {
 import type { OnnxEmbedder } from "../embedder";
 import { buildEpisodes, EpisodeStore, LoadedEpisodes, questionPrompt, type EpisodeManifest } from "../episodes";
 import { generate, type ChatModel } from "../model";
+import { chatModelRef } from "../models";
 import { chatFrame } from "../press";
 import type { RunnerConfig } from "./config";
 import { RunnerMetrics } from "./metrics";
@@ -150,7 +151,7 @@ export class Runner {
 
   private checkModel(manifest: EpisodeManifest): void {
     if (manifest.model.fingerprint !== this.model.fingerprint) {
-      throw new EpicacheError("store_invalid", `version ${manifest.version} was built with model ${manifest.model.fingerprint}; this runner serves ${this.model.fingerprint}`);
+      throw new EpicacheError("model_mismatch", `version ${manifest.version} was built with model ${manifest.model.id} (fingerprint ${manifest.model.fingerprint}); this runner serves ${chatModelRef(this.model).id} (fingerprint ${this.model.fingerprint})`);
     }
   }
 
