@@ -97,5 +97,16 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     const again = await runEval(model, embedder, config, out);
     expect(again).toHaveLength(rows.length);
     await expect(runEval(model, embedder, { ...config, budgets: [8192] }, out)).rejects.toMatchObject({ code: "invalid_argument" });
+
+    // The model is recorded by id and fingerprint. A config written before that (the builder's path
+    // as the model) resumes on the same weights; other weights are refused rather than mixed in.
+    const configPath = join(out, "config.json");
+    const recorded = JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>;
+    expect(recorded).toMatchObject({ model: "tiny.gguf", fingerprint: model.fingerprint });
+    writeFileSync(configPath, `${JSON.stringify({ ...recorded, model: "/another/machine/tiny.gguf" }, null, 1)}\n`);
+    expect(await runEval(model, embedder, config, out)).toHaveLength(rows.length);
+    expect(JSON.parse(readFileSync(configPath, "utf8"))).toEqual(recorded);
+    writeFileSync(configPath, `${JSON.stringify({ ...recorded, fingerprint: "0123456789abcdef" }, null, 1)}\n`);
+    await expect(runEval(model, embedder, config, out)).rejects.toMatchObject({ code: "model_mismatch", message: expect.stringContaining("0123456789abcdef") });
   });
 });

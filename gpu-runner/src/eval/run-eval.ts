@@ -17,6 +17,7 @@ import type { OnnxEmbedder } from "../embedder";
 import { buildEpisodes, EpisodeStore, questionPrompt, type EpisodeManifest } from "../episodes";
 import { FsObjectStore } from "../store";
 import { generate, type ChatModel, type KvCache } from "../model";
+import { chatModelRef, type ModelRef } from "../models";
 import { chatFrame, isMethod, type Method } from "../press";
 import { meanKl, teacherForced } from "./fidelity";
 import { selectQuestions, type Dataset, type EvalQuestion } from "./questions";
@@ -91,10 +92,9 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
   for (const m of config.methods) if (!(EVAL_METHODS as readonly string[]).includes(m)) throw new EpicacheError("invalid_argument", `method "${m}" is not one of ${EVAL_METHODS.join(", ")}`);
   mkdirSync(outDir, { recursive: true });
   const configPath = join(outDir, "config.json");
-  const configText = `${JSON.stringify({ ...config, model: model.path, fingerprint: model.fingerprint }, null, 1)}\n`;
-  if (existsSync(configPath) && readFileSync(configPath, "utf8") !== configText) {
-    throw new EpicacheError("invalid_argument", `${outDir} holds results of another configuration (config.json differs); use another --out`);
-  }
+  const ref = chatModelRef(model);
+  const configText = `${JSON.stringify({ ...config, model: ref.id, fingerprint: ref.fingerprint }, null, 1)}\n`;
+  if (existsSync(configPath)) checkResumable(readFileSync(configPath, "utf8"), configText, ref, outDir);
   writeFileSync(configPath, configText);
   const resultsPath = join(outDir, "results.jsonl");
   const rows: ResultRow[] = existsSync(resultsPath)
@@ -188,6 +188,26 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
     }
   }
   return rows;
+}
+
+/**
+ * Refuses to add results to `outDir` when its config.json records another configuration or other
+ * weights. The model's name is not compared: configs written before models were named by id hold the
+ * builder's path there, and the fingerprint says whether the weights are the same.
+ */
+function checkResumable(previousText: string, configText: string, ref: ModelRef, outDir: string): void {
+  let previous: Record<string, unknown>;
+  try {
+    previous = JSON.parse(previousText) as Record<string, unknown>;
+  } catch (e) {
+    throw new EpicacheError("invalid_argument", `${outDir}/config.json: ${(e as Error).message}; use another --out`);
+  }
+  if (previous.fingerprint !== ref.fingerprint) {
+    throw new EpicacheError("model_mismatch", `${outDir} holds results of model ${String(previous.model)} (fingerprint ${String(previous.fingerprint)}), not of ${ref.id} (fingerprint ${ref.fingerprint}): pass that model with --model, or use another --out`);
+  }
+  if (`${JSON.stringify({ ...previous, model: ref.id }, null, 1)}\n` !== configText) {
+    throw new EpicacheError("invalid_argument", `${outDir} holds results of another configuration (config.json differs); use another --out`);
+  }
 }
 
 interface BuiltJob {
