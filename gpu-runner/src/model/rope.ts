@@ -5,6 +5,11 @@
 import type { LlamaConfig } from "./config";
 
 export function ropeInvFreq(c: Pick<LlamaConfig, "headDim" | "ropeTheta" | "ropeScaling">): Float32Array {
+  return Float32Array.from(ropeInvFreq64(c));
+}
+
+/** {@link ropeInvFreq} in float64, unrounded (for the float64 reference forward). */
+export function ropeInvFreq64(c: Pick<LlamaConfig, "headDim" | "ropeTheta" | "ropeScaling">): Float64Array {
   const half = c.headDim / 2;
   const inv = new Float64Array(half);
   for (let i = 0; i < half; i++) inv[i] = 1 / c.ropeTheta ** ((2 * i) / c.headDim);
@@ -21,7 +26,7 @@ export function ropeInvFreq(c: Pick<LlamaConfig, "headDim" | "ropeTheta" | "rope
       }
     }
   }
-  return Float32Array.from(inv);
+  return inv;
 }
 
 /**

@@ -1,6 +1,6 @@
 export { writeGguf, quantize, f32ToF16, type MetaEntry, type TensorEntry } from "./gguf-writer";
 export { tinyGguf, byteToUnicode, TINY_MERGES, CHATML_TEMPLATE, type TinySpec } from "./tiny-model";
-export { referenceForward, type ReferenceResult } from "./reference";
+export { keptWeights, referenceForward, type ReferenceResult } from "./reference";
 export { f16Value } from "./gguf-writer";
 export { pulledModel, NEEDS_PULL } from "./pulled";
 export { writeSafetensors, encodeValues, roundTo, f32ToBf16, type SafetensorsEntry, type WritableDtype } from "./safetensors-writer";

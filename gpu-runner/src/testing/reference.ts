@@ -1,13 +1,15 @@
 /**
  * A float64 reference forward pass of the Llama-family decoder, written for clarity, not speed. It
- * reads the same weights as the graph and is what the graph's outputs are checked against.
+ * reads the same weights as the graph and is what the graph's outputs are checked against: on tiny
+ * generated checkpoints, and on the real model (`reference-parity.test.ts`), where a prompt of a few
+ * hundred tokens takes seconds because each weight row is read once for all tokens.
  */
 import type { LlamaConfig } from "../model/config";
-import { ropeInvFreq } from "../model/rope";
+import { ropeInvFreq64 } from "../model/rope";
 import type { LayerTensor, WeightSource } from "../model/weights";
 
 export interface ReferenceResult {
-  /** [T][V] */
+  /** [R][V]: the logits of the rows asked for (every token by default). */
   logits: Float64Array[];
   /** Per layer, [kvHeads][T][headDim], RoPE applied. */
   keys: Float64Array[][][];
@@ -19,16 +21,41 @@ export interface ReferenceResult {
   scores: Float64Array[][] | null;
 }
 
-/** x · Wᵀ for W stored [out, in]. */
-function linear(x: Float64Array, w: Float32Array, out: number, bias?: Float32Array): Float64Array {
-  const n = x.length;
-  const y = new Float64Array(out);
+/**
+ * x · Wᵀ for every row x of `xs`, W stored [out, in]. Each weight row is read once for all rows, four
+ * rows at a time (it stays in cache); every sum still runs bias first, then over `in` in order.
+ */
+function linear(xs: readonly Float64Array[], w: Float32Array, out: number, bias?: Float32Array): Float64Array[] {
+  const n = xs[0]?.length ?? 0;
+  const T = xs.length;
+  const ys = xs.map(() => new Float64Array(out));
   for (let o = 0; o < out; o++) {
-    let s = bias ? bias[o] : 0;
-    for (let i = 0; i < n; i++) s += x[i] * w[o * n + i];
-    y[o] = s;
+    const row = w.subarray(o * n, (o + 1) * n);
+    const b = bias ? bias[o] : 0;
+    let t = 0;
+    for (; t + 4 <= T; t += 4) {
+      const [x0, x1, x2, x3] = [xs[t], xs[t + 1], xs[t + 2], xs[t + 3]];
+      let s0 = b, s1 = b, s2 = b, s3 = b;
+      for (let i = 0; i < n; i++) {
+        const r = row[i];
+        s0 += x0[i] * r;
+        s1 += x1[i] * r;
+        s2 += x2[i] * r;
+        s3 += x3[i] * r;
+      }
+      ys[t][o] = s0;
+      ys[t + 1][o] = s1;
+      ys[t + 2][o] = s2;
+      ys[t + 3][o] = s3;
+    }
+    for (; t < T; t++) {
+      const x = xs[t];
+      let s = b;
+      for (let i = 0; i < n; i++) s += x[i] * row[i];
+      ys[t][o] = s;
+    }
   }
-  return y;
+  return ys;
 }
 
 function rmsNorm(x: Float64Array, w: Float32Array, eps: number): Float64Array {
@@ -38,7 +65,7 @@ function rmsNorm(x: Float64Array, w: Float32Array, eps: number): Float64Array {
   return x.map((v, i) => v * inv * w[i]);
 }
 
-function rope(x: Float64Array, pos: number, inv: Float32Array): Float64Array {
+function rope(x: Float64Array, pos: number, inv: Float64Array): Float64Array {
   const half = x.length / 2;
   const y = new Float64Array(x.length);
   for (let i = 0; i < half; i++) {
@@ -52,19 +79,20 @@ function rope(x: Float64Array, pos: number, inv: Float32Array): Float64Array {
 
 /**
  * Runs `tokens` at `positions` from an empty cache, causally; the last `scoreSpan` tokens are the
- * scoring span.
+ * scoring span; logits for the rows in `logitRows` (default every token).
  */
 export function referenceForward(
   weights: WeightSource,
   tokens: readonly number[],
   positions: readonly number[] = tokens.map((_, i) => i),
   scoreSpan = 0,
+  logitRows: readonly number[] = tokens.map((_, i) => i),
 ): ReferenceResult {
   const c: LlamaConfig = weights.config;
   const E = c.hiddenSize, H = c.numHeads, KV = c.numKvHeads, D = c.headDim, F = c.intermediateSize, V = c.vocabSize;
   const G = H / KV;
   const T = tokens.length;
-  const inv = ropeInvFreq(c);
+  const inv = ropeInvFreq64(c);
   const emb = weights.global("tokenEmbedding");
   let xs: Float64Array[] = tokens.map((t) => Float64Array.from(emb.subarray(t * E, (t + 1) * E)));
   const keys: Float64Array[][][] = [];
@@ -79,17 +107,17 @@ export function referenceForward(
     const qs: Float64Array[][] = []; // [T][H] of [D]
     const K: Float64Array[][] = Array.from({ length: KV }, () => []);
     const Vv: Float64Array[][] = Array.from({ length: KV }, () => []);
+    const hs = xs.map((x) => rmsNorm(x, attnNorm, c.rmsNormEps)); // [T][E]
+    const q = linear(hs, wq, H * D, bq), k = linear(hs, wk, KV * D, bk), v = linear(hs, wv, KV * D, bv);
     for (let t = 0; t < T; t++) {
-      const h = rmsNorm(xs[t], attnNorm, c.rmsNormEps);
-      const q = linear(h, wq, H * D, bq), k = linear(h, wk, KV * D, bk), v = linear(h, wv, KV * D, bv);
       const head = (a: Float64Array, i: number, norm?: Float32Array) => {
         const x = a.slice(i * D, (i + 1) * D);
         return rope(norm ? rmsNorm(x, norm, c.rmsNormEps) : x, positions[t], inv);
       };
-      qs.push(Array.from({ length: H }, (_, i) => head(q, i, qn)));
+      qs.push(Array.from({ length: H }, (_, i) => head(q[t], i, qn)));
       for (let j = 0; j < KV; j++) {
-        K[j].push(head(k, j, kn));
-        Vv[j].push(v.slice(j * D, (j + 1) * D));
+        K[j].push(head(k[t], j, kn));
+        Vv[j].push(v[t].slice(j * D, (j + 1) * D));
       }
     }
     keys.push(K);
@@ -114,7 +142,7 @@ export function referenceForward(
       }
       scores.push(best);
     }
-    const next: Float64Array[] = [];
+    const ctxs: Float64Array[] = [];
     for (let t = 0; t < T; t++) {
       const ctx = new Float64Array(H * D);
       for (let i = 0; i < H; i++) {
@@ -131,20 +159,41 @@ export function referenceForward(
         for (let s = 0; s <= t; s++) sum += scores[s] = Math.exp(scores[s] - max);
         for (let s = 0; s <= t; s++) for (let d = 0; d < D; d++) ctx[i * D + d] += (scores[s] / sum) * Vv[j][s][d];
       }
-      const x = Float64Array.from(xs[t]);
-      const o = linear(ctx, wo, E);
-      for (let e = 0; e < E; e++) x[e] += o[e];
-      const h2 = rmsNorm(x, ffnNorm, c.rmsNormEps);
-      const gate = linear(h2, wGate, F), up = linear(h2, wUp, F);
-      const act = gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]);
-      const down = linear(act, wDown, E);
-      for (let e = 0; e < E; e++) x[e] += down[e];
-      next.push(x);
+      ctxs.push(ctx);
     }
+    const o = linear(ctxs, wo, E);
+    const mid = xs.map((x, t) => x.map((v, e) => v + o[t][e])); // [T][E], after attention
+    const h2 = mid.map((x) => rmsNorm(x, ffnNorm, c.rmsNormEps));
+    const gate = linear(h2, wGate, F), up = linear(h2, wUp, F);
+    const act = gate.map((g, t) => g.map((gi, i) => (gi / (1 + Math.exp(-gi))) * up[t][i]));
+    const down = linear(act, wDown, E);
+    const next = mid.map((x, t) => x.map((v, e) => v + down[t][e]));
     xs = next;
   }
   const norm = weights.global("outputNorm");
   const out = weights.global("output");
-  const logits = xs.map((x) => linear(rmsNorm(x, norm, c.rmsNormEps), out, V));
+  const logits = linear(logitRows.map((t) => rmsNorm(xs[t], norm, c.rmsNormEps)), out, V);
   return { logits, keys, values, scores: scoreSpan > 0 ? scores : null };
+}
+
+/**
+ * `weights` with every tensor dequantised once and kept (about 4 bytes per parameter), for running the
+ * reference over several prompts of a real model.
+ */
+export function keptWeights(weights: WeightSource): WeightSource {
+  const kept = new Map<string, Float32Array>();
+  const keep = (key: string, read: () => Float32Array) => {
+    let t = kept.get(key);
+    if (!t) kept.set(key, (t = read()));
+    return t;
+  };
+  return {
+    config: weights.config,
+    fingerprint: weights.fingerprint,
+    global: (name) => keep(name, () => weights.global(name)),
+    layer: (index, name) => keep(`${index}.${name}`, () => weights.layer(index, name)),
+    storage: (name, layer) => weights.storage(name, layer),
+    blocks: (name, layer) => weights.blocks(name, layer),
+    close: () => weights.close(),
+  };
 }
