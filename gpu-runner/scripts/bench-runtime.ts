@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { openGguf } from "../src/gguf";
-import { configFromGguf, KvCache, openChatModel } from "../src/model";
+import { configFromGguf, cpuPathOf, KvCache, openChatModel, type CpuPath } from "../src/model";
 import type { Numerics } from "../src/model/decoder-graph";
 import { argmax, seededRandom } from "../src/model/sampling";
 import { requireModel } from "../src/models";
@@ -46,6 +46,8 @@ interface Side {
   decodeTokensPerSecond: number;
   blockPrefillTokensPerSecond: number | null;
   peakRssBytes: number;
+  /** llama.cpp's CPU path (its side only): the kernels it ran with here. */
+  cpuPath?: CpuPath;
 }
 
 function promptIds(vocab: number): number[] {
@@ -117,6 +119,7 @@ async function llamaCpp(): Promise<Side> {
     if (++n >= config.decodeTokens) break;
   }
   const decode = seconds(t0);
+  const systemInfo = llama.systemInfo;
   await context.dispose();
   await llama.dispose();
   return {
@@ -124,6 +127,7 @@ async function llamaCpp(): Promise<Side> {
     decodeTokensPerSecond: n / decode,
     blockPrefillTokensPerSecond: null,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    cpuPath: cpuPathOf(systemInfo),
   };
 }
 
@@ -143,12 +147,14 @@ const reference = run("llama.cpp");
 const result = {
   measuredAt: new Date().toISOString(),
   config,
+  cpuPath: reference.cpuPath,
   epicache,
   llamaCpp: reference,
   prefillRatio: epicache.prefillTokensPerSecond / reference.prefillTokensPerSecond,
   decodeRatio: epicache.decodeTokensPerSecond / reference.decodeTokensPerSecond,
 };
 const f = (v: number) => v.toFixed(1);
+console.log(`llama.cpp CPU path: ${reference.cpuPath}`);
 console.log(`prefill ${config.contextTokens} tokens: ${f(epicache.prefillTokensPerSecond)} tokens/s here, ${f(reference.prefillTokensPerSecond)} llama.cpp (ratio ${result.prefillRatio.toFixed(2)})`);
 console.log(`decode ${config.decodeTokens} tokens after ${config.contextTokens}: ${f(epicache.decodeTokensPerSecond)} tokens/s here, ${f(reference.decodeTokensPerSecond)} llama.cpp (ratio ${result.decodeRatio.toFixed(2)})`);
 console.log(`block-wise prefill (B ${config.blockSize}, budget ${config.budget}, scoring on): ${f(epicache.blockPrefillTokensPerSecond ?? 0)} tokens/s here`);

@@ -1,7 +1,7 @@
 /** `epicache generate`: raw or chat completion on a chat model, streamed. */
 import { parseArgs } from "node:util";
 import { EpicacheError } from "@epicache/shared";
-import { generate, NUMERICS, openChatModel } from "../model";
+import { EMULATED_CPU_PATHS, generate, hostCpuPath, NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 
 import { choices, enumOption, numberOption as number } from "./args";
@@ -9,7 +9,8 @@ import { choices, enumOption, numberOption as number } from "./args";
 export const usage = `\
   generate --prompt TEXT [--max-tokens N] [--chat] [--temperature T] [--seed S] [--json] [--model PATH]
            [--numerics ${choices(NUMERICS)}]   PATH: a .gguf file or a Hugging Face checkpoint directory
-                                     ggml (GGUF default): llama.cpp's arithmetic, token for token;
+                                     ggml (GGUF default): llama.cpp's arithmetic, token for token
+                                     where its kernels are emulated (AMX CPUs; --json says cpuPath);
                                      exact: f32; fast: quantised matrices stay quantised (int8
                                      products), the fastest on CPU. Hugging Face checkpoints: exact
 `;
@@ -50,7 +51,13 @@ export async function generateCommand(argv: string[]): Promise<number> {
       text += t.text;
       if (!values.json) process.stdout.write(t.text);
     }
-    if (values.json) process.stdout.write(`${JSON.stringify({ text, tokens, promptTokens: prompt.length })}\n`);
+    if (values.json) {
+      // cpuPath: the kernels llama.cpp takes on this CPU; `ggml` numerics match it token for token
+      // only on the emulated paths (README, "Parity with llama.cpp").
+      const cpuPath = hostCpuPath();
+      const llamaCppIdentical = model.numerics === "ggml" && EMULATED_CPU_PATHS.includes(cpuPath);
+      process.stdout.write(`${JSON.stringify({ text, tokens, promptTokens: prompt.length, numerics: model.numerics, cpuPath, llamaCppIdentical })}\n`);
+    }
     else process.stdout.write("\n");
     return 0;
   } finally {

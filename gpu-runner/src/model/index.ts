@@ -7,3 +7,4 @@ export { configFromHf } from "./hf-config";
 export { hfWeights } from "./hf-weights";
 export { argmax, seededRandom, sampleWithTemperature } from "./sampling";
 export { NUMERICS, type Numerics } from "./decoder-graph";
+export { cpuPathOf, hostCpuPath, EMULATED_CPU_PATHS, type CpuPath } from "./cpu-path";

@@ -1,10 +1,22 @@
 /**
  * Parity with llama.cpp (through node-llama-cpp, a devDependency): the same GGUF, the same prompt
- * token ids, 48 greedy tokens from each runtime, compared token for token. Tokenization is compared
- * separately on a fixed set of strings.
+ * token ids, 48 greedy tokens from each runtime, compared token for token, and the next-token
+ * distribution after each prompt, compared by the largest difference of a probability. Tokenization
+ * is compared separately on a fixed set of strings.
+ *
+ * Token-for-token identity holds only where the `ggml` numerics reproduce llama.cpp's kernels (the
+ * CPU paths in {@link EMULATED_CPU_PATHS}); there llama.cpp runs without flash attention, the path
+ * the emulation follows. Elsewhere llama.cpp's plain path sums in another order, and on AVX2 strays
+ * from the exact result by more than its flash-attention path does, so the comparison is with the
+ * flash-attention path, by distribution.
  */
-import { availableParallelism } from "node:os";
-import { generate, type ChatModel } from "../model";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { generate, type ChatModel, type Numerics } from "../model";
+import { REPO_ROOT } from "../paths";
+import { EMULATED_CPU_PATHS, type CpuPath } from "../model/cpu-path";
+import { LlamaCpp } from "./llama-cpp";
+import { maxProbDiff, ourNextToken } from "./next-token";
 
 export interface ParityPrompt {
   kind: "raw" | "chat";
@@ -23,6 +35,24 @@ export const PARITY_PROMPTS: readonly ParityPrompt[] = [
   { kind: "chat", text: "Explain what a KV cache is in one paragraph." },
   { kind: "chat", text: "Caroline said she went to an LGBTQ support group yesterday. What did Caroline do yesterday?" },
 ];
+
+/**
+ * A chat prompt of about 300 tokens: the first 16 messages of the committed conversation excerpt and
+ * a question, so the reference comparisons cover attention over a longer context than the short
+ * parity prompts (and over the 16-token line where the graph's chunked attention starts).
+ */
+function conversationPrompt(): ParityPrompt {
+  const lines = readFileSync(join(REPO_ROOT, "test", "fixtures", "conversation-excerpt.jsonl"), "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .slice(0, 16)
+    .map((l) => JSON.parse(l) as { speaker: string; text: string });
+  const history = lines.map((m) => `${m.speaker} said, "${m.text}"`).join("\n");
+  return { kind: "chat", text: `${history}\n\nAnswer in a few words: what class did Maya sign up for?` };
+}
+
+/** The parity prompts and one longer conversation prompt: what the float64 reference is compared on. */
+export const REFERENCE_PROMPTS: readonly ParityPrompt[] = [...PARITY_PROMPTS, conversationPrompt()];
 
 export const TOKENIZER_SAMPLES: readonly string[] = [
   "Hello world",
@@ -45,11 +75,23 @@ export interface PromptParity {
   identical: boolean;
   /** First differing position, or -1. */
   firstDiff: number;
+  /** The largest difference of a probability between the two next-token distributions after the prompt. */
+  nextTokenDiff: number;
 }
 
 export interface ParityReport {
+  /** llama.cpp's CPU path here, and its own system info line. */
+  cpuPath: CpuPath;
+  systemInfo: string;
+  /** Whether this runtime's numerics reproduce that path (then generations are compared token for token). */
+  emulated: boolean;
+  /** The llama.cpp attention path compared with: its plain kernels where emulated, flash attention elsewhere. */
+  flashAttention: boolean;
+  numerics: string;
   prompts: PromptParity[];
   identical: number;
+  /** The largest {@link PromptParity.nextTokenDiff} over the prompts. */
+  maxNextTokenDiff: number;
   /** Wall-clock milliseconds per generated token (prefill included), this runtime and llama.cpp. */
   msPerToken: { ours: number; reference: number };
   /** CPU threads each runtime was given. */
@@ -58,6 +100,24 @@ export interface ParityReport {
 }
 
 export const PARITY_TOKENS = 48;
+
+/**
+ * Largest difference of a next-token probability from the float64 reference that each numerics is
+ * held to, over {@link REFERENCE_PROMPTS}. `exact` computes the model in f32 (measured ≤ 2.6e-6).
+ * `fast` and `ggml` quantise every matrix product's input to 8 bits per 32 values, as llama.cpp
+ * does, which moves a probability by up to 0.114 (`fast`) and 0.069 (`ggml`) on these prompts, where
+ * llama.cpp itself strays by 0.083 (0.062 with flash attention): README, "Parity with llama.cpp".
+ */
+export const REFERENCE_BOUND: Record<Numerics, number> = { exact: 1e-5, fast: 0.2, ggml: 0.1 };
+
+/**
+ * Largest difference of a next-token probability from llama.cpp's after a parity prompt. `emulated`:
+ * on the CPU path the `ggml` numerics reproduce, against its plain attention (measured 2.2e-4 at
+ * most). Elsewhere, per numerics, against llama.cpp's flash-attention path, which stays closer to the
+ * exact result than its plain path there: `ggml` measured 0.040 on both the AVX-512 and the AVX2
+ * path, `exact` 0.062 and `fast` 0.069 on AVX-512 (README, "Parity with llama.cpp").
+ */
+export const NEXT_TOKEN_BOUND: Record<Numerics | "emulated", number> = { emulated: 1e-3, ggml: 0.08, exact: 0.1, fast: 0.15 };
 
 function firstDiff(a: readonly number[], b: readonly number[]): number {
   const n = Math.max(a.length, b.length);
@@ -69,20 +129,33 @@ export function promptIds(model: ChatModel, p: ParityPrompt): number[] {
   return p.kind === "chat" ? model.tokenizer.encodeChat([{ role: "user", content: p.text }]) : model.tokenizer.encodePrompt(p.text);
 }
 
-/** Runs every parity prompt through both runtimes. */
-export async function runParity(model: ChatModel, opts: { log?: (line: string) => void } = {}): Promise<ParityReport> {
-  // node-llama-cpp defaults to at least 4 threads, which on a 2-core machine is very slow: pin it.
-  const threads = availableParallelism();
-  const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
-  const llama = await getLlama({ gpu: false, build: "never", skipDownload: true, logLevel: LlamaLogLevel.error, maxThreads: threads });
-  const ref = await llama.loadModel({ modelPath: model.path, gpuLayers: 0 });
-  const context = await ref.createContext({ contextSize: 1024, batchSize: 512, sequences: 1, threads, flashAttention: false });
-  const sequence = context.getSequence();
+/** Whether `model`'s numerics reproduce llama.cpp's kernels on `cpuPath` bit for bit. */
+export function emulates(model: ChatModel, cpuPath: CpuPath): boolean {
+  return model.numerics === "ggml" && EMULATED_CPU_PATHS.includes(cpuPath);
+}
+
+/**
+ * Runs every parity prompt through both runtimes: 48 greedy tokens each, and the next-token
+ * distribution after the prompt. llama.cpp runs with flash attention off where this runtime emulates
+ * its kernels and on elsewhere, unless `flashAttention` says otherwise.
+ */
+export async function runParity(model: ChatModel, opts: { flashAttention?: boolean; log?: (line: string) => void } = {}): Promise<ParityReport> {
+  const probe = await LlamaCpp.open(model.path, { flashAttention: false });
+  const cpuPath = probe.cpuPath;
+  const systemInfo = probe.systemInfo;
+  const emulated = emulates(model, cpuPath);
+  const flashAttention = opts.flashAttention ?? !emulated;
+  let ref = probe;
+  if (flashAttention) {
+    await probe.dispose();
+    ref = await LlamaCpp.open(model.path, { flashAttention });
+  }
+  opts.log?.(`llama.cpp CPU path: ${cpuPath} (${systemInfo.trim()}); ${emulated ? "emulated by" : "not emulated by"} ${model.numerics} numerics; flash attention ${flashAttention ? "on" : "off"}`);
   try {
     const tokenizer = TOKENIZER_SAMPLES.flatMap((text) =>
       [false, true].map((special) => {
         const ours = model.tokenizer.encode(text, { parseSpecial: special });
-        const reference = Array.from(ref.tokenize(text, special), Number);
+        const reference = ref.tokenize(text, special);
         return { text, special, ours, reference, identical: firstDiff(ours, reference) === -1 };
       }),
     );
@@ -90,35 +163,29 @@ export async function runParity(model: ChatModel, opts: { log?: (line: string) =
     const time = { ours: 0, reference: 0, tokens: 0 };
     for (const prompt of PARITY_PROMPTS) {
       const ids = promptIds(model, prompt);
+      const nextTokenDiff = maxProbDiff(await ourNextToken(model, ids), await ref.nextToken(ids, model.config.vocabSize));
       const ours: number[] = [];
       let t0 = performance.now();
       for await (const t of generate(model, ids, { maxTokens: PARITY_TOKENS, stopIds: new Set() })) ours.push(t.id);
       time.ours += performance.now() - t0;
-      await sequence.clearHistory();
-      const reference: number[] = [];
       t0 = performance.now();
-      // temperature 0 is llama.cpp's greedy sampler; no repeat penalty; end-of-generation tokens are
-      // yielded like any other, as our side is run without stop tokens.
-      for await (const t of sequence.evaluate(ids as never, { temperature: 0, yieldEogToken: true })) {
-        reference.push(Number(t));
-        if (reference.length >= PARITY_TOKENS) break;
-      }
+      const reference = await ref.greedy(ids, PARITY_TOKENS);
       time.reference += performance.now() - t0;
       time.tokens += PARITY_TOKENS;
       const d = firstDiff(ours, reference);
-      prompts.push({ prompt, promptTokens: ids.length, ours, reference, identical: d === -1, firstDiff: d });
-      opts.log?.(`${d === -1 ? "identical" : `differs at ${d}`}\t${prompt.kind}\t${JSON.stringify(prompt.text).slice(0, 60)}`);
+      prompts.push({ prompt, promptTokens: ids.length, ours, reference, identical: d === -1, firstDiff: d, nextTokenDiff });
+      opts.log?.(`${d === -1 ? "identical" : `differs at ${d}`}\tnext-token ${nextTokenDiff.toExponential(2)}\t${prompt.kind}\t${JSON.stringify(prompt.text).slice(0, 60)}`);
     }
     return {
+      cpuPath, systemInfo, emulated, flashAttention, numerics: model.numerics,
       prompts,
       identical: prompts.filter((p) => p.identical).length,
+      maxNextTokenDiff: Math.max(...prompts.map((p) => p.nextTokenDiff)),
       msPerToken: { ours: time.ours / time.tokens, reference: time.reference / time.tokens },
-      threads,
+      threads: ref.threads,
       tokenizer,
     };
   } finally {
-    await context.dispose();
     await ref.dispose();
-    await llama.dispose();
   }
 }
