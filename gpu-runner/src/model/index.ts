@@ -8,3 +8,4 @@ export { hfWeights } from "./hf-weights";
 export { argmax, seededRandom, sampleWithTemperature } from "./sampling";
 export { NUMERICS, type Numerics } from "./decoder-graph";
 export { cpuPathOf, hostCpuPath, EMULATED_CPU_PATHS, type CpuPath } from "./cpu-path";
+export { repositioner, type Repositioner } from "./reposition";

@@ -6,11 +6,15 @@
  * that (or anything else it reads from the cache) into one score per entry; the base keeps the top
  * entries of each layer under its budget and gathers them to the front of each head. A layer never
  * holds more than budget·kvHeads + B·kvHeads entries, so prefill memory is flat in the history length.
- * Kept entries keep their original positions; the next token continues from the history length.
+ * Kept entries keep their original positions, and the next token continues from the history length;
+ * or, with `compact`, they move to compact positions after every eviction (positions.ts), so no
+ * attention spans more than the model's window however long the history is.
  */
 import { EpicacheError } from "@epicache/shared";
 import type { Decoder } from "../model/decoder";
 import type { KvCache } from "../model/kv-cache";
+import type { Repositioner } from "../model/reposition";
+import { compactCache, QUESTION_ROOM } from "./positions";
 
 /** What a policy sees of one layer after a block was appended. */
 export interface LayerScoring {
@@ -65,12 +69,20 @@ export interface BlockPrefillOptions {
    * here, so it never waits behind a whole build.
    */
   pause?: () => Promise<void>;
+  /**
+   * Compact positions (positions.ts): after each block's eviction the cache moves to positions that
+   * end where the next block starts, at most `window` less the block, its scoring prompt and `room`
+   * tokens (default {@link QUESTION_ROOM}) for a question and answer. Absent: original positions.
+   */
+  compact?: { window: number; mover: Repositioner; room?: number };
 }
 
 export interface BlockPrefillResult {
   /** Logits [V] after the last token of the history. */
   logits: Float32Array;
   blocks: number;
+  /** The largest position any token fed to the model took (history and scoring prompts). */
+  maxPosition: number;
 }
 
 /** Feeds `tokens` into `cache` block by block, evicting under the budgets after every block. */
@@ -92,6 +104,7 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
     opts.budgets.forEach((m, l) => cache.ensureCapacity(l, m * heads + B));
   }
   let logits: Float32Array = new Float32Array(0);
+  let maxPosition = cache.nextPosition - 1;
   const chunk = opts.chunkSize ?? 128;
   for (let b = 0; b < blocks; b++) {
     const block = tokens.slice(b * B, (b + 1) * B);
@@ -104,6 +117,7 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
       await opts.pause?.();
       const out = await decoder.forward(ids, positions, cache, [ids.length - 1]);
       cache.append(out.keys, out.values, positions);
+      maxPosition = Math.max(maxPosition, positions[positions.length - 1]);
       logits = out.logits;
       if (opts.onBlock) chunks.push(out.keys);
     }
@@ -116,10 +130,19 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
       const scored = prompt.length > 0
         ? await decoder.forward(prompt, prompt.map((_, i) => cache.nextPosition + i), cache, [prompt.length - 1], { scoreSpan: prompt.length })
         : null;
+      maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length - 1);
       for (let l = 0; l < L; l++) {
         const attention = scored?.scores ? headScores(scored.scores[l], cache.layers[l].lengths, scored.pasts[l], prompt.length) : null;
         const scores = policy.score({ layer: l, attention, cache });
         cache.keep(l, selectKeep(scores, budgets[l], policy.allocation ?? opts.allocation ?? "headwise"));
+      }
+      if (opts.compact) {
+        const { window, mover, room = QUESTION_ROOM } = opts.compact;
+        const limit = window - B - prompt.length - room;
+        if (limit < 1) {
+          throw new EpicacheError("invalid_argument", `a block of ${B} tokens, a scoring prompt of ${prompt.length} and ${room} for a question leave no room in a window of ${window}`);
+        }
+        compactCache(cache, mover, limit);
       }
     }
     if (opts.onBlock) {
@@ -127,7 +150,7 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
       opts.onBlock({ block: b + 1, blocks, entries: cache.entries, keys, start });
     }
   }
-  return { logits, blocks };
+  return { logits, blocks, maxPosition };
 }
 
 /**
