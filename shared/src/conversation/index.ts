@@ -18,6 +18,7 @@ export { formatTurnLine } from "./turn-line";
 export { segmentWindows, type ConversationWindow } from "./segment-windows";
 export { defaultContextHeader, renderContext, type RenderContextOptions } from "./render-context";
 export { cutToSessions } from "./cut-to-sessions";
+export { recentTurns } from "./recent-turns";
 export { cosine, l2Normalize, type Vector } from "./vectors";
 export { nearestCentroid, type NearestCentroid } from "./nearest-centroid";
 export { normalizeAnswer, tokenF1 } from "./token-f1";
