@@ -10,7 +10,7 @@ import { openEmbedder } from "../embedder";
 import { buildEpisodes, EpisodeStore } from "../episodes";
 import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
-import { ALLOCATIONS } from "../prefill";
+import { ALLOCATIONS, POSITION_MODES } from "../prefill";
 import { METHODS } from "../press";
 import { defaultStoreLocation, openStore } from "../store";
 import { choices, enumOption, isPositiveInt, numberOption } from "./args";
@@ -21,9 +21,12 @@ export const usage = `\
   build --conversation FILE [--out STORE] [--tenant local] [--id ID] [--version V] [--dtype ${choices(KVC_DTYPES, "f16")}] [--gc-grace 3600]
         [--format ${choices(CONVERSATION_FORMATS)}] [--sample ID] [--method M]
         [--episodes 4] [--budget 1024] [--block 512] [--alpha 2] [--alloc ${choices(ALLOC)}] [--heads ${choices(ALLOCATIONS)}] [--n-medoid 1]
-        [--max-context N] [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--json]
+        [--max-context N] [--positions ${choices(POSITION_MODES)}] [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--json]
                                      a conversation's episode caches, published as its new active
                                      version. M: ${choices(METHODS, "epicache", ", ")}.
+                                     The whole history by default (--max-context N keeps whole
+                                     sessions from the start within N tokens); compact positions
+                                     keep every attention inside the model's window.
                                      STORE: a directory (default .epicache/store) or s3://bucket/prefix
                                      (AWS_* environment; EPICACHE_S3_FORCE_PATH_STYLE=1).
                                      Inactive versions older than the grace (seconds) are collected first
@@ -36,7 +39,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       conversation: { type: "string" }, format: { type: "string" }, sample: { type: "string" },
       episodes: { type: "string" }, budget: { type: "string" }, block: { type: "string" }, method: { type: "string" },
       alpha: { type: "string" }, alloc: { type: "string" }, heads: { type: "string" }, "n-medoid": { type: "string" }, seed: { type: "string" },
-      "max-context": { type: "string" }, out: { type: "string" }, json: { type: "boolean", default: false },
+      "max-context": { type: "string" }, positions: { type: "string" }, out: { type: "string" }, json: { type: "boolean", default: false },
       model: { type: "string" }, numerics: { type: "string" },
       tenant: { type: "string" }, id: { type: "string" }, version: { type: "string" }, dtype: { type: "string" }, "gc-grace": { type: "string" },
     },
@@ -62,6 +65,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     nMedoid: numberOption("n-medoid", values["n-medoid"], 1, isPositiveInt),
     seed: numberOption("seed", values.seed, 42, (n) => Number.isInteger(n) && n >= 0),
     maxContext: values["max-context"] === undefined ? undefined : numberOption("max-context", values["max-context"], 0, isPositiveInt),
+    positions: enumOption("positions", values.positions, POSITION_MODES, "compact"),
   };
   const store = new EpisodeStore(openStore(location));
   let text: string;
@@ -105,6 +109,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       bytes: m.episodes.reduce((n, e) => n + e.bytes, 0),
       kvHeads: m.model.kvHeads, layers, budget: m.budget, block: m.block, contextTokens: m.contextTokens,
       sessions: { kept: report.sessionsKept, total: report.sessionsTotal },
+      positions: report.positions,
       peakRssBytes: report.peakRssBytes, seconds: report.seconds,
     };
     if (values.json) {
@@ -113,6 +118,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
     }
     const out = (s: string) => process.stdout.write(`${s}\n`);
     out(`${m.conversation}: ${m.contextTokens} context tokens from ${report.sessionsKept} of ${report.sessionsTotal} sessions; ${method}, budget ${m.budget ?? "none (full KV)"} per head, blocks of ${m.block}`);
+    const { mode, max, window } = report.positions;
+    out(`  positions: ${mode}, the largest ${max} (the model's window ${window})${max >= window ? ": beyond the window, where the model's attention was never trained" : ""}`);
     for (const e of summary.episodes) {
       const total = e.layers.reduce((n, l) => n + l.entries, 0);
       out(`  episode ${e.id}: ${e.windows} windows, ${total} entries (${(total / layers / m.model.kvHeads).toFixed(0)} per head on average)`);

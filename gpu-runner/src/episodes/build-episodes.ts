@@ -6,9 +6,9 @@
  */
 import { cutToSessions, EpicacheError, l2Normalize, renderContext, segmentWindows, type Conversation, type KvcDtype } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
-import { KvCache, type ChatModel } from "../model";
+import { KvCache, repositioner, type ChatModel } from "../model";
 import { chatModelRef } from "../models";
-import { blockPrefill, layerBudgets, type Allocation } from "../prefill";
+import { blockPrefill, layerBudgets, type Allocation, type PositionMode } from "../prefill";
 import { chatFrame, policyFor, type Method } from "../press";
 import { profileFor } from "./calibration";
 import { clusterEpisodes, representatives } from "./cluster";
@@ -45,8 +45,13 @@ export interface BuildOptions {
   /** Utterances per window. Default 4. */
   windowSize?: number;
   seed?: number;
-  /** Keep whole sessions from the start within this many context tokens. */
+  /** Keep whole sessions from the start within this many context tokens (default: the whole history). */
   maxContext?: number;
+  /**
+   * Where kept entries sit (prefill/positions.ts): "compact" (default) keeps every attention inside
+   * the model's window whatever the history's length; "original" keeps their history positions.
+   */
+  positions?: PositionMode;
   log?: (msg: string) => void;
   /** Prefill progress: episode, block, blocks. */
   onProgress?: (p: { episode: number; episodes: number; block: number; blocks: number }) => void;
@@ -64,6 +69,8 @@ export interface BuildReport {
   entries: number[][];
   sessionsKept: number;
   sessionsTotal: number;
+  /** The largest position any attention of the build used, and the model's trained window. */
+  positions: { mode: PositionMode; max: number; window: number };
   seconds: Record<string, number>;
   peakRssBytes: number;
 }
@@ -125,15 +132,20 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
   const budget = opts.method === "full" ? null : opts.budget;
   const entries: number[][] = Array.from({ length: config.numLayers }, () => []);
   const episodes: EpisodeManifest["episodes"] = [];
+  const mode = opts.positions ?? "compact";
+  const window = config.contextLength;
+  const compact = mode === "compact" ? { window, mover: repositioner(config, { f16: model.numerics === "ggml" }) } : undefined;
+  let maxPosition = 0;
   for (let e = 0; e < groups.length; e++) {
     const group = groups[e];
     const repText = group.representatives.map((i) => windows[i].text).join("\n");
     const cache = new KvCache(config);
-    await blockPrefill(model.decoder, cache, context, {
-      blockSize: opts.blockSize, budgets, policy: policyFor(opts.method, frame, repText), allocation: opts.headAllocation,
+    const prefilled = await blockPrefill(model.decoder, cache, context, {
+      blockSize: opts.blockSize, budgets, policy: policyFor(opts.method, frame, repText), allocation: opts.headAllocation, compact,
       onBlock: ({ block, blocks }) => opts.onProgress?.({ episode: e, episodes: groups.length, block, blocks }),
       pause: opts.pause,
     });
+    maxPosition = Math.max(maxPosition, prefilled.maxPosition);
     stage("prefill", "write");
     const stored = await target.store.writeEpisode(target, e, cache, { fingerprint: model.fingerprint, budget, dtype });
     cache.layers.forEach((layer, l) => entries[l].push(layer.lengths.reduce((a, b) => a + b, 0)));
@@ -148,7 +160,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     tenant: target.tenant, conversation: target.conversation, version: target.version,
     model: { ...chatModelRef(model), numerics: model.numerics, layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim },
     embedder: { modelId: embedder.modelId, dimension: embedder.dimension },
-    method: opts.method, budget, block: opts.blockSize, layerBudgets: budgets,
+    method: opts.method, budget, block: opts.blockSize, layerBudgets: budgets, positions: mode,
     contextTokens: context.length, dtype, episodes, createdAt: new Date().toISOString(),
   };
   // The manifest and the pointer go last: a manifest never names a missing cache.
@@ -156,6 +168,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
   stage("publish");
   return {
     manifest, published, entries, sessionsKept: kept.sessions.length, sessionsTotal: conversation.sessions.length,
+    positions: { mode, max: maxPosition, window },
     seconds, peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };
 }

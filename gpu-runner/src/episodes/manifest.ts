@@ -8,6 +8,7 @@
  */
 import { EpicacheError, isValidId } from "@epicache/shared";
 import type { KvcDtype } from "@epicache/shared";
+import { POSITION_MODES, type PositionMode } from "../prefill/positions";
 import { chatModelRef, type ModelRef } from "../models";
 
 export const MANIFEST_FORMAT = "epicache-episodes/3";
@@ -28,6 +29,11 @@ export interface EpisodeManifest {
   method: string;
   budget: number | null;
   block: number;
+  /**
+   * Where kept entries sit (prefill/positions.ts). Absent in manifests written before compact
+   * positions existed, whose caches kept original positions.
+   */
+  positions?: PositionMode;
   /** Per layer, entries per KV head (M_ℓ); null for Full KV. */
   layerBudgets: number[] | null;
   contextTokens: number;
@@ -66,6 +72,7 @@ export function parseManifest(text: string, source: string): EpisodeManifest {
   if (o.format !== MANIFEST_FORMAT && o.format !== MANIFEST_FORMAT_2) bad(`format ${JSON.stringify(o.format)} is not ${MANIFEST_FORMAT} (or ${MANIFEST_FORMAT_2})`);
   for (const k of ["tenant", "conversation", "version"] as const) if (!isValidId(o[k])) bad(`${k} ${JSON.stringify(o[k])} is not a valid id`);
   if (!Array.isArray(o.episodes) || o.episodes.length === 0) bad("no episodes");
+  if (o.positions !== undefined && !POSITION_MODES.includes(o.positions)) bad(`positions ${JSON.stringify(o.positions)} is not one of ${POSITION_MODES.join(", ")}`);
   const model = o.model;
   if (typeof model?.fingerprint !== "string" || !Number.isInteger(model.layers) || !Number.isInteger(model.kvHeads) || !Number.isInteger(model.headDim)) bad("no model shape and fingerprint");
   if (o.format === MANIFEST_FORMAT_2 && model !== undefined) {
