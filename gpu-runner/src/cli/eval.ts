@@ -4,17 +4,22 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { EpicacheError } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
-import { DATASETS, EVAL_METHODS, renderPlot, renderTable, runEval, type EvalConfig } from "../eval";
+import { DATASETS, EVAL_METHODS, HISTORIES, renderPlot, renderTable, runEval, type EvalConfig } from "../eval";
 import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
+import { POSITION_MODES } from "../prefill";
 import { choices, enumOption, isPositiveInt, numberOption } from "./args";
 
 export const usage = `\
   eval --data FILE --out DIR [--format ${choices(DATASETS, "locomo")}] [--conversations IDS] [--methods M,…]
-       [--budgets 512,1024,2048] [--max-context 7000] [--episodes 4] [--block 512]
-       [--max-answer-tokens 32] [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH]
-                                     F1 and KL(full ‖ method) per method × budget × category:
-                                     results.jsonl, table.md, f1.svg, kl.svg.
+       [--budgets 512,1024,2048] [--history ${choices(HISTORIES)}] [--max-context 7000] [--positions ${choices(POSITION_MODES)}]
+       [--episodes 4] [--block 512] [--max-answer-tokens 32] [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH]
+                                     F1 and KL(full ‖ method) per method × budget × category
+                                     (and evidence-old / evidence-recent: all evidence before the
+                                     last --max-context tokens, or not): results.jsonl,
+                                     questions.jsonl, table.md, f1.svg, kl.svg. --history whole
+                                     reads every session; cut, the first within --max-context
+                                     tokens (KL needs the history within the model's window).
                                      M (default all): ${choices(EVAL_METHODS, undefined, ", ")}
 `;
 
@@ -25,6 +30,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
       data: { type: "string" }, format: { type: "string" }, conversations: { type: "string" }, methods: { type: "string" },
       budgets: { type: "string" }, "max-context": { type: "string" }, episodes: { type: "string" }, block: { type: "string" },
       "max-answer-tokens": { type: "string" }, seed: { type: "string" }, out: { type: "string" }, model: { type: "string" }, numerics: { type: "string" },
+      history: { type: "string" }, positions: { type: "string" },
     },
   });
   if (!values.data) throw new EpicacheError("invalid_argument", "eval needs --data FILE (a LoCoMo or REALTALK file, or a folder of REALTALK files)");
@@ -35,6 +41,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const budgets = (values.budgets ?? "512,1024,2048").split(",").map((b) => numberOption("budgets", b, 0, isPositiveInt));
   const config: EvalConfig = {
     data: values.data, format, methods, budgets,
+    history: enumOption("history", values.history, HISTORIES, "whole"),
+    positions: enumOption("positions", values.positions, POSITION_MODES, "compact"),
     conversations: values.conversations ? values.conversations.split(",").map((c) => c.trim()) : null,
     maxContext: numberOption("max-context", values["max-context"], 7000, isPositiveInt),
     episodes: numberOption("episodes", values.episodes, 4, isPositiveInt),

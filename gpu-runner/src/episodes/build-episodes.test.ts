@@ -57,7 +57,10 @@ describe.skipIf(!embedderPath)(`episodes end to end on a tiny chat model ${NEEDS
     expect(existsSync(join(dir, `epicache-sensitivity-${model.fingerprint}.json`))).toBe(true);
     for (const e of m.episodes) {
       const cache = await store.loadEpisode(m, e.id);
-      expect(cache.nextPosition).toBe(m.contextTokens);
+      // Compact positions: every head ends just before the next token, which follows the longest head.
+      expect(m.positions).toBe("compact");
+      expect(cache.nextPosition).toBe(cache.maxLength);
+      expect(report.positions.max).toBeLessThan(report.positions.window);
       cache.layers.forEach((layer, l) => {
         const sum = layer.lengths.reduce((a, b) => a + b, 0);
         expect(sum).toBeLessThanOrEqual((m.layerBudgets as number[])[l] * model.config.numKvHeads);

@@ -2,9 +2,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadLocomo, tokenF1 } from "@epicache/shared";
+import { loadLocomo, renderContext, tokenF1 } from "@epicache/shared";
 import { openEmbedder, type OnnxEmbedder } from "../embedder";
 import { openChatModel, type ChatModel } from "../model";
+import { chatFrame } from "../press";
 import { NEEDS_PULL, pulledModel, tinyGguf } from "../testing";
 import { evidenceTurns, selectQuestions } from "./questions";
 import { runEval, type EvalConfig } from "./run-eval";
@@ -76,7 +77,7 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     writeFileSync(data, JSON.stringify([sample]));
     const out = join(dir, "out");
     const config: EvalConfig = {
-      data, format: "locomo", conversations: null, methods: ["full", "snapkv", "epicache"], budgets: [4096], maxContext: 4000,
+      data, format: "locomo", conversations: null, methods: ["full", "snapkv", "epicache"], budgets: [4096], history: "cut", positions: "compact", maxContext: 4000,
       episodes: 2, block: 64, maxAnswerTokens: 4, seed: 1, numerics: "exact",
     };
     const rows = await runEval(model, embedder, config, out);
@@ -108,5 +109,36 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     expect(JSON.parse(readFileSync(configPath, "utf8"))).toEqual(recorded);
     writeFileSync(configPath, `${JSON.stringify({ ...recorded, fingerprint: "0123456789abcdef" }, null, 1)}\n`);
     await expect(runEval(model, embedder, config, out)).rejects.toMatchObject({ code: "model_mismatch", message: expect.stringContaining("0123456789abcdef") });
+  });
+
+  it("reads whole histories: every question asked, recent answers from the last turns, old and recent evidence apart, positions recorded", async () => {
+    const data = join(dir, "whole.json");
+    writeFileSync(data, JSON.stringify([sample]));
+    const out = join(dir, "out-whole");
+    // A recent window of exactly the last session: its turns are recent, the first two sessions old.
+    const { conversation } = loadLocomo([sample]);
+    const lastSession = renderContext({ ...conversation, sessions: conversation.sessions.slice(2) });
+    const maxContext = chatFrame(model.tokenizer).open.length + model.tokenizer.encode(lastSession).length;
+    const config: EvalConfig = {
+      data, format: "locomo", conversations: null, methods: ["recent", "snapkv", "epicache-original"], budgets: [16], history: "whole",
+      positions: "compact", maxContext, episodes: 2, block: 32, maxAnswerTokens: 4, seed: 1, numerics: "exact",
+    };
+    const rows = await runEval(model, embedder, config, out);
+    const row = (method: string, category: string) => rows.find((r) => r.method === method && r.category === category) as ResultRow;
+    for (const method of config.methods) {
+      expect(row(method, "all").questions, method).toBe(5);
+      // The bike and the sister's two questions: old; the violin and "Where and what?" (D3:1 among its evidence): recent.
+      expect(row(method, "evidence-old").questions, method).toBe(3);
+      expect(row(method, "evidence-recent").questions, method).toBe(2);
+      expect(row(method, "all").window, method).toBe(model.config.contextLength);
+      expect(row(method, "all").maxPosition, method).toBeGreaterThan(0);
+      expect(row(method, "all").history, method).toBe("whole");
+    }
+    expect(row("recent", "all").budget).toBeNull();
+    // recent keeps the last turns only: far fewer entries than the others' history.
+    expect(row("recent", "all").entries).toBeLessThanOrEqual(maxContext * model.config.numLayers * model.config.numKvHeads);
+    const lines = readFileSync(join(out, "questions.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { method: string; age: string });
+    expect(lines).toHaveLength(5 * config.methods.length);
+    expect(lines.filter((l) => l.method === "recent" && l.age === "evidence-old")).toHaveLength(3);
   });
 });

@@ -18,8 +18,11 @@ export interface ResultRow {
   questions: number;
   /** Mean token F1 in [0, 1]. */
   f1: number;
-  /** Mean per-token KL(full ‖ method), ≥ 0. */
-  kl: number;
+  /**
+   * Mean per-token KL(full ‖ method), ≥ 0; null where the full cache is no reference (a history
+   * longer than the model's window).
+   */
+  kl: number | null;
   /** Share of questions routed to the episode holding their evidence, in [0, 1]; null when not routed. */
   routingHit: number | null;
   entries: number;
@@ -27,6 +30,11 @@ export interface ResultRow {
   buildSeconds: number;
   decodeMsPerToken: number;
   peakRssBytes: number;
+  /** The largest position any attention of the job used, and the model's trained window (absent in older rows). */
+  maxPosition?: number;
+  window?: number;
+  /** "whole" or "cut" (absent in older rows: cut). */
+  history?: string;
 }
 
 /**
@@ -52,11 +60,13 @@ const FULL = "full";
 const ALL = "all";
 const MISSING = "–";
 /** Methods in the paper's order; others follow alphabetically. */
-const METHOD_ORDER = ["full", "epicache", "epicache-noalloc", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm"];
+const METHOD_ORDER = ["full", "recent", "epicache", "epicache-noalloc", "epicache-original", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm"];
 const METHOD_LABELS: Record<string, string> = {
   full: "Full KV",
   epicache: "EpiCache",
   "epicache-noalloc": "EpiCache (no alloc)",
+  "epicache-original": "EpiCache (original positions)",
+  recent: "Recent (truncated prompt)",
   snapkv: "SnapKV",
   infinipot: "InfiniPot",
   kvzip: "KVzip",
@@ -64,7 +74,7 @@ const METHOD_LABELS: Record<string, string> = {
   streamingllm: "StreamingLLM",
 };
 /** LoCoMo's categories, then REALTALK's; others follow alphabetically, "all" last. */
-const CATEGORY_ORDER = ["multi-hop", "temporal", "open-domain", "single-hop", "commonsense"];
+const CATEGORY_ORDER = ["multi-hop", "temporal", "open-domain", "single-hop", "commonsense", "evidence-old", "evidence-recent"];
 
 /**
  * The name a method goes by in tables and legends ("Full KV", "EpiCache", "SnapKV", …); an unknown
@@ -121,7 +131,7 @@ export function aggregate(rows: readonly ResultRow[]): AggregateRow[] {
       conversations: new Set(group.map((r) => r.conversation)).size,
       questions: sum(group.map((r) => r.questions)),
       f1: weightedMean(group, (r) => r.f1),
-      kl: weightedMean(group, (r) => r.kl),
+      kl: group.some((r) => r.kl === null) ? null : weightedMean(group, (r) => r.kl ?? 0),
       routingHit: routed.length === 0 ? null : weightedMean(routed, (r) => r.routingHit),
       entries: mean(group.map((r) => r.entries)),
       compression: mean(group.map((r) => r.compression)),
@@ -192,7 +202,7 @@ export function renderTable(rows: readonly ResultRow[], opts: ReportOptions = {}
   if (opts.title !== undefined) parts.push(`## ${mdEscape(opts.title)}`);
   parts.push(`Questions: ${[...categories, ALL].map((c) => `${mdEscape(c)} ${questionCount(agg, c)}`).join(" · ")}`);
   parts.push("### F1 (×100)", metricTable((r) => fixed(r.f1 * 100, 1)));
-  parts.push("### KL(full ‖ method)", metricTable((r) => fixed(r.kl, 3)));
+  if (agg.some((r) => r.kl !== null)) parts.push("### KL(full ‖ method)", metricTable((r) => (r.kl === null ? MISSING : fixed(r.kl, 3))));
   parts.push("### Routing and cost", costTable);
   return `${parts.join("\n\n")}\n`;
 }
@@ -214,12 +224,14 @@ export function renderPlot(rows: readonly ResultRow[], metric: PlotMetric, opts:
   const yLabel = metric === "f1" ? "F1 (×100)" : "KL(full ‖ method)";
   const title = opts.title ?? `${metric === "f1" ? "F1" : "KL(full ‖ method)"} against KV budget (all categories)`;
   const all = aggregate(rows).filter((r) => r.category === ALL);
-  const fullRow = all.find((r) => r.method === FULL && Number.isFinite(r.kl) && Number.isFinite(r.f1));
-  const full = fullRow ? fullRow[metric] * scale : null;
+  const fullRow = all.find((r) => r.method === FULL && r.kl !== null && Number.isFinite(r.f1));
+  const fullValue = fullRow ? fullRow[metric] : null;
+  const full = fullValue === null ? null : fullValue * scale;
   const series: { method: string; points: { budget: number; value: number }[] }[] = [];
   for (const r of all) {
-    if (r.method === FULL || r.budget === null || !(r.budget > 0) || !Number.isFinite(r[metric])) continue;
-    const point = { budget: r.budget, value: r[metric] * scale };
+    const value = r[metric];
+    if (r.method === FULL || r.budget === null || !(r.budget > 0) || value === null || !Number.isFinite(value)) continue;
+    const point = { budget: r.budget, value: value * scale };
     const last = series.at(-1);
     if (last && last.method === r.method) last.points.push(point);
     else series.push({ method: r.method, points: [point] });

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import {
-  cutToSessions, EpicacheError, isValidId, loadConversation, locomoSampleIds, nearestCentroid, segmentWindows, tokenF1,
+  cutToSessions, EpicacheError, isValidId, loadConversation, locomoSampleIds, nearestCentroid, recentTurns, renderContext, segmentWindows, tokenF1,
   type Conversation, type QaItem,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
@@ -18,12 +18,23 @@ import { buildEpisodes, EpisodeStore, questionPrompt, type EpisodeManifest } fro
 import { FsObjectStore } from "../store";
 import { generate, type ChatModel, type KvCache } from "../model";
 import { chatModelRef, type ModelRef } from "../models";
+import { QUESTION_ROOM, type PositionMode } from "../prefill";
 import { chatFrame, isMethod, type Method } from "../press";
 import { meanKl, teacherForced } from "./fidelity";
 import { selectQuestions, type Dataset, type EvalQuestion } from "./questions";
 import type { ResultRow } from "./report";
 
-export const EVAL_METHODS = ["full", "epicache", "epicache-noalloc", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm"] as const;
+/**
+ * The methods an evaluation runs. Besides the build methods: `epicache-noalloc` (uniform layer
+ * budgets), `epicache-original` (kept entries at their original positions, beyond the model's window
+ * on a long history) and `recent` (the last --max-context tokens kept in full, no eviction: what an
+ * assistant with a truncated prompt sees).
+ */
+export const EVAL_METHODS = ["full", "epicache", "epicache-noalloc", "epicache-original", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm", "recent"] as const;
+
+/** How much of each conversation an evaluation reads: all of it, or its first sessions within --max-context. */
+export const HISTORIES = ["whole", "cut"] as const;
+export type History = (typeof HISTORIES)[number];
 
 export interface EvalConfig {
   data: string;
@@ -32,6 +43,11 @@ export interface EvalConfig {
   conversations: string[] | null;
   methods: string[];
   budgets: number[];
+  /** "whole": every session; "cut": the first sessions within `maxContext` tokens. */
+  history: History;
+  /** Where kept entries sit in every method but epicache-original (which keeps original positions). */
+  positions: PositionMode;
+  /** The cut history's length, and the length of the `recent` method's window. */
   maxContext: number;
   episodes: number;
   block: number;
@@ -97,6 +113,8 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
   if (existsSync(configPath)) checkResumable(readFileSync(configPath, "utf8"), configText, ref, outDir);
   writeFileSync(configPath, configText);
   const resultsPath = join(outDir, "results.jsonl");
+  // One line per question and job: what the paired intervals are computed from.
+  const questionsPath = join(outDir, "questions.jsonl");
   const rows: ResultRow[] = existsSync(resultsPath)
     ? readFileSync(resultsPath, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as ResultRow)
     : [];
@@ -104,23 +122,35 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
 
   const data = loadDataset(config.data, config.format, config.conversations);
   const frame = chatFrame(model.tokenizer);
+  const unbudgeted = new Set(["full", "recent"]);
   const jobs: Job[] = data.flatMap(({ conversation }) => [
-    ...(config.methods.includes("full") ? [{ conversation: conversation.id, method: "full", budget: null }] : []),
-    ...config.methods.filter((m) => m !== "full").flatMap((method) => config.budgets.map((budget) => ({ conversation: conversation.id, method, budget }))),
+    ...config.methods.filter((m) => unbudgeted.has(m)).map((method) => ({ conversation: conversation.id, method, budget: null })),
+    ...config.methods.filter((m) => !unbudgeted.has(m)).flatMap((method) => config.budgets.map((budget) => ({ conversation: conversation.id, method, budget }))),
   ]);
+  const window = model.config.contextLength;
+  const count = (text: string) => model.tokenizer.encode(text).length;
   const started = performance.now();
   let finished = 0;
   let index = 0;
   for (const { conversation, qa } of data) {
-    const kept = cutToSessions(conversation, config.maxContext - frame.open.length, (text) => model.tokenizer.encode(text).length);
+    const kept = config.history === "cut" ? cutToSessions(conversation, config.maxContext - frame.open.length, count) : conversation;
     const { questions, skipped } = selectQuestions(qa, kept, config.format);
-    hooks.log?.(`${conversation.id}: ${kept.sessions.length} of ${conversation.sessions.length} sessions; ${questions.length} questions (left out: ${skipped.adversarial} adversarial, ${skipped.outside} with evidence outside the context, ${skipped.noEvidence} without evidence)`);
+    // The recent window: what `recent` keeps, and what makes a question's evidence old or recent.
+    const recent = recentTurns(kept, config.maxContext - frame.open.length, count);
+    const recentIds = new Set(recent.sessions.flatMap((s) => s.turns.map((t) => t.id)));
+    const ageOf = (q: EvalQuestion) => (q.evidence.every((id) => !recentIds.has(id)) ? "evidence-old" : "evidence-recent");
+    const contextTokens = frame.open.length + count(renderContext(kept));
+    hooks.log?.(`${conversation.id}: ${kept.sessions.length} of ${conversation.sessions.length} sessions, ${contextTokens} context tokens (window ${window}); ${questions.length} questions, ${questions.filter((q) => ageOf(q) === "evidence-old").length} with all their evidence before the last ${config.maxContext} tokens (left out: ${skipped.adversarial} adversarial, ${skipped.outside} with evidence outside the context, ${skipped.noEvidence} without evidence)`);
     const windowOf = new Map<string, number>();
     segmentWindows(kept, 4).forEach((w) => w.turnIds.forEach((id) => windowOf.set(id, w.index)));
     const cacheRoot = join(outDir, "caches");
-    // The full cache is every job's reference: built (or found) first.
-    const full = await buildJob(model, embedder, conversation, config, { conversation: conversation.id, method: "full", budget: null }, cacheRoot, hooks.log);
-    const fullCache = full.caches[0];
+    // The full cache is the KL reference where it is one: a history within the model's window (beyond
+    // it, full attention runs at positions the model was never trained on). Built (or found) first.
+    const fullValid = contextTokens + QUESTION_ROOM <= window;
+    const full = fullValid || config.methods.includes("full")
+      ? await buildJob(model, embedder, conversation, config, { conversation: conversation.id, method: "full", budget: null }, cacheRoot, hooks.log)
+      : null;
+    const fullCache = fullValid && full ? full.caches[0] : null;
     const questionEmbeddings = await embedder.embed(questions.map((q) => q.question));
     // The full cache's teacher-forced distributions, computed once per question for every job.
     const fullForced = new Map<number, Float64Array[]>();
@@ -137,8 +167,9 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
       const label = `${job.method}${job.budget === null ? "" : ` @${job.budget}`} on ${job.conversation}`;
       const eta = finished > 0 ? ((performance.now() - started) / 1000 / finished) * (jobs.length - index + 1) : null;
       hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: "build", etaSeconds: eta });
-      const built = job.method === "full" ? full : await buildJob(model, embedder, conversation, config, job, cacheRoot, hooks.log);
-      const per: Array<{ q: EvalQuestion; f1: number; kl: number; hit: number | null; tokens: number; ms: number }> = [];
+      const built = job.method === "full" && full ? full : await buildJob(model, embedder, conversation, config, job, cacheRoot, hooks.log, recent);
+      const per: Array<{ q: EvalQuestion; f1: number; kl: number | null; hit: number | null; tokens: number; ms: number }> = [];
+      let maxPosition = built.maxPosition;
       for (let i = 0; i < questions.length; i++) {
         hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: `question ${i + 1}/${questions.length}`, etaSeconds: eta });
         const q = questions[i];
@@ -155,36 +186,46 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
           tokens++;
         }
         const ms = tokens > 1 ? performance.now() - first : 0;
+        // The question starts at the cache's next position; its last token and the answer's follow.
+        maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + Math.max(0, tokens - 1));
         tokens = Math.max(0, tokens - 1);
         // The gold answer as the model would write it, right after the assistant header.
         const gold = model.tokenizer.encode(q.answer.trim());
-        const kl = job.method === "full" || gold.length === 0
-          ? 0
-          : meanKl(await fullForcedFor(i, () => teacherForced(model.decoder, fullCache, prompt, gold)), await teacherForced(model.decoder, cache, prompt, gold));
+        let kl: number | null = null;
+        if (fullCache && gold.length > 0) {
+          kl = job.method === "full" ? 0 : meanKl(await fullForcedFor(i, () => teacherForced(model.decoder, fullCache, prompt, gold)), await teacherForced(model.decoder, cache, prompt, gold));
+          maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + gold.length - 2);
+        }
         const members = new Set(built.manifest.episodes[routed].windows);
         const hit = job.method.startsWith("epicache") ? (q.evidence.some((id) => members.has(windowOf.get(id) ?? -1)) ? 1 : 0) : null;
         per.push({ q, f1: tokenF1(answer, q.answer), kl, hit, tokens, ms });
+        appendFileSync(questionsPath, `${JSON.stringify({
+          conversation: job.conversation, method: job.method, budget: job.budget, question: i, category: q.category, age: ageOf(q),
+          f1: per[i].f1, kl, hit, routed, answer,
+        })}\n`);
       }
       const entries = built.caches.reduce((n, c) => n + c.entries, 0) / built.caches.length;
-      const fullEntries = fullCache.entries;
-      const categories = [...new Set(per.map((p) => p.q.category)), "all"];
+      const fullEntries = full ? full.caches[0].entries : contextTokens * model.config.numLayers * model.config.numKvHeads;
+      const categories = [...new Set(per.map((p) => p.q.category)), "evidence-old", "evidence-recent", "all"];
       const decodeTokens = per.reduce((n, p) => n + p.tokens, 0);
       for (const category of categories) {
-        const sel = category === "all" ? per : per.filter((p) => p.q.category === category);
+        const sel = category === "all" ? per : per.filter((p) => p.q.category === category || ageOf(p.q) === category);
         const mean = (f: (p: (typeof per)[number]) => number) => (sel.length ? sel.reduce((n, p) => n + f(p), 0) / sel.length : 0);
         const row: ResultRow = {
           method: job.method, budget: job.budget, conversation: job.conversation, category, questions: sel.length,
-          f1: mean((p) => p.f1), kl: mean((p) => p.kl),
+          f1: mean((p) => p.f1), kl: sel.some((p) => p.kl === null) ? null : mean((p) => p.kl ?? 0),
           routingHit: job.method.startsWith("epicache") ? mean((p) => p.hit ?? 0) : null,
           entries, compression: fullEntries / entries, buildSeconds: built.seconds,
           decodeMsPerToken: decodeTokens ? per.reduce((n, p) => n + p.ms, 0) / decodeTokens : 0,
           peakRssBytes: process.resourceUsage().maxRSS * 1024,
+          maxPosition, window, history: config.history,
         };
         rows.push(row);
         appendFileSync(resultsPath, `${JSON.stringify(row)}\n`);
       }
       finished++;
-      hooks.log?.(`${label}: F1 ${(rows[rows.length - 1].f1 * 100).toFixed(1)}, KL ${rows[rows.length - 1].kl.toFixed(3)}, ${questions.length} questions`);
+      const last = rows[rows.length - 1];
+      hooks.log?.(`${label}: F1 ${(last.f1 * 100).toFixed(1)}${last.kl === null ? "" : `, KL ${last.kl.toFixed(3)}`}, ${questions.length} questions, positions up to ${maxPosition} (window ${window})`);
     }
   }
   return rows;
@@ -214,37 +255,46 @@ interface BuiltJob {
   manifest: EpisodeManifest;
   caches: KvCache[];
   seconds: number;
+  /** The largest position the build's attention used. */
+  maxPosition: number;
 }
 
 /**
  * Builds a job's caches (or reuses a complete earlier build of the same job) and loads them. They go to
  * a filesystem episode store under `out/caches` (tenant "eval", the job as the version), stored as f32
- * so that differences between methods come from the cache alone, not from storage rounding.
+ * so that differences between methods come from the cache alone, not from storage rounding. `recent`
+ * builds the full cache of `recent`, the conversation's latest turns.
  */
-async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, config: EvalConfig, job: Job, root: string, log?: (m: string) => void): Promise<BuiltJob> {
+async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, config: EvalConfig, job: Job, root: string, log?: (m: string) => void, recent?: Conversation): Promise<BuiltJob> {
   const store = new EpisodeStore(new FsObjectStore(root));
   const at = { store, tenant: "eval", conversation: storeId(conversation.id), version: `${job.method}-${job.budget ?? "full"}`, dtype: "f32" as const };
-  const recorded = join(root, `${at.conversation}.${at.version}.build-seconds`);
-  const method = (job.method === "epicache-noalloc" ? "epicache" : job.method) as Method;
+  const recorded = join(root, `${at.conversation}.${at.version}.build.json`);
+  const method = (job.method.startsWith("epicache") ? "epicache" : job.method === "recent" ? "full" : job.method) as Method;
   if (!isMethod(method)) throw new EpicacheError("invalid_argument", `unknown method ${job.method}`);
   let manifest: EpisodeManifest;
   let seconds = 0;
+  let maxPosition = 0;
   try {
     manifest = await store.readManifest(at.tenant, at.conversation, at.version);
-    seconds = existsSync(recorded) ? Number(readFileSync(recorded, "utf8")) : 0;
+    if (existsSync(recorded)) ({ seconds, maxPosition } = JSON.parse(readFileSync(recorded, "utf8")) as { seconds: number; maxPosition: number });
   } catch (e) {
     if ((e as EpicacheError).code !== "store_not_found") throw e;
     const t0 = performance.now();
-    ({ manifest } = await buildEpisodes(model, embedder, conversation, at, {
+    const source = job.method === "recent" && recent ? recent : conversation;
+    const report = await buildEpisodes(model, embedder, source, at, {
       method, budget: job.budget ?? 0, blockSize: config.block, episodes: config.episodes, seed: config.seed,
-      maxContext: config.maxContext, alloc: job.method === "epicache-noalloc" ? false : undefined, log,
-    }));
+      maxContext: config.history === "cut" ? config.maxContext : undefined,
+      positions: job.method === "epicache-original" ? "original" : config.positions,
+      alloc: job.method === "epicache-noalloc" ? false : undefined, log,
+    });
+    manifest = report.manifest;
     seconds = (performance.now() - t0) / 1000;
-    writeFileSync(recorded, `${seconds}\n`);
+    maxPosition = report.positions.max;
+    writeFileSync(recorded, `${JSON.stringify({ seconds, maxPosition })}\n`);
   }
   const caches: KvCache[] = [];
   for (const e of manifest.episodes) caches.push(await store.loadEpisode(manifest, e.id));
-  return { manifest, caches, seconds };
+  return { manifest, caches, seconds, maxPosition };
 }
 
 /** A conversation id as a store id (LoCoMo's and REALTALK's ids already are). */
