@@ -1,10 +1,10 @@
 /** `epicache eval`: methods × budgets × conversations on LoCoMo or REALTALK, in the paper's layout. */
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { EpicacheError } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
-import { DATASETS, EVAL_METHODS, HISTORIES, renderPlot, renderTable, runEval, type EvalConfig } from "../eval";
+import { DATASETS, EVAL_METHODS, HISTORIES, renderComparison, renderPlot, renderTable, runEval, type EvalConfig, type QuestionRow, type ResultRow } from "../eval";
 import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 import { POSITION_MODES } from "../prefill";
@@ -14,10 +14,12 @@ export const usage = `\
   eval --data FILE --out DIR [--format ${choices(DATASETS, "locomo")}] [--conversations IDS] [--methods M,…]
        [--budgets 512,1024,2048] [--history ${choices(HISTORIES)}] [--max-context 7000] [--positions ${choices(POSITION_MODES)}]
        [--episodes 4] [--block 512] [--max-answer-tokens 32] [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH]
+  eval --out DIR --report          the reports of what DIR holds so far (a run stopped part way)
                                      F1 and KL(full ‖ method) per method × budget × category
                                      (and evidence-old / evidence-recent: all evidence before the
                                      last --max-context tokens, or not): results.jsonl,
-                                     questions.jsonl, table.md, f1.svg, kl.svg. --history whole
+                                     questions.jsonl, table.md, comparison.md (F1 against recent,
+                                     paired, 95% intervals), f1.svg, kl.svg. --history whole
                                      reads every session; cut, the first within --max-context
                                      tokens (KL needs the history within the model's window).
                                      M (default all): ${choices(EVAL_METHODS, undefined, ", ")}
@@ -30,11 +32,15 @@ export async function evalCommand(argv: string[]): Promise<number> {
       data: { type: "string" }, format: { type: "string" }, conversations: { type: "string" }, methods: { type: "string" },
       budgets: { type: "string" }, "max-context": { type: "string" }, episodes: { type: "string" }, block: { type: "string" },
       "max-answer-tokens": { type: "string" }, seed: { type: "string" }, out: { type: "string" }, model: { type: "string" }, numerics: { type: "string" },
-      history: { type: "string" }, positions: { type: "string" },
+      history: { type: "string" }, positions: { type: "string" }, report: { type: "boolean", default: false },
     },
   });
-  if (!values.data) throw new EpicacheError("invalid_argument", "eval needs --data FILE (a LoCoMo or REALTALK file, or a folder of REALTALK files)");
   if (!values.out) throw new EpicacheError("invalid_argument", "eval needs --out DIR");
+  if (values.report) {
+    process.stdout.write(writeReports(values.out));
+    return 0;
+  }
+  if (!values.data) throw new EpicacheError("invalid_argument", "eval needs --data FILE (a LoCoMo or REALTALK file, or a folder of REALTALK files)");
   const format = enumOption("format", values.format, DATASETS, "locomo");
   const methods = (values.methods ?? EVAL_METHODS.join(",")).split(",").map((m) => m.trim()).filter(Boolean).map((m) => enumOption("methods", m, EVAL_METHODS));
   const numerics = enumOption("numerics", values.numerics, NUMERICS, "fast");
@@ -57,7 +63,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const embedder = await openEmbedder();
   const started = performance.now();
   try {
-    const rows = await runEval(model, embedder, config, values.out, {
+    await runEval(model, embedder, config, values.out, {
       log,
       onProgress: ({ job, jobs, label, stage, etaSeconds }) => {
         const bar = "█".repeat(Math.round(((job - 1) / jobs) * 30)).padEnd(30, "░");
@@ -68,15 +74,36 @@ export async function evalCommand(argv: string[]): Promise<number> {
       },
     });
     if (tty) process.stderr.write("\r\x1b[K");
-    writeFileSync(join(values.out, "table.md"), renderTable(rows, { title: `${config.data} (${config.format}), max context ${config.maxContext}` }));
-    writeFileSync(join(values.out, "f1.svg"), renderPlot(rows, "f1"));
-    writeFileSync(join(values.out, "kl.svg"), renderPlot(rows, "kl"));
-    process.stdout.write(`${renderTable(rows)}\nwrote ${values.out}/results.jsonl, table.md, f1.svg, kl.svg in ${formatSeconds((performance.now() - started) / 1000)}\n`);
+    process.stdout.write(`${writeReports(values.out)}in ${formatSeconds((performance.now() - started) / 1000)}\n`);
     return 0;
   } finally {
     await model.decoder.release();
     await embedder.release();
   }
+}
+
+/** Writes table.md, f1.svg, kl.svg and (with `recent` among the methods) comparison.md from what `out` holds; returns a summary. */
+function writeReports(out: string): string {
+  const lines = (name: string) => {
+    const path = join(out, name);
+    return existsSync(path) ? readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "") : [];
+  };
+  const rows = lines("results.jsonl").map((l) => JSON.parse(l) as ResultRow);
+  if (rows.length === 0) throw new EpicacheError("invalid_argument", `${out} holds no results (results.jsonl)`);
+  const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8")) as EvalConfig;
+  const title = `${config.data} (${config.format}), ${config.history ?? "cut"} history, max context ${config.maxContext}`;
+  writeFileSync(join(out, "table.md"), renderTable(rows, { title }));
+  writeFileSync(join(out, "f1.svg"), renderPlot(rows, "f1"));
+  writeFileSync(join(out, "kl.svg"), renderPlot(rows, "kl"));
+  const questions = lines("questions.jsonl").map((l) => JSON.parse(l) as QuestionRow);
+  const written = ["table.md", "f1.svg", "kl.svg"];
+  let comparison = "";
+  if (questions.some((q) => q.method === "recent")) {
+    comparison = renderComparison(questions, "recent", { title });
+    writeFileSync(join(out, "comparison.md"), comparison);
+    written.push("comparison.md");
+  }
+  return `${renderTable(rows)}\n${comparison}\nwrote ${written.map((f) => join(out, f)).join(", ")} `;
 }
 
 function formatSeconds(s: number): string {

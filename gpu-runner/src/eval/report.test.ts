@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ResultRow } from "./report";
-import { aggregate, escapeXml, methodLabel, renderPlot, renderTable } from "./report";
+import { aggregate, escapeXml, methodLabel, renderPlot, renderTable, renderComparison, type QuestionRow } from "./report";
 
 function row(over: Partial<ResultRow>): ResultRow {
   return {
@@ -283,5 +283,34 @@ describe("helpers", () => {
     expect(methodLabel("full")).toBe("Full KV");
     expect(methodLabel("streamingllm")).toBe("StreamingLLM");
     expect(methodLabel("toString")).toBe("toString");
+  });
+});
+
+describe("renderComparison", () => {
+  const q = (method: string, budget: number | null, question: number, f1: number, age = "evidence-old"): QuestionRow => ({
+    conversation: "c", method, budget, question, category: "single-hop", age, f1, kl: null, hit: null, routed: 0, answer: "",
+  });
+  const rows: QuestionRow[] = [];
+  for (let i = 0; i < 40; i++) {
+    const age = i < 30 ? "evidence-old" : "evidence-recent";
+    rows.push(q("recent", null, i, age === "evidence-old" ? 0 : 0.5, age));
+    rows.push(q("epicache", 1024, i, age === "evidence-old" ? 0.4 : 0.5, age));
+  }
+
+  it("pairs each method's questions with the baseline's and gives the difference with its interval per evidence age", () => {
+    const md = renderComparison(rows, "recent");
+    expect(md).toContain("Questions: all 40 · evidence-old 30 · evidence-recent 10.");
+    const line = md.split("\n").find((l) => l.startsWith("| EpiCache")) as string;
+    const cells = line.split("|").map((c) => c.trim());
+    // all: (30·0.4 + 10·0.5) / 40 = 42.5, +30.0 on average with an interval around it; old: +40.0
+    // exactly (every pair +0.4); recent: +0.0 exactly.
+    expect(cells[3]).toBe("42.5");
+    const [mean, low, high] = (/^\+([\d.]+) \[\+([\d.]+), \+([\d.]+)\]$/.exec(cells[4]) ?? []).slice(1).map(Number);
+    expect(mean).toBe(30);
+    expect(low).toBeLessThan(30);
+    expect(high).toBeGreaterThan(30);
+    expect(cells.slice(5, 9)).toEqual(["40.0", "+40.0 [+40.0, +40.0]", "50.0", "+0.0 [+0.0, +0.0]"]);
+    const base = md.split("\n").find((l) => l.startsWith("| Recent")) as string;
+    expect(base).toContain("–");
   });
 });

@@ -5,6 +5,7 @@
  * out; reading and writing files is the caller's.
  */
 import { EpicacheError } from "@epicache/shared";
+import { pairedBootstrap } from "./bootstrap";
 
 /** One line of an evaluation's results.jsonl: one method at one budget on one conversation's category. */
 export interface ResultRow {
@@ -204,6 +205,74 @@ export function renderTable(rows: readonly ResultRow[], opts: ReportOptions = {}
   parts.push("### F1 (×100)", metricTable((r) => fixed(r.f1 * 100, 1)));
   if (agg.some((r) => r.kl !== null)) parts.push("### KL(full ‖ method)", metricTable((r) => (r.kl === null ? MISSING : fixed(r.kl, 3))));
   parts.push("### Routing and cost", costTable);
+  return `${parts.join("\n\n")}\n`;
+}
+
+/** One line of an evaluation's questions.jsonl: one question answered by one method at one budget. */
+export interface QuestionRow {
+  conversation: string;
+  method: string;
+  budget: number | null;
+  /** Index of the question among its conversation's selected questions. */
+  question: number;
+  category: string;
+  /** "evidence-old" (every evidence turn before the recent window) or "evidence-recent". */
+  age: string;
+  f1: number;
+  kl: number | null;
+  hit: number | null;
+  routed: number;
+  answer: string;
+}
+
+/**
+ * A Markdown table of F1 (×100) per method × budget on all questions, on those whose evidence is old
+ * and on those whose evidence is recent, each with the paired difference against `baseline` (its
+ * questions matched by conversation and index) and the difference's 95% bootstrap interval.
+ *
+ * @example
+ * ```ts
+ * renderComparison(rows, "recent");
+ * // | Method | Budget | all: F1 | vs Recent | evidence-old: F1 | vs Recent | … |
+ * // | EpiCache | 1024 | 9.8 | +1.2 [−0.4, +2.9] | … |
+ * ```
+ */
+export function renderComparison(rows: readonly QuestionRow[], baseline: string, opts: ReportOptions = {}): string {
+  const key = (r: QuestionRow) => `${r.conversation}\t${r.question}`;
+  const base = new Map(rows.filter((r) => r.method === baseline).map((r) => [key(r), r]));
+  const groups = new Map<string, QuestionRow[]>();
+  for (const r of rows) {
+    const k = JSON.stringify([r.method, r.budget]);
+    const g = groups.get(k);
+    if (g) g.push(r);
+    else groups.set(k, [r]);
+  }
+  const scopes = [ALL, "evidence-old", "evidence-recent"];
+  const signed = (v: number) => `${v >= 0 ? "+" : "−"}${fixed(Math.abs(v) * 100, 1)}`;
+  const body = [...groups.values()]
+    .sort((a, b) => compareMethods(a[0].method, b[0].method) || compareBudgets(a[0].budget, b[0].budget))
+    .map((group) => {
+      const { method, budget } = group[0];
+      const cells = scopes.flatMap((scope) => {
+        const sel = scope === ALL ? group : group.filter((r) => r.age === scope);
+        if (sel.length === 0) return [MISSING, MISSING];
+        const f1 = fixed((sel.reduce((n, r) => n + r.f1, 0) / sel.length) * 100, 1);
+        const paired = sel.filter((r) => base.has(key(r)));
+        if (method === baseline || paired.length === 0) return [f1, MISSING];
+        const ci = pairedBootstrap(paired.map((r) => r.f1), paired.map((r) => (base.get(key(r)) as QuestionRow).f1));
+        return [f1, `${signed(ci.mean)} [${signed(ci.low)}, ${signed(ci.high)}]`];
+      });
+      return [mdEscape(methodLabel(method)), budget === null ? "—" : String(budget), ...cells];
+    });
+  const counts = scopes.map((scope) => {
+    const n = new Set(rows.filter((r) => scope === ALL || r.age === scope).map(key)).size;
+    return `${scope} ${n}`;
+  });
+  const vs = `vs ${mdEscape(methodLabel(baseline))} [95%]`;
+  const parts: string[] = [];
+  if (opts.title !== undefined) parts.push(`## ${mdEscape(opts.title)}`);
+  parts.push(`Questions: ${counts.join(" · ")}. F1 ×100; differences are paired over the same questions, with 95% bootstrap intervals.`);
+  parts.push(markdownTable(["Method", "Budget", ...scopes.flatMap((s) => [`${s}: F1`, vs])], body));
   return `${parts.join("\n\n")}\n`;
 }
 
