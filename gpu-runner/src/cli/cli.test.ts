@@ -82,7 +82,7 @@ describe.concurrent("closed-set options refuse an unknown value, naming the allo
     { args: ["eval", "--data", "x.json", "--out", emptyHome, "--format", "jsonl"], allowed: ["locomo", "realtalk"] },
     {
       args: ["eval", "--data", "x.json", "--out", emptyHome, "--methods", "full,turbo"],
-      allowed: ["full", "epicache", "epicache-noalloc", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm"],
+      allowed: ["full", "epicache", "epicache-noalloc", "epicache-original", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm", "recent"],
     },
     // build checks its options before it reads the conversation (this one does not exist).
     { args: ["build", "--conversation", "missing.json", "--numerics", "turbo"], allowed: NUMERICS },
@@ -91,6 +91,9 @@ describe.concurrent("closed-set options refuse an unknown value, naming the allo
     { args: ["build", "--conversation", "missing.json", "--alloc", "maybe"], allowed: ["on", "off"] },
     { args: ["build", "--conversation", "missing.json", "--heads", "mixed"], allowed: ["headwise", "uniform"] },
     { args: ["build", "--conversation", "missing.json", "--dtype", "f64"], allowed: ["f32", "f16", "int8"] },
+    { args: ["build", "--conversation", "missing.json", "--positions", "shifted"], allowed: ["compact", "original"] },
+    { args: ["eval", "--data", "x.json", "--out", emptyHome, "--history", "half"], allowed: ["whole", "cut"] },
+    { args: ["eval", "--data", "x.json", "--out", emptyHome, "--positions", "shifted"], allowed: ["compact", "original"] },
   ];
   for (const { args, allowed } of cases) {
     const option = args[args.length - 2];

@@ -65,7 +65,13 @@ export const BuildConfig = z
     episodes: z.number().int().min(1).max(64).optional(),
     budget: z.number().int().min(1).max(1 << 20).optional(),
     block: z.number().int().min(16).max(8192).optional(),
+    /** Keep only the first sessions within this many tokens (default: the whole history). */
     maxContext: z.number().int().min(64).max(1 << 22).optional(),
+    /**
+     * Where kept entries sit: "compact" (default) keeps every attention inside the model's window
+     * however long the history; "original" keeps history positions (beyond the window on long ones).
+     */
+    positions: z.enum(["compact", "original"]).optional(),
     dtype: z.enum(["f32", "f16", "int8"]).optional(),
   })
   .strict();
