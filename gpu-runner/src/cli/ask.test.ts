@@ -3,16 +3,14 @@
  * cache holds the same model (found by fingerprint), refused under one that does not hold it, and
  * refused with a `--model` of other weights. Runs the real command on SmolLM2, as a user does.
  */
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findModel, modelPath, pinnedFingerprint, type ModelSpec } from "../models";
 import { REPO_ROOT } from "../paths";
-import { NEEDS_PULL, pulledModel, tinyGguf } from "../testing";
+import { NEEDS_PULL, pulledModel, runCli, tinyGguf, type CliRun } from "../testing";
 
-const CLI = join(REPO_ROOT, "gpu-runner", "bin", "epicache.mjs");
 const chatPath = pulledModel("chat");
 const embedderPath = pulledModel("embedder");
 
@@ -24,25 +22,9 @@ function spec(name: string): ModelSpec {
 const chat = spec("chat");
 const embedder = spec("embedder");
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the command with `home` as EPICACHE_HOME and no model from the environment. */
-function cli(home: string, ...args: string[]): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, EPICACHE_HOME: home };
-  delete env.EPICACHE_CHAT_MODEL;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"], timeout: 240_000 });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
+function cli(home: string, ...args: string[]): Promise<CliRun> {
+  return runCli(home, args, 240_000);
 }
 
 describe.skipIf(!chatPath || !embedderPath)(`a store built under one EPICACHE_HOME, asked under another ${NEEDS_PULL}`, () => {
@@ -61,7 +43,7 @@ describe.skipIf(!chatPath || !embedderPath)(`a store built under one EPICACHE_HO
   }
   const store = join(a, "store");
   const question = ["--store", store, "--id", "maya-tom", "--question", "Who teaches the pottery class?", "--max-tokens", "8"];
-  let built: Promise<Run>;
+  let built: Promise<CliRun>;
   beforeAll(() => {
     home(a, true);
     home(b, true);

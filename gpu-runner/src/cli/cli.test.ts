@@ -3,36 +3,18 @@
  * `--help`, and every closed-set option refused by name. The refusals run with an empty model cache,
  * so an option checked only after the model is looked up would fail with `model_not_found` instead.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { REPO_ROOT } from "../paths";
+import { runCli, type CliRun } from "../testing";
 
-const CLI = join(REPO_ROOT, "gpu-runner", "bin", "epicache.mjs");
 const emptyHome = mkdtempSync(join(tmpdir(), "epicache-cli-test-"));
 afterAll(() => rmSync(emptyHome, { recursive: true, force: true }));
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the command with no models (an empty EPICACHE_HOME) and no model from the environment. */
-function cli(...args: string[]): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, EPICACHE_HOME: emptyHome };
-  delete env.EPICACHE_CHAT_MODEL;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));
-    child.stderr.setEncoding("utf8").on("data", (s: string) => (stderr += s));
-    child.on("error", reject);
-    child.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
+function cli(...args: string[]): Promise<CliRun> {
+  return runCli(emptyHome, args);
 }
 
 /** A command's own help put back as the global usage lists it (two spaces in, continuation lines 14 less). */

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KvCache, openChatModel, type ChatModel } from "../model";
 import { argmax } from "../model/sampling";
-import { maxRelError, tinyGguf } from "../testing";
-import { blockPrefill, selectKeep, type KeepPolicy } from "./block-prefill";
+import { attentionPolicy, maxRelError, tinyGguf } from "../testing";
+import { blockPrefill, selectKeep } from "./block-prefill";
 
 const dir = mkdtempSync(join(tmpdir(), "epicache-prefill-"));
 let model: ChatModel;
@@ -22,15 +22,7 @@ afterAll(async () => {
 // A deterministic pseudo-random history over the tiny vocabulary's byte tokens.
 const history = Array.from({ length: 150 }, (_, i) => 3 + ((i * 37 + (i >> 3) * 11) % 250));
 
-/** Scores entries by the attention of a fixed three-token prompt (the shape of EpiCache's scorer). */
-const attentionPolicy: KeepPolicy = {
-  name: "test-attention",
-  scoringPrompt: () => [40, 41, 42],
-  score: ({ attention }) => {
-    if (!attention) throw new Error("expected attention scores");
-    return attention;
-  },
-};
+const policy = attentionPolicy();
 
 
 async function oneShot(tokens: readonly number[]): Promise<{ logits: Float32Array; cache: KvCache }> {
@@ -75,7 +67,7 @@ describe("block-wise prefill", () => {
       const cache = new KvCache(model.config);
       let checked = 0;
       await blockPrefill(model.decoder, cache, history, {
-        blockSize: B, budgets: Array(L).fill(budget), policy: attentionPolicy, allocation,
+        blockSize: B, budgets: Array(L).fill(budget), policy, allocation,
         onBlock: ({ block }) => {
           const fed = Math.min(block * B, history.length);
           for (const layer of cache.layers) {
@@ -119,7 +111,7 @@ describe("block-wise prefill", () => {
     const full = await oneShot(history);
     const cache = new KvCache(model.config);
     const { logits } = await blockPrefill(model.decoder, cache, history, {
-      blockSize: 32, budgets: Array(model.config.numLayers).fill(history.length), policy: attentionPolicy,
+      blockSize: 32, budgets: Array(model.config.numLayers).fill(history.length), policy,
     });
     expect(maxRelError(logits, full.logits)).toBeLessThan(1e-4);
     expect(cache.entries).toBe(full.cache.entries);
@@ -129,7 +121,7 @@ describe("block-wise prefill", () => {
   it("rejects a bad block size, budgets of the wrong length and budgets without a policy", async () => {
     const c = new KvCache(model.config);
     await expect(blockPrefill(model.decoder, c, history, { blockSize: 0, budgets: null, policy: null })).rejects.toMatchObject({ code: "invalid_argument" });
-    await expect(blockPrefill(model.decoder, c, history, { blockSize: 8, budgets: [4], policy: attentionPolicy })).rejects.toMatchObject({ code: "invalid_argument" });
+    await expect(blockPrefill(model.decoder, c, history, { blockSize: 8, budgets: [4], policy })).rejects.toMatchObject({ code: "invalid_argument" });
     await expect(blockPrefill(model.decoder, c, history, { blockSize: 8, budgets: Array(model.config.numLayers).fill(4), policy: null })).rejects.toMatchObject({ code: "invalid_argument" });
   });
 });

@@ -6,8 +6,8 @@ import { openGguf } from "../gguf";
 import { configFromGguf, KvCache, openChatModel, repositioner, type ChatModel } from "../model";
 import { argmax } from "../model/sampling";
 import { ggufWeights } from "../model/weights";
-import { referenceForward, tinyGguf } from "../testing";
-import { blockPrefill, type KeepPolicy } from "./block-prefill";
+import { attentionPolicy, referenceForward, tinyGguf } from "../testing";
+import { blockPrefill } from "./block-prefill";
 import { compactCache, compactTargets } from "./positions";
 
 const dir = mkdtempSync(join(tmpdir(), "epicache-positions-"));
@@ -24,14 +24,7 @@ afterAll(async () => {
 
 const history = (n: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 37 + (i >> 3) * 11) % 250));
 
-const attentionPolicy: KeepPolicy = {
-  name: "test-attention",
-  scoringPrompt: () => [40, 41, 42],
-  score: ({ attention }) => {
-    if (!attention) throw new Error("expected attention scores");
-    return attention;
-  },
-};
+const policy = attentionPolicy();
 
 function reference(tokens: readonly number[], positions: readonly number[]) {
   const file = openGguf(path);
@@ -117,7 +110,7 @@ describe("block-wise prefill with compact positions", () => {
     const cache = new KvCache(model.config);
     const seen: Array<{ max: number; next: number; bytes: number }> = [];
     const result = await blockPrefill(model.decoder, cache, tokens, {
-      blockSize: B, budgets: Array(model.config.numLayers).fill(8), policy: attentionPolicy,
+      blockSize: B, budgets: Array(model.config.numLayers).fill(8), policy,
       compact: { window, mover: repositioner(model.config), room: 32 },
       onBlock: () => {
         let max = 0;
@@ -144,7 +137,7 @@ describe("block-wise prefill with compact positions", () => {
     const run = async (compact: boolean) => {
       const cache = new KvCache(model.config);
       const { logits } = await blockPrefill(model.decoder, cache, tokens, {
-        blockSize: 32, budgets: Array(model.config.numLayers).fill(200), policy: attentionPolicy,
+        blockSize: 32, budgets: Array(model.config.numLayers).fill(200), policy,
         ...(compact ? { compact: { window: 2048, mover: repositioner(model.config) } } : {}),
       });
       const answer: number[] = [];

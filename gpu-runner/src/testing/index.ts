@@ -8,3 +8,5 @@ export { writeTinyHfCheckpoint, tinyHfTokenizerFiles, type TinyHfSpec, type Tiny
 export { maxRelError } from "./compare";
 export { codeOf } from "./code-of";
 export { freePort } from "./free-port";
+export { runCli, CLI, type CliRun } from "./run-cli";
+export { attentionPolicy } from "./attention-policy";

@@ -29,17 +29,25 @@ export function cutToSessions(
     throw new EpicacheError("invalid_argument", `maxTokens must be a non-negative number, got ${maxTokens}`);
   }
   const prefix = (count: number): Conversation => ({ ...conversation, sessions: conversation.sessions.slice(0, count) });
-  const fits = (count: number): boolean => countTokens(renderContext(prefix(count), options)) <= maxTokens;
+  return prefix(largestFitting(conversation.sessions.length, (count) => countTokens(renderContext(prefix(count), options)) <= maxTokens));
+}
 
-  // Invariant: `low` sessions fit (or low = 0), `high + 1` sessions do not (or high = all).
+/**
+ * The largest count in 0…`total` for which `fits` holds, for a `fits` that holds up to some count and
+ * not beyond (0 when nothing fits): a binary search, about log2(total) + 1 calls.
+ *
+ * @example largestFitting(10, (n) => n * n <= 30) // 5
+ */
+export function largestFitting(total: number, fits: (count: number) => boolean): number {
+  // Invariant: `low` fits (or low = 0), `high + 1` does not (or high = total).
   let low = 0;
-  let high = conversation.sessions.length;
-  if (fits(high)) return prefix(high);
+  let high = total;
+  if (fits(high)) return high;
   high--;
   while (low < high) {
     const mid = Math.ceil((low + high) / 2);
     if (fits(mid)) low = mid;
     else high = mid - 1;
   }
-  return prefix(low);
+  return low;
 }

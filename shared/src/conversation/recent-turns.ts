@@ -1,5 +1,6 @@
 import { EpicacheError } from "../errors";
 import type { Conversation } from "./conversation";
+import { largestFitting } from "./cut-to-sessions";
 import { renderContext, type RenderContextOptions } from "./render-context";
 
 /**
@@ -41,15 +42,5 @@ export function recentTurns(
     }
     return { ...conversation, sessions };
   };
-  const fits = (count: number): boolean => countTokens(renderContext(suffix(count), options)) <= maxTokens;
-  let low = 0;
-  let high = total;
-  if (fits(high)) return suffix(high);
-  high--;
-  while (low < high) {
-    const mid = Math.ceil((low + high) / 2);
-    if (fits(mid)) low = mid;
-    else high = mid - 1;
-  }
-  return suffix(low);
+  return suffix(largestFitting(total, (count) => countTokens(renderContext(suffix(count), options)) <= maxTokens));
 }
