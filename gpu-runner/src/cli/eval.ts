@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { EpicacheError } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
-import { DATASETS, EVAL_METHODS, HISTORIES, renderComparison, renderPlot, renderTable, runEval, type EvalConfig, type QuestionRow, type ResultRow } from "../eval";
+import { DATASETS, EVAL_METHODS, HISTORIES, renderComparison, renderComparisonPlot, renderPlot, renderTable, runEval, type EvalConfig, type QuestionRow, type ResultRow } from "../eval";
 import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 import { POSITION_MODES } from "../prefill";
@@ -101,7 +101,8 @@ function writeReports(out: string): string {
   if (questions.some((q) => q.method === "recent")) {
     comparison = renderComparison(questions, "recent", { title });
     writeFileSync(join(out, "comparison.md"), comparison);
-    written.push("comparison.md");
+    writeFileSync(join(out, "comparison.svg"), renderComparisonPlot(questions, "recent"));
+    written.push("comparison.md", "comparison.svg");
   }
   return `${renderTable(rows)}\n${comparison}\nwrote ${written.map((f) => join(out, f)).join(", ")} `;
 }

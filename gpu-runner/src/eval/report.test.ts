@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ResultRow } from "./report";
-import { aggregate, escapeXml, methodLabel, renderPlot, renderTable, renderComparison, type QuestionRow } from "./report";
+import { aggregate, escapeXml, methodLabel, renderPlot, renderTable, renderComparison, renderComparisonPlot, type QuestionRow } from "./report";
 
 function row(over: Partial<ResultRow>): ResultRow {
   return {
@@ -312,5 +312,14 @@ describe("renderComparison", () => {
     expect(cells.slice(5, 9)).toEqual(["40.0", "+40.0 [+40.0, +40.0]", "50.0", "+0.0 [+0.0, +0.0]"]);
     const base = md.split("\n").find((l) => l.startsWith("| Recent")) as string;
     expect(base).toContain("–");
+  });
+
+  it("plots each method's difference and interval on all and old-evidence questions", () => {
+    const svg = renderComparisonPlot(rows, "recent");
+    expect(svg.startsWith("<svg")).toBe(true);
+    // EpiCache has an interval in both panels; the baseline none.
+    expect(svg.match(/data-method="epicache"/g)).toHaveLength(2);
+    expect(svg).not.toContain('data-method="recent"');
+    expect(svg).toContain("EpiCache @1024");
   });
 });

@@ -5,7 +5,7 @@
  * out; reading and writing files is the caller's.
  */
 import { EpicacheError } from "@epicache/shared";
-import { pairedBootstrap } from "./bootstrap";
+import { pairedBootstrap, type PairedInterval } from "./bootstrap";
 
 /** One line of an evaluation's results.jsonl: one method at one budget on one conversation's category. */
 export interface ResultRow {
@@ -225,19 +225,23 @@ export interface QuestionRow {
   answer: string;
 }
 
+/** The evidence scopes a comparison reports: every question, old evidence, recent evidence. */
+const SCOPES = [ALL, "evidence-old", "evidence-recent"] as const;
+
+/** One method × budget of a comparison: per scope its mean F1, and its paired difference against the baseline. */
+export interface Comparison {
+  method: string;
+  budget: number | null;
+  scopes: Record<(typeof SCOPES)[number], { f1: number; questions: number; vsBaseline: PairedInterval | null } | null>;
+}
+
 /**
- * A Markdown table of F1 (×100) per method × budget on all questions, on those whose evidence is old
- * and on those whose evidence is recent, each with the paired difference against `baseline` (its
- * questions matched by conversation and index) and the difference's 95% bootstrap interval.
- *
- * @example
- * ```ts
- * renderComparison(rows, "recent");
- * // | Method | Budget | all: F1 | vs Recent | evidence-old: F1 | vs Recent | … |
- * // | EpiCache | 1024 | 9.8 | +1.2 [−0.4, +2.9] | … |
- * ```
+ * Each method × budget's F1 on all questions, on those whose evidence is old and on those whose
+ * evidence is recent, with the paired difference against `baseline` (questions matched by
+ * conversation and index) and its 95% bootstrap interval; the baseline's own difference is null.
+ * Sorted as the tables are.
  */
-export function renderComparison(rows: readonly QuestionRow[], baseline: string, opts: ReportOptions = {}): string {
+export function compareWith(rows: readonly QuestionRow[], baseline: string): Comparison[] {
   const key = (r: QuestionRow) => `${r.conversation}\t${r.question}`;
   const base = new Map(rows.filter((r) => r.method === baseline).map((r) => [key(r), r]));
   const groups = new Map<string, QuestionRow[]>();
@@ -247,33 +251,108 @@ export function renderComparison(rows: readonly QuestionRow[], baseline: string,
     if (g) g.push(r);
     else groups.set(k, [r]);
   }
-  const scopes = [ALL, "evidence-old", "evidence-recent"];
-  const signed = (v: number) => `${v >= 0 ? "+" : "−"}${fixed(Math.abs(v) * 100, 1)}`;
-  const body = [...groups.values()]
+  return [...groups.values()]
     .sort((a, b) => compareMethods(a[0].method, b[0].method) || compareBudgets(a[0].budget, b[0].budget))
     .map((group) => {
       const { method, budget } = group[0];
-      const cells = scopes.flatMap((scope) => {
-        const sel = scope === ALL ? group : group.filter((r) => r.age === scope);
-        if (sel.length === 0) return [MISSING, MISSING];
-        const f1 = fixed((sel.reduce((n, r) => n + r.f1, 0) / sel.length) * 100, 1);
+      const scope = (name: (typeof SCOPES)[number]) => {
+        const sel = name === ALL ? group : group.filter((r) => r.age === name);
+        if (sel.length === 0) return null;
         const paired = sel.filter((r) => base.has(key(r)));
-        if (method === baseline || paired.length === 0) return [f1, MISSING];
-        const ci = pairedBootstrap(paired.map((r) => r.f1), paired.map((r) => (base.get(key(r)) as QuestionRow).f1));
-        return [f1, `${signed(ci.mean)} [${signed(ci.low)}, ${signed(ci.high)}]`];
-      });
-      return [mdEscape(methodLabel(method)), budget === null ? "—" : String(budget), ...cells];
+        const vsBaseline = method === baseline || paired.length === 0
+          ? null
+          : pairedBootstrap(paired.map((r) => r.f1), paired.map((r) => (base.get(key(r)) as QuestionRow).f1));
+        return { f1: sel.reduce((n, r) => n + r.f1, 0) / sel.length, questions: sel.length, vsBaseline };
+      };
+      return { method, budget, scopes: { [ALL]: scope(ALL), "evidence-old": scope("evidence-old"), "evidence-recent": scope("evidence-recent") } };
     });
-  const counts = scopes.map((scope) => {
-    const n = new Set(rows.filter((r) => scope === ALL || r.age === scope).map(key)).size;
-    return `${scope} ${n}`;
-  });
+}
+
+/**
+ * A Markdown table of {@link compareWith}: F1 (×100) per method × budget on all, old-evidence and
+ * recent-evidence questions, each with the paired difference against `baseline` and its 95% interval.
+ *
+ * @example
+ * ```ts
+ * renderComparison(rows, "recent");
+ * // | Method | Budget | all: F1 | vs Recent (truncated prompt) [95%] | evidence-old: F1 | … |
+ * // | EpiCache | 1024 | 9.8 | +1.2 [−0.4, +2.9] | … |
+ * ```
+ */
+export function renderComparison(rows: readonly QuestionRow[], baseline: string, opts: ReportOptions = {}): string {
+  const signed = (v: number) => `${v >= 0 ? "+" : "−"}${fixed(Math.abs(v) * 100, 1)}`;
+  const body = compareWith(rows, baseline).map((c) => [
+    mdEscape(methodLabel(c.method)),
+    c.budget === null ? "—" : String(c.budget),
+    ...SCOPES.flatMap((name) => {
+      const sc = c.scopes[name];
+      if (!sc) return [MISSING, MISSING];
+      const ci = sc.vsBaseline;
+      return [fixed(sc.f1 * 100, 1), ci ? `${signed(ci.mean)} [${signed(ci.low)}, ${signed(ci.high)}]` : MISSING];
+    }),
+  ]);
+  const key = (r: QuestionRow) => `${r.conversation}\t${r.question}`;
+  const counts = SCOPES.map((name) => `${name} ${new Set(rows.filter((r) => name === ALL || r.age === name).map(key)).size}`);
   const vs = `vs ${mdEscape(methodLabel(baseline))} [95%]`;
   const parts: string[] = [];
   if (opts.title !== undefined) parts.push(`## ${mdEscape(opts.title)}`);
   parts.push(`Questions: ${counts.join(" · ")}. F1 ×100; differences are paired over the same questions, with 95% bootstrap intervals.`);
-  parts.push(markdownTable(["Method", "Budget", ...scopes.flatMap((s) => [`${s}: F1`, vs])], body));
+  parts.push(markdownTable(["Method", "Budget", ...SCOPES.flatMap((name) => [`${name}: F1`, vs])], body));
   return `${parts.join("\n\n")}\n`;
+}
+
+/**
+ * A self-contained SVG of {@link compareWith}: per method × budget, its F1 difference against
+ * `baseline` (×100) with the 95% interval as a whisker, on all questions and on old-evidence ones
+ * side by side, and a line at 0.
+ */
+export function renderComparisonPlot(rows: readonly QuestionRow[], baseline: string, opts: ReportOptions = {}): string {
+  const panels = [ALL, "evidence-old"] as const;
+  const items = compareWith(rows, baseline).filter((c) => c.method !== baseline);
+  const W = 760;
+  const rowH = 26;
+  const top = 56;
+  const labelW = 240;
+  const H = top + Math.max(1, items.length) * rowH + 48;
+  const panelW = (W - labelW - 40) / panels.length;
+  const values = items.flatMap((c) => panels.flatMap((p) => {
+    const ci = c.scopes[p]?.vsBaseline;
+    return ci ? [ci.low * 100, ci.high * 100] : [];
+  }));
+  const ticks = niceTicks(Math.min(0, ...values), Math.max(0, ...values, 1));
+  const [v0, v1] = [ticks[0], ticks[ticks.length - 1]];
+  const digits = digitsFor(ticks.length > 1 ? ticks[1] - ticks[0] : 1);
+  const title = opts.title ?? `F1 against ${methodLabel(baseline)} (paired, 95% intervals)`;
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
+  ];
+  panels.forEach((panel, pi) => {
+    const left = labelW + pi * (panelW + 20);
+    const x = (v: number) => left + ((v - v0) / (v1 - v0)) * panelW;
+    const bottom = top + items.length * rowH;
+    out.push(`<text x="${num(left + panelW / 2)}" y="${top - 14}" text-anchor="middle" font-weight="bold">${escapeXml(panel === ALL ? "all questions" : "evidence before the recent window")}</text>`);
+    for (const t of ticks) {
+      out.push(`<line x1="${num(x(t))}" y1="${top}" x2="${num(x(t))}" y2="${bottom}" stroke="${t === 0 ? "#333333" : "#e5e5e5"}"/>`);
+      out.push(`<text x="${num(x(t))}" y="${bottom + 16}" text-anchor="middle">${t.toFixed(digits)}</text>`);
+    }
+    out.push(`<text x="${num(left + panelW / 2)}" y="${bottom + 34}" text-anchor="middle">ΔF1 ×100</text>`);
+    items.forEach((c, i) => {
+      const y = top + i * rowH + rowH / 2;
+      const ci = c.scopes[panel]?.vsBaseline;
+      if (!ci) return;
+      const colour = ci.low > 0 ? "#59a14f" : ci.high < 0 ? "#e15759" : "#4e79a7";
+      out.push(`<line data-method="${escapeXml(c.method)}" x1="${num(x(ci.low * 100))}" y1="${num(y)}" x2="${num(x(ci.high * 100))}" y2="${num(y)}" stroke="${colour}" stroke-width="2"/>`);
+      out.push(`<circle cx="${num(x(ci.mean * 100))}" cy="${num(y)}" r="4" fill="${colour}"/>`);
+    });
+  });
+  items.forEach((c, i) => {
+    const y = top + i * rowH + rowH / 2 + 4;
+    out.push(`<text x="${labelW - 10}" y="${num(y)}" text-anchor="end">${escapeXml(`${methodLabel(c.method)}${c.budget === null ? "" : ` @${c.budget}`}`)}</text>`);
+  });
+  out.push("</svg>");
+  return `${out.join("\n")}\n`;
 }
 
 /**
