@@ -10,6 +10,7 @@ import { askEpisodes } from "./ask-episodes";
 import { buildEpisodes } from "./build-episodes";
 import { EpisodeStore } from "./episode-store";
 import { FsObjectStore } from "../store";
+import { QUESTION_ROOM } from "../prefill";
 
 const embedderPath = pulledModel("embedder");
 const dir = mkdtempSync(join(tmpdir(), "epicache-episodes-"));
@@ -57,9 +58,10 @@ describe.skipIf(!embedderPath)(`episodes end to end on a tiny chat model ${NEEDS
     expect(existsSync(join(dir, `epicache-sensitivity-${model.fingerprint}.json`))).toBe(true);
     for (const e of m.episodes) {
       const cache = await store.loadEpisode(m, e.id);
-      // Compact positions: every head ends just before the next token, which follows the longest head.
+      // Compact positions: the history (1,796 tokens) leaves the tiny model's 2,048-token window too
+      // little room for a question, so the cache was compacted to leave it.
       expect(m.positions).toBe("compact");
-      expect(cache.nextPosition).toBe(cache.maxLength);
+      expect(cache.nextPosition + QUESTION_ROOM).toBeLessThanOrEqual(model.config.contextLength);
       expect(report.positions.max).toBeLessThan(report.positions.window);
       cache.layers.forEach((layer, l) => {
         const sum = layer.lengths.reduce((a, b) => a + b, 0);

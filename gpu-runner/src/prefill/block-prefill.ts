@@ -70,9 +70,10 @@ export interface BlockPrefillOptions {
    */
   pause?: () => Promise<void>;
   /**
-   * Compact positions (positions.ts): after each block's eviction the cache moves to positions that
-   * end where the next block starts, at most `window` less the block, its scoring prompt and `room`
-   * tokens (default {@link QUESTION_ROOM}) for a question and answer. Absent: original positions.
+   * Compact positions (positions.ts): after a block's eviction, when the next block, its scoring
+   * prompt and `room` tokens (default {@link QUESTION_ROOM}) for a question and answer would pass
+   * `window`, the cache moves to compact positions that end where the next block starts. Until
+   * then entries keep their spacing. Absent: original positions always.
    */
   compact?: { window: number; mover: Repositioner; room?: number };
 }
@@ -142,7 +143,9 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
         if (limit < 1) {
           throw new EpicacheError("invalid_argument", `a block of ${B} tokens, a scoring prompt of ${prompt.length} and ${room} for a question leave no room in a window of ${window}`);
         }
-        compactCache(cache, mover, limit);
+        // Original spacing while the window has room for the next block: compaction costs fidelity
+        // (README, "Longer than the model's window"), so it happens only when needed.
+        if (cache.nextPosition > limit) compactCache(cache, mover, limit);
       }
     }
     if (opts.onBlock) {

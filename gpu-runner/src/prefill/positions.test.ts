@@ -162,6 +162,24 @@ describe("block-wise prefill with compact positions", () => {
     });
   });
 
+  it("keeps the original spacing of kept entries while the window has room, evicting or not", async () => {
+    const tokens = history(150);
+    const run = async (compact: boolean) => {
+      const cache = new KvCache(model.config);
+      await blockPrefill(model.decoder, cache, tokens, {
+        blockSize: 16, budgets: Array(model.config.numLayers).fill(8), policy,
+        ...(compact ? { compact: { window: 2048, mover: repositioner(model.config) } } : {}),
+      });
+      return cache;
+    };
+    const [original, compact] = [await run(false), await run(true)];
+    expect(compact.nextPosition).toBe(tokens.length);
+    compact.layers.forEach((layer, l) => {
+      expect(layer.positions).toEqual(original.layers[l].positions);
+      expect(layer.keys).toEqual(original.layers[l].keys);
+    });
+  });
+
   it("compacts a cache whose heads hold different numbers of entries so every head ends just before the next token", async () => {
     const tokens = history(40);
     const cache = await prefilled(tokens, tokens.map((_, i) => i * 10));

@@ -4,14 +4,18 @@
  * keeping their original positions, has the next block and the question attend across distances
  * the model never saw, and its answers degenerate.
  *
- * "compact" (the default for building): after each block's eviction every head's kept entries,
- * still in their original order, move to the positions just before the next token, right-aligned:
- * the cache ends at N − 1 in every head, N the longest head, and the next block, the patched prompt,
- * the question and the answer continue from N. Right-aligned, every head's newest entry stays next
- * to the new tokens, as it was before the eviction, and the distance to an older entry is the number
- * of kept entries between them (StreamingLLM's rule for positions in the cache). N is at most the
- * window less what must still follow (a block, its scoring prompt, a question and answer), so no
- * attention spans more than the window; a head longer than that shares positions between neighbours.
+ * "compact" (the default for building): entries keep their original spacing while the window has
+ * room for what must still follow (the next block, its scoring prompt, a question and answer). When
+ * it has not, after that block's eviction every head's kept entries, still in their original order,
+ * move to the positions just before the next token, right-aligned: the cache ends at N − 1 in every
+ * head, N the longest head, and what follows continues from N. Right-aligned, every head's newest
+ * entry stays next to the new tokens, as it was before the eviction, and the distance to an older
+ * entry is the number of kept entries between them (StreamingLLM's rule for positions in the
+ * cache). Later blocks keep their own spacing until the window is full again. N is at most the
+ * window less what must still follow, so no attention spans more than the window; a head longer
+ * than that shares positions between neighbours. Compacting only when needed matters: within the
+ * window, compacting after every block raised EpiCache's KL to the full cache from 0.405 to 0.579
+ * on LoCoMo conv-26's first 7,000 tokens (README).
  *
  * "original": kept entries keep the positions they had in the history (the paper's setting; right
  * for histories within the window, for comparison beyond it).
