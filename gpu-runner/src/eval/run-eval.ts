@@ -206,7 +206,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
       }
       const entries = built.caches.reduce((n, c) => n + c.entries, 0) / built.caches.length;
       const fullEntries = full ? full.caches[0].entries : contextTokens * model.config.numLayers * model.config.numKvHeads;
-      const categories = [...new Set(per.map((p) => p.q.category)), "evidence-old", "evidence-recent", "all"];
+      const categories = [...new Set([...per.map((p) => p.q.category), ...per.map((p) => ageOf(p.q))]), "all"];
       const decodeTokens = per.reduce((n, p) => n + p.tokens, 0);
       for (const category of categories) {
         const sel = category === "all" ? per : per.filter((p) => p.q.category === category || ageOf(p.q) === category);
