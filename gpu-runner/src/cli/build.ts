@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import { CONVERSATION_FORMATS, EpicacheError, isValidId, KVC_DTYPES, loadConversation, newVersionId, validateId } from "@epicache/shared";
+import { CONVERSATION_FORMATS, EpicacheError, isValidId, KVC_DTYPES, loadConversation, newVersionId, parseMedoidCount, validateId } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
 import { buildEpisodes, EpisodeStore } from "../episodes";
 import { NUMERICS, openChatModel } from "../model";
@@ -20,7 +20,7 @@ const ALLOC = ["on", "off"] as const;
 export const usage = `\
   build --conversation FILE [--out STORE] [--tenant local] [--id ID] [--version V] [--dtype ${choices(KVC_DTYPES, "f16")}] [--gc-grace 3600]
         [--format ${choices(CONVERSATION_FORMATS)}] [--sample ID] [--method M]
-        [--episodes 4] [--budget 1024] [--block 512] [--alpha 2] [--alloc ${choices(ALLOC)}] [--heads ${choices(ALLOCATIONS)}] [--n-medoid 1]
+        [--episodes 4] [--budget 1024] [--block 512] [--alpha 2] [--alloc ${choices(ALLOC)}] [--heads ${choices(ALLOCATIONS)}] [--n-medoid 8|25%]
         [--max-context N] [--positions ${choices(POSITION_MODES)}] [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--json]
                                      a conversation's episode caches, published as its new active
                                      version. M: ${choices(METHODS, "epicache", ", ")}.
@@ -62,7 +62,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     alpha: numberOption("alpha", values.alpha, 2, (n) => n >= 0),
     alloc: alloc === undefined ? undefined : alloc === "on",
     headAllocation: enumOption("heads", values.heads, ALLOCATIONS),
-    nMedoid: numberOption("n-medoid", values["n-medoid"], 1, isPositiveInt),
+    nMedoid: values["n-medoid"] === undefined ? undefined : parseMedoidCount(values["n-medoid"]),
     seed: numberOption("seed", values.seed, 42, (n) => Number.isInteger(n) && n >= 0),
     maxContext: values["max-context"] === undefined ? undefined : numberOption("max-context", values["max-context"], 0, isPositiveInt),
     positions: enumOption("positions", values.positions, POSITION_MODES, "compact"),

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { l2Normalize } from "@epicache/shared";
 import { seededRandom } from "../model/sampling";
 import { clusterEpisodes, representatives, reseedEmpty, restartSeed } from "./cluster";
 
@@ -213,11 +214,23 @@ describe("representatives", () => {
     expect(representatives(vectors, [0, 0, 0, 1, 0], [c, c], 10)).toEqual([[0, 1, 2, 4], [3]]);
   });
 
+  it("takes a share of each episode's windows, at least one, in chronological order", () => {
+    // Eight windows, six in episode 0 (closest to c first: 5, 4, 3, …), two in episode 1.
+    const c = Float32Array.from([1, 0]);
+    const vectors = [0.2, 0.3, 0.9, 0.4, 0.5, 0.6, 0.7, 0.8].map((x) => l2Normalize(Float32Array.from([x, 1 - x])));
+    const assignments = [0, 0, 1, 0, 0, 0, 0, 1];
+    expect(representatives(vectors, assignments, [c, c], "50%")).toEqual([[4, 5, 6], [2]]);
+    expect(representatives(vectors, assignments, [c, c], "10%")).toEqual([[6], [2]]);
+    expect(representatives(vectors, assignments, [c, c], "100%")).toEqual([[0, 1, 3, 4, 5, 6], [2, 7]]);
+  });
+
   it("rejects mismatched or out-of-range assignments and a bad nMedoid", () => {
     const v = [Float32Array.from([1, 0])];
     const bad = (f: () => unknown) => expect(f).toThrow(expect.objectContaining({ code: "invalid_argument" }));
     bad(() => representatives(v, [0, 0], [v[0]], 1));
     bad(() => representatives(v, [1], [v[0]], 1));
     bad(() => representatives(v, [0], [v[0]], 0));
+    bad(() => representatives(v, [0], [v[0]], "0%"));
+    bad(() => representatives(v, [0], [v[0]], 1.5));
   });
 });

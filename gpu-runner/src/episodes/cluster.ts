@@ -8,7 +8,7 @@
  * order of their first window, so episode 0 is the one the conversation enters first.
  */
 import { kmeans } from "ml-kmeans";
-import { cosine, EpicacheError, l2Normalize } from "@epicache/shared";
+import { cosine, EpicacheError, l2Normalize, medoidCount, type MedoidCount } from "@epicache/shared";
 
 export interface ClusterOptions {
   /** Seed of the restarts (a non-negative integer, default 0); restart r runs from {@link restartSeed}(seed, r). */
@@ -89,17 +89,18 @@ export function clusterEpisodes(vectors: readonly Float32Array[], k: number, opt
 }
 
 /**
- * Per episode, the `nMedoid` windows closest to its centroid by cosine (ties to the earlier window),
- * returned in chronological (index) order; an episode with fewer members returns them all.
+ * Per episode, the windows closest to its centroid by cosine (ties to the earlier window), as many as
+ * `nMedoid` says (a count, or a share of the episode's windows), returned in chronological (index)
+ * order, as the authors' `make_cluster_prompt` orders them.
  *
  * @example
  * ```ts
- * const reps = representatives(vectors, clusters.assignments, clusters.centroids, 1);
- * reps[e]; // e.g. [17]: window 17 is episode e's representative text
+ * const reps = representatives(vectors, clusters.assignments, clusters.centroids, "25%");
+ * reps[e]; // e.g. [3, 17, 18, 40]: the windows of episode e's patched prompt
  * ```
  */
-export function representatives(vectors: readonly Float32Array[], assignments: readonly number[], centroids: readonly Float32Array[], nMedoid: number): number[][] {
-  if (!Number.isInteger(nMedoid) || nMedoid < 1) throw new EpicacheError("invalid_argument", `nMedoid must be a positive integer, got ${nMedoid}`);
+export function representatives(vectors: readonly Float32Array[], assignments: readonly number[], centroids: readonly Float32Array[], nMedoid: MedoidCount): number[][] {
+  medoidCount(nMedoid, 1); // checks the spec even for an empty conversation
   if (assignments.length !== vectors.length) throw new EpicacheError("invalid_argument", `${assignments.length} assignments for ${vectors.length} vectors`);
   const members: Array<Array<{ index: number; similarity: number }>> = centroids.map(() => []);
   assignments.forEach((e, index) => {
@@ -109,7 +110,7 @@ export function representatives(vectors: readonly Float32Array[], assignments: r
   return members.map((list) =>
     list
       .sort((a, b) => b.similarity - a.similarity || a.index - b.index)
-      .slice(0, nMedoid)
+      .slice(0, medoidCount(nMedoid, list.length))
       .map((m) => m.index)
       .sort((a, b) => a - b),
   );

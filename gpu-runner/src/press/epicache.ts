@@ -7,7 +7,10 @@ import type { KeepPolicy } from "../prefill";
 import { attentionPolicy } from "./attention-scorer";
 import type { ChatFrame } from "./chat-frame";
 
-export const EPICACHE_INSTRUCTION = "Extract the essential information from this conversation segment, recalling what was said about the following topic.";
+/** The authors' instruction (apple/ml-epicache, `token_scoring`'s "clustering" prompt), word for word. */
+export const EPICACHE_INSTRUCTION =
+  "Extract essential information from this conversation segment. Identify speaker names, personas, key events with dates/times, " +
+  "personal details, commitments, opinions, relationships, emotional moments, and unique experiences.";
 
 /** The patched prompt: instruction, assistant header, representative text. */
 export function patchedPrompt(frame: ChatFrame, representativeText: string): number[] {

@@ -16,6 +16,7 @@ export {
 } from "./load-conversation";
 export { formatTurnLine } from "./turn-line";
 export { segmentWindows, type ConversationWindow } from "./segment-windows";
+export { medoidCount, parseMedoidCount, type MedoidCount } from "./medoid-count";
 export { defaultContextHeader, renderContext, type RenderContextOptions } from "./render-context";
 export { cutToSessions } from "./cut-to-sessions";
 export { recentTurns } from "./recent-turns";

@@ -72,6 +72,8 @@ export const BuildConfig = z
      * however long the history; "original" keeps history positions (beyond the window on long ones).
      */
     positions: z.enum(["compact", "original"]).optional(),
+    /** Representative windows per episode: a count, or a share of its windows ("25%"). */
+    nMedoid: z.union([z.number().int().min(1).max(1024), z.string().regex(/^\d+(\.\d+)?%$/).refine((s) => Number(s.slice(0, -1)) > 0 && Number(s.slice(0, -1)) <= 100, "a percentage in (0, 100]")]).optional(),
     dtype: z.enum(["f32", "f16", "int8"]).optional(),
   })
   .strict();
