@@ -10,17 +10,15 @@ import { openEmbedder } from "../embedder";
 import { buildEpisodes, EpisodeStore } from "../episodes";
 import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
-import { ALLOCATIONS, POSITION_MODES } from "../prefill";
+import { ALLOC_MODES, ALLOCATIONS, POSITION_MODES } from "../prefill";
 import { METHODS } from "../press";
 import { defaultStoreLocation, openStore } from "../store";
 import { choices, enumOption, isPositiveInt, numberOption } from "./args";
 
-const ALLOC = ["on", "off"] as const;
-
 export const usage = `\
   build --conversation FILE [--out STORE] [--tenant local] [--id ID] [--version V] [--dtype ${choices(KVC_DTYPES, "f16")}] [--gc-grace 3600]
         [--format ${choices(CONVERSATION_FORMATS)}] [--sample ID] [--method M]
-        [--episodes 4] [--budget 1024] [--block 512] [--alpha 2] [--alloc ${choices(ALLOC)}] [--heads ${choices(ALLOCATIONS)}] [--n-medoid 8|25%]
+        [--episodes 4] [--budget 1024] [--block 512] [--alloc ${choices(ALLOC_MODES)}] [--sharpness A] [--heads ${choices(ALLOCATIONS)}] [--n-medoid 8|25%]
         [--max-context N] [--positions ${choices(POSITION_MODES)}] [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--json]
                                      a conversation's episode caches, published as its new active
                                      version. M: ${choices(METHODS, "epicache", ", ")}.
@@ -38,7 +36,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     options: {
       conversation: { type: "string" }, format: { type: "string" }, sample: { type: "string" },
       episodes: { type: "string" }, budget: { type: "string" }, block: { type: "string" }, method: { type: "string" },
-      alpha: { type: "string" }, alloc: { type: "string" }, heads: { type: "string" }, "n-medoid": { type: "string" }, seed: { type: "string" },
+      sharpness: { type: "string" }, alloc: { type: "string" }, heads: { type: "string" }, "n-medoid": { type: "string" }, seed: { type: "string" },
       "max-context": { type: "string" }, positions: { type: "string" }, out: { type: "string" }, json: { type: "boolean", default: false },
       model: { type: "string" }, numerics: { type: "string" },
       tenant: { type: "string" }, id: { type: "string" }, version: { type: "string" }, dtype: { type: "string" }, "gc-grace": { type: "string" },
@@ -51,7 +49,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const dtype = enumOption("dtype", values.dtype, KVC_DTYPES, "f16");
   const graceSeconds = numberOption("gc-grace", values["gc-grace"], 3600, (n) => n >= 0);
   const method = enumOption("method", values.method, METHODS, "epicache");
-  const alloc = enumOption("alloc", values.alloc, ALLOC);
+  const alloc = enumOption("alloc", values.alloc, ALLOC_MODES);
   const format = enumOption("format", values.format, CONVERSATION_FORMATS);
   const numerics = enumOption("numerics", values.numerics, NUMERICS, "fast");
   const opts = {
@@ -59,8 +57,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
     episodes: numberOption("episodes", values.episodes, 4, isPositiveInt),
     budget: numberOption("budget", values.budget, 1024, isPositiveInt),
     blockSize: numberOption("block", values.block, 512, isPositiveInt),
-    alpha: numberOption("alpha", values.alpha, 2, (n) => n >= 0),
-    alloc: alloc === undefined ? undefined : alloc === "on",
+    alloc,
+    sharpness: values.sharpness === undefined ? undefined : numberOption("sharpness", values.sharpness, 0, (n) => n >= 0),
     headAllocation: enumOption("heads", values.heads, ALLOCATIONS),
     nMedoid: values["n-medoid"] === undefined ? undefined : parseMedoidCount(values["n-medoid"]),
     seed: numberOption("seed", values.seed, 42, (n) => Number.isInteger(n) && n >= 0),

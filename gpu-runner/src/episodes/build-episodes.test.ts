@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -48,14 +48,15 @@ describe.skipIf(!embedderPath)(`episodes end to end on a tiny chat model ${NEEDS
     const store = new EpisodeStore(new FsObjectStore(join(dir, "store")));
     const budget = 48;
     const at = { store, tenant: "local", conversation: "pets", version: "v1", dtype: "f32" as const };
-    const report = await buildEpisodes(model, embedder, conversation, at, { method: "epicache", episodes: 2, budget, blockSize: 64 });
+    const report = await buildEpisodes(model, embedder, conversation, at, { method: "epicache", episodes: 2, budget, blockSize: 64, alloc: "output" });
     expect(report.published).toEqual({ active: "v1", moved: true });
     const m = await store.resolve("local", "pets");
     expect(m).toEqual(report.manifest);
     expect(m.episodes).toHaveLength(2);
     expect(m.layerBudgets?.reduce((a, b) => a + b, 0)).toBe(budget * model.config.numLayers);
-    // The sensitivity profile was measured (none existed) and saved next to the model.
-    expect(existsSync(join(dir, `epicache-sensitivity-${model.fingerprint}.json`))).toBe(true);
+    // The layer profile at this budget was measured (none existed) and saved next to the model.
+    const profiles = JSON.parse(readFileSync(join(dir, `epicache-layer-profiles-${model.fingerprint}.json`), "utf8"));
+    expect(Object.keys(profiles.profiles)).toEqual([`output@${budget}`]);
     for (const e of m.episodes) {
       const cache = await store.loadEpisode(m, e.id);
       // Compact positions: the history (1,796 tokens) leaves the tiny model's 2,048-token window too

@@ -8,9 +8,9 @@ import { cutToSessions, EpicacheError, l2Normalize, renderContext, segmentWindow
 import type { OnnxEmbedder } from "../embedder";
 import { KvCache, repositioner, type ChatModel } from "../model";
 import { chatModelRef } from "../models";
-import { blockPrefill, layerBudgets, type Allocation, type PositionMode } from "../prefill";
+import { blockPrefill, type AllocMode, type Allocation, type PositionMode } from "../prefill";
 import { chatFrame, policyFor, type Method } from "../press";
-import { profileFor } from "./calibration";
+import { allocateLayers, defaultAllocation } from "./calibration";
 import { clusterEpisodes, representatives } from "./cluster";
 import type { EpisodeStore, PublishResult } from "./episode-store";
 import { MANIFEST_FORMAT, type EpisodeManifest } from "./manifest";
@@ -40,10 +40,13 @@ export interface BuildOptions {
   /** Entries per KV head per layer on average (M). */
   budget: number;
   blockSize: number;
-  /** Layer allocation's sharpness; default 2. */
-  alpha?: number;
-  /** Sensitivity-aware layer budgets (default on for EpiCache, off for the baselines). */
-  alloc?: boolean;
+  /**
+   * How the budget is spread over layers (prefill/sensitivity-profile.ts). Default: the model's
+   * (`defaultAllocation`) for EpiCache, uniform for the baselines.
+   */
+  alloc?: AllocMode;
+  /** Overrides the sharpness the allocation's profile chose. */
+  sharpness?: number;
   /** Within a layer: head-wise top-k over all heads (default) or the same budget for every head. */
   headAllocation?: Allocation;
   /** Representative windows per episode: a count or a share of its windows ("25%"). Default DEFAULT_N_MEDOID. */
@@ -126,10 +129,8 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
   // ── layer budgets ──
   let budgets: number[] | null = null;
   if (opts.method !== "full") {
-    const alloc = opts.alloc ?? episodic;
-    budgets = alloc
-      ? layerBudgets((await profileFor(model, opts.log)).sensitivity, opts.budget, { alpha: opts.alpha ?? 2 })
-      : Array(config.numLayers).fill(opts.budget);
+    const alloc = opts.alloc ?? (episodic ? defaultAllocation(model) : "uniform");
+    budgets = await allocateLayers(model, alloc, opts.budget, { sharpness: opts.sharpness, log: opts.log });
   }
   stage("calibrate", "prefill");
 

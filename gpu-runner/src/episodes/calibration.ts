@@ -1,42 +1,110 @@
 /**
- * Measuring and saving a model's layer sensitivity (`npx epicache calibrate`, and `build` when no
- * profile exists yet).
+ * Measuring and saving a model's layer profiles (`npx epicache calibrate`, and `build` the first time
+ * an allocation needs a profile at its budget), and the layer budgets a build uses.
  */
+import { createHash } from "node:crypto";
 import type { ChatModel } from "../model";
-import { chatModelRef } from "../models";
-import { calibrationText, loadProfile, measureSensitivity, saveProfile, type SavedProfile } from "../prefill";
-import { chatFrame, streamingLlmPolicy } from "../press";
+import { chatModelRef, MODELS } from "../models";
+import {
+  budgetsFromProfile, calibrationText, keySimilarity, layerBudgets, loadProfiles, OFFICIAL_POWER, outputReference, outputSensitivity,
+  PROTOCOL_OF, profileKey, QUESTION_ROOM, saveProfile, squeezedKl, type AllocMode, type LayerProfile, type SensitivityProtocol,
+} from "../prefill";
+import { chatFrame, streamingLlmPolicy, STREAMING_SINKS } from "../press";
 
 export interface CalibrationOptions {
-  /** Entries per KV head in the squeezed run. Default 1024. */
-  budget?: number;
-  /** Default 512. */
+  protocol: SensitivityProtocol;
+  /** Entries per KV head in the squeezed runs (M). */
+  budget: number;
+  /** Block of the "output" protocol's prefill (the build's). Default 512. */
   blockSize?: number;
-  /** Sink tokens of the squeeze. Default 128 (StreamingLLM's). */
+  /** Sink tokens of the squeeze. Default 128 (StreamingLLM's and the authors'). */
   sinks?: number;
-  /** The calibration text; default a generated chat of about 2,400 words. */
+  /** The calibration text; default a generated chat. Never evaluation data. */
   text?: string;
+  /** The α candidates of the "output" protocol (0, uniform budgets, is always tried). */
+  sharpness?: number[];
   log?: (msg: string) => void;
 }
 
-export async function calibrate(model: ChatModel, opts: CalibrationOptions = {}): Promise<{ profile: SavedProfile; path: string }> {
-  const budget = opts.budget ?? 1024;
-  const blockSize = opts.blockSize ?? 512;
-  const sinks = Math.min(opts.sinks ?? 128, budget - 1);
+/** α candidates for budgets ∝ KL_ℓ^α. */
+export const SHARPNESS_CANDIDATES = [0, 0.25, 0.5, 1, 2];
+
+/**
+ * Calibration tokens: the text in the chat frame, as long as the model's window allows less room for
+ * a question (the full run must stay inside the window), at most 16,384 tokens (the authors' length).
+ */
+export function calibrationTokens(model: ChatModel, text?: string): number[] {
   const frame = chatFrame(model.tokenizer);
-  let tokens = [...frame.open, ...frame.text(opts.text ?? calibrationText())];
-  // The squeeze must bite: at least a few blocks beyond the budget.
-  const words = 2400;
-  for (let k = 2; tokens.length < budget + 2 * blockSize && !opts.text; k++) tokens = [...frame.open, ...frame.text(calibrationText(words * k))];
-  opts.log?.(`calibrating on ${tokens.length} tokens: full attention, then squeezed to ${budget} entries per head (${sinks} sinks) in blocks of ${blockSize}`);
-  const measured = await measureSensitivity(model.decoder, tokens, { budget, blockSize, squeeze: streamingLlmPolicy(sinks) });
-  const profile: SavedProfile = {
-    ...measured, fingerprint: model.fingerprint, model: chatModelRef(model).id, budget, blockSize, sinks, tokens: tokens.length, measuredAt: new Date().toISOString(),
-  };
-  return { profile, path: saveProfile(model.path, profile) };
+  const length = Math.min(model.config.contextLength, 16384) - QUESTION_ROOM;
+  let words = 2400;
+  let tokens = [...frame.open, ...frame.text(text ?? calibrationText(words))];
+  while (tokens.length < length && text === undefined) {
+    words *= 2;
+    tokens = [...frame.open, ...frame.text(calibrationText(words))];
+  }
+  return tokens.slice(0, length);
 }
 
-/** The saved profile, or a new one measured with the defaults. */
-export async function profileFor(model: ChatModel, log?: (msg: string) => void): Promise<SavedProfile> {
-  return loadProfile(model.path, model.fingerprint, model.config.numLayers) ?? (await calibrate(model, { log })).profile;
+export async function calibrate(model: ChatModel, opts: CalibrationOptions): Promise<{ profile: LayerProfile; path: string }> {
+  const t0 = performance.now();
+  const { budget, protocol } = opts;
+  const blockSize = opts.blockSize ?? 512;
+  const sinks = Math.max(1, Math.min(opts.sinks ?? STREAMING_SINKS, Math.floor(budget / 2)));
+  const tokens = calibrationTokens(model, opts.text);
+  const source = opts.text === undefined ? "generated chat (prefill/calibration-text.ts)" : `sha256:${createHash("sha256").update(opts.text).digest("hex").slice(0, 16)}`;
+  const squeeze = streamingLlmPolicy(sinks);
+  const L = model.config.numLayers;
+  let profile: LayerProfile;
+  if (protocol === "keys") {
+    const W = 2 * (budget - sinks);
+    opts.log?.(`calibrating (keys, the authors' protocol) on ${tokens.length} tokens: full attention, then blocks of ${W} seeing ${sinks} sinks and the previous block's last ${W / 2}`);
+    const signal = await keySimilarity(model.decoder, tokens, { budget, sinks, squeeze });
+    profile = {
+      protocol, budget, signal, sharpness: OFFICIAL_POWER, selection: [],
+      params: { tokens: tokens.length, blockSize: W, sinks, text: source, span: 100 }, seconds: 0, measuredAt: "",
+    };
+  } else {
+    // Positions after the first eviction (the block after the first one to pass the budget).
+    const from = (Math.floor(budget / blockSize) + 1) * blockSize;
+    const every = Math.max(1, Math.floor((tokens.length - from) / 256));
+    opts.log?.(`calibrating (output) on ${tokens.length} tokens: ${L} runs each squeezing one layer to ${budget} entries (${sinks} sinks + recent), KL over every ${every}th position from ${from}`);
+    const ref = await outputReference(model.decoder, tokens, { blockSize, from, every });
+    const signal = await outputSensitivity(model.decoder, ref, budget, squeeze, (l, kl) => opts.log?.(`  layer ${l}: KL ${kl.toFixed(5)}`));
+    const selection: LayerProfile["selection"] = [];
+    for (const alpha of [...new Set([0, ...(opts.sharpness ?? SHARPNESS_CANDIDATES)])].sort((a, b) => a - b)) {
+      const kl = await squeezedKl(model.decoder, ref, layerBudgets(signal, budget, { alpha }), squeeze);
+      selection.push({ sharpness: alpha, kl });
+      opts.log?.(`  α ${alpha}: KL ${kl.toFixed(5)} with every layer squeezed`);
+    }
+    const best = selection.reduce((a, b) => (b.kl < a.kl ? b : a));
+    profile = {
+      protocol, budget, signal, sharpness: best.sharpness, selection,
+      params: { tokens: tokens.length, blockSize, sinks, text: source, every }, seconds: 0, measuredAt: "",
+    };
+  }
+  profile.seconds = (performance.now() - t0) / 1000;
+  profile.measuredAt = new Date().toISOString();
+  const saved = loadProfiles(model.path, model.fingerprint, chatModelRef(model).id, L);
+  return { profile, path: saveProfile(model.path, saved, profile) };
+}
+
+/** The saved profile of a protocol at a budget, or a new one measured with the defaults. */
+export async function profileFor(model: ChatModel, protocol: SensitivityProtocol, budget: number, log?: (msg: string) => void): Promise<LayerProfile> {
+  const saved = loadProfiles(model.path, model.fingerprint, chatModelRef(model).id, model.config.numLayers);
+  return saved.profiles[profileKey(protocol, budget)] ?? (await calibrate(model, { protocol, budget, log })).profile;
+}
+
+/** Per-layer budgets for a build: M everywhere, or what the allocation's profile at M gives. */
+export async function allocateLayers(model: ChatModel, alloc: AllocMode, budget: number, opts: { sharpness?: number; log?: (msg: string) => void } = {}): Promise<number[]> {
+  if (alloc === "uniform") return Array(model.config.numLayers).fill(budget);
+  return budgetsFromProfile(await profileFor(model, PROTOCOL_OF[alloc], budget, opts.log), opts.sharpness);
+}
+
+/**
+ * EpiCache's allocation on this model when a build does not say: the registry's, chosen by the dev
+ * evaluation (README, "Layer budgets"); uniform for a model nobody measured.
+ */
+export function defaultAllocation(model: ChatModel): AllocMode {
+  const id = chatModelRef(model).id;
+  return MODELS.find((m) => m.id === id)?.allocation ?? "uniform";
 }

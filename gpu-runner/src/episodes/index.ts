@@ -5,4 +5,4 @@ export { LoadedEpisodes } from "./loaded-episodes";
 export { buildEpisodes, type BuildOptions, type BuildReport, type BuildTarget } from "./build-episodes";
 export { askEpisodes, type AskResult } from "./ask-episodes";
 export { questionPrompt, ANSWER_INSTRUCTION, DATE_HINT } from "./answer-prompt";
-export { calibrate, profileFor, type CalibrationOptions } from "./calibration";
+export { allocateLayers, calibrate, calibrationTokens, defaultAllocation, profileFor, SHARPNESS_CANDIDATES, type CalibrationOptions } from "./calibration";

@@ -285,7 +285,7 @@ async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: 
       method, budget: job.budget ?? 0, blockSize: config.block, episodes: config.episodes, seed: config.seed,
       maxContext: config.history === "cut" ? config.maxContext : undefined,
       positions: job.method === "epicache-original" ? "original" : config.positions,
-      alloc: job.method === "epicache-noalloc" ? false : undefined, log,
+      alloc: job.method === "epicache-noalloc" ? "uniform" : undefined, log,
     });
     manifest = report.manifest;
     seconds = (performance.now() - t0) / 1000;

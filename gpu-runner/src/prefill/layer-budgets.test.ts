@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { layerBudgets } from "./layer-budgets";
+import { layerBudgets, officialBudgets } from "./layer-budgets";
 
 describe("layerBudgets", () => {
   const s = [0, 0.02, 0.1, 0.3, 0.05, 0.2];
@@ -38,5 +38,23 @@ describe("layerBudgets", () => {
     expect(() => layerBudgets(s, 10, { alpha: -1 })).toThrow(expect.objectContaining({ code: "invalid_argument" }));
     expect(() => layerBudgets([NaN], 10)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
     expect(() => layerBudgets([], 10)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+  });
+});
+
+describe("officialBudgets (the authors' rule)", () => {
+  it("weights (1 − min–max normalised similarity)^power, floors at M/4 after the split", () => {
+    // σ̂ = [0, 0.5, 1]; weights [1, 0.5, 0] with power 1; shares of 300: [200, 100, 0] → floor 25.
+    expect(officialBudgets([0.5, 0.75, 1], 100, 1)).toEqual([200, 100, 25]);
+    // Power 2: weights [1, 0.25, 0]: [240, 60, 25]; the floor lifts the total above L·M.
+    const b = officialBudgets([0.5, 0.75, 1], 100, 2);
+    expect(b).toEqual([240, 60, 25]);
+    expect(b.reduce((x, y) => x + y, 0)).toBeGreaterThan(300);
+  });
+
+  it("gives equal similarities equal budgets, and rejects bad input", () => {
+    expect(officialBudgets([0.99, 0.99], 64)).toEqual([64, 64]);
+    expect(() => officialBudgets([], 10)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+    expect(() => officialBudgets([1, NaN], 10)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+    expect(() => officialBudgets([1, 0.5], 0)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
   });
 });

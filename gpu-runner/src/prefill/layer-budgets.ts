@@ -43,3 +43,28 @@ export function layerBudgets(sensitivity: readonly number[], M: number, opts: La
   for (let i = 0; rest > 0; i = (i + 1) % L, rest--) out[order[i][1]]++;
   return out;
 }
+
+/** The authors' sharpness for Llama-family models (their Qwen2.5 runs use 1.3). */
+export const OFFICIAL_POWER = 1.1;
+
+/**
+ * The authors' rule as it is (apple/ml-epicache model/wrapper.py, `allocate_layer_budget`), from the
+ * per-layer key similarities σ_ℓ of the "keys" protocol: σ min–max normalised, weight (1 − σ̂_ℓ)^power,
+ * M_ℓ = ⌊weight_ℓ · L·M / Σ weight⌋, then raised to at least max(1, ⌊M/4⌋). The floor comes after
+ * the split, so the total can pass L·M by a few percent (the least similar layers keep their share
+ * and the most similar ones are raised to the floor); equal similarities give M everywhere.
+ *
+ * @example officialBudgets([0.5, 0.75, 1], 100, 1) // [200, 100, 25]: σ̂ = [0, 0.5, 1]
+ */
+export function officialBudgets(similarity: readonly number[], M: number, power = OFFICIAL_POWER): number[] {
+  if (similarity.length === 0) throw new EpicacheError("invalid_argument", "no layers to allocate to");
+  if (!Number.isInteger(M) || M < 1) throw new EpicacheError("invalid_argument", `budget ${M} is not a positive integer`);
+  if (similarity.some((s) => !Number.isFinite(s))) throw new EpicacheError("invalid_argument", "similarities must be finite");
+  const min = Math.min(...similarity);
+  const max = Math.max(...similarity);
+  if (!(max > min)) return similarity.map(() => M);
+  const weights = similarity.map((s) => (1 - (s - min) / (max - min)) ** power);
+  const total = weights.reduce((a, b) => a + b, 0);
+  const floor = Math.max(1, Math.floor(M / 4));
+  return weights.map((w) => Math.max(floor, Math.floor((w * similarity.length * M) / total)));
+}
