@@ -11,6 +11,12 @@ export interface LayerCache {
   keys: Float32Array; //      [kvHeads, capacity, headDim]
   values: Float32Array; //    [kvHeads, capacity, headDim]
   positions: Int32Array; //   [kvHeads, capacity]
+  /**
+   * [kvHeads, capacity]: the history position each entry was computed at. Compaction moves
+   * `positions`; origins stay, so what a cache kept of the history can be read after it (not stored
+   * in .kvc files: a loaded cache's origins are its positions).
+   */
+  origins: Int32Array;
   lengths: Int32Array; //     [kvHeads]
   /** Entries each head's buffer can hold. */
   capacity: number;
@@ -35,6 +41,7 @@ export class KvCache {
       keys: new Float32Array(n * this.headDim),
       values: new Float32Array(n * this.headDim),
       positions: new Int32Array(n),
+      origins: new Int32Array(n),
       lengths: new Int32Array(this.kvHeads),
       capacity,
     };
@@ -102,6 +109,7 @@ export class KvCache {
       next.keys.set(old.keys.subarray(from * D, (from + n) * D), h * cap * D);
       next.values.set(old.values.subarray(from * D, (from + n) * D), h * cap * D);
       next.positions.set(old.positions.subarray(from, from + n), h * cap);
+      next.origins.set(old.origins.subarray(from, from + n), h * cap);
     }
     this.layers[l] = next;
   }
@@ -122,7 +130,7 @@ export class KvCache {
         const at = h * layer.capacity + layer.lengths[h];
         layer.keys.set(keys[l].subarray(h * rows * D, (h * rows + T) * D), at * D);
         layer.values.set(values[l].subarray(h * rows * D, (h * rows + T) * D), at * D);
-        for (let t = 0; t < T; t++) layer.positions[at + t] = positions[t];
+        for (let t = 0; t < T; t++) layer.positions[at + t] = layer.origins[at + t] = positions[t];
         layer.lengths[h] += T;
       }
     }
@@ -150,6 +158,7 @@ export class KvCache {
           layer.keys.copyWithin((base + i) * D, (base + j) * D, (base + j + 1) * D);
           layer.values.copyWithin((base + i) * D, (base + j) * D, (base + j + 1) * D);
           layer.positions[base + i] = layer.positions[base + j];
+          layer.origins[base + i] = layer.origins[base + j];
         }
       }
       layer.lengths[h] = idx.length;
@@ -182,7 +191,7 @@ export class KvCache {
     Object.assign(c, {
       kvHeads: this.kvHeads, headDim: this.headDim, nextPosition: this.nextPosition,
       layers: this.layers.map((l) => ({
-        keys: l.keys.slice(), values: l.values.slice(), positions: l.positions.slice(), lengths: l.lengths.slice(), capacity: l.capacity,
+        keys: l.keys.slice(), values: l.values.slice(), positions: l.positions.slice(), origins: l.origins.slice(), lengths: l.lengths.slice(), capacity: l.capacity,
       })),
     });
     return c;
