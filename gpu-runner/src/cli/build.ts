@@ -5,13 +5,14 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import { CONVERSATION_FORMATS, EpicacheError, isValidId, KVC_DTYPES, loadConversation, newVersionId, parseMedoidCount, validateId } from "@epicache/shared";
+import {
+  BUILD_METHODS, CONVERSATION_FORMATS, EpicacheError, isValidId, KVC_DTYPES, loadConversation, newVersionId, parseMedoidCount, validateId,
+} from "@epicache/shared";
 import { openEmbedder } from "../embedder";
 import { buildEpisodes, EpisodeStore } from "../episodes";
 import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 import { ALLOC_MODES, ALLOCATIONS, POSITION_MODES } from "../prefill";
-import { METHODS } from "../press";
 import { defaultStoreLocation, openStore } from "../store";
 import { choices, enumOption, isPositiveInt, numberOption } from "./args";
 
@@ -21,7 +22,7 @@ export const usage = `\
         [--episodes 4] [--budget 1024] [--block 512] [--alloc ${choices(ALLOC_MODES)}] [--sharpness A] [--heads ${choices(ALLOCATIONS)}] [--n-medoid 8|25%]
         [--max-context N] [--positions ${choices(POSITION_MODES)}] [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--json]
                                      a conversation's episode caches, published as its new active
-                                     version. M: ${choices(METHODS, "epicache", ", ")}.
+                                     version. M: ${choices(BUILD_METHODS, "epicache", ", ")}.
                                      The whole history by default (--max-context N keeps whole
                                      sessions from the start within N tokens); compact positions
                                      keep every attention inside the model's window.
@@ -48,7 +49,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const version = validateId("version", values.version ?? newVersionId());
   const dtype = enumOption("dtype", values.dtype, KVC_DTYPES, "f16");
   const graceSeconds = numberOption("gc-grace", values["gc-grace"], 3600, (n) => n >= 0);
-  const method = enumOption("method", values.method, METHODS, "epicache");
+  const method = enumOption("method", values.method, BUILD_METHODS, "epicache");
   const alloc = enumOption("alloc", values.alloc, ALLOC_MODES);
   const format = enumOption("format", values.format, CONVERSATION_FORMATS);
   const numerics = enumOption("numerics", values.numerics, NUMERICS, "fast");

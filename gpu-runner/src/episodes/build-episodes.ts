@@ -4,12 +4,15 @@
  * prefill the whole history once per episode, block by block, keeping what that episode's patched
  * prompt attends to under sensitivity-aware layer budgets. Baseline methods build one cache.
  */
-import { cutToSessions, EpicacheError, l2Normalize, renderContext, segmentWindows, type Conversation, type KvcDtype, type MedoidCount } from "@epicache/shared";
+import {
+  BUILD_METHOD_REGISTRY, cutToSessions, EpicacheError, l2Normalize, renderContext, segmentWindows,
+  type BuildMethod, type Conversation, type KvcDtype, type MedoidCount,
+} from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { KvCache, repositioner, type ChatModel } from "../model";
 import { chatModelRef } from "../models";
 import { blockPrefill, type AllocMode, type Allocation, type PositionMode } from "../prefill";
-import { chatFrame, policyFor, type Method } from "../press";
+import { chatFrame, policyFor } from "../press";
 import { allocateLayers, defaultAllocation } from "./calibration";
 import { clusterEpisodes, representatives } from "./cluster";
 import type { EpisodeStore, PublishResult } from "./episode-store";
@@ -34,7 +37,7 @@ export interface BuildTarget {
 }
 
 export interface BuildOptions {
-  method: Method;
+  method: BuildMethod;
   /** Episodes for EpiCache (E). Default 4. */
   episodes?: number;
   /** Entries per KV head per layer on average (M). */
@@ -107,9 +110,9 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
   const windows = segmentWindows(kept, opts.windowSize ?? 4);
   const vectors = await embedder.embed(windows.map((w) => w.text));
   stage("embed", "cluster");
-  const episodic = opts.method === "epicache";
+  const method = BUILD_METHOD_REGISTRY[opts.method];
   let groups: Array<{ centroid: Float32Array; windows: number[]; representatives: number[] }>;
-  if (episodic) {
+  if (method.episodic) {
     const clusters = clusterEpisodes(vectors, opts.episodes ?? 4, { seed: opts.seed ?? 42 });
     if (clusters.clamped) opts.log?.(clusters.clamped.message);
     const reps = representatives(vectors, clusters.assignments, clusters.centroids, opts.nMedoid ?? DEFAULT_N_MEDOID);
@@ -128,15 +131,15 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
 
   // ── layer budgets ──
   let budgets: number[] | null = null;
-  if (opts.method !== "full") {
-    const alloc = opts.alloc ?? (episodic ? defaultAllocation(model) : "uniform");
+  if (method.budgeted) {
+    const alloc = opts.alloc ?? (method.alloc ? defaultAllocation(model) : "uniform");
     budgets = await allocateLayers(model, alloc, opts.budget, { sharpness: opts.sharpness, log: opts.log });
   }
   stage("calibrate", "prefill");
 
   // ── stage 2: one cache per episode, each written as soon as it is built ──
   const dtype = target.dtype ?? "f16";
-  const budget = opts.method === "full" ? null : opts.budget;
+  const budget = method.budgeted ? opts.budget : null;
   const entries: number[][] = Array.from({ length: config.numLayers }, () => []);
   const episodes: EpisodeManifest["episodes"] = [];
   const mode = opts.positions ?? "compact";

@@ -6,10 +6,11 @@
  */
 import { EpicacheError } from "@epicache/shared";
 import { pairedBootstrap, type PairedInterval } from "./bootstrap";
+import { buildMethodOf, EVAL_METHODS, evalMethodLabel, isEvalMethod } from "./eval-methods";
 
 /** One line of an evaluation's results.jsonl: one method at one budget on one conversation's category. */
 export interface ResultRow {
-  /** "full", "epicache", "epicache-noalloc", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm". */
+  /** An evaluation method: "full", "epicache", "epicache-noalloc", "recent", … (EVAL_METHODS). */
   method: string;
   /** Entries per KV head; null for "full". */
   budget: number | null;
@@ -60,20 +61,11 @@ export type PlotMetric = "f1" | "kl";
 const FULL = "full";
 const ALL = "all";
 const MISSING = "–";
-/** Methods in the paper's order; others follow alphabetically. */
-const METHOD_ORDER = ["full", "recent", "epicache", "epicache-noalloc", "epicache-original", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm"];
-const METHOD_LABELS: Record<string, string> = {
-  full: "Full KV",
-  epicache: "EpiCache",
-  "epicache-noalloc": "EpiCache (no alloc)",
-  "epicache-original": "EpiCache (original positions)",
-  recent: "Recent (truncated prompt)",
-  snapkv: "SnapKV",
-  infinipot: "InfiniPot",
-  kvzip: "KVzip",
-  keydiff: "KeyDiff",
-  streamingllm: "StreamingLLM",
-};
+/** Methods in the paper's order (the registry's), those without a budget first; others follow alphabetically. */
+const METHOD_ORDER: readonly string[] = [
+  ...EVAL_METHODS.filter((m) => !buildMethodOf(m).budgeted),
+  ...EVAL_METHODS.filter((m) => buildMethodOf(m).budgeted),
+];
 /** LoCoMo's categories, then REALTALK's; others follow alphabetically, "all" last. */
 const CATEGORY_ORDER = ["multi-hop", "temporal", "open-domain", "single-hop", "commonsense", "evidence-old", "evidence-recent"];
 
@@ -88,7 +80,7 @@ const CATEGORY_ORDER = ["multi-hop", "temporal", "open-domain", "single-hop", "c
  * ```
  */
 export function methodLabel(method: string): string {
-  return Object.hasOwn(METHOD_LABELS, method) ? METHOD_LABELS[method] : method;
+  return isEvalMethod(method) ? evalMethodLabel(method) : method;
 }
 
 /**

@@ -19,18 +19,11 @@ import { FsObjectStore } from "../store";
 import { generate, type ChatModel, type KvCache } from "../model";
 import { chatModelRef, type ModelRef } from "../models";
 import { QUESTION_ROOM, type PositionMode } from "../prefill";
-import { chatFrame, isMethod, type Method } from "../press";
+import { chatFrame } from "../press";
+import { buildMethodOf, EVAL_METHOD_REGISTRY, EVAL_METHODS, isEvalMethod, type EvalMethod } from "./eval-methods";
 import { meanKl, teacherForced } from "./fidelity";
 import { selectQuestions, type Dataset, type EvalQuestion } from "./questions";
 import type { ResultRow } from "./report";
-
-/**
- * The methods an evaluation runs. Besides the build methods: `epicache-noalloc` (uniform layer
- * budgets), `epicache-original` (kept entries at their original positions, beyond the model's window
- * on a long history) and `recent` (the last --max-context tokens kept in full, no eviction: what an
- * assistant with a truncated prompt sees).
- */
-export const EVAL_METHODS = ["full", "epicache", "epicache-noalloc", "epicache-original", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm", "recent"] as const;
 
 /** How much of each conversation an evaluation reads: all of it, or its first sessions within --max-context. */
 export const HISTORIES = ["whole", "cut"] as const;
@@ -45,7 +38,7 @@ export interface EvalConfig {
   budgets: number[];
   /** "whole": every session; "cut": the first sessions within `maxContext` tokens. */
   history: History;
-  /** Where kept entries sit in every method but epicache-original (which keeps original positions). */
+  /** Where kept entries sit in every method that does not say (epicache-original keeps original positions). */
   positions: PositionMode;
   /** The cut history's length, and the length of the `recent` method's window. */
   maxContext: number;
@@ -58,11 +51,11 @@ export interface EvalConfig {
 
 interface Job {
   conversation: string;
-  method: string;
+  method: EvalMethod;
   budget: number | null;
 }
 
-const jobKey = (j: Job) => `${j.conversation}\t${j.method}\t${j.budget ?? "-"}`;
+const jobKey = (j: Pick<ResultRow, "conversation" | "method" | "budget">) => `${j.conversation}\t${j.method}\t${j.budget ?? "-"}`;
 
 /** Conversations of the data path: a LoCoMo file (its samples), a REALTALK file, or a folder of them. */
 export function loadDataset(path: string, format: Dataset, ids: string[] | null): Array<{ conversation: Conversation; qa: readonly QaItem[] }> {
@@ -105,7 +98,10 @@ export interface EvalProgress {
 }
 
 export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: EvalConfig, outDir: string, hooks: { log?: (m: string) => void; onProgress?: (p: EvalProgress) => void } = {}): Promise<ResultRow[]> {
-  for (const m of config.methods) if (!(EVAL_METHODS as readonly string[]).includes(m)) throw new EpicacheError("invalid_argument", `method "${m}" is not one of ${EVAL_METHODS.join(", ")}`);
+  const methods = config.methods.map((m) => {
+    if (!isEvalMethod(m)) throw new EpicacheError("invalid_argument", `method "${m}" is not one of ${EVAL_METHODS.join(", ")}`);
+    return m;
+  });
   mkdirSync(outDir, { recursive: true });
   const configPath = join(outDir, "config.json");
   const ref = chatModelRef(model);
@@ -122,10 +118,10 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
 
   const data = loadDataset(config.data, config.format, config.conversations);
   const frame = chatFrame(model.tokenizer);
-  const unbudgeted = new Set(["full", "recent"]);
+  const budgeted = (m: EvalMethod) => buildMethodOf(m).budgeted;
   const jobs: Job[] = data.flatMap(({ conversation }) => [
-    ...config.methods.filter((m) => unbudgeted.has(m)).map((method) => ({ conversation: conversation.id, method, budget: null })),
-    ...config.methods.filter((m) => !unbudgeted.has(m)).flatMap((method) => config.budgets.map((budget) => ({ conversation: conversation.id, method, budget }))),
+    ...methods.filter((m) => !budgeted(m)).map((method) => ({ conversation: conversation.id, method, budget: null })),
+    ...methods.filter(budgeted).flatMap((method) => config.budgets.map((budget) => ({ conversation: conversation.id, method, budget }))),
   ]);
   const window = model.config.contextLength;
   const count = (text: string) => model.tokenizer.encode(text).length;
@@ -147,7 +143,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
     // The full cache is the KL reference where it is one: a history within the model's window (beyond
     // it, full attention runs at positions the model was never trained on). Built (or found) first.
     const fullValid = contextTokens + QUESTION_ROOM <= window;
-    const full = fullValid || config.methods.includes("full")
+    const full = fullValid || methods.includes("full")
       ? await buildJob(model, embedder, conversation, config, { conversation: conversation.id, method: "full", budget: null }, cacheRoot, hooks.log)
       : null;
     const fullCache = fullValid && full ? full.caches[0] : null;
@@ -168,6 +164,8 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
       const eta = finished > 0 ? ((performance.now() - started) / 1000 / finished) * (jobs.length - index + 1) : null;
       hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: "build", etaSeconds: eta });
       const built = job.method === "full" && full ? full : await buildJob(model, embedder, conversation, config, job, cacheRoot, hooks.log, recent);
+      // An episodic method routes each question to one of its caches: the routing hit says how often to the one with its evidence.
+      const episodic = buildMethodOf(job.method).episodic;
       const per: Array<{ q: EvalQuestion; f1: number; kl: number | null; hit: number | null; tokens: number; ms: number }> = [];
       let maxPosition = built.maxPosition;
       for (let i = 0; i < questions.length; i++) {
@@ -197,7 +195,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
           maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + gold.length - 2);
         }
         const members = new Set(built.manifest.episodes[routed].windows);
-        const hit = job.method.startsWith("epicache") ? (q.evidence.some((id) => members.has(windowOf.get(id) ?? -1)) ? 1 : 0) : null;
+        const hit = episodic ? (q.evidence.some((id) => members.has(windowOf.get(id) ?? -1)) ? 1 : 0) : null;
         per.push({ q, f1: tokenF1(answer, q.answer), kl, hit, tokens, ms });
         appendFileSync(questionsPath, `${JSON.stringify({
           conversation: job.conversation, method: job.method, budget: job.budget, question: i, category: q.category, age: ageOf(q),
@@ -214,7 +212,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
         const row: ResultRow = {
           method: job.method, budget: job.budget, conversation: job.conversation, category, questions: sel.length,
           f1: mean((p) => p.f1), kl: sel.some((p) => p.kl === null) ? null : mean((p) => p.kl ?? 0),
-          routingHit: job.method.startsWith("epicache") ? mean((p) => p.hit ?? 0) : null,
+          routingHit: episodic ? mean((p) => p.hit ?? 0) : null,
           entries, compression: fullEntries / entries, buildSeconds: built.seconds,
           decodeMsPerToken: decodeTokens ? per.reduce((n, p) => n + p.ms, 0) / decodeTokens : 0,
           peakRssBytes: process.resourceUsage().maxRSS * 1024,
@@ -262,15 +260,14 @@ interface BuiltJob {
 /**
  * Builds a job's caches (or reuses a complete earlier build of the same job) and loads them. They go to
  * a filesystem episode store under `out/caches` (tenant "eval", the job as the version), stored as f32
- * so that differences between methods come from the cache alone, not from storage rounding. `recent`
- * builds the full cache of `recent`, the conversation's latest turns.
+ * so that differences between methods come from the cache alone, not from storage rounding. A method
+ * that builds from the recent window only (`recent`) builds from `recent`, the conversation's latest turns.
  */
 async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, config: EvalConfig, job: Job, root: string, log?: (m: string) => void, recent?: Conversation): Promise<BuiltJob> {
   const store = new EpisodeStore(new FsObjectStore(root));
   const at = { store, tenant: "eval", conversation: storeId(conversation.id), version: `${job.method}-${job.budget ?? "full"}`, dtype: "f32" as const };
   const recorded = join(root, `${at.conversation}.${at.version}.build.json`);
-  const method = (job.method.startsWith("epicache") ? "epicache" : job.method === "recent" ? "full" : job.method) as Method;
-  if (!isMethod(method)) throw new EpicacheError("invalid_argument", `unknown method ${job.method}`);
+  const variant = EVAL_METHOD_REGISTRY[job.method];
   let manifest: EpisodeManifest;
   let seconds = 0;
   let maxPosition = 0;
@@ -280,12 +277,11 @@ async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: 
   } catch (e) {
     if ((e as EpicacheError).code !== "store_not_found") throw e;
     const t0 = performance.now();
-    const source = job.method === "recent" && recent ? recent : conversation;
+    const source = variant.recentOnly && recent ? recent : conversation;
     const report = await buildEpisodes(model, embedder, source, at, {
-      method, budget: job.budget ?? 0, blockSize: config.block, episodes: config.episodes, seed: config.seed,
+      method: variant.method, budget: job.budget ?? 0, blockSize: config.block, episodes: config.episodes, seed: config.seed,
       maxContext: config.history === "cut" ? config.maxContext : undefined,
-      positions: job.method === "epicache-original" ? "original" : config.positions,
-      alloc: job.method === "epicache-noalloc" ? "uniform" : undefined, log,
+      positions: variant.positions ?? config.positions, alloc: variant.alloc, log,
     });
     manifest = report.manifest;
     seconds = (performance.now() - t0) / 1000;

@@ -2,12 +2,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BUILD_METHODS } from "@epicache/shared";
 import { openGguf } from "../gguf";
 import { configFromGguf, KvCache, openChatModel, type ChatModel } from "../model";
 import { ggufWeights } from "../model/weights";
 import { blockPrefill, selectKeep } from "../prefill";
 import { referenceForward, tinyGguf } from "../testing";
-import { chatFrame, epicachePolicy, infinipotPolicy, INFINIPOT_PROMPT, keydiffPolicy, kvzipPolicy, patchedPrompt, policyFor, snapkvPolicy, streamingLlmPolicy, METHODS } from ".";
+import { chatFrame, epicachePolicy, infinipotPolicy, INFINIPOT_PROMPT, keydiffPolicy, kvzipPolicy, patchedPrompt, policyFor, snapkvPolicy, streamingLlmPolicy } from ".";
 
 const dir = mkdtempSync(join(tmpdir(), "epicache-press-"));
 const path = join(dir, "tiny.gguf");
@@ -49,7 +50,7 @@ describe("scoring prompts", () => {
     expect(keydiffPolicy.scoringPrompt(block)).toBeNull();
     expect(streamingLlmPolicy().scoringPrompt(block)).toBeNull();
     expect(policyFor("full", frame)).toBeNull();
-    expect(METHODS).toHaveLength(7);
+    expect(BUILD_METHODS).toHaveLength(7);
   });
 });
 
@@ -112,7 +113,7 @@ describe("scorers in block prefill on a tiny model", () => {
   it("every method stays within budget + B per head, and StreamingLLM ends with sinks + the latest tokens", async () => {
     const frame = chatFrame(model.tokenizer);
     const B = 8, M = 12;
-    for (const method of METHODS.filter((m) => m !== "full")) {
+    for (const method of BUILD_METHODS.filter((m) => m !== "full")) {
       const cache = new KvCache(model.config);
       await blockPrefill(model.decoder, cache, history, {
         blockSize: B, budgets: [M, M], policy: policyFor(method, frame, "Jonas said, \"hello\""),

@@ -3,6 +3,7 @@
  * from them, the runner validates with them. Ids are validated ids (store/ids.ts).
  */
 import { z } from "zod";
+import { BUILD_METHODS } from "../methods";
 import { isValidId } from "../store/ids";
 
 const id = (kind: string) => z.string().refine(isValidId, { message: `${kind} id: 1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'` });
@@ -61,7 +62,7 @@ export type TranscriptMessage = z.infer<typeof TranscriptMessage>;
  */
 export const BuildConfig = z
   .object({
-    method: z.enum(["epicache", "full", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm"]).optional(),
+    method: z.enum(BUILD_METHODS).optional(),
     episodes: z.number().int().min(1).max(64).optional(),
     budget: z.number().int().min(1).max(1 << 20).optional(),
     block: z.number().int().min(16).max(8192).optional(),
