@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { EpicacheError } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
-import { DATASETS, EVAL_METHODS, HISTORIES, renderComparison, renderComparisonPlot, renderPlot, renderTable, runEval, type EvalConfig, type QuestionRow, type ResultRow } from "../eval";
+import { DATASETS, EVAL_METHODS, HISTORIES, renderComparison, renderComparisonPlot, renderPlot, renderTable, renderVsReference, runEval, type EvalConfig, type QuestionRow, type ResultRow } from "../eval";
 import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 import { POSITION_MODES } from "../prefill";
@@ -103,6 +103,10 @@ function writeReports(out: string): string {
     writeFileSync(join(out, "comparison.md"), comparison);
     writeFileSync(join(out, "comparison.svg"), renderComparisonPlot(questions, "recent"));
     written.push("comparison.md", "comparison.svg");
+  }
+  if (questions.some((q) => q.method === "epicache")) {
+    writeFileSync(join(out, "vs-epicache.md"), renderVsReference(questions, "epicache", { title }));
+    written.push("vs-epicache.md");
   }
   return `${renderTable(rows)}\n${comparison}\nwrote ${written.map((f) => join(out, f)).join(", ")} `;
 }

@@ -69,6 +69,8 @@ export interface BuildOptions {
   onProgress?: (p: { episode: number; episodes: number; block: number; blocks: number }) => void;
   /** Called as each stage starts: render, embed, cluster, calibrate, prefill, write, publish. */
   onStage?: (stage: string) => void;
+  /** Each episode's cache as built, before it is written (the evaluation reads what it kept). */
+  onCache?: (episode: number, cache: KvCache) => void;
   /** Awaited before every model call of the prefill (see BlockPrefillOptions.pause). */
   pause?: () => Promise<void>;
 }
@@ -156,6 +158,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
       pause: opts.pause,
     });
     maxPosition = Math.max(maxPosition, prefilled.maxPosition);
+    opts.onCache?.(e, cache);
     stage("prefill", "write");
     const stored = await target.store.writeEpisode(target, e, cache, { fingerprint: model.fingerprint, budget, dtype });
     cache.layers.forEach((layer, l) => entries[l].push(layer.lengths.reduce((a, b) => a + b, 0)));

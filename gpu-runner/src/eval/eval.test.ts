@@ -2,11 +2,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadLocomo, renderContext, tokenF1 } from "@epicache/shared";
+import { formatTurnLine, loadLocomo, renderContext, tokenF1 } from "@epicache/shared";
 import { openEmbedder, type OnnxEmbedder } from "../embedder";
 import { openChatModel, type ChatModel } from "../model";
 import { chatFrame } from "../press";
 import { NEEDS_PULL, pulledModel, tinyGguf } from "../testing";
+import { turnSpans } from "./evidence";
 import { evidenceTurns, selectQuestions } from "./questions";
 import { runEval, type EvalConfig } from "./run-eval";
 import type { ResultRow } from "./report";
@@ -92,6 +93,16 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     }
     expect(all("epicache").routingHit).not.toBeNull();
     expect(all("snapkv").routingHit).toBeNull();
+    // Nothing evicted: KL along the full cache's own answer is 0 too, every evidence entry is kept, and
+    // the paired difference against EpiCache is 0 with no spread.
+    for (const method of ["full", "snapkv", "epicache"]) {
+      expect(all(method).klGreedy, method).toBeLessThan(1e-6);
+      expect(all(method).evidenceKept, method).toBe(1);
+    }
+    expect(all("snapkv").f1Ci).toEqual([0, 0]);
+    expect(all("snapkv").klCi?.[1]).toBeLessThan(1e-6);
+    expect(all("epicache").f1Ci).toBeNull();
+    expect(all("full").f1Ci).toBeNull();
     const lines = readFileSync(join(out, "results.jsonl"), "utf8").trim().split("\n");
     // One line per job and category (single-hop, multi-hop, temporal, all) for three jobs.
     expect(lines).toHaveLength(rows.length);
@@ -140,5 +151,23 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     const lines = readFileSync(join(out, "questions.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { method: string; age: string });
     expect(lines).toHaveLength(5 * config.methods.length);
     expect(lines.filter((l) => l.method === "recent" && l.age === "evidence-old")).toHaveLength(3);
+    // recent holds none of the old evidence and all of the recent evidence of a question wholly in its window.
+    expect(row("recent", "evidence-old").evidenceKept).toBe(0);
+    expect(row("recent", "evidence-recent").evidenceKept).toBeGreaterThan(0);
+    // A budget of 16 per head keeps little of a history of hundreds of tokens.
+    expect(row("snapkv", "all").evidenceKept).toBeLessThan(0.5);
+  });
+
+  it("finds every turn's tokens in the context a build prefills", () => {
+    const { conversation } = loadLocomo([sample]);
+    const frame = chatFrame(model.tokenizer);
+    const context = [...frame.open, ...frame.text(renderContext(conversation))];
+    const spans = turnSpans(frame, conversation);
+    const turns = conversation.sessions.flatMap((s) => s.turns);
+    expect([...spans.keys()]).toEqual(turns.map((t) => t.id));
+    for (const turn of turns) {
+      const [start, end] = spans.get(turn.id) as [number, number];
+      expect(model.tokenizer.decode(context.slice(start, end)).trim()).toBe(formatTurnLine(turn));
+    }
   });
 });

@@ -4,3 +4,4 @@ export { selectQuestions, categoryName, evidenceTurns, DATASETS, type Dataset, t
 export { teacherForced, meanKl, logSoftmax } from "./fidelity";
 export * from "./report";
 export { pairedBootstrap, type PairedInterval } from "./bootstrap";
+export { evidenceKept, keptByTurn, turnSpans, type TurnSpans } from "./evidence";

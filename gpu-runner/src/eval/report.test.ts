@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ResultRow } from "./report";
-import { aggregate, escapeXml, methodLabel, renderPlot, renderTable, renderComparison, renderComparisonPlot, type QuestionRow } from "./report";
+import { aggregate, escapeXml, methodLabel, pairedDifference, renderPlot, renderTable, renderComparison, renderComparisonPlot, renderVsReference, withIntervals, type QuestionRow } from "./report";
 
 function row(over: Partial<ResultRow>): ResultRow {
   return {
@@ -321,5 +321,38 @@ describe("renderComparison", () => {
     expect(svg.match(/data-method="epicache"/g)).toHaveLength(2);
     expect(svg).not.toContain('data-method="recent"');
     expect(svg).toContain("EpiCache @1024");
+  });
+});
+
+describe("intervals against EpiCache", () => {
+  const q = (method: string, budget: number | null, question: number, f1: number, kl: number): QuestionRow => ({
+    conversation: "c", method, budget, question, category: "single-hop", age: "evidence-old", f1, kl, klGreedy: kl / 2, evidenceKept: 0.5, hit: null, routed: 0, answer: "",
+  });
+  // snapkv is 0.1 F1 below EpiCache on every question at 512, and KL 0.2 above; at 1024 it ties.
+  const questions: QuestionRow[] = [];
+  for (let i = 0; i < 20; i++) {
+    questions.push(q("epicache", 512, i, 0.3 + (i % 3) * 0.1, 0.5), q("snapkv", 512, i, 0.2 + (i % 3) * 0.1, 0.7));
+    questions.push(q("epicache", 1024, i, 0.4, 0.3), q("snapkv", 1024, i, 0.4, 0.3));
+  }
+  const row = (method: string, budget: number | null): ResultRow => ({
+    method, budget, conversation: "c", category: "all", questions: 20, f1: 0, kl: 0, routingHit: null, entries: 1, compression: 1, buildSeconds: 0, decodeMsPerToken: 0, peakRssBytes: 0,
+  });
+
+  it("pairs each row's questions with EpiCache's at the same budget", () => {
+    const [snap512, snap1024, epi, full] = withIntervals([row("snapkv", 512), row("snapkv", 1024), row("epicache", 512), row("full", null)], questions);
+    expect(snap512.f1Ci?.[0]).toBeCloseTo(-0.1, 9);
+    expect(snap512.f1Ci?.[1]).toBeCloseTo(-0.1, 9);
+    expect(snap512.klCi?.[0]).toBeCloseTo(0.2, 9);
+    expect(snap1024.f1Ci).toEqual([0, 0]);
+    expect(epi.f1Ci).toBeNull();
+    expect(full.klCi).toBeNull();
+    expect(pairedDifference(questions, "klGreedy", { method: "snapkv", budget: 512, conversation: null, category: "all" }, "epicache")?.mean).toBeCloseTo(0.1, 9);
+    expect(pairedDifference(questions, "f1", { method: "snapkv", budget: 512, conversation: "other", category: "all" }, "epicache")).toBeNull();
+  });
+
+  it("renders means, paired differences, evidence kept", () => {
+    const md = renderVsReference(questions, "epicache");
+    expect(md).toContain("| SnapKV   |    512 |        20 | 29.5 | −10.0 [−10.0, −10.0] |     0.700 | +0.200 [+0.200, +0.200] |       0.350 | +0.100 [+0.100, +0.100] |");
+    expect(md).toContain("50.0 %");
   });
 });

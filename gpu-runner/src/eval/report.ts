@@ -25,8 +25,21 @@ export interface ResultRow {
    * longer than the model's window).
    */
   kl: number | null;
+  /**
+   * Mean per-token KL(full ‖ method) along the full cache's own greedy answer (the paper's fidelity);
+   * null without a full-cache reference (absent in older rows).
+   */
+  klGreedy?: number | null;
   /** Share of questions routed to the episode holding their evidence, in [0, 1]; null when not routed. */
   routingHit: number | null;
+  /**
+   * Mean share of the evidence turns' entries the answering cache kept, over layers and heads
+   * (eval/evidence.ts); absent in older rows.
+   */
+  evidenceKept?: number | null;
+  /** 95% paired bootstrap interval of this row's F1 and KL minus EpiCache's at the same budget, over the same questions. */
+  f1Ci?: [number, number] | null;
+  klCi?: [number, number] | null;
   entries: number;
   compression: number;
   buildSeconds: number;
@@ -212,9 +225,86 @@ export interface QuestionRow {
   age: string;
   f1: number;
   kl: number | null;
+  /** KL along the full cache's greedy answer, and the share of the evidence kept (absent in older lines). */
+  klGreedy?: number | null;
+  evidenceKept?: number | null;
   hit: number | null;
   routed: number;
   answer: string;
+}
+
+/** The per-question measures a paired comparison can take. */
+export type PairedMetric = "f1" | "kl" | "klGreedy";
+
+/**
+ * The paired difference of `metric` between `method` at `budget` and `reference` at the same budget,
+ * over the questions of `conversation` (all when null) in `category` ("all", a question category or an
+ * evidence age) that both answered with a value; null when none did.
+ */
+export function pairedDifference(rows: readonly QuestionRow[], metric: PairedMetric, sel: { method: string; budget: number | null; conversation: string | null; category: string }, reference: string): PairedInterval | null {
+  const key = (r: QuestionRow) => `${r.conversation}\t${r.question}`;
+  const inScope = (r: QuestionRow) => r.budget === sel.budget && (sel.conversation === null || r.conversation === sel.conversation)
+    && (sel.category === ALL || r.category === sel.category || r.age === sel.category);
+  const value = (r: QuestionRow) => r[metric];
+  const base = new Map(rows.filter((r) => r.method === reference && inScope(r) && typeof value(r) === "number").map((r) => [key(r), value(r) as number]));
+  const pairs = rows.filter((r) => r.method === sel.method && inScope(r) && typeof value(r) === "number" && base.has(key(r)));
+  if (pairs.length === 0) return null;
+  return pairedBootstrap(pairs.map((r) => value(r) as number), pairs.map((r) => base.get(key(r)) as number));
+}
+
+/**
+ * Result rows with `f1Ci` and `klCi`: the 95% interval of each row's difference against `reference`
+ * (EpiCache) at its budget, over the row's questions. The reference's own rows, rows without a budget
+ * and rows without pairs get null.
+ */
+export function withIntervals(rows: readonly ResultRow[], questions: readonly QuestionRow[], reference = "epicache"): ResultRow[] {
+  const ci = (d: PairedInterval | null): [number, number] | null => (d ? [d.low, d.high] : null);
+  return rows.map((r) => {
+    if (r.method === reference || r.budget === null) return { ...r, f1Ci: null, klCi: null };
+    const sel = { method: r.method, budget: r.budget, conversation: r.conversation, category: r.category };
+    return { ...r, f1Ci: ci(pairedDifference(questions, "f1", sel, reference)), klCi: ci(pairedDifference(questions, "kl", sel, reference)) };
+  });
+}
+
+/**
+ * Per method × budget, over every conversation's questions: F1, KL (gold-forced) and KL along the
+ * full cache's greedy answer, each as the mean and the paired difference against `reference` at the
+ * same budget with its 95% interval; the evidence kept and the routing hit. A Markdown table.
+ */
+export function renderVsReference(questions: readonly QuestionRow[], reference: string, opts: ReportOptions = {}): string {
+  const groups = new Map<string, QuestionRow[]>();
+  for (const q of questions) {
+    const k = JSON.stringify([q.method, q.budget]);
+    const g = groups.get(k);
+    if (g) g.push(q);
+    else groups.set(k, [q]);
+  }
+  const signed = (v: number, scale: number, digits: number) => `${v >= 0 ? "+" : "−"}${fixed(Math.abs(v) * scale, digits)}`;
+  const cell = (g: QuestionRow[], metric: PairedMetric, scale: number, digits: number) => {
+    const vals = g.map((q) => q[metric]).filter((v): v is number => typeof v === "number");
+    if (vals.length === 0) return [MISSING, MISSING];
+    const mean = vals.reduce((a, b) => a + b, 0) / vals.length;
+    const { method, budget } = g[0];
+    const d = method === reference || budget === null ? null : pairedDifference(questions, metric, { method, budget, conversation: null, category: ALL }, reference);
+    return [fixed(mean * scale, digits), d ? `${signed(d.mean, scale, digits)} [${signed(d.low, scale, digits)}, ${signed(d.high, scale, digits)}]` : MISSING];
+  };
+  const share = (g: QuestionRow[], f: (q: QuestionRow) => number | null | undefined) => {
+    const vals = g.map(f).filter((v): v is number => typeof v === "number");
+    return vals.length ? `${fixed((vals.reduce((a, b) => a + b, 0) / vals.length) * 100, 1)} %` : MISSING;
+  };
+  const body = [...groups.values()]
+    .sort((a, b) => compareMethods(a[0].method, b[0].method) || compareBudgets(a[0].budget, b[0].budget))
+    .map((g) => [
+      mdEscape(methodLabel(g[0].method)), g[0].budget === null ? "—" : String(g[0].budget), String(g.length),
+      ...cell(g, "f1", 100, 1), ...cell(g, "kl", 1, 3), ...cell(g, "klGreedy", 1, 3),
+      share(g, (q) => q.evidenceKept), share(g, (q) => q.hit),
+    ]);
+  const vs = `vs ${mdEscape(methodLabel(reference))} [95%]`;
+  const parts: string[] = [];
+  if (opts.title !== undefined) parts.push(`## ${mdEscape(opts.title)}`);
+  parts.push("F1 ×100; KL(full ‖ method) with the gold answer forced and along the full cache's greedy answer; differences paired over the same questions at the same budget, with 95% bootstrap intervals. Evidence kept: share of the evidence turns' entries in the answering cache.");
+  parts.push(markdownTable(["Method", "Budget", "Questions", "F1", vs, "KL (gold)", vs, "KL (greedy)", vs, "Evidence kept", "Routing hit"], body));
+  return `${parts.join("\n\n")}\n`;
 }
 
 /** The evidence scopes a comparison reports: every question, old evidence, recent evidence. */

@@ -7,7 +7,7 @@
  * from the cache alone. Results are appended to results.jsonl as jobs finish; a rerun skips them.
  */
 import { createHash } from "node:crypto";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import {
   cutToSessions, EpicacheError, isValidId, loadConversation, locomoSampleIds, nearestCentroid, recentTurns, renderContext, segmentWindows, tokenF1,
@@ -19,11 +19,12 @@ import { FsObjectStore } from "../store";
 import { generate, type ChatModel, type KvCache } from "../model";
 import { chatModelRef, type ModelRef } from "../models";
 import { QUESTION_ROOM, type PositionMode } from "../prefill";
-import { chatFrame } from "../press";
+import { chatFrame, type ChatFrame } from "../press";
 import { buildMethodOf, EVAL_METHOD_REGISTRY, EVAL_METHODS, isEvalMethod, type EvalMethod } from "./eval-methods";
+import { evidenceKept, keptByTurn, turnSpans, type TurnSpans } from "./evidence";
 import { meanKl, teacherForced } from "./fidelity";
 import { selectQuestions, type Dataset, type EvalQuestion } from "./questions";
-import type { ResultRow } from "./report";
+import { withIntervals, type QuestionRow, type ResultRow } from "./report";
 
 /** How much of each conversation an evaluation reads: all of it, or its first sessions within --max-context. */
 export const HISTORIES = ["whole", "cut"] as const;
@@ -143,18 +144,22 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
     // The full cache is the KL reference where it is one: a history within the model's window (beyond
     // it, full attention runs at positions the model was never trained on). Built (or found) first.
     const fullValid = contextTokens + QUESTION_ROOM <= window;
+    const spans = turnSpans(frame, kept);
     const full = fullValid || methods.includes("full")
-      ? await buildJob(model, embedder, conversation, config, { conversation: conversation.id, method: "full", budget: null }, cacheRoot, hooks.log)
+      ? await buildJob(model, embedder, conversation, config, { conversation: conversation.id, method: "full", budget: null }, cacheRoot, spans, hooks.log)
       : null;
     const fullCache = fullValid && full ? full.caches[0] : null;
+    // The full cache's own greedy answers: the path the paper's fidelity follows (gold tokens are off
+    // the model's path when its answers are poor). Generated once per question, kept for reruns.
+    const greedy = fullCache ? await fullGreedy(model, fullCache, frame, questions, conversation.id, config, join(outDir, "greedy.jsonl")) : null;
     const questionEmbeddings = await embedder.embed(questions.map((q) => q.question));
     // The full cache's teacher-forced distributions, computed once per question for every job.
-    const fullForced = new Map<number, Float64Array[]>();
-    const fullForcedFor = async (i: number, compute: () => Promise<Float64Array[]>) => {
-      const hit = fullForced.get(i);
+    const fullForced = new Map<string, Float64Array[]>();
+    const fullForcedFor = async (key: string, compute: () => Promise<Float64Array[]>) => {
+      const hit = fullForced.get(key);
       if (hit) return hit;
       const value = await compute();
-      fullForced.set(i, value);
+      fullForced.set(key, value);
       return value;
     };
     for (const job of jobs.filter((j) => j.conversation === conversation.id)) {
@@ -163,10 +168,10 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
       const label = `${job.method}${job.budget === null ? "" : ` @${job.budget}`} on ${job.conversation}`;
       const eta = finished > 0 ? ((performance.now() - started) / 1000 / finished) * (jobs.length - index + 1) : null;
       hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: "build", etaSeconds: eta });
-      const built = job.method === "full" && full ? full : await buildJob(model, embedder, conversation, config, job, cacheRoot, hooks.log, recent);
+      const built = job.method === "full" && full ? full : await buildJob(model, embedder, conversation, config, job, cacheRoot, spans, hooks.log, recent);
       // An episodic method routes each question to one of its caches: the routing hit says how often to the one with its evidence.
       const episodic = buildMethodOf(job.method).episodic;
-      const per: Array<{ q: EvalQuestion; f1: number; kl: number | null; hit: number | null; tokens: number; ms: number }> = [];
+      const per: Array<{ q: EvalQuestion; f1: number; kl: number | null; klGreedy: number | null; evidenceKept: number | null; hit: number | null; tokens: number; ms: number }> = [];
       let maxPosition = built.maxPosition;
       for (let i = 0; i < questions.length; i++) {
         hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: `question ${i + 1}/${questions.length}`, etaSeconds: eta });
@@ -191,15 +196,22 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
         const gold = model.tokenizer.encode(q.answer.trim());
         let kl: number | null = null;
         if (fullCache && gold.length > 0) {
-          kl = job.method === "full" ? 0 : meanKl(await fullForcedFor(i, () => teacherForced(model.decoder, fullCache, prompt, gold)), await teacherForced(model.decoder, cache, prompt, gold));
+          kl = job.method === "full" ? 0 : meanKl(await fullForcedFor(`gold ${i}`, () => teacherForced(model.decoder, fullCache, prompt, gold)), await teacherForced(model.decoder, cache, prompt, gold));
           maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + gold.length - 2);
         }
+        let klGreedy: number | null = null;
+        const path = greedy?.[i];
+        if (fullCache && path && path.length > 0) {
+          klGreedy = job.method === "full" ? 0 : meanKl(await fullForcedFor(`greedy ${i}`, () => teacherForced(model.decoder, fullCache, prompt, path)), await teacherForced(model.decoder, cache, prompt, path));
+          maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + path.length - 2);
+        }
+        const evidence = built.kept ? evidenceKept(built.kept[routed], q.evidence) : null;
         const members = new Set(built.manifest.episodes[routed].windows);
         const hit = episodic ? (q.evidence.some((id) => members.has(windowOf.get(id) ?? -1)) ? 1 : 0) : null;
-        per.push({ q, f1: tokenF1(answer, q.answer), kl, hit, tokens, ms });
+        per.push({ q, f1: tokenF1(answer, q.answer), kl, klGreedy, evidenceKept: evidence, hit, tokens, ms });
         appendFileSync(questionsPath, `${JSON.stringify({
           conversation: job.conversation, method: job.method, budget: job.budget, question: i, category: q.category, age: ageOf(q),
-          f1: per[i].f1, kl, hit, routed, answer,
+          f1: per[i].f1, kl, klGreedy, hit, routed, evidenceKept: evidence, answer,
         })}\n`);
       }
       const entries = built.caches.reduce((n, c) => n + c.entries, 0) / built.caches.length;
@@ -212,6 +224,8 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
         const row: ResultRow = {
           method: job.method, budget: job.budget, conversation: job.conversation, category, questions: sel.length,
           f1: mean((p) => p.f1), kl: sel.some((p) => p.kl === null) ? null : mean((p) => p.kl ?? 0),
+          klGreedy: sel.some((p) => p.klGreedy === null) ? null : mean((p) => p.klGreedy ?? 0),
+          evidenceKept: sel.some((p) => p.evidenceKept === null) ? null : mean((p) => p.evidenceKept ?? 0),
           routingHit: episodic ? mean((p) => p.hit ?? 0) : null,
           entries, compression: fullEntries / entries, buildSeconds: built.seconds,
           decodeMsPerToken: decodeTokens ? per.reduce((n, p) => n + p.ms, 0) / decodeTokens : 0,
@@ -226,7 +240,15 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
       hooks.log?.(`${label}: F1 ${(last.f1 * 100).toFixed(1)}${last.kl === null ? "" : `, KL ${last.kl.toFixed(3)}`}, ${questions.length} questions, positions up to ${maxPosition} (window ${window})`);
     }
   }
-  return rows;
+  // Intervals against EpiCache need its questions and the other method's: computed once all jobs are
+  // done, over questions.jsonl, and the rows rewritten (atomically: a stop here loses nothing).
+  const questionRows = existsSync(questionsPath)
+    ? readFileSync(questionsPath, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as QuestionRow)
+    : [];
+  const final = withIntervals(rows, questionRows);
+  writeFileSync(`${resultsPath}.tmp`, final.map((r) => `${JSON.stringify(r)}\n`).join(""));
+  renameSync(`${resultsPath}.tmp`, resultsPath);
+  return final;
 }
 
 /**
@@ -255,6 +277,8 @@ interface BuiltJob {
   seconds: number;
   /** The largest position the build's attention used. */
   maxPosition: number;
+  /** Per episode, per turn of the evaluated history: [entries kept, entries of the turn] (evidence.ts); absent in older builds. */
+  kept: Array<Record<string, [number, number]>> | null;
 }
 
 /**
@@ -263,7 +287,7 @@ interface BuiltJob {
  * so that differences between methods come from the cache alone, not from storage rounding. A method
  * that builds from the recent window only (`recent`) builds from `recent`, the conversation's latest turns.
  */
-async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, config: EvalConfig, job: Job, root: string, log?: (m: string) => void, recent?: Conversation): Promise<BuiltJob> {
+async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, config: EvalConfig, job: Job, root: string, spans: TurnSpans, log?: (m: string) => void, recent?: Conversation): Promise<BuiltJob> {
   const store = new EpisodeStore(new FsObjectStore(root));
   const at = { store, tenant: "eval", conversation: storeId(conversation.id), version: `${job.method}-${job.budget ?? "full"}`, dtype: "f32" as const };
   const recorded = join(root, `${at.conversation}.${at.version}.build.json`);
@@ -271,26 +295,67 @@ async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: 
   let manifest: EpisodeManifest;
   let seconds = 0;
   let maxPosition = 0;
+  let kept: BuiltJob["kept"] = null;
   try {
     manifest = await store.readManifest(at.tenant, at.conversation, at.version);
-    if (existsSync(recorded)) ({ seconds, maxPosition } = JSON.parse(readFileSync(recorded, "utf8")) as { seconds: number; maxPosition: number });
+    if (existsSync(recorded)) ({ seconds, maxPosition, kept = null } = JSON.parse(readFileSync(recorded, "utf8")) as Partial<BuiltJob> & { seconds: number; maxPosition: number });
   } catch (e) {
     if ((e as EpicacheError).code !== "store_not_found") throw e;
     const t0 = performance.now();
     const source = variant.recentOnly && recent ? recent : conversation;
+    // Positions in the source's own context: the recent window's differ from the history's.
+    const sourceSpans = source === conversation ? spans : turnSpans(chatFrame(model.tokenizer), source);
+    const keptNow: NonNullable<BuiltJob["kept"]> = [];
+    const slots = model.config.numLayers * model.config.numKvHeads;
     const report = await buildEpisodes(model, embedder, source, at, {
       method: variant.method, budget: job.budget ?? 0, blockSize: config.block, episodes: config.episodes, seed: config.seed,
       maxContext: config.history === "cut" ? config.maxContext : undefined,
       positions: variant.positions ?? config.positions, alloc: variant.alloc, log,
+      onCache: (_, cache) => {
+        // Turns of the evaluated history the source does not hold count as kept by none of its entries.
+        const byTurn = keptByTurn(cache, sourceSpans);
+        for (const [id, [start, end]] of spans) byTurn[id] ??= [0, (end - start) * slots];
+        keptNow.push(byTurn);
+      },
     });
     manifest = report.manifest;
     seconds = (performance.now() - t0) / 1000;
     maxPosition = report.positions.max;
-    writeFileSync(recorded, `${JSON.stringify({ seconds, maxPosition })}\n`);
+    kept = keptNow;
+    writeFileSync(recorded, `${JSON.stringify({ seconds, maxPosition, kept })}\n`);
   }
   const caches: KvCache[] = [];
   for (const e of manifest.episodes) caches.push(await store.loadEpisode(manifest, e.id));
-  return { manifest, caches, seconds, maxPosition };
+  return { manifest, caches, seconds, maxPosition, kept };
+}
+
+/**
+ * The full cache's greedy answer to every question (token ids, ending with the end-of-text token when
+ * the answer ended before the token limit, so that ending is compared too),
+ * read from `path` when an earlier run wrote them for this conversation, else generated and appended.
+ */
+async function fullGreedy(model: ChatModel, full: KvCache, frame: ChatFrame, questions: readonly EvalQuestion[], conversation: string, config: EvalConfig, path: string): Promise<number[][]> {
+  const known = new Map<number, number[]>();
+  if (existsSync(path)) {
+    for (const line of readFileSync(path, "utf8").split("\n")) {
+      if (!line.trim()) continue;
+      const r = JSON.parse(line) as { conversation: string; question: number; tokens: number[] };
+      if (r.conversation === conversation) known.set(r.question, r.tokens);
+    }
+  }
+  const out: number[][] = [];
+  for (let i = 0; i < questions.length; i++) {
+    let tokens = known.get(i);
+    if (!tokens) {
+      tokens = [];
+      const prompt = questionPrompt(frame, questions[i].question, { dateHint: questions[i].category === "temporal" });
+      for await (const t of generate(model, prompt, { maxTokens: config.maxAnswerTokens, cache: full.clone() })) tokens.push(t.id);
+      if (tokens.length < config.maxAnswerTokens && model.tokenizer.eosId !== undefined) tokens.push(model.tokenizer.eosId);
+      appendFileSync(path, `${JSON.stringify({ conversation, question: i, tokens })}\n`);
+    }
+    out.push(tokens);
+  }
+  return out;
 }
 
 /** A conversation id as a store id (LoCoMo's and REALTALK's ids already are). */
