@@ -19,10 +19,14 @@ export const usage = `\
                                      (and evidence-old / evidence-recent: all evidence before the
                                      last --max-context tokens, or not): results.jsonl,
                                      questions.jsonl, table.md, comparison.md (F1 against recent,
-                                     paired, 95% intervals), f1.svg, kl.svg. --history whole
+                                     paired, 95% intervals), vs-epicache.md (F1, KL and KL along
+                                     the full cache's own answer against EpiCache, paired; evidence
+                                     kept), f1.svg, kl.svg. --history whole
                                      reads every session; cut, the first within --max-context
                                      tokens (KL needs the history within the model's window).
-                                     M (default all): ${choices(EVAL_METHODS, undefined, ", ")}
+                                     M (default all): ${choices(EVAL_METHODS, undefined, ", ")};
+                                     options after a name for sweeps: epicache:n-medoid=3,
+                                     epicache:n-medoid=25%:alloc=output, snapkv:positions=original
 `;
 
 export async function evalCommand(argv: string[]): Promise<number> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { BUILD_METHOD_REGISTRY, BUILD_METHODS, isBuildMethod } from "@epicache/shared";
-import { buildMethodOf, EVAL_METHOD_REGISTRY, EVAL_METHODS, evalMethodLabel, isEvalMethod } from "./eval-methods";
+import { buildMethodOf, EVAL_METHOD_REGISTRY, EVAL_METHODS, evalMethodLabel, isEvalMethod, resolveEvalMethod } from "./eval-methods";
 
 describe("the evaluation method registry", () => {
   it("every variant answers from a build method, and every build method is a variant of its own name without overrides", () => {
@@ -23,5 +23,14 @@ describe("the evaluation method registry", () => {
   it("isEvalMethod knows own names only", () => {
     expect(EVAL_METHODS.every(isEvalMethod)).toBe(true);
     for (const s of ["turbo", "toString", "__proto__", ""]) expect(isEvalMethod(s), s).toBe(false);
+  });
+
+  it("reads options after a registry name, for sweeps, and refuses unknown ones", () => {
+    expect(resolveEvalMethod("epicache:n-medoid=25%:alloc=output")).toEqual({ method: "epicache", nMedoid: "25%", alloc: "output", label: "EpiCache (n-medoid 25%, alloc output)" });
+    expect(resolveEvalMethod("epicache-noalloc:n-medoid=3")).toMatchObject({ method: "epicache", alloc: "uniform", nMedoid: 3, label: "EpiCache (no alloc) (n-medoid 3)" });
+    expect(buildMethodOf("snapkv:positions=original").budgeted).toBe(true);
+    for (const s of ["epicache:n-medoid=0", "epicache:alloc=sideways", "epicache:nmedoid=3", "epicache:n-medoid", "turbo:n-medoid=3", "epicache:n-medoid=3=4"]) {
+      expect(isEvalMethod(s), s).toBe(false);
+    }
   });
 });

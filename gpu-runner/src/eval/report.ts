@@ -6,7 +6,7 @@
  */
 import { EpicacheError } from "@epicache/shared";
 import { pairedBootstrap, type PairedInterval } from "./bootstrap";
-import { buildMethodOf, EVAL_METHODS, evalMethodLabel, isEvalMethod } from "./eval-methods";
+import { baseEvalMethod, buildMethodOf, EVAL_METHODS, evalMethodLabel, isEvalMethod } from "./eval-methods";
 
 /** One line of an evaluation's results.jsonl: one method at one budget on one conversation's category. */
 export interface ResultRow {
@@ -567,7 +567,8 @@ function rankIn(order: readonly string[], name: string): number {
 }
 
 function compareMethods(a: string, b: string): number {
-  return rankIn(METHOD_ORDER, a) - rankIn(METHOD_ORDER, b) || (a < b ? -1 : a > b ? 1 : 0);
+  // A method with options (epicache:n-medoid=3) sits after its base name.
+  return rankIn(METHOD_ORDER, baseEvalMethod(a)) - rankIn(METHOD_ORDER, baseEvalMethod(b)) || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 function compareBudgets(a: number | null, b: number | null): number {

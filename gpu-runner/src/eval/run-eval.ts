@@ -20,7 +20,7 @@ import { generate, type ChatModel, type KvCache } from "../model";
 import { chatModelRef, type ModelRef } from "../models";
 import { QUESTION_ROOM, type PositionMode } from "../prefill";
 import { chatFrame, type ChatFrame } from "../press";
-import { buildMethodOf, EVAL_METHOD_REGISTRY, EVAL_METHODS, isEvalMethod, type EvalMethod } from "./eval-methods";
+import { buildMethodOf, EVAL_METHODS, isEvalMethod, resolveEvalMethod, type EvalMethodInfo } from "./eval-methods";
 import { evidenceKept, keptByTurn, turnSpans, type TurnSpans } from "./evidence";
 import { meanKl, teacherForced } from "./fidelity";
 import { selectQuestions, type Dataset, type EvalQuestion } from "./questions";
@@ -52,7 +52,8 @@ export interface EvalConfig {
 
 interface Job {
   conversation: string;
-  method: EvalMethod;
+  /** A registry name, possibly with options (eval-methods.ts). */
+  method: string;
   budget: number | null;
 }
 
@@ -100,7 +101,7 @@ export interface EvalProgress {
 
 export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: EvalConfig, outDir: string, hooks: { log?: (m: string) => void; onProgress?: (p: EvalProgress) => void } = {}): Promise<ResultRow[]> {
   const methods = config.methods.map((m) => {
-    if (!isEvalMethod(m)) throw new EpicacheError("invalid_argument", `method "${m}" is not one of ${EVAL_METHODS.join(", ")}`);
+    if (!isEvalMethod(m)) throw new EpicacheError("invalid_argument", `method "${m}" is not one of ${EVAL_METHODS.join(", ")} (options: epicache:n-medoid=3, :alloc=output, :positions=original)`);
     return m;
   });
   mkdirSync(outDir, { recursive: true });
@@ -119,7 +120,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
 
   const data = loadDataset(config.data, config.format, config.conversations);
   const frame = chatFrame(model.tokenizer);
-  const budgeted = (m: EvalMethod) => buildMethodOf(m).budgeted;
+  const budgeted = (m: string) => buildMethodOf(m).budgeted;
   const jobs: Job[] = data.flatMap(({ conversation }) => [
     ...methods.filter((m) => !budgeted(m)).map((method) => ({ conversation: conversation.id, method, budget: null })),
     ...methods.filter(budgeted).flatMap((method) => config.budgets.map((budget) => ({ conversation: conversation.id, method, budget }))),
@@ -289,9 +290,9 @@ interface BuiltJob {
  */
 async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, config: EvalConfig, job: Job, root: string, spans: TurnSpans, log?: (m: string) => void, recent?: Conversation): Promise<BuiltJob> {
   const store = new EpisodeStore(new FsObjectStore(root));
-  const at = { store, tenant: "eval", conversation: storeId(conversation.id), version: `${job.method}-${job.budget ?? "full"}`, dtype: "f32" as const };
+  const at = { store, tenant: "eval", conversation: storeId(conversation.id), version: `${safe(job.method)}-${job.budget ?? "full"}`, dtype: "f32" as const };
   const recorded = join(root, `${at.conversation}.${at.version}.build.json`);
-  const variant = EVAL_METHOD_REGISTRY[job.method];
+  const variant = resolveEvalMethod(job.method) as EvalMethodInfo;
   let manifest: EpisodeManifest;
   let seconds = 0;
   let maxPosition = 0;
@@ -310,7 +311,7 @@ async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: 
     const report = await buildEpisodes(model, embedder, source, at, {
       method: variant.method, budget: job.budget ?? 0, blockSize: config.block, episodes: config.episodes, seed: config.seed,
       maxContext: config.history === "cut" ? config.maxContext : undefined,
-      positions: variant.positions ?? config.positions, alloc: variant.alloc, log,
+      positions: variant.positions ?? config.positions, alloc: variant.alloc, nMedoid: variant.nMedoid, log,
       onCache: (_, cache) => {
         // Turns of the evaluated history the source does not hold count as kept by none of its entries.
         const byTurn = keptByTurn(cache, sourceSpans);
