@@ -70,7 +70,7 @@ describe.concurrent("closed-set options refuse an unknown value, naming the allo
     { args: ["build", "--conversation", "missing.json", "--numerics", "turbo"], allowed: NUMERICS },
     { args: ["build", "--conversation", "missing.json", "--format", "csv"], allowed: ["locomo", "realtalk", "jsonl"] },
     { args: ["build", "--conversation", "missing.json", "--method", "turbo"], allowed: ["full", "epicache", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm"] },
-    { args: ["build", "--conversation", "missing.json", "--alloc", "maybe"], allowed: ["on", "off"] },
+    { args: ["build", "--conversation", "missing.json", "--alloc", "maybe"], allowed: ["uniform", "official", "output"] },
     { args: ["build", "--conversation", "missing.json", "--heads", "mixed"], allowed: ["headwise", "uniform"] },
     { args: ["build", "--conversation", "missing.json", "--dtype", "f64"], allowed: ["f32", "f16", "int8"] },
     { args: ["build", "--conversation", "missing.json", "--positions", "shifted"], allowed: ["compact", "original"] },
