@@ -59,3 +59,11 @@ export const BUILD_METHODS = Object.keys(BUILD_METHOD_REGISTRY) as readonly Buil
 export function isBuildMethod(name: string): name is BuildMethod {
   return Object.hasOwn(BUILD_METHOD_REGISTRY, name);
 }
+
+/**
+ * How a build spreads its budget over layers: "uniform" (M everywhere), "official" (the authors'
+ * rule on the "keys" layer profile), "output" (budgets ∝ KL_ℓ^α on the "output" profile); see
+ * gpu-runner/src/prefill/sensitivity-profile.ts.
+ */
+export const ALLOC_MODES = ["uniform", "official", "output"] as const;
+export type AllocMode = (typeof ALLOC_MODES)[number];

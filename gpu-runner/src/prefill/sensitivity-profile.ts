@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { EpicacheError } from "@epicache/shared";
+import { EpicacheError, type AllocMode } from "@epicache/shared";
 import { layerBudgets, officialBudgets } from "./layer-budgets";
 
 export const PROFILES_FORMAT = "epicache-layer-profiles/1";
@@ -15,13 +15,8 @@ export const PROFILES_FORMAT = "epicache-layer-profiles/1";
 export const SENSITIVITY_PROTOCOLS = ["keys", "output"] as const;
 export type SensitivityProtocol = (typeof SENSITIVITY_PROTOCOLS)[number];
 
-/**
- * How a build spreads its budget over layers: "uniform" (M everywhere), "official" (the authors'
- * rule on the "keys" profile), "output" (budgets ∝ KL_ℓ^α on the "output" profile, α chosen on the
- * calibration text).
- */
-export const ALLOC_MODES = ["uniform", "official", "output"] as const;
-export type AllocMode = (typeof ALLOC_MODES)[number];
+/** The allocation modes (shared/src/methods.ts): "output" chooses its α on the calibration text. */
+export { ALLOC_MODES, type AllocMode } from "@epicache/shared";
 
 export const PROTOCOL_OF: Record<Exclude<AllocMode, "uniform">, SensitivityProtocol> = { official: "keys", output: "output" };
 

@@ -187,14 +187,14 @@ export class Runner {
     status.stage = stage;
     try {
       const conversation = transcript(request.conversation, request.messages);
-      const build = { ...this.config.build, ...request.config } as Required<Omit<BuildConfig, "maxContext" | "positions" | "nMedoid">> & Pick<BuildConfig, "maxContext" | "positions" | "nMedoid">;
+      const build = { ...this.config.build, ...request.config } as Required<Omit<BuildConfig, "maxContext" | "positions" | "nMedoid" | "alloc">> & Pick<BuildConfig, "maxContext" | "positions" | "nMedoid" | "alloc">;
       let prefillStarted = 0;
       const report = await this.slots.run("rebuild", () =>
         buildEpisodes(this.model, this.embedder, conversation, {
           store: this.store, tenant: request.tenant, conversation: request.conversation, version: request.version, dtype: build.dtype,
         }, {
           method: build.method, episodes: build.episodes, budget: build.budget, blockSize: build.block, maxContext: build.maxContext,
-          positions: build.positions, nMedoid: build.nMedoid as MedoidCount | undefined,
+          positions: build.positions, nMedoid: build.nMedoid as MedoidCount | undefined, alloc: build.alloc,
           log: this.log,
           pause: () => this.slots.pause("rebuild"),
           onStage: (next) => {

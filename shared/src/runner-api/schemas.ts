@@ -3,7 +3,7 @@
  * from them, the runner validates with them. Ids are validated ids (store/ids.ts).
  */
 import { z } from "zod";
-import { BUILD_METHODS } from "../methods";
+import { ALLOC_MODES, BUILD_METHODS } from "../methods";
 import { isValidId } from "../store/ids";
 
 const id = (kind: string) => z.string().refine(isValidId, { message: `${kind} id: 1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'` });
@@ -73,6 +73,8 @@ export const BuildConfig = z
      * however long the history; "original" keeps history positions (beyond the window on long ones).
      */
     positions: z.enum(["compact", "original"]).optional(),
+    /** How the budget is spread over layers (EpiCache); default the model's. */
+    alloc: z.enum(ALLOC_MODES).optional(),
     /** Representative windows per episode: a count, or a share of its windows ("25%"). */
     nMedoid: z.union([z.number().int().min(1).max(1024), z.string().regex(/^\d+(\.\d+)?%$/).refine((s) => Number(s.slice(0, -1)) > 0 && Number(s.slice(0, -1)) <= 100, "a percentage in (0, 100]")]).optional(),
     dtype: z.enum(["f32", "f16", "int8"]).optional(),
