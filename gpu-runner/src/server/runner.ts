@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import {
   EpicacheError,
   isEpicacheError,
-  loadJsonl,
+  conversationFromMessages,
   manifestKey,
   signRequest,
   type BuildConfig,
@@ -186,7 +186,8 @@ export class Runner {
     };
     status.stage = stage;
     try {
-      const conversation = transcript(request.conversation, request.messages);
+      // Typed messages straight to a conversation, by the transcript rules (errors name messages[i]).
+      const { conversation } = conversationFromMessages(request.conversation, request.messages);
       const build = { ...this.config.build, ...request.config } as Required<Omit<BuildConfig, "maxContext" | "positions" | "nMedoid" | "alloc">> & Pick<BuildConfig, "maxContext" | "positions" | "nMedoid" | "alloc">;
       let prefillStarted = 0;
       const report = await this.slots.run("rebuild", () =>
@@ -254,15 +255,5 @@ export class Runner {
   private forgetOldJobs(): void {
     const finished = [...this.jobs.values()].filter((j) => j.status.finishedAt !== null);
     for (const j of finished.slice(0, Math.max(0, finished.length - FINISHED_JOBS_KEPT))) this.jobs.delete(j.status.id);
-  }
-}
-
-/** A transcript snapshot as a conversation (the JSONL loader's rules: sessions, dates, ids). */
-function transcript(id: string, messages: TranscriptMessage[]) {
-  try {
-    return loadJsonl(messages.map((m) => JSON.stringify(m)).join("\n"), { id }).conversation;
-  } catch (e) {
-    if (isEpicacheError(e)) throw new EpicacheError(e.code, e.message.replace(/line (\d+) of the JSONL/g, (_, n: string) => `messages[${Number(n) - 1}]`));
-    throw e;
   }
 }

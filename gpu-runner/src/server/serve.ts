@@ -27,6 +27,13 @@ export async function startRunner(config: RunnerConfig, log: (m: string) => void
     const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s));
     s.once("error", reject);
   });
+  // A model call runs on this thread (onnxruntime-node's run is synchronous) and can hold the event
+  // loop for seconds during a build. Node's 5 s keep-alive timeout then fires as soon as the loop is
+  // free, closing idle sockets a client is just reusing (ECONNRESET). Idle sockets are kept longer
+  // than clients keep theirs (undici: 4 s; load balancers: 60 s), so the client always closes first.
+  const http = server as import("node:http").Server;
+  http.keepAliveTimeout = 65_000;
+  http.headersTimeout = 66_000;
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   return {

@@ -7,6 +7,7 @@ export type { Conversation, LoadedConversation, QaItem, Session, Turn } from "./
 export { loadLocomo, locomoSampleIds, type LoadLocomoOptions } from "./locomo";
 export { loadRealtalk, type LoadRealtalkOptions } from "./realtalk";
 export { loadJsonl, type LoadJsonlOptions } from "./jsonl";
+export { conversationFromMessages, type FromMessagesOptions, type Message, type SessionCursor } from "./messages";
 export {
   CONVERSATION_FORMATS,
   detectConversationFormat,

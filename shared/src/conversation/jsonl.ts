@@ -1,7 +1,7 @@
 import { EpicacheError } from "../errors";
-import { assembleConversation } from "./assemble-conversation";
-import type { LoadedConversation, Session, Turn } from "./conversation";
+import type { LoadedConversation } from "./conversation";
 import { describeJson, expectObject, fail, optionalString, requiredString } from "./json-fields";
+import { conversationFromMessages, type Message } from "./messages";
 import { jsonSyntaxErrorOffset, stripBom } from "./parse-json";
 
 /**
@@ -45,10 +45,8 @@ export interface LoadJsonlOptions {
  * ```
  */
 export function loadJsonl(text: string, options: LoadJsonlOptions = {}): LoadedConversation {
-  const sessions: { index: number; date?: string; turns: Turn[] }[] = [];
-  let currentKey: string | undefined;
-  const lineOfId = new Map<string, number>();
-
+  const messages: Message[] = [];
+  const lineOf: number[] = [];
   stripBom(text)
     .split("\n")
     .forEach((rawLine, i) => {
@@ -57,34 +55,27 @@ export function loadJsonl(text: string, options: LoadJsonlOptions = {}): LoadedC
       if (line.trim() === "") return;
       const source = `line ${lineNumber} of the JSONL`;
       const message = expectObject(parseLine(line, source), source, "");
-
       const speaker = requiredString(message, "speaker", source, "");
       if (speaker.trim() === "") fail(source, "speaker", "must not be empty");
       const textOfTurn = requiredString(message, "text", source, "");
       const timestamp = optionalString(message, "timestamp", source, "");
-      const key = sessionKey(message.session, source);
-
-      if (sessions.length === 0 || (key !== undefined && key !== currentKey)) {
-        sessions.push({ index: sessions.length + 1, turns: [] });
-        currentKey = key;
+      const id = optionalString(message, "id", source, "");
+      if (id !== undefined && id === "") fail(source, "id", "must not be empty");
+      const session = message.session;
+      if (session !== undefined && session !== null && typeof session !== "string" && !(typeof session === "number" && Number.isFinite(session))) {
+        fail(source, "session", `must be a string or a number, got ${describeJson(session)}`);
       }
-      const session = sessions[sessions.length - 1];
-      if (session.turns.length === 0 && timestamp !== undefined) session.date = timestamp;
-
-      const given = optionalString(message, "id", source, "");
-      if (given !== undefined && given === "") fail(source, "id", "must not be empty");
-      const id = given ?? `D${session.index}:${session.turns.length + 1}`;
-      const earlier = lineOfId.get(id);
-      if (earlier !== undefined) {
-        fail(source, "id", `"${id}"${given === undefined ? " (generated)" : ""} repeats the id of line ${earlier}`);
-      }
-      lineOfId.set(id, lineNumber);
-
-      session.turns.push({ id, speaker, text: textOfTurn, ...(timestamp === undefined ? {} : { timestamp }) });
+      messages.push({
+        speaker, text: textOfTurn,
+        ...(id === undefined ? {} : { id }), ...(timestamp === undefined ? {} : { timestamp }),
+        ...(session === undefined || session === null ? {} : { session: session as string | number }),
+      });
+      lineOf.push(lineNumber);
     });
-
-  const done: Session[] = sessions.map(({ index, date, turns }) => (date === undefined ? { index, turns } : { index, date, turns }));
-  return { conversation: assembleConversation(options.id ?? "conversation", [], done, "JSONL"), qa: [] };
+  const { conversation } = conversationFromMessages(options.id ?? "conversation", messages, {
+    where: (i) => `line ${lineOf[i]} of the JSONL`, refer: (i) => `line ${lineOf[i]}`, source: "JSONL",
+  });
+  return { conversation, qa: [] };
 }
 
 function parseLine(line: string, source: string): unknown {
@@ -96,11 +87,4 @@ function parseLine(line: string, source: string): unknown {
     const reason = e instanceof Error ? e.message : String(e);
     throw new EpicacheError("conversation_invalid", `${source} is not valid JSON${where}: ${reason}`, { cause: e });
   }
-}
-
-/** The session value as a comparable key (`2` and `"2"` are one session), undefined when absent or null. */
-function sessionKey(value: unknown, source: string): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === "string" || (typeof value === "number" && Number.isFinite(value))) return String(value);
-  return fail(source, "session", `must be a string or a number, got ${describeJson(value)}`);
 }
