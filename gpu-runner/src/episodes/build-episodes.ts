@@ -4,7 +4,10 @@
  * prefill the whole history once per episode, block by block, keeping what that episode's patched
  * prompt attends to under sensitivity-aware layer budgets. Baseline methods build one cache.
  */
-import { cutToSessions, EpicacheError, l2Normalize, renderContext, segmentWindows, type Conversation, type KvcDtype } from "@epicache/shared";
+import {
+  cutToSessions, DEFAULT_ROUTING, encodeWindowVectors, EpicacheError, l2Normalize, renderContext, segmentWindows,
+  type Conversation, type KvcDtype, type RoutingRule,
+} from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { KvCache, repositioner, type ChatModel } from "../model";
 import { chatModelRef } from "../models";
@@ -13,7 +16,7 @@ import { chatFrame, policyFor, type Method } from "../press";
 import { profileFor } from "./calibration";
 import { clusterEpisodes, representatives } from "./cluster";
 import type { EpisodeStore, PublishResult } from "./episode-store";
-import { MANIFEST_FORMAT, type EpisodeManifest } from "./manifest";
+import { MANIFEST_FORMAT, type EpisodeManifest, type ManifestRouting } from "./manifest";
 
 /** Where a build goes: a new version of a conversation in an episode store. */
 export interface BuildTarget {
@@ -44,6 +47,11 @@ export interface BuildOptions {
   nMedoid?: number;
   /** Utterances per window. Default 4. */
   windowSize?: number;
+  /**
+   * How questions will be routed to the episodes (shared routeQuestion); default
+   * {@link DEFAULT_ROUTING}. `window` and `vote` store every window's vector in the manifest (int8).
+   */
+  routing?: RoutingRule;
   seed?: number;
   /** Keep whole sessions from the start within this many context tokens (default: the whole history). */
   maxContext?: number;
@@ -84,6 +92,9 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     t = now;
     if (next !== undefined) opts.onStage?.(next);
   };
+  const routing = opts.routing ?? DEFAULT_ROUTING;
+  // Checked before the work, not when the manifest is written at the end of it.
+  if (routing.rule === "vote" && !(Number.isInteger(routing.k) && routing.k >= 1)) throw new EpicacheError("invalid_argument", `vote routing needs a positive integer k, got ${routing.k}`);
   opts.onStage?.("render");
   const { config, tokenizer } = model;
   const frame = chatFrame(tokenizer);
@@ -156,7 +167,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     stage("write", e + 1 < groups.length ? "prefill" : "publish");
   }
   const manifest: EpisodeManifest = {
-    format: MANIFEST_FORMAT,
+    format: MANIFEST_FORMAT, routing: manifestRoutingOf(routing, groups.length, vectors),
     tenant: target.tenant, conversation: target.conversation, version: target.version,
     model: { ...chatModelRef(model), numerics: model.numerics, layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim },
     embedder: { modelId: embedder.modelId, dimension: embedder.dimension },
@@ -171,4 +182,11 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     positions: { mode, max: maxPosition, window },
     seconds, peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };
+}
+
+/** What the manifest records of `rule`: with one episode there is nothing to choose, so `centroid`. */
+function manifestRoutingOf(rule: RoutingRule, episodes: number, vectors: readonly Float32Array[]): ManifestRouting {
+  if (episodes === 1 || rule.rule === "centroid") return { rule: "centroid" };
+  const windowVectors = encodeWindowVectors(vectors);
+  return rule.rule === "vote" ? { rule: "vote", k: rule.k, windowVectors } : { rule: "window", windowVectors };
 }

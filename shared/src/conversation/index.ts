@@ -21,6 +21,6 @@ export { cutToSessions } from "./cut-to-sessions";
 export { recentTurns } from "./recent-turns";
 export { cosine, l2Normalize, type Vector } from "./vectors";
 export { nearestCentroid, type NearestCentroid } from "./nearest-centroid";
-export { DEFAULT_ROUTING, ROUTING_RULES, routeQuestion, type RoutedQuestion, type RoutingData, type RoutingRule } from "./route-question";
+export { DEFAULT_ROUTING, DEFAULT_VOTE_K, ROUTING_RULES, routeQuestion, type RoutedQuestion, type RoutingData, type RoutingRule } from "./route-question";
 export { decodeWindowVectors, encodeWindowVectors } from "./window-vectors";
 export { normalizeAnswer, tokenF1 } from "./token-f1";
