@@ -77,6 +77,7 @@ describe.concurrent("closed-set options refuse an unknown value, naming the allo
     { args: ["build", "--conversation", "missing.json", "--routing", "nearest"], allowed: ["centroid", "window", "vote"] },
     { args: ["eval", "--data", "x.json", "--out", emptyHome, "--history", "half"], allowed: ["whole", "cut"] },
     { args: ["eval", "--data", "x.json", "--out", emptyHome, "--positions", "shifted"], allowed: ["compact", "original"] },
+    { args: ["eval", "--data", "x.json", "--out", emptyHome, "--routing", "nearest"], allowed: ["centroid", "window", "vote"] },
   ];
   for (const { args, allowed } of cases) {
     const option = args[args.length - 2];
