@@ -6,18 +6,21 @@
  */
 import { randomUUID } from "node:crypto";
 import {
+  DEFAULT_VOTE_K,
   EpicacheError,
   isEpicacheError,
   loadJsonl,
   manifestKey,
   signRequest,
   type BuildConfig,
+  type JobRouting,
   type JobStatus,
+  type RoutingRule,
   type RebuildRequest,
   type TranscriptMessage,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
-import { buildEpisodes, EpisodeStore, LoadedEpisodes, questionPrompt, type EpisodeManifest } from "../episodes";
+import { buildEpisodes, EpisodeStore, LoadedEpisodes, manifestRouting, questionPrompt, type EpisodeManifest } from "../episodes";
 import { generate, type ChatModel } from "../model";
 import { chatModelRef } from "../models";
 import { chatFrame } from "../press";
@@ -186,14 +189,14 @@ export class Runner {
     status.stage = stage;
     try {
       const conversation = transcript(request.conversation, request.messages);
-      const build = { ...this.config.build, ...request.config } as Required<Omit<BuildConfig, "maxContext" | "positions">> & Pick<BuildConfig, "maxContext" | "positions">;
+      const build = { ...this.config.build, ...request.config } as Required<Omit<BuildConfig, "maxContext" | "positions" | "routing" | "voteK">> & Pick<BuildConfig, "maxContext" | "positions" | "routing" | "voteK">;
       let prefillStarted = 0;
       const report = await this.slots.run("rebuild", () =>
         buildEpisodes(this.model, this.embedder, conversation, {
           store: this.store, tenant: request.tenant, conversation: request.conversation, version: request.version, dtype: build.dtype,
         }, {
           method: build.method, episodes: build.episodes, budget: build.budget, blockSize: build.block, maxContext: build.maxContext,
-          positions: build.positions,
+          positions: build.positions, routing: routingOf(build),
           log: this.log,
           pause: () => this.slots.pause("rebuild"),
           onStage: (next) => {
@@ -214,6 +217,7 @@ export class Runner {
       status.result = {
         version: m.version, active: report.published?.active ?? m.version, manifestKey: manifestKey(m.tenant, m.conversation, m.version),
         contextTokens: m.contextTokens, episodes: m.episodes.map((e) => ({ id: e.id, centroid: e.centroid, bytes: e.bytes })), embedder: m.embedder,
+        routing: jobRouting(m),
       };
       status.status = "succeeded";
       this.metrics.jobs.inc({ status: "succeeded" });
@@ -264,4 +268,20 @@ function transcript(id: string, messages: TranscriptMessage[]) {
     if (isEpicacheError(e)) throw new EpicacheError(e.code, e.message.replace(/line (\d+) of the JSONL/g, (_, n: string) => `messages[${Number(n) - 1}]`));
     throw e;
   }
+}
+
+/** The routing rule a build config asks for; undefined for the build's default. */
+function routingOf(build: Pick<BuildConfig, "routing" | "voteK">): RoutingRule | undefined {
+  if (build.routing === undefined) return undefined;
+  return build.routing === "vote" ? { rule: "vote", k: build.voteK ?? DEFAULT_VOTE_K } : { rule: build.routing };
+}
+
+/** What the edge needs to route by the manifest's rule: for window and vote, the window vectors and each window's episode. */
+function jobRouting(m: EpisodeManifest): JobRouting {
+  const routing = m.routing;
+  if (routing.rule === "centroid") return { rule: "centroid" };
+  const windowEpisodes = (manifestRouting(m).data.windowEpisodes ?? []).slice();
+  return routing.rule === "vote"
+    ? { rule: "vote", k: routing.k, windowVectors: routing.windowVectors, windowEpisodes }
+    : { rule: "window", windowVectors: routing.windowVectors, windowEpisodes };
 }
