@@ -1,5 +1,4 @@
 import { EpicacheError } from "../errors";
-import type { Vector } from "./vectors";
 
 /**
  * Window vectors as routing stores them: int8, one byte per dimension, in base64. Each vector is
@@ -16,7 +15,7 @@ import type { Vector } from "./vectors";
  * decodeWindowVectors(text, 2); // [Int8Array [95, -127], Int8Array [127, 0]]
  * ```
  */
-export function encodeWindowVectors(vectors: readonly Vector[]): string {
+export function encodeWindowVectors(vectors: readonly ArrayLike<number>[]): string {
   const dimension = vectors[0]?.length ?? 0;
   const bytes = new Int8Array(vectors.length * dimension);
   vectors.forEach((v, i) => {
