@@ -13,7 +13,8 @@ import { EpicacheError, httpStatusOf, isEpicacheError, type ErrorCode } from "@e
 import { readConfig, type AppEnv } from "./env";
 import { conversationRoutes } from "./routes/conversations";
 import { queryRoutes } from "./routes/query";
-import { runnerCallbackRoutes } from "./routes/runner-callback";
+import { CALLBACK_PATH } from "./queue/rebuild-consumer";
+import { MAX_CALLBACK_BYTES, runnerCallbackRoutes } from "./routes/runner-callback";
 import { tenantRoutes } from "./routes/tenants";
 import { webhookRoutes } from "./routes/webhooks";
 
@@ -31,14 +32,19 @@ const health = createRoute({
   responses: { 200: { description: "Alive", content: { "application/json": { schema: z.object({ ok: z.literal(true) }) } } } },
 });
 
-/** Reads the configuration once per request, and bounds request bodies (413 `payload_too_large`). */
+/**
+ * Reads the configuration once per request, and bounds request bodies (413 `payload_too_large`): the
+ * runner's completion callback, which carries window vectors, to MAX_CALLBACK_BYTES, others to
+ * MAX_REQUEST_BYTES.
+ */
 const configure = createMiddleware<AppEnv>(async (c, next) => {
   const config = readConfig(c.env);
   c.set("config", config);
+  const maxSize = c.req.path === CALLBACK_PATH ? MAX_CALLBACK_BYTES : config.maxRequestBytes;
   return bodyLimit({
-    maxSize: config.maxRequestBytes,
+    maxSize,
     onError: () => {
-      throw new EpicacheError("payload_too_large", `the request body is over ${config.maxRequestBytes} bytes`);
+      throw new EpicacheError("payload_too_large", `the request body is over ${maxSize} bytes`);
     },
   })(c, next);
 });

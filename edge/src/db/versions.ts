@@ -1,10 +1,11 @@
 /**
  * Versions of a conversation's episodes, one row per rebuild: queued (the webhook enqueued it) →
- * submitted (a runner took the job) → succeeded (the manifest's centroids are stored) | failed.
+ * submitted (a runner took the job) → succeeded (what routing needs is stored: the centroids, the
+ * rule, and for `window` and `vote` the window vectors in `version_windows`) | failed.
  * A succeeded version becomes the conversation's active one in the same transaction, and the
  * active version only ever moves forward (version ids sort by time).
  */
-import type { JobStatus } from "@epicache/shared";
+import { decodeWindowVectors, encodeWindowVectors, EpicacheError, type JobRouting, type JobStatus, type RoutingRule } from "@epicache/shared";
 
 export type VersionStatus = "queued" | "submitted" | "succeeded" | "failed";
 
@@ -23,13 +24,33 @@ export interface VersionRecord {
   updatedAt: string;
 }
 
-/** What questions need of a succeeded version: its episodes' centroids and the embedder. */
+/** What questions need of a succeeded version: its episodes' centroids, the embedder, and how to route. */
 export interface Manifest {
   version: string;
   /** In the runner's episode order; `id` is what /v1/generate takes. */
   episodes: { id: number; centroid: number[] }[];
   embedder: { modelId: string; dimension: number };
+  /** The routing rule; `centroid` for versions stored before routing rules. */
+  routing: RoutingRule;
+  /** For `window` and `vote`: every window's int8 vector, and its episode's position in `episodes`. */
+  windows?: { vectors: Int8Array[]; episodes: number[] };
 }
+
+/** What a succeeded job's result stores: the episodes, the embedder, and the routing it reported (none: centroid). */
+export interface CompletedVersion {
+  version: string;
+  episodes: Manifest["episodes"];
+  embedder: Manifest["embedder"];
+  manifestKey: string;
+  contextTokens: number;
+  routing?: JobRouting;
+}
+
+/**
+ * Raw bytes of window vectors per `version_windows` row (base64 makes them 4/3 as many characters):
+ * rows well under D1's 2 MB limit on a string or row, and under 1 MiB.
+ */
+export const WINDOW_CHUNK_BYTES = 600_000;
 
 interface VersionRow {
   version: string;
@@ -45,6 +66,8 @@ interface VersionRow {
   episodes: string | null;
   embedder_model: string | null;
   embedder_dimension: number | null;
+  routing_rule: "centroid" | "window" | "vote" | null;
+  routing_k: number | null;
   created_at: string;
   updated_at: string;
 }
@@ -127,18 +150,28 @@ export async function markFailed(db: D1Database, tenantId: string, conversationI
 }
 
 /**
- * Stores a finished version's manifest and makes it active, in one transaction; the active version
- * does not move if it is already this one or a newer one. Returns whether it became active.
+ * Stores a finished version's manifest (and window vectors, chunked) and makes it active, in one
+ * transaction; the active version does not move if it is already this one or a newer one. Window
+ * vectors are kept for the active version and the newest succeeded one before it (a question may
+ * still be routing by that one); older versions' are deleted. Returns whether it became active.
  */
-export async function completeVersion(db: D1Database, tenantId: string, conversationId: string, manifest: Manifest & { manifestKey: string; contextTokens: number }, now: string): Promise<{ activated: boolean }> {
-  const [, activate] = await db.batch([
+export async function completeVersion(db: D1Database, tenantId: string, conversationId: string, manifest: CompletedVersion, now: string): Promise<{ activated: boolean }> {
+  const routing = manifest.routing ?? { rule: "centroid" as const };
+  const chunks = routing.rule === "centroid" ? [] : windowChunks(routing, manifest.embedder.dimension);
+  const results = await db.batch([
+    ...chunks.map((chunk, i) =>
+      db
+        .prepare("INSERT OR REPLACE INTO version_windows (tenant_id, conversation_id, version, chunk, vectors, episodes) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(tenantId, conversationId, manifest.version, i, chunk.vectors, JSON.stringify(chunk.episodes)),
+    ),
     db
       .prepare(
         `UPDATE versions SET status = 'succeeded', episodes = ?, embedder_model = ?, embedder_dimension = ?, manifest_key = ?, context_tokens = ?,
-                stage = 'done', percent = 100, eta_seconds = 0, error_code = NULL, error_message = NULL, updated_at = ?
+                routing_rule = ?, routing_k = ?, stage = 'done', percent = 100, eta_seconds = 0, error_code = NULL, error_message = NULL, updated_at = ?
          WHERE tenant_id = ? AND conversation_id = ? AND version = ?`,
       )
-      .bind(JSON.stringify(manifest.episodes), manifest.embedder.modelId, manifest.embedder.dimension, manifest.manifestKey, manifest.contextTokens, now, tenantId, conversationId, manifest.version),
+      .bind(JSON.stringify(manifest.episodes), manifest.embedder.modelId, manifest.embedder.dimension, manifest.manifestKey, manifest.contextTokens,
+        routing.rule, routing.rule === "vote" ? routing.k : null, now, tenantId, conversationId, manifest.version),
     db
       .prepare(
         `UPDATE conversations SET active_version = ?3, updated_at = ?4
@@ -146,16 +179,56 @@ export async function completeVersion(db: D1Database, tenantId: string, conversa
            AND EXISTS (SELECT 1 FROM versions WHERE tenant_id = ?1 AND conversation_id = ?2 AND version = ?3 AND status = 'succeeded')`,
       )
       .bind(tenantId, conversationId, manifest.version, now),
+    db
+      .prepare(
+        `DELETE FROM version_windows WHERE tenant_id = ?1 AND conversation_id = ?2 AND version < (
+           SELECT MAX(v.version) FROM versions v WHERE v.tenant_id = ?1 AND v.conversation_id = ?2 AND v.status = 'succeeded'
+             AND v.version < (SELECT active_version FROM conversations WHERE tenant_id = ?1 AND id = ?2))`,
+      )
+      .bind(tenantId, conversationId),
   ]);
-  return { activated: activate.meta.changes === 1 };
+  return { activated: results[chunks.length + 1].meta.changes === 1 };
+}
+
+/** A job's window vectors and episodes, in rows of at most {@link WINDOW_CHUNK_BYTES} bytes of vectors. */
+function windowChunks(routing: Exclude<JobRouting, { rule: "centroid" }>, dimension: number): Array<{ vectors: string; episodes: number[] }> {
+  const vectors = decodeWindowVectors(routing.windowVectors, dimension);
+  const perChunk = Math.max(1, Math.floor(WINDOW_CHUNK_BYTES / dimension));
+  const chunks: Array<{ vectors: string; episodes: number[] }> = [];
+  // Re-encoding a stored vector gives its bytes back: each one's largest |entry| is already 127.
+  for (let at = 0; at < vectors.length; at += perChunk) {
+    chunks.push({ vectors: encodeWindowVectors(vectors.slice(at, at + perChunk)), episodes: routing.windowEpisodes.slice(at, at + perChunk) });
+  }
+  return chunks;
 }
 
 /** The manifest of a succeeded version of the tenant's conversation, or null. */
 export async function getManifest(db: D1Database, tenantId: string, conversationId: string, version: string): Promise<Manifest | null> {
   const row = await db
-    .prepare("SELECT version, episodes, embedder_model, embedder_dimension FROM versions WHERE tenant_id = ? AND conversation_id = ? AND version = ? AND status = 'succeeded'")
+    .prepare("SELECT version, episodes, embedder_model, embedder_dimension, routing_rule, routing_k FROM versions WHERE tenant_id = ? AND conversation_id = ? AND version = ? AND status = 'succeeded'")
     .bind(tenantId, conversationId, version)
-    .first<Pick<VersionRow, "version" | "episodes" | "embedder_model" | "embedder_dimension">>();
+    .first<Pick<VersionRow, "version" | "episodes" | "embedder_model" | "embedder_dimension" | "routing_rule" | "routing_k">>();
   if (!row || row.episodes === null || row.embedder_model === null || row.embedder_dimension === null) return null;
-  return { version: row.version, episodes: JSON.parse(row.episodes) as Manifest["episodes"], embedder: { modelId: row.embedder_model, dimension: row.embedder_dimension } };
+  const manifest: Manifest = {
+    version: row.version,
+    episodes: JSON.parse(row.episodes) as Manifest["episodes"],
+    embedder: { modelId: row.embedder_model, dimension: row.embedder_dimension },
+    routing: row.routing_rule === "vote" ? { rule: "vote", k: row.routing_k ?? Number.NaN } : { rule: row.routing_rule ?? "centroid" },
+  };
+  if (manifest.routing.rule === "vote" && row.routing_k === null) throw new EpicacheError("internal", `version ${version} routes by vote but records no k`);
+  if (manifest.routing.rule === "centroid") return manifest;
+  const { results } = await db
+    .prepare("SELECT vectors, episodes FROM version_windows WHERE tenant_id = ? AND conversation_id = ? AND version = ? ORDER BY chunk")
+    .bind(tenantId, conversationId, version)
+    .all<{ vectors: string; episodes: string }>();
+  if (results.length === 0) {
+    // Only a version two activations old has lost its windows: the question read it as active just before.
+    throw new EpicacheError("no_active_version", `version ${version} of conversation ${conversationId} is no longer active; ask again`);
+  }
+  const windows = { vectors: [] as Int8Array[], episodes: [] as number[] };
+  for (const r of results) {
+    windows.vectors.push(...decodeWindowVectors(r.vectors, row.embedder_dimension));
+    windows.episodes.push(...(JSON.parse(r.episodes) as number[]));
+  }
+  return { ...manifest, windows };
 }

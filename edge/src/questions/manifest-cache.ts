@@ -1,45 +1,68 @@
 /**
  * Active manifests cached per isolate: a question reads the conversation's active version from D1
  * anyway, so a cached manifest is used only when its version is that one, and a new version replaces
- * it at once. Centroids are kept L2-normalised, ready for the cosine.
+ * it at once. Each holds what routing reads: the rule, the centroids (L2-normalised) and, for `window`
+ * and `vote`, the int8 window vectors (one byte per dimension, about 384 KB per 1,000 windows). The
+ * cache is bounded in entries and in bytes, so that long conversations cannot fill the isolate.
  */
-import { EpicacheError, l2Normalize } from "@epicache/shared";
+import { EpicacheError, l2Normalize, type RoutingData, type RoutingRule } from "@epicache/shared";
 import { getManifest, type Manifest } from "../db/versions";
 
 /** A manifest ready for routing. */
 export interface RoutingManifest {
   version: string;
   episodeIds: number[];
-  centroids: Float32Array[];
+  /** The version's rule (shared routeQuestion); `centroid` for versions stored before routing rules. */
+  rule: RoutingRule;
+  /** What `rule` reads; `windowEpisodes` are positions in `episodeIds`. */
+  data: RoutingData;
   embedder: Manifest["embedder"];
 }
 
 const MAX_ENTRIES = 1000;
-const cache = new Map<string, RoutingManifest>();
+/** Bytes of centroids and window vectors held at most (the isolate has 128 MB). */
+export const MAX_CACHED_BYTES = 32 << 20;
+const cache = new Map<string, { manifest: RoutingManifest; bytes: number }>();
+let cachedBytes = 0;
 
 /**
  * The routing manifest of `version` of the tenant's conversation, from the isolate's cache when it
- * holds that version, else from D1 (then cached; the oldest entry goes past 1,000).
+ * holds that version, else from D1 (then cached; the oldest entries go past 1,000 entries or
+ * {@link MAX_CACHED_BYTES}).
  */
 export async function activeManifest(db: D1Database, tenantId: string, conversationId: string, version: string): Promise<RoutingManifest> {
   const key = `${tenantId}/${conversationId}`;
   const cached = cache.get(key);
-  if (cached?.version === version) return cached;
+  if (cached?.manifest.version === version) return cached.manifest;
   const manifest = await getManifest(db, tenantId, conversationId, version);
   if (manifest === null) throw new EpicacheError("no_active_version", `conversation ${conversationId}'s active version ${version} has no stored manifest`);
+  const centroids = manifest.episodes.map((e) => l2Normalize(e.centroid));
   const entry: RoutingManifest = {
     version,
     episodeIds: manifest.episodes.map((e) => e.id),
-    centroids: manifest.episodes.map((e) => l2Normalize(e.centroid)),
+    rule: manifest.routing,
+    data: manifest.windows === undefined ? { centroids } : { centroids, windows: manifest.windows.vectors, windowEpisodes: manifest.windows.episodes },
     embedder: manifest.embedder,
   };
-  cache.delete(key);
-  cache.set(key, entry);
-  if (cache.size > MAX_ENTRIES) cache.delete(cache.keys().next().value as string);
+  // Per window: its bytes, and roughly its view object and episode number.
+  const bytes = centroids.length * manifest.embedder.dimension * 4 + (manifest.windows?.vectors.length ?? 0) * (manifest.embedder.dimension + 64);
+  forget(key);
+  cache.set(key, { manifest: entry, bytes });
+  cachedBytes += bytes;
+  // The newest entry stays even when it alone is over the bound: the question needs it.
+  while (cache.size > 1 && (cache.size > MAX_ENTRIES || cachedBytes > MAX_CACHED_BYTES)) forget(cache.keys().next().value as string);
   return entry;
+}
+
+function forget(key: string): void {
+  const entry = cache.get(key);
+  if (entry === undefined) return;
+  cachedBytes -= entry.bytes;
+  cache.delete(key);
 }
 
 /** Empties the cache (tests). */
 export function clearManifestCache(): void {
   cache.clear();
+  cachedBytes = 0;
 }

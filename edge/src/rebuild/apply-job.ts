@@ -1,14 +1,17 @@
 /**
  * A runner's rebuild job, as its completion callback posts it or `GET /v1/jobs/{id}` shows it,
- * applied to the version it builds: progress, failure, or success (centroids stored and the version
- * activated, atomically, never moving the active version back).
+ * applied to the version it builds: progress, failure, or success (centroids, routing rule and window
+ * vectors stored and the version activated, atomically, never moving the active version back).
  */
-import { EpicacheError, JobStatus, isEpicacheError, type JobStatus as JobStatusType } from "@epicache/shared";
+import { decodeWindowVectors, EpicacheError, JobStatus, isEpicacheError, type JobStatus as JobStatusType } from "@epicache/shared";
 import { callRunner, runnerError } from "../runner/runner-client";
 import type { EdgeConfig } from "../env";
 import { completeVersion, getVersion, markFailed, markProgress, type VersionRecord } from "../db/versions";
 
-/** Checks a succeeded job's result: one centroid per episode, each of the embedder's dimension. */
+/**
+ * Checks a succeeded job's result: one centroid per episode, each of the embedder's dimension; for
+ * `window` and `vote` routing, window vectors of that dimension, one episode (of those built) per window.
+ */
 function checkResult(job: JobStatusType): NonNullable<JobStatusType["result"]> {
   const result = job.result;
   if (result === null) throw new EpicacheError("runner_invalid", `job ${job.id} succeeded without a result`);
@@ -18,6 +21,20 @@ function checkResult(job: JobStatusType): NonNullable<JobStatusType["result"]> {
     if (e.centroid.length !== result.embedder.dimension || !e.centroid.every(Number.isFinite)) {
       throw new EpicacheError("runner_invalid", `job ${job.id}: episode ${e.id}'s centroid is not ${result.embedder.dimension} finite numbers`);
     }
+  }
+  const routing = result.routing;
+  if (routing !== undefined && routing.rule !== "centroid") {
+    let windows: number;
+    try {
+      windows = decodeWindowVectors(routing.windowVectors, result.embedder.dimension).length;
+    } catch (e) {
+      throw new EpicacheError("runner_invalid", `job ${job.id}: ${(e as Error).message}`);
+    }
+    if (windows === 0 || windows !== routing.windowEpisodes.length) {
+      throw new EpicacheError("runner_invalid", `job ${job.id}: ${windows} window vectors and ${routing.windowEpisodes.length} window episodes`);
+    }
+    const beyond = routing.windowEpisodes.findIndex((e) => e >= result.episodes.length);
+    if (beyond >= 0) throw new EpicacheError("runner_invalid", `job ${job.id}: window ${beyond} is in episode ${routing.windowEpisodes[beyond]} of ${result.episodes.length}`);
   }
   return result;
 }
@@ -46,6 +63,7 @@ export async function applyJob(db: D1Database, job: JobStatusType): Promise<Vers
       embedder: result.embedder,
       manifestKey: result.manifestKey,
       contextTokens: result.contextTokens,
+      routing: result.routing,
     }, now);
   } else if (job.status === "failed") {
     await markFailed(db, job.tenant, job.conversation, job.version, job.error ?? { code: "internal", message: `job ${job.id} failed` }, now);

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { rendezvousKey, rendezvousOrder } from "@epicache/shared";
+import { encodeWindowVectors, rendezvousKey, rendezvousOrder, type JobRouting } from "@epicache/shared";
 import { RUNNERS, call, errorCode, newTenant, testEnv } from "../testing/helpers";
 import { installFakeRunners, json, type RunnerRequest } from "../testing/fake-runner";
 import { completeVersion } from "../db/versions";
@@ -19,10 +19,10 @@ async function withActiveVersion(centroids: number[][], modelId = MINILM, versio
   return tenant;
 }
 
-async function activate(tenantId: string, version: string, centroids: number[][], modelId = MINILM) {
+async function activate(tenantId: string, version: string, centroids: number[][], modelId = MINILM, routing?: JobRouting) {
   const now = new Date().toISOString();
   await env.DB.prepare("INSERT INTO versions (tenant_id, conversation_id, version, status, created_at, updated_at) VALUES (?, 'conv-1', ?, 'submitted', ?, ?)").bind(tenantId, version, now, now).run();
-  await completeVersion(env.DB, tenantId, "conv-1", { version, episodes: centroids.map((centroid, i) => ({ id: 10 + i, centroid })), embedder: { modelId, dimension: centroids[0].length }, manifestKey: "k", contextTokens: 1 }, now);
+  await completeVersion(env.DB, tenantId, "conv-1", { version, episodes: centroids.map((centroid, i) => ({ id: 10 + i, centroid })), embedder: { modelId, dimension: centroids[0].length }, manifestKey: "k", contextTokens: 1, routing }, now);
 }
 
 /** Runners that embed every question as `vector` and answer "answer from episode N". */
@@ -53,7 +53,7 @@ describe("POST /v1/conversations/{id}/query", () => {
     expect(await errorCode(res)).toBe("no_active_version");
   });
 
-  it("routes to the episode with the highest cosine, on the rendezvous-first runner for (tenant, conversation, episode)", async () => {
+  it("routes a version stored without routing data to the episode with the highest centroid cosine, on the rendezvous-first runner for (tenant, conversation, episode)", async () => {
     // Centroids of different lengths: only their direction counts.
     const { apiKey, tenantId } = await withActiveVersion([[3, 0, 0], [0, 0.2, 0], [0, 0, 5]]);
     const log = runners([0.3, 0.9, 0.2]);
@@ -64,6 +64,39 @@ describe("POST /v1/conversations/{id}/query", () => {
     expect(log[0].body).toEqual({ texts: ["What did Ann research?"] });
     expect(log[1].runner).toBe(rendezvousOrder(rendezvousKey(tenantId, "conv-1", 11), RUNNERS)[0]);
     expect(log[1].body).toEqual({ tenant: tenantId, conversation: "conv-1", version: V1, episode: 11, question: "What did Ann research?", maxTokens: 16, stream: false });
+  });
+
+  // Episode 10's centroid points along x, episode 11's along y. Episode 10 holds one window close to
+  // the question q = [0.6, 0.8] (w1, cosine 1) and one far from it (w0, 0.6); episode 11 two windows
+  // moderately close (w2 0.8, w3 0.90). By centroid: 11; by window: 10 (w1); by a vote of 3: 11 (w3, w2).
+  const centroids = [[1, 0], [0, 1]];
+  const windows = { windowVectors: encodeWindowVectors([[1, 0], [0.6, 0.8], [0, 1], [0.2, 1]]), windowEpisodes: [0, 0, 1, 1] };
+  const q = [0.6, 0.8];
+
+  it("routes by the episode of the nearest window when the version records window routing", async () => {
+    const tenant = await withActiveVersion([[1, 0]]);
+    await activate(tenant.tenantId, V2, centroids, MINILM, { rule: "window", ...windows });
+    const log = runners(q);
+    expect(await (await ask(tenant.apiKey, { question: "Where?" })).json()).toMatchObject({ episode: 10, version: V2 });
+    expect(log.find((r) => r.path === "/v1/generate")?.body).toMatchObject({ episode: 10, version: V2 });
+  });
+
+  it("routes by a vote of the nearest windows when the version records vote routing", async () => {
+    const tenant = await withActiveVersion([[1, 0]]);
+    await activate(tenant.tenantId, V2, centroids, MINILM, { rule: "vote", k: 3, ...windows });
+    runners(q);
+    expect(await (await ask(tenant.apiKey, { question: "Where?" })).json()).toMatchObject({ episode: 11, version: V2 });
+    // k = 1 is the nearest window alone: episode 10.
+    await activate(tenant.tenantId, "v20260103T000000000Z-000003", centroids, MINILM, { rule: "vote", k: 1, ...windows });
+    expect(await (await ask(tenant.apiKey, { question: "Where?" })).json()).toMatchObject({ episode: 10 });
+  });
+
+  it("routes by centroid when the version records centroid routing, or none (stored before routing rules)", async () => {
+    const tenant = await withActiveVersion(centroids);
+    runners(q);
+    expect(await (await ask(tenant.apiKey, { question: "Where?" })).json()).toMatchObject({ episode: 11, version: V1 });
+    await activate(tenant.tenantId, V2, centroids, MINILM, { rule: "centroid" });
+    expect(await (await ask(tenant.apiKey, { question: "Where?" })).json()).toMatchObject({ episode: 11, version: V2 });
   });
 
   it("tries the next runner when the first fails, and answers 503 runner_unavailable when all do", async () => {

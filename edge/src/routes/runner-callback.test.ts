@@ -1,9 +1,10 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { signRequest } from "@epicache/shared";
+import { decodeWindowVectors, encodeWindowVectors, signRequest } from "@epicache/shared";
 import { RUNNER_SECRET, call, errorCode, newTenant } from "../testing/helpers";
 import { installFakeRunners, json, jobStatus } from "../testing/fake-runner";
-import { getManifest, getVersion } from "../db/versions";
+import { getManifest, getVersion, WINDOW_CHUNK_BYTES } from "../db/versions";
+import { MAX_CALLBACK_BYTES } from "./runner-callback";
 
 const PATH = "/v1/internal/rebuild-callback";
 const OLD = "v20260101T000000000Z-000001";
@@ -31,7 +32,7 @@ async function signedCallback(body: unknown, options: { secret?: string; timesta
 }
 
 describe("the runner's completion callback", () => {
-  it("stores the centroids and activates the version; a replay of it is refused", async () => {
+  it("stores the centroids and activates the version; a replay of it is refused; a result without routing routes by centroid", async () => {
     const { tenantId, apiKey } = await submitted(NEW);
     const job = jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW });
     const { res, headers } = await signedCallback(job);
@@ -41,6 +42,7 @@ describe("the runner's completion callback", () => {
       version: NEW,
       episodes: [{ id: 0, centroid: [1, 0, 0] }, { id: 1, centroid: [0, 1, 0] }, { id: 2, centroid: [0, 0, 1] }],
       embedder: { modelId: "sentence-transformers/all-MiniLM-L6-v2", dimension: 3 },
+      routing: { rule: "centroid" },
     });
     expect(await (await call("GET", "/v1/conversations/conv-1", { key: apiKey })).json()).toMatchObject({ activeVersion: NEW, rebuild: { version: NEW, status: "succeeded", progress: 100 } });
     const replay = await signedCallback(job, { headers });
@@ -102,5 +104,66 @@ describe("the runner's completion callback", () => {
     done = true;
     expect(await (await call("GET", "/v1/conversations/conv-1", { key: apiKey })).json()).toMatchObject({ activeVersion: NEW, rebuild: { status: "succeeded" } });
     expect(log.map((r) => `${r.runner} ${r.method} ${r.path}`)).toEqual([`http://runner-a.test GET /v1/jobs/job-${NEW}`, `http://runner-a.test GET /v1/jobs/job-${NEW}`]);
+  });
+
+  it("stores a window or vote result's rule and window vectors, in rows of bounded size, from a callback larger than other requests may be", async () => {
+    const { tenantId } = await submitted(OLD, NEW);
+    // 3,000 windows of 384 dimensions: 1.5 MB of base64, over the 1 MiB other requests may carry,
+    // and more than one row of window vectors.
+    const dimension = 384;
+    const vectors = Array.from({ length: 3000 }, (_, w) => Array.from({ length: dimension }, (_, d) => Math.sin(w * 7 + d)));
+    const centroids = [0, 1, 2].map((e) => Array.from({ length: dimension }, (_, d) => (d % 3 === e ? 1 : 0)));
+    const windowEpisodes = vectors.map((_, w) => w % 3);
+    const routing = { rule: "vote" as const, k: 5, windowVectors: encodeWindowVectors(vectors), windowEpisodes };
+    const { res } = await signedCallback(jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW, centroids, routing }));
+    expect(res.status).toBe(200);
+    const manifest = await getManifest(env.DB, tenantId, "conv-1", NEW);
+    expect(manifest?.routing).toEqual({ rule: "vote", k: 5 });
+    expect(manifest?.windows?.episodes).toEqual(windowEpisodes);
+    // Every window, in order, as the runner quantised it.
+    expect(manifest?.windows?.vectors.map((v) => Array.from(v))).toEqual(decodeWindowVectors(routing.windowVectors, dimension).map((v) => Array.from(v)));
+    const rows = await env.DB.prepare("SELECT chunk, length(vectors) AS chars FROM version_windows WHERE tenant_id = ? AND version = ? ORDER BY chunk").bind(tenantId, NEW).all<{ chunk: number; chars: number }>();
+    expect(rows.results.map((r) => r.chunk)).toEqual([0, 1]);
+    for (const r of rows.results) expect(r.chars).toBeLessThanOrEqual((WINDOW_CHUNK_BYTES * 4) / 3 + 4);
+
+    // Its own bound still holds.
+    const over = await call("POST", PATH, { rawBody: "x".repeat(MAX_CALLBACK_BYTES + 1), headers: { "content-type": "application/json" } });
+    expect(over.status).toBe(413);
+    expect(await errorCode(over)).toBe("payload_too_large");
+
+    const window = { rule: "window" as const, windowVectors: encodeWindowVectors([[1, 0], [0, 1]]), windowEpisodes: [1, 0] };
+    await signedCallback(jobStatus({ id: `job-${OLD}`, tenant: tenantId, conversation: "conv-1", version: OLD, centroids: [[1, 0], [0, 1]], routing: window }));
+    expect(await getManifest(env.DB, tenantId, "conv-1", OLD)).toMatchObject({ routing: { rule: "window" }, windows: { episodes: [1, 0] } });
+  });
+
+  it("refuses window vectors that do not fit the result with 502 runner_invalid, and leaves the version submitted", async () => {
+    const { tenantId } = await submitted(NEW);
+    const windowVectors = encodeWindowVectors([[1, 0], [0, 1], [1, 1]]);
+    const cases: Array<[unknown, string]> = [
+      [{ rule: "window", windowVectors, windowEpisodes: [0, 1] }, "3 window vectors and 2 window episodes"],
+      [{ rule: "window", windowVectors, windowEpisodes: [0, 1, 2] }, "window 2 is in episode 2 of 2"],
+      [{ rule: "window", windowVectors: "A!A=", windowEpisodes: [0] }, "window vectors are not base64"],
+      [{ rule: "window", windowVectors: encodeWindowVectors([[1, 0, 0]]), windowEpisodes: [0] }, "window vectors hold 3 bytes, not a multiple of the dimension 2"],
+    ];
+    for (const [routing, message] of cases) {
+      const { res } = await signedCallback(jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW, centroids: [[1, 0], [0, 1]], routing: routing as never }));
+      expect(res.status, message).toBe(502);
+      expect(await res.json()).toMatchObject({ error: { code: "runner_invalid", message: expect.stringContaining(message) } });
+    }
+    // Not a routing the runner API knows: the body itself is refused.
+    const unknown = await signedCallback(jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW, routing: { rule: "nearest" } as never }));
+    expect(unknown.res.status).toBe(400);
+    expect(await getVersion(env.DB, tenantId, "conv-1", NEW)).toMatchObject({ status: "submitted" });
+  });
+
+  it("keeps window vectors for the active version and the one before it only", async () => {
+    const versions = [1, 2, 3].map((n) => `v2026010${n}T000000000Z-00000${n}`);
+    const { tenantId } = await submitted(...versions);
+    const routing = { rule: "window" as const, windowVectors: encodeWindowVectors([[1, 0], [0, 1]]), windowEpisodes: [0, 1] };
+    const kept = async () => (await env.DB.prepare("SELECT DISTINCT version FROM version_windows WHERE tenant_id = ? ORDER BY version").bind(tenantId).all<{ version: string }>()).results.map((r) => r.version);
+    for (const version of versions) await signedCallback(jobStatus({ id: `job-${version}`, tenant: tenantId, conversation: "conv-1", version, centroids: [[1, 0], [0, 1]], routing }));
+    expect(await kept()).toEqual(versions.slice(1));
+    // A version two activations old has lost them: a question that read it as active is told to ask again.
+    await expect(getManifest(env.DB, tenantId, "conv-1", versions[0])).rejects.toMatchObject({ code: "no_active_version" });
   });
 });

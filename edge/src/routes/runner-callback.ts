@@ -1,6 +1,7 @@
 /**
  * `POST /v1/internal/rebuild-callback`: a runner posts a finished rebuild job here, signed with the
- * edge–runner secret (shared/src/runner-api/signature.ts); a replayed request id is refused.
+ * edge–runner secret (shared/src/runner-api/signature.ts); a replayed request id is refused. Its body
+ * may be larger than other requests' ({@link MAX_CALLBACK_BYTES}): it carries the window vectors.
  */
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
@@ -10,6 +11,13 @@ import type { AppEnv } from "../env";
 import { CALLBACK_PATH } from "../queue/rebuild-consumer";
 import { applyJob } from "../rebuild";
 import { errorResponses } from "./schemas";
+
+/**
+ * The body limit of this route: a job's result carries 512 characters of window vectors per window
+ * (384 dimensions), so 16 MiB holds the ~12,500 windows of a 50,000-message conversation with room
+ * to spare, where MAX_REQUEST_BYTES (1 MiB) would hold about 2,000.
+ */
+export const MAX_CALLBACK_BYTES = 16 << 20;
 
 const verifyRunner = createMiddleware<AppEnv>(async (c, next) => {
   const url = new URL(c.req.url);

@@ -4,7 +4,7 @@
  * real runner does, and records them. The real runner is exercised by the end-to-end test.
  */
 import { vi } from "vitest";
-import { verifyRequest } from "@epicache/shared";
+import { verifyRequest, type JobRouting } from "@epicache/shared";
 import { RUNNER_SECRET } from "./helpers";
 
 /** A request a fake runner received (its signature already checked). */
@@ -43,8 +43,8 @@ export function installFakeRunners(handler: RunnerHandler): RunnerRequest[] {
   return log;
 }
 
-/** A finished job as the runner reports it. */
-export function jobStatus(overrides: { id?: string; tenant: string; conversation: string; version: string; status?: "queued" | "running" | "succeeded" | "failed"; centroids?: number[][]; modelId?: string; error?: { code: string; message: string } | null }) {
+/** A finished job as the runner reports it; without `routing`, as a runner before routing rules did. */
+export function jobStatus(overrides: { id?: string; tenant: string; conversation: string; version: string; status?: "queued" | "running" | "succeeded" | "failed"; centroids?: number[][]; modelId?: string; error?: { code: string; message: string } | null; routing?: JobRouting }) {
   const status = overrides.status ?? "succeeded";
   const centroids = overrides.centroids ?? [[1, 0, 0], [0, 1, 0], [0, 0, 1]];
   return {
@@ -68,6 +68,7 @@ export function jobStatus(overrides: { id?: string; tenant: string; conversation
             contextTokens: 1234,
             episodes: centroids.map((centroid, id) => ({ id, centroid, bytes: 1000 })),
             embedder: { modelId: overrides.modelId ?? "sentence-transformers/all-MiniLM-L6-v2", dimension: centroids[0].length },
+            ...(overrides.routing === undefined ? {} : { routing: overrides.routing }),
           }
         : null,
   };

@@ -63,7 +63,7 @@ describe.skipIf(!chatPath || !embedderPath)(`a store built under one EPICACHE_HO
     const [version] = readdirSync(versions);
     const text = readFileSync(join(versions, version, "manifest.json"), "utf8");
     const manifest = JSON.parse(text) as { format: string; model: Record<string, unknown> };
-    expect(manifest.format).toBe("epicache-episodes/3");
+    expect(manifest.format).toBe("epicache-episodes/4");
     expect(manifest.model).toMatchObject({ id: chat.id, fingerprint: pinnedFingerprint(chat) });
     expect(manifest.model).not.toHaveProperty("path");
     expect(text).not.toContain(a);
@@ -73,8 +73,11 @@ describe.skipIf(!chatPath || !embedderPath)(`a store built under one EPICACHE_HO
     expect((await built).status).toBe(0);
     const r = await cli(b, "ask", ...question, "--json");
     expect(r.status, r.stderr).toBe(0);
-    const result = JSON.parse(r.stdout) as { episode: number; cosines: number[]; answer: string };
-    expect(result.cosines).toHaveLength(2);
+    const result = JSON.parse(r.stdout) as { episode: number; rule: unknown; scores: number[]; answer: string };
+    // The default rule: the episode of the nearest window.
+    expect(result.rule).toEqual({ rule: "window" });
+    expect(result.scores).toHaveLength(2);
+    expect(result.scores[result.episode]).toBe(Math.max(...result.scores));
     expect(typeof result.answer).toBe("string");
   }, 300_000);
 

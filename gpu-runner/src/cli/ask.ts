@@ -10,9 +10,10 @@ import { isPositiveInt, numberOption } from "./args";
 
 export const usage = `\
   ask --question TEXT [--store STORE] [--tenant local] [--id ID] [--version V] [--max-tokens 64] [--model PATH] [--json]
-                                     route to the nearest episode of the active (or given) version
-                                     and answer from its cache, with the model its manifest names
-                                     (found in the model cache by fingerprint, or PATH, checked)
+                                     route to an episode of the active (or given) version by the
+                                     rule its manifest records (centroid, window or vote) and answer
+                                     from its cache, with the model its manifest names (found in the
+                                     model cache by fingerprint, or PATH, checked)
 `;
 
 export async function askCommand(argv: string[]): Promise<number> {
@@ -51,7 +52,8 @@ export async function askCommand(argv: string[]): Promise<number> {
     if (values.json) {
       process.stdout.write(`${JSON.stringify(result)}\n`);
     } else {
-      process.stdout.write(`version ${result.version}, episode ${result.episode} (cosines ${result.cosines.map((c) => c.toFixed(3)).join(", ")})\n${result.answer}\n`);
+      const rule = result.rule.rule === "vote" ? `the top ${result.rule.k} windows' votes` : result.rule.rule === "window" ? "its best window's cosine" : "centroid cosines";
+      process.stdout.write(`version ${result.version}, episode ${result.episode} (${rule}: ${result.scores.map((c) => (Number.isInteger(c) ? String(c) : c.toFixed(3))).join(", ")})\n${result.answer}\n`);
     }
     return 0;
   } finally {

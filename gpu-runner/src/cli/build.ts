@@ -6,7 +6,8 @@ import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import {
-  BUILD_METHODS, CONVERSATION_FORMATS, EpicacheError, isValidId, KVC_DTYPES, loadConversation, newVersionId, parseMedoidCount, validateId,
+  BUILD_METHODS, CONVERSATION_FORMATS, DEFAULT_ROUTING, DEFAULT_VOTE_K, EpicacheError, isValidId, KVC_DTYPES, loadConversation, newVersionId,
+  parseMedoidCount, ROUTING_RULES, validateId, type RoutingRule,
 } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
 import { buildEpisodes, EpisodeStore } from "../episodes";
@@ -20,12 +21,16 @@ export const usage = `\
   build --conversation FILE [--out STORE] [--tenant local] [--id ID] [--version V] [--dtype ${choices(KVC_DTYPES, "f16")}] [--gc-grace 3600]
         [--format ${choices(CONVERSATION_FORMATS)}] [--sample ID] [--method M]
         [--episodes 4] [--budget 1024] [--block 512] [--alloc ${choices(ALLOC_MODES)}] [--sharpness A] [--heads ${choices(ALLOCATIONS)}] [--n-medoid 8|25%]
-        [--max-context N] [--positions ${choices(POSITION_MODES)}] [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--json]
+        [--max-context N] [--positions ${choices(POSITION_MODES)}] [--routing ${choices(ROUTING_RULES, DEFAULT_ROUTING.rule)}] [--vote-k ${DEFAULT_VOTE_K}]
+        [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--json]
                                      a conversation's episode caches, published as its new active
                                      version. M: ${choices(BUILD_METHODS, "epicache", ", ")}.
                                      The whole history by default (--max-context N keeps whole
                                      sessions from the start within N tokens); compact positions
                                      keep every attention inside the model's window.
+                                     --routing: how questions pick an episode: the nearest window's
+                                     (window), the most votes of the --vote-k nearest windows
+                                     (vote), or the nearest centroid (centroid).
                                      STORE: a directory (default .epicache/store) or s3://bucket/prefix
                                      (AWS_* environment; EPICACHE_S3_FORCE_PATH_STYLE=1).
                                      Inactive versions older than the grace (seconds) are collected first
@@ -39,6 +44,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       episodes: { type: "string" }, budget: { type: "string" }, block: { type: "string" }, method: { type: "string" },
       sharpness: { type: "string" }, alloc: { type: "string" }, heads: { type: "string" }, "n-medoid": { type: "string" }, seed: { type: "string" },
       "max-context": { type: "string" }, positions: { type: "string" }, out: { type: "string" }, json: { type: "boolean", default: false },
+      routing: { type: "string" }, "vote-k": { type: "string" },
       model: { type: "string" }, numerics: { type: "string" },
       tenant: { type: "string" }, id: { type: "string" }, version: { type: "string" }, dtype: { type: "string" }, "gc-grace": { type: "string" },
     },
@@ -53,6 +59,9 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const alloc = enumOption("alloc", values.alloc, ALLOC_MODES);
   const format = enumOption("format", values.format, CONVERSATION_FORMATS);
   const numerics = enumOption("numerics", values.numerics, NUMERICS, "fast");
+  const rule = enumOption("routing", values.routing, ROUTING_RULES, DEFAULT_ROUTING.rule);
+  if (values["vote-k"] !== undefined && rule !== "vote") throw new EpicacheError("invalid_argument", "--vote-k goes with --routing vote");
+  const routing: RoutingRule = rule === "vote" ? { rule, k: numberOption("vote-k", values["vote-k"], DEFAULT_VOTE_K, isPositiveInt) } : { rule };
   const opts = {
     method,
     episodes: numberOption("episodes", values.episodes, 4, isPositiveInt),
@@ -65,6 +74,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     seed: numberOption("seed", values.seed, 42, (n) => Number.isInteger(n) && n >= 0),
     maxContext: values["max-context"] === undefined ? undefined : numberOption("max-context", values["max-context"], 0, isPositiveInt),
     positions: enumOption("positions", values.positions, POSITION_MODES, "compact"),
+    routing,
   };
   const store = new EpisodeStore(openStore(location));
   let text: string;
@@ -107,6 +117,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       store: store.location, tenant, conversation: id, version, active: report.published?.active ?? null, dtype,
       bytes: m.episodes.reduce((n, e) => n + e.bytes, 0),
       kvHeads: m.model.kvHeads, layers, budget: m.budget, block: m.block, contextTokens: m.contextTokens,
+      routing: m.routing.rule === "vote" ? { rule: m.routing.rule, k: m.routing.k } : { rule: m.routing.rule },
       sessions: { kept: report.sessionsKept, total: report.sessionsTotal },
       positions: report.positions,
       peakRssBytes: report.peakRssBytes, seconds: report.seconds,
@@ -123,6 +134,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       const total = e.layers.reduce((n, l) => n + l.entries, 0);
       out(`  episode ${e.id}: ${e.windows} windows, ${total} entries (${(total / layers / m.model.kvHeads).toFixed(0)} per head on average)`);
     }
+    out(`  routing: ${m.routing.rule === "vote" ? `vote of the ${m.routing.k} nearest windows` : m.routing.rule}${m.routing.rule === "centroid" ? "" : ` (${m.episodes.reduce((n, e) => n + e.windows.length, 0)} window vectors in the manifest, int8)`}`);
     if (m.layerBudgets) out(`  layer budgets (per head): ${m.layerBudgets.join(" ")}`);
     out(`  entries per layer (summed over heads, episode 0): ${summary.episodes[0].layers.map((l) => l.entries).join(" ")}`);
     out(`  peak RSS ${(report.peakRssBytes / 2 ** 20).toFixed(0)} MiB; seconds: ${Object.entries(report.seconds).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}`);

@@ -74,8 +74,10 @@ describe.concurrent("closed-set options refuse an unknown value, naming the allo
     { args: ["build", "--conversation", "missing.json", "--heads", "mixed"], allowed: ["headwise", "uniform"] },
     { args: ["build", "--conversation", "missing.json", "--dtype", "f64"], allowed: ["f32", "f16", "int8"] },
     { args: ["build", "--conversation", "missing.json", "--positions", "shifted"], allowed: ["compact", "original"] },
+    { args: ["build", "--conversation", "missing.json", "--routing", "nearest"], allowed: ["centroid", "window", "vote"] },
     { args: ["eval", "--data", "x.json", "--out", emptyHome, "--history", "half"], allowed: ["whole", "cut"] },
     { args: ["eval", "--data", "x.json", "--out", emptyHome, "--positions", "shifted"], allowed: ["compact", "original"] },
+    { args: ["eval", "--data", "x.json", "--out", emptyHome, "--routing", "nearest"], allowed: ["centroid", "window", "vote"] },
   ];
   for (const { args, allowed } of cases) {
     const option = args[args.length - 2];
@@ -87,6 +89,15 @@ describe.concurrent("closed-set options refuse an unknown value, naming the allo
       expect(r.stderr).toContain(`${option} "${args[args.length - 1].split(",").at(-1)}" is not one of ${allowed.join(", ")}`);
     });
   }
+
+  it("build refuses --vote-k without --routing vote, and a k that is not a positive integer", async () => {
+    const [alone, zero] = await Promise.all([
+      cli("build", "--conversation", "missing.json", "--vote-k", "5"),
+      cli("build", "--conversation", "missing.json", "--routing", "vote", "--vote-k", "0"),
+    ]);
+    expect(alone.stderr).toContain("--vote-k goes with --routing vote [invalid_argument]");
+    expect(zero.stderr).toContain('--vote-k "0" is not valid [invalid_argument]');
+  });
 
   it("demo refuses any option", async () => {
     const r = await cli("demo", "--numerics", "fast");

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { EpicacheError } from "@epicache/shared";
+import { DEFAULT_ROUTING, DEFAULT_VOTE_K, EpicacheError, ROUTING_RULES, type RoutingRule } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
 import { DATASETS, EVAL_METHODS, HISTORIES, renderComparison, renderComparisonPlot, renderPlot, renderTable, renderVsReference, runEval, type EvalConfig, type QuestionRow, type ResultRow } from "../eval";
 import { NUMERICS, openChatModel } from "../model";
@@ -13,7 +13,8 @@ import { choices, enumOption, isPositiveInt, numberOption } from "./args";
 export const usage = `\
   eval --data FILE --out DIR [--format ${choices(DATASETS, "locomo")}] [--conversations IDS] [--methods M,…]
        [--budgets 512,1024,2048] [--history ${choices(HISTORIES)}] [--max-context 7000] [--positions ${choices(POSITION_MODES)}]
-       [--episodes 4] [--block 512] [--max-answer-tokens 32] [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH]
+       [--episodes 4] [--routing ${choices(ROUTING_RULES, DEFAULT_ROUTING.rule)}] [--vote-k ${DEFAULT_VOTE_K}] [--block 512] [--max-answer-tokens 32] [--seed 42]
+       [--numerics ${choices(NUMERICS, "fast")}] [--model PATH]
   eval --out DIR --report          the reports of what DIR holds so far (a run stopped part way)
                                      F1 and KL(full ‖ method) per method × budget × category
                                      (and evidence-old / evidence-recent: all evidence before the
@@ -24,6 +25,8 @@ export const usage = `\
                                      kept), f1.svg, kl.svg. --history whole
                                      reads every session; cut, the first within --max-context
                                      tokens (KL needs the history within the model's window).
+                                     EpiCache routes by --routing (as build); questions.jsonl
+                                     records every rule's routing hit side by side.
                                      M (default all): ${choices(EVAL_METHODS, undefined, ", ")};
                                      options after a name for sweeps: epicache:n-medoid=3,
                                      epicache:n-medoid=25%:alloc=output, snapkv:positions=original
@@ -37,6 +40,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
       budgets: { type: "string" }, "max-context": { type: "string" }, episodes: { type: "string" }, block: { type: "string" },
       "max-answer-tokens": { type: "string" }, seed: { type: "string" }, out: { type: "string" }, model: { type: "string" }, numerics: { type: "string" },
       history: { type: "string" }, positions: { type: "string" }, report: { type: "boolean", default: false },
+      routing: { type: "string" }, "vote-k": { type: "string" },
     },
   });
   if (!values.out) throw new EpicacheError("invalid_argument", "eval needs --out DIR");
@@ -49,6 +53,9 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const methods = (values.methods ?? EVAL_METHODS.join(",")).split(",").map((m) => m.trim()).filter(Boolean).map((m) => enumOption("methods", m, EVAL_METHODS));
   const numerics = enumOption("numerics", values.numerics, NUMERICS, "fast");
   const budgets = (values.budgets ?? "512,1024,2048").split(",").map((b) => numberOption("budgets", b, 0, isPositiveInt));
+  const rule = enumOption("routing", values.routing, ROUTING_RULES, DEFAULT_ROUTING.rule);
+  if (values["vote-k"] !== undefined && rule !== "vote") throw new EpicacheError("invalid_argument", "--vote-k goes with --routing vote");
+  const routing: RoutingRule = rule === "vote" ? { rule, k: numberOption("vote-k", values["vote-k"], DEFAULT_VOTE_K, isPositiveInt) } : { rule };
   const config: EvalConfig = {
     data: values.data, format, methods, budgets,
     history: enumOption("history", values.history, HISTORIES, "whole"),
@@ -56,6 +63,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     conversations: values.conversations ? values.conversations.split(",").map((c) => c.trim()) : null,
     maxContext: numberOption("max-context", values["max-context"], 7000, isPositiveInt),
     episodes: numberOption("episodes", values.episodes, 4, isPositiveInt),
+    routing,
     block: numberOption("block", values.block, 512, isPositiveInt),
     maxAnswerTokens: numberOption("max-answer-tokens", values["max-answer-tokens"], 32, isPositiveInt),
     seed: numberOption("seed", values.seed, 42, (n) => Number.isInteger(n) && n >= 0),

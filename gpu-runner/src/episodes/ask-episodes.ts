@@ -1,21 +1,23 @@
 /**
- * Answering from episode caches (DESIGN.md §1, stage 3): embed the question, pick the episode whose
- * centroid is nearest by cosine, load that cache, append the question and decode. The stored cache
- * is never changed.
+ * Answering from episode caches (DESIGN.md §1, stage 3): embed the question, route it to an episode
+ * by the manifest's rule (shared routeQuestion), load that cache, append the question and decode.
+ * The stored cache is never changed.
  */
-import { EpicacheError, nearestCentroid } from "@epicache/shared";
+import { EpicacheError, routeQuestion, type RoutingRule } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { generate, type ChatModel } from "../model";
 import { chatFrame } from "../press";
 import { questionPrompt } from "./answer-prompt";
 import type { EpisodeStore } from "./episode-store";
-import type { EpisodeManifest } from "./manifest";
+import { manifestRouting, type EpisodeManifest } from "./manifest";
 
 export interface AskResult {
   version: string;
   episode: number;
-  /** Cosine of the question to every episode centroid. */
-  cosines: number[];
+  /** The manifest's routing rule. */
+  rule: RoutingRule;
+  /** Per episode, what the rule compared (shared RoutedQuestion.scores: cosines, or votes). */
+  scores: number[];
   answer: string;
 }
 
@@ -36,8 +38,9 @@ export async function askEpisodes(
     throw new EpicacheError("store_invalid", `${where} was routed with ${manifest.embedder.modelId}; this embedder is ${embedder.modelId}`);
   }
   const [q] = await embedder.embed([question]);
-  const { index, cosines } = nearestCentroid(q, manifest.episodes.map((e) => Float32Array.from(e.centroid)));
-  const episode = manifest.episodes[index];
+  const { rule, data } = manifestRouting(manifest);
+  const routed = routeQuestion(rule, q, data);
+  const episode = manifest.episodes[routed.episode];
   const cache = await store.loadEpisode(manifest, episode.id);
   const prompt = questionPrompt(chatFrame(model.tokenizer), question, { dateHint: opts.dateHint });
   let answer = "";
@@ -45,5 +48,5 @@ export async function askEpisodes(
     answer += t.text;
     opts.onText?.(t.text);
   }
-  return { version: manifest.version, episode: episode.id, cosines: Array.from(cosines), answer: answer.trim() };
+  return { version: manifest.version, episode: episode.id, rule, scores: Array.from(routed.scores), answer: answer.trim() };
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadJsonl, nearestCentroid } from "@epicache/shared";
+import { cosine, decodeWindowVectors, loadJsonl, segmentWindows } from "@epicache/shared";
 import { openEmbedder, type OnnxEmbedder } from "../embedder";
 import { openChatModel, type ChatModel } from "../model";
 import { NEEDS_PULL, pulledModel, tinyGguf } from "../testing";
@@ -44,7 +44,7 @@ describe.skipIf(!embedderPath)(`episodes end to end on a tiny chat model ${NEEDS
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("builds one cache per episode within the layer budgets, manifest last, and answers from the nearest one", async () => {
+  it("builds one cache per episode within the layer budgets, manifest last, and answers from the episode of the nearest window", async () => {
     const store = new EpisodeStore(new FsObjectStore(join(dir, "store")));
     const budget = 48;
     const at = { store, tenant: "local", conversation: "pets", version: "v1", dtype: "f32" as const };
@@ -77,9 +77,15 @@ describe.skipIf(!embedderPath)(`episodes end to end on a tiny chat model ${NEEDS
     const before = (await store.objects.get(m.episodes[0].key)).bytes;
     const answer = await askEpisodes(model, embedder, store, m, question, { maxTokens: 4 });
     expect(answer.version).toBe("v1");
+    // The default rule, window: the episode that lists the window nearest the question.
+    expect(m.routing.rule).toBe("window");
+    expect(answer.rule).toEqual({ rule: "window" });
     const [q] = await embedder.embed([question]);
-    expect(answer.episode).toBe(nearestCentroid(q, m.episodes.map((e) => e.centroid)).index);
-    expect(answer.cosines[answer.episode]).toBe(Math.max(...answer.cosines));
+    const windowVectors = await embedder.embed(segmentWindows(conversation).map((w) => w.text));
+    const cosines = windowVectors.map((w) => cosine(q, w));
+    const nearest = cosines.indexOf(Math.max(...cosines));
+    expect(answer.episode).toBe(m.episodes.findIndex((e) => e.windows.includes(nearest)));
+    expect(answer.scores[answer.episode]).toBe(Math.max(...answer.scores));
     expect(typeof answer.answer).toBe("string");
     // Asking does not touch the stored caches.
     expect(Buffer.compare((await store.objects.get(m.episodes[0].key)).bytes, before)).toBe(0);
@@ -90,6 +96,8 @@ describe.skipIf(!embedderPath)(`episodes end to end on a tiny chat model ${NEEDS
     const { manifest: m } = await buildEpisodes(model, embedder, conversation, { store, tenant: "local", conversation: "pets", version: "v1" }, { method: "snapkv", budget: 32, blockSize: 32 });
     expect(m.dtype).toBe("f16");
     expect(m.episodes).toHaveLength(1);
+    // One cache: nothing to route between, so no window vectors whatever the rule.
+    expect(m.routing).toEqual({ rule: "centroid" });
     expect(m.layerBudgets).toEqual(Array(model.config.numLayers).fill(32));
     const other = join(dir, "other.gguf");
     writeFileSync(other, tinyGguf({ architecture: "llama", numLayers: 3, seed: 6 }).bytes);
@@ -101,5 +109,19 @@ describe.skipIf(!embedderPath)(`episodes end to end on a tiny chat model ${NEEDS
       await otherModel.decoder.release();
     }
     await expect(new EpisodeStore(new FsObjectStore(join(dir, "nowhere"))).resolve("local", "pets")).rejects.toMatchObject({ code: "store_not_found" });
+  });
+
+  it("records the routing rule asked for: centroid without window vectors, vote with its k and int8 window vectors", async () => {
+    const build = (version: string, routing: Parameters<typeof buildEpisodes>[4]["routing"]) =>
+      buildEpisodes(model, embedder, conversation, { store: new EpisodeStore(new FsObjectStore(join(dir, "routing"))), tenant: "local", conversation: "pets", version, publish: false }, { method: "epicache", episodes: 2, budget: 32, blockSize: 64, alloc: "uniform", routing });
+    expect((await build("c", { rule: "centroid" })).manifest.routing).toEqual({ rule: "centroid" });
+    const { routing } = (await build("v", { rule: "vote", k: 3 })).manifest;
+    if (routing.rule !== "vote") throw new Error(`routing ${routing.rule}`);
+    expect(routing.k).toBe(3);
+    const stored = decodeWindowVectors(routing.windowVectors, embedder.dimension);
+    const vectors = await embedder.embed(segmentWindows(conversation).map((w) => w.text));
+    expect(stored).toHaveLength(vectors.length);
+    stored.forEach((v, i) => expect(cosine(Float32Array.from(v), vectors[i])).toBeGreaterThan(0.999));
+    await expect(build("x", { rule: "vote", k: 0 })).rejects.toMatchObject({ code: "invalid_argument", message: "vote routing needs a positive integer k, got 0" });
   });
 });

@@ -5,8 +5,8 @@
  * prompt attends to under sensitivity-aware layer budgets. Baseline methods build one cache.
  */
 import {
-  BUILD_METHOD_REGISTRY, cutToSessions, EpicacheError, l2Normalize, renderContext, segmentWindows,
-  type BuildMethod, type Conversation, type KvcDtype, type MedoidCount,
+  BUILD_METHOD_REGISTRY, cutToSessions, DEFAULT_ROUTING, encodeWindowVectors, EpicacheError, l2Normalize, renderContext, segmentWindows,
+  type BuildMethod, type Conversation, type KvcDtype, type MedoidCount, type RoutingRule,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { KvCache, repositioner, type ChatModel } from "../model";
@@ -16,7 +16,7 @@ import { chatFrame, policyFor } from "../press";
 import { allocateLayers, defaultAllocation } from "./calibration";
 import { clusterEpisodes, representatives } from "./cluster";
 import type { EpisodeStore, PublishResult } from "./episode-store";
-import { MANIFEST_FORMAT, type EpisodeManifest } from "./manifest";
+import { MANIFEST_FORMAT, type EpisodeManifest, type ManifestRouting } from "./manifest";
 
 /**
  * Representative windows per episode when a build does not say. The authors' scripts use 8; one
@@ -56,6 +56,11 @@ export interface BuildOptions {
   nMedoid?: MedoidCount;
   /** Utterances per window. Default 4. */
   windowSize?: number;
+  /**
+   * How questions will be routed to the episodes (shared routeQuestion); default
+   * {@link DEFAULT_ROUTING}. `window` and `vote` store every window's vector in the manifest (int8).
+   */
+  routing?: RoutingRule;
   seed?: number;
   /** Keep whole sessions from the start within this many context tokens (default: the whole history). */
   maxContext?: number;
@@ -98,6 +103,9 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     t = now;
     if (next !== undefined) opts.onStage?.(next);
   };
+  const routing = opts.routing ?? DEFAULT_ROUTING;
+  // Checked before the work, not when the manifest is written at the end of it.
+  if (routing.rule === "vote" && !(Number.isInteger(routing.k) && routing.k >= 1)) throw new EpicacheError("invalid_argument", `vote routing needs a positive integer k, got ${routing.k}`);
   opts.onStage?.("render");
   const { config, tokenizer } = model;
   const frame = chatFrame(tokenizer);
@@ -169,7 +177,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     stage("write", e + 1 < groups.length ? "prefill" : "publish");
   }
   const manifest: EpisodeManifest = {
-    format: MANIFEST_FORMAT,
+    format: MANIFEST_FORMAT, routing: manifestRoutingOf(routing, groups.length, vectors),
     tenant: target.tenant, conversation: target.conversation, version: target.version,
     model: { ...chatModelRef(model), numerics: model.numerics, layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim },
     embedder: { modelId: embedder.modelId, dimension: embedder.dimension },
@@ -184,4 +192,11 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     positions: { mode, max: maxPosition, window },
     seconds, peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };
+}
+
+/** What the manifest records of `rule`: with one episode there is nothing to choose, so `centroid`. */
+function manifestRoutingOf(rule: RoutingRule, episodes: number, vectors: readonly Float32Array[]): ManifestRouting {
+  if (episodes === 1 || rule.rule === "centroid") return { rule: "centroid" };
+  const windowVectors = encodeWindowVectors(vectors);
+  return rule.rule === "vote" ? { rule: "vote", k: rule.k, windowVectors } : { rule: "window", windowVectors };
 }

@@ -53,7 +53,7 @@ async function writeVersion(store: EpisodeStore, conversation: string, version: 
     format: MANIFEST_FORMAT, ...at,
     model: { id: "m.gguf", fingerprint: FP, numerics: "exact", layers: SHAPE.numLayers, kvHeads: SHAPE.numKvHeads, headDim: SHAPE.headDim },
     embedder: { modelId: "e", dimension: 2 }, method: "epicache", budget: 4, block: 8, layerBudgets: [4, 4], contextTokens: 3,
-    dtype: "f32", episodes, createdAt,
+    dtype: "f32", routing: { rule: "centroid" }, episodes, createdAt,
   };
 }
 

@@ -49,7 +49,7 @@ async function buildVersion(store: EpisodeStore, version: string, mark: number, 
     format: MANIFEST_FORMAT, ...at,
     model: { id: "m.gguf", fingerprint: FP, numerics: "exact", layers: SHAPE.numLayers, kvHeads: SHAPE.numKvHeads, headDim: SHAPE.headDim },
     embedder: { modelId: "e", dimension: 2 }, method: "epicache", budget: 4, block: 8, layerBudgets: [4, 4], contextTokens: 40,
-    dtype: "f32", episodes: entries, createdAt,
+    dtype: "f32", routing: { rule: "centroid" }, episodes: entries, createdAt,
   };
 }
 
@@ -220,7 +220,7 @@ describe.skipIf(!chatPath)(`a stored cache on SmolLM2 ${NEEDS_PULL}`, () => {
         format: MANIFEST_FORMAT, ...at,
         model: { id: "smollm2-135m-instruct-q4_1", fingerprint: model.fingerprint, numerics: "exact", layers: model.config.numLayers, kvHeads: model.config.numKvHeads, headDim: model.config.headDim },
         embedder: { modelId: "e", dimension: 1 }, method: "full", budget: null, block: 512, layerBudgets: null, contextTokens: history.length,
-        dtype: "f32", episodes: [{ id: 0, ...stored, centroid: [1], windows: [], representatives: [], entries: cache.entries }], createdAt: t(0),
+        dtype: "f32", routing: { rule: "centroid" }, episodes: [{ id: 0, ...stored, centroid: [1], windows: [], representatives: [], entries: cache.entries }], createdAt: t(0),
       };
       const loaded = await store.loadEpisode(manifest, 0);
       const question = model.tokenizer.encodeChat([{ role: "user", content: "Where does my sister work?" }]);

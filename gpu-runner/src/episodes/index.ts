@@ -1,5 +1,5 @@
 export { clusterEpisodes, representatives, restartSeed, type ClusterOptions, type EpisodeClustering, type KClamp } from "./cluster";
-export { MANIFEST_FORMAT, parseManifest, type EpisodeManifest } from "./manifest";
+export { MANIFEST_FORMAT, manifestRouting, parseManifest, type EpisodeManifest, type ManifestRouting } from "./manifest";
 export { ACTIVE_FORMAT, EpisodeStore, toKvc, type ActivePointer, type GcResult, type PublishResult, type StoredEpisode } from "./episode-store";
 export { LoadedEpisodes } from "./loaded-episodes";
 export { buildEpisodes, type BuildOptions, type BuildReport, type BuildTarget } from "./build-episodes";

@@ -1,25 +1,43 @@
 /**
  * The manifest of one built version of a conversation's episode caches
- * (`…/versions/{version}/manifest.json`): what the caches were built with and from, the episodes'
- * centroids for routing, and each cache's key, size and SHA-256. Written after every cache it names.
+ * (`…/versions/{version}/manifest.json`): what the caches were built with and from, how questions
+ * are routed to its episodes (the rule, the centroids, and for `window` and `vote` every window's
+ * vector), and each cache's key, size and SHA-256. Written after every cache it names.
  *
  * The model is named by id and fingerprint, never by a path, so a store built on one machine is read
  * on another (`findChatModel` finds the model there).
  */
-import { EpicacheError, isValidId } from "@epicache/shared";
-import type { KvcDtype } from "@epicache/shared";
+import { decodeWindowVectors, EpicacheError, isValidId, ROUTING_RULES } from "@epicache/shared";
+import type { KvcDtype, RoutingData, RoutingRule } from "@epicache/shared";
 import { POSITION_MODES, type PositionMode } from "../prefill/positions";
 import { chatModelRef, type ModelRef } from "../models";
 
-export const MANIFEST_FORMAT = "epicache-episodes/3";
+export const MANIFEST_FORMAT = "epicache-episodes/4";
+/**
+ * The previous format, still read: it had no routing rule, and its questions are routed by centroid.
+ * (A new format rather than an optional field, so that a runner that knows only /3 refuses a /4
+ * manifest instead of routing its questions by the wrong rule.)
+ */
+export const MANIFEST_FORMAT_3 = "epicache-episodes/3";
 /**
  * The previous format, still read. It named the model by the builder's path, which is dropped: the
  * id is derived from the fingerprint (a registered model's id) or else the path's last part.
  */
 export const MANIFEST_FORMAT_2 = "epicache-episodes/2";
 
+/**
+ * How questions are routed to a version's episodes (shared routeQuestion). `window` and `vote` need
+ * every window's vector: int8 in base64 (shared encodeWindowVectors), in segmentation order, of the
+ * embedder's dimension; each window's episode is the one whose `windows` lists it. A build with one
+ * episode records `centroid` whatever was asked: every rule picks that episode.
+ */
+export type ManifestRouting =
+  | { rule: "centroid" }
+  | { rule: "window"; windowVectors: string }
+  | { rule: "vote"; k: number; windowVectors: string };
+
 export interface EpisodeManifest {
-  format: typeof MANIFEST_FORMAT | typeof MANIFEST_FORMAT_2;
+  format: typeof MANIFEST_FORMAT | typeof MANIFEST_FORMAT_3 | typeof MANIFEST_FORMAT_2;
   tenant: string;
   conversation: string;
   version: string;
@@ -39,6 +57,8 @@ export interface EpisodeManifest {
   contextTokens: number;
   /** How K and V are stored in the .kvc files. */
   dtype: KvcDtype;
+  /** How questions are routed; read as `centroid` from /2 and /3 manifests. */
+  routing: ManifestRouting;
   episodes: Array<{
     id: number;
     /** Object key of the .kvc file. */
@@ -47,7 +67,7 @@ export interface EpisodeManifest {
     sha256: string;
     /** L2-normalised centroid of the episode's windows. */
     centroid: number[];
-    /** Window indices (segmentation order) in the episode. */
+    /** Window indices (segmentation order) in the episode; the episodes' lists partition the windows. */
     windows: number[];
     /** The representative windows (chronological). */
     representatives: number[];
@@ -69,7 +89,7 @@ export function parseManifest(text: string, source: string): EpisodeManifest {
   };
   const o = m as Partial<EpisodeManifest>;
   if (typeof o !== "object" || o === null) bad("not a JSON object");
-  if (o.format !== MANIFEST_FORMAT && o.format !== MANIFEST_FORMAT_2) bad(`format ${JSON.stringify(o.format)} is not ${MANIFEST_FORMAT} (or ${MANIFEST_FORMAT_2})`);
+  if (o.format !== MANIFEST_FORMAT && o.format !== MANIFEST_FORMAT_3 && o.format !== MANIFEST_FORMAT_2) bad(`format ${JSON.stringify(o.format)} is not ${MANIFEST_FORMAT} (or ${MANIFEST_FORMAT_3}, ${MANIFEST_FORMAT_2})`);
   for (const k of ["tenant", "conversation", "version"] as const) if (!isValidId(o[k])) bad(`${k} ${JSON.stringify(o[k])} is not a valid id`);
   if (!Array.isArray(o.episodes) || o.episodes.length === 0) bad("no episodes");
   if (o.positions !== undefined && !POSITION_MODES.includes(o.positions)) bad(`positions ${JSON.stringify(o.positions)} is not one of ${POSITION_MODES.join(", ")}`);
@@ -86,6 +106,53 @@ export function parseManifest(text: string, source: string): EpisodeManifest {
     if (e?.id !== i) bad(`episode ${i} has id ${JSON.stringify(e?.id)}`);
     if (typeof e.key !== "string" || typeof e.sha256 !== "string" || !Number.isSafeInteger(e.bytes)) bad(`episode ${i} has no key, size and checksum`);
     if (!Array.isArray(e.centroid) || e.centroid.length !== dimension || !e.centroid.every(Number.isFinite)) bad(`episode ${i}'s centroid is not ${dimension} numbers`);
+    if (!Array.isArray(e.windows) || !e.windows.every((w) => Number.isSafeInteger(w) && w >= 0)) bad(`episode ${i}'s windows are not window indices`);
   }
+  if (o.format !== MANIFEST_FORMAT) o.routing = { rule: "centroid" };
+  else checkRouting(o as EpisodeManifest, bad);
   return o as EpisodeManifest;
+}
+
+/**
+ * The routing rule of a manifest and what it reads: the centroids, and for `window` and `vote` the
+ * window vectors (int8 views) and each window's episode index.
+ *
+ * @example
+ * ```ts
+ * const { rule, data } = manifestRouting(manifest);
+ * const { episode } = routeQuestion(rule, questionVector, data);
+ * ```
+ */
+export function manifestRouting(manifest: EpisodeManifest): { rule: RoutingRule; data: RoutingData } {
+  const centroids = manifest.episodes.map((e) => e.centroid);
+  const routing = manifest.routing;
+  if (routing.rule === "centroid") return { rule: routing, data: { centroids } };
+  const windows = decodeWindowVectors(routing.windowVectors, manifest.embedder.dimension);
+  const windowEpisodes = new Array<number>(windows.length).fill(-1);
+  manifest.episodes.forEach((e, index) => e.windows.forEach((w) => (windowEpisodes[w] = index)));
+  const rule: RoutingRule = routing.rule === "vote" ? { rule: "vote", k: routing.k } : { rule: "window" };
+  return { rule, data: { centroids, windows, windowEpisodes } };
+}
+
+/** A /4 manifest's routing: a known rule, k for `vote`, and window vectors that the episodes' windows partition. */
+function checkRouting(m: EpisodeManifest, bad: (why: string) => never): void {
+  const r = m.routing as Partial<ManifestRouting & { k: unknown; windowVectors: unknown }> | undefined;
+  if (typeof r !== "object" || r === null || !(ROUTING_RULES as readonly unknown[]).includes(r.rule)) bad(`routing ${JSON.stringify(r)} has no rule of ${ROUTING_RULES.join(", ")}`);
+  if (r?.rule === "centroid") return;
+  if (r?.rule === "vote" && !(Number.isInteger(r.k) && (r.k as number) >= 1)) bad(`vote routing needs a positive integer k, not ${JSON.stringify(r.k)}`);
+  if (typeof r?.windowVectors !== "string") bad(`${r?.rule} routing has no window vectors`);
+  let windows = 0;
+  try {
+    windows = decodeWindowVectors(r?.windowVectors as string, m.embedder.dimension).length;
+  } catch (e) {
+    bad((e as Error).message);
+  }
+  const seen = new Array<boolean>(windows).fill(false);
+  for (const e of m.episodes) {
+    for (const w of e.windows) {
+      if (w >= windows || seen[w]) bad(`episode ${e.id} lists window ${w}, ${w >= windows ? `beyond the ${windows} window vectors` : "listed twice"}`);
+      seen[w] = true;
+    }
+  }
+  if (seen.includes(false)) bad(`window ${seen.indexOf(false)} is in no episode`);
 }

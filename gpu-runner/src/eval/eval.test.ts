@@ -79,7 +79,7 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     const out = join(dir, "out");
     const config: EvalConfig = {
       data, format: "locomo", conversations: null, methods: ["full", "snapkv", "epicache"], budgets: [4096], history: "cut", positions: "compact", maxContext: 4000,
-      episodes: 2, block: 64, maxAnswerTokens: 4, seed: 1, numerics: "exact",
+      episodes: 2, routing: { rule: "window" }, block: 64, maxAnswerTokens: 4, seed: 1, numerics: "exact",
     };
     const rows = await runEval(model, embedder, config, out);
     const all = (method: string) => rows.find((r) => r.method === method && r.category === "all") as ResultRow;
@@ -120,6 +120,20 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     expect(JSON.parse(readFileSync(configPath, "utf8"))).toEqual(recorded);
     writeFileSync(configPath, `${JSON.stringify({ ...recorded, fingerprint: "0123456789abcdef" }, null, 1)}\n`);
     await expect(runEval(model, embedder, config, out)).rejects.toMatchObject({ code: "model_mismatch", message: expect.stringContaining("0123456789abcdef") });
+
+    // A config written before routing rules routed by centroid: it resumes with centroid routing only.
+    const { routing: _, ...unrouted } = recorded;
+    writeFileSync(configPath, `${JSON.stringify(unrouted, null, 1)}\n`);
+    await expect(runEval(model, embedder, config, out)).rejects.toMatchObject({ code: "invalid_argument", message: expect.stringContaining("pass --routing centroid") });
+    expect(await runEval(model, embedder, { ...config, routing: { rule: "centroid" } }, out)).toHaveLength(rows.length);
+
+    // Each EpiCache question's line: the routed episode's hit, and every rule's side by side.
+    const questions = readFileSync(join(out, "questions.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { method: string; hit: number | null; hits?: Record<string, number> });
+    for (const q of questions.filter((l) => l.method === "epicache")) {
+      expect(Object.keys(q.hits ?? {})).toEqual(["centroid", "window", "vote-3", "vote-5", "vote-8"]);
+      expect(q.hit).toBe(q.hits?.window);
+    }
+    expect(questions.filter((l) => l.method !== "epicache").every((l) => l.hits === undefined && l.hit === null)).toBe(true);
   });
 
   it("reads whole histories: every question asked, recent answers from the last turns, old and recent evidence apart, positions recorded", async () => {
@@ -132,7 +146,7 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     const maxContext = chatFrame(model.tokenizer).open.length + model.tokenizer.encode(lastSession).length;
     const config: EvalConfig = {
       data, format: "locomo", conversations: null, methods: ["recent", "snapkv", "epicache-original"], budgets: [16], history: "whole",
-      positions: "compact", maxContext, episodes: 2, block: 32, maxAnswerTokens: 4, seed: 1, numerics: "exact",
+      positions: "compact", maxContext, episodes: 2, routing: { rule: "window" }, block: 32, maxAnswerTokens: 4, seed: 1, numerics: "exact",
     };
     const rows = await runEval(model, embedder, config, out);
     const row = (method: string, category: string) => rows.find((r) => r.method === method && r.category === category) as ResultRow;

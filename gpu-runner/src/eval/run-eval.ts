@@ -1,8 +1,10 @@
 /**
  * `epicache eval`: how much of the full cache's quality each method keeps, per budget and question
  * category. Each (method, budget, conversation) is one job: build the caches exactly as `build`
- * does, then for every selected question route it, answer it greedily (token F1 against the gold
- * answer), and teacher-force the gold answer on this cache and on the full one (mean per-token KL).
+ * does, then for every selected question route it by the manifest's rule, answer it greedily (token
+ * F1 against the gold answer), and teacher-force the gold answer on this cache and on the full one
+ * (mean per-token KL). For EpiCache, each question's line also records whether every routing rule
+ * would have picked an episode holding its evidence (`hits`), the one used included.
  * Every method, Full KV included, runs through the same runtime and prompts, so differences come
  * from the cache alone. Results are appended to results.jsonl as jobs finish; a rerun skips them.
  */
@@ -10,11 +12,11 @@ import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import {
-  cutToSessions, EpicacheError, isValidId, loadConversation, locomoSampleIds, nearestCentroid, recentTurns, renderContext, segmentWindows, tokenF1,
-  type Conversation, type QaItem,
+  cutToSessions, EpicacheError, isValidId, loadConversation, locomoSampleIds, recentTurns, renderContext, routeQuestion, segmentWindows, tokenF1,
+  type Conversation, type QaItem, type RoutingData, type RoutingRule,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
-import { buildEpisodes, EpisodeStore, questionPrompt, type EpisodeManifest } from "../episodes";
+import { buildEpisodes, EpisodeStore, manifestRouting, questionPrompt, type EpisodeManifest } from "../episodes";
 import { FsObjectStore } from "../store";
 import { generate, type ChatModel, type KvCache } from "../model";
 import { chatModelRef, type ModelRef } from "../models";
@@ -44,11 +46,20 @@ export interface EvalConfig {
   /** The cut history's length, and the length of the `recent` method's window. */
   maxContext: number;
   episodes: number;
+  /** How EpiCache builds route questions (recorded in their manifests). A config.json without it was routed by centroid. */
+  routing: RoutingRule;
   block: number;
   maxAnswerTokens: number;
   seed: number;
   numerics: string;
 }
+
+/** The rules every EpiCache question's line records a hit for, by name (those of `npm run bench:routing`). */
+const COMPARED_RULES: Record<string, RoutingRule> = {
+  centroid: { rule: "centroid" },
+  window: { rule: "window" },
+  ...Object.fromEntries([3, 5, 8].map((k) => [`vote-${k}`, { rule: "vote", k } as const])),
+};
 
 interface Job {
   conversation: string;
@@ -140,7 +151,10 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
     const contextTokens = frame.open.length + count(renderContext(kept));
     hooks.log?.(`${conversation.id}: ${kept.sessions.length} of ${conversation.sessions.length} sessions, ${contextTokens} context tokens (window ${window}); ${questions.length} questions, ${questions.filter((q) => ageOf(q) === "evidence-old").length} with all their evidence before the last ${config.maxContext} tokens (left out: ${skipped.adversarial} adversarial, ${skipped.outside} with evidence outside the context, ${skipped.noEvidence} without evidence)`);
     const windowOf = new Map<string, number>();
-    segmentWindows(kept, 4).forEach((w) => w.turnIds.forEach((id) => windowOf.set(id, w.index)));
+    const windows = segmentWindows(kept, 4);
+    windows.forEach((w) => w.turnIds.forEach((id) => windowOf.set(id, w.index)));
+    // The builds embed the same windows with the same embedder: what comparing the rules needs.
+    let windowVectors: Float32Array[] | null = null;
     const cacheRoot = join(outDir, "caches");
     // The full cache is the KL reference where it is one: a history within the model's window (beyond
     // it, full attention runs at positions the model was never trained on). Built (or found) first.
@@ -174,10 +188,19 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
       const episodic = buildMethodOf(job.method).episodic;
       const per: Array<{ q: EvalQuestion; f1: number; kl: number | null; klGreedy: number | null; evidenceKept: number | null; hit: number | null; tokens: number; ms: number }> = [];
       let maxPosition = built.maxPosition;
+      const routing = manifestRouting(built.manifest);
+      let compared: RoutingData | null = null;
+      if (episodic) {
+        windowVectors ??= await embedder.embed(windows.map((w) => w.text));
+        const episodeOf = new Array<number>(windows.length).fill(-1);
+        built.manifest.episodes.forEach((e, index) => e.windows.forEach((w) => (episodeOf[w] = index)));
+        if (episodeOf.length !== windows.length || episodeOf.includes(-1)) throw new Error(`${label}: the build's episodes do not partition the ${windows.length} windows eval segmented`);
+        compared = { centroids: routing.data.centroids, windows: windowVectors, windowEpisodes: episodeOf };
+      }
       for (let i = 0; i < questions.length; i++) {
         hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: `question ${i + 1}/${questions.length}`, etaSeconds: eta });
         const q = questions[i];
-        const routed = built.manifest.episodes.length > 1 ? nearestCentroid(questionEmbeddings[i], built.manifest.episodes.map((e) => e.centroid)).index : 0;
+        const routed = routeQuestion(routing.rule, questionEmbeddings[i], routing.data).episode;
         const cache = built.caches[routed];
         const prompt = questionPrompt(frame, q.question, { dateHint: q.category === "temporal" });
         // Decode time per token: from the first generated token on (the prompt's prefill excluded).
@@ -207,12 +230,18 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
           maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + path.length - 2);
         }
         const evidence = built.kept ? evidenceKept(built.kept[routed], q.evidence) : null;
-        const members = new Set(built.manifest.episodes[routed].windows);
-        const hit = episodic ? (q.evidence.some((id) => members.has(windowOf.get(id) ?? -1)) ? 1 : 0) : null;
+        const holdsEvidence = (episode: number) => {
+          const members = new Set(built.manifest.episodes[episode].windows);
+          return q.evidence.some((id) => members.has(windowOf.get(id) ?? -1)) ? 1 : 0;
+        };
+        const hit = episodic ? holdsEvidence(routed) : null;
+        const hits = compared === null
+          ? null
+          : Object.fromEntries(Object.entries(COMPARED_RULES).map(([name, rule]) => [name, holdsEvidence(routeQuestion(rule, questionEmbeddings[i], compared).episode)]));
         per.push({ q, f1: tokenF1(answer, q.answer), kl, klGreedy, evidenceKept: evidence, hit, tokens, ms });
         appendFileSync(questionsPath, `${JSON.stringify({
           conversation: job.conversation, method: job.method, budget: job.budget, question: i, category: q.category, age: ageOf(q),
-          f1: per[i].f1, kl, klGreedy, hit, routed, evidenceKept: evidence, answer,
+          f1: per[i].f1, kl, klGreedy, hit, routed, evidenceKept: evidence, answer, ...(hits === null ? {} : { hits }),
         })}\n`);
       }
       const entries = built.caches.reduce((n, c) => n + c.entries, 0) / built.caches.length;
@@ -267,9 +296,20 @@ function checkResumable(previousText: string, configText: string, ref: ModelRef,
   if (previous.fingerprint !== ref.fingerprint) {
     throw new EpicacheError("model_mismatch", `${outDir} holds results of model ${String(previous.model)} (fingerprint ${String(previous.fingerprint)}), not of ${ref.id} (fingerprint ${ref.fingerprint}): pass that model with --model, or use another --out`);
   }
-  if (`${JSON.stringify({ ...previous, model: ref.id }, null, 1)}\n` !== configText) {
-    throw new EpicacheError("invalid_argument", `${outDir} holds results of another configuration (config.json differs); use another --out`);
+  // A config.json from before routing rules stands for centroid routing.
+  const next = JSON.parse(configText) as Record<string, unknown>;
+  if (canonical({ routing: { rule: "centroid" }, ...previous, model: ref.id }) !== canonical(next)) {
+    const unrouted = previous.routing === undefined && canonical({ ...previous, model: ref.id, routing: next.routing }) === canonical(next);
+    throw new EpicacheError("invalid_argument", unrouted
+      ? `${outDir} holds results routed by centroid (its config.json predates routing rules): pass --routing centroid to add to them, or use another --out`
+      : `${outDir} holds results of another configuration (config.json differs); use another --out`);
   }
+}
+
+/** JSON with object keys sorted, to compare configs whatever order their fields were written in. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v);
 }
 
 interface BuiltJob {
@@ -311,7 +351,7 @@ async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: 
     const report = await buildEpisodes(model, embedder, source, at, {
       method: variant.method, budget: job.budget ?? 0, blockSize: config.block, episodes: config.episodes, seed: config.seed,
       maxContext: config.history === "cut" ? config.maxContext : undefined,
-      positions: variant.positions ?? config.positions, alloc: variant.alloc, nMedoid: variant.nMedoid, log,
+      positions: variant.positions ?? config.positions, alloc: variant.alloc, nMedoid: variant.nMedoid, routing: config.routing, log,
       onCache: (_, cache) => {
         // Turns of the evaluated history the source does not hold count as kept by none of its entries.
         const byTurn = keptByTurn(cache, sourceSpans);

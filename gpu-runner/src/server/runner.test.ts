@@ -34,7 +34,7 @@ describe.skipIf(!embedderPath)(`a runner asked about a version of another model 
       format: MANIFEST_FORMAT, tenant: "acme", conversation: "c", version: "v1",
       model: { id: "smollm2-135m-instruct-q4_1", fingerprint: "b179c9523d0e6a0f", numerics: "fast", layers: 30, kvHeads: 3, headDim: 64 },
       embedder: { modelId: embedder.modelId, dimension: embedder.dimension }, method: "full", budget: null, block: 512, layerBudgets: null,
-      contextTokens: 1, dtype: "f16", createdAt: new Date(0).toISOString(),
+      contextTokens: 1, dtype: "f16", routing: { rule: "centroid" }, createdAt: new Date(0).toISOString(),
       // No blob behind it: the runner must refuse before it looks for one.
       episodes: [{ id: 0, key: "missing.kvc", bytes: 1, sha256: "0", centroid: Array<number>(embedder.dimension).fill(0), windows: [0], representatives: [], entries: 1 }],
     };

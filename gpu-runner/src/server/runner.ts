@@ -6,19 +6,22 @@
  */
 import { randomUUID } from "node:crypto";
 import {
+  DEFAULT_VOTE_K,
   EpicacheError,
   isEpicacheError,
   conversationFromMessages,
   manifestKey,
   signRequest,
   type BuildConfig,
+  type JobRouting,
   type MedoidCount,
   type JobStatus,
+  type RoutingRule,
   type RebuildRequest,
   type TranscriptMessage,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
-import { buildEpisodes, EpisodeStore, LoadedEpisodes, questionPrompt, type EpisodeManifest } from "../episodes";
+import { buildEpisodes, EpisodeStore, LoadedEpisodes, manifestRouting, questionPrompt, type EpisodeManifest } from "../episodes";
 import { generate, type ChatModel } from "../model";
 import { chatModelRef } from "../models";
 import { chatFrame } from "../press";
@@ -188,14 +191,15 @@ export class Runner {
     try {
       // Typed messages straight to a conversation, by the transcript rules (errors name messages[i]).
       const { conversation } = conversationFromMessages(request.conversation, request.messages);
-      const build = { ...this.config.build, ...request.config } as Required<Omit<BuildConfig, "maxContext" | "positions" | "nMedoid" | "alloc">> & Pick<BuildConfig, "maxContext" | "positions" | "nMedoid" | "alloc">;
+      type Optional = "maxContext" | "positions" | "nMedoid" | "alloc" | "routing" | "voteK";
+      const build = { ...this.config.build, ...request.config } as Required<Omit<BuildConfig, Optional>> & Pick<BuildConfig, Optional>;
       let prefillStarted = 0;
       const report = await this.slots.run("rebuild", () =>
         buildEpisodes(this.model, this.embedder, conversation, {
           store: this.store, tenant: request.tenant, conversation: request.conversation, version: request.version, dtype: build.dtype,
         }, {
           method: build.method, episodes: build.episodes, budget: build.budget, blockSize: build.block, maxContext: build.maxContext,
-          positions: build.positions, nMedoid: build.nMedoid as MedoidCount | undefined, alloc: build.alloc,
+          positions: build.positions, nMedoid: build.nMedoid as MedoidCount | undefined, alloc: build.alloc, routing: routingOf(build),
           log: this.log,
           pause: () => this.slots.pause("rebuild"),
           onStage: (next) => {
@@ -216,6 +220,7 @@ export class Runner {
       status.result = {
         version: m.version, active: report.published?.active ?? m.version, manifestKey: manifestKey(m.tenant, m.conversation, m.version),
         contextTokens: m.contextTokens, episodes: m.episodes.map((e) => ({ id: e.id, centroid: e.centroid, bytes: e.bytes })), embedder: m.embedder,
+        routing: jobRouting(m),
       };
       status.status = "succeeded";
       this.metrics.jobs.inc({ status: "succeeded" });
@@ -256,4 +261,20 @@ export class Runner {
     const finished = [...this.jobs.values()].filter((j) => j.status.finishedAt !== null);
     for (const j of finished.slice(0, Math.max(0, finished.length - FINISHED_JOBS_KEPT))) this.jobs.delete(j.status.id);
   }
+}
+
+/** The routing rule a build config asks for; undefined for the build's default. */
+function routingOf(build: Pick<BuildConfig, "routing" | "voteK">): RoutingRule | undefined {
+  if (build.routing === undefined) return undefined;
+  return build.routing === "vote" ? { rule: "vote", k: build.voteK ?? DEFAULT_VOTE_K } : { rule: build.routing };
+}
+
+/** What the edge needs to route by the manifest's rule: for window and vote, the window vectors and each window's episode. */
+function jobRouting(m: EpisodeManifest): JobRouting {
+  const routing = m.routing;
+  if (routing.rule === "centroid") return { rule: "centroid" };
+  const windowEpisodes = (manifestRouting(m).data.windowEpisodes ?? []).slice();
+  return routing.rule === "vote"
+    ? { rule: "vote", k: routing.k, windowVectors: routing.windowVectors, windowEpisodes }
+    : { rule: "window", windowVectors: routing.windowVectors, windowEpisodes };
 }

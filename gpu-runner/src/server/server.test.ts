@@ -9,7 +9,7 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { manifestKey, signRequest, type JobStatus, type TranscriptMessage } from "@epicache/shared";
+import { decodeWindowVectors, manifestKey, signRequest, type JobStatus, type TranscriptMessage } from "@epicache/shared";
 import { REPO_ROOT } from "../paths";
 import { S3ObjectStore } from "../store";
 import { NEEDS_PULL, pulledModel } from "../testing";
@@ -112,6 +112,11 @@ describe.skipIf(!ready)(`the runner service on loopback ${NEEDS_PULL}`, () => {
     expect(job).toMatchObject({ status: "succeeded", percent: 100, error: null, version: "v1" });
     expect(job.result?.episodes).toHaveLength(2);
     expect(job.result?.active).toBe("v1");
+    // The default routing, window: what the edge routes by, every window's vector and episode.
+    const routing = job.result?.routing;
+    if (routing?.rule !== "window") throw new Error(`routing ${JSON.stringify(routing)}`);
+    expect(decodeWindowVectors(routing.windowVectors, 384)).toHaveLength(routing.windowEpisodes.length);
+    expect(new Set(routing.windowEpisodes)).toEqual(new Set([0, 1]));
     expect(await objects?.head(manifestKey("acme", "maya-tom", "v1"))).not.toBeNull();
 
     const question = { tenant: "acme", conversation: "maya-tom", version: "v1", episode: 0, question: "What did Maya make for her mother?", maxTokens: 12 };

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { ALLOC_MODES, BUILD_METHODS } from "../methods";
+import { ROUTING_RULES } from "../conversation/route-question";
 import { isValidId } from "../store/ids";
 
 const id = (kind: string) => z.string().refine(isValidId, { message: `${kind} id: 1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'` });
@@ -78,9 +79,30 @@ export const BuildConfig = z
     /** Representative windows per episode: a count, or a share of its windows ("25%"). */
     nMedoid: z.union([z.number().int().min(1).max(1024), z.string().regex(/^\d+(\.\d+)?%$/).refine((s) => Number(s.slice(0, -1)) > 0 && Number(s.slice(0, -1)) <= 100, "a percentage in (0, 100]")]).optional(),
     dtype: z.enum(["f32", "f16", "int8"]).optional(),
+    /** How questions are routed to the episodes (shared routeQuestion); default `window`. */
+    routing: z.enum(ROUTING_RULES).optional(),
+    /** With `routing: "vote"`, how many of the nearest windows vote; default 3. Ignored otherwise. */
+    voteK: z.number().int().min(1).max(64).optional(),
   })
   .strict();
 export type BuildConfig = z.infer<typeof BuildConfig>;
+
+/**
+ * How the edge routes questions to a built version, as a job's result carries it: the rule, and for
+ * `window` and `vote` every window's vector (int8 in base64, the embedder's dimension each: shared
+ * encodeWindowVectors) and its episode's index in the result's `episodes`.
+ *
+ * @example
+ * ```ts
+ * JobRouting.parse({ rule: "window", windowVectors: "X4F/AA==", windowEpisodes: [0, 1] });
+ * ```
+ */
+export const JobRouting = z.discriminatedUnion("rule", [
+  z.object({ rule: z.literal("centroid") }),
+  z.object({ rule: z.literal("window"), windowVectors: z.string(), windowEpisodes: z.array(z.number().int().min(0)) }),
+  z.object({ rule: z.literal("vote"), k: z.number().int().min(1), windowVectors: z.string(), windowEpisodes: z.array(z.number().int().min(0)) }),
+]);
+export type JobRouting = z.infer<typeof JobRouting>;
 
 /**
  * `POST /v1/rebuild`: a transcript snapshot to build a version from.
@@ -133,6 +155,8 @@ export const JobStatus = z.object({
       contextTokens: z.number(),
       episodes: z.array(z.object({ id: z.number(), centroid: z.array(z.number()), bytes: z.number() })),
       embedder: z.object({ modelId: z.string(), dimension: z.number() }),
+      /** Absent from runners before routing rules: their versions are routed by centroid. */
+      routing: JobRouting.optional(),
     })
     .nullable(),
 });
