@@ -53,7 +53,7 @@ describe.skipIf(!chatPath || !embedderPath)(`a store built under one EPICACHE_HO
     const fixture = readFileSync(join(REPO_ROOT, "test", "fixtures", "conversation-excerpt.jsonl"), "utf8");
     writeFileSync(conversation, `${fixture.trim().split("\n").slice(0, 12).join("\n")}\n`);
     built = cli(a, "build", "--conversation", conversation, "--id", "maya-tom", "--out", store,
-      "--episodes", "2", "--budget", "64", "--block", "64", "--alloc", "off", "--numerics", "fast", "--json");
+      "--episodes", "2", "--budget", "64", "--block", "64", "--alloc", "uniform", "--numerics", "fast", "--json");
   });
 
   it("names the model in the manifest by id and fingerprint, not by the builder's path", async () => {
