@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_ROUTING, DEFAULT_VOTE_K, EpicacheError, ROUTING_RULES, type RoutingRule } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
-import { DATASETS, EVAL_METHODS, HISTORIES, renderComparison, renderComparisonPlot, renderPlot, renderTable, renderVsReference, runEval, type EvalConfig, type QuestionRow, type ResultRow } from "../eval";
+import { DATASETS, EVAL_METHODS, HISTORIES, isEvalMethod, renderComparison, renderComparisonPlot, renderPlot, renderTable, renderVsReference, runEval, type EvalConfig, type QuestionRow, type ResultRow } from "../eval";
 import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 import { POSITION_MODES } from "../prefill";
@@ -50,7 +50,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   }
   if (!values.data) throw new EpicacheError("invalid_argument", "eval needs --data FILE (a LoCoMo or REALTALK file, or a folder of REALTALK files)");
   const format = enumOption("format", values.format, DATASETS, "locomo");
-  const methods = (values.methods ?? EVAL_METHODS.join(",")).split(",").map((m) => m.trim()).filter(Boolean).map((m) => enumOption("methods", m, EVAL_METHODS));
+  const methods = (values.methods ?? EVAL_METHODS.join(",")).split(",").map((m) => m.trim()).filter(Boolean).map((m) => (isEvalMethod(m) ? m : enumOption("methods", m, EVAL_METHODS)));
   const numerics = enumOption("numerics", values.numerics, NUMERICS, "fast");
   const budgets = (values.budgets ?? "512,1024,2048").split(",").map((b) => numberOption("budgets", b, 0, isPositiveInt));
   const rule = enumOption("routing", values.routing, ROUTING_RULES, DEFAULT_ROUTING.rule);
