@@ -113,7 +113,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     ? cutToSessions(conversation, opts.maxContext - frame.open.length, (text) => tokenizer.encode(text).length)
     : conversation;
   if (kept.sessions.length === 0) throw new EpicacheError("invalid_argument", `not even the first session fits in ${opts.maxContext} context tokens`);
-  const context = [...frame.open, ...frame.text(renderContext(kept))];
+  const context = [...frame.open, ...frame.history(renderContext(kept))];
   stage("render", "embed");
 
   // ── stage 1: episodes ──

@@ -175,7 +175,7 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
   it("finds every turn's tokens in the context a build prefills", () => {
     const { conversation } = loadLocomo([sample]);
     const frame = chatFrame(model.tokenizer);
-    const context = [...frame.open, ...frame.text(renderContext(conversation))];
+    const context = [...frame.open, ...frame.history(renderContext(conversation))];
     const spans = turnSpans(frame, conversation);
     const turns = conversation.sessions.flatMap((s) => s.turns);
     expect([...spans.keys()]).toEqual(turns.map((t) => t.id));

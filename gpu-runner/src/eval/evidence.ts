@@ -11,43 +11,24 @@ import type { ChatFrame } from "../press";
 export type TurnSpans = Map<string, [number, number]>;
 
 /**
- * The positions of every turn's line in `frame.open + frame.text(renderContext(conversation))`. The
- * text is tokenised piece by piece (the text between turn lines, then each line), which gives the
- * tokens of the whole text when no token spans a line break; when one does, positions are
- * interpolated from character offsets instead (off by a token or so at a turn's edges).
+ * The positions of every turn's line in the context a build prefills, `frame.open` then
+ * `frame.history(renderContext(conversation))`: the history is encoded line by line, so each turn's
+ * line has tokens of its own.
  */
 export function turnSpans(frame: ChatFrame, conversation: Conversation): TurnSpans {
-  const text = renderContext(conversation);
+  const lines = renderContext(conversation).split("\n");
   const turns = conversation.sessions.flatMap((s) => s.turns);
-  const pieces: Array<{ text: string; turn: string | null }> = [];
-  let cursor = 0;
-  for (const turn of turns) {
-    const line = formatTurnLine(turn);
-    const at = text.indexOf(line, cursor);
-    if (at < 0) throw new Error(`turnSpans: turn ${turn.id} is not in the rendered context`);
-    if (at > cursor) pieces.push({ text: text.slice(cursor, at), turn: null });
-    pieces.push({ text: line, turn: turn.id });
-    cursor = at + line.length;
-  }
-  if (cursor < text.length) pieces.push({ text: text.slice(cursor), turn: null });
-  const whole = frame.text(text);
-  const encoded = pieces.map((p) => frame.text(p.text));
   const spans: TurnSpans = new Map();
-  const offset = frame.open.length;
-  if (encoded.reduce((n, e) => n + e.length, 0) === whole.length && encoded.flat().every((t, i) => t === whole[i])) {
-    let at = offset;
-    pieces.forEach((p, i) => {
-      if (p.turn !== null) spans.set(p.turn, [at, at + encoded[i].length]);
-      at += encoded[i].length;
-    });
-    return spans;
-  }
-  const perChar = whole.length / Math.max(1, text.length);
-  let chars = 0;
-  for (const p of pieces) {
-    if (p.turn !== null) spans.set(p.turn, [offset + Math.floor(chars * perChar), offset + Math.ceil((chars + p.text.length) * perChar)]);
-    chars += p.text.length;
-  }
+  let at = frame.open.length;
+  let next = 0;
+  lines.forEach((line, i) => {
+    if (i > 0) at += frame.history("\n").length;
+    const n = line === "" ? 0 : frame.history(line).length;
+    // Turn lines come in order; other lines (the header, DATE lines, blank ones) lie between them.
+    if (next < turns.length && line === formatTurnLine(turns[next])) spans.set(turns[next++].id, [at, at + n]);
+    at += n;
+  });
+  if (next !== turns.length) throw new Error(`turnSpans: turn ${turns[next].id} is not in the rendered context`);
   return spans;
 }
 

@@ -148,7 +148,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
     const recent = recentTurns(kept, config.maxContext - frame.open.length, count);
     const recentIds = new Set(recent.sessions.flatMap((s) => s.turns.map((t) => t.id)));
     const ageOf = (q: EvalQuestion) => (q.evidence.every((id) => !recentIds.has(id)) ? "evidence-old" : "evidence-recent");
-    const contextTokens = frame.open.length + count(renderContext(kept));
+    const contextTokens = frame.open.length + frame.history(renderContext(kept)).length;
     hooks.log?.(`${conversation.id}: ${kept.sessions.length} of ${conversation.sessions.length} sessions, ${contextTokens} context tokens (window ${window}); ${questions.length} questions, ${questions.filter((q) => ageOf(q) === "evidence-old").length} with all their evidence before the last ${config.maxContext} tokens (left out: ${skipped.adversarial} adversarial, ${skipped.outside} with evidence outside the context, ${skipped.noEvidence} without evidence)`);
     const windowOf = new Map<string, number>();
     const windows = segmentWindows(kept, 4);

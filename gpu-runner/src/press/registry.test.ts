@@ -4,7 +4,7 @@ import type { ChatFrame } from "./chat-frame";
 import { PRESS_REGISTRY } from "./registry";
 
 // Making a policy only captures the frame's tokens: a stub frame is enough to see what each entry gives.
-const frame: ChatFrame = { open: [1], text: () => [2], close: () => [3] };
+const frame: ChatFrame = { open: [1], text: () => [2], close: () => [3], history: () => [2] };
 
 describe("the press registry", () => {
   it("has a policy for every build method and no other, named after its method, null exactly where nothing is evicted", () => {

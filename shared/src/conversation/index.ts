@@ -19,7 +19,7 @@ export {
 export { formatTurnLine } from "./turn-line";
 export { segmentWindows, type ConversationWindow } from "./segment-windows";
 export { medoidCount, parseMedoidCount, type MedoidCount } from "./medoid-count";
-export { defaultContextHeader, renderContext, type RenderContextOptions } from "./render-context";
+export { defaultContextHeader, renderContext, renderContinuation, type RenderContextOptions } from "./render-context";
 export { cutToSessions } from "./cut-to-sessions";
 export { recentTurns } from "./recent-turns";
 export { cosine, l2Normalize, type Vector } from "./vectors";

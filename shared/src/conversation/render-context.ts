@@ -56,6 +56,35 @@ export function renderContext(conversation: Conversation, options: RenderContext
 }
 
 /**
+ * What {@link renderContext} of a longer conversation adds after a shorter one: the text of `later`'s
+ * sessions as they continue a rendered history, so that an update can append to a history it no longer
+ * holds. `continues` says that `later`'s first session is the history's last one going on (its turns
+ * follow on the next lines, with no second DATE line). The header is the history's: when a longer
+ * conversation's header would differ (a new speaker, a first date), appending is not rendering, and
+ * the caller must render the whole conversation instead.
+ *
+ * @example
+ * ```ts
+ * renderContext(whole) === renderContext(head) + renderContinuation(tail, { continues: tailStartsInHeadsLastSession });
+ * ```
+ */
+export function renderContinuation(later: Pick<Conversation, "sessions">, opts: { continues: boolean; dates?: boolean }): string {
+  const dates = opts.dates ?? true;
+  let out = "";
+  later.sessions.forEach((session, i) => {
+    if (session.turns.length === 0) return;
+    const lines = session.turns.map(formatTurnLine);
+    if (i === 0 && opts.continues) {
+      out += `\n${lines.join("\n")}`;
+      return;
+    }
+    if (dates && session.date !== undefined) lines.unshift(`DATE: ${session.date}`);
+    out += `\n\n${lines.join("\n")}`;
+  });
+  return out;
+}
+
+/**
  * The default header of {@link renderContext}: `Below is a conversation between A and B.` (`A, B and C`
  * for more speakers, `with A` for one), plus `Each session starts with its date.` when a session with
  * turns has a date and dates are rendered.
