@@ -222,6 +222,10 @@ export class EpisodeStore {
     const digest = hash.digest("hex");
     if (digest !== entry.sha256) throw new EpicacheError("store_invalid", `${source}: SHA-256 ${digest} is not the manifest's ${entry.sha256}`);
     cache.nextPosition = kvc.nextPosition;
+    // What a .kvc does not keep: each entry's index in the history (compaction may have moved its
+    // position) and how much was read. Positions stand in for both.
+    cache.tokensRead = kvc.nextPosition;
+    for (const layer of cache.layers) layer.origins.set(layer.positions);
     return cache;
   }
 

@@ -12,9 +12,10 @@ export interface LayerCache {
   values: Float32Array; //    [kvHeads, capacity, headDim]
   positions: Int32Array; //   [kvHeads, capacity]
   /**
-   * [kvHeads, capacity]: the history position each entry was computed at. Compaction moves
-   * `positions`; origins stay, so what a cache kept of the history can be read after it (not stored
-   * in .kvc files: a loaded cache's origins are its positions).
+   * [kvHeads, capacity]: each entry's index in what the cache has read (the history, then any question
+   * and answer), whatever position RoPE gave it. Compaction moves `positions`, and blocks after it are
+   * computed at compact positions; origins stay the token's index, so what a cache kept of the history
+   * can be read at any time. Not stored in .kvc files: a loaded cache's origins are its positions.
    */
   origins: Int32Array;
   lengths: Int32Array; //     [kvHeads]
@@ -26,8 +27,10 @@ export class KvCache {
   readonly layers: LayerCache[];
   readonly kvHeads: number;
   readonly headDim: number;
-  /** The position the next token takes: the length of the whole history fed so far. */
+  /** The position the next token takes: the history's length, or less once compacted. */
   nextPosition = 0;
+  /** Tokens appended so far: the next token's index in what the cache has read (its origin). */
+  tokensRead = 0;
 
   constructor(config: Pick<LlamaConfig, "numLayers" | "numKvHeads" | "headDim">, capacity = 64) {
     this.kvHeads = config.numKvHeads;
@@ -130,11 +133,15 @@ export class KvCache {
         const at = h * layer.capacity + layer.lengths[h];
         layer.keys.set(keys[l].subarray(h * rows * D, (h * rows + T) * D), at * D);
         layer.values.set(values[l].subarray(h * rows * D, (h * rows + T) * D), at * D);
-        for (let t = 0; t < T; t++) layer.positions[at + t] = layer.origins[at + t] = positions[t];
+        for (let t = 0; t < T; t++) {
+          layer.positions[at + t] = positions[t];
+          layer.origins[at + t] = this.tokensRead + t;
+        }
         layer.lengths[h] += T;
       }
     }
     for (const p of positions) this.nextPosition = Math.max(this.nextPosition, p + 1);
+    this.tokensRead += T;
   }
 
   /**
@@ -189,7 +196,7 @@ export class KvCache {
   clone(): KvCache {
     const c = Object.create(KvCache.prototype) as KvCache;
     Object.assign(c, {
-      kvHeads: this.kvHeads, headDim: this.headDim, nextPosition: this.nextPosition,
+      kvHeads: this.kvHeads, headDim: this.headDim, nextPosition: this.nextPosition, tokensRead: this.tokensRead,
       layers: this.layers.map((l) => ({
         keys: l.keys.slice(), values: l.values.slice(), positions: l.positions.slice(), origins: l.origins.slice(), lengths: l.lengths.slice(), capacity: l.capacity,
       })),

@@ -33,6 +33,11 @@ export interface KeepPolicy {
   readonly name: string;
   /** The allocation this policy needs whatever the caller asks (StreamingLLM keeps heads aligned). */
   readonly allocation?: Allocation;
+  /**
+   * With compact positions, compact after every eviction rather than only when the window needs it:
+   * a method whose paper assigns positions within the cache (StreamingLLM).
+   */
+  readonly positionsInCache?: boolean;
   /** Token ids appended after `block` as the scoring span, or null to score without attention. */
   scoringPrompt(block: readonly number[]): readonly number[] | null;
   /** One score per entry of every head of the layer (higher is kept first). */
@@ -158,7 +163,7 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
         }
         // Original spacing while the window has room for the next block: compaction costs fidelity
         // (README, "Longer than the model's window"), so it happens only when needed.
-        if (cache.nextPosition > limit) compactCache(cache, mover, limit);
+        if (cache.nextPosition > limit || policy.positionsInCache) compactCache(cache, mover, limit);
       }
     }
     if (opts.onBlock) {

@@ -6,6 +6,7 @@ import { openGguf } from "../gguf";
 import { configFromGguf, KvCache, openChatModel, repositioner, type ChatModel } from "../model";
 import { argmax } from "../model/sampling";
 import { ggufWeights } from "../model/weights";
+import { streamingLlmPolicy } from "../press";
 import { attentionPolicy, referenceForward, tinyGguf } from "../testing";
 import { blockPrefill } from "./block-prefill";
 import { compactCache, compactTargets } from "./positions";
@@ -178,6 +179,24 @@ describe("block-wise prefill with compact positions", () => {
       expect(layer.positions).toEqual(original.layers[l].positions);
       expect(layer.keys).toEqual(original.layers[l].keys);
     });
+  });
+
+  it("gives StreamingLLM positions within the cache after every block, as its paper does", async () => {
+    const tokens = history(150);
+    const cache = new KvCache(model.config);
+    const sinks = 4, budget = 12;
+    await blockPrefill(model.decoder, cache, tokens, {
+      blockSize: 16, budgets: Array(model.config.numLayers).fill(budget), policy: streamingLlmPolicy(sinks),
+      compact: { window: 2048, mover: repositioner(model.config) },
+      onBlock: ({ block }) => {
+        if (block < 2) return;
+        // Sinks and recent tokens sit at 0 … budget − 1, the next token at budget.
+        expect(cache.nextPosition).toBe(budget);
+        for (const layer of cache.layers) expect(Array.from(layer.positions.subarray(0, budget))).toEqual(Array.from({ length: budget }, (_, i) => i));
+      },
+    });
+    // What they were computed at: the sinks and the latest tokens.
+    expect(Array.from(cache.layers[0].origins.subarray(0, budget))).toEqual([0, 1, 2, 3, ...Array.from({ length: budget - sinks }, (_, i) => 150 - (budget - sinks) + i)]);
   });
 
   it("compacts a cache whose heads hold different numbers of entries so every head ends just before the next token", async () => {

@@ -1,6 +1,7 @@
 /**
  * StreamingLLM (Xiao et al. 2023): keep the first `sinks` tokens of the history (attention sinks)
- * and the most recent ones; no prompt. Every head keeps the same entries (uniform allocation).
+ * and the most recent ones; no prompt. Every head keeps the same entries (uniform allocation). Its
+ * paper assigns positions within the cache, so with compact positions it compacts after every block.
  */
 import type { KeepPolicy } from "../prefill";
 
@@ -10,6 +11,7 @@ export function streamingLlmPolicy(sinks = STREAMING_SINKS): KeepPolicy {
   return {
     name: "streamingllm",
     allocation: "uniform",
+    positionsInCache: true,
     scoringPrompt: () => null,
     score: ({ cache, layer }) => {
       const { positions, lengths, capacity } = cache.layers[layer];
