@@ -47,6 +47,11 @@ export const ERROR_CODES = {
    * evaluation) records, so its caches would be read with the wrong weights.
    */
   model_mismatch: 409,
+  /**
+   * An update cannot continue its base version (none, another model or build, a new speaker, drift,
+   * growth): the message says why; send the whole transcript for a full build.
+   */
+  base_unusable: 409,
   model_checksum_mismatch: 422,
   model_fetch_failed: 502,
   tool_missing: 500,

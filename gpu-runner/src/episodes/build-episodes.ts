@@ -5,8 +5,8 @@
  * prompt attends to under sensitivity-aware layer budgets. Baseline methods build one cache.
  */
 import {
-  BUILD_METHOD_REGISTRY, cutToSessions, DEFAULT_ROUTING, encodeWindowVectors, EpicacheError, l2Normalize, renderContext, segmentWindows,
-  type BuildMethod, type Conversation, type KvcDtype, type MedoidCount, type RoutingRule,
+  BUILD_METHOD_REGISTRY, cosine, cutToSessions, DEFAULT_ROUTING, encodeWindowVectors, EpicacheError, l2Normalize, renderContext, segmentWindows,
+  type BuildMethod, type Conversation, type ConversationWindow, type KvcDtype, type MedoidCount, type RoutingRule, type SessionCursor,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { KvCache, repositioner, type ChatModel } from "../model";
@@ -16,7 +16,7 @@ import { chatFrame, policyFor } from "../press";
 import { allocateLayers, defaultAllocation } from "./calibration";
 import { clusterEpisodes, representatives } from "./cluster";
 import type { EpisodeStore, PublishResult } from "./episode-store";
-import { MANIFEST_FORMAT, type EpisodeManifest, type ManifestRouting } from "./manifest";
+import { MANIFEST_FORMAT, type EpisodeManifest, type UpdateState, type ManifestRouting } from "./manifest";
 
 /**
  * Representative windows per episode when a build does not say. The authors' scripts use 8; one
@@ -74,6 +74,18 @@ export interface BuildOptions {
   onProgress?: (p: { episode: number; episodes: number; block: number; blocks: number }) => void;
   /** Called as each stage starts: render, embed, cluster, calibrate, prefill, write, publish. */
   onStage?: (stage: string) => void;
+  /**
+   * History token indices where a block must start (besides every B tokens from there): a build whose
+   * blocks break where an earlier build ended, as an update's do (update-episodes.ts).
+   */
+  breaks?: readonly number[];
+  /**
+   * The episodes' patched prompts' representative texts, held fixed instead of chosen from this
+   * clustering (one cache per text): what an update keeps between full builds.
+   */
+  prompts?: readonly string[];
+  /** Where the transcript's last session stands (conversationFromMessages), for updates to continue it. */
+  cursor?: SessionCursor;
   /** Each episode's cache as built, before it is written (the evaluation reads what it kept). */
   onCache?: (episode: number, cache: KvCache) => void;
   /** Awaited before every model call of the prefill (see BlockPrefillOptions.pause). */
@@ -123,7 +135,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
   const method = BUILD_METHOD_REGISTRY[opts.method];
   let groups: Array<{ centroid: Float32Array; windows: number[]; representatives: number[] }>;
   if (method.episodic) {
-    const clusters = clusterEpisodes(vectors, opts.episodes ?? 4, { seed: opts.seed ?? 42 });
+    const clusters = clusterEpisodes(vectors, opts.prompts?.length ?? opts.episodes ?? 4, { seed: opts.seed ?? 42 });
     if (clusters.clamped) opts.log?.(clusters.clamped.message);
     const reps = representatives(vectors, clusters.assignments, clusters.centroids, opts.nMedoid ?? DEFAULT_N_MEDOID);
     groups = clusters.centroids.map((centroid, e) => ({
@@ -156,16 +168,19 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
   const window = config.contextLength;
   const compact = mode === "compact" ? { window, mover: repositioner(config, { f16: model.numerics === "ggml" }) } : undefined;
   let maxPosition = 0;
+  const prompts = groups.map((g, e) => opts.prompts?.[e] ?? g.representatives.map((i) => windows[i].text).join("\n"));
+  const segments = segmentsOf(context.length, opts.breaks ?? []);
   for (let e = 0; e < groups.length; e++) {
     const group = groups[e];
-    const repText = group.representatives.map((i) => windows[i].text).join("\n");
     const cache = new KvCache(config);
-    const prefilled = await blockPrefill(model.decoder, cache, context, {
-      blockSize: opts.blockSize, budgets, policy: policyFor(opts.method, frame, repText), allocation: opts.headAllocation, compact,
-      onBlock: ({ block, blocks }) => opts.onProgress?.({ episode: e, episodes: groups.length, block, blocks }),
-      pause: opts.pause,
-    });
-    maxPosition = Math.max(maxPosition, prefilled.maxPosition);
+    for (const [from, to] of segments) {
+      const prefilled = await blockPrefill(model.decoder, cache, context.slice(from, to), {
+        blockSize: opts.blockSize, budgets, policy: policyFor(opts.method, frame, prompts[e]), allocation: opts.headAllocation, compact,
+        onBlock: ({ block, blocks }) => opts.onProgress?.({ episode: e, episodes: groups.length, block, blocks }),
+        pause: opts.pause,
+      });
+      maxPosition = Math.max(maxPosition, prefilled.maxPosition);
+    }
     opts.onCache?.(e, cache);
     stage("prefill", "write");
     const stored = await target.store.writeEpisode(target, e, cache, { fingerprint: model.fingerprint, budget, dtype });
@@ -182,7 +197,9 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     model: { ...chatModelRef(model), numerics: model.numerics, layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim },
     embedder: { modelId: embedder.modelId, dimension: embedder.dimension },
     method: opts.method, budget, block: opts.blockSize, layerBudgets: budgets, positions: mode,
-    contextTokens: context.length, dtype, episodes, createdAt: new Date().toISOString(),
+    contextTokens: context.length, dtype, episodes,
+    update: updateState(kept, windows, vectors, groups, prompts, opts.cursor),
+    createdAt: new Date().toISOString(),
   };
   // The manifest and the pointer go last: a manifest never names a missing cache.
   const published = target.publish === false ? null : await target.store.publish(manifest);
@@ -191,6 +208,37 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     manifest, published, entries, sessionsKept: kept.sessions.length, sessionsTotal: conversation.sessions.length,
     positions: { mode, max: maxPosition, window },
     seconds, peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  };
+}
+
+/** [from, to) spans of a history of `length` tokens, split at `breaks`. */
+export function segmentsOf(length: number, breaks: readonly number[]): Array<[number, number]> {
+  const cuts = [...new Set(breaks.filter((b) => b > 0 && b < length))].sort((a, b) => a - b);
+  return [0, ...cuts].map((from, i) => [from, cuts[i] ?? length]);
+}
+
+/** What a full build leaves for updates: the history's end, its last unfinished window, the episodes' running means and prompts. */
+function updateState(conversation: Conversation, windows: readonly ConversationWindow[], vectors: readonly Float32Array[], groups: ReadonlyArray<{ centroid: Float32Array; windows: number[] }>, prompts: readonly string[], cursor?: SessionCursor): UpdateState {
+  const turns = conversation.sessions.flatMap((s) => s.turns);
+  const lastSession = conversation.sessions[conversation.sessions.length - 1];
+  const last = windows[windows.length - 1];
+  const size = Math.max(...windows.map((w) => w.turnIds.length));
+  let cohesion = 0;
+  const episodes = groups.map((g, e) => {
+    const sum = new Array<number>(vectors[0]?.length ?? 0).fill(0);
+    for (const w of g.windows) {
+      vectors[w].forEach((x, d) => (sum[d] += x));
+      cohesion += cosine(vectors[w], g.centroid);
+    }
+    return { sum, count: g.windows.length, prompt: prompts[e] };
+  });
+  return {
+    kind: "full", reason: "full build", baseVersion: null,
+    lastTurnId: turns[turns.length - 1].id,
+    cursor: cursor ?? { index: lastSession.index, turns: lastSession.turns.length },
+    speakers: [...conversation.speakers], turns: turns.length, turnsAtClustering: turns.length,
+    tail: last && last.turnIds.length < size ? { index: last.index, lines: last.text.split("\n"), vector: Array.from(vectors[last.index]) } : null,
+    episodes, cohesion: windows.length ? cohesion / windows.length : 1,
   };
 }
 

@@ -8,7 +8,7 @@
  * on another (`findChatModel` finds the model there).
  */
 import { decodeWindowVectors, EpicacheError, isValidId, ROUTING_RULES } from "@epicache/shared";
-import type { KvcDtype, RoutingData, RoutingRule } from "@epicache/shared";
+import type { KvcDtype, RoutingData, RoutingRule, SessionCursor } from "@epicache/shared";
 import { POSITION_MODES, type PositionMode } from "../prefill/positions";
 import { chatModelRef, type ModelRef } from "../models";
 
@@ -73,7 +73,38 @@ export interface EpisodeManifest {
     representatives: number[];
     entries: number;
   }>;
+  /**
+   * What a later update continues from (update-episodes.ts); absent in manifests written before
+   * updates existed, which can only be rebuilt in full.
+   */
+  update?: UpdateState;
   createdAt: string;
+}
+
+/** What an update needs of the version it continues, and how this version came to be. */
+export interface UpdateState {
+  kind: "full" | "incremental";
+  /** Why this kind: "first build", "requested", "no usable base: …", "grew 2.1× since clustering", … */
+  reason: string;
+  /** The version this one continued; null for a full build. */
+  baseVersion: string | null;
+  /** The history's last turn id (the client's message id when it gave one) and where its session stands. */
+  lastTurnId: string;
+  cursor: SessionCursor;
+  /** The speakers the context's header names: a new one means the header changes, so a full build. */
+  speakers: string[];
+  /** Turns in the history now, and when it was last clustered in full. */
+  turns: number;
+  turnsAtClustering: number;
+  /** The last window while it has fewer turns than a window holds: the next turns complete it. */
+  tail: { index: number; lines: string[]; vector: number[] } | null;
+  /**
+   * Per episode: the sum of its windows' unit vectors and their count (its centroid as a running
+   * mean), and its patched prompt's representative text, fixed between full builds.
+   */
+  episodes: Array<{ sum: number[]; count: number; prompt: string }>;
+  /** Mean cosine of the windows to their episode's centroid at the last full clustering. */
+  cohesion: number;
 }
 
 /** Checks the parts of a manifest that readers rely on; `store_invalid` naming `source` otherwise. */
