@@ -21,7 +21,7 @@ import {
   type TranscriptMessage,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
-import { buildEpisodes, EpisodeStore, LoadedEpisodes, manifestRouting, questionPrompt, type EpisodeManifest } from "../episodes";
+import { buildEpisodes, EpisodeStore, LoadedEpisodes, manifestRouting, needsFull, questionPrompt, updateEpisodes, type EpisodeManifest } from "../episodes";
 import { generate, type ChatModel } from "../model";
 import { chatModelRef } from "../models";
 import { chatFrame } from "../press";
@@ -153,6 +153,32 @@ export class Runner {
     return manifest;
   }
 
+  /**
+   * The version an update continues, when it can: it exists, ends at the message the sender says,
+   * and was built as this request would build (method, budget, block, positions, whole history).
+   */
+  private async updateBase(tenant: string, conversation: string, base: NonNullable<RebuildRequest["base"]>, build: BuildConfig): Promise<EpisodeManifest> {
+    let manifest: EpisodeManifest;
+    try {
+      manifest = await this.store.readManifest(tenant, conversation, base.version);
+    } catch (e) {
+      if (isEpicacheError(e) && e.code === "store_not_found") needsFull(`no version ${base.version} to update`);
+      throw e;
+    }
+    if (manifest.update && manifest.update.lastTurnId !== base.lastMessageId) {
+      needsFull(`version ${base.version} ends at message ${manifest.update.lastTurnId}, not ${base.lastMessageId}`);
+    }
+    const differs = [
+      build.method !== undefined && build.method !== manifest.method ? "method" : null,
+      build.budget !== undefined && manifest.budget !== null && build.budget !== manifest.budget ? "budget" : null,
+      build.block !== undefined && build.block !== manifest.block ? "block" : null,
+      (build.positions ?? "compact") !== (manifest.positions ?? "original") ? "positions" : null,
+      build.maxContext !== undefined ? "a cut history (maxContext)" : null,
+    ].filter((d): d is string => d !== null);
+    if (differs.length > 0) needsFull(`version ${base.version} was built with another ${differs.join(", ")}`);
+    return manifest;
+  }
+
   private checkModel(manifest: EpisodeManifest): void {
     if (manifest.model.fingerprint !== this.model.fingerprint) {
       throw new EpicacheError("model_mismatch", `version ${manifest.version} was built with model ${manifest.model.id} (fingerprint ${manifest.model.fingerprint}); this runner serves ${chatModelRef(this.model).id} (fingerprint ${this.model.fingerprint})`);
@@ -189,38 +215,46 @@ export class Runner {
     };
     status.stage = stage;
     try {
-      // Typed messages straight to a conversation, by the transcript rules (errors name messages[i]).
-      const { conversation } = conversationFromMessages(request.conversation, request.messages);
       type Optional = "maxContext" | "positions" | "nMedoid" | "alloc" | "routing" | "voteK";
       const build = { ...this.config.build, ...request.config } as Required<Omit<BuildConfig, Optional>> & Pick<BuildConfig, Optional>;
       let prefillStarted = 0;
-      const report = await this.slots.run("rebuild", () =>
-        buildEpisodes(this.model, this.embedder, conversation, {
-          store: this.store, tenant: request.tenant, conversation: request.conversation, version: request.version, dtype: build.dtype,
-        }, {
-          method: build.method, episodes: build.episodes, budget: build.budget, blockSize: build.block, maxContext: build.maxContext,
-          positions: build.positions, nMedoid: build.nMedoid as MedoidCount | undefined, alloc: build.alloc, routing: routingOf(build),
-          log: this.log,
-          pause: () => this.slots.pause("rebuild"),
-          onStage: (next) => {
-            enter(next);
-            if (next === "prefill" && prefillStarted === 0) prefillStarted = performance.now();
-          },
-          onProgress: ({ episode, episodes, block, blocks }) => {
-            // Prefill is nearly all of a build: 5 % before it, 95 % through it.
-            const done = (episode * blocks + block) / (episodes * blocks);
-            status.percent = Math.round(5 + 90 * done);
-            const elapsed = (performance.now() - prefillStarted) / 1000;
-            status.etaSeconds = done > 0 ? Math.round((elapsed * (1 - done)) / done) : null;
-          },
-        }),
-      );
+      const target = { store: this.store, tenant: request.tenant, conversation: request.conversation, version: request.version, dtype: build.dtype };
+      const report = request.base
+        ? await this.slots.run("rebuild", async () => {
+          const base = await this.updateBase(request.tenant, request.conversation, request.base as NonNullable<RebuildRequest["base"]>, build);
+          enter("prefill");
+          return updateEpisodes(this.model, this.embedder, base, request.messages, target, { log: this.log, pause: () => this.slots.pause("rebuild") });
+        })
+        : await this.slots.run("rebuild", () => {
+          // Typed messages straight to a conversation, by the transcript rules (errors name messages[i]).
+          const { conversation, cursor } = conversationFromMessages(request.conversation, request.messages);
+          return buildEpisodes(this.model, this.embedder, conversation, target, {
+            method: build.method, episodes: build.episodes, budget: build.budget, blockSize: build.block, maxContext: build.maxContext,
+            positions: build.positions, nMedoid: build.nMedoid as MedoidCount | undefined, alloc: build.alloc, routing: routingOf(build),
+            cursor,
+            log: this.log,
+            pause: () => this.slots.pause("rebuild"),
+            onStage: (next) => {
+              enter(next);
+              if (next === "prefill" && prefillStarted === 0) prefillStarted = performance.now();
+            },
+            onProgress: ({ episode, episodes, block, blocks }) => {
+              // Prefill is nearly all of a build: 5 % before it, 95 % through it.
+              const done = (episode * blocks + block) / (episodes * blocks);
+              status.percent = Math.round(5 + 90 * done);
+              const elapsed = (performance.now() - prefillStarted) / 1000;
+              status.etaSeconds = done > 0 ? Math.round((elapsed * (1 - done)) / done) : null;
+            },
+          });
+        });
       enter("done");
       const m = report.manifest;
       status.result = {
         version: m.version, active: report.published?.active ?? m.version, manifestKey: manifestKey(m.tenant, m.conversation, m.version),
         contextTokens: m.contextTokens, episodes: m.episodes.map((e) => ({ id: e.id, centroid: e.centroid, bytes: e.bytes })), embedder: m.embedder,
         routing: jobRouting(m),
+        kind: m.update?.kind ?? "full", reason: m.update?.reason ?? "full build", baseVersion: m.update?.baseVersion ?? null,
+        ...(m.update ? { lastMessageId: m.update.lastTurnId } : {}),
       };
       status.status = "succeeded";
       this.metrics.jobs.inc({ status: "succeeded" });

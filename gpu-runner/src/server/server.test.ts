@@ -192,6 +192,21 @@ describe.skipIf(!ready)(`the runner service on loopback ${NEEDS_PULL}`, () => {
     expect(await codeOf(await call("GET", "/v1/nothing"))).toEqual([404, "not_found"]);
   });
 
+  test("updates a version with the messages after it, and refuses a base that ends elsewhere", async () => {
+    const post = (version: string, body: Record<string, unknown>) =>
+      call("POST", "/v1/rebuild", { tenant: "acme", conversation: "grows", version, config: {}, ...body });
+    const first = await waitForJob(((await (await post("u1", { messages: messages.slice(0, 18) })).json()) as JobStatus).id);
+    expect(first.result).toMatchObject({ kind: "full", lastMessageId: messages[17].id });
+    const next = await waitForJob(((await (await post("u2", { base: { version: "u1", lastMessageId: messages[17].id }, messages: messages.slice(18) })).json()) as JobStatus).id);
+    expect(next).toMatchObject({ status: "succeeded", result: { kind: "incremental", baseVersion: "u1", lastMessageId: messages[29].id, active: "u2" } });
+    const m = JSON.parse(new TextDecoder().decode((await objects?.get(manifestKey("acme", "grows", "u2")))?.bytes)) as { update: { turns: number }; contextTokens: number };
+    expect(m.update.turns).toBe(30);
+    // The sender thinks u2 ends elsewhere: nothing is built, and it is told to send everything.
+    const stale = await waitForJob(((await (await post("u3", { base: { version: "u2", lastMessageId: messages[17].id }, messages: messages.slice(18, 20) })).json()) as JobStatus).id);
+    expect(stale).toMatchObject({ status: "failed", error: { code: "base_unusable" } });
+    expect(await objects?.head(manifestKey("acme", "grows", "u3"))).toBeNull();
+  });
+
   test("a failed rebuild publishes nothing and the previous version stays active", async () => {
     const { id } = (await (await rebuild("v-fail", { maxContext: 64 })).json()) as JobStatus;
     const job = await waitForJob(id);

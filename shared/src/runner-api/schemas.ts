@@ -105,11 +105,15 @@ export const JobRouting = z.discriminatedUnion("rule", [
 export type JobRouting = z.infer<typeof JobRouting>;
 
 /**
- * `POST /v1/rebuild`: a transcript snapshot to build a version from.
+ * `POST /v1/rebuild`: a transcript snapshot to build a version from, or (with `base`) the messages
+ * after a stored version's last one, to update it. An update the runner cannot make (the base is
+ * missing or was built otherwise, a new speaker, drift, growth) fails with `base_unusable`; the
+ * sender then sends the whole transcript.
  *
  * @example
  * ```ts
  * RebuildRequest.parse({ tenant: "t1", conversation: "c1", version: "v2", messages, config: {}, callbackUrl: "https://edge/…" });
+ * RebuildRequest.parse({ tenant: "t1", conversation: "c1", version: "v3", base: { version: "v2", lastMessageId: "m41" }, messages: newOnes });
  * ```
  */
 export const RebuildRequest = z
@@ -118,6 +122,8 @@ export const RebuildRequest = z
     conversation: id("conversation"),
     version: id("version"),
     messages: z.array(TranscriptMessage).min(1).max(RUNNER_LIMITS.messages),
+    /** The version these messages continue, and the id of its last message (checked against its manifest). */
+    base: z.object({ version: id("version"), lastMessageId: z.string().min(1).max(128) }).strict().optional(),
     config: BuildConfig.default({}),
     callbackUrl: z.url({ protocol: /^https?$/ }).optional(),
   })
@@ -157,6 +163,12 @@ export const JobStatus = z.object({
       embedder: z.object({ modelId: z.string(), dimension: z.number() }),
       /** Absent from runners before routing rules: their versions are routed by centroid. */
       routing: JobRouting.optional(),
+      /** How the version was made (absent from runners before updates: full). */
+      kind: z.enum(["full", "incremental"]).optional(),
+      reason: z.string().optional(),
+      baseVersion: z.string().nullable().optional(),
+      /** The id of the version's last message: what the next update continues from. */
+      lastMessageId: z.string().optional(),
     })
     .nullable(),
 });
