@@ -7,7 +7,7 @@ import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import {
   BUILD_METHODS, CONVERSATION_FORMATS, DEFAULT_ROUTING, DEFAULT_VOTE_K, EpicacheError, isValidId, KVC_DTYPES, loadConversation, newVersionId,
-  parseMedoidCount, ROUTING_RULES, validateId, type RoutingRule,
+  parseMedoidCount, ROUTING_RULES, selectSessions, validateId, type RoutingRule,
 } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
 import { buildEpisodes, EpisodeStore } from "../episodes";
@@ -19,7 +19,7 @@ import { choices, enumOption, isPositiveInt, numberOption } from "./args";
 
 export const usage = `\
   build --conversation FILE [--out STORE] [--tenant local] [--id ID] [--version V] [--dtype ${choices(KVC_DTYPES, "f16")}] [--gc-grace 3600]
-        [--format ${choices(CONVERSATION_FORMATS)}] [--sample ID] [--method M]
+        [--format ${choices(CONVERSATION_FORMATS)}] [--sample ID] [--sessions A-B] [--method M]
         [--episodes 4] [--budget 1024] [--block 512] [--alloc ${choices(ALLOC_MODES)}] [--sharpness A] [--heads ${choices(ALLOCATIONS)}] [--n-medoid 8|25%]
         [--max-context N] [--positions ${choices(POSITION_MODES)}] [--routing ${choices(ROUTING_RULES, DEFAULT_ROUTING.rule)}] [--vote-k ${DEFAULT_VOTE_K}]
         [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--json]
@@ -40,7 +40,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv, strict: true,
     options: {
-      conversation: { type: "string" }, format: { type: "string" }, sample: { type: "string" },
+      conversation: { type: "string" }, format: { type: "string" }, sample: { type: "string" }, sessions: { type: "string" },
       episodes: { type: "string" }, budget: { type: "string" }, block: { type: "string" }, method: { type: "string" },
       sharpness: { type: "string" }, alloc: { type: "string" }, heads: { type: "string" }, "n-medoid": { type: "string" }, seed: { type: "string" },
       "max-context": { type: "string" }, positions: { type: "string" }, out: { type: "string" }, json: { type: "boolean", default: false },
@@ -83,7 +83,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
   } catch (e) {
     throw new EpicacheError("invalid_argument", `cannot read ${values.conversation}: ${(e as Error).message}`);
   }
-  const { conversation } = loadConversation(text, { format, sampleId: values.sample, id: basename(values.conversation).replace(/\.[^.]*$/, "") });
+  const loaded = loadConversation(text, { format, sampleId: values.sample, id: basename(values.conversation).replace(/\.[^.]*$/, "") }).conversation;
+  const conversation = values.sessions === undefined ? loaded : selectSessions(loaded, values.sessions);
   const id = values.id ?? conversation.id;
   if (values.id === undefined && !isValidId(id)) throw new EpicacheError("invalid_argument", `the conversation's id ${JSON.stringify(id)} cannot name it in the store: give one with --id`);
   validateId("conversation", id);

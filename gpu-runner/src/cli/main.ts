@@ -12,12 +12,14 @@ import * as generate from "./generate";
 import * as models from "./models";
 import * as serve from "./serve";
 import * as start from "./start";
+import * as update from "./update";
 
 /** Each command's entry and its usage (kept beside its code), in the order the global usage lists them. */
 const COMMANDS = new Map<string, { run: (argv: string[]) => Promise<number>; usage: string }>([
   ["models", { run: models.modelsCommand, usage: models.usage }],
   ["generate", { run: generate.generateCommand, usage: generate.usage }],
   ["build", { run: build.buildCommand, usage: build.usage }],
+  ["update", { run: update.updateCommand, usage: update.usage }],
   ["ask", { run: ask.askCommand, usage: ask.usage }],
   ["calibrate", { run: calibrate.calibrateCommand, usage: calibrate.usage }],
   ["eval", { run: evaluate.evalCommand, usage: evaluate.usage }],

@@ -86,6 +86,8 @@ export interface BuildOptions {
   prompts?: readonly string[];
   /** Where the transcript's last session stands (conversationFromMessages), for updates to continue it. */
   cursor?: SessionCursor;
+  /** Why a full build (recorded in the manifest's update state); default "full build". */
+  reason?: string;
   /** Each episode's cache as built, before it is written (the evaluation reads what it kept). */
   onCache?: (episode: number, cache: KvCache) => void;
   /** Awaited before every model call of the prefill (see BlockPrefillOptions.pause). */
@@ -198,7 +200,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     embedder: { modelId: embedder.modelId, dimension: embedder.dimension },
     method: opts.method, budget, block: opts.blockSize, layerBudgets: budgets, positions: mode,
     contextTokens: context.length, dtype, episodes,
-    update: updateState(kept, windows, vectors, groups, prompts, opts.cursor),
+    update: updateState(kept, windows, vectors, groups, prompts, opts.cursor, opts.reason),
     createdAt: new Date().toISOString(),
   };
   // The manifest and the pointer go last: a manifest never names a missing cache.
@@ -218,7 +220,7 @@ export function segmentsOf(length: number, breaks: readonly number[]): Array<[nu
 }
 
 /** What a full build leaves for updates: the history's end, its last unfinished window, the episodes' running means and prompts. */
-function updateState(conversation: Conversation, windows: readonly ConversationWindow[], vectors: readonly Float32Array[], groups: ReadonlyArray<{ centroid: Float32Array; windows: number[] }>, prompts: readonly string[], cursor?: SessionCursor): UpdateState {
+function updateState(conversation: Conversation, windows: readonly ConversationWindow[], vectors: readonly Float32Array[], groups: ReadonlyArray<{ centroid: Float32Array; windows: number[] }>, prompts: readonly string[], cursor?: SessionCursor, reason = "full build"): UpdateState {
   const turns = conversation.sessions.flatMap((s) => s.turns);
   const lastSession = conversation.sessions[conversation.sessions.length - 1];
   const last = windows[windows.length - 1];
@@ -233,7 +235,7 @@ function updateState(conversation: Conversation, windows: readonly ConversationW
     return { sum, count: g.windows.length, prompt: prompts[e] };
   });
   return {
-    kind: "full", reason: "full build", baseVersion: null,
+    kind: "full", reason, baseVersion: null,
     lastTurnId: turns[turns.length - 1].id,
     cursor: cursor ?? { index: lastSession.index, turns: lastSession.turns.length },
     speakers: [...conversation.speakers], turns: turns.length, turnsAtClustering: turns.length,

@@ -6,4 +6,4 @@ export { buildEpisodes, type BuildOptions, type BuildReport, type BuildTarget } 
 export { askEpisodes, type AskResult } from "./ask-episodes";
 export { questionPrompt, ANSWER_INSTRUCTION, DATE_HINT } from "./answer-prompt";
 export { allocateLayers, calibrate, calibrationTokens, defaultAllocation, profileFor, SHARPNESS_CANDIDATES, type CalibrationOptions } from "./calibration";
-export { needsFull, updateEpisodes, type UpdatePolicy, type UpdateReport } from "./update-episodes";
+export { continueEpisodes, needsFull, updateEpisodes, type UpdatePolicy, type UpdateReport } from "./update-episodes";

@@ -18,7 +18,7 @@
  */
 import {
   cosine, EpicacheError, l2Normalize, renderContinuation, conversationFromMessages, formatTurnLine, encodeWindowVectors, decodeWindowVectors,
-  type Message,
+  type Conversation, type Message, type SessionCursor,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { repositioner, type ChatModel } from "../model";
@@ -54,9 +54,25 @@ export function needsFull(reason: string): never {
   throw new EpicacheError("base_unusable", reason);
 }
 
+type UpdateOptions = UpdatePolicy & { log?: (m: string) => void; pause?: () => Promise<void> };
+
+/** Updates `base` with transcript messages (the runner's path): they continue its last session unless their `session` says otherwise. */
 export async function updateEpisodes(
-  model: ChatModel, embedder: OnnxEmbedder, base: EpisodeManifest, messages: readonly Message[], target: BuildTarget & { store: EpisodeStore },
-  opts: UpdatePolicy & { log?: (m: string) => void; pause?: () => Promise<void> } = {},
+  model: ChatModel, embedder: OnnxEmbedder, base: EpisodeManifest, messages: readonly Message[], target: BuildTarget & { store: EpisodeStore }, opts: UpdateOptions = {},
+): Promise<UpdateReport> {
+  if (!base.update) needsFull(`version ${base.version} was built before updates existed`);
+  if (messages.length === 0) throw new EpicacheError("invalid_argument", "an update needs at least one new message");
+  const { conversation, cursor } = conversationFromMessages(base.conversation, messages, { after: base.update.cursor });
+  return continueEpisodes(model, embedder, base, conversation, cursor, target, opts);
+}
+
+/**
+ * Updates `base` with `delta`, the sessions after its history (the first one its last session going
+ * on when it has the same number), leaving the transcript at `cursor`.
+ */
+export async function continueEpisodes(
+  model: ChatModel, embedder: OnnxEmbedder, base: EpisodeManifest, delta: Conversation, cursor: SessionCursor, target: BuildTarget & { store: EpisodeStore },
+  opts: UpdateOptions = {},
 ): Promise<UpdateReport> {
   const seconds: Record<string, number> = {};
   let t = performance.now();
@@ -69,10 +85,9 @@ export async function updateEpisodes(
   if (!state) needsFull(`version ${base.version} was built before updates existed`);
   if (base.model.fingerprint !== model.fingerprint) needsFull(`version ${base.version} was built with model ${base.model.id}`);
   if (base.embedder.modelId !== embedder.modelId) needsFull(`version ${base.version} was embedded with ${base.embedder.modelId}`);
-  if (messages.length === 0) throw new EpicacheError("invalid_argument", "an update needs at least one new message");
 
   // ── the new turns, continuing the base's last session ──
-  const { conversation: delta, cursor } = conversationFromMessages(base.conversation, messages, { after: state.cursor });
+  if (!delta.sessions.some((s) => s.turns.length > 0)) throw new EpicacheError("invalid_argument", "an update needs at least one new message");
   const newSpeaker = delta.speakers.find((s) => !state.speakers.includes(s));
   if (newSpeaker !== undefined) needsFull(`a new speaker, ${newSpeaker}, changes the context's header`);
   const turns = delta.sessions.flatMap((s) => s.turns);

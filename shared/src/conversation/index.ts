@@ -22,6 +22,7 @@ export { medoidCount, parseMedoidCount, type MedoidCount } from "./medoid-count"
 export { defaultContextHeader, renderContext, renderContinuation, type RenderContextOptions } from "./render-context";
 export { cutToSessions } from "./cut-to-sessions";
 export { recentTurns } from "./recent-turns";
+export { selectSessions } from "./select-sessions";
 export { cosine, l2Normalize, type Vector } from "./vectors";
 export { nearestCentroid, type NearestCentroid } from "./nearest-centroid";
 export { DEFAULT_ROUTING, DEFAULT_VOTE_K, ROUTING_RULES, routeQuestion, type RoutedQuestion, type RoutingData, type RoutingRule } from "./route-question";

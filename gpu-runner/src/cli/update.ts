@@ -1,0 +1,117 @@
+/**
+ * `epicache update`: the active version of a conversation in a store, continued with whatever the
+ * file holds beyond that version's last message, published as the new active version; a full build
+ * of the file when the update cannot continue it (update-episodes.ts says why).
+ */
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { parseArgs } from "node:util";
+import {
+  CONVERSATION_FORMATS, EpicacheError, isEpicacheError, KVC_DTYPES, loadConversation, newVersionId, selectSessions, validateId,
+  type Conversation, type SessionCursor,
+} from "@epicache/shared";
+import { openEmbedder } from "../embedder";
+import { buildEpisodes, continueEpisodes, EpisodeStore, type EpisodeManifest } from "../episodes";
+import { NUMERICS, openChatModel } from "../model";
+import { requireModel } from "../models";
+import { defaultStoreLocation, openStore } from "../store";
+import { choices, enumOption } from "./args";
+
+export const usage = `\
+  update --conversation FILE --id ID [--out STORE] [--tenant local] [--format ${choices(CONVERSATION_FORMATS)}] [--sample ID]
+         [--sessions A-B] [--version V] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--json]
+                                     the active version continued with the file's messages after its
+                                     last one (a full build when it cannot be: a new speaker, 2×
+                                     growth, drift, other settings), published as the new active
+                                     version. --json: {kind, reason, baseVersion, version,
+                                     newMessages, contextTokens, positions, seconds}
+`;
+
+/**
+ * The file's sessions after the base's last turn (the first one cut to the turns after it), and where
+ * they leave the transcript; null when the file does not hold that turn.
+ */
+export function sessionsAfter(conversation: Conversation, base: EpisodeManifest): { delta: Conversation; cursor: SessionCursor; turns: number } | null {
+  const last = base.update?.lastTurnId;
+  const s = conversation.sessions.findIndex((session) => session.turns.some((t) => t.id === last));
+  if (last === undefined || s < 0) return null;
+  const current = conversation.sessions[s];
+  const rest = current.turns.slice(current.turns.findIndex((t) => t.id === last) + 1);
+  const sessions = [...(rest.length > 0 ? [{ index: current.index, turns: rest }] : []), ...conversation.sessions.slice(s + 1)];
+  // The delta runs to the file's end: the transcript then stands at the file's last session, whole.
+  const end = conversation.sessions[conversation.sessions.length - 1];
+  const cursor: SessionCursor = { index: end.index, turns: end.turns.length };
+  return { delta: { ...conversation, sessions }, cursor, turns: sessions.reduce((n, x) => n + x.turns.length, 0) };
+}
+
+export async function updateCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv, strict: true,
+    options: {
+      conversation: { type: "string" }, format: { type: "string" }, sample: { type: "string" }, sessions: { type: "string" },
+      out: { type: "string" }, tenant: { type: "string" }, id: { type: "string" }, version: { type: "string" }, dtype: { type: "string" },
+      model: { type: "string" }, numerics: { type: "string" }, json: { type: "boolean", default: false },
+    },
+  });
+  if (!values.conversation) throw new EpicacheError("invalid_argument", "update needs --conversation FILE");
+  if (!values.id) throw new EpicacheError("invalid_argument", "update needs --id ID (the conversation in the store)");
+  const started = performance.now();
+  const tenant = validateId("tenant", values.tenant ?? "local");
+  const id = validateId("conversation", values.id);
+  const version = validateId("version", values.version ?? newVersionId());
+  const format = enumOption("format", values.format, CONVERSATION_FORMATS);
+  const numerics = enumOption("numerics", values.numerics, NUMERICS, "fast");
+  const dtype = values.dtype === undefined ? undefined : enumOption("dtype", values.dtype, KVC_DTYPES);
+  let text: string;
+  try {
+    text = readFileSync(values.conversation, "utf8");
+  } catch (e) {
+    throw new EpicacheError("invalid_argument", `cannot read ${values.conversation}: ${(e as Error).message}`);
+  }
+  const loaded = loadConversation(text, { format, sampleId: values.sample, id: basename(values.conversation).replace(/\.[^.]*$/, "") }).conversation;
+  const conversation = values.sessions === undefined ? loaded : selectSessions(loaded, values.sessions);
+  const store = new EpisodeStore(openStore(values.out ?? defaultStoreLocation()));
+  const base = await store.resolve(tenant, id);
+  const log = (m: string) => process.stderr.write(`${m}\n`);
+  const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { numerics, log });
+  const embedder = await openEmbedder();
+  try {
+    const target = { store, tenant, conversation: id, version, dtype: dtype ?? base.dtype };
+    const after = sessionsAfter(conversation, base);
+    let summary: Record<string, unknown>;
+    if (after !== null && after.turns === 0) {
+      summary = { kind: "none", reason: "the file holds nothing after the active version", baseVersion: base.version, version: base.version, newMessages: 0, contextTokens: base.contextTokens };
+    } else {
+      let reason = after === null ? `the file does not hold version ${base.version}'s last message` : "";
+      let report: { manifest: EpisodeManifest; positions: { max: number; window: number }; seconds: Record<string, number> } | null = null;
+      if (after !== null) {
+        try {
+          report = await continueEpisodes(model, embedder, base, after.delta, after.cursor, target, { log });
+        } catch (e) {
+          if (!isEpicacheError(e) || e.code !== "base_unusable") throw e;
+          reason = e.message;
+        }
+      }
+      if (!report) {
+        log(`a full build: ${reason}`);
+        const m = base;
+        const built = await buildEpisodes(model, embedder, conversation, target, {
+          method: m.method as Parameters<typeof buildEpisodes>[4]["method"], budget: m.budget ?? 0, blockSize: m.block, episodes: m.episodes.length,
+          positions: m.positions ?? "compact", reason, log,
+        });
+        report = built;
+      }
+      const m = report.manifest;
+      summary = {
+        kind: m.update?.kind ?? "full", reason: m.update?.kind === "incremental" ? m.update.reason : reason, baseVersion: m.update?.baseVersion ?? null, version: m.version,
+        newMessages: after?.turns ?? null, contextTokens: m.contextTokens, positions: report.positions, seconds: { total: (performance.now() - started) / 1000, ...report.seconds },
+      };
+    }
+    if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+    else process.stdout.write(`${id}: ${summary.kind} (${summary.reason}); version ${summary.version}, ${summary.contextTokens} context tokens\n`);
+    return 0;
+  } finally {
+    await model.decoder.release();
+    await embedder.release();
+  }
+}
