@@ -84,7 +84,7 @@ export const queryRoutes = new OpenAPIHono<AppEnv>().openapi(route, async (c) =>
   }
   const manifest = await activeManifest(c.env.DB, tenant.id, id, conversation.activeVersion);
   const vector = await embedQuestion(c.env.AI, config, manifest, question, tenant.id, id);
-  const episode = manifest.episodeIds[routeQuestion(manifest.rule, vector, manifest.data).episode];
+  const episode = manifest.episodeIds[routeQuestion(manifest.rule, { vector, text: question }, manifest.data).episode];
   const runners = rendezvousOrder(rendezvousKey(tenant.id, id, episode), config.runnerUrls);
   const { runner, response } = await callFirstAnswering(config, runners, {
     method: "POST",

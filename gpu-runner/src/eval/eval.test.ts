@@ -130,7 +130,7 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     // Each EpiCache question's line: the routed episode's hit, and every rule's side by side.
     const questions = readFileSync(join(out, "questions.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { method: string; hit: number | null; hits?: Record<string, number> });
     for (const q of questions.filter((l) => l.method === "epicache")) {
-      expect(Object.keys(q.hits ?? {})).toEqual(["centroid", "window", "vote-3", "vote-5", "vote-8"]);
+      expect(Object.keys(q.hits ?? {})).toEqual(["centroid", "window", "vote-3", "vote-5", "vote-8", "lexical"]);
       expect(q.hit).toBe(q.hits?.window);
     }
     expect(questions.filter((l) => l.method !== "epicache").every((l) => l.hits === undefined && l.hit === null)).toBe(true);

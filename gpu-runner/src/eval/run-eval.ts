@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import {
-  cutToSessions, EpicacheError, isValidId, loadConversation, locomoSampleIds, recentTurns, renderContext, routeQuestion, segmentWindows, tokenF1,
+  cutToSessions, EpicacheError, isValidId, lexicalTerms, loadConversation, locomoSampleIds, recentTurns, renderContext, routeQuestion, segmentWindows, tokenF1,
   type Conversation, type QaItem, type RoutingData, type RoutingRule,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
@@ -59,6 +59,7 @@ const COMPARED_RULES: Record<string, RoutingRule> = {
   centroid: { rule: "centroid" },
   window: { rule: "window" },
   ...Object.fromEntries([3, 5, 8].map((k) => [`vote-${k}`, { rule: "vote", k } as const])),
+  lexical: { rule: "lexical" },
 };
 
 interface Job {
@@ -155,6 +156,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
     windows.forEach((w) => w.turnIds.forEach((id) => windowOf.set(id, w.index)));
     // The builds embed the same windows with the same embedder: what comparing the rules needs.
     let windowVectors: Float32Array[] | null = null;
+    const windowTerms = windows.map((w) => lexicalTerms(w.text));
     const cacheRoot = join(outDir, "caches");
     // The full cache is the KL reference where it is one: a history within the model's window (beyond
     // it, full attention runs at positions the model was never trained on). Built (or found) first.
@@ -195,12 +197,13 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
         const episodeOf = new Array<number>(windows.length).fill(-1);
         built.manifest.episodes.forEach((e, index) => e.windows.forEach((w) => (episodeOf[w] = index)));
         if (episodeOf.length !== windows.length || episodeOf.includes(-1)) throw new Error(`${label}: the build's episodes do not partition the ${windows.length} windows eval segmented`);
-        compared = { centroids: routing.data.centroids, windows: windowVectors, windowEpisodes: episodeOf };
+        compared = { centroids: routing.data.centroids, windows: windowVectors, windowEpisodes: episodeOf, windowTerms };
       }
       for (let i = 0; i < questions.length; i++) {
         hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: `question ${i + 1}/${questions.length}`, etaSeconds: eta });
         const q = questions[i];
-        const routed = routeQuestion(routing.rule, questionEmbeddings[i], routing.data).episode;
+        const asked = { vector: questionEmbeddings[i], text: q.question };
+        const routed = routeQuestion(routing.rule, asked, routing.data).episode;
         const cache = built.caches[routed];
         const prompt = questionPrompt(frame, q.question, { dateHint: q.category === "temporal" });
         // Decode time per token: from the first generated token on (the prompt's prefill excluded).
@@ -237,7 +240,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
         const hit = episodic ? holdsEvidence(routed) : null;
         const hits = compared === null
           ? null
-          : Object.fromEntries(Object.entries(COMPARED_RULES).map(([name, rule]) => [name, holdsEvidence(routeQuestion(rule, questionEmbeddings[i], compared).episode)]));
+          : Object.fromEntries(Object.entries(COMPARED_RULES).map(([name, rule]) => [name, holdsEvidence(routeQuestion(rule, asked, compared).episode)]));
         per.push({ q, f1: tokenF1(answer, q.answer), kl, klGreedy, evidenceKept: evidence, hit, tokens, ms });
         appendFileSync(questionsPath, `${JSON.stringify({
           conversation: job.conversation, method: job.method, budget: job.budget, question: i, category: q.category, age: ageOf(q),
