@@ -301,10 +301,13 @@ function checkResumable(previousText: string, configText: string, ref: ModelRef,
   }
   // A config.json from before routing rules stands for centroid routing.
   const next = JSON.parse(configText) as Record<string, unknown>;
-  if (canonical({ routing: { rule: "centroid" }, ...previous, model: ref.id }) !== canonical(next)) {
-    const unrouted = previous.routing === undefined && canonical({ ...previous, model: ref.id, routing: next.routing }) === canonical(next);
-    throw new EpicacheError("invalid_argument", unrouted
-      ? `${outDir} holds results routed by centroid (its config.json predates routing rules): pass --routing centroid to add to them, or use another --out`
+  const routing = (previous.routing ?? { rule: "centroid" }) as RoutingRule;
+  if (canonical({ ...previous, routing, model: ref.id }) !== canonical(next)) {
+    // Only the rule differs (the default changed from window to lexical, say): name the options that resume.
+    const otherRule = canonical({ ...previous, model: ref.id, routing: next.routing }) === canonical(next);
+    const options = routing.rule === "vote" ? `--routing vote --vote-k ${routing.k}` : `--routing ${routing.rule}`;
+    throw new EpicacheError("invalid_argument", otherRule
+      ? `${outDir} holds results routed by ${routing.rule}${previous.routing === undefined ? " (its config.json predates routing rules)" : ""}: pass ${options} to add to them, or use another --out`
       : `${outDir} holds results of another configuration (config.json differs); use another --out`);
   }
 }

@@ -93,8 +93,8 @@ describe("routeQuestion", () => {
     }
   });
 
-  it("window routing is the default", () => {
-    expect(DEFAULT_ROUTING).toEqual({ rule: "window" });
+  it("lexical routing is the default", () => {
+    expect(DEFAULT_ROUTING).toEqual({ rule: "lexical" });
   });
 
   it("rejects missing or inconsistent routing data", () => {

@@ -79,7 +79,7 @@ export const BuildConfig = z
     /** Representative windows per episode: a count, or a share of its windows ("25%"). */
     nMedoid: z.union([z.number().int().min(1).max(1024), z.string().regex(/^\d+(\.\d+)?%$/).refine((s) => Number(s.slice(0, -1)) > 0 && Number(s.slice(0, -1)) <= 100, "a percentage in (0, 100]")]).optional(),
     dtype: z.enum(["f32", "f16", "int8"]).optional(),
-    /** How questions are routed to the episodes (shared routeQuestion); default `window`. */
+    /** How questions are routed to the episodes (shared routeQuestion); default `lexical`. */
     routing: z.enum(ROUTING_RULES).optional(),
     /** With `routing: "vote"`, how many of the nearest windows vote; default 3. Ignored otherwise. */
     voteK: z.number().int().min(1).max(64).optional(),
