@@ -137,7 +137,7 @@ export function routeQuestion(rule: RoutingRule, question: RoutingQuestion, data
   }
   if (!(ROUTING_RULES as readonly string[]).includes(rule.rule)) throw new EpicacheError("invalid_argument", `no routing rule ${JSON.stringify((rule as { rule: unknown }).rule)}: one of ${ROUTING_RULES.join(", ")}`);
   if (rule.rule === "vote" && !(Number.isInteger(rule.k) && rule.k >= 1)) throw new EpicacheError("invalid_argument", `vote needs a positive integer k, got ${rule.k}`);
-  const episodeOf = checkWindows(vector, data, episodes);
+  const { windows, episodeOf } = checkWindows(vector, data, episodes);
   if (rule.rule === "lexical") {
     const terms = data.windowTerms;
     if (terms === undefined) throw new EpicacheError("invalid_argument", "lexical routing needs the windows' terms");
@@ -149,7 +149,7 @@ export function routeQuestion(rule: RoutingRule, question: RoutingQuestion, data
       return { episode: episodeOf[best], scores, scoredBy: "lexical" };
     }
   }
-  const cosines = windowCosines(vector, data.windows as readonly ArrayLike<number>[]);
+  const cosines = windowCosines(vector, windows);
   if (rule.rule !== "vote") {
     // Ties between episodes' best windows go to the lower episode (as before lexical existed).
     const { scores } = perEpisode(cosines, episodeOf, episodes);
@@ -183,8 +183,8 @@ function perEpisode(windowScores: ArrayLike<number>, episodeOf: readonly number[
   return { best, scores };
 }
 
-/** Checks the window vectors and episodes that the window rules read; returns each window's episode. */
-function checkWindows(question: Vector, data: RoutingData, episodes: number): readonly number[] {
+/** Checks the window vectors and episodes that the window rules read, and returns them. */
+function checkWindows(question: Vector, data: RoutingData, episodes: number): { windows: readonly ArrayLike<number>[]; episodeOf: readonly number[] } {
   const { windows, windowEpisodes } = data;
   if (windows === undefined || windowEpisodes === undefined || windows.length === 0) {
     throw new EpicacheError("invalid_argument", "routing by windows needs the windows' vectors and episodes");
@@ -195,7 +195,7 @@ function checkWindows(question: Vector, data: RoutingData, episodes: number): re
     if (!Number.isInteger(e) || e < 0 || e >= episodes) throw new EpicacheError("invalid_argument", `window ${w} is in episode ${e}, not one of the ${episodes}`);
     sameDimension(question, v, `window ${w}`);
   });
-  return windowEpisodes;
+  return { windows, episodeOf: windowEpisodes };
 }
 
 /** [windows] the cosine of the question with every window (checked by {@link checkWindows}). */
