@@ -13,14 +13,18 @@
  *   vote-k-sum        the top k windows' cosines summed per episode (a weighted vote)
  *   softmax-τ         every window votes exp((cos − best cos) / τ) (between window, τ → 0, and one
  *                     vote per window)
- *   window-int8, vote-k-int8   the manifest rules with the window vectors quantised as stored
+ *   lexical           `lexical`: the episode of the window scoring highest by BM25 on the question's
+ *                     terms (textbook k1 = 1.2, b = 0.75, not tuned here); `window` for a question
+ *                     none of whose terms is in any window
+ *   window-int8, vote-k-int8, lexical-int8   the manifest rules with the window vectors quantised as stored
  *
- * The manifest rules (`centroid`, `window`, `vote`) run through `routeQuestion`, as the runner and
- * the edge route; the others are computed here.
+ * The manifest rules (`centroid`, `window`, `vote`, `lexical`) run through `routeQuestion`, as the
+ * runner and the edge route; the others are computed here.
  *
  * A hit is a question routed to an episode holding a window that holds one of its evidence turns (the
  * definition `eval` reports as routing hit). Also printed: top-1 and top-3 evidence-window recall, the
  * share of questions one of whose evidence windows is the nearest window, or among the nearest three.
+ * Also counted: the questions `lexical` routes by `window` (no term in any window).
  * Prints a markdown table and writes the numbers with their config (bench/results/routing-hits.json).
  *
  *   npm run bench:routing -- --data ../shared/data/locomo/locomo-dev2.json --format locomo \
@@ -34,7 +38,9 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { cutToSessions, decodeWindowVectors, encodeWindowVectors, routeQuestion, segmentWindows, type RoutingRule, type Vector } from "@epicache/shared";
+import {
+  cutToSessions, decodeWindowVectors, encodeWindowVectors, lexicalTerms, routeQuestion, segmentWindows, type RoutingQuestion, type RoutingRule, type Vector,
+} from "@epicache/shared";
 import { openEmbedder } from "../src/embedder";
 import { clusterEpisodes } from "../src/episodes/cluster";
 import { DATASETS, HISTORIES, loadDataset, selectQuestions, type Dataset, type History } from "../src/eval";
@@ -69,11 +75,11 @@ const config = {
   voteK: [3, 5, 8],
 };
 
-/** A routing variant: a name and, per question, the episode it picks. */
+/** A routing variant: a name and, per question (its vector and text), the episode it picks. */
 interface Variant {
   name: string;
   description: string;
-  pick(q: Float32Array, c: ConversationData): number;
+  pick(q: RoutingQuestion, c: ConversationData): number;
 }
 
 /** What routing reads of one conversation. */
@@ -85,11 +91,14 @@ interface ConversationData {
   windows: Float32Array[];
   windowsInt8: Int8Array[];
   windowEpisodes: number[];
+  /** [windows] × [terms]: each window's lexicalTerms, as the manifest stores them. */
+  windowTerms: string[][];
 }
 
 /** A manifest rule, as the runner and the edge route by it. */
-const rule = (r: RoutingRule, q: Vector, c: ConversationData, windows: readonly ArrayLike<number>[]) =>
-  routeQuestion(r, q, { centroids: c.unitCentroids, windows, windowEpisodes: c.windowEpisodes }).episode;
+const route = (r: RoutingRule, q: RoutingQuestion, c: ConversationData, windows: readonly ArrayLike<number>[]) =>
+  routeQuestion(r, q, { centroids: c.unitCentroids, windows, windowEpisodes: c.windowEpisodes, windowTerms: c.windowTerms });
+const rule = (r: RoutingRule, q: RoutingQuestion, c: ConversationData, windows: readonly ArrayLike<number>[]) => route(r, q, c, windows).episode;
 
 /** The highest of per-episode scores, ties to the lower episode. */
 function best(scores: readonly number[]): number {
@@ -107,18 +116,20 @@ function weighted(q: Vector, c: ConversationData, k: number, f: (cos: number, to
 
 const variants: Variant[] = [
   { name: "centroid-cosine", description: "`centroid`: cosine to the normalised centroids", pick: (q, c) => rule({ rule: "centroid" }, q, c, c.windows) },
-  { name: "centroid-dot", description: "dot product with the raw centroids (the authors' code); not a manifest rule", pick: (q, c) => best(c.rawCentroids.map((m) => dot(q, m))) },
+  { name: "centroid-dot", description: "dot product with the raw centroids (the authors' code); not a manifest rule", pick: (q, c) => best(c.rawCentroids.map((m) => dot(q.vector, m))) },
   { name: "window", description: "`window`: the nearest window's episode", pick: (q, c) => rule({ rule: "window" }, q, c, c.windows) },
   ...config.voteK.flatMap((k): Variant[] => [
     { name: `vote-${k}`, description: `\`vote\` k = ${k}: the top ${k} windows vote, ties by summed cosine`, pick: (q, c) => rule({ rule: "vote", k }, q, c, c.windows) },
-    { name: `vote-${k}-sum`, description: `the top ${k} windows' cosines summed per episode; not a manifest rule`, pick: (q, c) => weighted(q, c, k, (s) => s) },
+    { name: `vote-${k}-sum`, description: `the top ${k} windows' cosines summed per episode; not a manifest rule`, pick: (q, c) => weighted(q.vector, c, k, (s) => s) },
   ]),
   ...[0.01, 0.02, 0.05].map((tau): Variant => ({
     name: `softmax-${tau}`, description: `every window votes exp((cos − best cos) / ${tau}) for its episode; not a manifest rule`,
-    pick: (q, c) => weighted(q, c, Number.POSITIVE_INFINITY, (s, top) => Math.exp((s - top) / tau)),
+    pick: (q, c) => weighted(q.vector, c, Number.POSITIVE_INFINITY, (s, top) => Math.exp((s - top) / tau)),
   })),
+  { name: "lexical", description: "`lexical`: the episode of the window with the highest BM25 score (k1 = 1.2, b = 0.75), `window` when no question term is in any window", pick: (q, c) => rule({ rule: "lexical" }, q, c, c.windows) },
   { name: "window-int8", description: "`window` with the window vectors as the manifest stores them (int8)", pick: (q, c) => rule({ rule: "window" }, q, c, c.windowsInt8) },
   ...config.voteK.map((k): Variant => ({ name: `vote-${k}-int8`, description: `\`vote\` k = ${k} with int8 window vectors`, pick: (q, c) => rule({ rule: "vote", k }, q, c, c.windowsInt8) })),
+  { name: "lexical-int8", description: "`lexical` with int8 window vectors for its fallback, as the manifest stores them", pick: (q, c) => rule({ rule: "lexical" }, q, c, c.windowsInt8) },
 ];
 
 interface Tally {
@@ -126,13 +137,16 @@ interface Tally {
   hits: Record<string, number>;
   top1: number;
   top3: number;
+  /** Questions `lexical` routed by `window`: none of their terms is in any window. */
+  lexicalFallbacks: number;
 }
-const emptyTally = (): Tally => ({ questions: 0, hits: Object.fromEntries(variants.map((v) => [v.name, 0])), top1: 0, top3: 0 });
+const emptyTally = (): Tally => ({ questions: 0, hits: Object.fromEntries(variants.map((v) => [v.name, 0])), top1: 0, top3: 0, lexicalFallbacks: 0 });
 const add = (a: Tally, b: Tally) => {
   a.questions += b.questions;
   for (const v of variants) a.hits[v.name] += b.hits[v.name];
   a.top1 += b.top1;
   a.top3 += b.top3;
+  a.lexicalFallbacks += b.lexicalFallbacks;
 };
 
 const ggufFile = openGguf(config.model);
@@ -161,6 +175,7 @@ for (const { path, format } of config.datasets) {
         windows: vectors,
         windowsInt8: decodeWindowVectors(encodeWindowVectors(vectors), embedder.dimension),
         windowEpisodes: clusters.assignments,
+        windowTerms: windows.map((w) => lexicalTerms(w.text)),
       };
       const windowOf = new Map<string, number>();
       windows.forEach((w) => w.turnIds.forEach((id) => windowOf.set(id, w.index)));
@@ -169,15 +184,17 @@ for (const { path, format } of config.datasets) {
       questions.forEach((q, i) => {
         const evidence = new Set(q.evidence.map((id) => windowOf.get(id) ?? -1));
         const holds = (episode: number) => [...evidence].some((w) => clusters.assignments[w] === episode);
+        const asked: RoutingQuestion = { vector: qVectors[i], text: q.question };
         tally.questions++;
-        for (const v of variants) if (holds(v.pick(qVectors[i], c))) tally.hits[v.name]++;
+        for (const v of variants) if (holds(v.pick(asked, c))) tally.hits[v.name]++;
+        if (route({ rule: "lexical" }, asked, c, c.windows).scoredBy === "window") tally.lexicalFallbacks++;
         const ranked = vectors.map((w, j) => ({ j, s: dot(qVectors[i], w) })).sort((a, b) => b.s - a.s || a.j - b.j);
         if (evidence.has(ranked[0].j)) tally.top1++;
         if (ranked.slice(0, 3).some((r) => evidence.has(r.j))) tally.top3++;
       });
       per.push({ id: conversation.id, sessions: `${kept.sessions.length}/${conversation.sessions.length}`, windows: windows.length, ...tally });
       add(total, tally);
-      process.stderr.write(`${format} ${history} ${conversation.id}: ${kept.sessions.length}/${conversation.sessions.length} sessions, ${windows.length} windows, ${questions.length} questions, window ${pct(tally.hits.window, tally.questions)}, centroid ${pct(tally.hits["centroid-cosine"], tally.questions)}\n`);
+      process.stderr.write(`${format} ${history} ${conversation.id}: ${kept.sessions.length}/${conversation.sessions.length} sessions, ${windows.length} windows, ${questions.length} questions, lexical ${pct(tally.hits.lexical, tally.questions)}, window ${pct(tally.hits.window, tally.questions)}, centroid ${pct(tally.hits["centroid-cosine"], tally.questions)}\n`);
     }
     results.push({ dataset: path, format, history, total, conversations: per });
   }
@@ -210,7 +227,7 @@ writeFileSync(out, `${JSON.stringify({
   results: results.map((r) => ({
     ...r,
     rates: Object.fromEntries(variants.map((v) => [v.name, r.total.hits[v.name] / r.total.questions])),
-    top1: r.total.top1 / r.total.questions, top3: r.total.top3 / r.total.questions,
+    top1: r.total.top1 / r.total.questions, top3: r.total.top3 / r.total.questions, lexicalFallbacks: r.total.lexicalFallbacks / r.total.questions,
   })),
 }, null, 1)}\n`);
 
@@ -221,5 +238,6 @@ const lines = [
   ...variants.map((v) => `| ${v.name} | ${results.map((r) => pct(r.total.hits[v.name], r.total.questions)).join(" | ")} |`),
   `| evidence window top-1 | ${results.map((r) => pct(r.total.top1, r.total.questions)).join(" | ")} |`,
   `| evidence window top-3 | ${results.map((r) => pct(r.total.top3, r.total.questions)).join(" | ")} |`,
+  `| lexical routed by window (no term in any window) | ${results.map((r) => pct(r.total.lexicalFallbacks, r.total.questions)).join(" | ")} |`,
 ];
 process.stdout.write(`${lines.join("\n")}\n\nwrote ${out} in ${((performance.now() - started) / 1000).toFixed(0)} s (${cpu}, ${cpus().length} cores)\n`);

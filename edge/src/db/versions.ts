@@ -1,7 +1,8 @@
 /**
  * Versions of a conversation's episodes, one row per rebuild: queued (the webhook enqueued it) →
  * submitted (a runner took the job) → succeeded (what routing needs is stored: the centroids, the
- * rule, and for `window` and `vote` the window vectors in `version_windows`) | failed.
+ * rule, and for `window`, `vote` and `lexical` the window vectors in `version_windows`, with each
+ * window's terms for `lexical`) | failed.
  * A succeeded version becomes the conversation's active one in the same transaction, and the
  * active version only ever moves forward (version ids sort by time).
  */
@@ -32,8 +33,11 @@ export interface Manifest {
   embedder: { modelId: string; dimension: number };
   /** The routing rule; `centroid` for versions stored before routing rules. */
   routing: RoutingRule;
-  /** For `window` and `vote`: every window's int8 vector, and its episode's position in `episodes`. */
-  windows?: { vectors: Int8Array[]; episodes: number[] };
+  /**
+   * For `window`, `vote` and `lexical`: every window's int8 vector, and its episode's position in
+   * `episodes`; for `lexical` also every window's terms.
+   */
+  windows?: { vectors: Int8Array[]; episodes: number[]; terms?: string[][] };
 }
 
 /** What a succeeded job's result stores: the episodes, the embedder, and the routing it reported (none: centroid). */
@@ -52,6 +56,13 @@ export interface CompletedVersion {
  */
 export const WINDOW_CHUNK_BYTES = 600_000;
 
+/**
+ * Characters of window terms per `version_windows` row, besides its vectors: with them a row stays
+ * under about 1.4 MB. (A window holds 4 messages, so its terms are under 80,000 characters at the
+ * default MAX_MESSAGE_CHARS of 20,000; a chunk holds at least one window whatever its size.)
+ */
+export const WINDOW_TERMS_CHUNK_CHARS = 600_000;
+
 interface VersionRow {
   version: string;
   status: VersionStatus;
@@ -66,7 +77,7 @@ interface VersionRow {
   episodes: string | null;
   embedder_model: string | null;
   embedder_dimension: number | null;
-  routing_rule: "centroid" | "window" | "vote" | null;
+  routing_rule: RoutingRule["rule"] | null;
   routing_k: number | null;
   created_at: string;
   updated_at: string;
@@ -150,7 +161,7 @@ export async function markFailed(db: D1Database, tenantId: string, conversationI
 }
 
 /**
- * Stores a finished version's manifest (and window vectors, chunked) and makes it active, in one
+ * Stores a finished version's manifest (and window vectors and terms, chunked) and makes it active, in one
  * transaction; the active version does not move if it is already this one or a newer one. Window
  * vectors are kept for the active version and the newest succeeded one before it (a question may
  * still be routing by that one); older versions' are deleted. Returns whether it became active.
@@ -161,8 +172,8 @@ export async function completeVersion(db: D1Database, tenantId: string, conversa
   const results = await db.batch([
     ...chunks.map((chunk, i) =>
       db
-        .prepare("INSERT OR REPLACE INTO version_windows (tenant_id, conversation_id, version, chunk, vectors, episodes) VALUES (?, ?, ?, ?, ?, ?)")
-        .bind(tenantId, conversationId, manifest.version, i, chunk.vectors, JSON.stringify(chunk.episodes)),
+        .prepare("INSERT OR REPLACE INTO version_windows (tenant_id, conversation_id, version, chunk, vectors, episodes, terms) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        .bind(tenantId, conversationId, manifest.version, i, chunk.vectors, JSON.stringify(chunk.episodes), chunk.terms === null ? null : JSON.stringify(chunk.terms)),
     ),
     db
       .prepare(
@@ -190,14 +201,30 @@ export async function completeVersion(db: D1Database, tenantId: string, conversa
   return { activated: results[chunks.length + 1].meta.changes === 1 };
 }
 
-/** A job's window vectors and episodes, in rows of at most {@link WINDOW_CHUNK_BYTES} bytes of vectors. */
-function windowChunks(routing: Exclude<JobRouting, { rule: "centroid" }>, dimension: number): Array<{ vectors: string; episodes: number[] }> {
+/**
+ * A job's window vectors, episodes and (for `lexical`) terms, in rows of consecutive windows with at
+ * most {@link WINDOW_CHUNK_BYTES} bytes of vectors and {@link WINDOW_TERMS_CHUNK_CHARS} characters of
+ * terms (at least one window each).
+ */
+function windowChunks(routing: Exclude<JobRouting, { rule: "centroid" }>, dimension: number): Array<{ vectors: string; episodes: number[]; terms: string[] | null }> {
   const vectors = decodeWindowVectors(routing.windowVectors, dimension);
+  const terms = routing.rule === "lexical" ? routing.windowTerms : null;
   const perChunk = Math.max(1, Math.floor(WINDOW_CHUNK_BYTES / dimension));
-  const chunks: Array<{ vectors: string; episodes: number[] }> = [];
-  // Re-encoding a stored vector gives its bytes back: each one's largest |entry| is already 127.
-  for (let at = 0; at < vectors.length; at += perChunk) {
-    chunks.push({ vectors: encodeWindowVectors(vectors.slice(at, at + perChunk)), episodes: routing.windowEpisodes.slice(at, at + perChunk) });
+  const chunks: Array<{ vectors: string; episodes: number[]; terms: string[] | null }> = [];
+  for (let at = 0, end = 0; at < vectors.length; at = end) {
+    let chars = 0;
+    for (end = at; end < vectors.length && end - at < perChunk; end++) {
+      // Each term string costs its quotes and comma in the row's JSON as well.
+      const next = terms === null ? 0 : terms[end].length + 3;
+      if (end > at && chars + next > WINDOW_TERMS_CHUNK_CHARS) break;
+      chars += next;
+    }
+    chunks.push({
+      // Re-encoding a stored vector gives its bytes back: each one's largest |entry| is already 127.
+      vectors: encodeWindowVectors(vectors.slice(at, end)),
+      episodes: routing.windowEpisodes.slice(at, end),
+      terms: terms === null ? null : terms.slice(at, end),
+    });
   }
   return chunks;
 }
@@ -218,17 +245,24 @@ export async function getManifest(db: D1Database, tenantId: string, conversation
   if (manifest.routing.rule === "vote" && row.routing_k === null) throw new EpicacheError("internal", `version ${version} routes by vote but records no k`);
   if (manifest.routing.rule === "centroid") return manifest;
   const { results } = await db
-    .prepare("SELECT vectors, episodes FROM version_windows WHERE tenant_id = ? AND conversation_id = ? AND version = ? ORDER BY chunk")
+    .prepare("SELECT vectors, episodes, terms FROM version_windows WHERE tenant_id = ? AND conversation_id = ? AND version = ? ORDER BY chunk")
     .bind(tenantId, conversationId, version)
-    .all<{ vectors: string; episodes: string }>();
+    .all<{ vectors: string; episodes: string; terms: string | null }>();
   if (results.length === 0) {
     // Only a version two activations old has lost its windows: the question read it as active just before.
     throw new EpicacheError("no_active_version", `version ${version} of conversation ${conversationId} is no longer active; ask again`);
   }
-  const windows = { vectors: [] as Int8Array[], episodes: [] as number[] };
+  const lexical = manifest.routing.rule === "lexical";
+  const vectors: Int8Array[] = [];
+  const episodes: number[] = [];
+  const terms: string[][] = [];
   for (const r of results) {
-    windows.vectors.push(...decodeWindowVectors(r.vectors, row.embedder_dimension));
-    windows.episodes.push(...(JSON.parse(r.episodes) as number[]));
+    vectors.push(...decodeWindowVectors(r.vectors, row.embedder_dimension));
+    episodes.push(...(JSON.parse(r.episodes) as number[]));
+    if (!lexical) continue;
+    if (r.terms === null) throw new EpicacheError("internal", `version ${version} routes by lexical but a row of its windows has no terms`);
+    // A window's terms were joined by single spaces; "" has none.
+    terms.push(...(JSON.parse(r.terms) as string[]).map((t) => (t === "" ? [] : t.split(" "))));
   }
-  return { ...manifest, windows };
+  return { ...manifest, windows: lexical ? { vectors, episodes, terms } : { vectors, episodes } };
 }

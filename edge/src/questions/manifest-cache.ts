@@ -1,9 +1,10 @@
 /**
  * Active manifests cached per isolate: a question reads the conversation's active version from D1
  * anyway, so a cached manifest is used only when its version is that one, and a new version replaces
- * it at once. Each holds what routing reads: the rule, the centroids (L2-normalised) and, for `window`
- * and `vote`, the int8 window vectors (one byte per dimension, about 384 KB per 1,000 windows). The
- * cache is bounded in entries and in bytes, so that long conversations cannot fill the isolate.
+ * it at once. Each holds what routing reads: the rule, the centroids (L2-normalised), for `window`,
+ * `vote` and `lexical` the int8 window vectors (one byte per dimension, about 384 KB per 1,000
+ * windows), and for `lexical` the windows' terms (about 60 per window, as strings). The cache is
+ * bounded in entries and in bytes, so that long conversations cannot fill the isolate.
  */
 import { EpicacheError, l2Normalize, type RoutingData, type RoutingRule } from "@epicache/shared";
 import { getManifest, type Manifest } from "../db/versions";
@@ -20,7 +21,7 @@ export interface RoutingManifest {
 }
 
 const MAX_ENTRIES = 1000;
-/** Bytes of centroids and window vectors held at most (the isolate has 128 MB). */
+/** Bytes of centroids, window vectors and terms held at most (the isolate has 128 MB). */
 export const MAX_CACHED_BYTES = 32 << 20;
 const cache = new Map<string, { manifest: RoutingManifest; bytes: number }>();
 let cachedBytes = 0;
@@ -41,11 +42,16 @@ export async function activeManifest(db: D1Database, tenantId: string, conversat
     version,
     episodeIds: manifest.episodes.map((e) => e.id),
     rule: manifest.routing,
-    data: manifest.windows === undefined ? { centroids } : { centroids, windows: manifest.windows.vectors, windowEpisodes: manifest.windows.episodes },
+    data: manifest.windows === undefined
+      ? { centroids }
+      : { centroids, windows: manifest.windows.vectors, windowEpisodes: manifest.windows.episodes, windowTerms: manifest.windows.terms },
     embedder: manifest.embedder,
   };
-  // Per window: its bytes, and roughly its view object and episode number.
-  const bytes = centroids.length * manifest.embedder.dimension * 4 + (manifest.windows?.vectors.length ?? 0) * (manifest.embedder.dimension + 64);
+  // Per window: its bytes, and roughly its view object and episode number; per term, its characters
+  // (one byte each: ASCII) and roughly a string's header and the list's slot.
+  const terms = manifest.windows?.terms ?? [];
+  const termBytes = terms.reduce((n, t) => n + 16 + t.reduce((m, term) => m + term.length + 24, 0), 0);
+  const bytes = centroids.length * manifest.embedder.dimension * 4 + (manifest.windows?.vectors.length ?? 0) * (manifest.embedder.dimension + 64) + termBytes;
   forget(key);
   cache.set(key, { manifest: entry, bytes });
   cachedBytes += bytes;

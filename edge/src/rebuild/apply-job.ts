@@ -1,7 +1,7 @@
 /**
  * A runner's rebuild job, as its completion callback posts it or `GET /v1/jobs/{id}` shows it,
- * applied to the version it builds: progress, failure, or success (centroids, routing rule and window
- * vectors stored and the version activated, atomically, never moving the active version back).
+ * applied to the version it builds: progress, failure, or success (centroids, routing rule, window
+ * vectors and terms stored and the version activated, atomically, never moving the active version back).
  */
 import { decodeWindowVectors, EpicacheError, JobStatus, isEpicacheError, type JobStatus as JobStatusType } from "@epicache/shared";
 import { callRunner, runnerError } from "../runner/runner-client";
@@ -10,7 +10,8 @@ import { completeVersion, getVersion, markFailed, markProgress, type VersionReco
 
 /**
  * Checks a succeeded job's result: one centroid per episode, each of the embedder's dimension; for
- * `window` and `vote` routing, window vectors of that dimension, one episode (of those built) per window.
+ * `window`, `vote` and `lexical` routing, window vectors of that dimension, one episode (of those
+ * built) per window; for `lexical`, one string of terms per window (their form the schema checks).
  */
 function checkResult(job: JobStatusType): NonNullable<JobStatusType["result"]> {
   const result = job.result;
@@ -32,6 +33,9 @@ function checkResult(job: JobStatusType): NonNullable<JobStatusType["result"]> {
     }
     if (windows === 0 || windows !== routing.windowEpisodes.length) {
       throw new EpicacheError("runner_invalid", `job ${job.id}: ${windows} window vectors and ${routing.windowEpisodes.length} window episodes`);
+    }
+    if (routing.rule === "lexical" && routing.windowTerms.length !== windows) {
+      throw new EpicacheError("runner_invalid", `job ${job.id}: ${windows} window vectors and ${routing.windowTerms.length} windows' terms`);
     }
     const beyond = routing.windowEpisodes.findIndex((e) => e >= result.episodes.length);
     if (beyond >= 0) throw new EpicacheError("runner_invalid", `job ${job.id}: window ${beyond} is in episode ${routing.windowEpisodes[beyond]} of ${result.episodes.length}`);

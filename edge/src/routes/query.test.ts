@@ -91,6 +91,34 @@ describe("POST /v1/conversations/{id}/query", () => {
     expect(await (await ask(tenant.apiKey, { question: "Where?" })).json()).toMatchObject({ episode: 10 });
   });
 
+  // The windows' terms: only w2 (episode 11) holds "pottery", only w0 (episode 10) "hiking" ("hik").
+  const windowTerms = ["ann said hik trail", "ann said dog vet", "ann said pottery clas", "ann said dog park"];
+
+  it("routes by the episode of the window best matching the question's words when the version records lexical routing", async () => {
+    const tenant = await withActiveVersion([[1, 0]]);
+    await activate(tenant.tenantId, V2, centroids, MINILM, { rule: "lexical", ...windows, windowTerms });
+    const log = runners(q);
+    // The nearest window is w1 (episode 10); the question's words are w2's.
+    expect(await (await ask(tenant.apiKey, { question: "When does Ann's pottery class meet?" })).json()).toMatchObject({ episode: 11, version: V2 });
+    expect(log.find((r) => r.path === "/v1/generate")?.body).toMatchObject({ episode: 11, version: V2, question: "When does Ann's pottery class meet?" });
+    // No terms at all ("who", "is" and "she" are stop words): the nearest window's episode.
+    expect(await (await ask(tenant.apiKey, { question: "Who is she?" })).json()).toMatchObject({ episode: 10 });
+    // Words in every window still pick one: "ann" and "said" score alike everywhere, so the first window (episode 10).
+    expect(await (await ask(tenant.apiKey, { question: "What has Ann said?" })).json()).toMatchObject({ episode: 10 });
+  });
+
+  it("keeps routing a version stored before lexical routing by its own rule, and a newer lexical one by its terms", async () => {
+    const tenant = await withActiveVersion([[1, 0]]);
+    // As completeVersion stored window versions before migration 0003: no terms.
+    await activate(tenant.tenantId, V2, centroids, MINILM, { rule: "window", ...windows });
+    expect(await env.DB.prepare("SELECT terms FROM version_windows WHERE tenant_id = ? AND version = ?").bind(tenant.tenantId, V2).first()).toEqual({ terms: null });
+    runners(q);
+    expect(await (await ask(tenant.apiKey, { question: "When is the pottery class?" })).json()).toMatchObject({ episode: 10, version: V2 });
+    const V3 = "v20260103T000000000Z-000003";
+    await activate(tenant.tenantId, V3, centroids, MINILM, { rule: "lexical", ...windows, windowTerms });
+    expect(await (await ask(tenant.apiKey, { question: "When is the pottery class?" })).json()).toMatchObject({ episode: 11, version: V3 });
+  });
+
   it("routes by centroid when the version records centroid routing, or none (stored before routing rules)", async () => {
     const tenant = await withActiveVersion(centroids);
     runners(q);

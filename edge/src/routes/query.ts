@@ -1,7 +1,8 @@
 /**
  * `POST /v1/conversations/{id}/query`: a question answered from the conversation's active version.
  * The question goes to an episode by the rule the active version records (shared routeQuestion: the
- * nearest window's episode, a vote of the nearest windows, or the nearest centroid; versions stored
+ * episode of the window best matching the question's words by BM25, else of the nearest window; the
+ * nearest window's episode; a vote of the nearest windows; or the nearest centroid; versions stored
  * before routing rules route by centroid), on the runner that rendezvous hashing of (tenant,
  * conversation, episode) picks, or the next one if it fails;
  * the answer comes back as JSON or as server-sent events, with the episode and version.
@@ -21,7 +22,7 @@ const route = createRoute({
   tags: ["conversations"],
   summary: "Ask a question about a conversation",
   description:
-    "Answered from the active version's episode that its routing rule picks (by default the episode of the conversation window nearest the question). With `stream: true` the answer is server-sent events: `meta` {episode, version}, then the runner's `token` {text} events and a final `done` (the answer, episode, version, tokens, timings) or `error`. 409 `no_active_version` before the first rebuild has succeeded.",
+    "Answered from the active version's episode that its routing rule picks (by default the episode of the conversation window that best matches the question's words by BM25, or of the window nearest the question by embedding when none of its words occurs in the conversation). With `stream: true` the answer is server-sent events: `meta` {episode, version}, then the runner's `token` {text} events and a final `done` (the answer, episode, version, tokens, timings) or `error`. 409 `no_active_version` before the first rebuild has succeeded.",
   security: [{ apiKey: [] }],
   middleware: [requireTenant] as const,
   request: {
@@ -84,7 +85,7 @@ export const queryRoutes = new OpenAPIHono<AppEnv>().openapi(route, async (c) =>
   }
   const manifest = await activeManifest(c.env.DB, tenant.id, id, conversation.activeVersion);
   const vector = await embedQuestion(c.env.AI, config, manifest, question, tenant.id, id);
-  const episode = manifest.episodeIds[routeQuestion(manifest.rule, vector, manifest.data).episode];
+  const episode = manifest.episodeIds[routeQuestion(manifest.rule, { vector, text: question }, manifest.data).episode];
   const runners = rendezvousOrder(rendezvousKey(tenant.id, id, episode), config.runnerUrls);
   const { runner, response } = await callFirstAnswering(config, runners, {
     method: "POST",

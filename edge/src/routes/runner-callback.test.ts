@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { decodeWindowVectors, encodeWindowVectors, signRequest } from "@epicache/shared";
 import { RUNNER_SECRET, call, errorCode, newTenant } from "../testing/helpers";
 import { installFakeRunners, json, jobStatus } from "../testing/fake-runner";
-import { getManifest, getVersion, WINDOW_CHUNK_BYTES } from "../db/versions";
+import { getManifest, getVersion, WINDOW_CHUNK_BYTES, WINDOW_TERMS_CHUNK_CHARS } from "../db/versions";
 import { MAX_CALLBACK_BYTES } from "./runner-callback";
 
 const PATH = "/v1/internal/rebuild-callback";
@@ -136,6 +136,26 @@ describe("the runner's completion callback", () => {
     expect(await getManifest(env.DB, tenantId, "conv-1", OLD)).toMatchObject({ routing: { rule: "window" }, windows: { episodes: [1, 0] } });
   });
 
+  it("stores a lexical result's window terms with its vectors, in rows of bounded size, and reads them back as term lists", async () => {
+    const { tenantId } = await submitted(NEW);
+    // 50 windows of 30,000 characters of terms each: 1.5 MB of terms, so more than one row of them,
+    // while the vectors alone would fit one.
+    const terms = Array.from({ length: 50 }, (_, w) => Array.from({ length: 3000 }, (_, i) => `t${(w * 7 + i) % 1000}`.padEnd(9, "x")).join(" "));
+    terms[3] = "";
+    const vectors = terms.map((_, w) => [Math.cos(w), Math.sin(w)]);
+    const routing = { rule: "lexical" as const, windowVectors: encodeWindowVectors(vectors), windowEpisodes: terms.map((_, w) => w % 2), windowTerms: terms };
+    const { res } = await signedCallback(jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW, centroids: [[1, 0], [0, 1]], routing }));
+    expect(res.status).toBe(200);
+    const manifest = await getManifest(env.DB, tenantId, "conv-1", NEW);
+    expect(manifest?.routing).toEqual({ rule: "lexical" });
+    expect(manifest?.windows?.episodes).toEqual(routing.windowEpisodes);
+    expect(manifest?.windows?.vectors).toHaveLength(50);
+    expect(manifest?.windows?.terms).toEqual(terms.map((t) => (t === "" ? [] : t.split(" "))));
+    const rows = await env.DB.prepare("SELECT chunk, length(terms) AS chars FROM version_windows WHERE tenant_id = ? AND version = ? ORDER BY chunk").bind(tenantId, NEW).all<{ chunk: number; chars: number }>();
+    expect(rows.results.length).toBeGreaterThan(2);
+    for (const r of rows.results) expect(r.chars).toBeLessThanOrEqual(WINDOW_TERMS_CHUNK_CHARS + 2);
+  });
+
   it("refuses window vectors that do not fit the result with 502 runner_invalid, and leaves the version submitted", async () => {
     const { tenantId } = await submitted(NEW);
     const windowVectors = encodeWindowVectors([[1, 0], [0, 1], [1, 1]]);
@@ -144,6 +164,7 @@ describe("the runner's completion callback", () => {
       [{ rule: "window", windowVectors, windowEpisodes: [0, 1, 2] }, "window 2 is in episode 2 of 2"],
       [{ rule: "window", windowVectors: "A!A=", windowEpisodes: [0] }, "window vectors are not base64"],
       [{ rule: "window", windowVectors: encodeWindowVectors([[1, 0, 0]]), windowEpisodes: [0] }, "window vectors hold 3 bytes, not a multiple of the dimension 2"],
+      [{ rule: "lexical", windowVectors, windowEpisodes: [0, 1, 1], windowTerms: ["dog vet", "pottery"] }, "3 window vectors and 2 windows' terms"],
     ];
     for (const [routing, message] of cases) {
       const { res } = await signedCallback(jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW, centroids: [[1, 0], [0, 1]], routing: routing as never }));
@@ -153,6 +174,12 @@ describe("the runner's completion callback", () => {
     // Not a routing the runner API knows: the body itself is refused.
     const unknown = await signedCallback(jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW, routing: { rule: "nearest" } as never }));
     expect(unknown.res.status).toBe(400);
+    // Terms that lexicalTerms would not give (upper case, two spaces) would not meet a question's terms.
+    for (const term of ["Dog", "dog  vet", " dog"]) {
+      const routing = { rule: "lexical", windowVectors: encodeWindowVectors([[1, 0]]), windowEpisodes: [0], windowTerms: [term] };
+      const res = (await signedCallback(jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW, centroids: [[1, 0], [0, 1]], routing: routing as never }))).res;
+      expect(res.status, term).toBe(400);
+    }
     expect(await getVersion(env.DB, tenantId, "conv-1", NEW)).toMatchObject({ status: "submitted" });
   });
 

@@ -1,7 +1,7 @@
 /**
  * `POST /v1/internal/rebuild-callback`: a runner posts a finished rebuild job here, signed with the
  * edge–runner secret (shared/src/runner-api/signature.ts); a replayed request id is refused. Its body
- * may be larger than other requests' ({@link MAX_CALLBACK_BYTES}): it carries the window vectors.
+ * may be larger than other requests' ({@link MAX_CALLBACK_BYTES}): it carries the window vectors and terms.
  */
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
@@ -14,8 +14,10 @@ import { errorResponses } from "./schemas";
 
 /**
  * The body limit of this route: a job's result carries 512 characters of window vectors per window
- * (384 dimensions), so 16 MiB holds the ~12,500 windows of a 50,000-message conversation with room
- * to spare, where MAX_REQUEST_BYTES (1 MiB) would hold about 2,000.
+ * (384 dimensions) and, for `lexical` routing, the window's terms (330 to 420 characters on REALTALK
+ * and LoCoMo), so 16 MiB holds the ~12,500 windows of a 50,000-message conversation of such messages,
+ * where MAX_REQUEST_BYTES (1 MiB) would hold about 1,100. A result over it is still read when the
+ * edge polls the job (rebuild/poll-submitted.ts), which no body limit applies to.
  */
 export const MAX_CALLBACK_BYTES = 16 << 20;
 

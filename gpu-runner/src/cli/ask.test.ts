@@ -74,8 +74,8 @@ describe.skipIf(!chatPath || !embedderPath)(`a store built under one EPICACHE_HO
     const r = await cli(b, "ask", ...question, "--json");
     expect(r.status, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout) as { episode: number; rule: unknown; scores: number[]; answer: string };
-    // The default rule: the episode of the nearest window.
-    expect(result.rule).toEqual({ rule: "window" });
+    // The default rule: the episode of the window best matching the question's words.
+    expect(result.rule).toEqual({ rule: "lexical" });
     expect(result.scores).toHaveLength(2);
     expect(result.scores[result.episode]).toBe(Math.max(...result.scores));
     expect(typeof result.answer).toBe("string");

@@ -11,7 +11,7 @@ import { isPositiveInt, numberOption } from "./args";
 export const usage = `\
   ask --question TEXT [--store STORE] [--tenant local] [--id ID] [--version V] [--max-tokens 64] [--model PATH] [--json]
                                      route to an episode of the active (or given) version by the
-                                     rule its manifest records (centroid, window or vote) and answer
+                                     rule its manifest records (lexical, window, vote or centroid) and answer
                                      from its cache, with the model its manifest names (found in the
                                      model cache by fingerprint, or PATH, checked)
 `;
@@ -52,7 +52,10 @@ export async function askCommand(argv: string[]): Promise<number> {
     if (values.json) {
       process.stdout.write(`${JSON.stringify(result)}\n`);
     } else {
-      const rule = result.rule.rule === "vote" ? `the top ${result.rule.k} windows' votes` : result.rule.rule === "window" ? "its best window's cosine" : "centroid cosines";
+      const rule = result.rule.rule === "vote" ? `the top ${result.rule.k} windows' votes`
+        : result.scoredBy === "lexical" ? "its best window's BM25 score"
+        : result.scoredBy === "window" ? `its best window's cosine${result.rule.rule === "lexical" ? ", no word of the question in any window" : ""}`
+        : "centroid cosines";
       process.stdout.write(`version ${result.version}, episode ${result.episode} (${rule}: ${result.scores.map((c) => (Number.isInteger(c) ? String(c) : c.toFixed(3))).join(", ")})\n${result.answer}\n`);
     }
     return 0;

@@ -28,7 +28,9 @@ export const usage = `\
                                      The whole history by default (--max-context N keeps whole
                                      sessions from the start within N tokens); compact positions
                                      keep every attention inside the model's window.
-                                     --routing: how questions pick an episode: the nearest window's
+                                     --routing: how questions pick an episode: the window scoring
+                                     highest by BM25 on the question's words (lexical; the nearest
+                                     window when none of them is in any), the nearest window's
                                      (window), the most votes of the --vote-k nearest windows
                                      (vote), or the nearest centroid (centroid).
                                      STORE: a directory (default .epicache/store) or s3://bucket/prefix
@@ -135,7 +137,8 @@ export async function buildCommand(argv: string[]): Promise<number> {
       const total = e.layers.reduce((n, l) => n + l.entries, 0);
       out(`  episode ${e.id}: ${e.windows} windows, ${total} entries (${(total / layers / m.model.kvHeads).toFixed(0)} per head on average)`);
     }
-    out(`  routing: ${m.routing.rule === "vote" ? `vote of the ${m.routing.k} nearest windows` : m.routing.rule}${m.routing.rule === "centroid" ? "" : ` (${m.episodes.reduce((n, e) => n + e.windows.length, 0)} window vectors in the manifest, int8)`}`);
+    const stored = m.routing.rule === "centroid" ? "" : ` (${m.episodes.reduce((n, e) => n + e.windows.length, 0)} window vectors in the manifest, int8${m.routing.rule === "lexical" ? ", and their terms" : ""})`;
+    out(`  routing: ${m.routing.rule === "vote" ? `vote of the ${m.routing.k} nearest windows` : m.routing.rule}${stored}`);
     if (m.layerBudgets) out(`  layer budgets (per head): ${m.layerBudgets.join(" ")}`);
     out(`  entries per layer (summed over heads, episode 0): ${summary.episodes[0].layers.map((l) => l.entries).join(" ")}`);
     out(`  peak RSS ${(report.peakRssBytes / 2 ** 20).toFixed(0)} MiB; seconds: ${Object.entries(report.seconds).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}`);

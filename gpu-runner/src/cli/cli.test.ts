@@ -74,10 +74,10 @@ describe.concurrent("closed-set options refuse an unknown value, naming the allo
     { args: ["build", "--conversation", "missing.json", "--heads", "mixed"], allowed: ["headwise", "uniform"] },
     { args: ["build", "--conversation", "missing.json", "--dtype", "f64"], allowed: ["f32", "f16", "int8"] },
     { args: ["build", "--conversation", "missing.json", "--positions", "shifted"], allowed: ["compact", "original"] },
-    { args: ["build", "--conversation", "missing.json", "--routing", "nearest"], allowed: ["centroid", "window", "vote"] },
+    { args: ["build", "--conversation", "missing.json", "--routing", "nearest"], allowed: ["centroid", "window", "vote", "lexical"] },
     { args: ["eval", "--data", "x.json", "--out", emptyHome, "--history", "half"], allowed: ["whole", "cut"] },
     { args: ["eval", "--data", "x.json", "--out", emptyHome, "--positions", "shifted"], allowed: ["compact", "original"] },
-    { args: ["eval", "--data", "x.json", "--out", emptyHome, "--routing", "nearest"], allowed: ["centroid", "window", "vote"] },
+    { args: ["eval", "--data", "x.json", "--out", emptyHome, "--routing", "nearest"], allowed: ["centroid", "window", "vote", "lexical"] },
   ];
   for (const { args, allowed } of cases) {
     const option = args[args.length - 2];

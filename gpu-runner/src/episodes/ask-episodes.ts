@@ -3,7 +3,7 @@
  * by the manifest's rule (shared routeQuestion), load that cache, append the question and decode.
  * The stored cache is never changed.
  */
-import { EpicacheError, routeQuestion, type RoutingRule } from "@epicache/shared";
+import { EpicacheError, routeQuestion, type RoutedQuestion, type RoutingRule } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { generate, type ChatModel } from "../model";
 import { chatFrame } from "../press";
@@ -16,8 +16,10 @@ export interface AskResult {
   episode: number;
   /** The manifest's routing rule. */
   rule: RoutingRule;
-  /** Per episode, what the rule compared (shared RoutedQuestion.scores: cosines, or votes). */
+  /** Per episode, what the rule compared (shared RoutedQuestion.scores: cosines, votes or BM25 scores). */
   scores: number[];
+  /** Whose scores they are: the manifest's rule, or `window` when `lexical` fell back to it. */
+  scoredBy: RoutedQuestion["scoredBy"];
   answer: string;
 }
 
@@ -39,7 +41,7 @@ export async function askEpisodes(
   }
   const [q] = await embedder.embed([question]);
   const { rule, data } = manifestRouting(manifest);
-  const routed = routeQuestion(rule, q, data);
+  const routed = routeQuestion(rule, { vector: q, text: question }, data);
   const episode = manifest.episodes[routed.episode];
   const cache = await store.loadEpisode(manifest, episode.id);
   const prompt = questionPrompt(chatFrame(model.tokenizer), question, { dateHint: opts.dateHint });
@@ -48,5 +50,5 @@ export async function askEpisodes(
     answer += t.text;
     opts.onText?.(t.text);
   }
-  return { version: manifest.version, episode: episode.id, rule, scores: Array.from(routed.scores), answer: answer.trim() };
+  return { version: manifest.version, episode: episode.id, rule, scores: Array.from(routed.scores), scoredBy: routed.scoredBy, answer: answer.trim() };
 }

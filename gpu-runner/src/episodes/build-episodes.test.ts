@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cosine, decodeWindowVectors, loadJsonl, segmentWindows } from "@epicache/shared";
+import { bm25Scores, cosine, decodeWindowVectors, lexicalTerms, loadJsonl, segmentWindows } from "@epicache/shared";
 import { openEmbedder, type OnnxEmbedder } from "../embedder";
 import { openChatModel, type ChatModel } from "../model";
 import { NEEDS_PULL, pulledModel, tinyGguf } from "../testing";
@@ -44,7 +44,7 @@ describe.skipIf(!embedderPath)(`episodes end to end on a tiny chat model ${NEEDS
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("builds one cache per episode within the layer budgets, manifest last, and answers from the episode of the nearest window", async () => {
+  it("builds one cache per episode within the layer budgets, manifest last, and answers from the episode of the window best matching the question's words", async () => {
     const store = new EpisodeStore(new FsObjectStore(join(dir, "store")));
     const budget = 48;
     const at = { store, tenant: "local", conversation: "pets", version: "v1", dtype: "f32" as const };
@@ -77,14 +77,13 @@ describe.skipIf(!embedderPath)(`episodes end to end on a tiny chat model ${NEEDS
     const before = (await store.objects.get(m.episodes[0].key)).bytes;
     const answer = await askEpisodes(model, embedder, store, m, question, { maxTokens: 4 });
     expect(answer.version).toBe("v1");
-    // The default rule, window: the episode that lists the window nearest the question.
-    expect(m.routing.rule).toBe("window");
-    expect(answer.rule).toEqual({ rule: "window" });
-    const [q] = await embedder.embed([question]);
-    const windowVectors = await embedder.embed(segmentWindows(conversation).map((w) => w.text));
-    const cosines = windowVectors.map((w) => cosine(q, w));
-    const nearest = cosines.indexOf(Math.max(...cosines));
-    expect(answer.episode).toBe(m.episodes.findIndex((e) => e.windows.includes(nearest)));
+    // The default rule, lexical: the manifest holds every window's terms, and the question goes to the
+    // episode that lists the window scoring highest by BM25 ("vet" and "dog" are in the pet windows).
+    const terms = segmentWindows(conversation).map((w) => lexicalTerms(w.text));
+    expect(m.routing).toMatchObject({ rule: "lexical", windowTerms: terms.map((t) => t.join(" ")) });
+    expect(answer).toMatchObject({ rule: { rule: "lexical" }, scoredBy: "lexical" });
+    const scores = Array.from(bm25Scores(lexicalTerms(question), terms));
+    expect(answer.episode).toBe(m.episodes.findIndex((e) => e.windows.includes(scores.indexOf(Math.max(...scores)))));
     expect(answer.scores[answer.episode]).toBe(Math.max(...answer.scores));
     expect(typeof answer.answer).toBe("string");
     // Asking does not touch the stored caches.
@@ -111,10 +110,20 @@ describe.skipIf(!embedderPath)(`episodes end to end on a tiny chat model ${NEEDS
     await expect(new EpisodeStore(new FsObjectStore(join(dir, "nowhere"))).resolve("local", "pets")).rejects.toMatchObject({ code: "store_not_found" });
   });
 
-  it("records the routing rule asked for: centroid without window vectors, vote with its k and int8 window vectors", async () => {
+  it("records the routing rule asked for: centroid without window vectors, vote with its k and int8 window vectors, window answering from the nearest window's episode", async () => {
+    const store = new EpisodeStore(new FsObjectStore(join(dir, "routing")));
     const build = (version: string, routing: Parameters<typeof buildEpisodes>[4]["routing"]) =>
-      buildEpisodes(model, embedder, conversation, { store: new EpisodeStore(new FsObjectStore(join(dir, "routing"))), tenant: "local", conversation: "pets", version, publish: false }, { method: "epicache", episodes: 2, budget: 32, blockSize: 64, alloc: "uniform", routing });
+      buildEpisodes(model, embedder, conversation, { store, tenant: "local", conversation: "pets", version, publish: false }, { method: "epicache", episodes: 2, budget: 32, blockSize: 64, alloc: "uniform", routing });
     expect((await build("c", { rule: "centroid" })).manifest.routing).toEqual({ rule: "centroid" });
+    const { manifest: w } = await build("w", { rule: "window" });
+    expect(w.routing.rule).toBe("window");
+    expect(w.routing).not.toHaveProperty("windowTerms");
+    const question = "What did the vet say about the dog?";
+    const answer = await askEpisodes(model, embedder, store, w, question, { maxTokens: 1 });
+    expect(answer).toMatchObject({ rule: { rule: "window" }, scoredBy: "window" });
+    const [q] = await embedder.embed([question]);
+    const cosines = (await embedder.embed(segmentWindows(conversation).map((x) => x.text))).map((x) => cosine(q, x));
+    expect(answer.episode).toBe(w.episodes.findIndex((e) => e.windows.includes(cosines.indexOf(Math.max(...cosines)))));
     const { routing } = (await build("v", { rule: "vote", k: 3 })).manifest;
     if (routing.rule !== "vote") throw new Error(`routing ${routing.rule}`);
     expect(routing.k).toBe(3);

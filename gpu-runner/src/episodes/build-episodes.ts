@@ -5,8 +5,8 @@
  * prompt attends to under sensitivity-aware layer budgets. Baseline methods build one cache.
  */
 import {
-  BUILD_METHOD_REGISTRY, cosine, cutToSessions, DEFAULT_ROUTING, encodeWindowVectors, EpicacheError, l2Normalize, renderContext, segmentWindows,
-  type BuildMethod, type Conversation, type ConversationWindow, type KvcDtype, type MedoidCount, type RoutingRule, type SessionCursor,
+  BUILD_METHOD_REGISTRY, cosine, cutToSessions, DEFAULT_ROUTING, encodeWindowVectors, EpicacheError, l2Normalize, lexicalTerms, renderContext,
+  segmentWindows, type BuildMethod, type Conversation, type ConversationWindow, type KvcDtype, type MedoidCount, type RoutingRule, type SessionCursor,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { KvCache, repositioner, type ChatModel } from "../model";
@@ -58,7 +58,8 @@ export interface BuildOptions {
   windowSize?: number;
   /**
    * How questions will be routed to the episodes (shared routeQuestion); default
-   * {@link DEFAULT_ROUTING}. `window` and `vote` store every window's vector in the manifest (int8).
+   * {@link DEFAULT_ROUTING}. `window`, `vote` and `lexical` store every window's vector in the manifest
+   * (int8), `lexical` also every window's terms.
    */
   routing?: RoutingRule;
   seed?: number;
@@ -194,7 +195,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     stage("write", e + 1 < groups.length ? "prefill" : "publish");
   }
   const manifest: EpisodeManifest = {
-    format: MANIFEST_FORMAT, routing: manifestRoutingOf(routing, groups.length, vectors),
+    format: MANIFEST_FORMAT, routing: manifestRoutingOf(routing, groups.length, windows, vectors),
     tenant: target.tenant, conversation: target.conversation, version: target.version,
     model: { ...chatModelRef(model), numerics: model.numerics, layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim },
     embedder: { modelId: embedder.modelId, dimension: embedder.dimension },
@@ -245,8 +246,9 @@ function updateState(conversation: Conversation, windows: readonly ConversationW
 }
 
 /** What the manifest records of `rule`: with one episode there is nothing to choose, so `centroid`. */
-function manifestRoutingOf(rule: RoutingRule, episodes: number, vectors: readonly Float32Array[]): ManifestRouting {
+function manifestRoutingOf(rule: RoutingRule, episodes: number, windows: readonly ConversationWindow[], vectors: readonly Float32Array[]): ManifestRouting {
   if (episodes === 1 || rule.rule === "centroid") return { rule: "centroid" };
   const windowVectors = encodeWindowVectors(vectors);
+  if (rule.rule === "lexical") return { rule: "lexical", windowVectors, windowTerms: windows.map((w) => lexicalTerms(w.text).join(" ")) };
   return rule.rule === "vote" ? { rule: "vote", k: rule.k, windowVectors } : { rule: "window", windowVectors };
 }

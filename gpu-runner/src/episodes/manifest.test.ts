@@ -67,8 +67,20 @@ describe("routing in the manifest", () => {
     expect(data.windowEpisodes).toEqual([1, 0, 1]);
     expect(data.windows?.map((v) => Array.from(v))).toEqual([[0, 127], [127, 0], [95, 127]]);
     // [0.6, 0.8] is nearest window 2 (episode 1); [1, 0.1] nearest window 1 (episode 0).
-    expect(routeQuestion(rule, [0.6, 0.8], data).episode).toBe(1);
-    expect(routeQuestion(rule, [1, 0.1], data).episode).toBe(0);
+    expect(routeQuestion(rule, { vector: [0.6, 0.8], text: "" }, data).episode).toBe(1);
+    expect(routeQuestion(rule, { vector: [1, 0.1], text: "" }, data).episode).toBe(0);
+  });
+
+  it("reads a lexical manifest: each window's terms from its string, the vectors kept for questions without a matching term", () => {
+    const m = parseManifest(routed({ rule: "lexical", windowVectors, windowTerms: ["pottery clas", "dog vet", ""] }), "m");
+    const { rule, data } = manifestRouting(m);
+    expect(rule).toEqual({ rule: "lexical" });
+    expect(data.windowTerms).toEqual([["pottery", "clas"], ["dog", "vet"], []]);
+    expect(data.windowEpisodes).toEqual([1, 0, 1]);
+    // "pottery" is window 0's (episode 1), "vet" window 1's (episode 0); no term: nearest window 1.
+    expect(routeQuestion(rule, { vector: [1, 0.1], text: "Who teaches the pottery class?" }, data)).toMatchObject({ episode: 1, scoredBy: "lexical" });
+    expect(routeQuestion(rule, { vector: [0.6, 0.8], text: "What did the vet say?" }, data)).toMatchObject({ episode: 0, scoredBy: "lexical" });
+    expect(routeQuestion(rule, { vector: [1, 0.1], text: "What is it?" }, data)).toMatchObject({ episode: 0, scoredBy: "window" });
   });
 
   it("reads a vote manifest with its k", () => {
@@ -78,8 +90,11 @@ describe("routing in the manifest", () => {
 
   it("refuses routing it cannot route by", () => {
     const cases: [string, string][] = [
-      [JSON.stringify({ ...manifest, routing: undefined }), "m: routing undefined has no rule of centroid, window, vote"],
-      [routed({ rule: "nearest" }), 'm: routing {"rule":"nearest"} has no rule of centroid, window, vote'],
+      [JSON.stringify({ ...manifest, routing: undefined }), "m: routing undefined has no rule of centroid, window, vote, lexical"],
+      [routed({ rule: "nearest" }), 'm: routing {"rule":"nearest"} has no rule of centroid, window, vote, lexical'],
+      [routed({ rule: "lexical", windowVectors }), "m: lexical routing has no window terms"],
+      [routed({ rule: "lexical", windowVectors, windowTerms: ["a", 1, "b"] }), "m: lexical routing has no window terms"],
+      [routed({ rule: "lexical", windowVectors, windowTerms: ["a", "b"] }), "m: lexical routing has 2 windows' terms for 3 window vectors"],
       [routed({ rule: "vote", k: 0, windowVectors }), "m: vote routing needs a positive integer k, not 0"],
       [routed({ rule: "window" }), "m: window routing has no window vectors"],
       [routed({ rule: "window", windowVectors: "AAAA" }), "m: window vectors hold 3 bytes, not a multiple of the dimension 2"],

@@ -1,8 +1,9 @@
 /**
  * The manifest of one built version of a conversation's episode caches
  * (`…/versions/{version}/manifest.json`): what the caches were built with and from, how questions
- * are routed to its episodes (the rule, the centroids, and for `window` and `vote` every window's
- * vector), and each cache's key, size and SHA-256. Written after every cache it names.
+ * are routed to its episodes (the rule, the centroids, for `window`, `vote` and `lexical` every
+ * window's vector, and for `lexical` every window's terms), and each cache's key, size and SHA-256.
+ * Written after every cache it names.
  *
  * The model is named by id and fingerprint, never by a path, so a store built on one machine is read
  * on another (`findChatModel` finds the model there).
@@ -26,15 +27,25 @@ export const MANIFEST_FORMAT_3 = "epicache-episodes/3";
 export const MANIFEST_FORMAT_2 = "epicache-episodes/2";
 
 /**
- * How questions are routed to a version's episodes (shared routeQuestion). `window` and `vote` need
- * every window's vector: int8 in base64 (shared encodeWindowVectors), in segmentation order, of the
- * embedder's dimension; each window's episode is the one whose `windows` lists it. A build with one
- * episode records `centroid` whatever was asked: every rule picks that episode.
+ * How questions are routed to a version's episodes (shared routeQuestion). `window`, `vote` and
+ * `lexical` need every window's vector: int8 in base64 (shared encodeWindowVectors), in segmentation
+ * order, of the embedder's dimension; each window's episode is the one whose `windows` lists it.
+ * `lexical` also needs every window's terms (shared lexicalTerms of its text), one string per window
+ * with the terms joined by single spaces ("" for a window without terms): about two thirds of the
+ * window's text (424 characters per window on LoCoMo dev, 328 on REALTALK, next to the vectors' 512).
+ * A vocabulary with term ids would save about a fifth (327 and 272) for a second structure to keep
+ * consistent. It keeps the vectors for questions without a term in any window, which it routes as
+ * `window`. A build with one episode records `centroid` whatever was
+ * asked: every rule picks that episode.
+ *
+ * `lexical` came after /4 without a new format: a runner that knows /4 but not `lexical` refuses such
+ * a manifest (an unknown rule) rather than routing it otherwise.
  */
 export type ManifestRouting =
   | { rule: "centroid" }
   | { rule: "window"; windowVectors: string }
-  | { rule: "vote"; k: number; windowVectors: string };
+  | { rule: "vote"; k: number; windowVectors: string }
+  | { rule: "lexical"; windowVectors: string; windowTerms: string[] };
 
 export interface EpisodeManifest {
   format: typeof MANIFEST_FORMAT | typeof MANIFEST_FORMAT_3 | typeof MANIFEST_FORMAT_2;
@@ -145,13 +156,14 @@ export function parseManifest(text: string, source: string): EpisodeManifest {
 }
 
 /**
- * The routing rule of a manifest and what it reads: the centroids, and for `window` and `vote` the
- * window vectors (int8 views) and each window's episode index.
+ * The routing rule of a manifest and what it reads: the centroids, for `window`, `vote` and `lexical`
+ * the window vectors (int8 views) and each window's episode index, and for `lexical` each window's
+ * terms.
  *
  * @example
  * ```ts
  * const { rule, data } = manifestRouting(manifest);
- * const { episode } = routeQuestion(rule, questionVector, data);
+ * const { episode } = routeQuestion(rule, { vector: questionVector, text: question }, data);
  * ```
  */
 export function manifestRouting(manifest: EpisodeManifest): { rule: RoutingRule; data: RoutingData } {
@@ -161,11 +173,23 @@ export function manifestRouting(manifest: EpisodeManifest): { rule: RoutingRule;
   const windows = decodeWindowVectors(routing.windowVectors, manifest.embedder.dimension);
   const windowEpisodes = new Array<number>(windows.length).fill(-1);
   manifest.episodes.forEach((e, index) => e.windows.forEach((w) => (windowEpisodes[w] = index)));
+  if (routing.rule === "lexical") {
+    const windowTerms = routing.windowTerms.map(splitTerms);
+    return { rule: { rule: "lexical" }, data: { centroids, windows, windowEpisodes, windowTerms } };
+  }
   const rule: RoutingRule = routing.rule === "vote" ? { rule: "vote", k: routing.k } : { rule: "window" };
   return { rule, data: { centroids, windows, windowEpisodes } };
 }
 
-/** A /4 manifest's routing: a known rule, k for `vote`, and window vectors that the episodes' windows partition. */
+/** A window's stored terms as a list: "" has none. */
+function splitTerms(joined: string): string[] {
+  return joined === "" ? [] : joined.split(" ");
+}
+
+/**
+ * A /4 manifest's routing: a known rule, k for `vote`, window vectors that the episodes' windows
+ * partition, and for `lexical` one string of terms per window vector.
+ */
 function checkRouting(m: EpisodeManifest, bad: (why: string) => never): void {
   const r = m.routing as Partial<ManifestRouting & { k: unknown; windowVectors: unknown }> | undefined;
   if (typeof r !== "object" || r === null || !(ROUTING_RULES as readonly unknown[]).includes(r.rule)) bad(`routing ${JSON.stringify(r)} has no rule of ${ROUTING_RULES.join(", ")}`);
@@ -177,6 +201,11 @@ function checkRouting(m: EpisodeManifest, bad: (why: string) => never): void {
     windows = decodeWindowVectors(r?.windowVectors as string, m.embedder.dimension).length;
   } catch (e) {
     bad((e as Error).message);
+  }
+  if (r?.rule === "lexical") {
+    const terms = r.windowTerms as unknown;
+    if (!Array.isArray(terms) || !terms.every((t) => typeof t === "string")) bad("lexical routing has no window terms");
+    if ((terms as string[]).length !== windows) bad(`lexical routing has ${(terms as string[]).length} windows' terms for ${windows} window vectors`);
   }
   const seen = new Array<boolean>(windows).fill(false);
   for (const e of m.episodes) {

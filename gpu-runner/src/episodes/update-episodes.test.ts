@@ -58,6 +58,7 @@ describe.skipIf(!embedderPath)(`updates on a tiny chat model ${NEEDS_PULL}`, () 
     const m = updated.manifest;
     expect(m.update).toMatchObject({ kind: "incremental", baseVersion: "v1", turns: 35, lastTurnId: "D5:7", tail: { lines: expect.any(Array) } });
     expect(m.episodes.flatMap((e) => e.windows).sort((a, b) => a - b)).toEqual(Array.from({ length: 9 }, (_, i) => i));
+
     expect(updated.positions.max).toBeLessThan(updated.positions.window);
 
     // One build of everything, its blocks breaking where the base ended, the base's prompts held fixed.
@@ -66,6 +67,9 @@ describe.skipIf(!embedderPath)(`updates on a tiny chat model ${NEEDS_PULL}`, () 
       ...options, breaks: [base.manifest.contextTokens], prompts: base.manifest.update?.episodes.map((e) => e.prompt),
     });
     expect(m.contextTokens).toBe(once.manifest.contextTokens);
+    // The routing data grows with the windows: the default rule, lexical, has every window's terms.
+    expect(m.routing.rule).toBe("lexical");
+    if (m.routing.rule === "lexical" && once.manifest.routing.rule === "lexical") expect(m.routing.windowTerms).toEqual(once.manifest.routing.windowTerms);
     for (let e = 0; e < m.episodes.length; e++) {
       const [a, b] = [await store.loadEpisode(m, e), await store.loadEpisode(once.manifest, e)];
       expect(a.nextPosition).toBe(b.nextPosition);

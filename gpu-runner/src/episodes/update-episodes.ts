@@ -17,7 +17,7 @@
  * last clustering.
  */
 import {
-  cosine, EpicacheError, l2Normalize, renderContinuation, conversationFromMessages, formatTurnLine, encodeWindowVectors, decodeWindowVectors,
+  cosine, EpicacheError, l2Normalize, lexicalTerms, renderContinuation, conversationFromMessages, formatTurnLine, encodeWindowVectors, decodeWindowVectors,
   type Conversation, type Message, type SessionCursor,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
@@ -166,7 +166,7 @@ export async function continueEpisodes(
   };
   const manifest: EpisodeManifest = {
     ...base, format: MANIFEST_FORMAT, tenant: target.tenant, conversation: target.conversation, version: target.version, dtype,
-    routing: extendRouting(base, firstIndex, vectors), contextTokens: base.contextTokens + tokens.length, episodes, update,
+    routing: extendRouting(base, firstIndex, vectors, texts), contextTokens: base.contextTokens + tokens.length, episodes, update,
     createdAt: new Date().toISOString(),
   };
   const published = target.publish === false ? null : await target.store.publish(manifest);
@@ -174,11 +174,14 @@ export async function continueEpisodes(
   return { manifest, published, newTurns: turns.length, newTokens: tokens.length, positions: { max: maxPosition, window }, seconds };
 }
 
-/** The base's routing data with the new windows' vectors from `firstIndex` on (the unfinished one replaced). */
-function extendRouting(base: EpisodeManifest, firstIndex: number, vectors: readonly Float32Array[]): ManifestRouting {
+/** The base's routing data with the new windows' vectors (and terms) from `firstIndex` on (the unfinished one replaced). */
+function extendRouting(base: EpisodeManifest, firstIndex: number, vectors: readonly Float32Array[], texts: readonly string[]): ManifestRouting {
   const routing = base.routing;
   if (routing.rule === "centroid") return routing;
   const kept = decodeWindowVectors(routing.windowVectors, base.embedder.dimension).slice(0, firstIndex);
   const windowVectors = encodeWindowVectors([...kept, ...vectors]);
+  if (routing.rule === "lexical") {
+    return { ...routing, windowVectors, windowTerms: [...routing.windowTerms.slice(0, firstIndex), ...texts.map((t) => lexicalTerms(t).join(" "))] };
+  }
   return { ...routing, windowVectors };
 }

@@ -79,7 +79,7 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     const out = join(dir, "out");
     const config: EvalConfig = {
       data, format: "locomo", conversations: null, methods: ["full", "snapkv", "epicache"], budgets: [4096], history: "cut", positions: "compact", maxContext: 4000,
-      episodes: 2, routing: { rule: "window" }, block: 64, maxAnswerTokens: 4, seed: 1, numerics: "exact",
+      episodes: 2, routing: { rule: "lexical" }, block: 64, maxAnswerTokens: 4, seed: 1, numerics: "exact",
     };
     const rows = await runEval(model, embedder, config, out);
     const all = (method: string) => rows.find((r) => r.method === method && r.category === "all") as ResultRow;
@@ -126,12 +126,15 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     writeFileSync(configPath, `${JSON.stringify(unrouted, null, 1)}\n`);
     await expect(runEval(model, embedder, config, out)).rejects.toMatchObject({ code: "invalid_argument", message: expect.stringContaining("pass --routing centroid") });
     expect(await runEval(model, embedder, { ...config, routing: { rule: "centroid" } }, out)).toHaveLength(rows.length);
+    // Results of one rule do not resume under another: the error names the options that do.
+    writeFileSync(configPath, `${JSON.stringify(recorded, null, 1)}\n`);
+    await expect(runEval(model, embedder, { ...config, routing: { rule: "vote", k: 3 } }, out)).rejects.toMatchObject({ code: "invalid_argument", message: expect.stringContaining("routed by lexical: pass --routing lexical to add") });
 
     // Each EpiCache question's line: the routed episode's hit, and every rule's side by side.
     const questions = readFileSync(join(out, "questions.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { method: string; hit: number | null; hits?: Record<string, number> });
     for (const q of questions.filter((l) => l.method === "epicache")) {
-      expect(Object.keys(q.hits ?? {})).toEqual(["centroid", "window", "vote-3", "vote-5", "vote-8"]);
-      expect(q.hit).toBe(q.hits?.window);
+      expect(Object.keys(q.hits ?? {})).toEqual(["centroid", "window", "vote-3", "vote-5", "vote-8", "lexical"]);
+      expect(q.hit).toBe(q.hits?.lexical);
     }
     expect(questions.filter((l) => l.method !== "epicache").every((l) => l.hits === undefined && l.hit === null)).toBe(true);
   });

@@ -229,7 +229,10 @@ export interface QuestionRow {
   klGreedy?: number | null;
   evidenceKept?: number | null;
   hit: number | null;
-  /** EpiCache only: per routing rule (centroid, window, vote-3, vote-5, vote-8), 1 if it would have picked an episode holding the evidence. */
+  /**
+   * EpiCache only: per routing rule (centroid, window, vote-3, vote-5, vote-8, and lexical in lines
+   * written since it exists), 1 if it would have picked an episode holding the evidence.
+   */
   hits?: Record<string, number>;
   routed: number;
   answer: string;

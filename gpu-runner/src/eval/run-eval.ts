@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import {
-  cutToSessions, EpicacheError, isValidId, loadConversation, locomoSampleIds, recentTurns, renderContext, routeQuestion, segmentWindows, tokenF1,
+  cutToSessions, EpicacheError, isValidId, lexicalTerms, loadConversation, locomoSampleIds, recentTurns, renderContext, routeQuestion, segmentWindows, tokenF1,
   type Conversation, type QaItem, type RoutingData, type RoutingRule,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
@@ -59,6 +59,7 @@ const COMPARED_RULES: Record<string, RoutingRule> = {
   centroid: { rule: "centroid" },
   window: { rule: "window" },
   ...Object.fromEntries([3, 5, 8].map((k) => [`vote-${k}`, { rule: "vote", k } as const])),
+  lexical: { rule: "lexical" },
 };
 
 interface Job {
@@ -155,6 +156,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
     windows.forEach((w) => w.turnIds.forEach((id) => windowOf.set(id, w.index)));
     // The builds embed the same windows with the same embedder: what comparing the rules needs.
     let windowVectors: Float32Array[] | null = null;
+    const windowTerms = windows.map((w) => lexicalTerms(w.text));
     const cacheRoot = join(outDir, "caches");
     // The full cache is the KL reference where it is one: a history within the model's window (beyond
     // it, full attention runs at positions the model was never trained on). Built (or found) first.
@@ -195,12 +197,13 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
         const episodeOf = new Array<number>(windows.length).fill(-1);
         built.manifest.episodes.forEach((e, index) => e.windows.forEach((w) => (episodeOf[w] = index)));
         if (episodeOf.length !== windows.length || episodeOf.includes(-1)) throw new Error(`${label}: the build's episodes do not partition the ${windows.length} windows eval segmented`);
-        compared = { centroids: routing.data.centroids, windows: windowVectors, windowEpisodes: episodeOf };
+        compared = { centroids: routing.data.centroids, windows: windowVectors, windowEpisodes: episodeOf, windowTerms };
       }
       for (let i = 0; i < questions.length; i++) {
         hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: `question ${i + 1}/${questions.length}`, etaSeconds: eta });
         const q = questions[i];
-        const routed = routeQuestion(routing.rule, questionEmbeddings[i], routing.data).episode;
+        const asked = { vector: questionEmbeddings[i], text: q.question };
+        const routed = routeQuestion(routing.rule, asked, routing.data).episode;
         const cache = built.caches[routed];
         const prompt = questionPrompt(frame, q.question, { dateHint: q.category === "temporal" });
         // Decode time per token: from the first generated token on (the prompt's prefill excluded).
@@ -237,7 +240,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
         const hit = episodic ? holdsEvidence(routed) : null;
         const hits = compared === null
           ? null
-          : Object.fromEntries(Object.entries(COMPARED_RULES).map(([name, rule]) => [name, holdsEvidence(routeQuestion(rule, questionEmbeddings[i], compared).episode)]));
+          : Object.fromEntries(Object.entries(COMPARED_RULES).map(([name, rule]) => [name, holdsEvidence(routeQuestion(rule, asked, compared).episode)]));
         per.push({ q, f1: tokenF1(answer, q.answer), kl, klGreedy, evidenceKept: evidence, hit, tokens, ms });
         appendFileSync(questionsPath, `${JSON.stringify({
           conversation: job.conversation, method: job.method, budget: job.budget, question: i, category: q.category, age: ageOf(q),
@@ -298,10 +301,13 @@ function checkResumable(previousText: string, configText: string, ref: ModelRef,
   }
   // A config.json from before routing rules stands for centroid routing.
   const next = JSON.parse(configText) as Record<string, unknown>;
-  if (canonical({ routing: { rule: "centroid" }, ...previous, model: ref.id }) !== canonical(next)) {
-    const unrouted = previous.routing === undefined && canonical({ ...previous, model: ref.id, routing: next.routing }) === canonical(next);
-    throw new EpicacheError("invalid_argument", unrouted
-      ? `${outDir} holds results routed by centroid (its config.json predates routing rules): pass --routing centroid to add to them, or use another --out`
+  const routing = (previous.routing ?? { rule: "centroid" }) as RoutingRule;
+  if (canonical({ ...previous, routing, model: ref.id }) !== canonical(next)) {
+    // Only the rule differs (the default changed from window to lexical, say): name the options that resume.
+    const otherRule = canonical({ ...previous, model: ref.id, routing: next.routing }) === canonical(next);
+    const options = routing.rule === "vote" ? `--routing vote --vote-k ${routing.k}` : `--routing ${routing.rule}`;
+    throw new EpicacheError("invalid_argument", otherRule
+      ? `${outDir} holds results routed by ${routing.rule}${previous.routing === undefined ? " (its config.json predates routing rules)" : ""}: pass ${options} to add to them, or use another --out`
       : `${outDir} holds results of another configuration (config.json differs); use another --out`);
   }
 }

@@ -17,7 +17,7 @@
  *   queueLimit       EPICACHE_RUNNER_QUEUE_LIMIT    16 rebuild jobs queued or running
  *   gcGraceSeconds   EPICACHE_RUNNER_GC_GRACE       3600
  *   build            (file only)                    method epicache, episodes 4, budget 1024, block 512, dtype f16,
- *                                                   routing window (shared DEFAULT_ROUTING)
+ *                                                   routing lexical (shared DEFAULT_ROUTING)
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";

@@ -303,12 +303,15 @@ function routingOf(build: Pick<BuildConfig, "routing" | "voteK">): RoutingRule |
   return build.routing === "vote" ? { rule: "vote", k: build.voteK ?? DEFAULT_VOTE_K } : { rule: build.routing };
 }
 
-/** What the edge needs to route by the manifest's rule: for window and vote, the window vectors and each window's episode. */
+/**
+ * What the edge needs to route by the manifest's rule: for window, vote and lexical, the window
+ * vectors and each window's episode; for lexical, each window's terms.
+ */
 function jobRouting(m: EpisodeManifest): JobRouting {
   const routing = m.routing;
   if (routing.rule === "centroid") return { rule: "centroid" };
   const windowEpisodes = (manifestRouting(m).data.windowEpisodes ?? []).slice();
-  return routing.rule === "vote"
-    ? { rule: "vote", k: routing.k, windowVectors: routing.windowVectors, windowEpisodes }
-    : { rule: "window", windowVectors: routing.windowVectors, windowEpisodes };
+  const { windowVectors } = routing;
+  if (routing.rule === "lexical") return { rule: "lexical", windowVectors, windowEpisodes, windowTerms: routing.windowTerms };
+  return routing.rule === "vote" ? { rule: "vote", k: routing.k, windowVectors, windowEpisodes } : { rule: "window", windowVectors, windowEpisodes };
 }

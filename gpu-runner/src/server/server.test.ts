@@ -112,11 +112,14 @@ describe.skipIf(!ready)(`the runner service on loopback ${NEEDS_PULL}`, () => {
     expect(job).toMatchObject({ status: "succeeded", percent: 100, error: null, version: "v1" });
     expect(job.result?.episodes).toHaveLength(2);
     expect(job.result?.active).toBe("v1");
-    // The default routing, window: what the edge routes by, every window's vector and episode.
+    // The default routing, lexical: what the edge routes by, every window's vector, episode and terms.
     const routing = job.result?.routing;
-    if (routing?.rule !== "window") throw new Error(`routing ${JSON.stringify(routing)}`);
+    if (routing?.rule !== "lexical") throw new Error(`routing ${JSON.stringify(routing)}`);
     expect(decodeWindowVectors(routing.windowVectors, 384)).toHaveLength(routing.windowEpisodes.length);
     expect(new Set(routing.windowEpisodes)).toEqual(new Set([0, 1]));
+    expect(routing.windowTerms).toHaveLength(routing.windowEpisodes.length);
+    // The first window: Maya's and Tom's first four lines.
+    expect(routing.windowTerms[0].split(" ").slice(0, 6)).toEqual(["maya", "said", "hey", "tom", "finally", "sign"]);
     expect(await objects?.head(manifestKey("acme", "maya-tom", "v1"))).not.toBeNull();
 
     const question = { tenant: "acme", conversation: "maya-tom", version: "v1", episode: 0, question: "What did Maya make for her mother?", maxTokens: 12 };

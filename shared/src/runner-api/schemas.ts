@@ -79,7 +79,7 @@ export const BuildConfig = z
     /** Representative windows per episode: a count, or a share of its windows ("25%"). */
     nMedoid: z.union([z.number().int().min(1).max(1024), z.string().regex(/^\d+(\.\d+)?%$/).refine((s) => Number(s.slice(0, -1)) > 0 && Number(s.slice(0, -1)) <= 100, "a percentage in (0, 100]")]).optional(),
     dtype: z.enum(["f32", "f16", "int8"]).optional(),
-    /** How questions are routed to the episodes (shared routeQuestion); default `window`. */
+    /** How questions are routed to the episodes (shared routeQuestion); default `lexical`. */
     routing: z.enum(ROUTING_RULES).optional(),
     /** With `routing: "vote"`, how many of the nearest windows vote; default 3. Ignored otherwise. */
     voteK: z.number().int().min(1).max(64).optional(),
@@ -87,20 +87,30 @@ export const BuildConfig = z
   .strict();
 export type BuildConfig = z.infer<typeof BuildConfig>;
 
+const windowVectors = z.string();
+const windowEpisodes = z.array(z.number().int().min(0));
+
 /**
  * How the edge routes questions to a built version, as a job's result carries it: the rule, and for
- * `window` and `vote` every window's vector (int8 in base64, the embedder's dimension each: shared
- * encodeWindowVectors) and its episode's index in the result's `episodes`.
+ * `window`, `vote` and `lexical` every window's vector (int8 in base64, the embedder's dimension each:
+ * shared encodeWindowVectors) and its episode's index in the result's `episodes`; for `lexical` also
+ * every window's terms (shared lexicalTerms) joined by single spaces, "" for a window without any.
  *
  * @example
  * ```ts
  * JobRouting.parse({ rule: "window", windowVectors: "X4F/AA==", windowEpisodes: [0, 1] });
+ * JobRouting.parse({ rule: "lexical", windowVectors: "X4F/AA==", windowEpisodes: [0, 1], windowTerms: ["dog vet", "pottery class"] });
  * ```
  */
 export const JobRouting = z.discriminatedUnion("rule", [
   z.object({ rule: z.literal("centroid") }),
-  z.object({ rule: z.literal("window"), windowVectors: z.string(), windowEpisodes: z.array(z.number().int().min(0)) }),
-  z.object({ rule: z.literal("vote"), k: z.number().int().min(1), windowVectors: z.string(), windowEpisodes: z.array(z.number().int().min(0)) }),
+  z.object({ rule: z.literal("window"), windowVectors, windowEpisodes }),
+  z.object({ rule: z.literal("vote"), k: z.number().int().min(1), windowVectors, windowEpisodes }),
+  z.object({
+    rule: z.literal("lexical"), windowVectors, windowEpisodes,
+    // What lexicalTerms gives, so that splitting on " " gives the terms back.
+    windowTerms: z.array(z.string().regex(/^(?:[a-z0-9]+(?: [a-z0-9]+)*)?$/, "terms: lower-case ASCII letters and digits, one space between terms")),
+  }),
 ]);
 export type JobRouting = z.infer<typeof JobRouting>;
 
