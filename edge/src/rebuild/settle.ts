@@ -16,10 +16,9 @@ export type RebuildEnv = Pick<Env, "DB" | "REBUILD_QUEUE">;
  * follow-up can become active after it.
  */
 function followUpId(after: string, now: Date): string {
-  for (let at = now.getTime(); ; at++) {
-    const id = newVersionId(new Date(at));
-    if (id > after) return id;
-  }
+  const stamp = /^v(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-/.exec(after);
+  const afterMs = stamp ? Date.UTC(+stamp[1], +stamp[2] - 1, +stamp[3], +stamp[4], +stamp[5], +stamp[6], +stamp[7]) : Number.NEGATIVE_INFINITY;
+  return newVersionId(new Date(Math.max(now.getTime(), afterMs + 1)));
 }
 
 /**
