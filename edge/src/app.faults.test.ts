@@ -102,10 +102,10 @@ async function consume(queue: string, job: RebuildJob, environment: Env) {
   return getQueueResult(batch, ctx);
 }
 
-async function runnerCallback(job: ReturnType<typeof jobStatus>) {
+async function runnerCallback(job: ReturnType<typeof jobStatus>, environment?: Env) {
   const raw = JSON.stringify(job);
   const headers = await signRequest(RUNNER_SECRET, { method: "POST", path: "/v1/internal/rebuild-callback", timestamp: Math.floor(Date.now() / 1000), requestId: crypto.randomUUID(), body: raw });
-  return call("POST", "/v1/internal/rebuild-callback", { rawBody: raw, headers });
+  return call("POST", "/v1/internal/rebuild-callback", { rawBody: raw, headers, env: environment });
 }
 
 /** A tenant with a two-message conversation `c`. */
@@ -181,18 +181,27 @@ describe("webhooks delivered more than once", () => {
 });
 
 describe("rebuilds out of order, and failing", () => {
-  it("an older rebuild completing after a newer one does not move the active version back", async () => {
+  it("a webhook during a rebuild waits for it: the follow-up starts and becomes active after it, and a late completion of the older one does not move the active version back", async () => {
     const t = await conversation();
     const { jobs, queue } = recordingQueue();
     const environment = testEnv({ REBUILD_QUEUE: queue });
     acceptingRunners();
     const older = await rebuild(t, environment, jobs);
-    const newer = await rebuild(t, environment, jobs);
+    await call("POST", "/v1/conversations/c/messages", { body: { messages: [{ id: "m3", speaker: "Ann", text: "Later" }] }, key: t.apiKey });
+    const folded = await (await signedWebhook(t.webhookSecret, t.tenantId, "c", "msg_during"))(environment);
+    expect(await folded.json()).toMatchObject({ version: older, followUp: true });
+    expect(jobs).toHaveLength(1);
+    expect(await (await runnerCallback(jobStatus({ id: `job-${older}`, tenant: t.tenantId, conversation: "c", version: older, centroids: [[1, 0], [0, 1]] }), environment)).json()).toMatchObject({ activeVersion: older });
+    expect(jobs).toHaveLength(2);
+    const newer = jobs[1].version;
     expect(newer > older).toBe(true);
-    expect(await (await runnerCallback(jobStatus({ id: `job-${newer}`, tenant: t.tenantId, conversation: "c", version: newer, centroids: [[1, 0], [0, 1]] }))).json()).toMatchObject({ activeVersion: newer });
-    expect(await (await runnerCallback(jobStatus({ id: `job-${older}`, tenant: t.tenantId, conversation: "c", version: older, centroids: [[1, 0], [0, 1]] }))).json()).toEqual({ version: older, status: "succeeded", activeVersion: newer });
-    expect(await (await call("GET", "/v1/conversations/c", { key: t.apiKey })).json()).toMatchObject({ activeVersion: newer, rebuild: { version: newer, status: "succeeded" } });
+    expect((await consume("epicache-rebuild", jobs[1], environment)).explicitAcks).toEqual(["msg-1"]);
+    expect(await (await runnerCallback(jobStatus({ id: `job-${newer}`, tenant: t.tenantId, conversation: "c", version: newer, centroids: [[1, 0], [0, 1]] }), environment)).json()).toMatchObject({ activeVersion: newer });
+    // The runner repeats the older job's completion (a retried callback): the newer stays active.
+    expect(await (await runnerCallback(jobStatus({ id: `job-${older}`, tenant: t.tenantId, conversation: "c", version: older, centroids: [[1, 0], [0, 1]] }), environment)).json()).toEqual({ version: older, status: "succeeded", activeVersion: newer });
+    expect(await (await call("GET", "/v1/conversations/c", { key: t.apiKey })).json()).toMatchObject({ activeVersion: newer, rebuild: { version: newer, status: "succeeded", messageCount: 3 }, followUp: false });
     expect(await (await call("POST", "/v1/conversations/c/query", { body: { question: "Where?" }, key: t.apiKey })).json()).toMatchObject({ version: newer });
+    expect(jobs).toHaveLength(2);
   });
 
   it("a newer rebuild that no runner takes fails from the dead-letter queue; the previous version stays active, even when a late completion of it comes", async () => {
@@ -202,9 +211,10 @@ describe("rebuilds out of order, and failing", () => {
     const environment = testEnv({ REBUILD_QUEUE: queue });
     acceptingRunners();
     const good = await rebuild(t, environment, jobs);
-    await runnerCallback(jobStatus({ id: `job-${good}`, tenant: t.tenantId, conversation: "c", version: good, centroids: [[1, 0], [0, 1]] }));
+    await runnerCallback(jobStatus({ id: `job-${good}`, tenant: t.tenantId, conversation: "c", version: good, centroids: [[1, 0], [0, 1]] }), environment);
 
-    // The next rebuild: every runner down, retried, then dead-lettered.
+    // The next rebuild, of a new message: every runner down, retried, then dead-lettered.
+    await call("POST", "/v1/conversations/c/messages", { body: { messages: [{ id: "m3", speaker: "Ann", text: "Later" }] }, key: t.apiKey });
     vi.restoreAllMocks();
     installFakeRunners(({ path, body }) => (path === "/v1/rebuild" ? json({ error: { code: "internal", message: "down" } }, 503) : healthy(path, body)));
     const webhook = await (await signedWebhook(t.webhookSecret, t.tenantId, "c", "msg_bad"))(environment);
@@ -216,7 +226,7 @@ describe("rebuilds out of order, and failing", () => {
     expect(await (await call("POST", "/v1/conversations/c/query", { body: { question: "Where?" }, key: t.apiKey })).json()).toMatchObject({ version: good });
 
     // A runner that took it after all reports success late: a failed version stays failed.
-    const late = await runnerCallback(jobStatus({ id: "job-late", tenant: t.tenantId, conversation: "c", version: bad, centroids: [[0, 1], [1, 0]] }));
+    const late = await runnerCallback(jobStatus({ id: "job-late", tenant: t.tenantId, conversation: "c", version: bad, centroids: [[0, 1], [1, 0]] }), environment);
     expect(await late.json()).toEqual({ version: bad, status: "failed", activeVersion: good });
   });
 });

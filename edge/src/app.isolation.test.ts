@@ -104,13 +104,14 @@ const ROWS: Row[] = [
   {
     route: "POST /v1/webhooks/{tenantId}/rebuild",
     attack: "A's own webhook reusing B's webhook-id: a new rebuild of A's, not B's duplicate",
-    send: (w) => webhookAs(w, { secret: w.a.webhookSecret, pathTenant: w.a.tenantId, conversationId: "conv-1", webhookId: B_ONLY_WEBHOOK }),
+    // A's shared-name has no rebuild in flight, so the webhook queues one.
+    send: (w) => webhookAs(w, { secret: w.a.webhookSecret, pathTenant: w.a.tenantId, conversationId: "shared-name", webhookId: B_ONLY_WEBHOOK }),
     status: 202,
     check: async (res, w) => {
       const body = (await res.json()) as { version: string; duplicate: boolean };
       expect(body.duplicate).toBe(false);
       expect(body.version).not.toBe(V2);
-      expect(w.queued).toEqual([{ tenantId: w.a.tenantId, conversationId: "conv-1", version: body.version }]);
+      expect(w.queued).toEqual([{ tenantId: w.a.tenantId, conversationId: "shared-name", version: body.version }]);
     },
   },
   // runner callbacks: only the runner secret signs them, and a job is bound to its tenant

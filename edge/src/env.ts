@@ -2,7 +2,7 @@
  * The Worker's environment: the bindings of wrangler.toml (the generated `Env` of
  * worker-configuration.d.ts), its two secrets, and the typed configuration read from its vars.
  */
-import { EpicacheError } from "@epicache/shared";
+import { EpicacheError, RUNNER_LIMITS } from "@epicache/shared";
 import type { Tenant, TenantLimits } from "./db/tenants";
 
 declare global {
@@ -29,7 +29,22 @@ export interface EdgeConfig {
   maxMessageChars: number;
   maxMessagesPerRequest: number;
   maxRequestBytes: number;
+  /** A conversation's transcript, in bytes of a rebuild's body (db/messages.ts, messageBytes). */
+  maxTranscriptBytes: number;
 }
+
+/**
+ * What a rebuild request's body holds besides its messages: ids, the base, the config and the
+ * callback URL take a few hundred bytes; the rest is room to spare.
+ */
+export const REBUILD_ENVELOPE_BYTES = 64 << 10;
+
+/**
+ * The largest transcript a full rebuild can send: a runner's default body limit
+ * (RUNNER_LIMITS.bodyBytes, 16 MiB) less the envelope. MAX_TRANSCRIPT_BYTES may lower it (for
+ * runners given a smaller EPICACHE_RUNNER_MAX_BODY_BYTES), never raise it.
+ */
+export const MAX_TRANSCRIPT_BYTES = RUNNER_LIMITS.bodyBytes - REBUILD_ENVELOPE_BYTES;
 
 /** Hono's environment for the app: the bindings and what middleware sets. */
 export interface AppEnv {
@@ -37,11 +52,13 @@ export interface AppEnv {
   Variables: { config: EdgeConfig; tenant: Tenant };
 }
 
-function positiveInt(env: Env, name: keyof Env, fallback: number): number {
+/** A positive integer var, at most `max` (what a runner takes) when given. */
+function positiveInt(env: Env, name: keyof Env, fallback: number, max?: { value: number; why: string }): number {
   const raw = env[name] as unknown;
   if (raw === undefined || raw === "") return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 1) throw new EpicacheError("internal", `the Worker's var ${String(name)} is ${JSON.stringify(raw)}: a positive integer is needed`);
+  if (max !== undefined && value > max.value) throw new EpicacheError("internal", `the Worker's var ${String(name)} is ${value}: at most ${max.value}, ${max.why}`);
   return value;
 }
 
@@ -70,11 +87,12 @@ export function readConfig(env: Env): EdgeConfig {
     runnerTimeoutMs: positiveInt(env, "RUNNER_TIMEOUT_MS", 30_000),
     limits: {
       maxConversations: positiveInt(env, "MAX_CONVERSATIONS", 1000),
-      maxMessagesPerConversation: positiveInt(env, "MAX_MESSAGES_PER_CONVERSATION", 50_000),
+      maxMessagesPerConversation: positiveInt(env, "MAX_MESSAGES_PER_CONVERSATION", 50_000, { value: RUNNER_LIMITS.messages, why: "the messages a runner's rebuild takes" }),
       requestsPerMinute: positiveInt(env, "REQUESTS_PER_MINUTE", 600),
     },
-    maxMessageChars: positiveInt(env, "MAX_MESSAGE_CHARS", 20_000),
+    maxMessageChars: positiveInt(env, "MAX_MESSAGE_CHARS", 20_000, { value: RUNNER_LIMITS.messageChars, why: "the characters a runner takes in a message" }),
     maxMessagesPerRequest: positiveInt(env, "MAX_MESSAGES_PER_REQUEST", 500),
     maxRequestBytes: positiveInt(env, "MAX_REQUEST_BYTES", 1 << 20),
+    maxTranscriptBytes: positiveInt(env, "MAX_TRANSCRIPT_BYTES", MAX_TRANSCRIPT_BYTES, { value: MAX_TRANSCRIPT_BYTES, why: "what fits in a runner's 16 MiB rebuild body" }),
   };
 }

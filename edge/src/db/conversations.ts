@@ -5,6 +5,10 @@ export interface Conversation {
   id: string;
   messageCount: number;
   activeVersion: string | null;
+  /** A webhook came while a rebuild was in flight: one more rebuild is due when it settles. */
+  followUp: boolean;
+  /** The transcript's bytes in a full rebuild's body (db/messages.ts, messageBytes). */
+  transcriptBytes: number;
   createdAt: string;
   updatedAt: string;
 }
@@ -13,6 +17,8 @@ interface ConversationRow {
   id: string;
   message_count: number;
   active_version: string | null;
+  follow_up: number;
+  transcript_bytes: number;
   created_at: string;
   updated_at: string;
 }
@@ -20,10 +26,15 @@ interface ConversationRow {
 /** The tenant's conversation, or null (also when it belongs to another tenant). */
 export async function getConversation(db: D1Database, tenantId: string, conversationId: string): Promise<Conversation | null> {
   const row = await db
-    .prepare("SELECT id, message_count, active_version, created_at, updated_at FROM conversations WHERE tenant_id = ? AND id = ?")
+    .prepare("SELECT id, message_count, active_version, follow_up, transcript_bytes, created_at, updated_at FROM conversations WHERE tenant_id = ? AND id = ?")
     .bind(tenantId, conversationId)
     .first<ConversationRow>();
-  return row ? { id: row.id, messageCount: row.message_count, activeVersion: row.active_version, createdAt: row.created_at, updatedAt: row.updated_at } : null;
+  return row
+    ? {
+        id: row.id, messageCount: row.message_count, activeVersion: row.active_version, followUp: row.follow_up === 1, transcriptBytes: row.transcript_bytes,
+        createdAt: row.created_at, updatedAt: row.updated_at,
+      }
+    : null;
 }
 
 /**

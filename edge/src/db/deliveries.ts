@@ -12,11 +12,15 @@ export async function findDelivery(db: D1Database, tenantId: string, webhookId: 
   return row ? { conversationId: row.conversation_id, version: row.version } : null;
 }
 
-/** The statement that records a delivery (it fails on a `webhook-id` already recorded). */
-export function insertDelivery(db: D1Database, tenantId: string, webhookId: string, conversationId: string, version: string, nowSeconds: number): D1PreparedStatement {
+/**
+ * The statement that records a delivery (it fails on a `webhook-id` already recorded), naming the
+ * version `versionSql` picks when it runs: an SQL expression over ?1 (tenant), ?2 (conversation)
+ * and ?3 (`version`).
+ */
+export function recordDelivery(db: D1Database, tenantId: string, webhookId: string, conversationId: string, versionSql: string, version: string, nowSeconds: number): D1PreparedStatement {
   return db
-    .prepare("INSERT INTO webhook_deliveries (tenant_id, webhook_id, conversation_id, version, received_at) VALUES (?, ?, ?, ?, ?)")
-    .bind(tenantId, webhookId, conversationId, version, Math.floor(nowSeconds));
+    .prepare(`INSERT INTO webhook_deliveries (tenant_id, webhook_id, conversation_id, version, received_at) SELECT ?1, ?4, ?2, ${versionSql}, ?5`)
+    .bind(tenantId, conversationId, version, webhookId, Math.floor(nowSeconds));
 }
 
 /** Forgets a delivery (when its job could not be enqueued, so the sender's retry is not a duplicate). */

@@ -1,4 +1,5 @@
 /** Tenants and their API keys (stored as SHA-256 hashes). */
+import { RUNNER_LIMITS } from "@epicache/shared";
 
 /** Per-tenant limits; a tenant's own values override the Worker's defaults (its vars). */
 export interface TenantLimits {
@@ -34,11 +35,14 @@ function toTenant(row: TenantRow): Tenant {
   };
 }
 
-/** The tenant's effective limits: its own where set, else `defaults`. */
+/**
+ * The tenant's effective limits: its own where set, else `defaults`; messages per conversation at
+ * most what a runner's rebuild takes (tenants created before that bound may record more).
+ */
 export function limitsOf(tenant: Tenant, defaults: TenantLimits): TenantLimits {
   return {
     maxConversations: tenant.limits.maxConversations ?? defaults.maxConversations,
-    maxMessagesPerConversation: tenant.limits.maxMessagesPerConversation ?? defaults.maxMessagesPerConversation,
+    maxMessagesPerConversation: Math.min(tenant.limits.maxMessagesPerConversation ?? defaults.maxMessagesPerConversation, RUNNER_LIMITS.messages),
     requestsPerMinute: tenant.limits.requestsPerMinute ?? defaults.requestsPerMinute,
   };
 }

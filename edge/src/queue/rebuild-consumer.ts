@@ -1,19 +1,22 @@
 /**
- * The rebuild queue's consumer: each job sends its conversation's transcript snapshot to a runner's
- * `POST /v1/rebuild` (signed, with the callback URL) and records the runner's job. A job whose runners
- * all fail is retried with backoff; after the queue's max_retries it goes to the dead-letter queue,
- * whose consumer marks its version failed (the previous version keeps serving).
+ * The rebuild queue's consumer: each job sends its conversation's transcript to a runner's
+ * `POST /v1/rebuild` (signed, with the callback URL) and records the runner's job. When the active
+ * version recorded its last message, only the messages after it go, with that version as the base
+ * (an update); otherwise, and for the full rebuild that follows an update the runner refused, the
+ * whole transcript. A job whose runners all fail is retried with backoff; after the queue's
+ * max_retries it goes to the dead-letter queue, whose consumer marks its version failed (the previous
+ * version keeps serving).
  */
-import { z } from "zod";
-import { JobStatus, rendezvousKey, rendezvousOrder, type RebuildRequest } from "@epicache/shared";
-import { readTranscript } from "../db/messages";
-import { getVersion, markFailed, markSubmitted } from "../db/versions";
+import { JobStatus, rendezvousKey, rendezvousOrder, type RebuildRequest, type TranscriptMessage } from "@epicache/shared";
+import { getConversation } from "../db/conversations";
+import { readTranscript, readTranscriptAfter } from "../db/messages";
+import { activeBase, getVersion, markSubmitted, type VersionKind, type VersionRecord } from "../db/versions";
 import { readConfig, type EdgeConfig } from "../env";
+import { failRebuild, retryAsFull, type RebuildEnv } from "../rebuild/settle";
 import { callFirstAnswering, runnerError } from "../runner/runner-client";
+import { RebuildJob } from "./rebuild-job";
 
-/** A queued rebuild: the version row it fills is already recorded as `queued`. */
-export const RebuildJob = z.object({ tenantId: z.string(), conversationId: z.string(), version: z.string() });
-export type RebuildJob = z.infer<typeof RebuildJob>;
+export { RebuildJob } from "./rebuild-job";
 
 /** The path runners post job completions to (signed with the runner secret). */
 export const CALLBACK_PATH = "/v1/internal/rebuild-callback";
@@ -23,25 +26,66 @@ export function retryDelaySeconds(attempts: number): number {
   return Math.min(300, 10 * 2 ** Math.max(0, attempts - 1));
 }
 
-/** What happened to one job. */
-export type RebuildOutcome = "submitted" | "skipped" | "failed" | "retry";
+/** What happened to one job ("requeued": an update the runner refused went back as a full rebuild). */
+export type RebuildOutcome = "submitted" | "skipped" | "requeued" | "failed" | "retry";
+
+/** What a rebuild sends: the messages, and the base they continue (an update) or none (full). */
+interface Snapshot {
+  messages: TranscriptMessage[];
+  base: { version: string; lastMessageId: string } | null;
+  /** Every message the version will hold: the base's and these. */
+  messageCount: number;
+  kind: VersionKind;
+  reason: string;
+}
+
+/**
+ * What to send for `record`: the messages after the active version's last one when it recorded
+ * that id and the record does not ask for a full rebuild; else the whole transcript.
+ */
+async function snapshot(db: D1Database, job: RebuildJob, record: VersionRecord, activeVersion: string | null): Promise<Snapshot | null> {
+  const base = record.kind === "full" ? null : await activeBase(db, job.tenantId, job.conversationId);
+  if (base !== null) {
+    const after = await readTranscriptAfter(db, job.tenantId, job.conversationId, base.lastMessageId);
+    if (after !== null && after.messages.length > 0) {
+      return { messages: after.messages, base: { version: base.version, lastMessageId: base.lastMessageId }, messageCount: after.lastSeq, kind: "incremental", reason: `the ${after.messages.length} messages after ${base.version}` };
+    }
+    // Nothing after the base (a rebuild queued before coalescing, with nothing new): built whole.
+  }
+  const whole = await readTranscript(db, job.tenantId, job.conversationId);
+  if (whole.length === 0) return null;
+  const reason =
+    record.kind === "full" && record.reason !== null ? record.reason
+    : base !== null ? `nothing new after ${base.version}`
+    : activeVersion === null ? "first build"
+    : `the active version ${activeVersion} records no last message (built before updates)`;
+  // Seqs are contiguous from 1: the count is the last one's.
+  return { messages: whole, base: null, messageCount: whole.length, kind: "full", reason };
+}
 
 /** Sends one job to a runner and records it; the outcome says whether to ack or retry. */
-export async function submitRebuild(db: D1Database, config: EdgeConfig, job: RebuildJob): Promise<RebuildOutcome> {
+export async function submitRebuild(env: RebuildEnv, config: EdgeConfig, job: RebuildJob): Promise<RebuildOutcome> {
+  const db = env.DB;
   const record = await getVersion(db, job.tenantId, job.conversationId, job.version);
   // Delivered again after a runner took it, or no longer wanted: nothing to do.
   if (record === null || record.status !== "queued") return "skipped";
-  const messages = await readTranscript(db, job.tenantId, job.conversationId);
-  const now = () => new Date().toISOString();
-  if (messages.length === 0) {
-    await markFailed(db, job.tenantId, job.conversationId, job.version, { code: "conversation_empty", message: "the conversation has no messages" }, now());
+  const fail = async (error: { code: string; message: string }): Promise<RebuildOutcome> => {
+    await failRebuild(env, job.tenantId, job.conversationId, job.version, error);
     return "failed";
+  };
+  const conversation = await getConversation(db, job.tenantId, job.conversationId);
+  // Stored before transcripts were capped: a runner would refuse the body (413) anyway.
+  if (conversation !== null && conversation.transcriptBytes > config.maxTranscriptBytes) {
+    return fail({ code: "payload_too_large", message: `the transcript is ${conversation.transcriptBytes} bytes; a rebuild sends at most ${config.maxTranscriptBytes}` });
   }
+  const sent = await snapshot(db, job, record, conversation?.activeVersion ?? null);
+  if (sent === null) return fail({ code: "conversation_empty", message: "the conversation has no messages" });
   const request: RebuildRequest = {
     tenant: job.tenantId,
     conversation: job.conversationId,
     version: job.version,
-    messages,
+    messages: sent.messages,
+    ...(sent.base === null ? {} : { base: sent.base }),
     config: {},
     callbackUrl: `${config.publicUrl}${CALLBACK_PATH}`,
   };
@@ -55,15 +99,17 @@ export async function submitRebuild(db: D1Database, config: EdgeConfig, job: Reb
   if (!answer.response.ok) {
     // The runner refused the transcript itself (4xx): retrying would not help.
     const error = await runnerError(answer.response, "the runner refused the rebuild");
-    await markFailed(db, job.tenantId, job.conversationId, job.version, { code: error.code, message: error.message }, now());
-    return "failed";
+    if (error.code === "base_unusable" && sent.base !== null) {
+      await retryAsFull(env, job.tenantId, job.conversationId, job.version, null, error.message);
+      return "requeued";
+    }
+    return fail({ code: error.code, message: error.message });
   }
   const status = JobStatus.safeParse(await answer.response.json().catch(() => null));
-  if (!status.success) {
-    await markFailed(db, job.tenantId, job.conversationId, job.version, { code: "runner_invalid", message: `the runner ${answer.runner} answered the rebuild with something that is not a job` }, now());
-    return "failed";
-  }
-  await markSubmitted(db, job.tenantId, job.conversationId, job.version, { runnerUrl: answer.runner, job: status.data, messageCount: messages.length }, now());
+  if (!status.success) return fail({ code: "runner_invalid", message: `the runner ${answer.runner} answered the rebuild with something that is not a job` });
+  await markSubmitted(db, job.tenantId, job.conversationId, job.version, {
+    runnerUrl: answer.runner, job: status.data, messageCount: sent.messageCount, kind: sent.kind, reason: sent.reason, baseVersion: sent.base?.version ?? null,
+  }, new Date().toISOString());
   return "submitted";
 }
 
@@ -88,11 +134,11 @@ export async function consumeRebuilds(batch: MessageBatch<unknown>, env: Env, _c
     const { tenantId, conversationId, version } = job.data;
     try {
       if (deadLetters) {
-        await markFailed(env.DB, tenantId, conversationId, version, { code: "runner_unavailable", message: "no runner took the rebuild after every retry" }, new Date().toISOString());
+        await failRebuild(env, tenantId, conversationId, version, { code: "runner_unavailable", message: "no runner took the rebuild after every retry" });
         message.ack();
         continue;
       }
-      const outcome = await submitRebuild(env.DB, config, job.data);
+      const outcome = await submitRebuild(env, config, job.data);
       if (outcome === "retry") message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
       else message.ack();
     } catch (e) {

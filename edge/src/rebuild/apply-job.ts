@@ -2,11 +2,21 @@
  * A runner's rebuild job, as its completion callback posts it or `GET /v1/jobs/{id}` shows it,
  * applied to the version it builds: progress, failure, or success (centroids, routing rule, window
  * vectors and terms stored and the version activated, atomically, never moving the active version back).
+ * Settling starts the conversation's follow-up rebuild when one is due; an update the runner could
+ * not make (`base_unusable`) goes back to the queue as a full rebuild.
  */
 import { decodeWindowVectors, EpicacheError, JobStatus, isEpicacheError, type JobStatus as JobStatusType } from "@epicache/shared";
 import { callRunner, runnerError } from "../runner/runner-client";
 import type { EdgeConfig } from "../env";
-import { completeVersion, getVersion, markFailed, markProgress, type VersionRecord } from "../db/versions";
+import { getVersion, markProgress, type VersionRecord } from "../db/versions";
+import { completeRebuild, failRebuild, retryAsFull, type RebuildEnv } from "./settle";
+
+/**
+ * How long a submitted rebuild may go without word from its runner (a callback, or an answer to a
+ * poll, which every running or waiting job gives each minute) before it is failed: until then the
+ * conversation's next rebuilds wait for it.
+ */
+export const STALE_SUBMITTED_SECONDS = 1800;
 
 /**
  * Checks a succeeded job's result: one centroid per episode, each of the embedder's dimension; for
@@ -47,68 +57,85 @@ function checkResult(job: JobStatusType): NonNullable<JobStatusType["result"]> {
  * Applies `job` to its version of the tenant's conversation; `not_found` when the tenant has no such
  * version, or it was handed to another job. Returns the version as it is now.
  *
+ * A job may finish before the consumer records that it was submitted (the version is still queued
+ * then): it is applied all the same. A queued version that names this job is one whose update
+ * already went back to the queue as a full rebuild: this job's word (a late or repeated callback) is
+ * old news.
+ *
  * @example
  * ```ts
- * const record = await applyJob(env.DB, JobStatus.parse(body));
+ * const record = await applyJob(env, JobStatus.parse(body));
  * ```
  */
-export async function applyJob(db: D1Database, job: JobStatusType): Promise<VersionRecord> {
-  const record = await getVersion(db, job.tenant, job.conversation, job.version);
+export async function applyJob(env: RebuildEnv, job: JobStatusType): Promise<VersionRecord> {
+  const record = await getVersion(env.DB, job.tenant, job.conversation, job.version);
   if (record === null || (record.jobId !== null && record.jobId !== job.id)) {
     throw new EpicacheError("not_found", `no rebuild of ${job.tenant}/${job.conversation} version ${job.version} with job ${job.id}`);
   }
-  const now = new Date().toISOString();
   if (record.status === "succeeded" || record.status === "failed") return record;
+  if (record.status === "queued" && record.jobId === job.id) return record;
   if (job.status === "succeeded") {
     const result = checkResult(job);
-    await completeVersion(db, job.tenant, job.conversation, {
+    await completeRebuild(env, job.tenant, job.conversation, {
       version: job.version,
       episodes: result.episodes.map((e) => ({ id: e.id, centroid: e.centroid })),
       embedder: result.embedder,
       manifestKey: result.manifestKey,
       contextTokens: result.contextTokens,
       routing: result.routing,
-    }, now);
+      kind: result.kind,
+      reason: result.reason,
+      baseVersion: result.baseVersion,
+      lastMessageId: result.lastMessageId,
+    });
+  } else if (job.status === "failed" && job.error?.code === "base_unusable" && record.kind !== "full") {
+    await retryAsFull(env, job.tenant, job.conversation, job.version, job.id, job.error.message);
   } else if (job.status === "failed") {
-    await markFailed(db, job.tenant, job.conversation, job.version, job.error ?? { code: "internal", message: `job ${job.id} failed` }, now);
+    await failRebuild(env, job.tenant, job.conversation, job.version, job.error ?? { code: "internal", message: `job ${job.id} failed` });
   } else {
-    await markProgress(db, job.tenant, job.conversation, job.version, job, now);
+    await markProgress(env.DB, job.tenant, job.conversation, job.version, job, new Date().toISOString());
   }
-  return (await getVersion(db, job.tenant, job.conversation, job.version)) ?? record;
+  return (await getVersion(env.DB, job.tenant, job.conversation, job.version)) ?? record;
 }
 
 /**
  * Asks the runner that took a submitted rebuild for its job's status and applies it (the polling
  * alternative to the completion callback). A runner that cannot be reached leaves the record as it
- * is; one that no longer knows the job (it restarted), or reports success with a result that cannot
- * be used, fails the version.
+ * is, until it has been silent for {@link STALE_SUBMITTED_SECONDS}; one that no longer knows the job
+ * (it restarted), or reports success with a result that cannot be used, fails the version.
  */
-export async function refreshRebuild(db: D1Database, config: Pick<EdgeConfig, "runnerSecret" | "runnerTimeoutMs">, tenantId: string, conversationId: string, record: VersionRecord): Promise<VersionRecord> {
+export async function refreshRebuild(env: RebuildEnv, config: Pick<EdgeConfig, "runnerSecret" | "runnerTimeoutMs">, tenantId: string, conversationId: string, record: VersionRecord, now = new Date()): Promise<VersionRecord> {
   if (record.status !== "submitted" || record.runnerUrl === null || record.jobId === null) return record;
+  const reread = async () => (await getVersion(env.DB, tenantId, conversationId, record.version)) ?? record;
+  const silent = async () => {
+    if (now.getTime() - Date.parse(record.updatedAt) < STALE_SUBMITTED_SECONDS * 1000) return record;
+    await failRebuild(env, tenantId, conversationId, record.version, { code: "runner_unavailable", message: `no word from the runner ${record.runnerUrl} about job ${record.jobId} for ${STALE_SUBMITTED_SECONDS / 60} minutes` }, now);
+    return reread();
+  };
   let response: Response;
   try {
     response = await callRunner({ ...config, runnerTimeoutMs: Math.min(config.runnerTimeoutMs, 5000) }, record.runnerUrl, { method: "GET", path: `/v1/jobs/${encodeURIComponent(record.jobId)}` });
   } catch {
-    return record;
+    return silent();
   }
   if (response.status === 404) {
-    await markFailed(db, tenantId, conversationId, record.version, { code: "runner_unavailable", message: `the runner ${record.runnerUrl} no longer knows job ${record.jobId}` }, new Date().toISOString());
-    return (await getVersion(db, tenantId, conversationId, record.version)) ?? record;
+    await failRebuild(env, tenantId, conversationId, record.version, { code: "runner_unavailable", message: `the runner ${record.runnerUrl} no longer knows job ${record.jobId}` }, now);
+    return reread();
   }
   if (!response.ok) {
     await runnerError(response, "job status");
-    return record;
+    return silent();
   }
   const job = JobStatus.safeParse(await response.json().catch(() => null));
-  if (!job.success || job.data.tenant !== tenantId || job.data.conversation !== conversationId || job.data.version !== record.version) return record;
+  if (!job.success || job.data.tenant !== tenantId || job.data.conversation !== conversationId || job.data.version !== record.version) return silent();
   try {
-    return await applyJob(db, job.data);
+    return await applyJob(env, job.data);
   } catch (e) {
     // Succeeded with a result that cannot be used (ragged centroids, say): the version can never
     // become active, so it fails and the previous one keeps serving, rather than every read of the
     // conversation failing with the same 502 while the runner remembers the job.
     if (!isEpicacheError(e) || e.code !== "runner_invalid") throw e;
-    await markFailed(db, tenantId, conversationId, record.version, { code: e.code, message: e.message }, new Date().toISOString());
-    return (await getVersion(db, tenantId, conversationId, record.version)) ?? record;
+    await failRebuild(env, tenantId, conversationId, record.version, { code: e.code, message: e.message }, now);
+    return reread();
   }
 }

@@ -22,4 +22,16 @@ describe("GET /openapi.json", () => {
     expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(["Error", "Message", "QueryRequest", "QueryResponse", "Conversation", "RebuildWebhookRequest", "CreateTenantRequest"]));
     expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(["adminToken", "apiKey"]);
   });
+
+  it("documents how the active version and the newest rebuild are built, and follow-ups", async () => {
+    const doc = (await (await call("GET", "/openapi.json")).json()) as { components: { schemas: Record<string, { properties: Record<string, { $ref?: string; enum?: unknown[] }>; required: string[] }> } };
+    const { Conversation, RebuildState, ActiveVersion, RebuildWebhookResponse } = doc.components.schemas;
+    expect(Conversation.properties).toMatchObject({ active: { $ref: "#/components/schemas/ActiveVersion" }, rebuild: { $ref: "#/components/schemas/RebuildState" }, followUp: {}, transcriptBytes: {} });
+    for (const schema of [RebuildState, ActiveVersion]) {
+      expect(schema.properties.kind.enum).toEqual(["full", "incremental", null]);
+      expect(schema.required).toEqual(expect.arrayContaining(["version", "kind", "reason", "baseVersion", "messageCount"]));
+    }
+    expect(RebuildState.required).toContain("status");
+    expect(RebuildWebhookResponse.required).toContain("followUp");
+  });
 });

@@ -58,7 +58,7 @@ const route = createRoute({
  */
 export const runnerCallbackRoutes = new OpenAPIHono<AppEnv>().openapi(route, async (c) => {
   const job = c.req.valid("json");
-  const record = await applyJob(c.env.DB, job);
+  const record = await applyJob(c.env, job);
   const active = await c.env.DB.prepare("SELECT active_version FROM conversations WHERE tenant_id = ? AND id = ?").bind(job.tenant, job.conversation).first<{ active_version: string | null }>();
   return c.json({ version: record.version, status: record.status, activeVersion: active?.active_version ?? null }, 200);
 });

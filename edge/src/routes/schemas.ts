@@ -1,6 +1,6 @@
 /** The API's request and response schemas (zod, with their OpenAPI names). */
 import { z } from "@hono/zod-openapi";
-import { isValidId } from "@epicache/shared";
+import { isValidId, RUNNER_LIMITS } from "@epicache/shared";
 
 const ID_RULE = "1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'";
 
@@ -26,7 +26,7 @@ export function errorResponses(...statuses: (400 | 401 | 403 | 404 | 409 | 413 |
     403: "A tenant limit (`limit_exceeded`)",
     404: "No such resource for this tenant (`not_found`)",
     409: "Conflict (`no_active_version`, `conversation_empty`)",
-    413: "Too large (`payload_too_large`)",
+    413: "Too large (`payload_too_large`): a message, a request, or the conversation's transcript (MAX_TRANSCRIPT_BYTES)",
     429: "Too many requests this minute (`rate_limited`)",
     502: "A runner answered wrongly (`runner_invalid`)",
     503: "No runner answered (`runner_unavailable`)",
@@ -40,7 +40,7 @@ export const CreateTenantRequest = z
     limits: z
       .object({
         maxConversations: z.number().int().min(1).optional(),
-        maxMessagesPerConversation: z.number().int().min(1).optional(),
+        maxMessagesPerConversation: z.number().int().min(1).max(RUNNER_LIMITS.messages).optional().openapi({ description: `At most ${RUNNER_LIMITS.messages}, what a runner's rebuild takes.` }),
         requestsPerMinute: z.number().int().min(1).optional(),
       })
       .strict()
@@ -82,10 +82,28 @@ export const AppendMessagesResponse = z
   })
   .openapi("AppendMessagesResponse");
 
+const Kind = z.enum(["full", "incremental"]).nullable().openapi({
+  description: "`incremental`: `baseVersion` continued with the messages after its last one; `full`: built from the whole transcript. Null for a rebuild not yet sent (and versions stored before updates).",
+});
+
+export const ActiveVersion = z
+  .object({
+    version: z.string(),
+    kind: Kind,
+    reason: z.string().nullable().openapi({ description: "Why this kind, e.g. `first build`, `the 12 messages after v…`, `no usable base: …`." }),
+    baseVersion: z.string().nullable(),
+    messageCount: z.number().int().nullable().openapi({ description: "The messages it was built from: the conversation's first ones." }),
+  })
+  .openapi("ActiveVersion");
+
 export const RebuildState = z
   .object({
     version: z.string(),
     status: z.enum(["queued", "submitted", "succeeded", "failed"]),
+    kind: Kind,
+    reason: z.string().nullable(),
+    baseVersion: z.string().nullable(),
+    messageCount: z.number().int().nullable().openapi({ description: "The messages the version holds once built (null until sent)." }),
     stage: z.string().nullable(),
     progress: z.number().nullable().openapi({ description: "Percent done, 0 to 100." }),
     etaSeconds: z.number().nullable(),
@@ -100,7 +118,10 @@ export const ConversationResponse = z
     id: Id,
     messageCount: z.number().int(),
     activeVersion: z.string().nullable().openapi({ description: "The version questions are answered from; null before the first rebuild succeeds." }),
+    active: ActiveVersion.nullable().openapi({ description: "The active version: how it was built, and from how many messages." }),
     rebuild: RebuildState.nullable().openapi({ description: "The newest rebuild, whatever its status." }),
+    followUp: z.boolean().openapi({ description: "A webhook came while the newest rebuild was queued or running: one more rebuild starts when it settles, if it does not hold every message." }),
+    transcriptBytes: z.number().int().openapi({ description: "The transcript's size in a full rebuild's request, at most MAX_TRANSCRIPT_BYTES (appends beyond it are refused with 413)." }),
   })
   .openapi("Conversation");
 
@@ -130,5 +151,6 @@ export const RebuildWebhookResponse = z
     version: z.string(),
     status: z.string(),
     duplicate: z.boolean().openapi({ description: "True when this webhook-id was already received: nothing new was enqueued." }),
+    followUp: z.boolean().openapi({ description: "True when a rebuild (`version`) was already queued or running: one follow-up rebuild with the newest messages starts when it settles (one for any number of such webhooks)." }),
   })
   .openapi("RebuildWebhookResponse");

@@ -43,8 +43,14 @@ export function installFakeRunners(handler: RunnerHandler): RunnerRequest[] {
   return log;
 }
 
-/** A finished job as the runner reports it; without `routing`, as a runner before routing rules did. */
-export function jobStatus(overrides: { id?: string; tenant: string; conversation: string; version: string; status?: "queued" | "running" | "succeeded" | "failed"; centroids?: number[][]; modelId?: string; error?: { code: string; message: string } | null; routing?: JobRouting }) {
+/**
+ * A finished job as the runner reports it; without `routing`, as a runner before routing rules did;
+ * without `lastMessageId`, as a runner before updates did (no kind, reason or base either).
+ */
+export function jobStatus(overrides: {
+  id?: string; tenant: string; conversation: string; version: string; status?: "queued" | "running" | "succeeded" | "failed"; centroids?: number[][]; modelId?: string;
+  error?: { code: string; message: string } | null; routing?: JobRouting; lastMessageId?: string; baseVersion?: string;
+}) {
   const status = overrides.status ?? "succeeded";
   const centroids = overrides.centroids ?? [[1, 0, 0], [0, 1, 0], [0, 0, 1]];
   return {
@@ -69,6 +75,11 @@ export function jobStatus(overrides: { id?: string; tenant: string; conversation
             episodes: centroids.map((centroid, id) => ({ id, centroid, bytes: 1000 })),
             embedder: { modelId: overrides.modelId ?? "sentence-transformers/all-MiniLM-L6-v2", dimension: centroids[0].length },
             ...(overrides.routing === undefined ? {} : { routing: overrides.routing }),
+            ...(overrides.lastMessageId === undefined
+              ? {}
+              : overrides.baseVersion === undefined
+                ? { kind: "full" as const, reason: "full build", baseVersion: null, lastMessageId: overrides.lastMessageId }
+                : { kind: "incremental" as const, reason: "new messages", baseVersion: overrides.baseVersion, lastMessageId: overrides.lastMessageId }),
           }
         : null,
   };

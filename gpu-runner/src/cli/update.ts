@@ -24,7 +24,7 @@ export const usage = `\
                                      last one (a full build when it cannot be: a new speaker, 2×
                                      growth, drift, other settings), published as the new active
                                      version. --json: {kind, reason, baseVersion, version,
-                                     newMessages, contextTokens, positions, seconds}
+                                     newMessages, contextTokens, positions, seconds, peakRssBytes}
 `;
 
 /**
@@ -105,6 +105,7 @@ export async function updateCommand(argv: string[]): Promise<number> {
       summary = {
         kind: m.update?.kind ?? "full", reason: m.update?.kind === "incremental" ? m.update.reason : reason, baseVersion: m.update?.baseVersion ?? null, version: m.version,
         newMessages: after?.turns ?? null, contextTokens: m.contextTokens, positions: report.positions, seconds: { total: (performance.now() - started) / 1000, ...report.seconds },
+        peakRssBytes: process.resourceUsage().maxRSS * 1024,
       };
     }
     if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);

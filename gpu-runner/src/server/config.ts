@@ -23,7 +23,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { z } from "zod";
-import { BuildConfig, EpicacheError } from "@epicache/shared";
+import { BuildConfig, EpicacheError, RUNNER_LIMITS } from "@epicache/shared";
 import { epicacheHome } from "../paths";
 import { defaultStoreLocation } from "../store";
 
@@ -78,7 +78,7 @@ export function loadRunnerConfig(options: LoadConfigOptions = {}): RunnerConfig 
   const from = new Map<string, string>();
   const raw: Record<string, unknown> = {
     host: "127.0.0.1", port: 8788, store: defaultStoreLocation(env), numerics: "fast", executionProvider: "cpu",
-    maxBodyBytes: 16 << 20, cacheBytes: 1 << 30, concurrency: 1, queueLimit: 16, gcGraceSeconds: 3600,
+    maxBodyBytes: RUNNER_LIMITS.bodyBytes, cacheBytes: 1 << 30, concurrency: 1, queueLimit: 16, gcGraceSeconds: 3600,
     build: { method: "epicache", episodes: 4, budget: 1024, block: 512, dtype: "f16" },
   };
   for (const k of Object.keys(raw)) from.set(k, "the default");

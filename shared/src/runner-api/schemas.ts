@@ -9,8 +9,12 @@ import { isValidId } from "../store/ids";
 
 const id = (kind: string) => z.string().refine(isValidId, { message: `${kind} id: 1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'` });
 
-/** Limits of request bodies' contents (the body size itself is the runner's config). */
-export const RUNNER_LIMITS = { embedTexts: 256, textChars: 8192, messages: 50_000, messageChars: 20_000, questionChars: 4_000, maxTokens: 512 } as const;
+/**
+ * Limits of request bodies' contents, and `bodyBytes`, the runner's default limit on a body
+ * (`maxBodyBytes`, EPICACHE_RUNNER_MAX_BODY_BYTES): the edge caps a conversation's transcript so that
+ * a full rebuild of it fits in one (its MAX_TRANSCRIPT_BYTES).
+ */
+export const RUNNER_LIMITS = { embedTexts: 256, textChars: 8192, messages: 50_000, messageChars: 20_000, questionChars: 4_000, maxTokens: 512, bodyBytes: 16 << 20 } as const;
 
 /**
  * `POST /v1/embed`.

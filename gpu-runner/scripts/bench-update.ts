@@ -1,0 +1,78 @@
+/**
+ * `npm run bench:update`: what adding one session costs as a conversation grows, against building
+ * everything again. For a conversation of n sessions and each point p (25 %, 50 %, 100 % of n):
+ * k = round(p·n) sessions; `build --sessions 1-(k−1)`, then `update --sessions 1-k` (one session added)
+ * and, for comparison, `build --sessions 1-k` from nothing. Each step runs the real command in its own
+ * process, as a user does, and reports its wall time and peak RSS (the command's own --json). Prints
+ * a table and writes bench/results/update.json.
+ *
+ *   npm run bench:update -- --data ../shared/data/locomo/locomo-dev2.json --format locomo --sample conv-26
+ *     [--points 25,50,100] [--budget 1024] [--block 512] [--out bench/results/update.json]
+ */
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { loadConversation } from "@epicache/shared";
+import { REPO_ROOT } from "../src/paths";
+import { CLI } from "../src/testing/run-cli";
+
+const { values } = parseArgs({
+  options: {
+    data: { type: "string" }, format: { type: "string" }, sample: { type: "string" }, points: { type: "string", default: "25,50,100" },
+    budget: { type: "string", default: "1024" }, block: { type: "string", default: "512" }, out: { type: "string", default: "bench/results/update.json" },
+  },
+});
+if (!values.data) throw new Error("pass --data FILE (and --format, --sample for LoCoMo)");
+const file = resolve(values.data);
+const { conversation } = loadConversation(readFileSync(file, "utf8"), { format: values.format as "locomo" | "realtalk" | undefined, sampleId: values.sample });
+const n = conversation.sessions.length;
+const points = values.points.split(",").map((p) => Number(p) / 100);
+const source = ["--conversation", file, ...(values.format ? ["--format", values.format] : []), ...(values.sample ? ["--sample", values.sample] : [])];
+const dir = mkdtempSync(join(tmpdir(), "epicache-bench-update-"));
+
+/** One command in its own process; its --json and the wall time. */
+async function run(args: string[]): Promise<{ seconds: number; json: Record<string, unknown> }> {
+  const t0 = performance.now();
+  const { status, stdout, stderr } = await new Promise<{ status: number | null; stdout: string; stderr: string }>((done, fail) => {
+    const child = spawn(process.execPath, [CLI, ...args, "--json"], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "", err = "";
+    child.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
+    child.stderr.setEncoding("utf8").on("data", (s: string) => (err += s));
+    child.on("error", fail);
+    child.on("close", (code) => done({ status: code, stdout: out, stderr: err }));
+  });
+  if (status !== 0) throw new Error(`epicache ${args.join(" ")} failed:\n${stderr}`);
+  return { seconds: (performance.now() - t0) / 1000, json: JSON.parse(stdout) as Record<string, unknown> };
+}
+
+const rows: Array<{ point: number; sessions: number; contextTokens: number; update: { seconds: number; kind: unknown; peakRssBytes: unknown }; full: { seconds: number; peakRssBytes: unknown } }> = [];
+try {
+  for (const p of points) {
+    const k = Math.min(n, Math.max(3, Math.round(p * n)));
+    const store = join(dir, `store-${k}`);
+    const opts = ["--budget", values.budget, "--block", values.block];
+    await run(["build", ...source, "--sessions", `1-${k - 1}`, "--id", "bench", "--out", store, ...opts]);
+    const update = await run(["update", ...source, "--sessions", `1-${k}`, "--id", "bench", "--out", store]);
+    const full = await run(["build", ...source, "--sessions", `1-${k}`, "--id", "fresh", "--out", store, ...opts]);
+    rows.push({
+      point: p, sessions: k, contextTokens: full.json.contextTokens as number,
+      update: { seconds: update.seconds, kind: update.json.kind, peakRssBytes: update.json.peakRssBytes },
+      full: { seconds: full.seconds, peakRssBytes: full.json.peakRssBytes },
+    });
+    process.stderr.write(`${k}/${n} sessions: update ${update.seconds.toFixed(0)} s (${String(update.json.kind)}), full build ${full.seconds.toFixed(0)} s\n`);
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? cpus()[0]?.model ?? "unknown";
+const out = resolve(REPO_ROOT, values.out);
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, `${JSON.stringify({ config: { data: values.data, sample: values.sample ?? null, budget: Number(values.budget), block: Number(values.block), sessions: n }, machine: { cpu, cores: cpus().length }, rows }, null, 1)}\n`);
+const mib = (b: unknown) => (typeof b === "number" ? `${(b / 2 ** 20).toFixed(0)} MiB` : "–");
+process.stdout.write([
+  "| history | sessions | context tokens | add one session | kind | full build | full / update | peak RSS update / full |",
+  "| --: | --: | --: | --: | :-- | --: | --: | --: |",
+  ...rows.map((r) => `| ${(r.point * 100).toFixed(0)} % | ${r.sessions} | ${r.contextTokens} | ${r.update.seconds.toFixed(1)} s | ${String(r.update.kind)} | ${r.full.seconds.toFixed(1)} s | ${(r.full.seconds / r.update.seconds).toFixed(1)}× | ${mib(r.update.peakRssBytes)} / ${mib(r.full.peakRssBytes)} |`),
+].join("\n") + `\n\nwrote ${out} (${cpu}, ${cpus().length} cores)\n`);

@@ -1,0 +1,162 @@
+/**
+ * One rebuild job: a full build from a transcript, or an update of a stored version with the
+ * messages after it; its status as it goes (stage, percent, ETA), the result the edge stores, and
+ * the signed completion callback.
+ */
+import { randomUUID } from "node:crypto";
+import {
+  conversationFromMessages, DEFAULT_VOTE_K, isEpicacheError, manifestKey, signRequest,
+  type BuildConfig, type JobRouting, type JobStatus, type MedoidCount, type RebuildRequest, type RoutingRule,
+} from "@epicache/shared";
+import type { OnnxEmbedder } from "../embedder";
+import { buildEpisodes, EpisodeStore, manifestRouting, needsFull, updateEpisodes, type EpisodeManifest } from "../episodes";
+import type { ChatModel } from "../model";
+import type { RunnerConfig } from "./config";
+import type { Job } from "./job-queue";
+import type { RunnerMetrics } from "./metrics";
+import type { ModelSlots } from "./model-slots";
+
+export interface RebuildDeps {
+  config: RunnerConfig;
+  model: ChatModel;
+  embedder: OnnxEmbedder;
+  store: EpisodeStore;
+  slots: ModelSlots;
+  metrics: RunnerMetrics;
+  log: (m: string) => void;
+}
+
+/** Runs `job` to the end (its status says how it ended), then posts it to the callback URL if any. */
+export async function runRebuild(deps: RebuildDeps, job: Job): Promise<void> {
+  const { config, model, embedder, store, slots, metrics, log } = deps;
+  const { request, status } = job;
+  status.status = "running";
+  let stage = "segment";
+  let stageStarted = performance.now();
+  const enter = (next: string) => {
+    metrics.stageSeconds.observe({ stage }, (performance.now() - stageStarted) / 1000);
+    stage = next;
+    stageStarted = performance.now();
+    status.stage = next;
+  };
+  status.stage = stage;
+  try {
+    type Optional = "maxContext" | "positions" | "nMedoid" | "alloc" | "routing" | "voteK";
+    const build = { ...config.build, ...request.config } as Required<Omit<BuildConfig, Optional>> & Pick<BuildConfig, Optional>;
+    let prefillStarted = 0;
+    const target = { store, tenant: request.tenant, conversation: request.conversation, version: request.version, dtype: build.dtype };
+    const report = request.base
+      ? await slots.run("rebuild", async () => {
+        const base = await updateBase(store, request.tenant, request.conversation, request.base as NonNullable<RebuildRequest["base"]>, build);
+        enter("prefill");
+        return updateEpisodes(model, embedder, base, request.messages, target, { log, pause: () => slots.pause("rebuild") });
+      })
+      : await slots.run("rebuild", () => {
+        // Typed messages straight to a conversation, by the transcript rules (errors name messages[i]).
+        const { conversation, cursor } = conversationFromMessages(request.conversation, request.messages);
+        return buildEpisodes(model, embedder, conversation, target, {
+          method: build.method, episodes: build.episodes, budget: build.budget, blockSize: build.block, maxContext: build.maxContext,
+          positions: build.positions, nMedoid: build.nMedoid as MedoidCount | undefined, alloc: build.alloc, routing: routingOf(build),
+          cursor, log,
+          pause: () => slots.pause("rebuild"),
+          onStage: (next) => {
+            enter(next);
+            if (next === "prefill" && prefillStarted === 0) prefillStarted = performance.now();
+          },
+          onProgress: ({ episode, episodes, block, blocks }) => {
+            // Prefill is nearly all of a build: 5 % before it, 95 % through it.
+            const done = (episode * blocks + block) / (episodes * blocks);
+            status.percent = Math.round(5 + 90 * done);
+            const elapsed = (performance.now() - prefillStarted) / 1000;
+            status.etaSeconds = done > 0 ? Math.round((elapsed * (1 - done)) / done) : null;
+          },
+        });
+      });
+    enter("done");
+    const m = report.manifest;
+    status.result = {
+      version: m.version, active: report.published?.active ?? m.version, manifestKey: manifestKey(m.tenant, m.conversation, m.version),
+      contextTokens: m.contextTokens, episodes: m.episodes.map((e) => ({ id: e.id, centroid: e.centroid, bytes: e.bytes })), embedder: m.embedder,
+      routing: jobRouting(m),
+      kind: m.update?.kind ?? "full", reason: m.update?.reason ?? "full build", baseVersion: m.update?.baseVersion ?? null,
+      ...(m.update ? { lastMessageId: m.update.lastTurnId } : {}),
+    };
+    status.status = "succeeded";
+    metrics.jobs.inc({ status: "succeeded" });
+    // Superseded versions go once the grace period has passed (readers may still hold them).
+    await store.gc(request.tenant, request.conversation, { graceMs: config.gcGraceSeconds * 1000 }).catch((e: Error) => log(`gc of ${request.tenant}/${request.conversation}: ${e.message}`));
+  } catch (e) {
+    status.status = "failed";
+    status.error = isEpicacheError(e) ? { code: e.code, message: e.message } : { code: "internal", message: (e as Error)?.message ?? String(e) };
+    metrics.jobs.inc({ status: "failed" });
+    log(`rebuild ${status.id} of ${request.tenant}/${request.conversation} failed: ${status.error.message}`);
+  } finally {
+    status.percent = status.status === "succeeded" ? 100 : status.percent;
+    status.etaSeconds = status.status === "succeeded" ? 0 : null;
+    status.finishedAt = new Date().toISOString();
+  }
+  if (request.callbackUrl !== undefined) await callback(config.secret, request.callbackUrl, status, log);
+}
+
+/**
+ * The version an update continues, when it can: it exists, ends at the message the sender says,
+ * and was built as this request would build (method, budget, block, positions, whole history).
+ */
+async function updateBase(store: EpisodeStore, tenant: string, conversation: string, base: NonNullable<RebuildRequest["base"]>, build: BuildConfig): Promise<EpisodeManifest> {
+  let manifest: EpisodeManifest;
+  try {
+    manifest = await store.readManifest(tenant, conversation, base.version);
+  } catch (e) {
+    if (isEpicacheError(e) && e.code === "store_not_found") needsFull(`no version ${base.version} to update`);
+    throw e;
+  }
+  if (manifest.update && manifest.update.lastTurnId !== base.lastMessageId) {
+    needsFull(`version ${base.version} ends at message ${manifest.update.lastTurnId}, not ${base.lastMessageId}`);
+  }
+  const differs = [
+    build.method !== undefined && build.method !== manifest.method ? "method" : null,
+    build.budget !== undefined && manifest.budget !== null && build.budget !== manifest.budget ? "budget" : null,
+    build.block !== undefined && build.block !== manifest.block ? "block" : null,
+    (build.positions ?? "compact") !== (manifest.positions ?? "original") ? "positions" : null,
+    build.maxContext !== undefined ? "a cut history (maxContext)" : null,
+  ].filter((d): d is string => d !== null);
+  if (differs.length > 0) needsFull(`version ${base.version} was built with another ${differs.join(", ")}`);
+  return manifest;
+}
+
+/** Posts the finished job to the edge, signed; three tries. */
+async function callback(secret: string, url: string, status: JobStatus, log: (m: string) => void): Promise<void> {
+  const body = JSON.stringify(status);
+  const path = new URL(url);
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      const headers = await signRequest(secret, { method: "POST", path: path.pathname + path.search, timestamp: Math.floor(Date.now() / 1000), requestId: randomUUID(), body });
+      const res = await fetch(url, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body, signal: AbortSignal.timeout(10_000) });
+      if (res.ok) return;
+      log(`callback ${url} answered ${res.status} (try ${attempt})`);
+      if (res.status < 500) return;
+    } catch (e) {
+      log(`callback ${url} failed (try ${attempt}): ${(e as Error).message}`);
+    }
+    await new Promise((r) => setTimeout(r, 500 * attempt));
+  }
+}
+
+/** The routing rule a build config asks for; undefined for the build's default. */
+function routingOf(build: Pick<BuildConfig, "routing" | "voteK">): RoutingRule | undefined {
+  if (build.routing === undefined) return undefined;
+  return build.routing === "vote" ? { rule: "vote", k: build.voteK ?? DEFAULT_VOTE_K } : { rule: build.routing };
+}
+
+/**
+ * What the edge needs to route by the manifest's rule: for window, vote and lexical, the window
+ * vectors and each window's episode; for lexical, each window's terms.
+ */
+function jobRouting(m: EpisodeManifest): JobRouting {
+  const routing = m.routing;
+  if (routing.rule === "centroid") return { rule: "centroid" };
+  const windowEpisodes = (manifestRouting(m).data.windowEpisodes ?? []).slice();
+  const { windowVectors } = routing;
+  if (routing.rule === "lexical") return { rule: "lexical", windowVectors, windowEpisodes, windowTerms: routing.windowTerms };
+  return routing.rule === "vote" ? { rule: "vote", k: routing.k, windowVectors, windowEpisodes } : { rule: "window", windowVectors, windowEpisodes };
+}
