@@ -1,5 +1,7 @@
 /** Command-line value parsing shared by the commands. */
-import { EpicacheError } from "@epicache/shared";
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { EpicacheError, loadConversation, selectSessions, type Conversation, type ConversationFormat } from "@epicache/shared";
 
 /** A numeric option: `fallback` when absent, an `invalid_argument` error when malformed or rejected. */
 export function numberOption(name: string, raw: string | undefined, fallback: number, check: (n: number) => boolean): number {
@@ -32,4 +34,19 @@ export function choices(allowed: readonly string[], fallback?: string, separator
 /** Peak resident set size of this process so far. */
 export function peakRssBytes(): number {
   return process.resourceUsage().maxRSS * 1024;
+}
+
+/**
+ * The conversation a command's `--conversation FILE` names, in `format` (detected when absent), its
+ * LoCoMo `sample`, cut to `sessions` (A-B) when given; a file that cannot be read is `invalid_argument`.
+ */
+export function readConversationFile(path: string, opts: { format?: ConversationFormat; sample?: string; sessions?: string }): Conversation {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new EpicacheError("invalid_argument", `cannot read ${path}: ${(e as Error).message}`);
+  }
+  const { conversation } = loadConversation(text, { format: opts.format, sampleId: opts.sample, id: basename(path).replace(/\.[^.]*$/, "") });
+  return opts.sessions === undefined ? conversation : selectSessions(conversation, opts.sessions);
 }

@@ -2,12 +2,10 @@
  * `epicache build`: a conversation file → a new version of its episode caches in a store (a directory,
  * default .epicache/store, or s3://bucket/prefix), published as the conversation's active version.
  */
-import { readFileSync } from "node:fs";
-import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import {
-  BUILD_METHODS, CONVERSATION_FORMATS, DEFAULT_ROUTING, DEFAULT_VOTE_K, EpicacheError, isValidId, KVC_DTYPES, loadConversation, newVersionId,
-  parseMedoidCount, ROUTING_RULES, selectSessions, validateId, type RoutingRule,
+  BUILD_METHODS, CONVERSATION_FORMATS, DEFAULT_ROUTING, DEFAULT_VOTE_K, EpicacheError, isValidId, KVC_DTYPES, newVersionId,
+  parseMedoidCount, ROUTING_RULES, validateId, type RoutingRule,
 } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
 import { buildEpisodes, EpisodeStore } from "../episodes";
@@ -15,7 +13,7 @@ import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 import { ALLOC_MODES, ALLOCATIONS, POSITION_MODES } from "../prefill";
 import { defaultStoreLocation, openStore } from "../store";
-import { choices, enumOption, isPositiveInt, numberOption } from "./args";
+import { choices, enumOption, isPositiveInt, numberOption, readConversationFile } from "./args";
 
 export const usage = `\
   build --conversation FILE [--out STORE] [--tenant local] [--id ID] [--version V] [--dtype ${choices(KVC_DTYPES, "f16")}] [--gc-grace 3600]
@@ -79,14 +77,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
     routing,
   };
   const store = new EpisodeStore(openStore(location));
-  let text: string;
-  try {
-    text = readFileSync(values.conversation, "utf8");
-  } catch (e) {
-    throw new EpicacheError("invalid_argument", `cannot read ${values.conversation}: ${(e as Error).message}`);
-  }
-  const loaded = loadConversation(text, { format, sampleId: values.sample, id: basename(values.conversation).replace(/\.[^.]*$/, "") }).conversation;
-  const conversation = values.sessions === undefined ? loaded : selectSessions(loaded, values.sessions);
+  const conversation = readConversationFile(values.conversation, { format, sample: values.sample, sessions: values.sessions });
   const id = values.id ?? conversation.id;
   if (values.id === undefined && !isValidId(id)) throw new EpicacheError("invalid_argument", `the conversation's id ${JSON.stringify(id)} cannot name it in the store: give one with --id`);
   validateId("conversation", id);

@@ -3,11 +3,9 @@
  * file holds beyond that version's last message, published as the new active version; a full build
  * of the file when the update cannot continue it (update-episodes.ts says why).
  */
-import { readFileSync } from "node:fs";
-import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import {
-  CONVERSATION_FORMATS, EpicacheError, isEpicacheError, KVC_DTYPES, loadConversation, newVersionId, selectSessions, validateId,
+  CONVERSATION_FORMATS, EpicacheError, isEpicacheError, KVC_DTYPES, newVersionId, validateId,
   type Conversation, type SessionCursor,
 } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
@@ -15,11 +13,11 @@ import { buildEpisodes, continueEpisodes, EpisodeStore, type EpisodeManifest } f
 import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 import { defaultStoreLocation, openStore } from "../store";
-import { choices, enumOption } from "./args";
+import { choices, enumOption, readConversationFile } from "./args";
 
 export const usage = `\
   update --conversation FILE --id ID [--out STORE] [--tenant local] [--format ${choices(CONVERSATION_FORMATS)}] [--sample ID]
-         [--sessions A-B] [--version V] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--json]
+         [--sessions A-B] [--version V] [--dtype f32|f16|int8] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--json]
                                      the active version continued with the file's messages after its
                                      last one (a full build when it cannot be: a new speaker, 2×
                                      growth, drift, other settings), published as the new active
@@ -62,14 +60,7 @@ export async function updateCommand(argv: string[]): Promise<number> {
   const format = enumOption("format", values.format, CONVERSATION_FORMATS);
   const numerics = enumOption("numerics", values.numerics, NUMERICS, "fast");
   const dtype = values.dtype === undefined ? undefined : enumOption("dtype", values.dtype, KVC_DTYPES);
-  let text: string;
-  try {
-    text = readFileSync(values.conversation, "utf8");
-  } catch (e) {
-    throw new EpicacheError("invalid_argument", `cannot read ${values.conversation}: ${(e as Error).message}`);
-  }
-  const loaded = loadConversation(text, { format, sampleId: values.sample, id: basename(values.conversation).replace(/\.[^.]*$/, "") }).conversation;
-  const conversation = values.sessions === undefined ? loaded : selectSessions(loaded, values.sessions);
+  const conversation = readConversationFile(values.conversation, { format, sample: values.sample, sessions: values.sessions });
   const store = new EpisodeStore(openStore(values.out ?? defaultStoreLocation()));
   const base = await store.resolve(tenant, id);
   const log = (m: string) => process.stderr.write(`${m}\n`);

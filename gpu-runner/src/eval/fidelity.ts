@@ -3,6 +3,9 @@
  * over its tokens of KL(p_full ‖ p_method) between the next-token distributions the two caches give.
  */
 import type { KvCache, Decoder } from "../model";
+import { klDivergence, logSoftmax } from "../model/log-probs";
+
+export { logSoftmax };
 
 /** Log-probabilities [answer.length][V] of each gold token's position (the cache is not changed). */
 export async function teacherForced(decoder: Decoder, cache: KvCache, prompt: readonly number[], answer: readonly number[]): Promise<Float64Array[]> {
@@ -13,27 +16,9 @@ export async function teacherForced(decoder: Decoder, cache: KvCache, prompt: re
   return rows.map((_, r) => logSoftmax(out.logits.subarray(r * V, (r + 1) * V)));
 }
 
-export function logSoftmax(logits: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of logits) max = Math.max(max, v);
-  let sum = 0;
-  for (const v of logits) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
-  return Float64Array.from(logits, (v) => v - lse);
-}
-
 /** Mean over positions of KL(p ‖ q), from log-probabilities. */
 export function meanKl(p: readonly Float64Array[], q: readonly Float64Array[]): number {
   if (p.length !== q.length) throw new Error("meanKl: different lengths");
   if (p.length === 0) return 0;
-  let total = 0;
-  for (let t = 0; t < p.length; t++) {
-    let kl = 0;
-    for (let i = 0; i < p[t].length; i++) {
-      const lp = p[t][i];
-      if (lp > -80) kl += Math.exp(lp) * (lp - q[t][i]);
-    }
-    total += Math.max(0, kl);
-  }
-  return total / p.length;
+  return p.reduce((total, row, t) => total + klDivergence(row, q[t]), 0) / p.length;
 }

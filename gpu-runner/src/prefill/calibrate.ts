@@ -15,6 +15,7 @@
  */
 import type { Decoder } from "../model/decoder";
 import { KvCache } from "../model/kv-cache";
+import { klDivergence, logSoftmax } from "../model/log-probs";
 import { blockPrefill, type KeepPolicy } from "./block-prefill";
 
 /** The authors' span for the flattened key cosine. */
@@ -73,7 +74,7 @@ export interface OutputReference {
   tokens: readonly number[];
   blockSize: number;
   /** Position → log-probabilities [V] of the token after it. */
-  logProbs: Map<number, Float32Array>;
+  logProbs: Map<number, Float64Array>;
 }
 
 /**
@@ -81,12 +82,12 @@ export interface OutputReference {
  * first eviction see the same cache in every run and are left out).
  */
 export async function outputReference(decoder: Decoder, tokens: readonly number[], opts: { blockSize: number; from: number; every: number }): Promise<OutputReference> {
-  const logProbs = new Map<number, Float32Array>();
+  const logProbs = new Map<number, Float64Array>();
   const V = decoder.config.vocabSize;
   const sampled = (p: number) => p >= opts.from && (p - opts.from) % opts.every === 0 && p < tokens.length - 1;
   await blockPrefill(decoder, new KvCache(decoder.config, tokens.length), tokens, {
     blockSize: opts.blockSize, budgets: null, policy: null, logitsAt: sampled,
-    onLogits: (positions, logits) => positions.forEach((p, r) => logProbs.set(p, logSoftmax32(logits.subarray(r * V, (r + 1) * V)))),
+    onLogits: (positions, logits) => positions.forEach((p, r) => logProbs.set(p, logSoftmax(logits.subarray(r * V, (r + 1) * V)))),
   });
   return { tokens, blockSize: opts.blockSize, logProbs };
 }
@@ -98,8 +99,8 @@ export async function squeezedKl(decoder: Decoder, ref: OutputReference, budgets
   await blockPrefill(decoder, new KvCache(decoder.config), ref.tokens, {
     blockSize: ref.blockSize, budgets, policy: squeeze, logitsAt: (p) => ref.logProbs.has(p),
     onLogits: (positions, logits) => positions.forEach((p, r) => {
-      const p0 = ref.logProbs.get(p) as Float32Array;
-      total += kl(p0, logSoftmax32(logits.subarray(r * V, (r + 1) * V)));
+      const p0 = ref.logProbs.get(p) as Float64Array;
+      total += klDivergence(p0, logSoftmax(logits.subarray(r * V, (r + 1) * V)));
       n++;
     }),
   });
@@ -119,19 +120,4 @@ export async function outputSensitivity(decoder: Decoder, ref: OutputReference, 
     onLayer?.(l, out[l]);
   }
   return out;
-}
-
-function logSoftmax32(logits: Float32Array): Float32Array {
-  let max = -Infinity;
-  for (const v of logits) max = Math.max(max, v);
-  let sum = 0;
-  for (const v of logits) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
-  return Float32Array.from(logits, (v) => v - lse);
-}
-
-function kl(p: Float32Array, q: Float32Array): number {
-  let sum = 0;
-  for (let i = 0; i < p.length; i++) if (p[i] > -80) sum += Math.exp(p[i]) * (p[i] - q[i]);
-  return Math.max(0, sum);
 }
