@@ -226,14 +226,23 @@ function updateState(conversation: Conversation, windows: readonly ConversationW
   const lastSession = conversation.sessions[conversation.sessions.length - 1];
   const last = windows[windows.length - 1];
   const size = Math.max(...windows.map((w) => w.turnIds.length));
-  let cohesion = 0;
   const episodes = groups.map((g, e) => {
     const sum = new Array<number>(vectors[0]?.length ?? 0).fill(0);
-    for (const w of g.windows) {
-      vectors[w].forEach((x, d) => (sum[d] += x));
-      cohesion += cosine(vectors[w], g.centroid);
-    }
+    for (const w of g.windows) vectors[w].forEach((x, d) => (sum[d] += x));
     return { sum, count: g.windows.length, prompt: prompts[e] };
+  });
+  // Cohesion as an update measures it: each window against its episode's centroid without it (a new
+  // window is no part of the centroid it is compared with). Counting a window in its own centroid
+  // would put a one-window episode at 1 and make every update after a short history look like drift.
+  let cohesion = 0;
+  let counted = 0;
+  groups.forEach((g, e) => {
+    if (g.windows.length < 2) return;
+    for (const w of g.windows) {
+      const others = Float32Array.from(episodes[e].sum, (x, d) => x - vectors[w][d]);
+      cohesion += cosine(vectors[w], l2Normalize(others));
+      counted++;
+    }
   });
   return {
     kind: "full", reason, baseVersion: null,
@@ -241,7 +250,8 @@ function updateState(conversation: Conversation, windows: readonly ConversationW
     cursor: cursor ?? { index: lastSession.index, turns: lastSession.turns.length },
     speakers: [...conversation.speakers], turns: turns.length, turnsAtClustering: turns.length,
     tail: last && last.turnIds.length < size ? { index: last.index, lines: last.text.split("\n"), vector: Array.from(vectors[last.index]) } : null,
-    episodes, cohesion: windows.length ? cohesion / windows.length : 1,
+    // No episode of two windows or more: nothing to tell drift by, and no update refused for it.
+    episodes, cohesion: counted ? cohesion / counted : 0,
   };
 }
 

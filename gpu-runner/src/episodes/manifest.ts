@@ -114,7 +114,7 @@ export interface UpdateState {
    * mean), and its patched prompt's representative text, fixed between full builds.
    */
   episodes: Array<{ sum: number[]; count: number; prompt: string }>;
-  /** Mean cosine of the windows to their episode's centroid at the last full clustering. */
+  /** Mean cosine of the windows to their episode's centroid without them (leave-one-out), at the last full clustering; 0 when no episode has two windows. */
   cohesion: number;
 }
 

@@ -23,6 +23,11 @@ export interface EvalMethodInfo {
    * assistant with a truncated prompt sees) instead of the evaluated history.
    */
   recentOnly?: boolean;
+  /**
+   * "session": the caches the service holds after a chat that grew one session at a time: a build of
+   * the first session, then one update per session (a full build where the update policy calls for one).
+   */
+  updates?: "session";
 }
 
 // In the order of the CLI's default --methods: config.json records that list, and a rerun with
@@ -59,7 +64,7 @@ export const EVAL_METHODS = Object.keys(registry) as readonly EvalMethod[];
 
 /**
  * Options a method's name may carry after a registry name, for sweeps: `epicache:n-medoid=3`,
- * `epicache:alloc=output:n-medoid=25%`. Each is a build option of {@link EvalMethodInfo}.
+ * `epicache:alloc=output:n-medoid=25%`, `epicache:updates=session`. Each is a build option of {@link EvalMethodInfo}.
  */
 const OPTIONS: Record<string, (value: string) => Partial<EvalMethodInfo> | null> = {
   "n-medoid": (v) => {
@@ -71,6 +76,7 @@ const OPTIONS: Record<string, (value: string) => Partial<EvalMethodInfo> | null>
   },
   alloc: (v) => ((ALLOC_MODES as readonly string[]).includes(v) ? { alloc: v as AllocMode } : null),
   positions: (v) => ((POSITION_MODES as readonly string[]).includes(v) ? { positions: v as PositionMode } : null),
+  updates: (v) => (v === "session" ? { updates: "session" } : null),
 };
 
 /**

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -137,6 +137,31 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
       expect(q.hit).toBe(q.hits?.lexical);
     }
     expect(questions.filter((l) => l.method !== "epicache").every((l) => l.hits === undefined && l.hit === null)).toBe(true);
+  });
+
+  it("grows caches one session at a time as the service would: updates and full builds counted, nothing lost when nothing is evicted", async () => {
+    const data = join(dir, "grow.json");
+    writeFileSync(data, JSON.stringify([sample]));
+    const out = join(dir, "out-grow");
+    const config: EvalConfig = {
+      data, format: "locomo", conversations: null, methods: ["full", "epicache:updates=session"], budgets: [4096], history: "cut", positions: "compact", maxContext: 4000,
+      episodes: 2, routing: { rule: "lexical" }, block: 64, maxAnswerTokens: 4, seed: 1, numerics: "exact",
+    };
+    const rows = await runEval(model, embedder, config, out);
+    const all = (method: string) => rows.find((r) => r.method === method && r.category === "all") as ResultRow;
+    const grown = all("epicache:updates=session");
+    // A budget over the history: the updated caches hold every token, as the full cache does.
+    expect(grown.questions).toBe(5);
+    expect(grown.kl).toBeLessThan(1e-6);
+    expect(grown.f1).toBe(all("full").f1);
+    expect(grown.routingHit).not.toBeNull();
+    // Three sessions: one first build, then two webhooks, each an update or (2× growth) a full build.
+    const record = JSON.parse(readFileSync(join(out, "caches", "hand-1.epicache_updates_session-4096.build.json"), "utf8")) as { builds: { full: number; incremental: number } };
+    expect(record.builds.full + record.builds.incremental).toBe(3);
+    expect(record.builds.incremental).toBeGreaterThan(0);
+    // Superseded versions are collected: the job's tenant keeps only the last.
+    const versions = readdirSync(join(out, "caches", "tenants", "grow-epicache_updates_session-4096", "conversations", "hand-1", "versions"));
+    expect(versions).toEqual(["epicache_updates_session-4096"]);
   });
 
   it("reads whole histories: every question asked, recent answers from the last turns, old and recent evidence apart, positions recorded", async () => {

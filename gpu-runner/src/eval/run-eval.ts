@@ -12,11 +12,11 @@ import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import {
-  cutToSessions, EpicacheError, isValidId, lexicalTerms, loadConversation, locomoSampleIds, recentTurns, renderContext, routeQuestion, segmentWindows, tokenF1,
+  cutToSessions, EpicacheError, isEpicacheError, isValidId, lexicalTerms, loadConversation, locomoSampleIds, recentTurns, renderContext, routeQuestion, segmentWindows, tokenF1,
   type Conversation, type QaItem, type RoutingData, type RoutingRule,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
-import { buildEpisodes, EpisodeStore, manifestRouting, questionPrompt, type EpisodeManifest } from "../episodes";
+import { buildEpisodes, continueEpisodes, EpisodeStore, manifestRouting, questionPrompt, type BuildOptions, type BuildTarget, type EpisodeManifest } from "../episodes";
 import { FsObjectStore } from "../store";
 import { generate, type ChatModel, type KvCache } from "../model";
 import { chatModelRef, type ModelRef } from "../models";
@@ -113,7 +113,7 @@ export interface EvalProgress {
 
 export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: EvalConfig, outDir: string, hooks: { log?: (m: string) => void; onProgress?: (p: EvalProgress) => void } = {}): Promise<ResultRow[]> {
   const methods = config.methods.map((m) => {
-    if (!isEvalMethod(m)) throw new EpicacheError("invalid_argument", `method "${m}" is not one of ${EVAL_METHODS.join(", ")} (options: epicache:n-medoid=3, :alloc=output, :positions=original)`);
+    if (!isEvalMethod(m)) throw new EpicacheError("invalid_argument", `method "${m}" is not one of ${EVAL_METHODS.join(", ")} (options: epicache:n-medoid=3, :alloc=output, :positions=original, :updates=session)`);
     return m;
   });
   mkdirSync(outDir, { recursive: true });
@@ -185,7 +185,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
       const label = `${job.method}${job.budget === null ? "" : ` @${job.budget}`} on ${job.conversation}`;
       const eta = finished > 0 ? ((performance.now() - started) / 1000 / finished) * (jobs.length - index + 1) : null;
       hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: "build", etaSeconds: eta });
-      const built = job.method === "full" && full ? full : await buildJob(model, embedder, conversation, config, job, cacheRoot, spans, hooks.log, recent);
+      const built = job.method === "full" && full ? full : await buildJob(model, embedder, conversation, config, job, cacheRoot, spans, hooks.log, recent, kept);
       // An episodic method routes each question to one of its caches: the routing hit says how often to the one with its evidence.
       const episodic = buildMethodOf(job.method).episodic;
       const per: Array<{ q: EvalQuestion; f1: number; kl: number | null; klGreedy: number | null; evidenceKept: number | null; hit: number | null; tokens: number; ms: number }> = [];
@@ -334,11 +334,14 @@ interface BuiltJob {
  * so that differences between methods come from the cache alone, not from storage rounding. A method
  * that builds from the recent window only (`recent`) builds from `recent`, the conversation's latest turns.
  */
-async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, config: EvalConfig, job: Job, root: string, spans: TurnSpans, log?: (m: string) => void, recent?: Conversation): Promise<BuiltJob> {
+async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, config: EvalConfig, job: Job, root: string, spans: TurnSpans, log?: (m: string) => void, recent?: Conversation, evaluated?: Conversation): Promise<BuiltJob> {
   const store = new EpisodeStore(new FsObjectStore(root));
-  const at = { store, tenant: "eval", conversation: storeId(conversation.id), version: `${safe(job.method)}-${job.budget ?? "full"}`, dtype: "f32" as const };
-  const recorded = join(root, `${at.conversation}.${at.version}.build.json`);
   const variant = resolveEvalMethod(job.method) as EvalMethodInfo;
+  // A job that grows by updates publishes a version per session: under a tenant of its own, so that
+  // collecting its superseded versions touches no other job's.
+  const tenant = variant.updates ? `grow-${safe(job.method)}-${job.budget ?? "full"}`.slice(0, 64) : "eval";
+  const at = { store, tenant, conversation: storeId(conversation.id), version: `${safe(job.method)}-${job.budget ?? "full"}`, dtype: "f32" as const };
+  const recorded = join(root, `${at.conversation}.${at.version}.build.json`);
   let manifest: EpisodeManifest;
   let seconds = 0;
   let maxPosition = 0;
@@ -354,7 +357,7 @@ async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: 
     const sourceSpans = source === conversation ? spans : turnSpans(chatFrame(model.tokenizer), source);
     const keptNow: NonNullable<BuiltJob["kept"]> = [];
     const slots = model.config.numLayers * model.config.numKvHeads;
-    const report = await buildEpisodes(model, embedder, source, at, {
+    const options: BuildOptions = {
       method: variant.method, budget: job.budget ?? 0, blockSize: config.block, episodes: config.episodes, seed: config.seed,
       maxContext: config.history === "cut" ? config.maxContext : undefined,
       positions: variant.positions ?? config.positions, alloc: variant.alloc, nMedoid: variant.nMedoid, routing: config.routing, log,
@@ -364,16 +367,59 @@ async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: 
         for (const [id, [start, end]] of spans) byTurn[id] ??= [0, (end - start) * slots];
         keptNow.push(byTurn);
       },
-    });
-    manifest = report.manifest;
+    };
+    let builds: Record<string, number> | undefined;
+    if (variant.updates === "session") {
+      const grown = await growBySession(model, embedder, evaluated ?? conversation, at, { ...options, maxContext: undefined, onCache: undefined });
+      ({ manifest, builds } = grown);
+      maxPosition = grown.maxPosition;
+      // Updated caches come back from the store, which does not keep where each entry came from.
+      kept = null;
+    } else {
+      const report = await buildEpisodes(model, embedder, source, at, options);
+      manifest = report.manifest;
+      maxPosition = report.positions.max;
+      kept = keptNow;
+    }
     seconds = (performance.now() - t0) / 1000;
-    maxPosition = report.positions.max;
-    kept = keptNow;
-    writeFileSync(recorded, `${JSON.stringify({ seconds, maxPosition, kept })}\n`);
+    writeFileSync(recorded, `${JSON.stringify({ seconds, maxPosition, kept, ...(builds ? { builds } : {}) })}\n`);
   }
   const caches: KvCache[] = [];
   for (const e of manifest.episodes) caches.push(await store.loadEpisode(manifest, e.id));
   return { manifest, caches, seconds, maxPosition, kept };
+}
+
+/**
+ * The caches the service holds after `conversation` arrived one session at a time, each followed by a
+ * rebuild webhook: a build of the first session, then per session an update of the version before
+ * (continueEpisodes), or a full build of everything so far when the update policy refuses one
+ * (regrowth, drift: update-episodes.ts). Each version is published and the one before collected; the
+ * last one is `at.version`. Returns its manifest, the largest position any build or update used, and
+ * how many of each kind ran.
+ */
+async function growBySession(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, at: BuildTarget & { store: EpisodeStore }, options: BuildOptions): Promise<{ manifest: EpisodeManifest; maxPosition: number; builds: Record<string, number> }> {
+  const { sessions } = conversation;
+  const versionAt = (k: number) => (k === sessions.length ? at.version : `${at.version}.s${k}`);
+  const upTo = (k: number): Conversation => ({ ...conversation, sessions: sessions.slice(0, k) });
+  let report: { manifest: EpisodeManifest; positions: { max: number } } = await buildEpisodes(model, embedder, upTo(1), { ...at, version: versionAt(1) }, options);
+  let maxPosition = report.positions.max;
+  const builds: Record<string, number> = { full: 1, incremental: 0 };
+  for (let k = 2; k <= sessions.length; k++) {
+    const session = sessions[k - 1];
+    const target = { ...at, version: versionAt(k) };
+    try {
+      report = await continueEpisodes(model, embedder, report.manifest, { ...conversation, sessions: [session] }, { index: session.index, turns: session.turns.length }, target, { log: options.log });
+      builds.incremental++;
+    } catch (e) {
+      if (!isEpicacheError(e) || e.code !== "base_unusable") throw e;
+      options.log?.(`session ${k}: a full build (${e.message})`);
+      report = await buildEpisodes(model, embedder, upTo(k), target, { ...options, reason: e.message });
+      builds.full++;
+    }
+    maxPosition = Math.max(maxPosition, report.positions.max);
+    await at.store.gc(at.tenant, at.conversation, { graceMs: 0 });
+  }
+  return { manifest: report.manifest, maxPosition, builds };
 }
 
 /**
