@@ -5,7 +5,7 @@
  * prompt attends to under sensitivity-aware layer budgets. Baseline methods build one cache.
  */
 import {
-  BUILD_METHOD_REGISTRY, cosine, cutToSessions, DEFAULT_ROUTING, encodeWindowVectors, EpicacheError, l2Normalize, lexicalTerms, renderContext,
+  BUILD_METHOD_REGISTRY, cutToSessions, DEFAULT_ROUTING, encodeWindowVectors, EpicacheError, l2Normalize, lexicalTerms, renderContext,
   segmentWindows, type BuildMethod, type Conversation, type ConversationWindow, type KvcDtype, type MedoidCount, type RoutingRule, type SessionCursor,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
@@ -15,6 +15,7 @@ import { blockPrefill, type AllocMode, type Allocation, type PositionMode } from
 import { chatFrame, policyFor } from "../press";
 import { allocateLayers, defaultAllocation } from "./calibration";
 import { clusterEpisodes, representatives } from "./cluster";
+import { clusteringCohesion } from "./drift";
 import type { EpisodeStore, PublishResult } from "./episode-store";
 import { MANIFEST_FORMAT, type EpisodeManifest, type UpdateState, type ManifestRouting } from "./manifest";
 
@@ -231,27 +232,13 @@ function updateState(conversation: Conversation, windows: readonly ConversationW
     for (const w of g.windows) vectors[w].forEach((x, d) => (sum[d] += x));
     return { sum, count: g.windows.length, prompt: prompts[e] };
   });
-  // Cohesion as an update measures it: each window against its episode's centroid without it (a new
-  // window is no part of the centroid it is compared with). Counting a window in its own centroid
-  // would put a one-window episode at 1 and make every update after a short history look like drift.
-  let cohesion = 0;
-  let counted = 0;
-  groups.forEach((g, e) => {
-    if (g.windows.length < 2) return;
-    for (const w of g.windows) {
-      const others = Float32Array.from(episodes[e].sum, (x, d) => x - vectors[w][d]);
-      cohesion += cosine(vectors[w], l2Normalize(others));
-      counted++;
-    }
-  });
   return {
     kind: "full", reason, baseVersion: null,
     lastTurnId: turns[turns.length - 1].id,
     cursor: cursor ?? { index: lastSession.index, turns: lastSession.turns.length },
     speakers: [...conversation.speakers], turns: turns.length, turnsAtClustering: turns.length,
     tail: last && last.turnIds.length < size ? { index: last.index, lines: last.text.split("\n"), vector: Array.from(vectors[last.index]) } : null,
-    // No episode of two windows or more: nothing to tell drift by, and no update refused for it.
-    episodes, cohesion: counted ? cohesion / counted : 0,
+    episodes, cohesion: clusteringCohesion(vectors, groups),
   };
 }
 

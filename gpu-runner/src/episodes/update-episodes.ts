@@ -17,7 +17,7 @@
  * last clustering.
  */
 import {
-  cosine, EpicacheError, l2Normalize, lexicalTerms, renderContinuation, conversationFromMessages, formatTurnLine, encodeWindowVectors, decodeWindowVectors,
+  EpicacheError, l2Normalize, lexicalTerms, renderContinuation, conversationFromMessages, formatTurnLine, encodeWindowVectors, decodeWindowVectors,
   type Conversation, type Message, type SessionCursor,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
@@ -26,7 +26,16 @@ import { blockPrefill } from "../prefill";
 import { chatFrame, policyFor } from "../press";
 import type { BuildTarget } from "./build-episodes";
 import type { EpisodeStore, PublishResult } from "./episode-store";
+import { joinNearest } from "./drift";
 import { MANIFEST_FORMAT, type EpisodeManifest, type ManifestRouting, type UpdateState } from "./manifest";
+
+/**
+ * The drift refusal's default share, from `npm run bench:drift` (bench/results/drift.json: 228 updates,
+ * LoCoMo dev and REALTALK): at 0.7 a conversation's own next session is refused 4.4 % of the time and
+ * a session of another chat caught 55 %; at 0.8, 13.6 % and 75 %. A refusal costs a full build, and
+ * growth past 2× rebuilds anyway, so the cheaper side wins.
+ */
+export const DRIFT_THRESHOLD = 0.7;
 
 /** When an update starts over (see the module comment). */
 export interface UpdatePolicy {
@@ -34,7 +43,7 @@ export interface UpdatePolicy {
   regrowth?: number;
   /**
    * A full build when the new windows' mean cosine to their episode falls below this share of the
-   * history's at the last clustering. Default 0.8.
+   * history's at the last clustering (drift.ts). Default {@link DRIFT_THRESHOLD}.
    */
   cohesion?: number;
 }
@@ -120,18 +129,8 @@ export async function continueEpisodes(
       counts[from]--;
     }
   }
-  let cohesion = 0;
-  vectors.forEach((v, i) => {
-    const centroids = sums.map((s) => l2Normalize(Float32Array.from(s)));
-    let best = 0;
-    for (let e = 1; e < centroids.length; e++) if (cosine(v, centroids[e]) > cosine(v, centroids[best])) best = e;
-    cohesion += cosine(v, centroids[best]);
-    members[best].add(firstIndex + i);
-    v.forEach((x, d) => (sums[best][d] += x));
-    counts[best]++;
-  });
-  cohesion /= vectors.length;
-  const threshold = opts.cohesion ?? 0.8;
+  const cohesion = joinNearest({ sums, counts, members }, vectors, firstIndex);
+  const threshold = opts.cohesion ?? DRIFT_THRESHOLD;
   if (cohesion < threshold * state.cohesion) needsFull(`the new windows sit far from every episode (mean cosine ${cohesion.toFixed(3)} against ${state.cohesion.toFixed(3)} at the last clustering)`);
   stage("assign");
 
