@@ -9,7 +9,7 @@ import {
   type Conversation, type SessionCursor,
 } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
-import { buildEpisodes, continueEpisodes, EpisodeStore, type EpisodeManifest } from "../episodes";
+import { buildEpisodes, continueEpisodes, EpisodeStore, manifestRouting, type EpisodeManifest } from "../episodes";
 import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 import { defaultStoreLocation, openStore } from "../store";
@@ -88,7 +88,7 @@ export async function updateCommand(argv: string[]): Promise<number> {
         const m = base;
         const built = await buildEpisodes(model, embedder, conversation, target, {
           method: m.method as Parameters<typeof buildEpisodes>[4]["method"], budget: m.budget ?? 0, blockSize: m.block, episodes: m.episodes.length,
-          positions: m.positions ?? "compact", reason, log,
+          positions: m.positions ?? "compact", routing: manifestRouting(m).rule, reason, log,
         });
         report = built;
       }
