@@ -13,6 +13,7 @@ import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 import { ALLOC_MODES, ALLOCATIONS, POSITION_MODES } from "../prefill";
 import { defaultStoreLocation, openStore } from "../store";
+import { Progress } from "./progress";
 import { choices, enumOption, isPositiveInt, numberOption, readConversationFile } from "./args";
 
 export const usage = `\
@@ -35,6 +36,12 @@ export const usage = `\
                                      (AWS_* environment; EPICACHE_S3_FORCE_PATH_STYLE=1).
                                      Inactive versions older than the grace (seconds) are collected first
 `;
+
+/** What each stage of buildEpisodes does, as progress lines say it. */
+const STAGES: Record<string, string> = {
+  render: "rendering and tokenizing the history", embed: "embedding the windows", cluster: "clustering into episodes",
+  calibrate: "layer budgets", prefill: "block-wise prefill", write: "writing the episode cache", publish: "publishing the version",
+};
 
 export async function buildCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -82,25 +89,21 @@ export async function buildCommand(argv: string[]): Promise<number> {
   if (values.id === undefined && !isValidId(id)) throw new EpicacheError("invalid_argument", `the conversation's id ${JSON.stringify(id)} cannot name it in the store: give one with --id`);
   validateId("conversation", id);
 
-  const log = (m: string) => process.stderr.write(`${m}\n`);
+  const progress = new Progress("build");
+  const log = (m: string) => progress.line(m);
   // Versions this build supersedes stay for readers until the next build's collection.
   const gc = await store.gc(tenant, id, { graceMs: graceSeconds * 1000 });
   if (gc.deleted.length > 0) log(`collected ${gc.deleted.length} old version(s) of ${tenant}/${id}: ${gc.deleted.join(", ")}`);
+  progress.stage("loading the models");
   const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { numerics, log });
   const embedder = await openEmbedder();
-  const tty = process.stderr.isTTY;
   try {
     const report = await buildEpisodes(model, embedder, conversation, { store, tenant, conversation: id, version, dtype }, {
       ...opts, log,
-      onProgress: ({ episode, episodes, block, blocks }) => {
-        const done = (episode * blocks + block) / (episodes * blocks);
-        const bar = "█".repeat(Math.round(done * 30)).padEnd(30, "░");
-        const line = `prefill ${bar} ${(done * 100).toFixed(0).padStart(3)}%  episode ${episode + 1}/${episodes}, block ${block}/${blocks}`;
-        if (tty) process.stderr.write(`\r${line}`);
-        else if (block === blocks) process.stderr.write(`${line}\n`);
-      },
+      onStage: (stage) => progress.stage(STAGES[stage] ?? stage),
+      onProgress: ({ episode, episodes, block, blocks }) => progress.update(episode * blocks + block, episodes * blocks, `blocks, episode ${episode + 1}/${episodes}`),
     });
-    if (tty) process.stderr.write("\n");
+    progress.done();
     const m = report.manifest;
     const layers = m.model.layers;
     const summary = {

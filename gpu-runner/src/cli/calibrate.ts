@@ -6,6 +6,7 @@ import { calibrate } from "../episodes";
 import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 import { SENSITIVITY_PROTOCOLS } from "../prefill";
+import { Progress } from "./progress";
 import { choices, enumOption, isPositiveInt, numberOption } from "./args";
 
 export const usage = `\
@@ -39,10 +40,14 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
       throw new EpicacheError("invalid_argument", `cannot read ${values.text}: ${(e as Error).message}`);
     }
   }
-  const log = (m: string) => process.stderr.write(`${m}\n`);
+  const progress = new Progress("calibrate");
+  const log = (m: string) => progress.line(m);
+  progress.stage("loading the model");
   const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { numerics, log });
   try {
-    const { profile, path } = await calibrate(model, { protocol, text, log, budget, blockSize, sinks });
+    progress.stage(`${protocol} profile at budget ${budget}`);
+    const { profile, path } = await calibrate(model, { protocol, text, log, budget, blockSize, sinks, onProgress: (done, total) => progress.update(done, total, "runs") });
+    progress.done();
     if (values.json) {
       process.stdout.write(`${JSON.stringify(profile)}\n`);
       return 0;

@@ -9,6 +9,7 @@ import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 import { POSITION_MODES } from "../prefill";
 import { choices, enumOption, isPositiveInt, numberOption } from "./args";
+import { formatSeconds, Progress } from "./progress";
 
 export const usage = `\
   eval --data FILE --out DIR [--format ${choices(DATASETS, "locomo")}] [--conversations IDS] [--methods M,…]
@@ -69,23 +70,26 @@ export async function evalCommand(argv: string[]): Promise<number> {
     seed: numberOption("seed", values.seed, 42, (n) => Number.isInteger(n) && n >= 0),
     numerics,
   };
-  const log = (m: string) => process.stderr.write(`${tty ? "\r\x1b[K" : ""}${m}\n`);
-  const tty = process.stderr.isTTY;
+  const progress = new Progress("eval");
+  const log = (m: string) => progress.line(m);
   const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { numerics, log });
   const embedder = await openEmbedder();
   const started = performance.now();
   try {
+    let current = "";
     await runEval(model, embedder, config, values.out, {
       log,
-      onProgress: ({ job, jobs, label, stage, etaSeconds }) => {
-        const bar = "█".repeat(Math.round(((job - 1) / jobs) * 30)).padEnd(30, "░");
-        const eta = etaSeconds === null ? "" : `, ETA ${formatSeconds(etaSeconds)}`;
-        const line = `eval ${bar} job ${job}/${jobs}: ${label}, ${stage}${eta}`;
-        if (tty) process.stderr.write(`\r\x1b[K${line}`);
-        else if (stage === "build") process.stderr.write(`${line}\n`);
+      onProgress: ({ job, jobs, label, stage, etaSeconds, step }) => {
+        // One stage per job and step: "job 3/14, kvzip @1024 on conv-26: build", then ": answer".
+        const name = `job ${job}/${jobs}, ${label}: ${stage}`;
+        if (name !== current) {
+          current = name;
+          progress.stage(name, etaSeconds === null ? undefined : `all jobs: ETA ${formatSeconds(etaSeconds)}`);
+        }
+        if (step) progress.update(step.done, step.total, step.unit);
       },
     });
-    if (tty) process.stderr.write("\r\x1b[K");
+    progress.done();
     process.stdout.write(`${writeReports(values.out)}in ${formatSeconds((performance.now() - started) / 1000)}\n`);
     return 0;
   } finally {
@@ -123,7 +127,3 @@ function writeReports(out: string): string {
   return `${renderTable(rows)}\n${comparison}\nwrote ${written.map((f) => join(out, f)).join(", ")} `;
 }
 
-function formatSeconds(s: number): string {
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m} min ${Math.round(s % 60)} s` : `${Math.round(s)} s`;
-}

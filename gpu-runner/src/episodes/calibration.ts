@@ -24,6 +24,8 @@ export interface CalibrationOptions {
   /** The α candidates of the "output" protocol (0, uniform budgets, is always tried). */
   sharpness?: number[];
   log?: (msg: string) => void;
+  /** Runs done of the calibration's runs (prefills of the whole text), after each. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 /** α candidates for budgets ∝ KL_ℓ^α. */
@@ -58,7 +60,9 @@ export async function calibrate(model: ChatModel, opts: CalibrationOptions): Pro
   if (protocol === "keys") {
     const W = 2 * (budget - sinks);
     opts.log?.(`calibrating (keys, the authors' protocol) on ${tokens.length} tokens: full attention, then blocks of ${W} seeing ${sinks} sinks and the previous block's last ${W / 2}`);
+    opts.onProgress?.(0, 1);
     const signal = await keySimilarity(model.decoder, tokens, { budget, sinks, squeeze });
+    opts.onProgress?.(1, 1);
     profile = {
       protocol, budget, signal, sharpness: OFFICIAL_POWER, selection: [],
       params: { tokens: tokens.length, blockSize: W, sinks, text: source, span: 100 }, seconds: 0, measuredAt: "",
@@ -68,13 +72,22 @@ export async function calibrate(model: ChatModel, opts: CalibrationOptions): Pro
     const from = (Math.floor(budget / blockSize) + 1) * blockSize;
     const every = Math.max(1, Math.floor((tokens.length - from) / 256));
     opts.log?.(`calibrating (output) on ${tokens.length} tokens: ${L} runs each squeezing one layer to ${budget} entries (${sinks} sinks + recent), KL over every ${every}th position from ${from}`);
+    const alphas = [...new Set([0, ...(opts.sharpness ?? SHARPNESS_CANDIDATES)])].sort((a, b) => a - b);
+    // One full run, one per layer squeezed alone, one per α.
+    const runs = 1 + L + alphas.length;
+    opts.onProgress?.(0, runs);
     const ref = await outputReference(model.decoder, tokens, { blockSize, from, every });
-    const signal = await outputSensitivity(model.decoder, ref, budget, squeeze, (l, kl) => opts.log?.(`  layer ${l}: KL ${kl.toFixed(5)}`));
+    opts.onProgress?.(1, runs);
+    const signal = await outputSensitivity(model.decoder, ref, budget, squeeze, (l, kl) => {
+      opts.log?.(`  layer ${l}: KL ${kl.toFixed(5)}`);
+      opts.onProgress?.(2 + l, runs);
+    });
     const selection: LayerProfile["selection"] = [];
-    for (const alpha of [...new Set([0, ...(opts.sharpness ?? SHARPNESS_CANDIDATES)])].sort((a, b) => a - b)) {
+    for (const alpha of alphas) {
       const kl = await squeezedKl(model.decoder, ref, layerBudgets(signal, budget, { alpha }), squeeze);
       selection.push({ sharpness: alpha, kl });
       opts.log?.(`  α ${alpha}: KL ${kl.toFixed(5)} with every layer squeezed`);
+      opts.onProgress?.(1 + L + selection.length, runs);
     }
     const best = selection.reduce((a, b) => (b.kl < a.kl ? b : a));
     profile = {

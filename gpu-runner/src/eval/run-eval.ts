@@ -109,6 +109,8 @@ export interface EvalProgress {
   stage: string;
   /** Seconds left, from the jobs done so far (null before the first). */
   etaSeconds: number | null;
+  /** How far the stage is: blocks of the build's prefill, or questions answered. */
+  step?: { done: number; total: number; unit: "blocks" | "questions" };
 }
 
 export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: EvalConfig, outDir: string, hooks: { log?: (m: string) => void; onProgress?: (p: EvalProgress) => void } = {}): Promise<ResultRow[]> {
@@ -185,7 +187,8 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
       const label = `${job.method}${job.budget === null ? "" : ` @${job.budget}`} on ${job.conversation}`;
       const eta = finished > 0 ? ((performance.now() - started) / 1000 / finished) * (jobs.length - index + 1) : null;
       hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: "build", etaSeconds: eta });
-      const built = job.method === "full" && full ? full : await buildJob(model, embedder, conversation, config, job, cacheRoot, spans, hooks.log, recent, kept);
+      const onBuild = (done: number, total: number) => hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: "build", etaSeconds: eta, step: { done, total, unit: "blocks" } });
+      const built = job.method === "full" && full ? full : await buildJob(model, embedder, conversation, config, job, cacheRoot, spans, hooks.log, recent, kept, onBuild);
       // An episodic method routes each question to one of its caches: the routing hit says how often to the one with its evidence.
       const episodic = buildMethodOf(job.method).episodic;
       const per: Array<{ q: EvalQuestion; f1: number; kl: number | null; klGreedy: number | null; evidenceKept: number | null; hit: number | null; tokens: number; ms: number }> = [];
@@ -200,7 +203,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
         compared = { centroids: routing.data.centroids, windows: windowVectors, windowEpisodes: episodeOf, windowTerms };
       }
       for (let i = 0; i < questions.length; i++) {
-        hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: `question ${i + 1}/${questions.length}`, etaSeconds: eta });
+        hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: "answer", etaSeconds: eta, step: { done: i, total: questions.length, unit: "questions" } });
         const q = questions[i];
         const asked = { vector: questionEmbeddings[i], text: q.question };
         const routed = routeQuestion(routing.rule, asked, routing.data).episode;
@@ -247,6 +250,7 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
           f1: per[i].f1, kl, klGreedy, hit, routed, evidenceKept: evidence, answer, ...(hits === null ? {} : { hits }),
         })}\n`);
       }
+      hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: "answer", etaSeconds: eta, step: { done: questions.length, total: questions.length, unit: "questions" } });
       const entries = built.caches.reduce((n, c) => n + c.entries, 0) / built.caches.length;
       const fullEntries = full ? full.caches[0].entries : contextTokens * model.config.numLayers * model.config.numKvHeads;
       const categories = [...new Set([...per.map((p) => p.q.category), ...per.map((p) => ageOf(p.q))]), "all"];
@@ -334,7 +338,10 @@ interface BuiltJob {
  * so that differences between methods come from the cache alone, not from storage rounding. A method
  * that builds from the recent window only (`recent`) builds from `recent`, the conversation's latest turns.
  */
-async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, config: EvalConfig, job: Job, root: string, spans: TurnSpans, log?: (m: string) => void, recent?: Conversation, evaluated?: Conversation): Promise<BuiltJob> {
+async function buildJob(
+  model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, config: EvalConfig, job: Job, root: string, spans: TurnSpans, log?: (m: string) => void,
+  recent?: Conversation, evaluated?: Conversation, onBlocks?: (done: number, total: number) => void,
+): Promise<BuiltJob> {
   const store = new EpisodeStore(new FsObjectStore(root));
   const variant = resolveEvalMethod(job.method) as EvalMethodInfo;
   // A job that grows by updates publishes a version per session: under a tenant of its own, so that
@@ -361,6 +368,7 @@ async function buildJob(model: ChatModel, embedder: OnnxEmbedder, conversation: 
       method: variant.method, budget: job.budget ?? 0, blockSize: config.block, episodes: config.episodes, seed: config.seed,
       maxContext: config.history === "cut" ? config.maxContext : undefined,
       positions: variant.positions ?? config.positions, alloc: variant.alloc, nMedoid: variant.nMedoid, routing: config.routing, log,
+      onProgress: ({ episode, episodes, block, blocks }) => onBlocks?.(episode * blocks + block, episodes * blocks),
       onCache: (_, cache) => {
         // Turns of the evaluated history the source does not hold count as kept by none of its entries.
         const byTurn = keptByTurn(cache, sourceSpans);

