@@ -1,5 +1,5 @@
 /**
- * The edge's Hono app: the routes of DESIGN.md §5, each defined with its zod schemas (which validate
+ * The edge's Hono app: the routes of docs/design.md §5, each defined with its zod schemas (which validate
  * the request and make the OpenAPI document at `GET /openapi.json`), and one `onError` that turns
  * every error into `{error: {code, message}}`.
  */

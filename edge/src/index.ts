@@ -1,5 +1,5 @@
 /**
- * The edge: the public HTTP API of Epicache, a Hono app on Cloudflare Workers (DESIGN.md §2, §5).
+ * The edge: the public HTTP API of Epicache, a Hono app on Cloudflare Workers (docs/design.md §2, §5).
  * `fetch` serves the API; `queue` consumes rebuild jobs; `scheduled` polls rebuilds whose completion
  * callback has not arrived.
  */

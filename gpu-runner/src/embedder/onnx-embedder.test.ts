@@ -16,7 +16,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return m;
 }
 
-/** A window of four utterances as stage 1 builds it (DESIGN.md section 1). */
+/** A window of four utterances as stage 1 builds it (docs/design.md section 1). */
 function window(lines: Array<[string, string]>): string {
   return lines.map(([speaker, text]) => `${speaker} said, "${text}"`).join("\n");
 }

@@ -1,5 +1,5 @@
 /**
- * The sentence embedder of stage 1 and of question routing (DESIGN.md sections 1 and 4): a BERT-style
+ * The sentence embedder of stage 1 and of question routing (docs/design.md sections 1 and 4): a BERT-style
  * ONNX model run by onnxruntime-node, mean-pooled over the attention mask and L2-normalised.
  *
  * Texts are tokenized with the model's tokenizer.json and cut to the length the model was trained

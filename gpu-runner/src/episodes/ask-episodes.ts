@@ -1,5 +1,5 @@
 /**
- * Answering from episode caches (DESIGN.md §1, stage 3): embed the question, route it to an episode
+ * Answering from episode caches (docs/design.md §1, stage 3): embed the question, route it to an episode
  * by the manifest's rule (shared routeQuestion), load that cache, append the question and decode.
  * The stored cache is never changed.
  */

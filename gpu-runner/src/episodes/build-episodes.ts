@@ -1,5 +1,5 @@
 /**
- * Building a conversation's episode caches (DESIGN.md §1, stages 1 and 2): segment the history into
+ * Building a conversation's episode caches (docs/design.md §1, stages 1 and 2): segment the history into
  * windows, embed and cluster them into episodes, pick each episode's representative windows, then
  * prefill the whole history once per episode, block by block, keeping what that episode's patched
  * prompt attends to under sensitivity-aware layer budgets. Baseline methods build one cache.

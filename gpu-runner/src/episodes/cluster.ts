@@ -1,5 +1,5 @@
 /**
- * Stage 1 of EpiCache after embedding (DESIGN.md §1): k-means of the window embeddings into episodes,
+ * Stage 1 of EpiCache after embedding (docs/design.md §1): k-means of the window embeddings into episodes,
  * and each episode's representative windows.
  *
  * k-means is ml-kmeans (k-means++ initialisation, Lloyd iterations on squared Euclidean distance),

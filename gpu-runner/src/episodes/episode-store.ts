@@ -1,5 +1,5 @@
 /**
- * Versions of a conversation's episode caches in an object store (DESIGN.md §3).
+ * Versions of a conversation's episode caches in an object store (docs/design.md §3).
  *
  * Publishing a build: every `episode-{e}.kvc` is written first, then the version's `manifest.json`
  * (create-only: a version is written once), then the conversation's `active.json` pointer moves to the

@@ -1,5 +1,5 @@
 /**
- * Block-wise prefill with eviction (DESIGN.md §1, stage 2): the base every keep policy runs on.
+ * Block-wise prefill with eviction (docs/design.md §1, stage 2): the base every keep policy runs on.
  *
  * The history goes through the decoder in blocks of B tokens. After each block the policy may run
  * a scoring prompt over the cache (its K/V are never kept) whose queries score every retained key; the policy turns

@@ -1,5 +1,5 @@
 /**
- * The runner's HTTP API (Hono; DESIGN.md §5): `POST /v1/embed`, `POST /v1/rebuild`, `GET /v1/jobs/{id}`,
+ * The runner's HTTP API (Hono; docs/design.md §5): `POST /v1/embed`, `POST /v1/rebuild`, `GET /v1/jobs/{id}`,
  * `POST /v1/generate` (JSON or server-sent events), `GET /metrics`, `GET /healthz`. Every `/v1/` request
  * is signed by the edge (shared/runner-api/signature.ts): unsigned, forged, stale or replayed requests
  * get 401. Bodies over the configured size get 413. Errors are `{error: {code, message}}`, mapped in

@@ -1,4 +1,4 @@
-/** The runner as an HTTP service (DESIGN.md §2, §5). */
+/** The runner as an HTTP service (docs/design.md §2, §5). */
 export { runnerApp } from "./app";
 export { loadRunnerConfig, RunnerConfigSchema, secretPath, type RunnerConfig } from "./config";
 export { ModelSlots, type Priority } from "./model-slots";

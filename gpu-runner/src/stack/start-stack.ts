@@ -1,5 +1,5 @@
 /**
- * The whole stack on one machine (`npm start`, DESIGN.md §6): the runner in this process (filesystem
+ * The whole stack on one machine (`npm start`, docs/design.md §6): the runner in this process (filesystem
  * store under .epicache/store, 127.0.0.1:8788) and the edge under `wrangler dev` (workerd with local
  * D1, its migrations applied first, and local Queues; 127.0.0.1:8787), sharing the signing secret.
  * Questions are embedded through the runner (no Workers AI locally). Wrangler's state lives in

@@ -1,5 +1,5 @@
 /**
- * What must hold of a conversation in the store whatever failed while publishing (DESIGN.md §3), for
+ * What must hold of a conversation in the store whatever failed while publishing (docs/design.md §3), for
  * fault and crash tests: every manifest under the conversation names only blobs that exist with the
  * size it records, and the active pointer (if any) names a version with a manifest.
  */

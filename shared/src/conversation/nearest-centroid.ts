@@ -17,7 +17,7 @@ export interface NearestCentroid {
 }
 
 /**
- * Routes a question to an episode (DESIGN.md §1, stage 3): the centroid with the highest cosine
+ * Routes a question to an episode (docs/design.md §1, stage 3): the centroid with the highest cosine
  * similarity to `query`. Centroids are compared by direction only (k-means centroids of normalised
  * embeddings are shorter than 1, and unequally so), which is the cosine; ties go to the lower index. No
  * centroids, a dimension mismatch or a non-finite entry is `invalid_argument`.

@@ -95,7 +95,7 @@ export interface RoutedQuestion {
 }
 
 /**
- * Routes a question to an episode (DESIGN.md §1, stage 3) by `rule`:
+ * Routes a question to an episode (docs/design.md §1, stage 3) by `rule`:
  *
  * - `centroid`: the episode whose centroid has the highest cosine with the question
  *   ({@link nearestCentroid}). The authors' code (ml-epicache utils/cluster.py) takes the dot product

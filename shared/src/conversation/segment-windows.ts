@@ -3,7 +3,7 @@ import type { Conversation } from "./conversation";
 import { formatTurnLine } from "./turn-line";
 
 /**
- * A window of consecutive turns, the unit that is embedded and clustered into episodes (DESIGN.md §1,
+ * A window of consecutive turns, the unit that is embedded and clustered into episodes (docs/design.md §1,
  * stage 1).
  *
  * @example

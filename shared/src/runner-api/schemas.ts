@@ -1,5 +1,5 @@
 /**
- * The runner's HTTP API (DESIGN.md §5), as zod schemas both sides use: the edge builds requests
+ * The runner's HTTP API (docs/design.md §5), as zod schemas both sides use: the edge builds requests
  * from them, the runner validates with them. Ids are validated ids (store/ids.ts).
  */
 import { z } from "zod";

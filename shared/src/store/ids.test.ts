@@ -28,7 +28,7 @@ describe("ids", () => {
     );
   });
 
-  it("builds the keys of DESIGN.md §3 and reads the version back", () => {
+  it("builds the keys of docs/design.md §3 and reads the version back", () => {
     expect(activeKey("t1", "c1")).toBe("tenants/t1/conversations/c1/active.json");
     expect(episodeKey("t1", "c1", "v1", 3)).toBe("tenants/t1/conversations/c1/versions/v1/episode-3.kvc");
     expect(versionOfKey("tenants/t1/conversations/c1/", `${versionPrefix("t1", "c1", "v1")}manifest.json`)).toBe("v1");

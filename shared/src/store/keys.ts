@@ -1,5 +1,5 @@
 /**
- * Object keys of the episode store (DESIGN.md §3), built only from validated ids:
+ * Object keys of the episode store (docs/design.md §3), built only from validated ids:
  *
  *   tenants/{tenant}/conversations/{conversation}/active.json                       the active pointer
  *   tenants/{tenant}/conversations/{conversation}/versions/{version}/manifest.json  written after its blobs
