@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config";
 
 // Node-side suites: shared/, gpu-runner/ and the end-to-end tests. The edge's suites run inside
-// workerd with their own config (edge/vitest.config.ts) once the edge exists.
+// workerd with their own config (edge/vitest.config.ts).
 export default defineConfig({
   test: {
     include: ["shared/src/**/*.test.ts", "gpu-runner/src/**/*.test.ts", "test/**/*.test.ts"],

@@ -1,10 +1,10 @@
-/** `epicache demo` (`npm start`): pulls the default models if needed, then answers one chat prompt. */
+/** `epicache demo`: pulls the default models if needed, then answers one chat prompt. */
 import { parseArgs } from "node:util";
 import { generate, openChatModel } from "../model";
 import { pullDefaults } from "../models";
 
 export const usage = `\
-  demo                               a short generation on the default model (what \`npm start\` runs)
+  demo                               a short generation on the default model
 `;
 
 export async function demoCommand(argv: string[]): Promise<number> {

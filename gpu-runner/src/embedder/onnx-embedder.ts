@@ -44,7 +44,7 @@ export interface EmbedderOptions {
 
 /** Per-call options of {@link OnnxEmbedder.embed}. */
 export interface EmbedOptions {
-  /** Texts per onnxruntime run (default 16). */
+  /** Texts per onnxruntime run (default DEFAULT_BATCH_SIZE). */
   batchSize?: number;
 }
 

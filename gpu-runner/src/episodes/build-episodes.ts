@@ -21,7 +21,7 @@ import { MANIFEST_FORMAT, type EpisodeManifest, type UpdateState, type ManifestR
 
 /**
  * Representative windows per episode when a build does not say. The authors' scripts use 8; one
- * window's patched prompt held the evidence of 3% of LoCoMo dev questions (README, "Patched prompt").
+ * window's patched prompt held the evidence of 3% of LoCoMo dev questions (README, "Layer budgets and patched prompts").
  */
 export const DEFAULT_N_MEDOID: MedoidCount = 8;
 
