@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import {
-  conversationFromMessages, DEFAULT_VOTE_K, isEpicacheError, manifestKey, signRequest,
+  DEFAULT_ROUTING, conversationFromMessages, DEFAULT_VOTE_K, isEpicacheError, manifestKey, signRequest,
   type BuildConfig, type JobRouting, type JobStatus, type MedoidCount, type RebuildRequest, type RoutingRule,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
@@ -119,6 +119,7 @@ async function updateBase(store: EpisodeStore, tenant: string, conversation: str
     build.block !== undefined && build.block !== manifest.block ? "block" : null,
     (build.positions ?? "compact") !== (manifest.positions ?? "original") ? "positions" : null,
     build.maxContext !== undefined ? "a cut history (maxContext)" : null,
+    routingDiffers(routingOf(build), manifest) ? "routing rule" : null,
   ].filter((d): d is string => d !== null);
   if (differs.length > 0) needsFull(`version ${base.version} was built with another ${differs.join(", ")}`);
   return manifest;
@@ -140,6 +141,15 @@ async function callback(secret: string, url: string, status: JobStatus, log: (m:
     }
     await new Promise((r) => setTimeout(r, 500 * attempt));
   }
+}
+
+/** Whether a requested routing rule (undefined: the default) is not the one `m` routes by. */
+function routingDiffers(asked: RoutingRule | undefined, m: EpisodeManifest): boolean {
+  // A build of one episode records centroid whatever was asked: nothing to route between.
+  if (m.episodes.length === 1) return false;
+  const want = asked ?? DEFAULT_ROUTING;
+  const have = m.routing;
+  return want.rule !== have.rule || (want.rule === "vote" && have.rule === "vote" && want.k !== have.k);
 }
 
 /** The routing rule a build config asks for; undefined for the build's default. */

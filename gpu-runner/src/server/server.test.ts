@@ -208,6 +208,9 @@ describe.skipIf(!ready)(`the runner service on loopback ${NEEDS_PULL}`, () => {
     const stale = await waitForJob(((await (await post("u3", { base: { version: "u2", lastMessageId: messages[17].id }, messages: messages.slice(18, 20) })).json()) as JobStatus).id);
     expect(stale).toMatchObject({ status: "failed", error: { code: "base_unusable" } });
     expect(await objects?.head(manifestKey("acme", "grows", "u3"))).toBeNull();
+    // Another routing rule than the base's: only a full build gives the manifest what that rule needs.
+    const rerouted = await waitForJob(((await (await post("u4", { config: { routing: "centroid" }, base: { version: "u2", lastMessageId: messages[29].id }, messages: messages.slice(30, 32) })).json()) as JobStatus).id);
+    expect(rerouted).toMatchObject({ status: "failed", error: { code: "base_unusable", message: expect.stringContaining("routing rule") } });
   });
 
   test("a failed rebuild publishes nothing and the previous version stays active", async () => {
