@@ -8,12 +8,13 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { rendezvousKey, rendezvousOrder, signRequest, signWebhook } from "@epicache/shared";
+import { PUBLIC_MESSAGES, rendezvousKey, rendezvousOrder, signRequest, signWebhook } from "@epicache/shared";
 import worker from "./index";
 import { clearManifestCache } from "./questions";
 import type { RebuildJob } from "./queue/rebuild-consumer";
 import { installFakeRunners, json, jobStatus } from "./testing/fake-runner";
 import { RUNNERS, RUNNER_SECRET, call, errorCode, newTenant, testEnv } from "./testing/helpers";
+import { captureLogs } from "./testing/logs";
 import { MINILM, V1, seedTenant } from "./testing/seed";
 
 afterEach(() => vi.restoreAllMocks());
@@ -56,11 +57,17 @@ describe("no runner reachable at question time", () => {
     const t = await seedTenant("faults");
     const environment = testEnv({ RUNNER_TIMEOUT_MS: "100" });
     const log = faultyRunners(fault, healthyPaths);
+    const logs = captureLogs();
     const res = await call("POST", "/v1/conversations/conv-1/query", { body: { question: "Where?" }, key: t.apiKey, env: environment });
     expect(res.status).toBe(503);
-    const body = (await res.json()) as { error: { code: string; message: string } };
-    expect(body.error.code).toBe("runner_unavailable");
-    for (const runner of RUNNERS) expect(body.error.message).toContain(runner);
+    const text = await res.text();
+    const body = JSON.parse(text) as { error: { code: string; message: string; requestId: string } };
+    expect(body).toEqual({ error: { code: "runner_unavailable", message: PUBLIC_MESSAGES.runner_unavailable, requestId: res.headers.get("x-request-id") } });
+    // What each runner did is logged under the request id, and never answered.
+    for (const runner of RUNNERS) {
+      expect(text).not.toContain(new URL(runner).host);
+      expect(logs.of(body.error.requestId)).toContain(runner);
+    }
     const key = failing === "/v1/embed" ? rendezvousKey(t.tenantId, "conv-1") : rendezvousKey(t.tenantId, "conv-1", 10);
     expect(log.filter((r) => r.path === failing).map((r) => r.runner)).toEqual(rendezvousOrder(key, RUNNERS));
 

@@ -1,8 +1,9 @@
 /**
  * Property-based fuzz of every public route of the edge (fast-check, inside workerd): hostile path
  * parameters, bodies and headers, sent with tenant A's credentials. For every request: never a 5xx;
- * every rejection a 4xx whose body is exactly `{error: {code, message}}` with a code of ERROR_CODES
- * that maps to that status; and tenant B's rows (seeded with the same ids as A's) never change.
+ * every rejection a 4xx whose body is exactly `{error: {code, message, requestId}}` with a code of
+ * ERROR_CODES that maps to that status and the id of the `x-request-id` header; and tenant B's rows
+ * (seeded with the same ids as A's) never change.
  * A failure prints fast-check's seed and the shrunk request; rerun with `{ seed, path }` in RUNS.
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
@@ -75,7 +76,7 @@ async function send(r: FuzzRequest): Promise<Response | undefined> {
   return res;
 }
 
-/** Under 500, and every 4xx is exactly `{error: {code, message}}` with a known code of that status. */
+/** Under 500, and every 4xx is exactly `{error: {code, message, requestId}}` with a known code of that status and the header's id. */
 async function expectWellFormed(r: FuzzRequest, res: Response): Promise<void> {
   const label = `${r.method} ${r.path.slice(0, 120)} → ${res.status}`;
   const text = await res.text();
@@ -87,7 +88,8 @@ async function expectWellFormed(r: FuzzRequest, res: Response): Promise<void> {
   } catch {
     throw new Error(`${label}: the error body is not JSON: ${text.slice(0, 200)}`);
   }
-  expect(parsed, label).toEqual({ error: { code: expect.any(String), message: expect.any(String) } });
+  expect(parsed, label).toEqual({ error: { code: expect.any(String), message: expect.any(String), requestId: res.headers.get("x-request-id") } });
+  expect(res.headers.get("x-request-id"), label).toMatch(/^[A-Za-z0-9._:-]{1,128}$/);
   const { code } = (parsed as { error: { code: string } }).error;
   expect(Object.keys(ERROR_CODES), label).toContain(code);
   expect(httpStatusOf(code as ErrorCode), `${label}: code ${code}`).toBe(res.status);

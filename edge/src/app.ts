@@ -1,7 +1,9 @@
 /**
  * The edge's Hono app: the routes of docs/design.md §5, each defined with its zod schemas (which validate
  * the request and make the OpenAPI document at `GET /openapi.json`), and one `onError` that turns
- * every error into `{error: {code, message}}`.
+ * every error into `{error: {code, message, requestId}}`. Every response carries its request id in
+ * `x-request-id`. A 5xx says only its code's fixed text (PUBLIC_MESSAGES): what went wrong inside
+ * (a runner's URL or answer, an exception) is logged under the request id, never answered.
  */
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
@@ -9,8 +11,9 @@ import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ZodError } from "zod";
-import { EpicacheError, httpStatusOf, isEpicacheError, type ErrorCode } from "@epicache/shared";
+import { EpicacheError, PUBLIC_MESSAGES, X_REQUEST_ID, describeError, errorBody, httpStatusOf, isEpicacheError, requestIdFrom, type ErrorCode } from "@epicache/shared";
 import { readConfig, type AppEnv } from "./env";
+import { logError } from "./log";
 import { conversationRoutes } from "./routes/conversations";
 import { queryRoutes } from "./routes/query";
 import { CALLBACK_PATH } from "./queue/rebuild-consumer";
@@ -30,6 +33,18 @@ const health = createRoute({
   tags: ["operations"],
   summary: "Liveness of the edge Worker itself (it does not reach the runners)",
   responses: { 200: { description: "Alive", content: { "application/json": { schema: z.object({ ok: z.literal(true) }) } } } },
+});
+
+/**
+ * The request's id: Cloudflare's `cf-ray` when present (it names the request in Cloudflare's own
+ * logs), else the client's `x-request-id` when well-formed (so a client can correlate with its own
+ * logs), else a new UUID; answered in `x-request-id` on every response, errors included.
+ */
+const requestId = createMiddleware<AppEnv>(async (c, next) => {
+  const id = requestIdFrom([c.req.header("cf-ray"), c.req.header(X_REQUEST_ID)]);
+  c.set("requestId", id);
+  c.header(X_REQUEST_ID, id);
+  await next();
 });
 
 /**
@@ -64,6 +79,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
       if (!result.success) throw validationError(result.error);
     },
   });
+  app.use("*", requestId);
   app.openapi(health, (c) => c.json({ ok: true as const }, 200));
   app.use("/v1/*", configure);
   app.route("/", tenantRoutes);
@@ -79,20 +95,24 @@ export function createApp(): OpenAPIHono<AppEnv> {
     info: { title: "Epicache edge API", version: "1", description: "Long-conversation memory: conversations, episode rebuilds, and questions answered from episodic KV caches." },
   });
 
-  app.notFound((c) => c.json({ error: { code: "not_found" satisfies ErrorCode, message: `no route ${c.req.method} ${new URL(c.req.url).pathname}` } }, 404));
+  app.notFound((c) => c.json(errorBody("not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`, c.var.requestId), 404));
   app.onError((err, c) => {
-    if (isEpicacheError(err)) {
-      const code: ErrorCode = err.code;
-      return c.json({ error: { code, message: err.message } }, httpStatusOf(code) as ContentfulStatusCode);
-    }
-    if (err instanceof HTTPException) {
+    const requestId = c.var.requestId ?? requestIdFrom([]);
+    let code: ErrorCode = "internal";
+    if (isEpicacheError(err)) code = err.code;
+    else if (err instanceof HTTPException) {
       // Hono's own: a body that is not JSON (400) and the like.
       const byStatus: Partial<Record<number, ErrorCode>> = { 400: "invalid_json", 401: "unauthorized", 413: "payload_too_large", 415: "unsupported_media_type" };
-      const code: ErrorCode = byStatus[err.status] ?? "invalid_argument";
-      return c.json({ error: { code, message: err.message } }, httpStatusOf(code) as ContentfulStatusCode);
+      code = byStatus[err.status] ?? "invalid_argument";
     }
-    console.error("unhandled error", err);
-    return c.json({ error: { code: "internal" satisfies ErrorCode, message: "internal error" } }, 500);
+    const status = httpStatusOf(code);
+    const known = isEpicacheError(err) || err instanceof HTTPException;
+    // A 5xx, and an error that reports an upstream's failure (its cause), is logged in full; its
+    // own message (which may name runners or quote them) is never answered.
+    if (status >= 500 || !known || err.cause !== undefined) {
+      logError("request_failed", { requestId, method: c.req.method, path: new URL(c.req.url).pathname, status, code, error: describeError(err) });
+    }
+    return c.json(errorBody(code, status >= 500 || !known ? PUBLIC_MESSAGES[code] : err.message, requestId), status as ContentfulStatusCode);
   });
   return app;
 }

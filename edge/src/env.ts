@@ -49,7 +49,8 @@ export const MAX_TRANSCRIPT_BYTES = RUNNER_LIMITS.bodyBytes - REBUILD_ENVELOPE_B
 /** Hono's environment for the app: the bindings and what middleware sets. */
 export interface AppEnv {
   Bindings: Env;
-  Variables: { config: EdgeConfig; tenant: Tenant };
+  /** `requestId`: the request's id (app.ts), in its error body, its `x-request-id` header and its log lines. */
+  Variables: { config: EdgeConfig; tenant: Tenant; requestId: string };
 }
 
 /** A positive integer var, at most `max` (what a runner takes) when given. */

@@ -37,6 +37,8 @@ export const ERROR_CODES = {
   runner_unavailable: 503,
   /** A runner answered with something that does not follow the runner API. */
   runner_invalid: 502,
+  /** Workers AI did not embed the question (it failed, or answered something else); retry later. */
+  embedder_unavailable: 503,
   /** A conversation file (LoCoMo JSON, REALTALK JSON, JSONL) that is malformed; the message names the place. */
   conversation_invalid: 400,
   // models and files
@@ -96,7 +98,7 @@ export class EpicacheError extends Error {
     this.code = code;
   }
 
-  /** The JSON error body every HTTP surface returns: `{error: {code, message}}`. */
+  /** The error as JSON, `{error: {code, message}}` (HTTP surfaces answer {@link errorBody}, with the request id). */
   toJSON(): { error: { code: ErrorCode; message: string } } {
     return { error: { code: this.code, message: this.message } };
   }
@@ -129,4 +131,89 @@ export function isEpicacheError(e: unknown): e is EpicacheError {
  */
 export function httpStatusOf(code: ErrorCode): number {
   return ERROR_CODES[code];
+}
+
+/**
+ * A fixed text per code: what a client is told when the error's own message may hold what it must
+ * not see (a runner's URL or answer, an object store's reply, an exception's text). HTTP surfaces
+ * answer it for every 5xx, and for errors that report an upstream's failure; the error's own
+ * message goes to their log, under the request id.
+ */
+export const PUBLIC_MESSAGES: Record<ErrorCode, string> = {
+  invalid_argument: "the request is not valid",
+  invalid_json: "the request body is not JSON",
+  unauthorized: "missing or invalid credentials",
+  payload_too_large: "the request or the transcript is too large",
+  unsupported_media_type: "send the request body as application/json",
+  not_found: "not found",
+  queue_full: "too much work is queued; try again shortly",
+  webhook_invalid: "the webhook's signature is missing, invalid or too old",
+  no_active_version: "the conversation has no active version yet: send a rebuild webhook and wait for it to succeed",
+  conversation_empty: "the conversation has no messages to build from",
+  limit_exceeded: "this would pass a limit of the tenant",
+  rate_limited: "too many requests this minute; retry after the retry-after seconds",
+  runner_unavailable: "no runner could answer; try again shortly",
+  runner_invalid: "a runner answered with something that could not be used; try again shortly",
+  embedder_unavailable: "the question could not be embedded; try again shortly",
+  conversation_invalid: "the transcript holds a message that cannot be built from",
+  model_not_found: "a model the service needs is missing",
+  model_mismatch: "the version was built with another model than the one served: it needs a rebuild",
+  base_unusable: "the update cannot continue its base version: it needs a full build",
+  model_checksum_mismatch: "a model file failed its checksum",
+  model_fetch_failed: "a model could not be fetched; try again later",
+  tool_missing: "a tool the service needs is missing",
+  gguf_invalid: "a model file is not valid",
+  gguf_truncated: "a model file is truncated",
+  gguf_unsupported: "a model file is not supported",
+  model_invalid: "a model checkpoint is not valid",
+  tokenizer_invalid: "a model's tokenizer is not valid",
+  model_unsupported: "a model is not supported",
+  store_not_found: "the version's episode caches were not found: it needs a rebuild",
+  store_invalid: "the version's episode caches could not be read: it needs a rebuild",
+  store_conflict: "the episode store changed meanwhile; try again",
+  store_unavailable: "the episode store did not answer; try again shortly",
+  runtime_failed: "the model failed to run; try again shortly",
+  internal: "internal error; try again, and quote the request id if it persists",
+};
+
+/** The header that carries a request's id: taken from the request when well-formed, always answered. */
+export const X_REQUEST_ID = "x-request-id";
+
+/** The JSON error body of every HTTP surface. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; requestId: string };
+}
+
+/**
+ * The error body for `code`, with the request id that the surface's log lines carry too.
+ *
+ * @example
+ * ```ts
+ * errorBody("runner_unavailable", PUBLIC_MESSAGES.runner_unavailable, "8f0c…");
+ * // {error: {code: "runner_unavailable", message: "no runner could answer; try again shortly", requestId: "8f0c…"}}
+ * ```
+ */
+export function errorBody(code: ErrorCode, message: string, requestId: string): ErrorBody {
+  return { error: { code, message, requestId } };
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The first of `candidates` that is a well-formed request id (1 to 128 letters, digits, `.`, `_`,
+ * `:` or `-`: safe to log and to echo), else a new random one.
+ *
+ * @example
+ * ```ts
+ * const requestId = requestIdFrom([req.header("cf-ray"), req.header("x-request-id")]);
+ * ```
+ */
+export function requestIdFrom(candidates: readonly (string | null | undefined)[]): string {
+  return candidates.find((c): c is string => typeof c === "string" && REQUEST_ID.test(c)) ?? crypto.randomUUID();
+}
+
+/** What a log line says of a thrown value: its name, message and stack, or the value itself. */
+export function describeError(e: unknown): unknown {
+  if (e instanceof Error) return { name: e.name, message: e.message, stack: e.stack, ...(e.cause === undefined ? {} : { cause: describeError(e.cause) }) };
+  return e;
 }

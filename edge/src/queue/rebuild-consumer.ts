@@ -5,15 +5,18 @@
  * (an update); otherwise, and for the full rebuild that follows an update the runner refused, the
  * whole transcript. A job whose runners all fail is retried with backoff; after the queue's
  * max_retries it goes to the dead-letter queue, whose consumer marks its version failed (the previous
- * version keeps serving).
+ * version keeps serving). A failure the tenant can read (the version's error, on
+ * `GET /v1/conversations/{id}`) holds a code and its fixed text, never what a runner answered: that
+ * is logged, with the tenant, conversation and version.
  */
-import { JobStatus, rendezvousKey, rendezvousOrder, type RebuildRequest, type TranscriptMessage } from "@epicache/shared";
+import { JobStatus, PUBLIC_MESSAGES, describeError, rendezvousKey, rendezvousOrder, type ErrorCode, type RebuildRequest, type TranscriptMessage } from "@epicache/shared";
 import { getConversation } from "../db/conversations";
 import { readTranscript, readTranscriptAfter } from "../db/messages";
 import { activeBase, getVersion, markSubmitted, type VersionKind, type VersionRecord } from "../db/versions";
 import { readConfig, type EdgeConfig } from "../env";
+import { logError, logWarn } from "../log";
 import { failRebuild, retryAsFull, type RebuildEnv } from "../rebuild/settle";
-import { callFirstAnswering, runnerError } from "../runner/runner-client";
+import { callFirstAnswering, parseJson, readRunnerAnswer, tenantCode } from "../runner/runner-client";
 import { RebuildJob } from "./rebuild-job";
 
 export { RebuildJob } from "./rebuild-job";
@@ -89,24 +92,33 @@ export async function submitRebuild(env: RebuildEnv, config: EdgeConfig, job: Re
     config: {},
     callbackUrl: `${config.publicUrl}${CALLBACK_PATH}`,
   };
+  const where = { tenantId: job.tenantId, conversationId: job.conversationId, version: job.version };
   let answer: { runner: string; response: Response };
   try {
     answer = await callFirstAnswering(config, rendezvousOrder(rendezvousKey(job.tenantId, job.conversationId), config.runnerUrls), { method: "POST", path: "/v1/rebuild", body: request });
   } catch (e) {
-    console.warn(`rebuild ${job.tenantId}/${job.conversationId} ${job.version}: ${(e as Error).message}`);
+    logWarn("rebuild_not_submitted", { ...where, error: describeError(e) });
     return "retry";
   }
   if (!answer.response.ok) {
     // The runner refused the transcript itself (4xx): retrying would not help.
-    const error = await runnerError(answer.response, "the runner refused the rebuild");
-    if (error.code === "base_unusable" && sent.base !== null) {
-      await retryAsFull(env, job.tenantId, job.conversationId, job.version, null, error.message);
+    const refusal = await readRunnerAnswer(answer.response);
+    if (refusal.code === "base_unusable" && sent.base !== null) {
+      // The runner's reason (a new speaker, drift, growth, another build) is kept as the version's.
+      await retryAsFull(env, job.tenantId, job.conversationId, job.version, null, (refusal.message ?? "").slice(0, 500));
       return "requeued";
     }
-    return fail({ code: error.code, message: error.message });
+    const code = tenantCode(refusal.code);
+    logError("rebuild_refused", { ...where, runner: answer.runner, status: refusal.status, code, answer: refusal.text.slice(0, 2000) });
+    return fail({ code, message: PUBLIC_MESSAGES[code] });
   }
-  const status = JobStatus.safeParse(await answer.response.json().catch(() => null));
-  if (!status.success) return fail({ code: "runner_invalid", message: `the runner ${answer.runner} answered the rebuild with something that is not a job` });
+  const text = await answer.response.text().catch(() => "");
+  const status = JobStatus.safeParse(parseJson(text));
+  if (!status.success) {
+    const code: ErrorCode = "runner_invalid";
+    logError("rebuild_refused", { ...where, runner: answer.runner, status: answer.response.status, code, why: "not a job", answer: text.slice(0, 2000) });
+    return fail({ code, message: PUBLIC_MESSAGES[code] });
+  }
   await markSubmitted(db, job.tenantId, job.conversationId, job.version, {
     runnerUrl: answer.runner, job: status.data, messageCount: sent.messageCount, kind: sent.kind, reason: sent.reason, baseVersion: sent.base?.version ?? null,
   }, new Date().toISOString());
@@ -127,7 +139,7 @@ export async function consumeRebuilds(batch: MessageBatch<unknown>, env: Env, _c
   for (const message of batch.messages) {
     const job = RebuildJob.safeParse(message.body);
     if (!job.success) {
-      console.error(`rebuild queue: dropping a message that is not a job: ${JSON.stringify(message.body).slice(0, 200)}`);
+      logError("rebuild_message_dropped", { why: "not a job", body: JSON.stringify(message.body)?.slice(0, 200) ?? null });
       message.ack();
       continue;
     }
@@ -142,7 +154,7 @@ export async function consumeRebuilds(batch: MessageBatch<unknown>, env: Env, _c
       if (outcome === "retry") message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
       else message.ack();
     } catch (e) {
-      console.error(`rebuild ${tenantId}/${conversationId} ${version}:`, e);
+      logError("rebuild_consumer_failed", { tenantId, conversationId, version, error: describeError(e) });
       message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
     }
   }

@@ -5,8 +5,9 @@
  * Settling starts the conversation's follow-up rebuild when one is due; an update the runner could
  * not make (`base_unusable`) goes back to the queue as a full rebuild.
  */
-import { decodeWindowVectors, EpicacheError, JobStatus, isEpicacheError, type JobStatus as JobStatusType } from "@epicache/shared";
-import { callRunner, runnerError } from "../runner/runner-client";
+import { decodeWindowVectors, describeError, EpicacheError, JobStatus, isEpicacheError, PUBLIC_MESSAGES, type JobStatus as JobStatusType } from "@epicache/shared";
+import { logError, logWarn } from "../log";
+import { callRunner, parseJson, readRunnerAnswer, tenantCode } from "../runner/runner-client";
 import type { EdgeConfig } from "../env";
 import { getVersion, markProgress, type VersionRecord } from "../db/versions";
 import { completeRebuild, failRebuild, retryAsFull, type RebuildEnv } from "./settle";
@@ -89,9 +90,15 @@ export async function applyJob(env: RebuildEnv, job: JobStatusType): Promise<Ver
       lastMessageId: result.lastMessageId,
     });
   } else if (job.status === "failed" && job.error?.code === "base_unusable" && record.kind !== "full") {
-    await retryAsFull(env, job.tenant, job.conversation, job.version, job.id, job.error.message);
+    // The runner's reason (a new speaker, drift, growth, another build) is kept as the version's.
+    await retryAsFull(env, job.tenant, job.conversation, job.version, job.id, job.error.message.slice(0, 500));
   } else if (job.status === "failed") {
-    await failRebuild(env, job.tenant, job.conversation, job.version, job.error ?? { code: "internal", message: `job ${job.id} failed` });
+    // What the runner says went wrong is for the log; the tenant reads the code and its fixed text
+    // (base_unusable keeps its reason, as above).
+    const code = job.error === null ? "internal" : tenantCode(job.error.code);
+    logError("rebuild_failed", { tenantId: job.tenant, conversationId: job.conversation, version: job.version, job: job.id, code, error: job.error });
+    const message = job.error?.code === "base_unusable" ? job.error.message.slice(0, 500) : PUBLIC_MESSAGES[code];
+    await failRebuild(env, job.tenant, job.conversation, job.version, { code, message });
   } else {
     await markProgress(env.DB, job.tenant, job.conversation, job.version, job, new Date().toISOString());
   }
@@ -107,27 +114,35 @@ export async function applyJob(env: RebuildEnv, job: JobStatusType): Promise<Ver
 export async function refreshRebuild(env: RebuildEnv, config: Pick<EdgeConfig, "runnerSecret" | "runnerTimeoutMs">, tenantId: string, conversationId: string, record: VersionRecord, now = new Date()): Promise<VersionRecord> {
   if (record.status !== "submitted" || record.runnerUrl === null || record.jobId === null) return record;
   const reread = async () => (await getVersion(env.DB, tenantId, conversationId, record.version)) ?? record;
-  const silent = async () => {
+  const where = { tenantId, conversationId, version: record.version, runner: record.runnerUrl, job: record.jobId };
+  const silent = async (why: string, detail: Record<string, unknown> = {}) => {
     if (now.getTime() - Date.parse(record.updatedAt) < STALE_SUBMITTED_SECONDS * 1000) return record;
-    await failRebuild(env, tenantId, conversationId, record.version, { code: "runner_unavailable", message: `no word from the runner ${record.runnerUrl} about job ${record.jobId} for ${STALE_SUBMITTED_SECONDS / 60} minutes` }, now);
+    logError("rebuild_silent", { ...where, why, ...detail });
+    await failRebuild(env, tenantId, conversationId, record.version, { code: "runner_unavailable", message: `no word from the runner that took the rebuild for ${STALE_SUBMITTED_SECONDS / 60} minutes; send a rebuild webhook to try again` }, now);
     return reread();
   };
   let response: Response;
   try {
     response = await callRunner({ ...config, runnerTimeoutMs: Math.min(config.runnerTimeoutMs, 5000) }, record.runnerUrl, { method: "GET", path: `/v1/jobs/${encodeURIComponent(record.jobId)}` });
-  } catch {
-    return silent();
+  } catch (e) {
+    return silent("not reached", { error: describeError(e) });
   }
   if (response.status === 404) {
-    await failRebuild(env, tenantId, conversationId, record.version, { code: "runner_unavailable", message: `the runner ${record.runnerUrl} no longer knows job ${record.jobId}` }, now);
+    logError("rebuild_lost", { ...where, answer: (await readRunnerAnswer(response)).text.slice(0, 2000) });
+    await failRebuild(env, tenantId, conversationId, record.version, { code: "runner_unavailable", message: "the runner that took the rebuild no longer knows it (it restarted); send a rebuild webhook to try again" }, now);
     return reread();
   }
   if (!response.ok) {
-    await runnerError(response, "job status");
-    return silent();
+    const answer = await readRunnerAnswer(response);
+    logWarn("rebuild_poll_failed", { ...where, status: answer.status, answer: answer.text.slice(0, 2000) });
+    return silent(`answered ${answer.status}`);
   }
-  const job = JobStatus.safeParse(await response.json().catch(() => null));
-  if (!job.success || job.data.tenant !== tenantId || job.data.conversation !== conversationId || job.data.version !== record.version) return silent();
+  const text = await response.text().catch(() => "");
+  const job = JobStatus.safeParse(parseJson(text));
+  if (!job.success || job.data.tenant !== tenantId || job.data.conversation !== conversationId || job.data.version !== record.version) {
+    logWarn("rebuild_poll_failed", { ...where, why: "not this rebuild's job", answer: text.slice(0, 2000) });
+    return silent("answered something other than the job");
+  }
   try {
     return await applyJob(env, job.data);
   } catch (e) {
@@ -135,7 +150,8 @@ export async function refreshRebuild(env: RebuildEnv, config: Pick<EdgeConfig, "
     // become active, so it fails and the previous one keeps serving, rather than every read of the
     // conversation failing with the same 502 while the runner remembers the job.
     if (!isEpicacheError(e) || e.code !== "runner_invalid") throw e;
-    await failRebuild(env, tenantId, conversationId, record.version, { code: e.code, message: e.message }, now);
+    logError("rebuild_result_invalid", { ...where, why: e.message });
+    await failRebuild(env, tenantId, conversationId, record.version, { code: e.code, message: PUBLIC_MESSAGES[e.code] }, now);
     return reread();
   }
 }

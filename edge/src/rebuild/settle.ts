@@ -4,8 +4,9 @@
  * transaction; here it is enqueued), or, for an update the runner could not make, the same version
  * again as a full rebuild.
  */
-import { newVersionId } from "@epicache/shared";
+import { describeError, newVersionId } from "@epicache/shared";
 import { completeVersion, fallBackToFull, markFailed, type CompletedVersion } from "../db/versions";
+import { logError } from "../log";
 import type { RebuildJob } from "../queue/rebuild-job";
 
 /** What settling needs: the database, and the queue a follow-up or fallback goes to. */
@@ -30,14 +31,16 @@ export async function enqueueRebuild(env: RebuildEnv, job: RebuildJob): Promise<
     await env.REBUILD_QUEUE.send(job);
     return true;
   } catch (e) {
-    console.error(`rebuild ${job.tenantId}/${job.conversationId} ${job.version}: not enqueued:`, e);
+    logError("rebuild_not_enqueued", { ...job, error: describeError(e) });
     await markFailed(env.DB, job.tenantId, job.conversationId, job.version, { code: "internal", message: "the rebuild could not be enqueued" }, new Date().toISOString());
     return false;
   }
 }
 
 /**
- * Marks the version failed and starts the conversation's follow-up rebuild if one is due.
+ * Marks the version failed and starts the conversation's follow-up rebuild if one is due. The tenant
+ * reads `error` (`GET /v1/conversations/{id}`): it holds a code and a message that names nothing
+ * internal (a fixed text for what a runner reported; runner-client's tenantCode for its code).
  *
  * @example
  * ```ts

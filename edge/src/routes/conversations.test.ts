@@ -1,11 +1,12 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { RebuildRequest, RUNNER_LIMITS } from "@epicache/shared";
+import { PUBLIC_MESSAGES, RebuildRequest, RUNNER_LIMITS } from "@epicache/shared";
 import { messageBytes, readTranscript } from "../db/messages";
 import { limitsOf } from "../db/tenants";
 import { MAX_TRANSCRIPT_BYTES } from "../env";
 import { installFakeRunners, json, jobStatus } from "../testing/fake-runner";
 import { ADMIN_TOKEN, call, errorCode, newTenant, testEnv } from "../testing/helpers";
+import { captureLogs } from "../testing/logs";
 import { consume, recordingQueue, sendWebhook } from "../testing/rebuild-flow";
 
 const msg = (id: string, text = `text of ${id}`) => ({ id, speaker: "Ann", text });
@@ -145,7 +146,7 @@ describe("limits a runner can take", () => {
     const over = await append(apiKey, "c1", [9, 10, 11].map(sized), small);
     expect(over.status).toBe(413);
     const { error } = (await over.json()) as { error: { code: string; message: string } };
-    expect(error).toEqual({ code: "payload_too_large", message: "the conversation's transcript is 632 bytes; these 3 messages (237 bytes) would pass its limit of 790 bytes, what one rebuild can send to a runner" });
+    expect(error).toEqual({ code: "payload_too_large", message: "the conversation's transcript is 632 bytes; these 3 messages (237 bytes) would pass its limit of 790 bytes, what one rebuild can send to a runner", requestId: over.headers.get("x-request-id") });
     // Messages already held cost nothing; two more fit exactly.
     expect(await (await append(apiKey, "c1", [8, 9, 10].map(sized), small)).json()).toMatchObject({ appended: 2, duplicates: 1, messageCount: 10 });
     expect(await (await call("GET", "/v1/conversations/c1", { key: apiKey })).json()).toMatchObject({ messageCount: 10, transcriptBytes: 790 });
@@ -184,9 +185,14 @@ describe("limits a runner can take", () => {
 
   it("refuses vars and tenant limits beyond what a runner takes", async () => {
     for (const [name, value] of [["MAX_MESSAGES_PER_CONVERSATION", "50001"], ["MAX_MESSAGE_CHARS", "20001"], ["MAX_TRANSCRIPT_BYTES", String((16 << 20) - (64 << 10) + 1)]] as const) {
+      const logs = captureLogs();
       const res = await call("POST", "/v1/tenants", { body: { name: "x" }, key: ADMIN_TOKEN, env: testEnv({ [name]: value }) });
       expect(res.status, name).toBe(500);
-      expect(((await res.json()) as { error: { message: string } }).error.message).toContain(name);
+      // The var is named in the log, under the request id the answer gives; the answer says only "internal".
+      const { error } = (await res.json()) as { error: { code: string; message: string; requestId: string } };
+      expect(error).toEqual({ code: "internal", message: PUBLIC_MESSAGES.internal, requestId: res.headers.get("x-request-id") });
+      expect(logs.of(error.requestId)).toContain(name);
+      vi.restoreAllMocks();
     }
     const tenant = await call("POST", "/v1/tenants", { body: { name: "x", limits: { maxMessagesPerConversation: 50_001 } }, key: ADMIN_TOKEN });
     expect(tenant.status).toBe(400);

@@ -21,6 +21,9 @@ describe("GET /openapi.json", () => {
     expect(query.security).toEqual([{ apiKey: [] }]);
     expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(["Error", "Message", "QueryRequest", "QueryResponse", "Conversation", "RebuildWebhookRequest", "CreateTenantRequest"]));
     expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(["adminToken", "apiKey"]);
+    // Every error names its request id, in the body and the x-request-id header.
+    expect(doc.components.schemas.Error).toMatchObject({ properties: { error: { properties: { code: {}, message: {}, requestId: {} }, required: ["code", "message", "requestId"] } } });
+    expect(query.responses["503"]).toMatchObject({ headers: { "x-request-id": {} } });
   });
 
   it("documents how the active version and the newest rebuild are built, and follow-ups", async () => {

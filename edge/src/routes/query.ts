@@ -13,7 +13,8 @@ import { requireTenant } from "../auth";
 import { getConversation } from "../db/conversations";
 import type { AppEnv } from "../env";
 import { activeManifest, embedQuestion } from "../questions";
-import { callFirstAnswering, runnerError } from "../runner/runner-client";
+import { answerEvents } from "../questions/answer-events";
+import { callFirstAnswering, invalidAnswer, parseJson, runnerError } from "../runner/runner-client";
 import { Id, QueryRequest, QueryResponse, errorResponses } from "./schemas";
 
 const route = createRoute({
@@ -22,7 +23,7 @@ const route = createRoute({
   tags: ["conversations"],
   summary: "Ask a question about a conversation",
   description:
-    "Answered from the active version's episode that its routing rule picks (by default the episode of the conversation window that best matches the question's words by BM25, or of the window nearest the question by embedding when none of its words occurs in the conversation). With `stream: true` the answer is server-sent events: `meta` {episode, version}, then the runner's `token` {text} events and a final `done` (the answer, episode, version, tokens, timings) or `error`. 409 `no_active_version` before the first rebuild has succeeded.",
+    "Answered from the active version's episode that its routing rule picks (by default the episode of the conversation window that best matches the question's words by BM25, or of the window nearest the question by embedding when none of its words occurs in the conversation). With `stream: true` the answer is server-sent events: `meta` {episode, version}, then the runner's `token` {text} events and a final `done` (the answer, episode, version, tokens, timings) or `error` (the error body, `{error: {code, message, requestId}}`). 409 `no_active_version` before the first rebuild has succeeded.",
   security: [{ apiKey: [] }],
   middleware: [requireTenant] as const,
   request: {
@@ -40,26 +41,6 @@ const route = createRoute({
     ...errorResponses(400, 401, 404, 409, 429, 502, 503),
   },
 });
-
-const encoder = new TextEncoder();
-
-/** The runner's SSE stream with a first `meta` event naming the episode and version. */
-function withMeta(body: ReadableStream<Uint8Array>, meta: { episode: number; version: string }): ReadableStream<Uint8Array> {
-  const upstream = body.getReader();
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      controller.enqueue(encoder.encode(`event: meta\ndata: ${JSON.stringify(meta)}\n\n`));
-    },
-    async pull(controller) {
-      const { done, value } = await upstream.read();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-    cancel(reason) {
-      return upstream.cancel(reason);
-    },
-  });
-}
 
 /**
  * The question route.
@@ -84,20 +65,26 @@ export const queryRoutes = new OpenAPIHono<AppEnv>().openapi(route, async (c) =>
     throw new EpicacheError("no_active_version", `conversation ${id} has no active version yet: send a rebuild webhook and wait for it to succeed`);
   }
   const manifest = await activeManifest(c.env.DB, tenant.id, id, conversation.activeVersion);
-  const vector = await embedQuestion(c.env.AI, config, manifest, question, tenant.id, id);
+  const requestId = c.var.requestId;
+  const vector = await embedQuestion(c.env.AI, config, manifest, question, tenant.id, id, requestId);
   const episode = manifest.episodeIds[routeQuestion(manifest.rule, { vector, text: question }, manifest.data).episode];
   const runners = rendezvousOrder(rendezvousKey(tenant.id, id, episode), config.runnerUrls);
   const { runner, response } = await callFirstAnswering(config, runners, {
     method: "POST",
     path: "/v1/generate",
     body: { tenant: tenant.id, conversation: id, version: manifest.version, episode, question, maxTokens, stream: stream === true },
+    requestId,
   });
-  if (!response.ok) throw await runnerError(response, `answering on ${runner}`);
+  if (!response.ok) throw await runnerError(response, runner, "POST /v1/generate");
   if (stream === true) {
-    if (response.body === null) throw new EpicacheError("runner_invalid", `${runner} answered a streamed question without a body`);
-    return c.body(withMeta(response.body, { episode, version: manifest.version }), 200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    const type = response.headers.get("content-type") ?? "";
+    if (response.body === null || !type.startsWith("text/event-stream")) {
+      throw invalidAnswer(runner, "POST /v1/generate (stream)", `a ${type || "bodiless"} answer instead of server-sent events`, await response.text().catch(() => ""));
+    }
+    return c.body(answerEvents(response.body, { episode, version: manifest.version }, { requestId, runner }), 200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   }
-  const answer = GenerateResponse.safeParse(await response.json().catch(() => null));
-  if (!answer.success) throw new EpicacheError("runner_invalid", `${runner} answered /v1/generate with something that is not an answer`);
+  const text = await response.text().catch(() => "");
+  const answer = GenerateResponse.safeParse(parseJson(text));
+  if (!answer.success) throw invalidAnswer(runner, "POST /v1/generate", "not an answer", text);
   return c.json({ answer: answer.data.answer, episode, version: manifest.version, tokens: answer.data.tokens }, 200);
 });

@@ -1,8 +1,9 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { decodeWindowVectors, encodeWindowVectors, signRequest } from "@epicache/shared";
+import { decodeWindowVectors, encodeWindowVectors, PUBLIC_MESSAGES, signRequest } from "@epicache/shared";
 import { RUNNER_SECRET, call, errorCode, newTenant } from "../testing/helpers";
 import { installFakeRunners, json, jobStatus } from "../testing/fake-runner";
+import { captureLogs } from "../testing/logs";
 import { getManifest, getVersion, WINDOW_CHUNK_BYTES, WINDOW_TERMS_CHUNK_CHARS } from "../db/versions";
 import { MAX_CALLBACK_BYTES } from "./runner-callback";
 
@@ -76,7 +77,8 @@ describe("the runner's completion callback", () => {
     await signedCallback(jobStatus({ id: `job-${OLD}`, tenant: tenantId, conversation: "conv-1", version: OLD }));
     const { res } = await signedCallback(jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW, status: "failed" }));
     expect(await res.json()).toEqual({ version: NEW, status: "failed", activeVersion: OLD });
-    expect(await getVersion(env.DB, tenantId, "conv-1", NEW)).toMatchObject({ error: { code: "conversation_invalid", message: "bad transcript" } });
+    // The runner's own words ("bad transcript") are logged; the tenant reads the code's fixed text.
+    expect(await getVersion(env.DB, tenantId, "conv-1", NEW)).toMatchObject({ error: { code: "conversation_invalid", message: PUBLIC_MESSAGES.conversation_invalid } });
   });
 
   it("refuses a job of another tenant's conversation or another job id with 404, and a malformed result", async () => {
@@ -167,9 +169,14 @@ describe("the runner's completion callback", () => {
       [{ rule: "lexical", windowVectors, windowEpisodes: [0, 1, 1], windowTerms: ["dog vet", "pottery"] }, "3 window vectors and 2 windows' terms"],
     ];
     for (const [routing, message] of cases) {
+      const logs = captureLogs();
       const { res } = await signedCallback(jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW, centroids: [[1, 0], [0, 1]], routing: routing as never }));
       expect(res.status, message).toBe(502);
-      expect(await res.json()).toMatchObject({ error: { code: "runner_invalid", message: expect.stringContaining(message) } });
+      // What is wrong is logged under the request id; the answer is the code's fixed text.
+      const body = (await res.json()) as { error: { requestId: string } };
+      expect(body).toEqual({ error: { code: "runner_invalid", message: PUBLIC_MESSAGES.runner_invalid, requestId: res.headers.get("x-request-id") } });
+      expect(logs.of(body.error.requestId), message).toContain(message);
+      vi.restoreAllMocks();
     }
     // Not a routing the runner API knows: the body itself is refused.
     const unknown = await signedCallback(jobStatus({ id: `job-${NEW}`, tenant: tenantId, conversation: "conv-1", version: NEW, routing: { rule: "nearest" } as never }));

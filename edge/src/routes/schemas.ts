@@ -13,9 +13,15 @@ export const Id = z.string().refine(isValidId, { message: `not a valid id: use $
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const wellFormed = [(s: string) => !LONE_SURROGATE.test(s), { message: "not well-formed Unicode (a lone UTF-16 surrogate)" }] as const;
 
-/** Every error: `{error: {code, message}}`. */
+/** Every error: `{error: {code, message, requestId}}`. */
 export const ErrorBody = z
-  .object({ error: z.object({ code: z.string().openapi({ example: "not_found" }), message: z.string() }) })
+  .object({
+    error: z.object({
+      code: z.string().openapi({ description: "A stable code (shared/src/errors.ts): match on it, not on the message.", example: "runner_unavailable" }),
+      message: z.string().openapi({ description: "What went wrong: for the tenant's own errors, specifically; for failures inside the service (5xx), the code's fixed text.", example: "no runner could answer; try again shortly" }),
+      requestId: z.string().openapi({ description: "The request's id, also in the `x-request-id` header: the service's logs of the request carry it.", example: "6f1c2e8a-3b5d-4c7e-9a10-2d4b6e8f0a1c" }),
+    }),
+  })
   .openapi("Error");
 
 /** The error responses a route may give, for its OpenAPI entry. */
@@ -29,9 +35,10 @@ export function errorResponses(...statuses: (400 | 401 | 403 | 404 | 409 | 413 |
     413: "Too large (`payload_too_large`): a message, a request, or the conversation's transcript (MAX_TRANSCRIPT_BYTES)",
     429: "Too many requests this minute (`rate_limited`)",
     502: "A runner answered wrongly (`runner_invalid`)",
-    503: "No runner answered (`runner_unavailable`)",
+    503: "No runner answered (`runner_unavailable`), or the question could not be embedded (`embedder_unavailable`)",
   };
-  return Object.fromEntries(statuses.map((s) => [s, { description: description[s], content: { "application/json": { schema: ErrorBody } } }])) as Record<number, { description: string; content: { "application/json": { schema: typeof ErrorBody } } }>;
+  const headers = { "x-request-id": { description: "The request's id (as in the body).", schema: { type: "string" as const } } };
+  return Object.fromEntries(statuses.map((s) => [s, { description: description[s], headers, content: { "application/json": { schema: ErrorBody } } }])) as Record<number, { description: string; headers: typeof headers; content: { "application/json": { schema: typeof ErrorBody } } }>;
 }
 
 export const CreateTenantRequest = z

@@ -2,22 +2,32 @@
  * The runner's HTTP API (Hono; docs/design.md §5): `POST /v1/embed`, `POST /v1/rebuild`, `GET /v1/jobs/{id}`,
  * `POST /v1/generate` (JSON or server-sent events), `GET /metrics`, `GET /healthz`. Every `/v1/` request
  * is signed by the edge (shared/runner-api/signature.ts): unsigned, forged, stale or replayed requests
- * get 401. Bodies over the configured size get 413. Errors are `{error: {code, message}}`, mapped in
- * one `onError`.
+ * get 401. Bodies over the configured size get 413. Errors are `{error: {code, message, requestId}}`,
+ * mapped in one `onError`; every response carries its request id in `x-request-id` (the edge's,
+ * when it sends one). A 5xx says only its code's fixed text (PUBLIC_MESSAGES): the exception goes to
+ * the log, under the request id.
  */
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
 import {
+  describeError,
   EmbedRequest,
   EpicacheError,
+  errorBody,
   GenerateRequest,
   httpStatusOf,
   isEpicacheError,
+  PUBLIC_MESSAGES,
   RebuildRequest,
+  REQUEST_ID_HEADER,
+  requestIdFrom,
   SIGNATURE_TOLERANCE_SECONDS,
   verifyRequest,
+  X_REQUEST_ID,
+  type ErrorBody,
+  type ErrorCode,
   type GenerateResponse,
 } from "@epicache/shared";
 import type { Runner } from "./runner";
@@ -36,13 +46,21 @@ class SeenIds {
   }
 }
 
-function errorBody(e: unknown): { status: Status; body: { error: { code: string; message: string } } } {
+/**
+ * The answer for a thrown `e`: a zod error is 400 with its issues; one of ours below 500 keeps its
+ * message (it is about the request); a 5xx, or anything else (500 `internal`), says only the code's
+ * fixed text, and is logged in full under the request id.
+ */
+function errorAnswer(e: unknown, requestId: string, log: (line: string) => void, where: Record<string, unknown>): { status: Status; body: ErrorBody } {
   if (e instanceof z.ZodError) {
     const message = e.issues.slice(0, 5).map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ");
-    return { status: 400, body: { error: { code: "invalid_argument", message } } };
+    return { status: 400, body: errorBody("invalid_argument", message, requestId) };
   }
-  if (isEpicacheError(e)) return { status: httpStatusOf(e.code) as Status, body: { error: { code: e.code, message: e.message } } };
-  return { status: 500, body: { error: { code: "internal", message: (e as Error)?.message ?? String(e) } } };
+  const code: ErrorCode = isEpicacheError(e) ? e.code : "internal";
+  const status = httpStatusOf(code) as Status;
+  if (status < 500) return { status, body: errorBody(code, (e as EpicacheError).message, requestId) };
+  log(JSON.stringify({ level: "error", event: "request_failed", requestId, ...where, status, code, error: describeError(e) }));
+  return { status, body: errorBody(code, PUBLIC_MESSAGES[code], requestId) };
 }
 
 async function jsonBody(c: Context): Promise<unknown> {
@@ -54,11 +72,26 @@ async function jsonBody(c: Context): Promise<unknown> {
   }
 }
 
-export function runnerApp(runner: Runner, options: { now?: () => number } = {}): Hono {
+/**
+ * The runner's app. `log` takes the JSON lines of failed requests (default: stderr).
+ */
+export function runnerApp(runner: Runner, options: { now?: () => number; log?: (line: string) => void } = {}): Hono {
   const now = options.now ?? (() => Date.now() / 1000);
+  const log = options.log ?? ((line: string) => console.error(line));
   const ids = new SeenIds();
   const app = new Hono();
   const { metrics, config } = runner;
+  // The request's id: the edge's (x-request-id), else the signed call's, else a new one; set first.
+  const requestIds = new WeakMap<Context, string>();
+  const requestIdOf = (c: Context) => requestIds.get(c) ?? requestIdFrom([]);
+  const fail = (c: Context, e: unknown) => errorAnswer(e, requestIdOf(c), log, { method: c.req.method, path: c.req.path });
+
+  app.use("*", async (c, next) => {
+    const id = requestIdFrom([c.req.header(X_REQUEST_ID), c.req.header(REQUEST_ID_HEADER)]);
+    requestIds.set(c, id);
+    c.header(X_REQUEST_ID, id);
+    await next();
+  });
 
   // Metrics per route (the route's pattern, not the path, so ids do not explode the labels).
   app.use("*", async (c, next) => {
@@ -76,7 +109,7 @@ export function runnerApp(runner: Runner, options: { now?: () => number } = {}):
     "/v1/*",
     bodyLimit({
       maxSize: config.maxBodyBytes,
-      onError: (c) => c.json({ error: { code: "payload_too_large", message: `the body is over ${config.maxBodyBytes} bytes` } }, 413),
+      onError: (c) => c.json(errorBody("payload_too_large", `the body is over ${config.maxBodyBytes} bytes`, requestIdOf(c)), 413),
     }),
   );
   app.use("/v1/*", async (c, next) => {
@@ -113,14 +146,14 @@ export function runnerApp(runner: Runner, options: { now?: () => number } = {}):
         const out = await runner.generate(input, (text) => stream.writeSSE({ event: "token", data: JSON.stringify({ text }) }));
         await stream.writeSSE({ event: "done", data: JSON.stringify(reply(out)) });
       } catch (e) {
-        await stream.writeSSE({ event: "error", data: JSON.stringify(errorBody(e).body) });
+        await stream.writeSSE({ event: "error", data: JSON.stringify(fail(c, e).body) });
       }
     });
   });
 
-  app.notFound((c) => c.json({ error: { code: "not_found", message: `no route ${c.req.method} ${new URL(c.req.url).pathname}` } }, 404));
+  app.notFound((c) => c.json(errorBody("not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`, requestIdOf(c)), 404));
   app.onError((e, c) => {
-    const { status, body } = errorBody(e);
+    const { status, body } = fail(c, e);
     return c.json(body, status);
   });
   return app;

@@ -5,8 +5,8 @@
  */
 import { randomUUID } from "node:crypto";
 import {
-  DEFAULT_ROUTING, conversationFromMessages, DEFAULT_VOTE_K, isEpicacheError, manifestKey, signRequest,
-  type BuildConfig, type JobRouting, type JobStatus, type MedoidCount, type RebuildRequest, type RoutingRule,
+  conversationFromMessages, DEFAULT_ROUTING, DEFAULT_VOTE_K, describeError, httpStatusOf, isEpicacheError, manifestKey, PUBLIC_MESSAGES, signRequest,
+  type BuildConfig, type ErrorCode, type JobRouting, type JobStatus, type MedoidCount, type RebuildRequest, type RoutingRule,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { buildEpisodes, EpisodeStore, manifestRouting, needsFull, updateEpisodes, type EpisodeManifest } from "../episodes";
@@ -87,9 +87,12 @@ export async function runRebuild(deps: RebuildDeps, job: Job): Promise<void> {
     await store.gc(request.tenant, request.conversation, { graceMs: config.gcGraceSeconds * 1000 }).catch((e: Error) => log(`gc of ${request.tenant}/${request.conversation}: ${e.message}`));
   } catch (e) {
     status.status = "failed";
-    status.error = isEpicacheError(e) ? { code: e.code, message: e.message } : { code: "internal", message: (e as Error)?.message ?? String(e) };
+    // As the HTTP answers: a 5xx code, or an exception (`internal`), says only the code's fixed
+    // text in the job (which the edge and its callback read); the exception goes to the log.
+    const code: ErrorCode = isEpicacheError(e) ? e.code : "internal";
+    status.error = { code, message: httpStatusOf(code) < 500 ? (e as Error).message : PUBLIC_MESSAGES[code] };
     metrics.jobs.inc({ status: "failed" });
-    log(`rebuild ${status.id} of ${request.tenant}/${request.conversation} failed: ${status.error.message}`);
+    log(JSON.stringify({ level: "error", event: "rebuild_failed", job: status.id, tenant: request.tenant, conversation: request.conversation, version: request.version, code, error: describeError(e) }));
   } finally {
     status.percent = status.status === "succeeded" ? 100 : status.percent;
     status.etaSeconds = status.status === "succeeded" ? 0 : null;

@@ -16,13 +16,17 @@ export interface RunningRunner {
   close(): Promise<void>;
 }
 
-export async function startRunner(config: RunnerConfig, log: (m: string) => void = () => undefined): Promise<RunningRunner> {
+/**
+ * Starts a runner on `config.host`:`config.port`. `log` takes progress lines and failed rebuilds,
+ * and failed requests (else those go to stderr).
+ */
+export async function startRunner(config: RunnerConfig, log?: (m: string) => void): Promise<RunningRunner> {
   const model = await openChatModel(config.chatModel ?? requireModel("chat"), {
     numerics: config.numerics as Numerics, runtime: { executionProvider: config.executionProvider, threads: 0 }, log,
   });
   const embedder = await openEmbedder();
   const runner = new Runner(config, model, embedder, new EpisodeStore(openStore(config.store)), log);
-  const app = runnerApp(runner);
+  const app = runnerApp(runner, log === undefined ? {} : { log });
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s));
     s.once("error", reject);
