@@ -63,7 +63,12 @@ export function needsFull(reason: string): never {
   throw new EpicacheError("base_unusable", reason);
 }
 
-type UpdateOptions = UpdatePolicy & { log?: (m: string) => void; pause?: () => Promise<void> };
+type UpdateOptions = UpdatePolicy & {
+  log?: (m: string) => void;
+  pause?: () => Promise<void>;
+  /** After each block of each episode's prefill, as buildEpisodes reports it. */
+  onProgress?: (p: { episode: number; episodes: number; block: number; blocks: number }) => void;
+};
 
 /** Updates `base` with transcript messages (the runner's path): they continue its last session unless their `session` says otherwise. */
 export async function updateEpisodes(
@@ -146,6 +151,7 @@ export async function continueEpisodes(
     const prefilled = await blockPrefill(model.decoder, cache, tokens, {
       blockSize: base.block, budgets: base.layerBudgets, policy: base.layerBudgets ? policyFor(base.method as Parameters<typeof policyFor>[0], frame, state.episodes[e].prompt) : null,
       compact, pause: opts.pause,
+      onBlock: ({ block, blocks }) => opts.onProgress?.({ episode: e, episodes: base.episodes.length, block, blocks }),
     });
     maxPosition = Math.max(maxPosition, prefilled.maxPosition);
     const stored = await target.store.writeEpisode(target, e, cache, { fingerprint: model.fingerprint, budget: base.budget, dtype });

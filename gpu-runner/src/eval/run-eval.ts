@@ -378,7 +378,7 @@ async function buildJob(
     };
     let builds: Record<string, number> | undefined;
     if (variant.updates === "session") {
-      const grown = await growBySession(model, embedder, evaluated ?? conversation, at, { ...options, maxContext: undefined, onCache: undefined });
+      const grown = await growBySession(model, embedder, evaluated ?? conversation, at, { ...options, maxContext: undefined, onCache: undefined }, `${recorded}.partial`);
       ({ manifest, builds } = grown);
       maxPosition = grown.maxPosition;
       // Updated caches come back from the store, which does not keep where each entry came from.
@@ -403,31 +403,53 @@ async function buildJob(
  * (continueEpisodes), or a full build of everything so far when the update policy refuses one
  * (regrowth, drift: update-episodes.ts). Each version is published and the one before collected; the
  * last one is `at.version`. Returns its manifest, the largest position any build or update used, and
- * how many of each kind ran.
+ * how many of each kind ran. A stopped run goes on from its last published session: `progressPath`
+ * records where it stands.
  */
-async function growBySession(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, at: BuildTarget & { store: EpisodeStore }, options: BuildOptions): Promise<{ manifest: EpisodeManifest; maxPosition: number; builds: Record<string, number> }> {
+async function growBySession(
+  model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, at: BuildTarget & { store: EpisodeStore }, options: BuildOptions, progressPath: string,
+): Promise<{ manifest: EpisodeManifest; maxPosition: number; builds: Record<string, number> }> {
   const { sessions } = conversation;
   const versionAt = (k: number) => (k === sessions.length ? at.version : `${at.version}.s${k}`);
   const upTo = (k: number): Conversation => ({ ...conversation, sessions: sessions.slice(0, k) });
-  let report: { manifest: EpisodeManifest; positions: { max: number } } = await buildEpisodes(model, embedder, upTo(1), { ...at, version: versionAt(1) }, options);
-  let maxPosition = report.positions.max;
-  const builds: Record<string, number> = { full: 1, incremental: 0 };
-  for (let k = 2; k <= sessions.length; k++) {
+  type Saved = { sessions: number; maxPosition: number; builds: Record<string, number> };
+  let state: Saved = { sessions: 0, maxPosition: 0, builds: { full: 0, incremental: 0 } };
+  let manifest: EpisodeManifest | null = null;
+  if (existsSync(progressPath)) {
+    const saved = JSON.parse(readFileSync(progressPath, "utf8")) as Saved;
+    try {
+      manifest = await at.store.readManifest(at.tenant, at.conversation, versionAt(saved.sessions));
+      state = saved;
+      options.log?.(`going on from session ${saved.sessions + 1} of ${sessions.length} (${saved.builds.full} full builds, ${saved.builds.incremental} updates so far)`);
+    } catch (e) {
+      if (!isEpicacheError(e) || e.code !== "store_not_found") throw e;
+    }
+  }
+  for (let k = state.sessions + 1; k <= sessions.length; k++) {
     const session = sessions[k - 1];
     const target = { ...at, version: versionAt(k) };
-    try {
-      report = await continueEpisodes(model, embedder, report.manifest, { ...conversation, sessions: [session] }, { index: session.index, turns: session.turns.length }, target, { log: options.log });
-      builds.incremental++;
-    } catch (e) {
-      if (!isEpicacheError(e) || e.code !== "base_unusable") throw e;
-      options.log?.(`session ${k}: a full build (${e.message})`);
-      report = await buildEpisodes(model, embedder, upTo(k), target, { ...options, reason: e.message });
-      builds.full++;
+    let report: { manifest: EpisodeManifest; positions: { max: number } } | null = null;
+    if (manifest) {
+      try {
+        report = await continueEpisodes(model, embedder, manifest, { ...conversation, sessions: [session] }, { index: session.index, turns: session.turns.length }, target, { log: options.log, onProgress: options.onProgress });
+        state.builds.incremental++;
+      } catch (e) {
+        if (!isEpicacheError(e) || e.code !== "base_unusable") throw e;
+        options.log?.(`session ${k}: a full build (${e.message})`);
+        report = await buildEpisodes(model, embedder, upTo(k), target, { ...options, reason: e.message });
+        state.builds.full++;
+      }
+    } else {
+      report = await buildEpisodes(model, embedder, upTo(k), target, options);
+      state.builds.full++;
     }
-    maxPosition = Math.max(maxPosition, report.positions.max);
+    manifest = report.manifest;
+    state = { ...state, sessions: k, maxPosition: Math.max(state.maxPosition, report.positions.max) };
+    writeFileSync(progressPath, `${JSON.stringify(state)}\n`);
     await at.store.gc(at.tenant, at.conversation, { graceMs: 0 });
   }
-  return { manifest: report.manifest, maxPosition, builds };
+  if (!manifest) throw new Error("growBySession: a conversation without sessions");
+  return { manifest, maxPosition: state.maxPosition, builds: state.builds };
 }
 
 /**

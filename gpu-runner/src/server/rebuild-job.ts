@@ -44,12 +44,20 @@ export async function runRebuild(deps: RebuildDeps, job: Job): Promise<void> {
     type Optional = "maxContext" | "positions" | "nMedoid" | "alloc" | "routing" | "voteK";
     const build = { ...config.build, ...request.config } as Required<Omit<BuildConfig, Optional>> & Pick<BuildConfig, Optional>;
     let prefillStarted = 0;
+    const onProgress = ({ episode, episodes, block, blocks }: { episode: number; episodes: number; block: number; blocks: number }) => {
+      // Prefill is nearly all of a build or an update: 5 % before it, 95 % through it.
+      const done = (episode * blocks + block) / (episodes * blocks);
+      status.percent = Math.round(5 + 90 * done);
+      const elapsed = (performance.now() - prefillStarted) / 1000;
+      status.etaSeconds = done > 0 ? Math.round((elapsed * (1 - done)) / done) : null;
+    };
     const target = { store, tenant: request.tenant, conversation: request.conversation, version: request.version, dtype: build.dtype };
     const report = request.base
       ? await slots.run("rebuild", async () => {
         const base = await updateBase(store, request.tenant, request.conversation, request.base as NonNullable<RebuildRequest["base"]>, build);
         enter("prefill");
-        return updateEpisodes(model, embedder, base, request.messages, target, { log, pause: () => slots.pause("rebuild") });
+        prefillStarted = performance.now();
+        return updateEpisodes(model, embedder, base, request.messages, target, { log, pause: () => slots.pause("rebuild"), onProgress });
       })
       : await slots.run("rebuild", () => {
         // Typed messages straight to a conversation, by the transcript rules (errors name messages[i]).
@@ -63,13 +71,7 @@ export async function runRebuild(deps: RebuildDeps, job: Job): Promise<void> {
             enter(next);
             if (next === "prefill" && prefillStarted === 0) prefillStarted = performance.now();
           },
-          onProgress: ({ episode, episodes, block, blocks }) => {
-            // Prefill is nearly all of a build: 5 % before it, 95 % through it.
-            const done = (episode * blocks + block) / (episodes * blocks);
-            status.percent = Math.round(5 + 90 * done);
-            const elapsed = (performance.now() - prefillStarted) / 1000;
-            status.etaSeconds = done > 0 ? Math.round((elapsed * (1 - done)) / done) : null;
-          },
+          onProgress,
         });
       });
     enter("done");
