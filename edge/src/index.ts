@@ -1,9 +1,10 @@
 /**
  * The edge: the public HTTP API of Epicache, a Hono app on Cloudflare Workers (docs/design.md §2, §5).
  * `fetch` serves the API; `queue` consumes rebuild jobs; `scheduled` polls rebuilds whose completion
- * callback has not arrived.
+ * callback has not arrived and forgets webhook deliveries older than any retry.
  */
 import { createApp } from "./app";
+import { pruneDeliveries } from "./db/deliveries";
 import { consumeRebuilds } from "./queue/rebuild-consumer";
 import { pollSubmitted } from "./rebuild/poll-submitted";
 
@@ -13,6 +14,6 @@ export default {
   fetch: app.fetch,
   queue: consumeRebuilds,
   scheduled: async (_controller, env, ctx) => {
-    ctx.waitUntil(pollSubmitted(env));
+    ctx.waitUntil(Promise.all([pollSubmitted(env), pruneDeliveries(env.DB, Date.now() / 1000)]));
   },
 } satisfies ExportedHandler<Env>;

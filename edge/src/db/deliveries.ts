@@ -23,6 +23,18 @@ export function recordDelivery(db: D1Database, tenantId: string, webhookId: stri
     .bind(tenantId, conversationId, version, webhookId, Math.floor(nowSeconds));
 }
 
+/**
+ * How long a delivery's `webhook-id` is remembered: longer than any sender's retry schedule (Standard
+ * Webhooks senders retry the same id for up to a few days), so a late retry still enqueues nothing.
+ */
+export const DELIVERY_KEEP_SECONDS = 7 * 24 * 3600;
+
+/** Forgets deliveries received more than `keepSeconds` ago (the scheduled handler, once a minute); how many. */
+export async function pruneDeliveries(db: D1Database, nowSeconds: number, keepSeconds = DELIVERY_KEEP_SECONDS): Promise<number> {
+  const r = await db.prepare("DELETE FROM webhook_deliveries WHERE received_at < ?").bind(Math.floor(nowSeconds) - keepSeconds).run();
+  return r.meta.changes;
+}
+
 /** Forgets a delivery (when its job could not be enqueued, so the sender's retry is not a duplicate). */
 export async function deleteDelivery(db: D1Database, tenantId: string, webhookId: string): Promise<void> {
   await db.prepare("DELETE FROM webhook_deliveries WHERE tenant_id = ? AND webhook_id = ?").bind(tenantId, webhookId).run();

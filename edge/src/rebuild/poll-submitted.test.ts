@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { DELIVERY_KEEP_SECONDS, findDelivery, pruneDeliveries } from "../db/deliveries";
 import { getVersion } from "../db/versions";
 import { installFakeRunners, json, jobStatus } from "../testing/fake-runner";
 import { call, newTenant, testEnv } from "../testing/helpers";
@@ -64,5 +65,19 @@ describe("rebuilds in flight that nothing moves", () => {
     expect(await getVersion(env.DB, tenant.tenantId, "conv-1", followUp)).toMatchObject({ status: "failed", error: { code: "runner_unavailable" } });
     expect(await (await sendWebhook(tenant, "conv-1", environment)).json()).toMatchObject({ status: "queued", followUp: false });
     expect(jobs).toHaveLength(3);
+  });
+});
+
+describe("webhook deliveries", () => {
+  it("are remembered for a week, longer than any sender retries one, then forgotten", async () => {
+    const tenant = await newTenant("deliveries");
+    const now = Math.floor(Date.now() / 1000);
+    const insert = (id: string, at: number) =>
+      env.DB.prepare("INSERT INTO webhook_deliveries (tenant_id, webhook_id, conversation_id, version, received_at) VALUES (?, ?, 'conv-1', 'v', ?)").bind(tenant.tenantId, id, at).run();
+    await insert("msg_old", now - DELIVERY_KEEP_SECONDS - 60);
+    await insert("msg_recent", now - DELIVERY_KEEP_SECONDS + 3600);
+    expect(await pruneDeliveries(env.DB, now)).toBeGreaterThanOrEqual(1);
+    expect(await findDelivery(env.DB, tenant.tenantId, "msg_old")).toBeNull();
+    expect(await findDelivery(env.DB, tenant.tenantId, "msg_recent")).toEqual({ conversationId: "conv-1", version: "v" });
   });
 });
