@@ -3,8 +3,9 @@
  * everything again. For a conversation of n sessions and each point p (25 %, 50 %, 100 % of n):
  * k = round(p·n) sessions; `build --sessions 1-(k−1)`, then `update --sessions 1-k` (one session added)
  * and, for comparison, `build --sessions 1-k` from nothing. Each step runs the real command in its own
- * process, as a user does, and reports its wall time and peak RSS (the command's own --json). Prints
- * a table and writes bench/results/update.json.
+ * process, as a user does, and reports its wall time, its CPU time (user + system over all threads:
+ * the work done, which other load on the machine stretches far less than wall time) and peak RSS (the
+ * command's own --json). Prints a table and writes bench/results/update.json.
  *
  *   npm run bench:update -- --data ../shared/data/locomo/locomo-dev2.json --format locomo --sample conv-26
  *     [--points 25,50,100] [--budget 1024] [--block 512] [--out bench/results/update.json]
@@ -47,21 +48,22 @@ async function run(args: string[]): Promise<{ seconds: number; json: Record<stri
   return { seconds: (performance.now() - t0) / 1000, json: JSON.parse(stdout) as Record<string, unknown> };
 }
 
-const rows: Array<{ point: number; sessions: number; contextTokens: number; update: { seconds: number; kind: unknown; peakRssBytes: unknown }; full: { seconds: number; peakRssBytes: unknown } }> = [];
+interface Step { seconds: number; cpuSeconds: number; peakRssBytes: unknown }
+const rows: Array<{ point: number; sessions: number; contextTokens: number; newTokens: number; update: Step & { kind: unknown }; full: Step }> = [];
+const step = (r: { seconds: number; json: Record<string, unknown> }): Step => ({ seconds: r.seconds, cpuSeconds: r.json.cpuSeconds as number, peakRssBytes: r.json.peakRssBytes });
 try {
   for (const p of points) {
     const k = Math.min(n, Math.max(3, Math.round(p * n)));
     const store = join(dir, `store-${k}`);
     const opts = ["--budget", values.budget, "--block", values.block];
-    await run(["build", ...source, "--sessions", `1-${k - 1}`, "--id", "bench", "--out", store, ...opts]);
+    const base = await run(["build", ...source, "--sessions", `1-${k - 1}`, "--id", "bench", "--out", store, ...opts]);
     const update = await run(["update", ...source, "--sessions", `1-${k}`, "--id", "bench", "--out", store]);
     const full = await run(["build", ...source, "--sessions", `1-${k}`, "--id", "fresh", "--out", store, ...opts]);
     rows.push({
-      point: p, sessions: k, contextTokens: full.json.contextTokens as number,
-      update: { seconds: update.seconds, kind: update.json.kind, peakRssBytes: update.json.peakRssBytes },
-      full: { seconds: full.seconds, peakRssBytes: full.json.peakRssBytes },
+      point: p, sessions: k, contextTokens: full.json.contextTokens as number, newTokens: (full.json.contextTokens as number) - (base.json.contextTokens as number),
+      update: { ...step(update), kind: update.json.kind }, full: step(full),
     });
-    process.stderr.write(`${k}/${n} sessions: update ${update.seconds.toFixed(0)} s (${String(update.json.kind)}), full build ${full.seconds.toFixed(0)} s\n`);
+    process.stderr.write(`${k}/${n} sessions: update ${update.seconds.toFixed(0)} s, ${step(update).cpuSeconds.toFixed(0)} CPU s (${String(update.json.kind)}); full build ${full.seconds.toFixed(0)} s, ${step(full).cpuSeconds.toFixed(0)} CPU s\n`);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
@@ -72,7 +74,7 @@ mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, `${JSON.stringify({ config: { data: values.data, sample: values.sample ?? null, budget: Number(values.budget), block: Number(values.block), sessions: n }, machine: { cpu, cores: cpus().length }, rows }, null, 1)}\n`);
 const mib = (b: unknown) => (typeof b === "number" ? `${(b / 2 ** 20).toFixed(0)} MiB` : "–");
 process.stdout.write([
-  "| history | sessions | context tokens | add one session | kind | full build | full / update | peak RSS update / full |",
-  "| --: | --: | --: | --: | :-- | --: | --: | --: |",
-  ...rows.map((r) => `| ${(r.point * 100).toFixed(0)} % | ${r.sessions} | ${r.contextTokens} | ${r.update.seconds.toFixed(1)} s | ${String(r.update.kind)} | ${r.full.seconds.toFixed(1)} s | ${(r.full.seconds / r.update.seconds).toFixed(1)}× | ${mib(r.update.peakRssBytes)} / ${mib(r.full.peakRssBytes)} |`),
+  "| history | sessions | context tokens | new tokens | add one session: wall, CPU | kind | full build: wall, CPU | full / update (CPU) | peak RSS update / full |",
+  "| --: | --: | --: | --: | --: | :-- | --: | --: | --: |",
+  ...rows.map((r) => `| ${(r.point * 100).toFixed(0)} % | ${r.sessions} | ${r.contextTokens} | ${r.newTokens} | ${r.update.seconds.toFixed(0)} s, ${r.update.cpuSeconds.toFixed(0)} s | ${String(r.update.kind)} | ${r.full.seconds.toFixed(0)} s, ${r.full.cpuSeconds.toFixed(0)} s | ${(r.full.cpuSeconds / r.update.cpuSeconds).toFixed(1)}× | ${mib(r.update.peakRssBytes)} / ${mib(r.full.peakRssBytes)} |`),
 ].join("\n") + `\n\nwrote ${out} (${cpu}, ${cpus().length} cores)\n`);

@@ -50,3 +50,12 @@ export function readConversationFile(path: string, opts: { format?: Conversation
   const { conversation } = loadConversation(text, { format: opts.format, sampleId: opts.sample, id: basename(path).replace(/\.[^.]*$/, "") });
   return opts.sessions === undefined ? conversation : selectSessions(conversation, opts.sessions);
 }
+
+/**
+ * CPU seconds (user + system, all threads) the process has used: the work a command did, which a busy
+ * machine stretches less than its wall time (--json of build and update; bench:update).
+ */
+export function cpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}

@@ -14,7 +14,7 @@ import { requireModel } from "../models";
 import { ALLOC_MODES, ALLOCATIONS, POSITION_MODES } from "../prefill";
 import { defaultStoreLocation, openStore } from "../store";
 import { Progress } from "./progress";
-import { choices, enumOption, isPositiveInt, numberOption, readConversationFile } from "./args";
+import { choices, enumOption, isPositiveInt, numberOption, readConversationFile, cpuSeconds } from "./args";
 
 export const usage = `\
   build --conversation FILE [--out STORE] [--tenant local] [--id ID] [--version V] [--dtype ${choices(KVC_DTYPES, "f16")}] [--gc-grace 3600]
@@ -117,7 +117,7 @@ export async function buildCommand(argv: string[]): Promise<number> {
       routing: m.routing.rule === "vote" ? { rule: m.routing.rule, k: m.routing.k } : { rule: m.routing.rule },
       sessions: { kept: report.sessionsKept, total: report.sessionsTotal },
       positions: report.positions,
-      peakRssBytes: report.peakRssBytes, seconds: report.seconds,
+      peakRssBytes: report.peakRssBytes, seconds: report.seconds, cpuSeconds: cpuSeconds(),
     };
     if (values.json) {
       process.stdout.write(`${JSON.stringify(summary)}\n`);

@@ -13,7 +13,7 @@ import { buildEpisodes, continueEpisodes, EpisodeStore, manifestRouting, type Ep
 import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 import { defaultStoreLocation, openStore } from "../store";
-import { choices, enumOption, readConversationFile } from "./args";
+import { choices, enumOption, readConversationFile, cpuSeconds } from "./args";
 
 export const usage = `\
   update --conversation FILE --id ID [--out STORE] [--tenant local] [--format ${choices(CONVERSATION_FORMATS)}] [--sample ID]
@@ -22,7 +22,7 @@ export const usage = `\
                                      last one (a full build when it cannot be: a new speaker, 2×
                                      growth, drift, other settings), published as the new active
                                      version. --json: {kind, reason, baseVersion, version,
-                                     newMessages, contextTokens, positions, seconds, peakRssBytes}
+                                     newMessages, contextTokens, positions, seconds, peakRssBytes, cpuSeconds}
 `;
 
 /**
@@ -96,7 +96,7 @@ export async function updateCommand(argv: string[]): Promise<number> {
       summary = {
         kind: m.update?.kind ?? "full", reason: m.update?.kind === "incremental" ? m.update.reason : reason, baseVersion: m.update?.baseVersion ?? null, version: m.version,
         newMessages: after?.turns ?? null, contextTokens: m.contextTokens, positions: report.positions, seconds: { total: (performance.now() - started) / 1000, ...report.seconds },
-        peakRssBytes: process.resourceUsage().maxRSS * 1024,
+        peakRssBytes: process.resourceUsage().maxRSS * 1024, cpuSeconds: cpuSeconds(),
       };
     }
     if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);

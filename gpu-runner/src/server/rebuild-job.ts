@@ -83,7 +83,8 @@ export async function runRebuild(deps: RebuildDeps, job: Job): Promise<void> {
       kind: m.update?.kind ?? "full", reason: m.update?.reason ?? "full build", baseVersion: m.update?.baseVersion ?? null,
       ...(m.update ? { lastMessageId: m.update.lastTurnId } : {}),
     };
-    status.status = "succeeded";
+    // Everything a poll reads changes together: a job seen succeeded is at 100 %, finished.
+    Object.assign(status, { percent: 100, etaSeconds: 0, finishedAt: new Date().toISOString(), status: "succeeded" });
     metrics.jobs.inc({ status: "succeeded" });
     // Superseded versions go once the grace period has passed (readers may still hold them).
     await store.gc(request.tenant, request.conversation, { graceMs: config.gcGraceSeconds * 1000 }).catch((e: Error) => log(`gc of ${request.tenant}/${request.conversation}: ${e.message}`));
@@ -95,11 +96,8 @@ export async function runRebuild(deps: RebuildDeps, job: Job): Promise<void> {
     status.error = { code, message: httpStatusOf(code) < 500 ? (e as Error).message : PUBLIC_MESSAGES[code] };
     metrics.jobs.inc({ status: "failed" });
     log(JSON.stringify({ level: "error", event: "rebuild_failed", job: status.id, tenant: request.tenant, conversation: request.conversation, version: request.version, code, error: describeError(e) }));
-  } finally {
-    status.percent = status.status === "succeeded" ? 100 : status.percent;
-    status.etaSeconds = status.status === "succeeded" ? 0 : null;
-    status.finishedAt = new Date().toISOString();
   }
+  if (status.finishedAt === null) Object.assign(status, { etaSeconds: null, finishedAt: new Date().toISOString() });
   if (request.callbackUrl !== undefined) await callback(config.secret, request.callbackUrl, status, log);
 }
 
