@@ -94,112 +94,36 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   const chunk = g.node("Squeeze", [attnChunk, g.ints([0])]); // scalar
   const chunked = g.node("Greater", [chunk, g.int(0)]);
 
-  const ops = new GgmlOps(g);
-  const ggml = numerics === "ggml";
-  const fast = numerics === "fast";
-  const toF16 = (x: string) => (ggml ? ops.f16(x) : x);
-  type WeightName = Parameters<WeightSource["storage"]>[0];
-  /**
-   * x · Wᵀ where W [out, K] stacks the rows of `parts`, stored under the initializer name `key`.
-   * In ggml numerics: Q4_1 and Q8_0 matrices go through llama.cpp's integer kernel (GgmlOps), f16
-   * ones take x rounded to f16, other quantised types x quantised to Q8 per block.   x: [T, K] → [T, out]
-   */
-  const linear = (x: string, key: string, parts: WeightName[], layer: number | undefined, K: number, out: number) => {
-    const read = () => concat(parts.map((p) => (layer === undefined ? weights.global(p as GlobalTensor) : weights.layer(layer, p as LayerTensor))));
-    const types = new Set(parts.map((p) => weights.storage(p, layer)));
-    const type = types.size === 1 ? [...types][0] : "mixed";
-    if ((ggml || fast) && (type === "Q4_1" || type === "Q8_0")) {
-      const blocks = () => stackBlocks(parts.map((p) => weights.blocks(p, layer)));
-      return ggml ? ops.quantizedMatmul(x, key, K, out, type, blocks) : matMulNBits(g, x, key, K, out, type, blocks);
-    }
-    const w = g.weight(key, [out, K], read);
-    if (!ggml || type === "F32") return g.node("Gemm", [x, w], { transB: 1 });
-    if (type === "F16" || type === "BF16") return g.node("Gemm", [toF16(x), w], { transB: 1 });
-    const a = ops.quantizeQ8(x, K);
-    return g.node("Gemm", [g.node("Reshape", [g.node("Mul", [a.codes, a.d]), g.ints([-1, K])]), w], { transB: 1 });
-  };
-
-  const rmsNorm = (x: string, w: string, eps: number) => {
-    // x / sqrt(mean(x²) + eps) · w over the last axis, as llama.cpp (multiply by the reciprocal;
-    // ggml sums the f32 squares in f64).
-    const sq = g.node("Mul", [x, x]);
-    let ms: string;
-    if (ggml) {
-      const sum = g.node("ReduceSum", [g.node("Cast", [sq], { to: DType.double }), g.ints([-1])], { keepdims: 1 });
-      const n = g.node("Cast", [g.node("Gather", [g.node("Shape", [sq]), g.int(-1)], { axis: 0 })], { to: DType.double });
-      ms = g.node("Cast", [g.node("Div", [sum, n])], { to: DType.float });
-    } else {
-      ms = g.node("ReduceMean", [sq], { axes: [-1], keepdims: 1 });
-    }
-    const inv = g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [ms, g.float(eps)])])]);
-    return g.node("Mul", [g.node("Mul", [x, inv]), w]);
-  };
-  const rotate = (x: string) => {
-    // x·cos + rotate_half(x)·sin, rotate_half(x) = [−x₂, x₁] over the last axis.   x: [heads, T, D]
-    const [x1, x2] = g.nodeN("Split", [x, g.ints([D / 2, D / 2])], 2, { axis: -1 });
-    if (ggml) {
-      // llama.cpp's rotate_pairs as the compiler contracts it: the first product of each line fused,
-      // dst₀ = fma(x₀, cos, −x₁·sin), dst₁ = fma(x₀, sin, x₁·cos).
-      const [c1] = g.nodeN("Split", [cos, g.ints([D / 2, D / 2])], 2, { axis: -1 });
-      const [s1] = g.nodeN("Split", [sin, g.ints([D / 2, D / 2])], 2, { axis: -1 });
-      const lo = ops.fma(x1, c1, g.node("Neg", [g.node("Mul", [x2, s1])]));
-      const hi = ops.fma(x1, s1, g.node("Mul", [x2, c1]));
-      return g.node("Concat", [lo, hi], { axis: -1 });
-    }
-    const rot = g.node("Concat", [g.node("Neg", [x2]), x1], { axis: -1 });
-    return g.node("Add", [g.node("Mul", [x, cos]), g.node("Mul", [rot, sin])]);
-  };
-
-  /**
-   * The scores output of one layer. Reduced inside the graph: only [KV, P+T] leaves it. Computed in
-   * f32 in both numerics (it ranks keys; it is not part of what llama.cpp computes).
-   *   qg [KV, G, T, D], kAll [KV, P+T, D], keyValid [KV, P+T] (bool)
-   */
-  const spanScores = (g: GraphBuilder, qg: string, kAll: string, keyValid: string, l: number) => {
-    const then = g.subgraph((sb) => {
-      const qs = sb.node("Slice", [qg, sb.node("Unsqueeze", [Tn, sb.ints([0])]), T, sb.ints([2])]); // [KV, G, S, D]
-      const kT = sb.node("Unsqueeze", [sb.node("Transpose", [kAll], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, P+T]
-      const bias = sb.node("Unsqueeze", [sb.node("Where", [keyValid, zero, negInf]), sb.ints([1, 2])]); // [KV, 1, 1, P+T]
-      const probs = sb.node("Softmax", [sb.node("Add", [sb.node("Mul", [sb.node("MatMul", [qs, kT]), scale]), bias])], { axis: -1 }); // [KV, G, S, P+T]
-      const best = sb.node("ReduceMax", [probs], { axes: [1, 2], keepdims: 0 }); // [KV, P+T]
-      // With no valid key at all the softmax is NaN: no key received any attention.
-      sb.output(sb.node("Where", [keyValid, best, zero]), `span_scores_${l}`, DType.float, [KV, "PT"]);
-    });
-    const none = g.subgraph((sb) => {
-      sb.output(sb.node("ConstantOfShape", [sb.node("Shape", [keyValid])], { value: { tensor: new Float32Array([0]), dims: [1] } }), `no_scores_${l}`, DType.float, [KV, "PT"]);
-    });
-    return g.node("If", [scoring], { then_branch: { graph: then }, else_branch: { graph: none } });
-  };
+  const ctx: GraphContext = { g, weights, c, cos, sin, T, Tsc, Tn, causal, causalKV, zero, negInf, scale, scoring, chunk, chunked, embd };
+  // The arithmetic, chosen once: every product, norm, rotation and attention below goes through it.
+  const num = NUMERICS_OPS[numerics](ctx);
 
   // ── token embedding ───────────────────────────────────────────────────────
   let x = g.node("Gather", [embd, ids], { axis: 0 }); // [T, E]
 
   for (let l = 0; l < L; l++) {
-    const w = (name: Parameters<WeightSource["layer"]>[1], dims: number[]) =>
-      g.weight(`l${l}.${name}`, dims, () => weights.layer(l, name));
+    const w = (name: Parameters<WeightSource["layer"]>[1], dims: number[]) => g.weight(`l${l}.${name}`, dims, () => weights.layer(l, name));
     const pastK = g.input(`past_key_${l}`, DType.float, [KV, `P${l}`, D]);
     const pastV = g.input(`past_value_${l}`, DType.float, [KV, `P${l}`, D]);
 
     // ── attention ──
-    const h = rmsNorm(x, w("attnNorm", [E]), c.rmsNormEps); // [T, E]
+    const h = num.rmsNorm(x, w("attnNorm", [E]), c.rmsNormEps); // [T, E]
     // q, k and v projections in one product: weights stacked [H·D + 2·KV·D, E].
-    let qkv = linear(h, `l${l}.wqkv`, ["wq", "wk", "wv"], l, E, (H + 2 * KV) * D); // [T, (H+2KV)·D]
+    let qkv = num.linear(h, `l${l}.wqkv`, ["wq", "wk", "wv"], l, E, (H + 2 * KV) * D); // [T, (H+2KV)·D]
     if (c.qkvBias) {
-      const b = g.weight(`l${l}.bqkv`, [(H + 2 * KV) * D], () =>
-        concat([weights.layer(l, "bq"), weights.layer(l, "bk"), weights.layer(l, "bv")]),
-      );
+      const b = g.weight(`l${l}.bqkv`, [(H + 2 * KV) * D], () => concat([weights.layer(l, "bq"), weights.layer(l, "bk"), weights.layer(l, "bv")]));
       qkv = g.node("Add", [qkv, b]);
     }
-    const [q0, k0, v0] = g.nodeN("Split", [qkv, g.ints([H * D, KV * D, KV * D])], 3, { axis: 1 });
-    let q = g.node("Transpose", [g.node("Reshape", [q0, g.ints([-1, H, D])])], { perm: [1, 0, 2] }); // [H, T, D]
-    let k = g.node("Transpose", [g.node("Reshape", [k0, g.ints([-1, KV, D])])], { perm: [1, 0, 2] }); // [KV, T, D]
-    const v = toF16(g.node("Transpose", [g.node("Reshape", [v0, g.ints([-1, KV, D])])], { perm: [1, 0, 2] })); // [KV, T, D]
+    const [q0, k0, v0] = g.nodeN("Split", [qkv, g.ints([H * D, KV * D, KV * D])], 3, { axis: 1 }); // [T, H·D], [T, KV·D] ×2
+    let q = heads(g, q0, H, D); // [H, T, D]
+    let k = heads(g, k0, KV, D); // [KV, T, D]
+    const v = num.round(heads(g, v0, KV, D)); // [KV, T, D]
     if (c.qkNorm) {
-      q = rmsNorm(q, w("qNorm", [D]), c.rmsNormEps);
-      k = rmsNorm(k, w("kNorm", [D]), c.rmsNormEps);
+      q = num.rmsNorm(q, w("qNorm", [D]), c.rmsNormEps);
+      k = num.rmsNorm(k, w("kNorm", [D]), c.rmsNormEps);
     }
-    q = toF16(rotate(q));
-    k = toF16(rotate(k));
+    q = num.round(num.rotate(q)); // [H, T, D]
+    k = num.round(num.rotate(k)); // [KV, T, D]
     g.output(k, `present_key_${l}`, DType.float, [KV, "T", D]);
     g.output(v, `present_value_${l}`, DType.float, [KV, "T", D]);
 
@@ -210,93 +134,281 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
     const keyValid = g.node("Concat", [pastValid, newScored], { axis: 1 }); // [KV, P+T]: keys a span may score
     // Grouped-query attention: query heads h·G … h·G+G−1 read KV head h.
     const qg = g.node("Reshape", [q, g.ints([KV, G, -1, D])]); // [KV, G, T, D]
-
-    /** The whole cache at once: keys and values joined, one mask, one softmax. */
-    const direct = (sb: GraphBuilder, numericsGgml: boolean): [string, string] => {
-      const kAll = sb.node("Concat", [pastK, k], { axis: 1 }); // [KV, P+T, D]
-      const vAll = sb.node("Concat", [pastV, v], { axis: 1 }); // [KV, P+T, D]
-      const pastValidT = sb.node("Expand", [sb.node("Unsqueeze", [pastValid, sb.ints([1])]), sb.node("Concat", [sb.ints([KV]), T, sb.node("Unsqueeze", [P, sb.ints([0])])], { axis: 0 })]); // [KV, T, P]
-      const valid = sb.node("Concat", [pastValidT, causalKV], { axis: 2 }); // [KV, T, P+T]
-      const mask = sb.node("Unsqueeze", [sb.node("Where", [valid, zero, negInf]), sb.ints([1])]); // [KV, 1, T, P+T]
-      let ctx: string; // [KV, G, T, D]
-      if (!numericsGgml) {
-        const kT = sb.node("Unsqueeze", [sb.node("Transpose", [kAll], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, P+T]
-        const scores = sb.node("Add", [sb.node("Mul", [sb.node("MatMul", [qg, kT]), scale]), mask]); // [KV, G, T, P+T]
-        const probs = sb.node("Softmax", [scores], { axis: -1 }); // [KV, G, T, P+T]
-        ctx = sb.node("MatMul", [probs, sb.node("Unsqueeze", [vAll, sb.ints([1])])]);
-      } else {
-        // llama.cpp adds the f16 products in one order for a single token and in another for a batch.
-        // Head dims that are not a multiple of 64 are padded with zeros (exact order only for multiples).
-        // The products run over head dims in llama.cpp's order, and the order of the additions decides
-        // the rounding: for Llama its GGUF rows pair dims (2i, 2i+1) where ours hold (i, i + D/2)
-        // (weights.ts undoes the converter's permutation); Qwen files keep the Hugging Face order.
-        const headOrder = (x: string, axis: number) =>
-          c.architecture === "llama" ? sb.node("Gather", [x, sb.ints(Array.from({ length: D }, (_, j) => (j % 2) * (D / 2) + (j >> 1)))], { axis }) : x;
-        const qI = headOrder(qg, 3); // [KV, G, T, D]
-        const qPad = sb.node("Pad", [qI, padAxisTo(sb, sb.node("Shape", [qI]), 4, 3, 64)]); // [KV, G, T, D']
-        const k4 = sb.node("Unsqueeze", [headOrder(kAll, 2), sb.ints([1])]); // [KV, 1, P+T, D]
-        const kPad = sb.node("Pad", [k4, padAxisTo(sb, sb.node("Shape", [k4]), 4, 3, 64)]); // [KV, 1, P+T, D']
-        const vPad = sb.node("Pad", [vAll, padAxisTo(sb, sb.node("Shape", [vAll]), 3, 1, 64)]); // [KV, S, D], S a multiple of 64
-        const vT = sb.node("Unsqueeze", [sb.node("Transpose", [vPad], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, S]
-        const branch = (scheme: "tinyblas" | "vecdot") =>
-          sb.subgraph((bb) => {
-            const sops = new GgmlOps(bb);
-            const scores = bb.node("Add", [bb.node("Mul", [laneDot(bb, qPad, kPad, [KV, G], [KV, 1], scheme), scale]), mask]); // [KV, G, T, P+T]
-            const probs = sops.f16(sops.softmax(scores, 4));
-            const pPad = bb.node("Pad", [probs, padAxisTo(bb, bb.node("Shape", [probs]), 4, 3, 64)]); // [KV, G, T, S]
-            bb.output(laneDot(bb, pPad, vT, [KV, G], [KV, 1], scheme), `ctx_${scheme}_${l}`, DType.float, [KV, G, "T", D]);
-          });
-        const single = sb.node("Equal", [Tsc, sb.int(1)]);
-        ctx = sb.node("If", [single], { then_branch: { graph: branch("vecdot") }, else_branch: { graph: branch("tinyblas") } });
-      }
-      return [ctx, spanScores(sb, qg, kAll, keyValid, l)];
-    };
-
-    let ctx: string; // [KV, G, T, D]
-    let scores: string; // [KV, P+T]
-    if (ggml) {
-      [ctx, scores] = direct(g, true);
-    } else {
-      const branch = (kind: "direct" | "chunked") =>
-        g.subgraph((sb) => {
-          const [bctx, bscores] =
-            kind === "direct"
-              ? direct(sb, false)
-              : chunkedAttention(sb, {
-                  qs: sb.node("Mul", [qg, scale]), k, v, pastK, pastV, len, causal, T: Tsc, Tn, T1: T, chunk, scoring, keyValid,
-                }, KV, G, D, `l${l}`);
-          sb.output(bctx, `${kind}_ctx_${l}`, DType.float, [KV, G, "T", D]);
-          sb.output(bscores, `${kind}_scores_${l}`, DType.float, [KV, "PT"]);
-        });
-      [ctx, scores] = g.nodeN("If", [chunked], 2, { then_branch: { graph: branch("chunked") }, else_branch: { graph: branch("direct") } });
-    }
+    const [att, scores] = num.attention({ l, qg, k, v, pastK, pastV, P, len, pastValid, keyValid }); // [KV, G, T, D], [KV, P+T]
     g.output(scores, `scores_${l}`, DType.float, [KV, "PT"]);
 
-    const ctxT = g.node("Reshape", [g.node("Transpose", [g.node("Reshape", [ctx, g.ints([H, -1, D])])], { perm: [1, 0, 2] }), g.ints([-1, H * D])]); // [T, H·D]
-    x = g.node("Add", [x, linear(ctxT, `l${l}.wo`, ["wo"], l, H * D, E)]); // [T, E]
+    const attT = g.node("Reshape", [g.node("Transpose", [g.node("Reshape", [att, g.ints([H, -1, D])])], { perm: [1, 0, 2] }), g.ints([-1, H * D])]); // [T, H·D]
+    x = g.node("Add", [x, num.linear(attT, `l${l}.wo`, ["wo"], l, H * D, E)]); // [T, E]
 
     // ── SwiGLU MLP ──
-    const h2 = rmsNorm(x, w("ffnNorm", [E]), c.rmsNormEps); // [T, E]
-    const [gate, up] = g.nodeN("Split", [linear(h2, `l${l}.wgateup`, ["wGate", "wUp"], l, E, 2 * F), g.ints([F, F])], 2, { axis: 1 }); // [T, F] ×2
-    const act = ggml ? ops.swiglu(gate, up) : g.node("Mul", [g.node("Mul", [gate, g.node("Sigmoid", [gate])]), up]); // [T, F]
-    x = g.node("Add", [x, linear(act, `l${l}.wDown`, ["wDown"], l, F, E)]); // [T, E]
+    const h2 = num.rmsNorm(x, w("ffnNorm", [E]), c.rmsNormEps); // [T, E]
+    const [gate, up] = g.nodeN("Split", [num.linear(h2, `l${l}.wgateup`, ["wGate", "wUp"], l, E, 2 * F), g.ints([F, F])], 2, { axis: 1 }); // [T, F] ×2
+    x = g.node("Add", [x, num.linear(num.swiglu(gate, up), `l${l}.wDown`, ["wDown"], l, F, E)]); // [T, E]
   }
 
   // ── head: final norm on the requested rows, then the vocabulary projection ──
   const rows = g.node("Gather", [x, logitsIndex], { axis: 0 }); // [N, E]
-  const hn = rmsNorm(rows, g.weight("output_norm", [E], () => weights.global("outputNorm")), c.rmsNormEps);
-  // A tied head reads the embedding initializer (in exact numerics) instead of storing it twice.
-  // In ggml numerics a Q8_0 head takes llama.cpp's plain CPU kernel (the head shares the embedding
-  // tensor, which stays out of the AMX buffer).
-  const logits =
-    c.tiedEmbeddings && !ggml && !(fast && weights.storage("output") === "Q8_0")
-      ? g.node("Gemm", [hn, embd], { transB: 1 })
-      : ggml && weights.storage("output") === "Q8_0"
-        ? ops.q8VecDot(hn, "output", E, c.vocabSize, () => weights.blocks("output") as QuantBlocks)
-        : linear(hn, "output", ["output"], undefined, E, c.vocabSize); // [N, V]
-  g.output(logits, "logits", DType.float, ["N", c.vocabSize]);
+  const hn = num.rmsNorm(rows, g.weight("output_norm", [E], () => weights.global("outputNorm")), c.rmsNormEps); // [N, E]
+  g.output(num.head(hn), "logits", DType.float, ["N", c.vocabSize]); // [N, V]
 
-  return g.build({ opset: OPSET, producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}`, ...(fast ? { msOpset: 1 } : {}) });
+  return g.build({ opset: OPSET, producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}`, ...(numerics === "fast" ? { msOpset: 1 } : {}) });
+}
+
+/** [T, n·D] → [n, T, D]: one row of D per head. */
+function heads(g: GraphBuilder, x: string, n: number, D: number): string {
+  return g.node("Transpose", [g.node("Reshape", [x, g.ints([-1, n, D])])], { perm: [1, 0, 2] });
+}
+
+/** What every numerics' operations build on: the graph, the weights and the per-call tensors. */
+interface GraphContext {
+  g: GraphBuilder;
+  weights: WeightSource;
+  c: LlamaConfig;
+  /** [1, T, D] each. */
+  cos: string;
+  sin: string;
+  /** T as [1] and as a scalar; T − S, the tokens before the scoring span (scalar). */
+  T: string;
+  Tsc: string;
+  Tn: string;
+  /** [T, T] and [KV, T, T] bool: key ≤ query among the new tokens. */
+  causal: string;
+  causalKV: string;
+  zero: string;
+  negInf: string;
+  /** 1/√D. */
+  scale: string;
+  /** Scalar bools: a scoring span is marked; attention runs in chunks (of `chunk` entries, a scalar). */
+  scoring: string;
+  chunk: string;
+  chunked: string;
+  /** The embedding initializer [V, E] (a tied head reads it). */
+  embd: string;
+}
+
+/** One layer's attention inputs. */
+interface AttentionInputs {
+  l: number;
+  /** Queries by KV head [KV, G, T, D]; the new keys and values [KV, T, D]. */
+  qg: string;
+  k: string;
+  v: string;
+  /** The cache [KV, P, D] each, its length P (scalar), valid entries per head [KV], and validity [KV, P]. */
+  pastK: string;
+  pastV: string;
+  P: string;
+  len: string;
+  pastValid: string;
+  /** Keys a scoring span may score [KV, P+T] bool. */
+  keyValid: string;
+}
+
+type WeightName = Parameters<WeightSource["storage"]>[0];
+
+/** The arithmetic a decoder graph computes in: one object per numerics (see the module comment). */
+interface NumericsOps {
+  /** x · Wᵀ where W [out, K] stacks the rows of `parts`, stored under the initializer name `key`.   x: [T, K] → [T, out] */
+  linear(x: string, key: string, parts: WeightName[], layer: number | undefined, K: number, out: number): string;
+  /** x / √(mean(x²) + ε) · w over the last axis. */
+  rmsNorm(x: string, w: string, eps: number): string;
+  /** RoPE: x·cos + rotate_half(x)·sin.   x: [heads, T, D] */
+  rotate(x: string): string;
+  /** Rounding to what llama.cpp stores (f16 in ggml numerics; none otherwise). */
+  round(x: string): string;
+  /** silu(gate) · up.   [T, F] */
+  swiglu(gate: string, up: string): string;
+  /** One layer's attention: the context [KV, G, T, D] and the scores output [KV, P+T]. */
+  attention(a: AttentionInputs): [string, string];
+  /** The vocabulary projection.   [N, E] → [N, V] */
+  head(hn: string): string;
+}
+
+const NUMERICS_OPS: Record<Numerics, (ctx: GraphContext) => NumericsOps> = { exact: exactOps, fast: fastOps, ggml: ggmlOps };
+
+/** The stacked rows of `parts`, of one storage type or "mixed". */
+function storageOf(weights: WeightSource, parts: WeightName[], layer: number | undefined): string {
+  const types = new Set(parts.map((p) => weights.storage(p, layer)));
+  return types.size === 1 ? [...types][0] : "mixed";
+}
+
+/** The f32 rows of `parts`, stacked. */
+function readRows(weights: WeightSource, parts: WeightName[], layer: number | undefined): () => Float32Array {
+  return () => concat(parts.map((p) => (layer === undefined ? weights.global(p as GlobalTensor) : weights.layer(layer, p as LayerTensor))));
+}
+
+/** f32 throughout. */
+function exactOps(ctx: GraphContext): NumericsOps {
+  const { g, weights, c } = ctx;
+  const linear: NumericsOps["linear"] = (x, key, parts, layer, K, out) => g.node("Gemm", [x, g.weight(key, [out, K], readRows(weights, parts, layer))], { transB: 1 });
+  return {
+    linear,
+    rmsNorm: (x, w, eps) => {
+      const ms = g.node("ReduceMean", [g.node("Mul", [x, x])], { axes: [-1], keepdims: 1 });
+      return g.node("Mul", [g.node("Mul", [x, g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [ms, g.float(eps)])])])]), w]);
+    },
+    rotate: (x) => {
+      const [x1, x2] = g.nodeN("Split", [x, g.ints([c.headDim / 2, c.headDim / 2])], 2, { axis: -1 });
+      const rot = g.node("Concat", [g.node("Neg", [x2]), x1], { axis: -1 }); // rotate_half(x) = [−x₂, x₁]
+      return g.node("Add", [g.node("Mul", [x, ctx.cos]), g.node("Mul", [rot, ctx.sin])]);
+    },
+    round: (x) => x,
+    swiglu: (gate, up) => g.node("Mul", [g.node("Mul", [gate, g.node("Sigmoid", [gate])]), up]),
+    attention: (a) => f32Attention(ctx, a),
+    // A tied head reads the embedding initializer instead of storing it twice.
+    head: (hn) => (c.tiedEmbeddings ? g.node("Gemm", [hn, ctx.embd], { transB: 1 }) : linear(hn, "output", ["output"], undefined, c.hiddenSize, c.vocabSize)),
+  };
+}
+
+/** "exact" with Q4_1 and Q8_0 matrices kept quantised and multiplied with int8 activations (MatMulNBits). */
+function fastOps(ctx: GraphContext): NumericsOps {
+  const { g, weights, c } = ctx;
+  const exact = exactOps(ctx);
+  const linear: NumericsOps["linear"] = (x, key, parts, layer, K, out) => {
+    const type = storageOf(weights, parts, layer);
+    if (type !== "Q4_1" && type !== "Q8_0") return exact.linear(x, key, parts, layer, K, out);
+    return matMulNBits(g, x, key, K, out, type, () => stackBlocks(parts.map((p) => weights.blocks(p, layer))));
+  };
+  return {
+    ...exact,
+    linear,
+    // A tied Q8_0 head goes through MatMulNBits too (a quarter of the f32 embedding's bytes per token).
+    head: (hn) => (c.tiedEmbeddings && weights.storage("output") !== "Q8_0" ? g.node("Gemm", [hn, ctx.embd], { transB: 1 }) : linear(hn, "output", ["output"], undefined, c.hiddenSize, c.vocabSize)),
+  };
+}
+
+/** As llama.cpp's CPU backend computes on x86 with AVX-512 (see the module comment and ggml-ops.ts). */
+function ggmlOps(ctx: GraphContext): NumericsOps {
+  const { g, weights, c } = ctx;
+  const D = c.headDim;
+  const ops = new GgmlOps(g);
+  const linear: NumericsOps["linear"] = (x, key, parts, layer, K, out) => {
+    const type = storageOf(weights, parts, layer);
+    // Q4_1 and Q8_0 through llama.cpp's integer block kernels.
+    if (type === "Q4_1" || type === "Q8_0") return ops.quantizedMatmul(x, key, K, out, type, () => stackBlocks(parts.map((p) => weights.blocks(p, layer))));
+    const w = g.weight(key, [out, K], readRows(weights, parts, layer));
+    if (type === "F32") return g.node("Gemm", [x, w], { transB: 1 });
+    // f16 matrices take x rounded to f16; other quantised types x quantised to Q8 per block.
+    if (type === "F16" || type === "BF16") return g.node("Gemm", [ops.f16(x), w], { transB: 1 });
+    const a = ops.quantizeQ8(x, K);
+    return g.node("Gemm", [g.node("Reshape", [g.node("Mul", [a.codes, a.d]), g.ints([-1, K])]), w], { transB: 1 });
+  };
+  return {
+    linear,
+    rmsNorm: (x, w, eps) => {
+      // Multiplying by the reciprocal, with the f32 squares summed in f64, as ggml does.
+      const sq = g.node("Mul", [x, x]);
+      const sum = g.node("ReduceSum", [g.node("Cast", [sq], { to: DType.double }), g.ints([-1])], { keepdims: 1 });
+      const n = g.node("Cast", [g.node("Gather", [g.node("Shape", [sq]), g.int(-1)], { axis: 0 })], { to: DType.double });
+      const ms = g.node("Cast", [g.node("Div", [sum, n])], { to: DType.float });
+      return g.node("Mul", [g.node("Mul", [x, g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [ms, g.float(eps)])])])]), w]);
+    },
+    rotate: (x) => {
+      // llama.cpp's rotate_pairs as the compiler contracts it: the first product of each line fused,
+      // dst₀ = fma(x₀, cos, −x₁·sin), dst₁ = fma(x₀, sin, x₁·cos).
+      const [x1, x2] = g.nodeN("Split", [x, g.ints([D / 2, D / 2])], 2, { axis: -1 });
+      const [c1] = g.nodeN("Split", [ctx.cos, g.ints([D / 2, D / 2])], 2, { axis: -1 });
+      const [s1] = g.nodeN("Split", [ctx.sin, g.ints([D / 2, D / 2])], 2, { axis: -1 });
+      const lo = ops.fma(x1, c1, g.node("Neg", [g.node("Mul", [x2, s1])]));
+      const hi = ops.fma(x1, s1, g.node("Mul", [x2, c1]));
+      return g.node("Concat", [lo, hi], { axis: -1 });
+    },
+    round: (x) => ops.f16(x),
+    swiglu: (gate, up) => ops.swiglu(gate, up),
+    attention: (a) => wholeAttention(ctx, g, a, true),
+    // A Q8_0 head takes llama.cpp's plain CPU kernel (the head shares the embedding tensor, which stays out of the AMX buffer).
+    head: (hn) =>
+      weights.storage("output") === "Q8_0"
+        ? ops.q8VecDot(hn, "output", c.hiddenSize, c.vocabSize, () => weights.blocks("output") as QuantBlocks)
+        : linear(hn, "output", ["output"], undefined, c.hiddenSize, c.vocabSize),
+  };
+}
+
+/**
+ * Attention in f32 (exact and fast numerics): over the whole cache at once, or in chunks of
+ * `attn_chunk` entries (chunked-attention.ts), chosen per call.
+ */
+function f32Attention(ctx: GraphContext, a: AttentionInputs): [string, string] {
+  const { g, c } = ctx;
+  const KV = c.numKvHeads, G = c.numHeads / c.numKvHeads, D = c.headDim;
+  const branch = (kind: "direct" | "chunked") =>
+    g.subgraph((sb) => {
+      const [bctx, bscores] =
+        kind === "direct"
+          ? wholeAttention(ctx, sb, a, false)
+          : chunkedAttention(sb, {
+              qs: sb.node("Mul", [a.qg, ctx.scale]), k: a.k, v: a.v, pastK: a.pastK, pastV: a.pastV, len: a.len, causal: ctx.causal,
+              T: ctx.Tsc, Tn: ctx.Tn, T1: ctx.T, chunk: ctx.chunk, scoring: ctx.scoring, keyValid: a.keyValid,
+            }, KV, G, D, `l${a.l}`);
+      sb.output(bctx, `${kind}_ctx_${a.l}`, DType.float, [KV, G, "T", D]);
+      sb.output(bscores, `${kind}_scores_${a.l}`, DType.float, [KV, "PT"]);
+    });
+  const [att, scores] = g.nodeN("If", [ctx.chunked], 2, { then_branch: { graph: branch("chunked") }, else_branch: { graph: branch("direct") } });
+  return [att, scores];
+}
+
+/** The whole cache at once: keys and values joined, one mask, one softmax. Returns [ctx [KV, G, T, D], scores [KV, P+T]]. */
+function wholeAttention(ctx: GraphContext, sb: GraphBuilder, a: AttentionInputs, ggml: boolean): [string, string] {
+  const { c } = ctx;
+  const KV = c.numKvHeads, G = c.numHeads / c.numKvHeads, D = c.headDim;
+  const kAll = sb.node("Concat", [a.pastK, a.k], { axis: 1 }); // [KV, P+T, D]
+  const vAll = sb.node("Concat", [a.pastV, a.v], { axis: 1 }); // [KV, P+T, D]
+  const pastValidT = sb.node("Expand", [sb.node("Unsqueeze", [a.pastValid, sb.ints([1])]), sb.node("Concat", [sb.ints([KV]), ctx.T, sb.node("Unsqueeze", [a.P, sb.ints([0])])], { axis: 0 })]); // [KV, T, P]
+  const valid = sb.node("Concat", [pastValidT, ctx.causalKV], { axis: 2 }); // [KV, T, P+T]
+  const mask = sb.node("Unsqueeze", [sb.node("Where", [valid, ctx.zero, ctx.negInf]), sb.ints([1])]); // [KV, 1, T, P+T]
+  let att: string; // [KV, G, T, D]
+  if (!ggml) {
+    const kT = sb.node("Unsqueeze", [sb.node("Transpose", [kAll], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, P+T]
+    const scores = sb.node("Add", [sb.node("Mul", [sb.node("MatMul", [a.qg, kT]), ctx.scale]), mask]); // [KV, G, T, P+T]
+    const probs = sb.node("Softmax", [scores], { axis: -1 }); // [KV, G, T, P+T]
+    att = sb.node("MatMul", [probs, sb.node("Unsqueeze", [vAll, sb.ints([1])])]);
+  } else {
+    // llama.cpp adds the f16 products in one order for a single token and in another for a batch.
+    // Head dims that are not a multiple of 64 are padded with zeros (exact order only for multiples).
+    // The products run over head dims in llama.cpp's order, and the order of the additions decides
+    // the rounding: for Llama its GGUF rows pair dims (2i, 2i+1) where ours hold (i, i + D/2)
+    // (weights.ts undoes the converter's permutation); Qwen files keep the Hugging Face order.
+    const headOrder = (x: string, axis: number) =>
+      c.architecture === "llama" ? sb.node("Gather", [x, sb.ints(Array.from({ length: D }, (_, j) => (j % 2) * (D / 2) + (j >> 1)))], { axis }) : x;
+    const qI = headOrder(a.qg, 3); // [KV, G, T, D]
+    const qPad = sb.node("Pad", [qI, padAxisTo(sb, sb.node("Shape", [qI]), 4, 3, 64)]); // [KV, G, T, D']
+    const k4 = sb.node("Unsqueeze", [headOrder(kAll, 2), sb.ints([1])]); // [KV, 1, P+T, D]
+    const kPad = sb.node("Pad", [k4, padAxisTo(sb, sb.node("Shape", [k4]), 4, 3, 64)]); // [KV, 1, P+T, D']
+    const vPad = sb.node("Pad", [vAll, padAxisTo(sb, sb.node("Shape", [vAll]), 3, 1, 64)]); // [KV, S, D], S a multiple of 64
+    const vT = sb.node("Unsqueeze", [sb.node("Transpose", [vPad], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, S]
+    const branch = (scheme: "tinyblas" | "vecdot") =>
+      sb.subgraph((bb) => {
+        const sops = new GgmlOps(bb);
+        const scores = bb.node("Add", [bb.node("Mul", [laneDot(bb, qPad, kPad, [KV, G], [KV, 1], scheme), ctx.scale]), mask]); // [KV, G, T, P+T]
+        const probs = sops.f16(sops.softmax(scores, 4));
+        const pPad = bb.node("Pad", [probs, padAxisTo(bb, bb.node("Shape", [probs]), 4, 3, 64)]); // [KV, G, T, S]
+        bb.output(laneDot(bb, pPad, vT, [KV, G], [KV, 1], scheme), `ctx_${scheme}_${a.l}`, DType.float, [KV, G, "T", D]);
+      });
+    const single = sb.node("Equal", [ctx.Tsc, sb.int(1)]);
+    att = sb.node("If", [single], { then_branch: { graph: branch("vecdot") }, else_branch: { graph: branch("tinyblas") } });
+  }
+  return [att, spanScores(ctx, sb, a.qg, kAll, a.keyValid, a.l)];
+}
+
+/**
+ * The scores output of one layer. Reduced inside the graph: only [KV, P+T] leaves it. Computed in
+ * f32 in every numerics (it ranks keys; it is not part of what llama.cpp computes).
+ *   qg [KV, G, T, D], kAll [KV, P+T, D], keyValid [KV, P+T] (bool)
+ */
+function spanScores(ctx: GraphContext, g: GraphBuilder, qg: string, kAll: string, keyValid: string, l: number): string {
+  const KV = ctx.c.numKvHeads;
+  const then = g.subgraph((sb) => {
+    const qs = sb.node("Slice", [qg, sb.node("Unsqueeze", [ctx.Tn, sb.ints([0])]), ctx.T, sb.ints([2])]); // [KV, G, S, D]
+    const kT = sb.node("Unsqueeze", [sb.node("Transpose", [kAll], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, P+T]
+    const bias = sb.node("Unsqueeze", [sb.node("Where", [keyValid, ctx.zero, ctx.negInf]), sb.ints([1, 2])]); // [KV, 1, 1, P+T]
+    const probs = sb.node("Softmax", [sb.node("Add", [sb.node("Mul", [sb.node("MatMul", [qs, kT]), ctx.scale]), bias])], { axis: -1 }); // [KV, G, S, P+T]
+    const best = sb.node("ReduceMax", [probs], { axes: [1, 2], keepdims: 0 }); // [KV, P+T]
+    // With no valid key at all the softmax is NaN: no key received any attention.
+    sb.output(sb.node("Where", [keyValid, best, ctx.zero]), `span_scores_${l}`, DType.float, [KV, "PT"]);
+  });
+  const none = g.subgraph((sb) => {
+    sb.output(sb.node("ConstantOfShape", [sb.node("Shape", [keyValid])], { value: { tensor: new Float32Array([0]), dims: [1] } }), `no_scores_${l}`, DType.float, [KV, "PT"]);
+  });
+  return g.node("If", [ctx.scoring], { then_branch: { graph: then }, else_branch: { graph: none } });
 }
 
 /**
