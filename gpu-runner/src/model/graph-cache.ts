@@ -4,16 +4,21 @@
  * written under a temporary name and renamed.
  */
 import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { buildDecoderGraph, DECODER_GRAPH_VERSION, type Numerics } from "./decoder-graph";
 import type { WeightSource } from "./weights";
 
 export const WEIGHTS_FILE = "weights.bin";
 
+/** Where the decoder graph of the weights with this fingerprint lives under `root`. */
+export function decoderGraphPath(fingerprint: string, numerics: Numerics, root: string): string {
+  return join(root, `${fingerprint}-g${DECODER_GRAPH_VERSION}-${numerics}`, "model.onnx");
+}
+
 /** Returns the path of the decoder graph for these weights, building it first if needed. */
 export function ensureDecoderGraph(weights: WeightSource, numerics: Numerics, root: string, log: (msg: string) => void = () => {}): string {
-  const dir = join(root, `${weights.fingerprint}-g${DECODER_GRAPH_VERSION}-${numerics}`);
-  const modelPath = join(dir, "model.onnx");
+  const modelPath = decoderGraphPath(weights.fingerprint, numerics, root);
+  const dir = dirname(modelPath);
   if (existsSync(modelPath)) return modelPath;
   const started = Date.now();
   log(`building the ONNX decoder graph in ${dir}`);

@@ -1,0 +1,70 @@
+/**
+ * Where a decoding step's time goes, by operator type: onnxruntime's own profiler on the decoder graph
+ * of the default chat model, one new token over a cache of --past entries per head (zeros: speed
+ * does not depend on the values), --steps timed runs after 3 warm-up runs.
+ *
+ *   npx tsx gpu-runner/scripts/profile-decode.ts [--past 128] [--steps 20] [--threads 2] [--numerics fast]
+ *
+ * Prints ms per step and, per operator type, ms per step and calls per step (an If's time includes
+ * the subgraph it runs). Measure on a quiet machine: other load stretches every line.
+ */
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { parseArgs } from "node:util";
+import * as ort from "onnxruntime-node";
+import { openChatModel } from "../src/model";
+import type { Numerics } from "../src/model/decoder-graph";
+import { decoderGraphPath } from "../src/model/graph-cache";
+import { requireModel } from "../src/models";
+import { graphsDir } from "../src/paths";
+
+const { values } = parseArgs({
+  options: { past: { type: "string", default: "128" }, steps: { type: "string", default: "20" }, threads: { type: "string", default: "2" }, numerics: { type: "string", default: "fast" } },
+});
+const P = Number(values.past), N = Number(values.steps);
+// Opening the model builds (or finds) its graph; the profiled session is a second one on that file.
+const model = await openChatModel(requireModel("chat"), { numerics: values.numerics as Numerics });
+const graph = decoderGraphPath(model.fingerprint, model.numerics, graphsDir());
+await model.decoder.release();
+const session = await ort.InferenceSession.create(graph, {
+  graphOptimizationLevel: "all", intraOpNumThreads: Number(values.threads), enableProfiling: true, profileFilePrefix: "epicache-profile",
+  extra: { session: { intra_op: { allow_spinning: "0" } } },
+});
+const { numLayers: L, numKvHeads: KV, headDim: D } = model.config;
+const feeds: Record<string, ort.Tensor> = {
+  input_ids: new ort.Tensor("int64", BigInt64Array.from([100n]), [1]),
+  rope_cos: new ort.Tensor("float32", new Float32Array(D / 2).fill(1), [1, D / 2]),
+  rope_sin: new ort.Tensor("float32", new Float32Array(D / 2), [1, D / 2]),
+  logits_index: new ort.Tensor("int64", BigInt64Array.from([0n]), [1]),
+  past_lengths: new ort.Tensor("int64", new BigInt64Array(L * KV).fill(BigInt(P)), [L, KV]),
+  score_len: new ort.Tensor("int64", BigInt64Array.from([0n]), [1]),
+  attn_chunk: new ort.Tensor("int64", BigInt64Array.from([0n]), [1]),
+};
+for (let l = 0; l < L; l++) {
+  feeds[`past_key_${l}`] = new ort.Tensor("float32", new Float32Array(KV * P * D), [KV, P, D]);
+  feeds[`past_value_${l}`] = new ort.Tensor("float32", new Float32Array(KV * P * D), [KV, P, D]);
+}
+for (let i = 0; i < 3; i++) await session.run(feeds);
+const t0 = performance.now();
+for (let i = 0; i < N; i++) await session.run(feeds);
+const ms = (performance.now() - t0) / N;
+session.endProfiling();
+await session.release();
+// The profile lands in the working directory, named by the prefix and the time.
+const file = readdirSync(".").filter((f) => f.startsWith("epicache-profile")).sort().at(-1);
+if (!file) throw new Error("onnxruntime wrote no profile");
+const events = JSON.parse(readFileSync(file, "utf8")) as Array<{ cat: string; name: string; dur: number; args?: { op_name?: string } }>;
+rmSync(file);
+const runs = events.filter((e) => e.cat === "Session" && e.name === "model_run").length;
+const byOp = new Map<string, { us: number; calls: number }>();
+for (const e of events) {
+  if (e.cat !== "Node" || !e.name.endsWith("_kernel_time")) continue;
+  const op = e.args?.op_name ?? "?";
+  const o = byOp.get(op) ?? { us: 0, calls: 0 };
+  o.us += e.dur;
+  o.calls++;
+  byOp.set(op, o);
+}
+process.stdout.write(`decode step over ${P} past entries per head: ${ms.toFixed(1)} ms (${N} steps, ${values.threads} threads, ${values.numerics})\n`);
+for (const [op, o] of [...byOp].sort((a, b) => b[1].us - a[1].us).slice(0, 20)) {
+  process.stdout.write(`  ${op.padEnd(22)} ${(o.us / 1000 / runs).toFixed(2).padStart(6)} ms  ${String(Math.round(o.calls / runs)).padStart(4)} calls\n`);
+}
