@@ -1,5 +1,5 @@
 /**
- * The Llama-family decoder as an ONNX graph (opset 17, standard operators only).
+ * The Llama-family decoder as an ONNX graph (opset 17, and onnxruntime's FusedMatMul and MatMulNBits).
  *
  * Inputs
  *   input_ids      int64 [T]              new tokens
@@ -43,7 +43,7 @@ import { chunkedAttention } from "./chunked-attention";
 import { GgmlOps, laneDot, padAxisTo } from "./ggml-ops";
 import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 15;
+export const DECODER_GRAPH_VERSION = 16;
 
 /** The arithmetic a decoder graph computes in (see above). */
 export const NUMERICS = ["ggml", "exact", "fast"] as const;
@@ -151,7 +151,8 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   const hn = num.rmsNorm(rows, g.weight("output_norm", [E], () => weights.global("outputNorm")), c.rmsNormEps); // [N, E]
   g.output(num.head(hn), "logits", DType.float, ["N", c.vocabSize]); // [N, V]
 
-  return g.build({ opset: OPSET, producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}`, ...(numerics === "fast" ? { msOpset: 1 } : {}) });
+  // Contrib operators (com.microsoft): FusedMatMul in f32 attention, MatMulNBits in fast numerics.
+  return g.build({ opset: OPSET, producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}`, msOpset: 1 });
 }
 
 /** [T, n·D] → [n, T, D]: one row of D per head. */
@@ -346,22 +347,32 @@ function f32Attention(ctx: GraphContext, a: AttentionInputs): [string, string] {
   return [att, scores];
 }
 
-/** The whole cache at once: keys and values joined, one mask, one softmax. Returns [ctx [KV, G, T, D], scores [KV, P+T]]. */
+/**
+ * The whole cache at once, one softmax over the cache's entries and the new tokens. In f32 (exact,
+ * fast) the cache is read where it lies: the products with the cache and with the new tokens are
+ * separate (keys read transposed by the product itself), and only their scores are joined, so a step
+ * copies no cache; the context is the sum of the two products with values. ggml numerics join keys
+ * and values first, as llama.cpp's kernels see them. Returns [ctx [KV, G, T, D], scores [KV, P+T]].
+ */
 function wholeAttention(ctx: GraphContext, sb: GraphBuilder, a: AttentionInputs, ggml: boolean): [string, string] {
   const { c } = ctx;
   const KV = c.numKvHeads, G = c.numHeads / c.numKvHeads, D = c.headDim;
-  const kAll = sb.node("Concat", [a.pastK, a.k], { axis: 1 }); // [KV, P+T, D]
-  const vAll = sb.node("Concat", [a.pastV, a.v], { axis: 1 }); // [KV, P+T, D]
   const pastValidT = sb.node("Expand", [sb.node("Unsqueeze", [a.pastValid, sb.ints([1])]), sb.node("Concat", [sb.ints([KV]), ctx.T, sb.node("Unsqueeze", [a.P, sb.ints([0])])], { axis: 0 })]); // [KV, T, P]
-  const valid = sb.node("Concat", [pastValidT, ctx.causalKV], { axis: 2 }); // [KV, T, P+T]
-  const mask = sb.node("Unsqueeze", [sb.node("Where", [valid, ctx.zero, ctx.negInf]), sb.ints([1])]); // [KV, 1, T, P+T]
   let att: string; // [KV, G, T, D]
   if (!ggml) {
-    const kT = sb.node("Unsqueeze", [sb.node("Transpose", [kAll], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, P+T]
-    const scores = sb.node("Add", [sb.node("Mul", [sb.node("MatMul", [a.qg, kT]), ctx.scale]), mask]); // [KV, G, T, P+T]
-    const probs = sb.node("Softmax", [scores], { axis: -1 }); // [KV, G, T, P+T]
-    att = sb.node("MatMul", [probs, sb.node("Unsqueeze", [vAll, sb.ints([1])])]);
+    const scaled = (keys: string) => sb.node("FusedMatMul", [a.qg, sb.node("Unsqueeze", [keys, sb.ints([1])])], { transB: 1, alpha: { float: 1 / Math.sqrt(D) } }, undefined, "com.microsoft");
+    const bias = (valid: string) => sb.node("Unsqueeze", [sb.node("Where", [valid, ctx.zero, ctx.negInf]), sb.ints([1])]); // [KV, 1, T, ·]
+    const scoresPast = sb.node("Add", [scaled(a.pastK), bias(pastValidT)]); // [KV, G, T, P]
+    const scoresNew = sb.node("Add", [scaled(a.k), bias(ctx.causalKV)]); // [KV, G, T, T]
+    const probs = sb.node("Softmax", [sb.node("Concat", [scoresPast, scoresNew], { axis: -1 })], { axis: -1 }); // [KV, G, T, P+T]
+    const [pPast, pNew] = sb.nodeN("Split", [probs, sb.node("Concat", [sb.node("Unsqueeze", [a.P, sb.ints([0])]), ctx.T], { axis: 0 })], 2, { axis: -1 }); // [KV, G, T, P], [KV, G, T, T]
+    const values = (v: string) => sb.node("Unsqueeze", [v, sb.ints([1])]); // [KV, 1, ·, D]
+    att = sb.node("Add", [sb.node("MatMul", [pPast, values(a.pastV)]), sb.node("MatMul", [pNew, values(a.v)])]);
   } else {
+    const kAll = sb.node("Concat", [a.pastK, a.k], { axis: 1 }); // [KV, P+T, D]
+    const vAll = sb.node("Concat", [a.pastV, a.v], { axis: 1 }); // [KV, P+T, D]
+    const valid = sb.node("Concat", [pastValidT, ctx.causalKV], { axis: 2 }); // [KV, T, P+T]
+    const mask = sb.node("Unsqueeze", [sb.node("Where", [valid, ctx.zero, ctx.negInf]), sb.ints([1])]); // [KV, 1, T, P+T]
     // llama.cpp adds the f16 products in one order for a single token and in another for a batch.
     // Head dims that are not a multiple of 64 are padded with zeros (exact order only for multiples).
     // The products run over head dims in llama.cpp's order, and the order of the additions decides
@@ -386,17 +397,19 @@ function wholeAttention(ctx: GraphContext, sb: GraphBuilder, a: AttentionInputs,
     const single = sb.node("Equal", [ctx.Tsc, sb.int(1)]);
     att = sb.node("If", [single], { then_branch: { graph: branch("vecdot") }, else_branch: { graph: branch("tinyblas") } });
   }
-  return [att, spanScores(ctx, sb, a.qg, kAll, a.keyValid, a.l)];
+  return [att, spanScores(ctx, sb, a)];
 }
 
 /**
  * The scores output of one layer. Reduced inside the graph: only [KV, P+T] leaves it. Computed in
  * f32 in every numerics (it ranks keys; it is not part of what llama.cpp computes).
- *   qg [KV, G, T, D], kAll [KV, P+T, D], keyValid [KV, P+T] (bool)
+ * The cache's keys and the new ones are joined only when scoring.
  */
-function spanScores(ctx: GraphContext, g: GraphBuilder, qg: string, kAll: string, keyValid: string, l: number): string {
+function spanScores(ctx: GraphContext, g: GraphBuilder, a: AttentionInputs): string {
   const KV = ctx.c.numKvHeads;
+  const { qg, keyValid, l } = a;
   const then = g.subgraph((sb) => {
+    const kAll = sb.node("Concat", [a.pastK, a.k], { axis: 1 }); // [KV, P+T, D]
     const qs = sb.node("Slice", [qg, sb.node("Unsqueeze", [ctx.Tn, sb.ints([0])]), ctx.T, sb.ints([2])]); // [KV, G, S, D]
     const kT = sb.node("Unsqueeze", [sb.node("Transpose", [kAll], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, P+T]
     const bias = sb.node("Unsqueeze", [sb.node("Where", [keyValid, ctx.zero, ctx.negInf]), sb.ints([1, 2])]); // [KV, 1, 1, P+T]
