@@ -43,7 +43,7 @@ import { chunkedAttention } from "./chunked-attention";
 import { GgmlOps, laneDot, padAxisTo } from "./ggml-ops";
 import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 16;
+export const DECODER_GRAPH_VERSION = 17;
 
 /** The arithmetic a decoder graph computes in (see above). */
 export const NUMERICS = ["ggml", "exact", "fast"] as const;
@@ -94,7 +94,8 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   const chunk = g.node("Squeeze", [attnChunk, g.ints([0])]); // scalar
   const chunked = g.node("Greater", [chunk, g.int(0)]);
 
-  const ctx: GraphContext = { g, weights, c, cos, sin, T, Tsc, Tn, causal, causalKV, zero, negInf, scale, scoring, chunk, chunked, embd };
+  const plain = g.node("Not", [g.node("Or", [chunked, scoring])]); // a decoding step: neither chunks nor scores
+  const ctx: GraphContext = { g, weights, c, cos, sin, T, Tsc, Tn, causal, causalKV, zero, negInf, scale, scoring, chunk, chunked, plain, embd };
   // The arithmetic, chosen once: every product, norm, rotation and attention below goes through it.
   const num = NUMERICS_OPS[numerics](ctx);
 
@@ -179,10 +180,11 @@ interface GraphContext {
   negInf: string;
   /** 1/√D. */
   scale: string;
-  /** Scalar bools: a scoring span is marked; attention runs in chunks (of `chunk` entries, a scalar). */
+  /** Scalar bools: a scoring span is marked; attention runs in chunks (of `chunk` entries, a scalar); neither. */
   scoring: string;
   chunk: string;
   chunked: string;
+  plain: string;
   /** The embedding initializer [V, E] (a tied head reads it). */
   embd: string;
 }
@@ -331,20 +333,30 @@ function ggmlOps(ctx: GraphContext): NumericsOps {
 function f32Attention(ctx: GraphContext, a: AttentionInputs): [string, string] {
   const { g, c } = ctx;
   const KV = c.numKvHeads, G = c.numHeads / c.numKvHeads, D = c.headDim;
-  const branch = (kind: "direct" | "chunked") =>
+  const branch = (kind: "plain" | "direct" | "chunked" | "scored") =>
     g.subgraph((sb) => {
-      const [bctx, bscores] =
-        kind === "direct"
-          ? wholeAttention(ctx, sb, a, false)
-          : chunkedAttention(sb, {
-              qs: sb.node("Mul", [a.qg, ctx.scale]), k: a.k, v: a.v, pastK: a.pastK, pastV: a.pastV, len: a.len, causal: ctx.causal,
-              T: ctx.Tsc, Tn: ctx.Tn, T1: ctx.T, chunk: ctx.chunk, scoring: ctx.scoring, keyValid: a.keyValid,
-            }, KV, G, D, `l${a.l}`);
-      sb.output(bctx, `${kind}_ctx_${a.l}`, DType.float, [KV, G, "T", D]);
-      sb.output(bscores, `${kind}_scores_${a.l}`, DType.float, [KV, "PT"]);
+      let out: [string, string];
+      if (kind === "plain") out = [wholeAttention(ctx, sb, a, false, false)[0], zeroScores(sb, a)];
+      else if (kind === "direct") out = wholeAttention(ctx, sb, a, false);
+      else if (kind === "chunked") {
+        out = chunkedAttention(sb, {
+          qs: sb.node("Mul", [a.qg, ctx.scale]), k: a.k, v: a.v, pastK: a.pastK, pastV: a.pastV, len: a.len, causal: ctx.causal,
+          T: ctx.Tsc, Tn: ctx.Tn, T1: ctx.T, chunk: ctx.chunk, scoring: ctx.scoring, keyValid: a.keyValid,
+        }, KV, G, D, `l${a.l}`);
+      } else {
+        out = sb.nodeN("If", [ctx.chunked], 2, { then_branch: { graph: branch("chunked") }, else_branch: { graph: branch("direct") } }) as [string, string];
+      }
+      sb.output(out[0], `${kind}_ctx_${a.l}`, DType.float, [KV, G, "T", D]);
+      sb.output(out[1], `${kind}_scores_${a.l}`, DType.float, [KV, "PT"]);
     });
-  const [att, scores] = g.nodeN("If", [ctx.chunked], 2, { then_branch: { graph: branch("chunked") }, else_branch: { graph: branch("direct") } });
+  // Decoding steps (no chunks, no scoring) take one If per layer; prefill calls choose further inside.
+  const [att, scores] = g.nodeN("If", [ctx.plain], 2, { then_branch: { graph: branch("plain") }, else_branch: { graph: branch("scored") } });
   return [att, scores];
+}
+
+/** Scores of a call without a scoring span: zeros [KV, P+T]. */
+function zeroScores(g: GraphBuilder, a: AttentionInputs): string {
+  return g.node("ConstantOfShape", [g.node("Shape", [a.keyValid])], { value: { tensor: new Float32Array([0]), dims: [1] } });
 }
 
 /**
@@ -354,7 +366,7 @@ function f32Attention(ctx: GraphContext, a: AttentionInputs): [string, string] {
  * copies no cache; the context is the sum of the two products with values. ggml numerics join keys
  * and values first, as llama.cpp's kernels see them. Returns [ctx [KV, G, T, D], scores [KV, P+T]].
  */
-function wholeAttention(ctx: GraphContext, sb: GraphBuilder, a: AttentionInputs, ggml: boolean): [string, string] {
+function wholeAttention(ctx: GraphContext, sb: GraphBuilder, a: AttentionInputs, ggml: boolean, scores = true): [string, string] {
   const { c } = ctx;
   const KV = c.numKvHeads, G = c.numHeads / c.numKvHeads, D = c.headDim;
   const pastValidT = sb.node("Expand", [sb.node("Unsqueeze", [a.pastValid, sb.ints([1])]), sb.node("Concat", [sb.ints([KV]), ctx.T, sb.node("Unsqueeze", [a.P, sb.ints([0])])], { axis: 0 })]); // [KV, T, P]
@@ -397,7 +409,7 @@ function wholeAttention(ctx: GraphContext, sb: GraphBuilder, a: AttentionInputs,
     const single = sb.node("Equal", [ctx.Tsc, sb.int(1)]);
     att = sb.node("If", [single], { then_branch: { graph: branch("vecdot") }, else_branch: { graph: branch("tinyblas") } });
   }
-  return [att, spanScores(ctx, sb, a)];
+  return [att, scores ? spanScores(ctx, sb, a) : ""];
 }
 
 /**
