@@ -4,9 +4,13 @@
  *
  *   edge/  ──┐
  *            ├──▶ shared/   (pure TypeScript, Web-standard APIs only)
- *   gpu-runner/ ┘
+ *   gpu-runner/ ┘     ▲
+ *   client/ ──────────┘     (only shared's web-only entry points: webhooks, errors)
  *
  * The edge (Cloudflare Workers) and the runner (Node, onnxruntime-node) share nothing but shared/.
+ * The client (@epicache/client, for Node, browsers and Workers) talks to the edge over HTTP; its
+ * types are generated from the edge's OpenAPI document, which client/scripts gets by running
+ * edge/scripts/openapi.ts in a process of its own, never by importing the edge.
  * Paths in the rules are relative to the directory the cruise runs from (the repo root). Workspace
  * packages are imported by name (`@epicache/shared`); with `preserveSymlinks: false` the
  * node_modules/@epicache/* symlinks resolve to their real folders, so such an import is seen as
@@ -37,10 +41,39 @@ module.exports = {
     {
       name: "shared-not-to-packages",
       comment:
-        "shared/ is the bottom layer: it must not import the edge, the runner or the tests.",
+        "shared/ is the bottom layer: it must not import the edge, the runner, the client or the tests.",
       severity: "error",
       from: { path: "^shared/" },
+      to: { path: "^(edge|gpu-runner|client|test)/" },
+    },
+    {
+      name: "client-not-to-services",
+      comment:
+        "The client talks to the edge over HTTP, with types generated from its OpenAPI document: it " +
+        "must not import the edge, the runner or the tests (client/scripts runs edge/scripts/openapi.ts " +
+        "as a child process for the document).",
+      severity: "error",
+      from: { path: "^client/" },
       to: { path: "^(edge|gpu-runner|test)/" },
+    },
+    {
+      name: "client-not-to-node-builtins",
+      comment:
+        "The client runs in Node, browsers and Workers: Web-standard APIs only (fetch, Web Crypto, " +
+        "ReadableStream), no Node core modules. Its scripts and tests (Node-side) may use them.",
+      severity: "error",
+      from: { path: "^client/src/", pathNot: "\\.test\\.ts$" },
+      to: { dependencyTypes: ["core"] },
+    },
+    {
+      name: "client-only-web-shared",
+      comment:
+        "The client takes from shared/ only its dependency-free entry points " +
+        "(`@epicache/shared/webhooks`, `@epicache/shared/errors`), not the whole package (zod, the " +
+        "conversation loaders, the store), so that it stays small in a browser bundle.",
+      severity: "error",
+      from: { path: "^client/src/", pathNot: "\\.test\\.ts$" },
+      to: { path: "^shared/", pathNot: "^shared/src/(webhooks/index|errors)\\.ts$" },
     },
     {
       name: "shared-not-to-node-builtins",
@@ -101,7 +134,7 @@ module.exports = {
     doNotFollow: { path: ["node_modules"] },
     // Generated or scratch folders of our own packages. Anchored: a bare `dist/` would also drop
     // node_modules/<pkg>/dist/… targets (onnxruntime-node, hono) and blind the rules to them.
-    exclude: { path: "^(?:shared|gpu-runner|edge|test)/(?:dist|coverage|\\.wrangler)/" },
+    exclude: { path: "^(?:shared|gpu-runner|edge|client|test)/(?:dist|coverage|\\.wrangler)/" },
     moduleSystems: ["es6", "cjs"],
     // Count `import type` too: a type-only import still couples the packages.
     tsPreCompilationDeps: true,

@@ -1,7 +1,7 @@
 /**
  * The dependency direction of the monorepo (.dependency-cruiser.cjs) holds on the tree, and its rules
  * do fire: a throw-away tree in the OS temp folder that mirrors shared/src, gpu-runner/src and edge/src
- * breaks each rule once and must be reported rule by rule.
+ * breaks each rule once and must be reported rule by rule. The client (client/) is cruised too.
  */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,7 +30,7 @@ const describeViolation = (v: IViolation) => `${v.rule.name}: ${v.from} → ${v.
 
 describe("dependency direction", () => {
   it("the tree has no violations", { timeout: 20_000 }, async () => {
-    const result = await cruiseWithRepoRules(ROOT, ["shared/src", "gpu-runner/src", "edge/src", "test"]);
+    const result = await cruiseWithRepoRules(ROOT, ["shared/src", "gpu-runner/src", "edge/src", "client/src", "client/scripts", "client/examples", "test"]);
     expect(result.summary.violations.map(describeViolation)).toEqual([]);
     expect(result.summary.error).toBe(0);
 
@@ -40,6 +40,9 @@ describe("dependency direction", () => {
     expect(edge, "edge/src/app.ts is cruised").toBeDefined();
     const toShared = edge!.dependencies.find((d) => d.module === "@epicache/shared");
     expect(toShared?.resolved).toBe("shared/src/index.ts");
+    // The client's subpath imports resolve into shared/src as well.
+    const client = result.modules.find((m) => m.source === "client/src/client.ts");
+    expect(client?.dependencies.find((d) => d.module === "@epicache/shared/webhooks")?.resolved).toBe("shared/src/webhooks/index.ts");
   });
 
   describe("the rules fire on a tree that breaks them", () => {
@@ -63,6 +66,15 @@ describe("dependency direction", () => {
           `import { env } from "cloudflare:workers";\nimport { runner } from "../../gpu-runner/src/index";\n` +
           `export const app = { env, runner };\n`,
         "edge/src/model.ts": `import * as ort from "onnxruntime-node";\nexport const m = ort;\n`,
+        // The client reaches for the edge, Node and the whole of shared/; its own test may use Node,
+        // and shared's web-only entry points are fine.
+        "client/src/index.ts": `import { app } from "../../edge/src/index";\nexport const a = app;\n`,
+        "client/src/node.ts": `import { readFileSync } from "node:fs";\nexport const read = readFileSync;\n`,
+        "client/src/heavy.ts": `import { read } from "../../shared/src/index";\nexport const r = read;\n`,
+        "client/src/light.ts": `import { signWebhook } from "../../shared/src/webhooks/index";\nimport { ERROR_CODES } from "../../shared/src/errors";\nexport const s = [signWebhook, ERROR_CODES];\n`,
+        "client/src/light.test.ts": `import { readFileSync } from "node:fs";\nexport const read = readFileSync;\n`,
+        "shared/src/webhooks/index.ts": `export const signWebhook = 1;\n`,
+        "shared/src/errors.ts": `export const ERROR_CODES = 1;\n`,
       };
       for (const [path, text] of Object.entries(files)) {
         mkdirSync(dirname(join(fixture, path)), { recursive: true });
@@ -77,7 +89,7 @@ describe("dependency direction", () => {
     });
 
     it("reports each broken rule", { timeout: 20_000 }, async () => {
-      const result = await cruiseWithRepoRules(fixture, ["shared/src", "gpu-runner/src", "edge/src"]);
+      const result = await cruiseWithRepoRules(fixture, ["shared/src", "gpu-runner/src", "edge/src", "client/src"]);
       const violations = result.summary.violations;
       const found = (rule: string, from: string, to: RegExp) =>
         violations.some((v) => v.rule.name === rule && v.from === from && to.test(v.to));
@@ -93,6 +105,9 @@ describe("dependency direction", () => {
         ["onnxruntime-only-in-gpu-runner", "edge/src/model.ts", /node_modules\/onnxruntime-node\//],
         ["no-circular", "gpu-runner/src/a.ts", /^gpu-runner\/src\/b\.ts$/],
         ["not-to-unresolvable", "gpu-runner/src/missing.ts", /does-not-exist/],
+        ["client-not-to-services", "client/src/index.ts", /^edge\/src\/index\.ts$/],
+        ["client-not-to-node-builtins", "client/src/node.ts", /^(node:)?fs$/],
+        ["client-only-web-shared", "client/src/heavy.ts", /^shared\/src\/index\.ts$/],
       ];
       for (const [rule, from, to] of expected) {
         expect(found(rule, from, to), `${rule}: ${from} → ${to}\nreported:\n${listing}`).toBe(true);
@@ -101,6 +116,8 @@ describe("dependency direction", () => {
       // Allowed: the runner's own onnxruntime-node import and the edge's `cloudflare:*` import.
       expect(violations.filter((v) => v.from === "gpu-runner/src/index.ts").map(describeViolation)).toEqual([]);
       expect(violations.filter((v) => /^cloudflare:workers$/.test(v.to)).map(describeViolation)).toEqual([]);
+      // Allowed: the client's use of shared's web-only entry points, and Node in its tests.
+      expect(violations.filter((v) => /^client\/src\/light/.test(v.from)).map(describeViolation)).toEqual([]);
     });
   });
 });

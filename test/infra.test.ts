@@ -148,6 +148,15 @@ describe.each(IMAGES)("infra/runner/$file", ({ file, provider }) => {
     const npmCiLine = lineOf(keyword(image.dockerfile, "RUN")[npmCi] as Instruction);
     const binCopy = local.find((c) => args(c)[0]?.startsWith("gpu-runner/bin"));
     expect(binCopy && lineOf(binCopy), "COPY gpu-runner/bin/ before npm ci").toBeLessThan(npmCiLine);
+    // `npm ci` needs every workspace's package.json to match the lockfile; the final stage keeps
+    // them too, so that node_modules/@epicache/* link to folders that exist.
+    const workspaces = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { workspaces: string[] }).workspaces;
+    const finalCopies = image.final.getCOPYs().map((c) => args(c)[0] ?? "");
+    for (const workspace of workspaces) {
+      const manifest = local.find((c) => args(c)[0] === `${workspace}/package.json`);
+      expect(manifest && lineOf(manifest), `COPY ${workspace}/package.json before npm ci`).toBeLessThan(npmCiLine);
+      expect(finalCopies.some((source) => source === `/app/${workspace}/package.json` || source === `/app/${workspace}/`), `the final stage copies ${workspace}/package.json`).toBe(true);
+    }
   });
 
   it("the linter does catch a broken Dockerfile", () => {

@@ -15,7 +15,7 @@ import type { AppEnv } from "../env";
 import { activeManifest, embedQuestion } from "../questions";
 import { answerEvents } from "../questions/answer-events";
 import { callFirstAnswering, invalidAnswer, parseJson, runnerError } from "../runner/runner-client";
-import { Id, QueryRequest, QueryResponse, errorResponses } from "./schemas";
+import { Id, QueryRequest, QueryResponse, QueryStreamDone, QueryStreamMeta, QueryStreamToken, errorResponses } from "./schemas";
 
 const route = createRoute({
   method: "post",
@@ -23,7 +23,7 @@ const route = createRoute({
   tags: ["conversations"],
   summary: "Ask a question about a conversation",
   description:
-    "Answered from the active version's episode that its routing rule picks (by default the episode of the conversation window that best matches the question's words by BM25, or of the window nearest the question by embedding when none of its words occurs in the conversation). With `stream: true` the answer is server-sent events: `meta` {episode, version}, then the runner's `token` {text} events and a final `done` (the answer, episode, version, tokens, timings) or `error` (the error body, `{error: {code, message, requestId}}`). 409 `no_active_version` before the first rebuild has succeeded.",
+    "Answered from the active version's episode that its routing rule picks (by default the episode of the conversation window that best matches the question's words by BM25, or of the window nearest the question by embedding when none of its words occurs in the conversation). With `stream: true` the answer is server-sent events, each with JSON data: `meta` (`QueryStreamMeta`: episode, version), then the runner's `token` events (`QueryStreamToken`: text) and a final `done` (`QueryStreamDone`: the answer, episode, version, tokens, timings) or `error` (`Error`: `{error: {code, message, requestId}}`). 409 `no_active_version` before the first rebuild has succeeded.",
   security: [{ apiKey: [] }],
   middleware: [requireTenant] as const,
   request: {
@@ -35,7 +35,7 @@ const route = createRoute({
       description: "The answer",
       content: {
         "application/json": { schema: QueryResponse },
-        "text/event-stream": { schema: z.string().openapi({ description: "Server-sent events (stream: true)" }) },
+        "text/event-stream": { schema: z.string().openapi({ description: "Server-sent events (stream: true): `meta`, `token`…, then `done` or `error`; their data are the components QueryStreamMeta, QueryStreamToken, QueryStreamDone and Error." }) },
       },
     },
     ...errorResponses(400, 401, 404, 409, 429, 502, 503),
@@ -88,3 +88,9 @@ export const queryRoutes = new OpenAPIHono<AppEnv>().openapi(route, async (c) =>
   if (!answer.success) throw invalidAnswer(runner, "POST /v1/generate", "not an answer", text);
   return c.json({ answer: answer.data.answer, episode, version: manifest.version, tokens: answer.data.tokens }, 200);
 });
+
+// The streamed events' data are in no route's schema (a text/event-stream body is text): registered
+// as components, so that the document (and the client's types generated from it) names them.
+for (const [name, schema] of [["QueryStreamMeta", QueryStreamMeta], ["QueryStreamToken", QueryStreamToken], ["QueryStreamDone", QueryStreamDone]] as const) {
+  queryRoutes.openAPIRegistry.register(name, schema);
+}

@@ -161,3 +161,24 @@ export const RebuildWebhookResponse = z
     followUp: z.boolean().openapi({ description: "True when a rebuild (`version`) was already queued or running: one follow-up rebuild with the newest messages starts when it settles (one for any number of such webhooks)." }),
   })
   .openapi("RebuildWebhookResponse");
+
+// The data of a streamed answer's server-sent events (`stream: true`). OpenAPI 3.1 cannot say which
+// events a `text/event-stream` carries, so these are components of their own, named by the route's
+// description; a client parses each event's `data` as the one its `event` names.
+
+export const QueryStreamMeta = z
+  .object({
+    episode: z.number().int().openapi({ description: "The episode the question was routed to." }),
+    version: z.string(),
+  })
+  .openapi("QueryStreamMeta", { description: "The data of the first event, `meta`." });
+
+export const QueryStreamToken = z
+  .object({ text: z.string().openapi({ description: "The next piece of the answer." }) })
+  .openapi("QueryStreamToken", { description: "The data of a `token` event, one per piece of the answer as it is generated." });
+
+export const QueryStreamDone = QueryResponse.extend({
+  timings: z
+    .object({ queuedMs: z.number(), loadMs: z.number(), generateMs: z.number() })
+    .openapi({ description: "Milliseconds the runner waited for the model, loaded the episode's cache, and generated." }),
+}).openapi("QueryStreamDone", { description: "The data of the last event, `done`: the whole answer (the stream's other ending is an `error` event, whose data is an `Error`)." });
