@@ -7,12 +7,16 @@
  * the work done, which other load on the machine stretches far less than wall time) and peak RSS (the
  * command's own --json). Prints a table and writes bench/results/update.json.
  *
+ * The steps take an hour or more on a small machine: each one's result is kept beside its store
+ * (.epicache/bench-update/), and a rerun with the same settings goes on from the first step not done.
+ * The folder is removed once every point is measured.
+ *
  *   npm run bench:update -- --data ../shared/data/locomo/locomo-dev2.json --format locomo --sample conv-26
  *     [--points 25,50,100] [--budget 1024] [--block 512] [--out bench/results/update.json]
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { loadConversation } from "@epicache/shared";
@@ -31,7 +35,21 @@ const { conversation } = loadConversation(readFileSync(file, "utf8"), { format: 
 const n = conversation.sessions.length;
 const points = values.points.split(",").map((p) => Number(p) / 100);
 const source = ["--conversation", file, ...(values.format ? ["--format", values.format] : []), ...(values.sample ? ["--sample", values.sample] : [])];
-const dir = mkdtempSync(join(tmpdir(), "epicache-bench-update-"));
+const dir = join(REPO_ROOT, ".epicache", "bench-update", `${values.sample ?? "conversation"}-b${values.budget}-B${values.block}`);
+mkdirSync(dir, { recursive: true });
+// Records of another conversation or other settings are not this run's.
+const settings = JSON.stringify({ data: file, format: values.format ?? null, sample: values.sample ?? null, budget: values.budget, block: values.block });
+const settingsPath = join(dir, "settings.json");
+if (existsSync(settingsPath) && readFileSync(settingsPath, "utf8") !== settings) throw new Error(`${dir} holds steps of other settings: remove it, or finish that run`);
+writeFileSync(settingsPath, settings);
+
+/** A step's result, from its record when an earlier run finished it, else run and recorded. */
+async function step(record: string, args: string[]): Promise<{ seconds: number; json: Record<string, unknown> }> {
+  if (existsSync(record)) return JSON.parse(readFileSync(record, "utf8")) as { seconds: number; json: Record<string, unknown> };
+  const result = await run(args);
+  writeFileSync(record, `${JSON.stringify(result)}\n`);
+  return result;
+}
 
 /** One command in its own process; its --json and the wall time. */
 async function run(args: string[]): Promise<{ seconds: number; json: Record<string, unknown> }> {
@@ -50,24 +68,23 @@ async function run(args: string[]): Promise<{ seconds: number; json: Record<stri
 
 interface Step { seconds: number; cpuSeconds: number; peakRssBytes: unknown }
 const rows: Array<{ point: number; sessions: number; contextTokens: number; newTokens: number; update: Step & { kind: unknown }; full: Step }> = [];
-const step = (r: { seconds: number; json: Record<string, unknown> }): Step => ({ seconds: r.seconds, cpuSeconds: r.json.cpuSeconds as number, peakRssBytes: r.json.peakRssBytes });
-try {
-  for (const p of points) {
-    const k = Math.min(n, Math.max(3, Math.round(p * n)));
-    const store = join(dir, `store-${k}`);
-    const opts = ["--budget", values.budget, "--block", values.block];
-    const base = await run(["build", ...source, "--sessions", `1-${k - 1}`, "--id", "bench", "--out", store, ...opts]);
-    const update = await run(["update", ...source, "--sessions", `1-${k}`, "--id", "bench", "--out", store]);
-    const full = await run(["build", ...source, "--sessions", `1-${k}`, "--id", "fresh", "--out", store, ...opts]);
-    rows.push({
-      point: p, sessions: k, contextTokens: full.json.contextTokens as number, newTokens: (full.json.contextTokens as number) - (base.json.contextTokens as number),
-      update: { ...step(update), kind: update.json.kind }, full: step(full),
-    });
-    process.stderr.write(`${k}/${n} sessions: update ${update.seconds.toFixed(0)} s, ${step(update).cpuSeconds.toFixed(0)} CPU s (${String(update.json.kind)}); full build ${full.seconds.toFixed(0)} s, ${step(full).cpuSeconds.toFixed(0)} CPU s\n`);
-  }
-} finally {
-  rmSync(dir, { recursive: true, force: true });
+const measured = (r: { seconds: number; json: Record<string, unknown> }): Step => ({ seconds: r.seconds, cpuSeconds: r.json.cpuSeconds as number, peakRssBytes: r.json.peakRssBytes });
+for (const p of points) {
+  const k = Math.min(n, Math.max(3, Math.round(p * n)));
+  const store = join(dir, `store-${k}`);
+  const opts = ["--budget", values.budget, "--block", values.block];
+  const base = await step(join(dir, `${k}.base.json`), ["build", ...source, "--sessions", `1-${k - 1}`, "--id", "bench", "--out", store, ...opts]);
+  const update = await step(join(dir, `${k}.update.json`), ["update", ...source, "--sessions", `1-${k}`, "--id", "bench", "--out", store]);
+  // Stopped after the update published and before its record: the store holds the update already.
+  if (update.json.kind === "none") throw new Error(`${store} was updated by a run that stopped before recording it: remove ${dir} and run again`);
+  const full = await step(join(dir, `${k}.full.json`), ["build", ...source, "--sessions", `1-${k}`, "--id", "fresh", "--out", store, ...opts]);
+  rows.push({
+    point: p, sessions: k, contextTokens: full.json.contextTokens as number, newTokens: (full.json.contextTokens as number) - (base.json.contextTokens as number),
+    update: { ...measured(update), kind: update.json.kind }, full: measured(full),
+  });
+  process.stderr.write(`${k}/${n} sessions: update ${update.seconds.toFixed(0)} s, ${measured(update).cpuSeconds.toFixed(0)} CPU s (${String(update.json.kind)}); full build ${full.seconds.toFixed(0)} s, ${measured(full).cpuSeconds.toFixed(0)} CPU s\n`);
 }
+rmSync(dir, { recursive: true, force: true });
 const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? cpus()[0]?.model ?? "unknown";
 const out = resolve(REPO_ROOT, values.out);
 mkdirSync(dirname(out), { recursive: true });
