@@ -76,6 +76,16 @@ module.exports = {
       to: { path: "^shared/", pathNot: "^shared/src/(webhooks/index|errors)\\.ts$" },
     },
     {
+      name: "edge-not-to-node-builtins",
+      comment:
+        "The edge is a Worker: Web-standard APIs and `cloudflare:*` modules only, no Node core " +
+        "modules (`node:crypto`, `node:buffer`, …), which would tie it to the nodejs_compat flag. " +
+        "Its tests may use them.",
+      severity: "error",
+      from: { path: "^edge/src/", pathNot: "\\.test\\.ts$" },
+      to: { dependencyTypes: ["core"] },
+    },
+    {
       name: "shared-not-to-node-builtins",
       comment:
         "shared/ runs in both Node and workerd, so it uses Web-standard APIs only: no Node core " +

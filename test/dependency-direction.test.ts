@@ -66,6 +66,7 @@ describe("dependency direction", () => {
           `import { env } from "cloudflare:workers";\nimport { runner } from "../../gpu-runner/src/index";\n` +
           `export const app = { env, runner };\n`,
         "edge/src/model.ts": `import * as ort from "onnxruntime-node";\nexport const m = ort;\n`,
+        "edge/src/hash.ts": `import { createHash } from "node:crypto";\nexport const h = createHash;\n`,
         // The client reaches for the edge, Node and the whole of shared/; its own test may use Node,
         // and shared's web-only entry points are fine.
         "client/src/index.ts": `import { app } from "../../edge/src/index";\nexport const a = app;\n`,
@@ -103,6 +104,7 @@ describe("dependency direction", () => {
         ["edge-not-to-gpu-runner", "edge/src/index.ts", /^gpu-runner\/src\/index\.ts$/],
         ["gpu-runner-not-to-edge", "gpu-runner/src/to-edge.ts", /^edge\/src\/index\.ts$/],
         ["onnxruntime-only-in-gpu-runner", "edge/src/model.ts", /node_modules\/onnxruntime-node\//],
+        ["edge-not-to-node-builtins", "edge/src/hash.ts", /^(node:)?crypto$/],
         ["no-circular", "gpu-runner/src/a.ts", /^gpu-runner\/src\/b\.ts$/],
         ["not-to-unresolvable", "gpu-runner/src/missing.ts", /does-not-exist/],
         ["client-not-to-services", "client/src/index.ts", /^edge\/src\/index\.ts$/],
