@@ -43,7 +43,7 @@ import { chunkedAttention } from "./chunked-attention";
 import { GgmlOps, laneDot, padAxisTo } from "./ggml-ops";
 import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 17;
+export const DECODER_GRAPH_VERSION = 18;
 
 /** The arithmetic a decoder graph computes in (see above). */
 export const NUMERICS = ["ggml", "exact", "fast"] as const;
@@ -72,7 +72,9 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   const attnChunk = g.input("attn_chunk", DType.int64, [1]);
 
   // ── weights ───────────────────────────────────────────────────────────────
-  const embd = g.weight("token_embd", [c.vocabSize, E], () => weights.global("tokenEmbedding")); // [V, E]
+  // The f32 embedding [V, E], made on first use: fast numerics gather rows from its Q8_0 blocks instead.
+  let embdF32: string | null = null;
+  const embd = () => (embdF32 ??= g.weight("token_embd", [c.vocabSize, E], () => weights.global("tokenEmbedding"))); // [V, E]
 
   // ── shared per call: sequence length, RoPE tables, causal part of the mask ──
   const T = g.node("Shape", [ids]); // [1]
@@ -100,7 +102,7 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   const num = NUMERICS_OPS[numerics](ctx);
 
   // ── token embedding ───────────────────────────────────────────────────────
-  let x = g.node("Gather", [embd, ids], { axis: 0 }); // [T, E]
+  let x = num.embed(ids); // [T, E]
 
   for (let l = 0; l < L; l++) {
     const w = (name: Parameters<WeightSource["layer"]>[1], dims: number[]) => g.weight(`l${l}.${name}`, dims, () => weights.layer(l, name));
@@ -185,8 +187,8 @@ interface GraphContext {
   chunk: string;
   chunked: string;
   plain: string;
-  /** The embedding initializer [V, E] (a tied head reads it). */
-  embd: string;
+  /** The f32 embedding initializer [V, E], made on first use (a tied head reads it). */
+  embd: () => string;
 }
 
 /** One layer's attention inputs. */
@@ -210,6 +212,8 @@ type WeightName = Parameters<WeightSource["storage"]>[0];
 
 /** The arithmetic a decoder graph computes in: one object per numerics (see the module comment). */
 interface NumericsOps {
+  /** The token embeddings of `ids` [T] (int64).   → [T, E] */
+  embed(ids: string): string;
   /** x · Wᵀ where W [out, K] stacks the rows of `parts`, stored under the initializer name `key`.   x: [T, K] → [T, out] */
   linear(x: string, key: string, parts: WeightName[], layer: number | undefined, K: number, out: number): string;
   /** x / √(mean(x²) + ε) · w over the last axis. */
@@ -244,6 +248,7 @@ function exactOps(ctx: GraphContext): NumericsOps {
   const { g, weights, c } = ctx;
   const linear: NumericsOps["linear"] = (x, key, parts, layer, K, out) => g.node("Gemm", [x, g.weight(key, [out, K], readRows(weights, parts, layer))], { transB: 1 });
   return {
+    embed: (ids) => g.node("Gather", [ctx.embd(), ids], { axis: 0 }),
     linear,
     rmsNorm: (x, w, eps) => {
       const ms = g.node("ReduceMean", [g.node("Mul", [x, x])], { axes: [-1], keepdims: 1 });
@@ -258,7 +263,7 @@ function exactOps(ctx: GraphContext): NumericsOps {
     swiglu: (gate, up) => g.node("Mul", [g.node("Mul", [gate, g.node("Sigmoid", [gate])]), up]),
     attention: (a) => f32Attention(ctx, a),
     // A tied head reads the embedding initializer instead of storing it twice.
-    head: (hn) => (c.tiedEmbeddings ? g.node("Gemm", [hn, ctx.embd], { transB: 1 }) : linear(hn, "output", ["output"], undefined, c.hiddenSize, c.vocabSize)),
+    head: (hn) => (c.tiedEmbeddings ? g.node("Gemm", [hn, ctx.embd()], { transB: 1 }) : linear(hn, "output", ["output"], undefined, c.hiddenSize, c.vocabSize)),
   };
 }
 
@@ -275,7 +280,10 @@ function fastOps(ctx: GraphContext): NumericsOps {
     ...exact,
     linear,
     // A tied Q8_0 head goes through MatMulNBits too (a quarter of the f32 embedding's bytes per token).
-    head: (hn) => (c.tiedEmbeddings && weights.storage("output") !== "Q8_0" ? g.node("Gemm", [hn, ctx.embd], { transB: 1 }) : linear(hn, "output", ["output"], undefined, c.hiddenSize, c.vocabSize)),
+    head: (hn) => (c.tiedEmbeddings && weights.storage("output") !== "Q8_0" ? g.node("Gemm", [hn, ctx.embd()], { transB: 1 }) : linear(hn, "output", ["output"], undefined, c.hiddenSize, c.vocabSize)),
+    // A Q8_0 embedding: the rows' codes and block scales, dequantised in the graph (code · d is exact
+    // in f32, so the rows equal the f32 table's) instead of a [V, E] f32 table four times the size.
+    embed: (ids) => (weights.storage("tokenEmbedding") === "Q8_0" ? q8Rows(g, ids, c.vocabSize, c.hiddenSize, () => weights.blocks("tokenEmbedding") as QuantBlocks) : exact.embed(ids)),
   };
 }
 
@@ -296,6 +304,7 @@ function ggmlOps(ctx: GraphContext): NumericsOps {
     return g.node("Gemm", [g.node("Reshape", [g.node("Mul", [a.codes, a.d]), g.ints([-1, K])]), w], { transB: 1 });
   };
   return {
+    embed: (ids) => g.node("Gather", [ctx.embd(), ids], { axis: 0 }),
     linear,
     rmsNorm: (x, w, eps) => {
       // Multiplying by the reciprocal, with the f32 squares summed in f64, as ggml does.
@@ -434,6 +443,15 @@ function spanScores(ctx: GraphContext, g: GraphBuilder, a: AttentionInputs): str
     sb.output(sb.node("ConstantOfShape", [sb.node("Shape", [keyValid])], { value: { tensor: new Float32Array([0]), dims: [1] } }), `no_scores_${l}`, DType.float, [KV, "PT"]);
   });
   return g.node("If", [ctx.scoring], { then_branch: { graph: then }, else_branch: { graph: none } });
+}
+
+/** Rows `ids` of a Q8_0 table [V, E] as f32: codes (stored + 128 as uint8) minus 128, times their block's scale.   → [T, E] */
+function q8Rows(g: GraphBuilder, ids: string, V: number, E: number, read: () => QuantBlocks): string {
+  const nb = E / 32;
+  const codes = g.typedWeight("token_embd.q8", [V, nb, 32], DType.uint8, () => Uint8Array.from(read().codes, (v) => v + 128)); // [V, E/32, 32]
+  const scales = g.weight("token_embd.q8_scales", [V, nb, 1], () => read().scales); // [V, E/32, 1]
+  const q = g.node("Sub", [g.node("Cast", [g.node("Gather", [codes, ids], { axis: 0 })], { to: DType.float }), g.float(128)]); // [T, E/32, 32]
+  return g.node("Reshape", [g.node("Mul", [q, g.node("Gather", [scales, ids], { axis: 0 })]), g.ints([-1, E])]); // [T, E]
 }
 
 /**
