@@ -386,12 +386,19 @@ function renderEpisodes(v: VersionDetail, active: boolean): void {
   markChosen();
 }
 
+/** Marks the row of the last answer's episode (when the table shows its version). */
 function markChosen(): void {
   for (const tr of Array.from(ui.episodes.tBodies[0].rows)) {
     const isChosen = chosen !== undefined && chosen.version === shown && tr.dataset.episode === String(chosen.episode);
     tr.classList.toggle("chosen", isChosen);
-    if (isChosen) tr.setAttribute("aria-current", "true");
-    else tr.removeAttribute("aria-current");
+    tr.querySelector(".badge")?.remove();
+    if (isChosen) {
+      tr.setAttribute("aria-current", "true");
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = "last answer";
+      tr.cells[0].append(badge);
+    } else tr.removeAttribute("aria-current");
   }
 }
 

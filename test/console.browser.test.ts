@@ -1,0 +1,172 @@
+/**
+ * The console in a real browser: Debian's Chromium (headless, driven by playwright-core, which
+ * downloads no browser) against the whole stack as `npm start` runs it (the real runner and model).
+ * As a person would: create a tenant with the admin token, load test/fixtures/conversation-excerpt.jsonl
+ * through the file input, append it, rebuild, wait for the page's progress display to say the
+ * rebuild succeeded, see the episodes, ask a question and watch the answer stream in.
+ *
+ * Without Chromium (`apt-get install -y chromium`; EPICACHE_CHROMIUM names another binary) the suite
+ * skips, saying so, unless EPICACHE_REQUIRE_BROWSER=1 (CI), where that is an error. Screenshots of
+ * each step go to a temporary folder, or to EPICACHE_SCREENSHOTS_DIR (`docs/console` refreshes the
+ * README's).
+ */
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { REPO_ROOT } from "../gpu-runner/src/paths";
+import { NEEDS_PULL, pulledModel } from "../gpu-runner/src/testing";
+import { startStackProcess, type StackProcess } from "./stack-process";
+
+const CHROMIUM = process.env.EPICACHE_CHROMIUM || "/usr/bin/chromium";
+const NEEDS_CHROMIUM = `(skips without Chromium at ${CHROMIUM}: \`apt-get install -y chromium\`)`;
+
+/** Whether Chromium is there; under EPICACHE_REQUIRE_BROWSER=1 its absence is an error. */
+function chromiumThere(): boolean {
+  if (existsSync(CHROMIUM)) return true;
+  if (process.env.EPICACHE_REQUIRE_BROWSER === "1") {
+    throw new Error(`Chromium is required (EPICACHE_REQUIRE_BROWSER=1) but ${CHROMIUM} does not exist: run \`apt-get install -y chromium\` (or set EPICACHE_CHROMIUM)`);
+  }
+  return false;
+}
+
+const browserThere = chromiumThere();
+const ready = pulledModel("chat") !== undefined && pulledModel("embedder") !== undefined;
+const ADMIN = `adm_console_${randomUUID().replace(/-/g, "")}`;
+const FIXTURE = join(REPO_ROOT, "test", "fixtures", "conversation-excerpt.jsonl");
+const QUESTION = "What class did Maya sign up for?";
+const SHOTS = process.env.EPICACHE_SCREENSHOTS_DIR ? resolve(REPO_ROOT, process.env.EPICACHE_SCREENSHOTS_DIR) : mkdtempSync(join(tmpdir(), "epicache-console-shots-"));
+
+describe.skipIf(!ready || !browserThere)(`the console in Chromium against npm start's stack ${NEEDS_PULL} ${NEEDS_CHROMIUM}`, () => {
+  let stack: StackProcess | undefined;
+  let browser: Browser | undefined;
+  let page: Page | undefined;
+  const pageLog: string[] = [];
+
+  beforeAll(async () => {
+    stack = await startStackProcess("console", ADMIN);
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+    page = await browser.newPage({ viewport: { width: 1000, height: 800 }, deviceScaleFactor: 1 });
+    page.on("console", (m) => pageLog.push(`console.${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => pageLog.push(`page error: ${e.message}`));
+    mkdirSync(SHOTS, { recursive: true });
+    console.log(`screenshots: ${SHOTS}`);
+  }, 360_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+  }, 60_000);
+
+  /** A screenshot of the page's `section` (its nth, from 1) as docs/console/<name>.png. */
+  const shot = async (name: string, section: number) => {
+    const target = page!.locator("main > section").nth(section - 1);
+    await target.scrollIntoViewIfNeeded();
+    await target.screenshot({ path: join(SHOTS, `${name}.png`) });
+  };
+
+  it("creates a tenant, appends a JSONL file, rebuilds it watching the progress, lists the episodes, and streams an answer", async () => {
+    const p = page!;
+    try {
+      await p.goto(`${stack!.edge}/`);
+      await expect(p.title()).resolves.toBe("Epicache console");
+      await p.getByRole("heading", { name: "Epicache console" }).waitFor();
+
+      // 1. A tenant, with the admin token: its API key and webhook secret are shown once and kept.
+      await p.getByText("Create a tenant (admin token)").click();
+      await p.getByLabel("Admin token").fill(ADMIN);
+      await p.getByLabel("Tenant name").fill("browser test");
+      await p.getByRole("button", { name: "Create tenant" }).click();
+      await p.getByRole("heading", { name: "Tenant created" }).waitFor();
+      const apiKey = await p.locator("#created-api-key").textContent();
+      expect(apiKey).toMatch(/^ek_/);
+      expect(await p.locator("#created-webhook-secret").textContent()).toMatch(/^whsec_/);
+      expect(await p.getByLabel("API key").inputValue()).toBe(apiKey);
+      expect(await p.evaluate(() => sessionStorage.getItem("epicache.apiKey"))).toBe(apiKey);
+      await expect(p.locator("#tenant-created").evaluate((e) => e === document.activeElement)).resolves.toBe(true);
+      await shot("01-tenant", 1);
+
+      // 2. The conversation file, through the file input; then appended.
+      await p.getByLabel("Conversation id").fill("maya-tom");
+      await p.getByLabel(/^Conversation file/).setInputFiles(FIXTURE);
+      await p.getByText("30 messages in 3 sessions from Maya, Tom (JSONL), ready to append.").waitFor();
+      await shot("02-file", 2);
+      await p.getByRole("button", { name: "Append messages" }).click();
+      await p.getByText("Appended 30 new messages to maya-tom (0 already there) in 1 request; it holds 30.").waitFor();
+      await p.getByText(/^maya-tom: 30 messages .*no active version yet/).waitFor();
+      await shot("03-appended", 2);
+
+      // 3. The rebuild, signed in the page; the page polls and shows status, stage, progress, ETA.
+      await p.evaluate(() => {
+        const seen: string[] = [];
+        (window as unknown as { rebuildSeen: string[] }).rebuildSeen = seen;
+        const state = document.getElementById("rebuild-state")!;
+        new MutationObserver(() => {
+          const now = `${state.dataset.status ?? ""} ${document.getElementById("rebuild-stage")?.textContent ?? ""} ${document.getElementById("rebuild-percent")?.textContent ?? ""}`;
+          if (seen[seen.length - 1] !== now) seen.push(now);
+        }).observe(state, { subtree: true, childList: true, characterData: true, attributes: true });
+      });
+      await p.getByRole("button", { name: "Rebuild episodes" }).click();
+      await p.locator("#rebuild-state[data-status=submitted]").waitFor({ timeout: 120_000 });
+      await shot("04-rebuilding", 3);
+      await p.locator("#rebuild-state[data-status=succeeded], #rebuild-state[data-status=failed]").waitFor({ timeout: 900_000 });
+      const seen = await p.evaluate(() => (window as unknown as { rebuildSeen: string[] }).rebuildSeen);
+      console.log(`rebuild as the page showed it: ${seen.join(" | ")}`);
+      expect(await p.locator("#rebuild-state").getAttribute("data-status"), await p.locator("#rebuild-status").textContent() ?? "").toBe("succeeded");
+      expect(await p.locator("#rebuild-percent").textContent()).toBe("100 %");
+      expect(await p.locator("#rebuild-progress").evaluate((e) => (e as HTMLProgressElement).value)).toBe(100);
+      expect(seen.some((s) => s.startsWith("submitted "))).toBe(true);
+      await p.getByText(/^Rebuild v\S+ succeeded \(full\)\.$/).waitFor();
+      await shot("05-rebuilt", 3);
+
+      // 4. The active version's episodes, and the version history.
+      await p.getByText(/^Active version v\S+: \d+ episodes; a full build, 30 messages/).waitFor();
+      const rows = p.locator("#episodes tbody tr");
+      const episodes = await rows.count();
+      expect(episodes).toBeGreaterThan(0);
+      // The runner's default routing is lexical: every episode has windows and top terms.
+      for (let i = 0; i < episodes; i++) {
+        const cells = await rows.nth(i).locator("td").allTextContents();
+        expect(Number(cells[0]), `episode row ${i}: ${cells.join(" | ")}`).toBeGreaterThan(0);
+        expect(cells[2]).toMatch(/[KM]iB$/);
+      }
+      await p.getByText("Version history").click();
+      await expect(p.locator("#versions tbody tr").first().textContent()).resolves.toMatch(/succeeded \(active\)\s*full\s*30/);
+      await shot("06-episodes", 4);
+
+      // 5. A question: the answer streams into the live region, from the episode the page marks.
+      await p.evaluate(() => {
+        const log: { state: string; length: number }[] = [];
+        (window as unknown as { answerLog: typeof log }).answerLog = log;
+        const answer = document.getElementById("answer")!;
+        new MutationObserver(() => log.push({ state: answer.dataset.state ?? "", length: answer.textContent?.length ?? 0 })).observe(answer, { subtree: true, childList: true, characterData: true, attributes: true });
+      });
+      await p.getByLabel("Question").fill(QUESTION);
+      await p.getByLabel("Max tokens").fill("24");
+      await p.getByRole("button", { name: "Ask" }).click();
+      await p.locator("#answer[data-state=done], #answer[data-state=failed]").waitFor({ timeout: 300_000 });
+      expect(await p.locator("#answer").getAttribute("data-state"), await p.locator("#error").textContent() ?? "").toBe("done");
+      const answer = (await p.locator("#answer").textContent()) ?? "";
+      expect(answer.trim().length).toBeGreaterThan(0);
+      expect(await p.locator("#answer").getAttribute("aria-live")).toBe("polite");
+      const log = await p.evaluate(() => (window as unknown as { answerLog: { state: string; length: number }[] }).answerLog);
+      // Text was on the page before the answer was done: it streamed.
+      expect(log.some((l) => l.state === "streaming" && l.length > 0), JSON.stringify(log)).toBe(true);
+      const meta = (await p.locator("#answer-meta").textContent()) ?? "";
+      const chosen = /^Answered from episode (\d+) of version (v\S+)\.$/.exec(meta);
+      expect(chosen, meta).not.toBeNull();
+      await expect(p.locator(`#episodes tbody tr[data-episode="${chosen![1]}"]`).getAttribute("class")).resolves.toContain("chosen");
+      expect(await p.locator("#episodes tbody tr.chosen").count()).toBe(1);
+      console.log(`${QUESTION} → episode ${chosen![1]}: ${answer} (${log.filter((l) => l.state === "streaming").length} updates while streaming)`);
+      await shot("07-answer", 5);
+      expect(await p.locator("#error").isHidden()).toBe(true);
+      expect(pageLog.filter((l) => l.startsWith("page error")), pageLog.join("\n")).toEqual([]);
+    } catch (e) {
+      await p.screenshot({ path: join(SHOTS, "failure.png"), fullPage: true }).catch(() => undefined);
+      const text = await p.locator("body").innerText().catch(() => "");
+      throw new Error(`${(e as Error).message}\n--- the page ---\n${text}\n--- its console ---\n${pageLog.join("\n")}\n--- the stack ---\n${stack?.output().slice(-5000) ?? ""}`, { cause: e });
+    }
+  }, 1_800_000);
+});
