@@ -60,11 +60,17 @@ describe.skipIf(!ready || !browserThere)(`the console in Chromium against npm st
     await stack?.stop();
   }, 60_000);
 
-  /** A screenshot of the page's `section` (its nth, from 1) as docs/console/<name>.png. */
-  const shot = async (name: string, section: number) => {
-    const target = page!.locator("main > section").nth(section - 1);
-    await target.scrollIntoViewIfNeeded();
-    await target.screenshot({ path: join(SHOTS, `${name}.png`) });
+  /** A screenshot of the page's sections `from` to `to` (counted from 1), with a margin, as <name>.png. */
+  const shot = async (name: string, from: number, to = from) => {
+    const p = page!;
+    const boxes = await Promise.all([from, to].map((n) => p.locator("main > section").nth(n - 1).evaluate((e) => {
+      const r = e.getBoundingClientRect();
+      return { top: r.top + scrollY, bottom: r.bottom + scrollY, left: r.left + scrollX, right: r.right + scrollX };
+    })));
+    const margin = 12;
+    const x = Math.max(0, boxes[0].left - margin);
+    const y = Math.max(0, boxes[0].top - margin);
+    await p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true, clip: { x, y, width: boxes[0].right + margin - x, height: boxes[1].bottom + margin - y } });
   };
 
   it("creates a tenant, appends a JSONL file, rebuilds it watching the progress, lists the episodes, and streams an answer", async () => {
@@ -160,7 +166,7 @@ describe.skipIf(!ready || !browserThere)(`the console in Chromium against npm st
       await expect(p.locator(`#episodes tbody tr[data-episode="${chosen![1]}"]`).getAttribute("class")).resolves.toContain("chosen");
       expect(await p.locator("#episodes tbody tr.chosen").count()).toBe(1);
       console.log(`${QUESTION} → episode ${chosen![1]}: ${answer} (${log.filter((l) => l.state === "streaming").length} updates while streaming)`);
-      await shot("07-answer", 5);
+      await shot("07-answer", 4, 5);
       expect(await p.locator("#error").isHidden()).toBe(true);
       expect(pageLog.filter((l) => l.startsWith("page error")), pageLog.join("\n")).toEqual([]);
     } catch (e) {

@@ -262,7 +262,7 @@ async function refreshConversation(): Promise<void> {
   if (conversation.activeVersion !== null) await showVersion(conversation.activeVersion, conversation.activeVersion);
   await showHistory();
   const inFlight = conversation.rebuild !== null && (conversation.rebuild.status === "queued" || conversation.rebuild.status === "submitted");
-  if ((inFlight || conversation.followUp) && watching === undefined) void watchRebuild(undefined);
+  if ((inFlight || conversation.followUp) && watching === undefined) void act(null, () => watchRebuild(undefined));
 }
 
 function showConversation(c: Conversation): void {

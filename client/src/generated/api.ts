@@ -1044,7 +1044,7 @@ export interface components {
             id: number;
             /** @description How many windows of the conversation (of 4 messages) are in it. Null when the version routes by centroid, or is older than the version active before the current one (only those two keep their windows). */
             windows: number | null;
-            /** @description Up to 8 terms (lower-case, stemmed: shared lexicalTerms) most particular to its windows, by how many of them hold the term, weighted by how rare it is in the others; null unless the version routes by `lexical` and keeps its windows. */
+            /** @description Up to 8 terms (lower-case, stemmed: shared lexicalTerms; of 3 characters or more) most particular to its windows, by how many of them hold the term, weighted by how rare it is in the others; null unless the version routes by `lexical` and keeps its windows. */
             topTerms: string[] | null;
             /** @description Bytes of its KV cache as the runner stored it; null for versions stored before the edge kept it. */
             cacheBytes: number | null;

@@ -151,7 +151,8 @@ export async function versionDetail(db: D1Database, tenantId: string, conversati
  * For each of `episodeCount` episodes, up to `k` terms most particular to its windows: a term scores
  * the number of the episode's windows that hold it times log(1 + windows / windows that hold it
  * anywhere), so that a term every window uses ranks below one only this episode's windows use; ties
- * go to the alphabetically first term.
+ * go to the alphabetically first term. Terms of one or two characters (stems such as `ll`, `br`)
+ * say little to a reader and are left out.
  *
  * @example
  * ```ts
@@ -164,6 +165,7 @@ export function topTermsByEpisode(windowEpisodes: readonly number[], windowTerms
   const anywhere = new Map<string, number>();
   windowEpisodes.forEach((e, w) => {
     for (const term of new Set(windowTerms[w] ?? [])) {
+      if (term.length < 3) continue;
       anywhere.set(term, (anywhere.get(term) ?? 0) + 1);
       const counts = inEpisode[e];
       if (counts !== undefined) counts.set(term, (counts.get(term) ?? 0) + 1);

@@ -140,8 +140,10 @@ describe("topTermsByEpisode", () => {
   it("ranks an episode's terms by its windows holding them, weighted by rarity elsewhere, ties alphabetical", () => {
     expect(topTermsByEpisode([0, 0, 1], [["pottery", "class"], ["pottery", "teacher"], ["marathon", "class"]], 2, 2)).toEqual([["pottery", "teacher"], ["marathon", "class"]]);
     // A term repeated within a window counts once; an episode without windows has no terms.
-    expect(topTermsByEpisode([0, 0], [["a", "a", "a", "b"], ["b"]], 2)).toEqual([["b", "a"], []]);
+    expect(topTermsByEpisode([0, 0], [["aaa", "aaa", "aaa", "bbb"], ["bbb"]], 2)).toEqual([["bbb", "aaa"], []]);
     expect(topTermsByEpisode([], [], 1)).toEqual([[]]);
+    // Terms of one or two characters are left out.
+    expect(topTermsByEpisode([0], [["ll", "y", "bike"]], 1)).toEqual([["bike"]]);
   });
 });
 
