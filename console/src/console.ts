@@ -166,6 +166,8 @@ async function createTenant(): Promise<void> {
 
 let parsed: ParsedConversation | undefined;
 let source: { text: string; name?: string } | undefined;
+/** The conversation id the page filled in from the file (replaced when another file or sample suggests another). */
+let suggestedIdShown: string | undefined;
 
 function parseSource(sampleId?: string): void {
   parsed = undefined;
@@ -187,8 +189,10 @@ function parseSource(sampleId?: string): void {
   }
   const fromName = source.name === undefined ? undefined : conversationIdOf(source.name.replace(/\.(jsonl|ndjson|json|txt)$/i, ""));
   const suggestion = suggestedId ?? fromName;
-  if (ui.conversationId.value.trim() === "" && suggestion !== undefined) {
+  const current = ui.conversationId.value.trim();
+  if (suggestion !== undefined && (current === "" || current === suggestedIdShown)) {
     ui.conversationId.value = suggestion;
+    suggestedIdShown = suggestion;
     save(KEYS.conversationId, suggestion);
   }
   const label = { locomo: "LoCoMo", realtalk: "REALTALK", jsonl: "JSONL" }[format];
