@@ -8,16 +8,19 @@
  * Without Chromium (`apt-get install -y chromium`; EPICACHE_CHROMIUM names another binary) the suite
  * skips, saying so, unless EPICACHE_REQUIRE_BROWSER=1 (CI), where that is an error. Screenshots of
  * each step go to a temporary folder, or to EPICACHE_SCREENSHOTS_DIR (`docs/console` refreshes the
- * README's).
+ * README's). A second suite, without the model (the edge and a runner that answers at once), reads
+ * LoCoMo JSON in the page, a broken file, and forgets the credentials.
  */
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../gpu-runner/src/paths";
-import { NEEDS_PULL, pulledModel } from "../gpu-runner/src/testing";
+import { startEdgeDev, type RunningEdge } from "../gpu-runner/src/stack";
+import { freePort, NEEDS_PULL, pulledModel } from "../gpu-runner/src/testing";
+import { startInstantRunner, type InstantRunner } from "../gpu-runner/src/testing/instant-runner";
 import { startStackProcess, type StackProcess } from "./stack-process";
 
 const CHROMIUM = process.env.EPICACHE_CHROMIUM || "/usr/bin/chromium";
@@ -175,4 +178,88 @@ describe.skipIf(!ready || !browserThere)(`the console in Chromium against npm st
       throw new Error(`${(e as Error).message}\n--- the page ---\n${text}\n--- its console ---\n${pageLog.join("\n")}\n--- the stack ---\n${stack?.output().slice(-5000) ?? ""}`, { cause: e });
     }
   }, 1_800_000);
+});
+
+describe.skipIf(!browserThere)(`the console in Chromium with a runner that answers at once ${NEEDS_CHROMIUM}`, () => {
+  const secret = `instant-${randomUUID()}`;
+  let runner: InstantRunner | undefined;
+  let edge: RunningEdge | undefined;
+  let browser: Browser | undefined;
+  const dir = mkdtempSync(join(tmpdir(), "epicache-console-instant-"));
+
+  beforeAll(async () => {
+    runner = await startInstantRunner(secret);
+    edge = await startEdgeDev({ runnerUrl: runner.url, secret, adminToken: ADMIN, port: await freePort(), stateDir: dir });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await edge?.close();
+    await runner?.close();
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  const locomoSample = (id: string, turns: number) => ({
+    sample_id: id,
+    conversation: {
+      speaker_a: "Ann",
+      speaker_b: "Bo",
+      session_1_date_time: "1:56 pm on 8 May, 2023",
+      session_1: Array.from({ length: turns }, (_, i) => ({ speaker: i % 2 ? "Bo" : "Ann", dia_id: `D1:${i + 1}`, text: `${id} turn ${i + 1}`, ...(i === 0 ? { blip_caption: "a photo of a cat" } : {}) })),
+    },
+    qa: [],
+  });
+
+  it("reads a LoCoMo file in the page, one sample at a time, appends it and builds it; shows a broken file's error; forgets the credentials", async () => {
+    const p = await browser!.newPage();
+    try {
+      await p.goto(`${edge!.url}/`);
+      await p.getByText("Create a tenant (admin token)").click();
+      await p.getByLabel("Admin token").fill(ADMIN);
+      await p.getByRole("button", { name: "Create tenant" }).click();
+      await p.getByRole("heading", { name: "Tenant created" }).waitFor();
+
+      // A LoCoMo file of two samples, pasted: the first is read, and names the conversation.
+      await p.getByLabel("…or paste it").fill(JSON.stringify([locomoSample("conv-26", 5), locomoSample("conv-30", 3)]));
+      await p.getByText("5 messages in 1 session from Ann, Bo (LoCoMo, sample conv-26), ready to append.").waitFor();
+      expect(await p.getByLabel("Conversation id").inputValue()).toBe("conv-26");
+      // Another sample: its messages, and its id in place of the one the page filled in.
+      await p.getByLabel("LoCoMo sample").selectOption("conv-30");
+      await p.getByText("3 messages in 1 session from Ann, Bo (LoCoMo, sample conv-30), ready to append.").waitFor();
+      expect(await p.getByLabel("Conversation id").inputValue()).toBe("conv-30");
+      await p.getByRole("button", { name: "Append messages" }).click();
+      await p.getByText("Appended 3 new messages to conv-30 (0 already there) in 1 request; it holds 3.").waitFor();
+      // Appending again adds nothing.
+      await p.getByRole("button", { name: "Append messages" }).click();
+      await p.getByText("Appended 0 new messages to conv-30 (3 already there) in 1 request; it holds 3.").waitFor();
+      await p.getByRole("button", { name: "Rebuild episodes" }).click();
+      await p.locator("#rebuild-state[data-status=succeeded]").waitFor({ timeout: 60_000 });
+      await p.getByText(/^Active version v\S+: 4 episodes; a full build, 3 messages/).waitFor();
+      // Nothing new: the webhook builds nothing, and the page says so.
+      await p.getByRole("button", { name: "Rebuild episodes" }).click();
+      await p.getByText(/^Nothing new to build: v\S+ holds every message\.$/).waitFor();
+
+      // A broken JSONL file: the loader's error, and nothing to append.
+      await p.getByLabel("…or paste it").fill('{"speaker":"Ann","text":"Hi"}\n{"speaker":"Bo","text":3}');
+      await p.getByText(/^Cannot read it: line 2 of the JSONL: text must be a string/).waitFor();
+      expect(await p.getByRole("button", { name: "Append messages" }).isDisabled()).toBe(true);
+
+      // An error answer shows in the alert region.
+      await p.getByLabel("Conversation id").fill("no-such-conversation");
+      await p.getByLabel("Question").fill("Anyone there?");
+      await p.getByRole("button", { name: "Ask" }).click();
+      await expect(p.getByRole("alert").textContent()).resolves.toMatch(/no conversation no-such-conversation \(not_found, HTTP 404, request \S+\)/);
+
+      // Forget: the fields and the tab's storage are emptied.
+      await p.getByRole("button", { name: "Forget" }).click();
+      expect(await p.getByLabel("API key").inputValue()).toBe("");
+      expect(await p.evaluate(() => [sessionStorage.getItem("epicache.apiKey"), sessionStorage.getItem("epicache.webhookSecret")])).toEqual([null, null]);
+    } catch (e) {
+      const text = await p.locator("body").innerText().catch(() => "");
+      throw new Error(`${(e as Error).message}\n--- the page ---\n${text}`, { cause: e });
+    } finally {
+      await p.close();
+    }
+  }, 300_000);
 });
