@@ -36,6 +36,7 @@ function chromiumThere(): boolean {
 }
 
 const browserThere = chromiumThere();
+if (!browserThere) console.warn(`test/console.browser.test.ts: skipped, no Chromium at ${CHROMIUM} (apt-get install -y chromium, or EPICACHE_CHROMIUM=/path)`);
 const ready = pulledModel("chat") !== undefined && pulledModel("embedder") !== undefined;
 const ADMIN = `adm_console_${randomUUID().replace(/-/g, "")}`;
 const FIXTURE = join(REPO_ROOT, "test", "fixtures", "conversation-excerpt.jsonl");
