@@ -6,6 +6,8 @@
  *            ├──▶ shared/   (pure TypeScript, Web-standard APIs only)
  *   gpu-runner/ ┘     ▲
  *   client/ ──────────┘     (only shared's web-only entry points: webhooks, errors)
+ *     ▲
+ *   console/                (the browser console the edge serves: the client, and shared's loaders)
  *
  * The edge (Cloudflare Workers) and the runner (Node, onnxruntime-node) share nothing but shared/.
  * The client (@epicache/client, for Node, browsers and Workers) talks to the edge over HTTP; its
@@ -76,6 +78,32 @@ module.exports = {
       to: { path: "^shared/", pathNot: "^shared/src/(webhooks/index|errors)\\.ts$" },
     },
     {
+      name: "console-not-to-services",
+      comment:
+        "The console is a page in a browser: it talks to the edge over HTTP through @epicache/client " +
+        "and must not import the edge, the runner or the tests.",
+      severity: "error",
+      from: { path: "^console/src/", pathNot: "\\.test\\.ts$" },
+      to: { path: "^(edge|gpu-runner|test)/" },
+    },
+    {
+      name: "console-not-to-node-builtins",
+      comment: "The console runs in browsers: Web APIs only, no Node core modules (its tests and build script may use them).",
+      severity: "error",
+      from: { path: "^console/src/", pathNot: "\\.test\\.ts$" },
+      to: { dependencyTypes: ["core"] },
+    },
+    {
+      name: "console-only-web-shared",
+      comment:
+        "The console takes from shared/ only its dependency-free parts (`@epicache/shared/loaders`, " +
+        "and through the client `webhooks` and `errors`), not the whole package (zod, the store, the " +
+        "codecs), so that its bundle stays small.",
+      severity: "error",
+      from: { path: "^console/src/", pathNot: "\\.test\\.ts$" },
+      to: { path: "^shared/", pathNot: "^shared/src/(webhooks/|errors\\.ts$|conversation/)" },
+    },
+    {
       name: "edge-not-to-node-builtins",
       comment:
         "The edge is a Worker: Web-standard APIs and `cloudflare:*` modules only, no Node core " +
@@ -144,7 +172,7 @@ module.exports = {
     doNotFollow: { path: ["node_modules"] },
     // Generated or scratch folders of our own packages. Anchored: a bare `dist/` would also drop
     // node_modules/<pkg>/dist/… targets (onnxruntime-node, hono) and blind the rules to them.
-    exclude: { path: "^(?:shared|gpu-runner|edge|client|test)/(?:dist|coverage|\\.wrangler)/" },
+    exclude: { path: "^(?:shared|gpu-runner|edge|client|console|test)/(?:dist|coverage|\\.wrangler)/" },
     moduleSystems: ["es6", "cjs"],
     // Count `import type` too: a type-only import still couples the packages.
     tsPreCompilationDeps: true,

@@ -1,7 +1,8 @@
 /**
  * The dependency direction of the monorepo (.dependency-cruiser.cjs) holds on the tree, and its rules
  * do fire: a throw-away tree in the OS temp folder that mirrors shared/src, gpu-runner/src and edge/src
- * breaks each rule once and must be reported rule by rule. The client (client/) is cruised too.
+ * breaks each rule once and must be reported rule by rule. The client (client/) and the console
+ * (console/) are cruised too.
  */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,7 +31,7 @@ const describeViolation = (v: IViolation) => `${v.rule.name}: ${v.from} → ${v.
 
 describe("dependency direction", () => {
   it("the tree has no violations", { timeout: 20_000 }, async () => {
-    const result = await cruiseWithRepoRules(ROOT, ["shared/src", "gpu-runner/src", "edge/src", "client/src", "client/scripts", "client/examples", "test"]);
+    const result = await cruiseWithRepoRules(ROOT, ["shared/src", "gpu-runner/src", "edge/src", "client/src", "client/scripts", "client/examples", "console/src", "console/build.mjs", "test"]);
     expect(result.summary.violations.map(describeViolation)).toEqual([]);
     expect(result.summary.error).toBe(0);
 
@@ -43,6 +44,11 @@ describe("dependency direction", () => {
     // The client's subpath imports resolve into shared/src as well.
     const client = result.modules.find((m) => m.source === "client/src/client.ts");
     expect(client?.dependencies.find((d) => d.module === "@epicache/shared/webhooks")?.resolved).toBe("shared/src/webhooks/index.ts");
+    // The console's: the client's source, and shared's loaders.
+    const console_ = result.modules.find((m) => m.source === "console/src/conversation-file.ts");
+    expect(console_?.dependencies.find((d) => d.module === "@epicache/shared/loaders")?.resolved).toBe("shared/src/conversation/loaders.ts");
+    const page = result.modules.find((m) => m.source === "console/src/console.ts");
+    expect(page?.dependencies.find((d) => d.module === "@epicache/client")?.resolved).toBe("client/src/index.ts");
   });
 
   describe("the rules fire on a tree that breaks them", () => {
@@ -76,6 +82,14 @@ describe("dependency direction", () => {
         "client/src/light.test.ts": `import { readFileSync } from "node:fs";\nexport const read = readFileSync;\n`,
         "shared/src/webhooks/index.ts": `export const signWebhook = 1;\n`,
         "shared/src/errors.ts": `export const ERROR_CODES = 1;\n`,
+        // The console reaches for the runner, Node and the whole of shared/; shared's loaders and
+        // Node in its tests are fine.
+        "console/src/index.ts": `import { runner } from "../../gpu-runner/src/index";\nexport const r = runner;\n`,
+        "console/src/node.ts": `import { readFileSync } from "node:fs";\nexport const read = readFileSync;\n`,
+        "console/src/heavy.ts": `import { read } from "../../shared/src/index";\nexport const r = read;\n`,
+        "console/src/light.ts": `import { load } from "../../shared/src/conversation/loaders";\nimport { signWebhook } from "../../shared/src/webhooks/index";\nexport const l = [load, signWebhook];\n`,
+        "console/src/light.test.ts": `import { readFileSync } from "node:fs";\nexport const read = readFileSync;\n`,
+        "shared/src/conversation/loaders.ts": `export const load = 1;\n`,
       };
       for (const [path, text] of Object.entries(files)) {
         mkdirSync(dirname(join(fixture, path)), { recursive: true });
@@ -90,7 +104,7 @@ describe("dependency direction", () => {
     });
 
     it("reports each broken rule", { timeout: 20_000 }, async () => {
-      const result = await cruiseWithRepoRules(fixture, ["shared/src", "gpu-runner/src", "edge/src", "client/src"]);
+      const result = await cruiseWithRepoRules(fixture, ["shared/src", "gpu-runner/src", "edge/src", "client/src", "console/src"]);
       const violations = result.summary.violations;
       const found = (rule: string, from: string, to: RegExp) =>
         violations.some((v) => v.rule.name === rule && v.from === from && to.test(v.to));
@@ -110,6 +124,9 @@ describe("dependency direction", () => {
         ["client-not-to-services", "client/src/index.ts", /^edge\/src\/index\.ts$/],
         ["client-not-to-node-builtins", "client/src/node.ts", /^(node:)?fs$/],
         ["client-only-web-shared", "client/src/heavy.ts", /^shared\/src\/index\.ts$/],
+        ["console-not-to-services", "console/src/index.ts", /^gpu-runner\/src\/index\.ts$/],
+        ["console-not-to-node-builtins", "console/src/node.ts", /^(node:)?fs$/],
+        ["console-only-web-shared", "console/src/heavy.ts", /^shared\/src\/index\.ts$/],
       ];
       for (const [rule, from, to] of expected) {
         expect(found(rule, from, to), `${rule}: ${from} → ${to}\nreported:\n${listing}`).toBe(true);
@@ -120,6 +137,8 @@ describe("dependency direction", () => {
       expect(violations.filter((v) => /^cloudflare:workers$/.test(v.to)).map(describeViolation)).toEqual([]);
       // Allowed: the client's use of shared's web-only entry points, and Node in its tests.
       expect(violations.filter((v) => /^client\/src\/light/.test(v.from)).map(describeViolation)).toEqual([]);
+      // Allowed: the console's use of shared's loaders and webhooks, and Node in its tests.
+      expect(violations.filter((v) => /^console\/src\/light/.test(v.from)).map(describeViolation)).toEqual([]);
     });
   });
 });

@@ -7,17 +7,16 @@
  * update) after it; ask three questions, answered from the newest version, and one more streamed.
  * The conversation is a LoCoMo excerpt when ../shared/data is present, else a committed chat.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EpicacheClient, type AnswerEvent, type Conversation, type Message } from "@epicache/client";
 import { loadLocomo } from "@epicache/shared";
 import { benchFile } from "../shared/src/testing";
 import { REPO_ROOT } from "../gpu-runner/src/paths";
-import { freePort, NEEDS_PULL, pulledModel } from "../gpu-runner/src/testing";
+import { NEEDS_PULL, pulledModel } from "../gpu-runner/src/testing";
+import { startStackProcess, type StackProcess } from "./stack-process";
 
 const ready = pulledModel("chat") !== undefined && pulledModel("embedder") !== undefined;
 const ADMIN = `adm_e2e_${randomUUID().replace(/-/g, "")}`;
@@ -41,39 +40,17 @@ async function conversationExcerpt(): Promise<{ source: string; messages: Messag
 
 
 describe.skipIf(!ready)(`npm start's stack end to end ${NEEDS_PULL}`, () => {
-  const dir = mkdtempSync(join(tmpdir(), "epicache-e2e-"));
-  let stack: ChildProcess | undefined;
+  let stack: StackProcess | undefined;
   let edge = "";
-  let output = "";
+  const output = () => stack?.output() ?? "";
 
   beforeAll(async () => {
-    const [runnerPort, edgePort] = [await freePort(), await freePort()];
-    stack = spawn(process.execPath, [join(REPO_ROOT, "gpu-runner", "bin", "epicache.mjs"), "start", "--runner-port", String(runnerPort), "--edge-port", String(edgePort)], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, EPICACHE_ADMIN_TOKEN: ADMIN, EPICACHE_STORE: join(dir, "store"), EPICACHE_EDGE_STATE: join(dir, "edge"), EPICACHE_RUNNER_SECRET: `e2e-${randomUUID()}` },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    stack.stdout?.on("data", (d: Buffer) => (output += d.toString()));
-    stack.stderr?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
-    const deadline = Date.now() + 300_000;
-    while (!/ready; Ctrl-C stops both/.test(output)) {
-      if (stack.exitCode !== null) throw new Error(`npm start's stack exited (${stack.exitCode}):\n${output}`);
-      if (Date.now() > deadline) throw new Error(`the stack did not come up in 300 s:\n${output}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    edge = /^edge\s+(\S+)/m.exec(output)?.[1] ?? "";
-    expect(edge).toBe(`http://127.0.0.1:${edgePort}`);
-    expect(output).toContain(`admin token  ${ADMIN}`);
+    stack = await startStackProcess("e2e", ADMIN);
+    edge = stack.edge;
   }, 360_000);
 
   afterAll(async () => {
-    if (stack !== undefined && stack.exitCode === null) {
-      const exited = new Promise((r) => stack?.once("exit", r));
-      stack.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-      if (stack.exitCode === null) stack.kill("SIGKILL");
-    }
-    rmSync(dir, { recursive: true, force: true });
+    await stack?.stop();
   }, 30_000);
 
   it("builds a conversation appended in three batches (the second and third incrementally), folds a burst of webhooks during a rebuild into one more, and answers from the newest version", async () => {
@@ -100,7 +77,7 @@ describe.skipIf(!ready)(`npm start's stack end to end ${NEEDS_PULL}`, () => {
       try {
         return await wait;
       } catch (e) {
-        throw new Error(`${(e as Error).message}\n${output}`, { cause: e });
+        throw new Error(`${(e as Error).message}\n${output()}`, { cause: e });
       }
     };
     /** Waits for `version` to be active (a failed rebuild ends the test). */
@@ -111,7 +88,7 @@ describe.skipIf(!ready)(`npm start's stack end to end ${NEEDS_PULL}`, () => {
       for (;;) {
         const s = await client.getConversation("maya-tom");
         if (until(s)) return s;
-        if (s.rebuild?.status === "failed") throw new Error(`the rebuild ${s.rebuild.version} failed: ${JSON.stringify(s.rebuild.error)}\n${output}`);
+        if (s.rebuild?.status === "failed") throw new Error(`the rebuild ${s.rebuild.version} failed: ${JSON.stringify(s.rebuild.error)}\n${output()}`);
         if (Date.now() > deadline) throw new Error(`${what}: not after 15 minutes: ${JSON.stringify(s)}`);
         await new Promise((r) => setTimeout(r, 1000));
       }
@@ -143,7 +120,7 @@ describe.skipIf(!ready)(`npm start's stack end to end ${NEEDS_PULL}`, () => {
     expect(third.httpStatus).toBe(202);
     const thirdVersion = third.version;
     const sent = await waitFor(`version ${thirdVersion} sent`, (x) => x.rebuild?.version === thirdVersion && x.rebuild.status !== "queued");
-    expect(sent.rebuild, `${JSON.stringify(sent.rebuild)}\n${output.slice(-3000)}`).toMatchObject({ kind: "incremental", baseVersion: second.version });
+    expect(sent.rebuild, `${JSON.stringify(sent.rebuild)}\n${output().slice(-3000)}`).toMatchObject({ kind: "incremental", baseVersion: second.version });
     await append(batches[3]);
     const burst = await Promise.all(Array.from({ length: 5 }, () => webhook()));
     console.log(`burst during ${thirdVersion} (${sent.rebuild?.status}): ${burst.map((b) => `${b.httpStatus} ${b.version} followUp ${b.followUp}`).join("; ")}`);

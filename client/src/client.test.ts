@@ -90,6 +90,8 @@ describe("EpicacheClient requests", () => {
       if (s.url.endsWith("/v1/tenants")) return json(201, { tenantId: "t-1", apiKey: "ek_1", webhookSecret: "whsec_AAAA" });
       if (s.url.endsWith("/messages")) return json(200, { appended: 1, duplicates: 0, messageCount: 1 });
       if (s.url.endsWith("/query")) return json(200, { answer: "Pottery.", episode: 1, version: V1, tokens: 2 });
+      if (s.url.endsWith("/versions")) return json(200, { versions: [], more: false });
+      if (s.url.includes("/versions/")) return json(200, { version: V1, episodes: [{ id: 0, windows: 3, topTerms: ["pottery"], cacheBytes: 10 }] });
       return json(200, conversation());
     }, { apiKey: "ek_test", adminToken: "adm" });
 
@@ -97,14 +99,18 @@ describe("EpicacheClient requests", () => {
     expect(await client.appendMessages("conv 1", [{ id: "m1", speaker: "Ann", text: "Hi", session: 1 }])).toEqual({ appended: 1, duplicates: 0, messageCount: 1 });
     expect((await client.getConversation("conv-1")).transcriptBytes).toBe(120);
     expect(await client.ask("conv-1", { question: "What?", maxTokens: 8 })).toMatchObject({ answer: "Pottery.", episode: 1 });
+    expect(await client.listVersions("conv-1")).toEqual({ versions: [], more: false });
+    expect((await client.getVersion("conv-1", V1)).episodes).toEqual([{ id: 0, windows: 3, topTerms: ["pottery"], cacheBytes: 10 }]);
 
     expect(sent.map((s) => `${s.method} ${s.url}`)).toEqual([
       "POST http://edge.test/v1/tenants",
       "POST http://edge.test/v1/conversations/conv%201/messages",
       "GET http://edge.test/v1/conversations/conv-1",
       "POST http://edge.test/v1/conversations/conv-1/query",
+      "GET http://edge.test/v1/conversations/conv-1/versions",
+      `GET http://edge.test/v1/conversations/conv-1/versions/${V1}`,
     ]);
-    expect(sent.map((s) => s.headers.authorization)).toEqual(["Bearer adm", "Bearer ek_test", "Bearer ek_test", "Bearer ek_test"]);
+    expect(sent.map((s) => s.headers.authorization)).toEqual(["Bearer adm", "Bearer ek_test", "Bearer ek_test", "Bearer ek_test", "Bearer ek_test", "Bearer ek_test"]);
     expect(JSON.parse(sent[0].body!)).toEqual({ name: "acme", limits: { requestsPerMinute: 60 } });
     expect(JSON.parse(sent[1].body!)).toEqual({ messages: [{ id: "m1", speaker: "Ann", text: "Hi", session: 1 }] });
     expect(sent[2].body).toBeUndefined();

@@ -18,6 +18,8 @@ import type {
   RebuildState,
   RebuildWebhookResponse,
   TenantLimits,
+  VersionDetail,
+  VersionList,
 } from "./types";
 
 export interface EpicacheClientOptions {
@@ -121,6 +123,27 @@ export class EpicacheClient {
   async getConversation(conversationId: string, options: CallOptions = {}): Promise<Conversation> {
     const res = await this.#call({ method: "GET", path: `/v1/conversations/${id(conversationId)}`, auth: "apiKey", signal: options.signal });
     return this.#json<Conversation>(res, [200]);
+  }
+
+  /** `GET /v1/conversations/{id}/versions`: its rebuilds, newest first (at most 100; `more` when there are older ones). */
+  async listVersions(conversationId: string, options: CallOptions = {}): Promise<VersionList> {
+    const res = await this.#call({ method: "GET", path: `/v1/conversations/${id(conversationId)}/versions`, auth: "apiKey", signal: options.signal });
+    return this.#json<VersionList>(res, [200]);
+  }
+
+  /**
+   * `GET /v1/conversations/{id}/versions/{version}`: one version, with its episodes once it
+   * succeeded (windows, top terms and cache bytes of each, where the edge keeps them).
+   *
+   * @example
+   * ```ts
+   * const { activeVersion } = await client.getConversation("conv-26");
+   * if (activeVersion) for (const e of (await client.getVersion("conv-26", activeVersion)).episodes ?? []) console.log(e.id, e.windows, e.topTerms);
+   * ```
+   */
+  async getVersion(conversationId: string, version: string, options: CallOptions = {}): Promise<VersionDetail> {
+    const res = await this.#call({ method: "GET", path: `/v1/conversations/${id(conversationId)}/versions/${id(version)}`, auth: "apiKey", signal: options.signal });
+    return this.#json<VersionDetail>(res, [200]);
   }
 
   /** `POST /v1/conversations/{id}/query`: the answer, with the episode and version it came from. */

@@ -34,6 +34,15 @@ export type ActiveVersion = NonNullable<Conversation["active"]>;
 /** The newest rebuild: status, kind, stage, progress (percent) and ETA. */
 export type RebuildState = NonNullable<Conversation["rebuild"]>;
 
+/** `GET /v1/conversations/{id}/versions`: `{versions, more}`, newest first. */
+export type VersionList = ResponseBody<"/v1/conversations/{id}/versions", "get", 200>;
+/** A row of the history: the rebuild's state, `active`, and what it built (`contextTokens`, `routing`, `episodeCount`). */
+export type VersionSummary = Schemas["VersionSummary"];
+/** `GET /v1/conversations/{id}/versions/{version}`: the version and its `episodes` (null until it succeeded). */
+export type VersionDetail = ResponseBody<"/v1/conversations/{id}/versions/{version}", "get", 200>;
+/** An episode of a version: `{id, windows, topTerms, cacheBytes}` (each null where the edge does not keep it). */
+export type Episode = Schemas["Episode"];
+
 /** `POST /v1/conversations/{id}/query`: `{question, maxTokens?, stream?}`. */
 export type QueryRequest = RequestBody<"/v1/conversations/{id}/query", "post">;
 /** What {@link EpicacheClient.ask} and `askStream` take: the question and `maxTokens`. */

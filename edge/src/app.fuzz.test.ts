@@ -252,6 +252,15 @@ describe("fuzzing every public route with tenant A's credentials", { timeout: 60
     }));
   });
 
+  it("GET /v1/conversations/{id}/versions and /versions/{version}", async () => {
+    const version = usually(fc.constantFrom(V1, V2, "v0"), pathSegment([V1, V2]));
+    await fuzz(fc.record({ id: segment(), version: fc.option(version, { nil: undefined }), auth: authorization(() => a.apiKey), stray: strayHeaders }), (p) => ({
+      method: "GET",
+      path: `/v1/conversations/${p.id}/versions${p.version === undefined ? "" : `/${p.version}`}`,
+      headers: { ...p.stray, authorization: p.auth },
+    }));
+  });
+
   it("POST /v1/conversations/{id}/query", async () => {
     await fuzz(fc.record({ id: segment(), auth: authorization(() => a.apiKey), type: contentType, body: body(queryBody, fc.record({ question: nastyString.filter((q) => q.trim() !== ""), stream: fc.boolean() }, { requiredKeys: ["question"] })), stray: strayHeaders }), (p) => ({
       method: "POST",

@@ -66,6 +66,22 @@ const ROWS: Row[] = [
     check: async (res) => expect(await res.json()).toMatchObject({ messageCount: 3, activeVersion: V1 }),
   },
   { route: "GET /v1/conversations/{id}", attack: "B's tenant id as the conversation", send: (w) => call("GET", `/v1/conversations/${w.b.tenantId}`, { key: w.a.apiKey, env: w.environment }), status: 404, code: "not_found" },
+  { route: "GET /v1/conversations/{id}/versions", attack: "B's versions by its conversation id", send: (w) => call("GET", `/v1/conversations/${B_ONLY}/versions`, { key: w.a.apiKey, env: w.environment }), status: 404, code: "not_found" },
+  {
+    route: "GET /v1/conversations/{id}/versions",
+    attack: "an id both tenants use: A sees its own versions",
+    send: (w) => call("GET", "/v1/conversations/conv-1/versions", { key: w.a.apiKey, env: w.environment }),
+    status: 200,
+    check: async (res) => expect(((await res.json()) as { versions: { version: string; status: string }[] }).versions.map((v) => [v.version, v.status])).toEqual([[V2, "submitted"], [V1, "succeeded"]]),
+  },
+  { route: "GET /v1/conversations/{id}/versions/{version}", attack: "B's version of B's conversation", send: (w) => call("GET", `/v1/conversations/${B_ONLY}/versions/${V1}`, { key: w.a.apiKey, env: w.environment }), status: 404, code: "not_found" },
+  {
+    route: "GET /v1/conversations/{id}/versions/{version}",
+    attack: "a version both tenants' conv-1 have: A sees its own episodes",
+    send: (w) => call("GET", `/v1/conversations/conv-1/versions/${V1}`, { key: w.a.apiKey, env: w.environment }),
+    status: 200,
+    check: async (res) => expect(await res.json()).toMatchObject({ version: V1, active: true, episodes: [{ id: 10 }, { id: 11 }] }),
+  },
   // writes
   {
     route: "POST /v1/conversations/{id}/messages",

@@ -19,6 +19,7 @@ import { queryRoutes } from "./routes/query";
 import { CALLBACK_PATH } from "./queue/rebuild-consumer";
 import { MAX_CALLBACK_BYTES, runnerCallbackRoutes } from "./routes/runner-callback";
 import { tenantRoutes } from "./routes/tenants";
+import { versionRoutes } from "./routes/versions";
 import { webhookRoutes } from "./routes/webhooks";
 
 /** `invalid_argument` naming the first few zod issues (`messages.0.speaker: …`). */
@@ -84,6 +85,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.use("/v1/*", configure);
   app.route("/", tenantRoutes);
   app.route("/", conversationRoutes);
+  app.route("/", versionRoutes);
   app.route("/", queryRoutes);
   app.route("/", webhookRoutes);
   app.route("/", runnerCallbackRoutes);

@@ -304,6 +304,177 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/conversations/{id}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The conversation's versions, newest first: each rebuild's status, kind and progress, and what it built */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description An id: 1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'. */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The newest 100 versions */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["VersionList"];
+                    };
+                };
+                /** @description Invalid request (`invalid_argument`, `invalid_json`) */
+                400: {
+                    headers: {
+                        /** @description The request's id (as in the body). */
+                        "x-request-id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or wrong credentials (`unauthorized`, `webhook_invalid`) */
+                401: {
+                    headers: {
+                        /** @description The request's id (as in the body). */
+                        "x-request-id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such resource for this tenant (`not_found`) */
+                404: {
+                    headers: {
+                        /** @description The request's id (as in the body). */
+                        "x-request-id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Too many requests this minute (`rate_limited`) */
+                429: {
+                    headers: {
+                        /** @description The request's id (as in the body). */
+                        "x-request-id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/conversations/{id}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One version of the conversation, with its episodes once it succeeded
+         * @description Per episode: its id (what an answer's `episode` names), how many windows are in it, the terms most particular to them (`lexical` versions), and its cache's bytes, as far as the edge keeps them (see `Episode`). Episodes' representative texts and entries per layer are in the runner's manifest, which the edge does not hold.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description An id: 1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'. */
+                    id: string;
+                    /** @description An id: 1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'. */
+                    version: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The version */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["VersionDetail"];
+                    };
+                };
+                /** @description Invalid request (`invalid_argument`, `invalid_json`) */
+                400: {
+                    headers: {
+                        /** @description The request's id (as in the body). */
+                        "x-request-id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing or wrong credentials (`unauthorized`, `webhook_invalid`) */
+                401: {
+                    headers: {
+                        /** @description The request's id (as in the body). */
+                        "x-request-id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such resource for this tenant (`not_found`) */
+                404: {
+                    headers: {
+                        /** @description The request's id (as in the body). */
+                        "x-request-id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Too many requests this minute (`rate_limited`) */
+                429: {
+                    headers: {
+                        /** @description The request's id (as in the body). */
+                        "x-request-id"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/conversations/{id}/query": {
         parameters: {
             query?: never;
@@ -844,6 +1015,39 @@ export interface components {
             timestamp?: string;
             /** @example 1 */
             session?: string | number;
+        };
+        VersionList: {
+            /** @description Newest first, at most 100. */
+            versions: components["schemas"]["VersionSummary"][];
+            /** @description True when the conversation has older versions than those listed. */
+            more: boolean;
+        };
+        VersionSummary: components["schemas"]["RebuildState"] & {
+            /** @description True for the version questions are answered from. */
+            active: boolean;
+            /** @description Tokens of the history its caches were built over (null until it succeeded). */
+            contextTokens: number | null;
+            /**
+             * @description How questions are routed to its episodes (null until it succeeded).
+             * @enum {string|null}
+             */
+            routing: "centroid" | "window" | "vote" | "lexical" | null;
+            /** @description Episodes built (null until it succeeded). */
+            episodeCount: number | null;
+        };
+        VersionDetail: components["schemas"]["VersionSummary"] & {
+            /** @description In the runner's order; null until the version succeeded. Each episode's representative text and entries per layer are in the runner's manifest (object store), which the edge does not hold. */
+            episodes: components["schemas"]["Episode"][] | null;
+        };
+        Episode: {
+            /** @description The episode's id: what an answer's `episode` names. */
+            id: number;
+            /** @description How many windows of the conversation (of 4 messages) are in it. Null when the version routes by centroid, or is older than the version active before the current one (only those two keep their windows). */
+            windows: number | null;
+            /** @description Up to 8 terms (lower-case, stemmed: shared lexicalTerms; of 3 characters or more) most particular to its windows, by how many of them hold the term, weighted by how rare it is in the others; null unless the version routes by `lexical` and keeps its windows. */
+            topTerms: string[] | null;
+            /** @description Bytes of its KV cache as the runner stored it; null for versions stored before the edge kept it. */
+            cacheBytes: number | null;
         };
         QueryRequest: {
             /** @example When did Caroline go to the LGBTQ support group? */

@@ -53,8 +53,11 @@ export interface VersionRecord {
 /** What questions need of a succeeded version: its episodes' centroids, the embedder, and how to route. */
 export interface Manifest {
   version: string;
-  /** In the runner's episode order; `id` is what /v1/generate takes. */
-  episodes: { id: number; centroid: number[] }[];
+  /**
+   * In the runner's episode order; `id` is what /v1/generate takes; `bytes`, the size of its cache
+   * as the runner stored it (absent from versions stored before it was kept).
+   */
+  episodes: { id: number; centroid: number[]; bytes?: number }[];
   embedder: { modelId: string; dimension: number };
   /** The routing rule; `centroid` for versions stored before routing rules. */
   routing: RoutingRule;

@@ -79,7 +79,7 @@ export async function applyJob(env: RebuildEnv, job: JobStatusType): Promise<Ver
     const result = checkResult(job);
     await completeRebuild(env, job.tenant, job.conversation, {
       version: job.version,
-      episodes: result.episodes.map((e) => ({ id: e.id, centroid: e.centroid })),
+      episodes: result.episodes.map((e) => ({ id: e.id, centroid: e.centroid, bytes: e.bytes })),
       embedder: result.embedder,
       manifestKey: result.manifestKey,
       contextTokens: result.contextTokens,

@@ -12,6 +12,8 @@ describe("GET /openapi.json", () => {
       "/v1/conversations/{id}",
       "/v1/conversations/{id}/messages",
       "/v1/conversations/{id}/query",
+      "/v1/conversations/{id}/versions",
+      "/v1/conversations/{id}/versions/{version}",
       "/v1/internal/rebuild-callback",
       "/v1/tenants",
       "/v1/webhooks/{tenantId}/rebuild",

@@ -41,7 +41,7 @@ describe("the runner's completion callback", () => {
     expect(await res.json()).toEqual({ version: NEW, status: "succeeded", activeVersion: NEW });
     expect(await getManifest(env.DB, tenantId, "conv-1", NEW)).toEqual({
       version: NEW,
-      episodes: [{ id: 0, centroid: [1, 0, 0] }, { id: 1, centroid: [0, 1, 0] }, { id: 2, centroid: [0, 0, 1] }],
+      episodes: [{ id: 0, centroid: [1, 0, 0], bytes: 1000 }, { id: 1, centroid: [0, 1, 0], bytes: 1000 }, { id: 2, centroid: [0, 0, 1], bytes: 1000 }],
       embedder: { modelId: "sentence-transformers/all-MiniLM-L6-v2", dimension: 3 },
       routing: { rule: "centroid" },
     });

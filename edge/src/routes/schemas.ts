@@ -1,6 +1,6 @@
 /** The API's request and response schemas (zod, with their OpenAPI names). */
 import { z } from "@hono/zod-openapi";
-import { isValidId, RUNNER_LIMITS } from "@epicache/shared";
+import { isValidId, ROUTING_RULES, RUNNER_LIMITS } from "@epicache/shared";
 
 const ID_RULE = "1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'";
 
@@ -131,6 +131,40 @@ export const ConversationResponse = z
     transcriptBytes: z.number().int().openapi({ description: "The transcript's size in a full rebuild's request, at most MAX_TRANSCRIPT_BYTES (appends beyond it are refused with 413)." }),
   })
   .openapi("Conversation");
+
+/** A row of a conversation's version history: the rebuild's state, and what it built when it succeeded. */
+export const VersionSummary = RebuildState.extend({
+  active: z.boolean().openapi({ description: "True for the version questions are answered from." }),
+  contextTokens: z.number().int().nullable().openapi({ description: "Tokens of the history its caches were built over (null until it succeeded)." }),
+  routing: z.enum(ROUTING_RULES).nullable().openapi({ description: "How questions are routed to its episodes (null until it succeeded)." }),
+  episodeCount: z.number().int().nullable().openapi({ description: "Episodes built (null until it succeeded)." }),
+}).openapi("VersionSummary");
+
+export const VersionList = z
+  .object({
+    versions: z.array(VersionSummary).openapi({ description: "Newest first, at most 100." }),
+    more: z.boolean().openapi({ description: "True when the conversation has older versions than those listed." }),
+  })
+  .openapi("VersionList");
+
+export const Episode = z
+  .object({
+    id: z.number().int().openapi({ description: "The episode's id: what an answer's `episode` names." }),
+    windows: z.number().int().nullable().openapi({
+      description: "How many windows of the conversation (of 4 messages) are in it. Null when the version routes by centroid, or is older than the version active before the current one (only those two keep their windows).",
+    }),
+    topTerms: z.array(z.string()).nullable().openapi({
+      description: "Up to 8 terms (lower-case, stemmed: shared lexicalTerms; of 3 characters or more) most particular to its windows, by how many of them hold the term, weighted by how rare it is in the others; null unless the version routes by `lexical` and keeps its windows.",
+    }),
+    cacheBytes: z.number().int().nullable().openapi({ description: "Bytes of its KV cache as the runner stored it; null for versions stored before the edge kept it." }),
+  })
+  .openapi("Episode");
+
+export const VersionDetail = VersionSummary.extend({
+  episodes: z.array(Episode).nullable().openapi({
+    description: "In the runner's order; null until the version succeeded. Each episode's representative text and entries per layer are in the runner's manifest (object store), which the edge does not hold.",
+  }),
+}).openapi("VersionDetail");
 
 export const QueryRequest = z
   .object({
