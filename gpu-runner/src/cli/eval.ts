@@ -30,7 +30,9 @@ export const usage = `\
                                      records every rule's routing hit side by side.
                                      M (default all): ${choices(EVAL_METHODS, undefined, ", ")};
                                      options after a name for sweeps: epicache:n-medoid=3,
-                                     epicache:n-medoid=25%:alloc=output, snapkv:positions=original
+                                     epicache:n-medoid=25%:alloc=output, snapkv:positions=original;
+                                     epicache:updates=session builds the first session, then updates
+                                     once per session as the service would, and answers from the last
 `;
 
 export async function evalCommand(argv: string[]): Promise<number> {
