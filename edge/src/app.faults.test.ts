@@ -4,16 +4,15 @@
  * rebuilds completing out of order or failing; message appends retried in any pattern. (Single
  * faults of each piece are in the route and consumer tests beside them.)
  */
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { PUBLIC_MESSAGES, rendezvousKey, rendezvousOrder, signRequest, signWebhook } from "@epicache/shared";
-import worker from "./index";
+import { PUBLIC_MESSAGES, rendezvousKey, rendezvousOrder, signWebhook } from "@epicache/shared";
 import { clearManifestCache } from "./questions";
 import type { RebuildJob } from "./queue/rebuild-consumer";
 import { installFakeRunners, json, jobStatus } from "./testing/fake-runner";
-import { RUNNERS, RUNNER_SECRET, call, errorCode, newTenant, testEnv } from "./testing/helpers";
+import { consume, recordingQueue, runnerCallback } from "./testing/rebuild-flow";
+import { RUNNERS, call, errorCode, newTenant, testEnv } from "./testing/helpers";
 import { captureLogs } from "./testing/logs";
 import { MINILM, V1, seedTenant } from "./testing/seed";
 
@@ -83,36 +82,11 @@ describe("no runner reachable at question time", () => {
   });
 });
 
-/** A recording queue for the webhook route. */
-function recordingQueue(fail = false) {
-  const jobs: RebuildJob[] = [];
-  const queue = {
-    send: async (job: RebuildJob) => {
-      if (fail) throw new Error("queue unavailable");
-      jobs.push(job);
-    },
-    sendBatch: async () => {},
-  } as unknown as Queue;
-  return { jobs, queue };
-}
 
 async function signedWebhook(secret: string, tenantId: string, conversationId: string, webhookId: string) {
   const raw = JSON.stringify({ conversationId });
   const headers = await signWebhook(secret, { id: webhookId, timestamp: Math.floor(Date.now() / 1000), body: raw });
   return (environment: Env) => call("POST", `/v1/webhooks/${tenantId}/rebuild`, { rawBody: raw, headers, env: environment });
-}
-
-async function consume(queue: string, job: RebuildJob, environment: Env) {
-  const batch = createMessageBatch(queue, [{ id: "msg-1", timestamp: new Date(), attempts: 1, body: job }]);
-  const ctx = createExecutionContext();
-  await worker.queue(batch, environment, ctx);
-  return getQueueResult(batch, ctx);
-}
-
-async function runnerCallback(job: ReturnType<typeof jobStatus>, environment?: Env) {
-  const raw = JSON.stringify(job);
-  const headers = await signRequest(RUNNER_SECRET, { method: "POST", path: "/v1/internal/rebuild-callback", timestamp: Math.floor(Date.now() / 1000), requestId: crypto.randomUUID(), body: raw });
-  return call("POST", "/v1/internal/rebuild-callback", { rawBody: raw, headers, env: environment });
 }
 
 /** A tenant with a two-message conversation `c`. */
@@ -140,7 +114,7 @@ async function rebuild(t: Awaited<ReturnType<typeof conversation>>, environment:
   const { version } = (await res.json()) as { version: string };
   const job = jobs.find((j) => j.version === version);
   expect(job).toBeDefined();
-  expect((await consume("epicache-rebuild", job as RebuildJob, environment)).explicitAcks).toEqual(["msg-1"]);
+  expect((await consume(job as RebuildJob, environment)).explicitAcks).toEqual(["msg-1"]);
   // Version ids order by their millisecond: the next rebuild's must be newer.
   await new Promise((r) => setTimeout(r, 2));
   return version;
@@ -163,7 +137,7 @@ describe("webhooks delivered more than once", () => {
 
     // Redelivered after the runner took the job: the same version, as it is now.
     acceptingRunners();
-    await consume("epicache-rebuild", jobs[0], environment);
+    await consume(jobs[0], environment);
     const late = await deliver(environment);
     expect(late.status).toBe(200);
     expect(await late.json()).toMatchObject({ version: bodies[0].version, status: "submitted", duplicate: true });
@@ -202,7 +176,7 @@ describe("rebuilds out of order, and failing", () => {
     expect(jobs).toHaveLength(2);
     const newer = jobs[1].version;
     expect(newer > older).toBe(true);
-    expect((await consume("epicache-rebuild", jobs[1], environment)).explicitAcks).toEqual(["msg-1"]);
+    expect((await consume(jobs[1], environment)).explicitAcks).toEqual(["msg-1"]);
     expect(await (await runnerCallback(jobStatus({ id: `job-${newer}`, tenant: t.tenantId, conversation: "c", version: newer, centroids: [[1, 0], [0, 1]] }), environment)).json()).toMatchObject({ activeVersion: newer });
     // The runner repeats the older job's completion (a retried callback): the newer stays active.
     expect(await (await runnerCallback(jobStatus({ id: `job-${older}`, tenant: t.tenantId, conversation: "c", version: older, centroids: [[1, 0], [0, 1]] }), environment)).json()).toEqual({ version: older, status: "succeeded", activeVersion: newer });
@@ -227,8 +201,8 @@ describe("rebuilds out of order, and failing", () => {
     const webhook = await (await signedWebhook(t.webhookSecret, t.tenantId, "c", "msg_bad"))(environment);
     const { version: bad } = (await webhook.json()) as { version: string };
     const job = jobs.find((j) => j.version === bad) as RebuildJob;
-    expect((await consume("epicache-rebuild", job, environment)).retryMessages).toHaveLength(1);
-    expect((await consume("epicache-rebuild-dlq", job, environment)).explicitAcks).toEqual(["msg-1"]);
+    expect((await consume(job, environment)).retryMessages).toHaveLength(1);
+    expect((await consume(job, environment, "epicache-rebuild-dlq")).explicitAcks).toEqual(["msg-1"]);
     expect(await (await call("GET", "/v1/conversations/c", { key: t.apiKey })).json()).toMatchObject({ activeVersion: good, rebuild: { version: bad, status: "failed", error: { code: "runner_unavailable" } } });
     expect(await (await call("POST", "/v1/conversations/c/query", { body: { question: "Where?" }, key: t.apiKey })).json()).toMatchObject({ version: good });
 
