@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_ROUTING, DEFAULT_VOTE_K, EpicacheError, ROUTING_RULES, type RoutingRule } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
-import { DATASETS, EVAL_METHODS, HISTORIES, isEvalMethod, renderComparison, renderComparisonPlot, renderPlot, renderTable, renderVsReference, runEval, type EvalConfig, type QuestionRow, type ResultRow } from "../eval";
+import { DATASETS, EVAL_METHODS, HISTORIES, isEvalMethod, parseQuestionRows, renderComparison, renderComparisonPlot, renderPlot, renderTable, renderVsReference, runEval, type EvalConfig, type ResultRow } from "../eval";
 import { NUMERICS, openChatModel } from "../model";
 import { requireModel } from "../models";
 import { POSITION_MODES } from "../prefill";
@@ -113,7 +113,7 @@ function writeReports(out: string): string {
   writeFileSync(join(out, "table.md"), renderTable(rows, { title }));
   writeFileSync(join(out, "f1.svg"), renderPlot(rows, "f1"));
   writeFileSync(join(out, "kl.svg"), renderPlot(rows, "kl"));
-  const questions = lines("questions.jsonl").map((l) => JSON.parse(l) as QuestionRow);
+  const questions = parseQuestionRows(lines("questions.jsonl").join("\n"));
   const written = ["table.md", "f1.svg", "kl.svg"];
   let comparison = "";
   if (questions.some((q) => q.method === "recent")) {

@@ -108,6 +108,15 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     expect(lines).toHaveLength(rows.length);
     const again = await runEval(model, embedder, config, out);
     expect(again).toHaveLength(rows.length);
+    // A job stopped while answering (its questions' lines written, its results not): the rerun answers
+    // it again, and questions.jsonl holds each of its questions once.
+    const resultsPath = join(out, "results.jsonl");
+    writeFileSync(resultsPath, lines.filter((l) => (JSON.parse(l) as ResultRow).method !== "snapkv").map((l) => `${l}\n`).join(""));
+    const questionLines = () => readFileSync(join(out, "questions.jsonl"), "utf8").trim().split("\n").sort();
+    const answered = questionLines();
+    const resumed = await runEval(model, embedder, config, out);
+    expect(resumed.filter((r) => r.method === "snapkv").map((r) => [r.category, r.f1, r.kl])).toEqual(rows.filter((r) => r.method === "snapkv").map((r) => [r.category, r.f1, r.kl]));
+    expect(questionLines()).toEqual(answered);
     await expect(runEval(model, embedder, { ...config, budgets: [8192] }, out)).rejects.toMatchObject({ code: "invalid_argument" });
 
     // The model is recorded by id and fingerprint. A config written before that (the builder's path

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ResultRow } from "./report";
-import { aggregate, escapeXml, methodLabel, pairedDifference, renderPlot, renderTable, renderComparison, renderComparisonPlot, renderVsReference, withIntervals, type QuestionRow } from "./report";
+import { aggregate, escapeXml, methodLabel, pairedDifference, parseQuestionRows, renderPlot, renderTable, renderComparison, renderComparisonPlot, renderVsReference, withIntervals, type QuestionRow } from "./report";
 
 function row(over: Partial<ResultRow>): ResultRow {
   return {
@@ -354,5 +354,16 @@ describe("intervals against EpiCache", () => {
     const md = renderVsReference(questions, "epicache");
     expect(md).toContain("| SnapKV   |    512 |        20 | 29.5 | −10.0 [−10.0, −10.0] |     0.700 | +0.200 [+0.200, +0.200] |       0.350 | +0.100 [+0.100, +0.100] |");
     expect(md).toContain("50.0 %");
+  });
+});
+
+describe("questions.jsonl", () => {
+  it("holds one row per question of a method, budget and conversation: a later line replaces an earlier one", () => {
+    const line = (method: string, question: number, f1: number, conversation = "c") =>
+      JSON.stringify({ conversation, method, budget: 1024, question, category: "temporal", age: "evidence-old", f1, kl: null, hit: null, routed: 0, answer: "" });
+    const text = [line("snapkv", 0, 0.1), line("snapkv", 1, 0.2), line("snapkv", 0, 0.3), "", line("snapkv", 0, 0.5, "d"), line("kvzip", 0, 0.4)].join("\n");
+    expect(parseQuestionRows(text).map((r) => [r.conversation, r.method, r.question, r.f1])).toEqual([
+      ["c", "snapkv", 1, 0.2], ["c", "snapkv", 0, 0.3], ["d", "snapkv", 0, 0.5], ["c", "kvzip", 0, 0.4],
+    ]);
   });
 });

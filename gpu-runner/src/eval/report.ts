@@ -238,6 +238,24 @@ export interface QuestionRow {
   answer: string;
 }
 
+/**
+ * The lines of a questions.jsonl, one row per question of each method, budget and conversation: a
+ * job stopped while answering is answered again from its first question when the evaluation resumes,
+ * and where a file holds a question twice (written before a resumed job's earlier lines were dropped)
+ * the later line stands.
+ */
+export function parseQuestionRows(text: string): QuestionRow[] {
+  const byKey = new Map<string, QuestionRow>();
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    const row = JSON.parse(line) as QuestionRow;
+    const key = JSON.stringify([row.conversation, row.method, row.budget, row.question]);
+    byKey.delete(key);
+    byKey.set(key, row);
+  }
+  return [...byKey.values()];
+}
+
 /** The per-question measures a paired comparison can take. */
 export type PairedMetric = "f1" | "kl" | "klGreedy";
 

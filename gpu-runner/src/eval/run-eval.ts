@@ -26,7 +26,7 @@ import { buildMethodOf, EVAL_METHODS, isEvalMethod, resolveEvalMethod, type Eval
 import { evidenceKept, keptByTurn, turnSpans, type TurnSpans } from "./evidence";
 import { meanKl, teacherForced } from "./fidelity";
 import { selectQuestions, type Dataset, type EvalQuestion } from "./questions";
-import { withIntervals, type QuestionRow, type ResultRow } from "./report";
+import { parseQuestionRows, withIntervals, type QuestionRow, type ResultRow } from "./report";
 
 /** How much of each conversation an evaluation reads: all of it, or its first sessions within --max-context. */
 export const HISTORIES = ["whole", "cut"] as const;
@@ -184,6 +184,8 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
     for (const job of jobs.filter((j) => j.conversation === conversation.id)) {
       index++;
       if (done.has(jobKey(job))) continue;
+      // A job stopped while answering starts over: its earlier lines go, so each question is in the file once.
+      dropQuestionLines(questionsPath, job);
       const label = `${job.method}${job.budget === null ? "" : ` @${job.budget}`} on ${job.conversation}`;
       const eta = finished > 0 ? ((performance.now() - started) / 1000 / finished) * (jobs.length - index + 1) : null;
       hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: "build", etaSeconds: eta });
@@ -279,13 +281,21 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
   }
   // Intervals against EpiCache need its questions and the other method's: computed once all jobs are
   // done, over questions.jsonl, and the rows rewritten (atomically: a stop here loses nothing).
-  const questionRows = existsSync(questionsPath)
-    ? readFileSync(questionsPath, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as QuestionRow)
-    : [];
+  const questionRows = existsSync(questionsPath) ? parseQuestionRows(readFileSync(questionsPath, "utf8")) : [];
   const final = withIntervals(rows, questionRows);
   writeFileSync(`${resultsPath}.tmp`, final.map((r) => `${JSON.stringify(r)}\n`).join(""));
   renameSync(`${resultsPath}.tmp`, resultsPath);
   return final;
+}
+
+/** Rewrites questions.jsonl (atomically) without the lines of `job`, if it has any. */
+function dropQuestionLines(path: string, job: Pick<ResultRow, "conversation" | "method" | "budget">): void {
+  if (!existsSync(path)) return;
+  const lines = readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "");
+  const kept = lines.filter((l) => jobKey(JSON.parse(l) as QuestionRow) !== jobKey(job));
+  if (kept.length === lines.length) return;
+  writeFileSync(`${path}.tmp`, kept.map((l) => `${l}\n`).join(""));
+  renameSync(`${path}.tmp`, path);
 }
 
 /**
