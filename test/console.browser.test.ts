@@ -12,7 +12,7 @@
  * LoCoMo JSON in the page, a broken file, and forgets the credentials.
  */
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
@@ -40,6 +40,8 @@ if (!browserThere) console.warn(`test/console.browser.test.ts: skipped, no Chrom
 const ready = pulledModel("chat") !== undefined && pulledModel("embedder") !== undefined;
 const ADMIN = `adm_console_${randomUUID().replace(/-/g, "")}`;
 const FIXTURE = join(REPO_ROOT, "test", "fixtures", "conversation-excerpt.jsonl");
+/** Its messages' texts: what an episode's representative text is made of. */
+const fixtureTexts = readFileSync(FIXTURE, "utf8").trim().split("\n").map((line) => (JSON.parse(line) as { text: string }).text);
 const QUESTION = "What class did Maya sign up for?";
 const SHOTS = process.env.EPICACHE_SCREENSHOTS_DIR ? resolve(REPO_ROOT, process.env.EPICACHE_SCREENSHOTS_DIR) : mkdtempSync(join(tmpdir(), "epicache-console-shots-"));
 
@@ -141,6 +143,16 @@ describe.skipIf(!ready || !browserThere)(`the console in Chromium against npm st
         const cells = await rows.nth(i).locator("td").allTextContents();
         expect(Number(cells[0]), `episode row ${i}: ${cells.join(" | ")}`).toBeGreaterThan(0);
         expect(cells[2]).toMatch(/[KM]iB$/);
+        // Its cache's entries per layer as a bar chart (SmolLM2 has 30 layers), and its
+        // representative text folded away: the file's own words, shown when unfolded.
+        const chart = rows.nth(i).getByRole("img");
+        expect(await chart.locator("rect").count()).toBe(30);
+        await expect(chart.getAttribute("aria-label")).resolves.toMatch(/^30 layers, [\d,]+ to [\d,]+ entries each$/);
+        expect(cells[3]).toMatch(/[\d,]+ entries$/);
+        const representative = rows.nth(i).locator("td details");
+        await representative.locator("summary").click();
+        const text = await representative.locator("p").innerText();
+        expect(fixtureTexts.some((t) => text.includes(t)), `episode ${i}'s representative text: ${text.slice(0, 200)}`).toBe(true);
       }
       await p.getByText("Version history").click();
       await expect(p.locator("#versions tbody tr").first().textContent()).resolves.toMatch(/succeeded \(active\)\s*full\s*30/);

@@ -361,6 +361,61 @@ function cell(text: string, className?: string): HTMLTableCellElement {
   return td;
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+/** A cell with a bar per layer (height ∝ its entries), its total beneath; a dash when the version does not say. */
+function layerChart(layerEntries: number[] | null, entries: number | null): HTMLTableCellElement {
+  const td = document.createElement("td");
+  if (layerEntries === null || layerEntries.length === 0) {
+    td.textContent = entries === null ? "—" : `${number(entries)} entries`;
+    return td;
+  }
+  const max = Math.max(1, ...layerEntries);
+  const bar = 4, height = 32;
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("class", "layers");
+  svg.setAttribute("width", String(layerEntries.length * bar));
+  svg.setAttribute("height", String(height));
+  svg.setAttribute("role", "img");
+  const low = Math.min(...layerEntries);
+  svg.setAttribute("aria-label", `${layerEntries.length} layers, ${number(low)} to ${number(max)} entries each`);
+  layerEntries.forEach((n, l) => {
+    const h = Math.max(1, Math.round((n / max) * height));
+    const rect = document.createElementNS(SVG, "rect");
+    rect.setAttribute("x", String(l * bar));
+    rect.setAttribute("y", String(height - h));
+    rect.setAttribute("width", String(bar - 1));
+    rect.setAttribute("height", String(h));
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = `layer ${l}: ${number(n)} entries`;
+    rect.append(title);
+    svg.append(rect);
+  });
+  const total = document.createElement("span");
+  total.className = "hint";
+  total.textContent = `${number(entries ?? layerEntries.reduce((a, b) => a + b, 0))} entries`;
+  td.append(svg, total);
+  return td;
+}
+
+/** A cell with the representative text folded away (its first words as the summary). */
+function representativeCell(text: string | null): HTMLTableCellElement {
+  const td = document.createElement("td");
+  if (text === null || text === "") {
+    td.textContent = "—";
+    return td;
+  }
+  const details = document.createElement("details");
+  const summary = document.createElement("summary");
+  const words = text.split(/\s+/).slice(0, 8).join(" ");
+  summary.textContent = `${words}…`;
+  const p = document.createElement("p");
+  p.textContent = text;
+  details.append(summary, p);
+  td.append(details);
+  return td;
+}
+
 function renderEpisodes(v: VersionDetail, active: boolean): void {
   const body = ui.episodes.tBodies[0];
   const rows = (v.episodes ?? []).map((e) => {
@@ -374,6 +429,8 @@ function renderEpisodes(v: VersionDetail, active: boolean): void {
       cell(e.windows === null ? "—" : number(e.windows), "num"),
       cell(e.topTerms === null ? "—" : e.topTerms.join(", ") || "—"),
       cell(e.cacheBytes === null ? "—" : formatBytes(e.cacheBytes), "num"),
+      layerChart(e.layerEntries, e.entries),
+      representativeCell(e.representative),
     );
     return tr;
   });

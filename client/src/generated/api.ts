@@ -396,7 +396,7 @@ export interface paths {
         };
         /**
          * One version of the conversation, with its episodes once it succeeded
-         * @description Per episode: its id (what an answer's `episode` names), how many windows are in it, the terms most particular to them (`lexical` versions), and its cache's bytes, as far as the edge keeps them (see `Episode`). Episodes' representative texts and entries per layer are in the runner's manifest, which the edge does not hold.
+         * @description Per episode: its id (what an answer's `episode` names), how many windows are in it, the terms most particular to them (`lexical` versions), its cache's bytes and entries (in all and per layer), and the start of its representative text, as far as the edge keeps them (see `Episode`).
          */
         get: {
             parameters: {
@@ -753,6 +753,9 @@ export interface paths {
                                 id: number;
                                 centroid: number[];
                                 bytes: number;
+                                entries?: number;
+                                layerEntries?: number[];
+                                representative?: string;
                             }[];
                             embedder: {
                                 modelId: string;
@@ -1036,7 +1039,7 @@ export interface components {
             episodeCount: number | null;
         };
         VersionDetail: components["schemas"]["VersionSummary"] & {
-            /** @description In the runner's order; null until the version succeeded. Each episode's representative text and entries per layer are in the runner's manifest (object store), which the edge does not hold. */
+            /** @description In the runner's order; null until the version succeeded. */
             episodes: components["schemas"]["Episode"][] | null;
         };
         Episode: {
@@ -1048,6 +1051,12 @@ export interface components {
             topTerms: string[] | null;
             /** @description Bytes of its KV cache as the runner stored it; null for versions stored before the edge kept it. */
             cacheBytes: number | null;
+            /** @description Key-value entries its cache holds over all layers and KV heads; null for versions stored before the edge kept it. */
+            entries: number | null;
+            /** @description Entries per layer over its KV heads, first layer first (the per-layer budgets set by each layer's sensitivity, where the history filled them); null for versions stored before the edge kept them. */
+            layerEntries: number[] | null;
+            /** @description The start (at most 2,000 characters) of its representative text: the windows nearest its centroid, which scored what its cache keeps; null for versions stored before the edge kept it. */
+            representative: string | null;
         };
         QueryRequest: {
             /** @example When did Caroline go to the LGBTQ support group? */

@@ -3,11 +3,11 @@
  * what one version's episodes hold as far as the edge knows it: the windows routed to each (from
  * `version_windows`, kept for the active version and the one active before it), the terms most
  * particular to them (`lexical` versions), and the size of each cache (from the runner's result).
- * Each episode's representative text and entries per layer live in the runner's manifest in the
- * object store; the edge never receives them.
+ * The entries each cache holds (in all and per layer) and the start of each representative text are
+ * as the runner reported them (`episode_details`).
  */
 import type { RoutingRule } from "@epicache/shared";
-import type { VersionKind, VersionStatus } from "./versions";
+import type { EpisodeDetails, VersionKind, VersionStatus } from "./versions";
 
 /** A version as the history lists it. */
 export interface VersionSummary {
@@ -35,6 +35,11 @@ export interface EpisodeSummary {
   windows: number | null;
   topTerms: string[] | null;
   cacheBytes: number | null;
+  /** Entries its cache holds, in all and per layer over the KV heads; null for versions stored before the edge kept them. */
+  entries: number | null;
+  layerEntries: number[] | null;
+  /** The start of its representative text (its patched prompt); null for versions stored before the edge kept it. */
+  representative: string | null;
 }
 
 /** How many of the newest versions the history lists. */
@@ -112,15 +117,16 @@ export async function listVersions(db: D1Database, tenantId: string, conversatio
 export async function versionDetail(db: D1Database, tenantId: string, conversationId: string, version: string): Promise<(VersionSummary & { episodes: EpisodeSummary[] | null }) | null> {
   const row = await db
     .prepare(
-      `SELECT ${SUMMARY_COLUMNS}, v.episodes FROM versions v JOIN conversations c ON c.tenant_id = v.tenant_id AND c.id = v.conversation_id
+      `SELECT ${SUMMARY_COLUMNS}, v.episodes, v.episode_details FROM versions v JOIN conversations c ON c.tenant_id = v.tenant_id AND c.id = v.conversation_id
        WHERE v.tenant_id = ? AND v.conversation_id = ? AND v.version = ?`,
     )
     .bind(tenantId, conversationId, version)
-    .first<SummaryRow & { episodes: string | null }>();
+    .first<SummaryRow & { episodes: string | null; episode_details: string | null }>();
   if (row === null) return null;
   const summary = toSummary(row);
   if (row.status !== "succeeded" || row.episodes === null) return { ...summary, episodes: null };
   const stored = JSON.parse(row.episodes) as Array<{ id: number; bytes?: number }>;
+  const details = row.episode_details === null ? [] : (JSON.parse(row.episode_details) as EpisodeDetails[]);
   const { results } = await db
     .prepare("SELECT episodes, terms FROM version_windows WHERE tenant_id = ? AND conversation_id = ? AND version = ? ORDER BY chunk")
     .bind(tenantId, conversationId, version)
@@ -143,6 +149,9 @@ export async function versionDetail(db: D1Database, tenantId: string, conversati
       windows: results.length > 0 ? counts[i] : null,
       topTerms: terms === null ? null : terms[i],
       cacheBytes: typeof e.bytes === "number" ? e.bytes : null,
+      entries: details[i]?.entries ?? null,
+      layerEntries: details[i]?.layerEntries ?? null,
+      representative: details[i]?.representative ?? null,
     })),
   };
 }

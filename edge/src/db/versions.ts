@@ -81,6 +81,15 @@ export interface CompletedVersion {
   reason?: string;
   baseVersion?: string | null;
   lastMessageId?: string;
+  /** Per episode, in `episodes`' order, what the console shows (absent from runners before they reported it). */
+  details?: EpisodeDetails[];
+}
+
+/** What a version's episode holds, as the runner reported it: its entries, in all and per layer, and the start of its representative text. */
+export interface EpisodeDetails {
+  entries: number | null;
+  layerEntries: number[] | null;
+  representative: string | null;
 }
 
 /**
@@ -331,11 +340,13 @@ export async function completeVersion(db: D1Database, tenantId: string, conversa
     db
       .prepare(
         `UPDATE versions SET status = 'succeeded', episodes = ?, embedder_model = ?, embedder_dimension = ?, manifest_key = ?, context_tokens = ?,
-                routing_rule = ?, routing_k = ?, stage = 'done', percent = 100, eta_seconds = 0, error_code = NULL, error_message = NULL, updated_at = ?
+                routing_rule = ?, routing_k = ?, episode_details = ?, stage = 'done', percent = 100, eta_seconds = 0, error_code = NULL, error_message = NULL,
+                updated_at = ?
          WHERE tenant_id = ? AND conversation_id = ? AND version = ?`,
       )
       .bind(JSON.stringify(manifest.episodes), manifest.embedder.modelId, manifest.embedder.dimension, manifest.manifestKey, manifest.contextTokens,
-        routing.rule, routing.rule === "vote" ? routing.k : null, now, tenantId, conversationId, manifest.version),
+        routing.rule, routing.rule === "vote" ? routing.k : null, manifest.details ? JSON.stringify(manifest.details) : null,
+        now, tenantId, conversationId, manifest.version),
     db
       .prepare(
         `UPDATE versions SET kind = ?4, reason = CASE WHEN kind IS ?4 AND reason IS NOT NULL THEN reason ELSE COALESCE(?5, reason) END, base_version = ?6,

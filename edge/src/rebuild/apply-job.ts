@@ -80,6 +80,7 @@ export async function applyJob(env: RebuildEnv, job: JobStatusType): Promise<Ver
     await completeRebuild(env, job.tenant, job.conversation, {
       version: job.version,
       episodes: result.episodes.map((e) => ({ id: e.id, centroid: e.centroid, bytes: e.bytes })),
+      details: result.episodes.map((e) => ({ entries: e.entries ?? null, layerEntries: e.layerEntries ?? null, representative: e.representative ?? null })),
       embedder: result.embedder,
       manifestKey: result.manifestKey,
       contextTokens: result.contextTokens,

@@ -157,12 +157,19 @@ export const Episode = z
       description: "Up to 8 terms (lower-case, stemmed: shared lexicalTerms; of 3 characters or more) most particular to its windows, by how many of them hold the term, weighted by how rare it is in the others; null unless the version routes by `lexical` and keeps its windows.",
     }),
     cacheBytes: z.number().int().nullable().openapi({ description: "Bytes of its KV cache as the runner stored it; null for versions stored before the edge kept it." }),
+    entries: z.number().int().nullable().openapi({ description: "Key-value entries its cache holds over all layers and KV heads; null for versions stored before the edge kept it." }),
+    layerEntries: z.array(z.number().int()).nullable().openapi({
+      description: "Entries per layer over its KV heads, first layer first (the per-layer budgets set by each layer's sensitivity, where the history filled them); null for versions stored before the edge kept them.",
+    }),
+    representative: z.string().nullable().openapi({
+      description: "The start (at most 2,000 characters) of its representative text: the windows nearest its centroid, which scored what its cache keeps; null for versions stored before the edge kept it.",
+    }),
   })
   .openapi("Episode");
 
 export const VersionDetail = VersionSummary.extend({
   episodes: z.array(Episode).nullable().openapi({
-    description: "In the runner's order; null until the version succeeded. Each episode's representative text and entries per layer are in the runner's manifest (object store), which the edge does not hold.",
+    description: "In the runner's order; null until the version succeeded.",
   }),
 }).openapi("VersionDetail");
 

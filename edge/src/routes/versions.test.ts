@@ -86,29 +86,29 @@ describe("GET /v1/conversations/{id}/versions", () => {
 });
 
 describe("GET /v1/conversations/{id}/versions/{version}", () => {
-  it("gives a lexical version's episodes: windows in each, the terms most their own, and cache bytes", async () => {
+  it("gives a lexical version's episodes: windows in each, the terms most their own, cache bytes, entries per layer and representative text", async () => {
     const { tenantId, apiKey } = await submitted(V1);
     await runnerCallback(jobStatus({ id: `job-${V1}`, tenant: tenantId, conversation: "conv-1", version: V1, centroids: [[1, 0], [0, 1]], routing: LEXICAL }), testEnvOf());
     const { status, body } = await get(apiKey, `/v1/conversations/conv-1/versions/${V1}`);
     expect(status).toBe(200);
     expect(body).toMatchObject({ version: V1, status: "succeeded", active: true, routing: "lexical", episodeCount: 2, contextTokens: 1234 });
     expect(body.episodes).toEqual([
-      { id: 0, windows: 3, topTerms: ["pottery", "class", "teacher", "wheel"], cacheBytes: 1000 },
-      { id: 1, windows: 2, topTerms: ["marathon", "lisbon", "train", "class"], cacheBytes: 1000 },
+      { id: 0, windows: 3, topTerms: ["pottery", "class", "teacher", "wheel"], cacheBytes: 1000, entries: 96, layerEntries: [64, 32], representative: "Ann: what episode 0 is about" },
+      { id: 1, windows: 2, topTerms: ["marathon", "lisbon", "train", "class"], cacheBytes: 1000, entries: 96, layerEntries: [64, 32], representative: "Ann: what episode 1 is about" },
     ]);
   });
 
-  it("counts windows without terms for window and vote versions; gives neither for centroid ones, nor cache bytes for versions stored before they were kept", async () => {
+  it("counts windows without terms for window and vote versions; gives neither for centroid ones, nor cache bytes, entries or representative texts for versions stored before they were kept", async () => {
     const { tenantId, apiKey } = await submitted(V1, V2);
     const window = { rule: "window" as const, windowVectors: LEXICAL.windowVectors, windowEpisodes: [1, 1, 0, 1, 1] };
     await runnerCallback(jobStatus({ id: `job-${V1}`, tenant: tenantId, conversation: "conv-1", version: V1, centroids: [[1, 0], [0, 1]], routing: window }), testEnvOf());
     expect((await get(apiKey, `/v1/conversations/conv-1/versions/${V1}`)).body.episodes).toEqual([
-      { id: 0, windows: 1, topTerms: null, cacheBytes: 1000 },
-      { id: 1, windows: 4, topTerms: null, cacheBytes: 1000 },
+      { id: 0, windows: 1, topTerms: null, cacheBytes: 1000, entries: 96, layerEntries: [64, 32], representative: "Ann: what episode 0 is about" },
+      { id: 1, windows: 4, topTerms: null, cacheBytes: 1000, entries: 96, layerEntries: [64, 32], representative: "Ann: what episode 1 is about" },
     ]);
     // Stored as the edge did before it kept each cache's bytes, routed by centroid.
     await completeVersion(env.DB, tenantId, "conv-1", { version: V2, episodes: [{ id: 7, centroid: [1, 0] }], embedder: { modelId: "m", dimension: 2 }, manifestKey: "k", contextTokens: 9 }, new Date().toISOString());
-    expect((await get(apiKey, `/v1/conversations/conv-1/versions/${V2}`)).body).toMatchObject({ active: true, routing: "centroid", episodes: [{ id: 7, windows: null, topTerms: null, cacheBytes: null }] });
+    expect((await get(apiKey, `/v1/conversations/conv-1/versions/${V2}`)).body).toMatchObject({ active: true, routing: "centroid", episodes: [{ id: 7, windows: null, topTerms: null, cacheBytes: null, entries: null, layerEntries: null, representative: null }] });
   });
 
   it("has no windows for a version two activations old (the edge keeps only the active one's and the one before)", async () => {

@@ -34,8 +34,8 @@ const detailRoute = createRoute({
   tags: ["conversations"],
   summary: "One version of the conversation, with its episodes once it succeeded",
   description:
-    "Per episode: its id (what an answer's `episode` names), how many windows are in it, the terms most particular to them (`lexical` versions), and its cache's bytes, as far as the edge keeps them (see `Episode`). " +
-    "Episodes' representative texts and entries per layer are in the runner's manifest, which the edge does not hold.",
+    "Per episode: its id (what an answer's `episode` names), how many windows are in it, the terms most particular to them (`lexical` versions), its cache's bytes and entries (in all and per layer), " +
+    "and the start of its representative text, as far as the edge keeps them (see `Episode`).",
   security: [{ apiKey: [] }],
   middleware: [requireTenant] as const,
   request: { params: z.object({ id, version: Id.openapi({ param: { name: "version", in: "path" }, example: "v20260101T000000000Z-a1b2c3" }) }) },
@@ -53,7 +53,7 @@ const detailRoute = createRoute({
  * curl -s http://127.0.0.1:8787/v1/conversations/conv-26/versions -H "authorization: Bearer $API_KEY"
  * # {"versions":[{"version":"v2026…","status":"succeeded","active":true,"kind":"full","episodeCount":4,…}],"more":false}
  * curl -s http://127.0.0.1:8787/v1/conversations/conv-26/versions/v2026… -H "authorization: Bearer $API_KEY"
- * # {…, "episodes":[{"id":0,"windows":12,"topTerms":["pottery","class",…],"cacheBytes":2359296}, …]}
+ * # {…, "episodes":[{"id":0,"windows":12,"topTerms":["pottery","class",…],"cacheBytes":2359296,"entries":30720,"layerEntries":[…],"representative":"Caroline: …"}, …]}
  * ```
  */
 export const versionRoutes = new OpenAPIHono<AppEnv>()

@@ -72,7 +72,7 @@ export function jobStatus(overrides: {
             active: overrides.version,
             manifestKey: `tenants/${overrides.tenant}/conversations/${overrides.conversation}/versions/${overrides.version}/manifest.json`,
             contextTokens: 1234,
-            episodes: centroids.map((centroid, id) => ({ id, centroid, bytes: 1000 })),
+            episodes: centroids.map((centroid, id) => ({ id, centroid, bytes: 1000, entries: 96, layerEntries: [64, 32], representative: `Ann: what episode ${id} is about` })),
             embedder: { modelId: overrides.modelId ?? "sentence-transformers/all-MiniLM-L6-v2", dimension: centroids[0].length },
             ...(overrides.routing === undefined ? {} : { routing: overrides.routing }),
             ...(overrides.lastMessageId === undefined

@@ -188,10 +188,11 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     opts.onCache?.(e, cache);
     stage("prefill", "write");
     const stored = await target.store.writeEpisode(target, e, cache, { fingerprint: model.fingerprint, budget, dtype });
-    cache.layers.forEach((layer, l) => entries[l].push(layer.lengths.reduce((a, b) => a + b, 0)));
+    const layerEntries = cache.layerEntries;
+    layerEntries.forEach((n, l) => entries[l].push(n));
     episodes.push({
       id: e, ...stored, centroid: Array.from(group.centroid), windows: group.windows,
-      representatives: group.representatives, entries: cache.entries,
+      representatives: group.representatives, entries: cache.entries, layerEntries,
     });
     stage("write", e + 1 < groups.length ? "prefill" : "publish");
   }

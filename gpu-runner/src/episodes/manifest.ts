@@ -83,6 +83,8 @@ export interface EpisodeManifest {
     /** The representative windows (chronological). */
     representatives: number[];
     entries: number;
+    /** Entries per layer over all KV heads (sums to `entries`); absent in manifests written before it was kept. */
+    layerEntries?: number[];
   }>;
   /**
    * What a later update continues from (update-episodes.ts); absent in manifests written before

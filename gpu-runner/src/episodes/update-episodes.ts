@@ -157,7 +157,7 @@ export async function continueEpisodes(
     const stored = await target.store.writeEpisode(target, e, cache, { fingerprint: model.fingerprint, budget: base.budget, dtype });
     episodes.push({
       ...entry, ...stored, centroid: Array.from(l2Normalize(Float32Array.from(sums[e]))),
-      windows: [...members[e]].sort((a, b) => a - b), entries: cache.entries,
+      windows: [...members[e]].sort((a, b) => a - b), entries: cache.entries, layerEntries: cache.layerEntries,
     });
   }
   stage("prefill");

@@ -71,6 +71,11 @@ export class KvCache {
     return n;
   }
 
+  /** Entries per layer, over all its KV heads. */
+  get layerEntries(): number[] {
+    return this.layers.map((layer) => layer.lengths.reduce((a, b) => a + b, 0));
+  }
+
   /** Bytes its buffers take (keys, values, positions, lengths), spare capacity included. */
   get bytes(): number {
     let n = 0;

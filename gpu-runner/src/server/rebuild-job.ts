@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import {
-  conversationFromMessages, DEFAULT_ROUTING, DEFAULT_VOTE_K, describeError, httpStatusOf, isEpicacheError, manifestKey, PUBLIC_MESSAGES, signRequest,
+  conversationFromMessages, DEFAULT_ROUTING, DEFAULT_VOTE_K, describeError, httpStatusOf, isEpicacheError, manifestKey, PUBLIC_MESSAGES, REPRESENTATIVE_CHARS, signRequest,
   type BuildConfig, type ErrorCode, type JobRouting, type JobStatus, type MedoidCount, type RebuildRequest, type RoutingRule,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
@@ -78,7 +78,12 @@ export async function runRebuild(deps: RebuildDeps, job: Job): Promise<void> {
     const m = report.manifest;
     status.result = {
       version: m.version, active: report.published?.active ?? m.version, manifestKey: manifestKey(m.tenant, m.conversation, m.version),
-      contextTokens: m.contextTokens, episodes: m.episodes.map((e) => ({ id: e.id, centroid: e.centroid, bytes: e.bytes })), embedder: m.embedder,
+      contextTokens: m.contextTokens, episodes: m.episodes.map((e, i) => ({
+        id: e.id, centroid: e.centroid, bytes: e.bytes, entries: e.entries,
+        ...(e.layerEntries ? { layerEntries: e.layerEntries } : {}),
+        ...(m.update ? { representative: clipText(m.update.episodes[i].prompt, REPRESENTATIVE_CHARS) } : {}),
+      })),
+      embedder: m.embedder,
       routing: jobRouting(m),
       kind: m.update?.kind ?? "full", reason: m.update?.reason ?? "full build", baseVersion: m.update?.baseVersion ?? null,
       ...(m.update ? { lastMessageId: m.update.lastTurnId } : {}),
@@ -172,4 +177,11 @@ function jobRouting(m: EpisodeManifest): JobRouting {
   const { windowVectors } = routing;
   if (routing.rule === "lexical") return { rule: "lexical", windowVectors, windowEpisodes, windowTerms: routing.windowTerms };
   return routing.rule === "vote" ? { rule: "vote", k: routing.k, windowVectors, windowEpisodes } : { rule: "window", windowVectors, windowEpisodes };
+}
+
+/** The first `max` UTF-16 units of `text`, never ending inside a surrogate pair. */
+function clipText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const end = /[\uD800-\uDBFF]/.test(text[max - 1]) ? max - 1 : max;
+  return text.slice(0, end);
 }

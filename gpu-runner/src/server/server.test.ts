@@ -112,6 +112,14 @@ describe.skipIf(!ready)(`the runner service on loopback ${NEEDS_PULL}`, () => {
     expect(job).toMatchObject({ status: "succeeded", percent: 100, error: null, version: "v1" });
     expect(job.result?.episodes).toHaveLength(2);
     expect(job.result?.active).toBe("v1");
+    // What the console shows of each episode: its cache's entries, in all and per layer (SmolLM2's
+    // 30), and its representative text (the transcript's lines).
+    for (const e of job.result?.episodes ?? []) {
+      expect(e.layerEntries).toHaveLength(30);
+      expect(e.layerEntries?.reduce((a, b) => a + b, 0)).toBe(e.entries);
+      expect(e.entries).toBeGreaterThan(0);
+      expect(e.representative).toMatch(/^(Maya|Tom) said, "/m);
+    }
     // The default routing, lexical: what the edge routes by, every window's vector, episode and terms.
     const routing = job.result?.routing;
     if (routing?.rule !== "lexical") throw new Error(`routing ${JSON.stringify(routing)}`);

@@ -144,6 +144,9 @@ export const RebuildRequest = z
   .strict();
 export type RebuildRequest = z.infer<typeof RebuildRequest>;
 
+/** How much of an episode's representative text a job's result carries (what the console shows of it). */
+export const REPRESENTATIVE_CHARS = 2000;
+
 /**
  * A rebuild job, as `GET /v1/jobs/{id}` shows it and the completion callback posts it.
  *
@@ -173,7 +176,18 @@ export const JobStatus = z.object({
       active: z.string(),
       manifestKey: z.string(),
       contextTokens: z.number(),
-      episodes: z.array(z.object({ id: z.number(), centroid: z.array(z.number()), bytes: z.number() })),
+      episodes: z.array(
+        z.object({
+          id: z.number(),
+          centroid: z.array(z.number()),
+          bytes: z.number(),
+          /** Entries the cache holds, and per layer over all KV heads (absent from older runners). */
+          entries: z.number().int().min(0).optional(),
+          layerEntries: z.array(z.number().int().min(0)).max(1024).optional(),
+          /** The start of the episode's representative text (its patched prompt), at most REPRESENTATIVE_CHARS. */
+          representative: z.string().max(REPRESENTATIVE_CHARS).optional(),
+        }),
+      ),
       embedder: z.object({ modelId: z.string(), dimension: z.number() }),
       /** Absent from runners before routing rules: their versions are routed by centroid. */
       routing: JobRouting.optional(),
