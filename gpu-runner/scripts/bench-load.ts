@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { signWebhook } from "@epicache/shared";
-import { pullDefaults } from "../src/models";
+import { pullDefaults } from "../src/model-registry";
 import { REPO_ROOT } from "../src/paths";
 import { loadRunnerConfig, startRunner } from "../src/server";
 import { startEdgeDev } from "../src/stack";

@@ -16,10 +16,10 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { openGguf } from "../src/gguf";
-import { configFromGguf, cpuPathOf, KvCache, openChatModel, type CpuPath } from "../src/model";
-import type { Numerics } from "../src/model/decoder-graph";
-import { argmax, seededRandom } from "../src/model/sampling";
-import { requireModel } from "../src/models";
+import { configFromGguf, cpuPathOf, KvCache, openChatModel, type CpuPath } from "../src/runtime";
+import type { Numerics } from "../src/runtime/decoder-graph";
+import { argmax, seededRandom } from "../src/runtime/sampling";
+import { requireModel } from "../src/model-registry";
 import { REPO_ROOT } from "../src/paths";
 import { blockPrefill, type KeepPolicy } from "../src/prefill";
 

@@ -7,8 +7,8 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { NUMERICS, openChatModel, type Numerics } from "../src/model";
-import { requireModel } from "../src/models";
+import { NUMERICS, openChatModel, type Numerics } from "../src/runtime";
+import { requireModel } from "../src/model-registry";
 import { NEXT_TOKEN_BOUND, PARITY_PROMPTS, runParity } from "../src/parity/parity";
 import { REPO_ROOT } from "../src/paths";
 

@@ -11,10 +11,10 @@
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
-import { openChatModel } from "../src/model";
-import type { Numerics } from "../src/model/decoder-graph";
-import { decoderGraphPath } from "../src/model/graph-cache";
-import { requireModel } from "../src/models";
+import { openChatModel } from "../src/runtime";
+import type { Numerics } from "../src/runtime/decoder-graph";
+import { decoderGraphPath } from "../src/runtime/graph-cache";
+import { requireModel } from "../src/model-registry";
 import { graphsDir } from "../src/paths";
 
 const { values } = parseArgs({

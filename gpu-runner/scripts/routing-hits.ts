@@ -45,7 +45,7 @@ import { openEmbedder } from "../src/embedder";
 import { clusterEpisodes } from "../src/episodes/cluster";
 import { DATASETS, HISTORIES, loadDataset, selectQuestions, type Dataset, type History } from "../src/eval";
 import { openGguf } from "../src/gguf";
-import { requireModel } from "../src/models";
+import { requireModel } from "../src/model-registry";
 import { REPO_ROOT } from "../src/paths";
 import { chatFrame } from "../src/press";
 import { TextTokenizer } from "../src/tokenizer";

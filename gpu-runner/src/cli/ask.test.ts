@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync,
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { findModel, modelPath, pinnedFingerprint, type ModelSpec } from "../models";
+import { findModel, modelPath, pinnedFingerprint, type ModelSpec } from "../model-registry";
 import { REPO_ROOT } from "../paths";
 import { NEEDS_PULL, pulledModel, runCli, tinyGguf, type CliRun } from "../testing";
 

@@ -3,8 +3,8 @@ import { parseArgs } from "node:util";
 import { EpicacheError, validateId } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
 import { askEpisodes, EpisodeStore } from "../episodes";
-import { openChatModel, type Numerics } from "../model";
-import { findChatModel } from "../models";
+import { openChatModel, type Numerics } from "../runtime";
+import { findChatModel } from "../model-registry";
 import { defaultStoreLocation, openStore } from "../store";
 import { isPositiveInt, numberOption } from "./args";
 

@@ -9,8 +9,8 @@ import {
 } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
 import { buildEpisodes, EpisodeStore } from "../episodes";
-import { NUMERICS, openChatModel } from "../model";
-import { requireModel } from "../models";
+import { NUMERICS, openChatModel } from "../runtime";
+import { requireModel } from "../model-registry";
 import { ALLOC_MODES, ALLOCATIONS, POSITION_MODES } from "../prefill";
 import { defaultStoreLocation, openStore } from "../store";
 import { Progress } from "./progress";

@@ -1,7 +1,7 @@
 /** `epicache demo`: pulls the default models if needed, then answers one chat prompt. */
 import { parseArgs } from "node:util";
-import { generate, openChatModel } from "../model";
-import { pullDefaults } from "../models";
+import { generate, openChatModel } from "../runtime";
+import { pullDefaults } from "../model-registry";
 
 export const usage = `\
   demo                               a short generation on the default model

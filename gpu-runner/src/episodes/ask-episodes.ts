@@ -5,7 +5,7 @@
  */
 import { EpicacheError, routeQuestion, type RoutedQuestion, type RoutingRule } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
-import { generate, type ChatModel } from "../model";
+import { generate, type ChatModel } from "../runtime";
 import { chatFrame } from "../press";
 import { questionPrompt } from "./answer-prompt";
 import type { EpisodeStore } from "./episode-store";

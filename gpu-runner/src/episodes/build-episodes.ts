@@ -9,8 +9,8 @@ import {
   segmentWindows, type BuildMethod, type Conversation, type ConversationWindow, type KvcDtype, type MedoidCount, type RoutingRule, type SessionCursor,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
-import { KvCache, repositioner, type ChatModel } from "../model";
-import { chatModelRef } from "../models";
+import { KvCache, repositioner, type ChatModel } from "../runtime";
+import { chatModelRef } from "../model-registry";
 import { blockPrefill, type AllocMode, type Allocation, type PositionMode } from "../prefill";
 import { chatFrame, policyFor } from "../press";
 import { allocateLayers, defaultAllocation } from "./calibration";

@@ -3,8 +3,8 @@
  * an allocation needs a profile at its budget), and the layer budgets a build uses.
  */
 import { createHash } from "node:crypto";
-import type { ChatModel } from "../model";
-import { chatModelRef, MODELS } from "../models";
+import type { ChatModel } from "../runtime";
+import { chatModelRef, MODELS } from "../model-registry";
 import {
   budgetsFromProfile, calibrationText, keySimilarity, layerBudgets, loadProfiles, OFFICIAL_POWER, outputReference, outputSensitivity,
   PROTOCOL_OF, profileKey, QUESTION_ROOM, saveProfile, squeezedKl, type AllocMode, type LayerProfile, type SensitivityProtocol,

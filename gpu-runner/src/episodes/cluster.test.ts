@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { l2Normalize } from "@epicache/shared";
-import { seededRandom } from "../model/sampling";
+import { seededRandom } from "../runtime/sampling";
 import { clusterEpisodes, representatives, reseedEmpty, restartSeed } from "./cluster";
 
 const rng = seededRandom;

@@ -9,7 +9,7 @@
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activeKey, episodeKey, manifestKey } from "@epicache/shared";
-import { KvCache } from "../model/kv-cache";
+import { KvCache } from "../runtime/kv-cache";
 import { S3ObjectStore } from "../store";
 import { codeOf } from "../testing";
 import { startFaultProxy, type Fault, type FaultProxy } from "../testing/fault-proxy";

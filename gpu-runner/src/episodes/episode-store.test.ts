@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { episodeKey, manifestKey } from "@epicache/shared";
-import { generate, KvCache, openChatModel } from "../model";
+import { generate, KvCache, openChatModel } from "../runtime";
 import { FsObjectStore, type ObjectStore } from "../store";
 import { codeOf, NEEDS_PULL, pulledModel } from "../testing";
 import { SKIP_S3, storeSubjects } from "../testing/store-subjects";

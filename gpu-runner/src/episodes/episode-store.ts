@@ -29,7 +29,7 @@ import {
   type KvcCache,
   type KvcDtype,
 } from "@epicache/shared";
-import { KvCache } from "../model/kv-cache";
+import { KvCache } from "../runtime/kv-cache";
 import type { ObjectStore } from "../store";
 import { parseManifest, type EpisodeManifest } from "./manifest";
 

@@ -4,7 +4,7 @@
  * stale). Concurrent questions for one episode share one load. The caches handed out are shared:
  * clone one before appending to it.
  */
-import type { KvCache } from "../model/kv-cache";
+import type { KvCache } from "../runtime/kv-cache";
 import { LruCache, type LruStats } from "../store";
 import type { EpisodeStore } from "./episode-store";
 import type { EpisodeManifest } from "./manifest";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { findModel, pinnedFingerprint } from "../models";
+import { findModel, pinnedFingerprint } from "../model-registry";
 import { encodeWindowVectors, routeQuestion } from "@epicache/shared";
 import { MANIFEST_FORMAT, MANIFEST_FORMAT_2, MANIFEST_FORMAT_3, manifestRouting, parseManifest, type EpisodeManifest } from "./manifest";
 

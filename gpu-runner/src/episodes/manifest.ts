@@ -11,7 +11,7 @@
 import { decodeWindowVectors, EpicacheError, isValidId, ROUTING_RULES } from "@epicache/shared";
 import type { KvcDtype, RoutingData, RoutingRule, SessionCursor } from "@epicache/shared";
 import { POSITION_MODES, type PositionMode } from "../prefill/positions";
-import { chatModelRef, type ModelRef } from "../models";
+import { chatModelRef, type ModelRef } from "../model-registry";
 
 export const MANIFEST_FORMAT = "epicache-episodes/4";
 /**

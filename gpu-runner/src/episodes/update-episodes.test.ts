@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { conversationFromMessages, type Message } from "@epicache/shared";
 import { openEmbedder, type OnnxEmbedder } from "../embedder";
-import { openChatModel, type ChatModel } from "../model";
+import { openChatModel, type ChatModel } from "../runtime";
 import { FsObjectStore } from "../store";
 import { NEEDS_PULL, pulledModel, tinyGguf } from "../testing";
 import { buildEpisodes } from "./build-episodes";

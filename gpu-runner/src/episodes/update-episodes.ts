@@ -21,7 +21,7 @@ import {
   type Conversation, type Message, type SessionCursor,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
-import { repositioner, type ChatModel } from "../model";
+import { repositioner, type ChatModel } from "../runtime";
 import { blockPrefill } from "../prefill";
 import { chatFrame, policyFor } from "../press";
 import type { BuildTarget } from "./build-episodes";

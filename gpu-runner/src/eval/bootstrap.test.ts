@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { seededRandom } from "../model/sampling";
+import { seededRandom } from "../runtime/sampling";
 import { pairedBootstrap } from "./bootstrap";
 
 describe("pairedBootstrap", () => {

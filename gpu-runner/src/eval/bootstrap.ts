@@ -3,7 +3,7 @@
  * the questions' own spread. With a few hundred questions of a small model one question moves F1 by
  * a fraction of a point, so every comparison in the README carries its 95% interval.
  */
-import { seededRandom } from "../model/sampling";
+import { seededRandom } from "../runtime/sampling";
 
 export interface PairedInterval {
   /** Mean of a − b over the pairs. */

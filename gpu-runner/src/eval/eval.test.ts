@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatTurnLine, loadLocomo, renderContext, tokenF1 } from "@epicache/shared";
 import { openEmbedder, type OnnxEmbedder } from "../embedder";
-import { openChatModel, type ChatModel } from "../model";
+import { openChatModel, type ChatModel } from "../runtime";
 import { chatFrame } from "../press";
 import { NEEDS_PULL, pulledModel, tinyGguf } from "../testing";
 import { turnSpans } from "./evidence";

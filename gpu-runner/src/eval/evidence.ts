@@ -4,7 +4,7 @@
  * evicted the evidence from one that kept it and still answered wrong.
  */
 import { formatTurnLine, renderContext, type Conversation } from "@epicache/shared";
-import type { KvCache } from "../model";
+import type { KvCache } from "../runtime";
 import type { ChatFrame } from "../press";
 
 /** Per turn id, its tokens' history positions [start, end) in the context a build prefills. */

@@ -2,8 +2,8 @@
  * The paper's fidelity measure: with the gold answer teacher-forced after the question, the mean
  * over its tokens of KL(p_full ‖ p_method) between the next-token distributions the two caches give.
  */
-import type { KvCache, Decoder } from "../model";
-import { klDivergence, logSoftmax } from "../model/log-probs";
+import type { KvCache, Decoder } from "../runtime";
+import { klDivergence, logSoftmax } from "../runtime/log-probs";
 
 export { logSoftmax };
 

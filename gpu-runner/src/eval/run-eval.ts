@@ -18,8 +18,8 @@ import {
 import type { OnnxEmbedder } from "../embedder";
 import { buildEpisodes, continueEpisodes, EpisodeStore, manifestRouting, questionPrompt, type BuildOptions, type BuildTarget, type EpisodeManifest } from "../episodes";
 import { FsObjectStore } from "../store";
-import { generate, type ChatModel, type KvCache } from "../model";
-import { chatModelRef, type ModelRef } from "../models";
+import { generate, type ChatModel, type KvCache } from "../runtime";
+import { chatModelRef, type ModelRef } from "../model-registry";
 import { QUESTION_ROOM, type PositionMode } from "../prefill";
 import { chatFrame, type ChatFrame } from "../press";
 import { buildMethodOf, EVAL_METHODS, isEvalMethod, resolveEvalMethod, type EvalMethodInfo } from "./eval-methods";

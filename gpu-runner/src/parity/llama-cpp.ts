@@ -5,11 +5,11 @@
  *
  * Which path matters: llama.cpp picks its matrix kernels by what the CPU offers, and they sum in
  * different orders. The `ggml` numerics reproduce one of them bit for bit (AMX, see
- * `model/ggml-ops.ts`); on the others llama.cpp's results differ from it, and from the exact result,
+ * `runtime/ggml-ops.ts`); on the others llama.cpp's results differ from it, and from the exact result,
  * by amounts that `npm run parity` measures.
  */
 import { availableParallelism } from "node:os";
-import { cpuPathOf, type CpuPath } from "../model/cpu-path";
+import { cpuPathOf, type CpuPath } from "../runtime/cpu-path";
 
 export interface LlamaCppOptions {
   /** llama.cpp's flash-attention kernels (f16 accumulation in a different order) or its plain path. */

@@ -2,7 +2,7 @@
  * Next-token distributions and how far apart two of them are: the measure that says two runtimes
  * compute the same model when their greedy tokens cannot (near ties, different rounding).
  */
-import { KvCache, type ChatModel } from "../model";
+import { KvCache, type ChatModel } from "../runtime";
 
 /** softmax(logits) in float64. */
 export function softmax(logits: ArrayLike<number>): Float64Array {

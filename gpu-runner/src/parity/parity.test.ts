@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openChatModel, type ChatModel } from "../model";
+import { openChatModel, type ChatModel } from "../runtime";
 import { NEEDS_PULL, pulledModel } from "../testing";
-import { cpuPathOf, hostCpuPath } from "../model/cpu-path";
+import { cpuPathOf, hostCpuPath } from "../runtime/cpu-path";
 import { NEXT_TOKEN_BOUND, PARITY_PROMPTS, runParity, type ParityReport } from "./parity";
 
 /**

@@ -12,9 +12,9 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { generate, type ChatModel, type Numerics } from "../model";
+import { generate, type ChatModel, type Numerics } from "../runtime";
 import { REPO_ROOT } from "../paths";
-import { EMULATED_CPU_PATHS, type CpuPath } from "../model/cpu-path";
+import { EMULATED_CPU_PATHS, type CpuPath } from "../runtime/cpu-path";
 import { LlamaCpp } from "./llama-cpp";
 import { maxProbDiff, ourNextToken } from "./next-token";
 

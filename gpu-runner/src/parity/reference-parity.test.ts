@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openGguf } from "../gguf";
-import { configFromGguf, NUMERICS, openChatModel, type ChatModel, type Numerics } from "../model";
-import { ggufWeights } from "../model/weights";
+import { configFromGguf, NUMERICS, openChatModel, type ChatModel, type Numerics } from "../runtime";
+import { ggufWeights } from "../runtime/weights";
 import { keptWeights, NEEDS_PULL, pulledModel, referenceForward } from "../testing";
 import { maxProbDiff, ourNextToken, softmax, top } from "./next-token";
 import { promptIds, REFERENCE_BOUND, REFERENCE_PROMPTS } from "./parity";

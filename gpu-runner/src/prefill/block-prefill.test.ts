@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KvCache, openChatModel, type ChatModel } from "../model";
-import { argmax } from "../model/sampling";
+import { KvCache, openChatModel, type ChatModel } from "../runtime";
+import { argmax } from "../runtime/sampling";
 import { attentionPolicy, maxRelError, tinyGguf } from "../testing";
 import { blockPrefill, selectKeep } from "./block-prefill";
 

@@ -11,9 +11,9 @@
  * attention spans more than the model's window however long the history is.
  */
 import { EpicacheError } from "@epicache/shared";
-import type { Decoder } from "../model/decoder";
-import type { KvCache } from "../model/kv-cache";
-import type { Repositioner } from "../model/reposition";
+import type { Decoder } from "../runtime/decoder";
+import type { KvCache } from "../runtime/kv-cache";
+import type { Repositioner } from "../runtime/reposition";
 import { compactCache, QUESTION_ROOM } from "./positions";
 
 /** What a policy sees of one layer after a block was appended. */

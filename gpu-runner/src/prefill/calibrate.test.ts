@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { allocateLayers, calibrate } from "../episodes";
-import { KvCache, openChatModel, type ChatModel } from "../model";
+import { KvCache, openChatModel, type ChatModel } from "../runtime";
 import { streamingLlmPolicy } from "../press";
 import { tinyGguf } from "../testing";
 import { blockPrefill } from "./block-prefill";

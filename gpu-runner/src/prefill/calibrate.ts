@@ -13,9 +13,9 @@
  *   run over sampled positions of the text. A layer whose squeeze changes the keys a lot may still
  *   change the predictions little; this measures the predictions.
  */
-import type { Decoder } from "../model/decoder";
-import { KvCache } from "../model/kv-cache";
-import { klDivergence, logSoftmax } from "../model/log-probs";
+import type { Decoder } from "../runtime/decoder";
+import { KvCache } from "../runtime/kv-cache";
+import { klDivergence, logSoftmax } from "../runtime/log-probs";
 import { blockPrefill, type KeepPolicy } from "./block-prefill";
 
 /** The authors' span for the flattened key cosine. */

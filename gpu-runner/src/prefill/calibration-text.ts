@@ -4,7 +4,7 @@
  * move when the cache is squeezed; that depends on the model far more than on what the text says,
  * as long as it reads like the conversations the caches will hold.
  */
-import { seededRandom } from "../model/sampling";
+import { seededRandom } from "../runtime/sampling";
 
 const PEOPLE = ["Maya", "Jonas"];
 const PLACES = ["the lake", "the farmers' market", "Lisbon", "the climbing gym", "my aunt's house", "the library", "the new bakery", "the coast", "the museum", "the office"];

@@ -20,8 +20,8 @@
  * "original": kept entries keep the positions they had in the history (the paper's setting; right
  * for histories within the window, for comparison beyond it).
  */
-import type { KvCache } from "../model/kv-cache";
-import type { Repositioner } from "../model/reposition";
+import type { KvCache } from "../runtime/kv-cache";
+import type { Repositioner } from "../runtime/reposition";
 
 export const POSITION_MODES = ["compact", "original"] as const;
 export type PositionMode = (typeof POSITION_MODES)[number];

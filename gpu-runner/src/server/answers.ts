@@ -5,8 +5,8 @@
  */
 import { EpicacheError, manifestKey } from "@epicache/shared";
 import { EpisodeStore, LoadedEpisodes, questionPrompt, type EpisodeManifest } from "../episodes";
-import { generate, type ChatModel } from "../model";
-import { chatModelRef } from "../models";
+import { generate, type ChatModel } from "../runtime";
+import { chatModelRef } from "../model-registry";
 import { chatFrame } from "../press";
 import type { RunnerMetrics } from "./metrics";
 import type { ModelSlots } from "./model-slots";

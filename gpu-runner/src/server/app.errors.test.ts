@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PUBLIC_MESSAGES, signRequest, type JobStatus } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { EpisodeStore } from "../episodes";
-import type { ChatModel } from "../model";
+import type { ChatModel } from "../runtime";
 import type { ObjectStore } from "../store";
 import { runnerApp } from "./app";
 import { loadRunnerConfig } from "./config";

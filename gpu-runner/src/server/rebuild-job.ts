@@ -10,7 +10,7 @@ import {
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { buildEpisodes, EpisodeStore, manifestRouting, needsFull, updateEpisodes, type EpisodeManifest } from "../episodes";
-import type { ChatModel } from "../model";
+import type { ChatModel } from "../runtime";
 import type { RunnerConfig } from "./config";
 import type { Job } from "./job-queue";
 import type { RunnerMetrics } from "./metrics";

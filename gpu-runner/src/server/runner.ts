@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { JobStatus, RebuildRequest } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { EpisodeStore, LoadedEpisodes } from "../episodes";
-import type { ChatModel } from "../model";
+import type { ChatModel } from "../runtime";
 import { Answers, type GenerateInput, type GenerateOutput } from "./answers";
 import type { RunnerConfig } from "./config";
 import { JobQueue, JobStore } from "./job-queue";

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { EpicacheError } from "@epicache/shared";
-import { pullDefaults } from "../models";
+import { pullDefaults } from "../model-registry";
 import { epicacheHome, REPO_ROOT } from "../paths";
 import { loadRunnerConfig, startRunner, type RunningRunner } from "../server";
 

@@ -3,7 +3,7 @@
  * EPICACHE_REQUIRE_MODELS=1, where a missing model is an error instead of a skip.
  */
 import { existsSync } from "node:fs";
-import { findModel, modelPath } from "../models";
+import { findModel, modelPath } from "../model-registry";
 
 export function pulledModel(name: "chat" | "embedder"): string | undefined {
   const spec = findModel(name);

@@ -4,9 +4,9 @@
  * generated checkpoints, and on the real model (`reference-parity.test.ts`), where a prompt of a few
  * hundred tokens takes seconds because each weight row is read once for all tokens.
  */
-import type { LlamaConfig } from "../model/config";
-import { ropeInvFreq64 } from "../model/rope";
-import type { LayerTensor, WeightSource } from "../model/weights";
+import type { LlamaConfig } from "../runtime/config";
+import { ropeInvFreq64 } from "../runtime/rope";
+import type { LayerTensor, WeightSource } from "../runtime/weights";
 
 export interface ReferenceResult {
   /** [R][V]: the logits of the rows asked for (every token by default). */

@@ -4,8 +4,8 @@
  * BPE over the 256 byte symbols plus a few merges and ChatML control tokens.
  */
 import type { GgmlTypeName } from "../gguf";
-import { seededRandom } from "../model/sampling";
-import type { LlamaConfig } from "../model/config";
+import { seededRandom } from "../runtime/sampling";
+import type { LlamaConfig } from "../runtime/config";
 import { writeGguf, type MetaEntry, type TensorEntry } from "./gguf-writer";
 
 /** GPT-2's byte → printable character map (bytes_to_unicode). */

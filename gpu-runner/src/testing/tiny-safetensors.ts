@@ -10,8 +10,8 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { LlamaConfig } from "../model/config";
-import { seededRandom } from "../model/sampling";
+import type { LlamaConfig } from "../runtime/config";
+import { seededRandom } from "../runtime/sampling";
 import { preTokenizerFor } from "../tokenizer";
 import { roundTo, writeSafetensors, type SafetensorsEntry, type WritableDtype } from "./safetensors-writer";
 import { byteToUnicode, CHATML_TEMPLATE, TINY_MERGES } from "./tiny-model";

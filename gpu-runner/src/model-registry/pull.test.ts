@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NEEDS_PULL, pulledModel } from "../testing";
 import { findModel, isPulled, MODELS, modelPath, pullModel, requireModel, type ModelSpec } from ".";
 
-/** The repository root: this file is gpu-runner/src/models/pull.test.ts. */
+/** The repository root: this file is gpu-runner/src/model-registry/pull.test.ts. */
 const REPO = fileURLToPath(new URL("../../..", import.meta.url));
 const CLI = join(REPO, "gpu-runner", "bin", "epicache.mjs");
 

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { modelFingerprint, sha256File, sha256Files } from "../model/load";
+import { modelFingerprint, sha256File, sha256Files } from "../runtime/load";
 import { NEEDS_PULL, pulledModel, tinyGguf, writeTinyHfCheckpoint } from "../testing";
 import { chatModelRef, findChatModel, pinnedFingerprint } from "./find-chat-model";
 import { findModel, modelPath } from "./index";

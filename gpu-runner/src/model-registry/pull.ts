@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, st
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { EpicacheError } from "@epicache/shared";
-import { sha256File } from "../model/load";
+import { sha256File } from "../runtime/load";
 import { modelsDir } from "../paths";
 import { findModel, MODELS, type ModelSpec, type PinnedArchive } from "./registry";
 import { readZipMember } from "./zip";

@@ -6,7 +6,7 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { EpicacheError } from "@epicache/shared";
-import { modelFingerprint } from "../model/load";
+import { modelFingerprint } from "../runtime/load";
 import { modelsDir } from "../paths";
 import { modelPath } from "./pull";
 import { MODELS, type ModelSpec } from "./registry";
