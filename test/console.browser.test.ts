@@ -181,6 +181,13 @@ describe.skipIf(!ready || !browserThere)(`the console in Chromium against npm st
       expect(chosen, meta).not.toBeNull();
       await expect(p.locator(`#episodes tbody tr[data-episode="${chosen![1]}"]`).getAttribute("class")).resolves.toContain("chosen");
       expect(await p.locator("#episodes tbody tr.chosen").count()).toBe(1);
+      // How it was routed: every episode's score under the rule, the chosen one marked.
+      const routing = (await p.locator("#answer-routing").textContent()) ?? "";
+      expect(routing).toMatch(/^Routed by (lexical|window) \(per episode, [^)]+\): episode \d+ /);
+      expect(routing.match(/episode \d+ (-?[\d.]+|—)/g)).toHaveLength(await rows.count());
+      expect(routing).toContain(`episode ${chosen![1]} `);
+      expect(routing.match(/\(chosen\)/g)).toHaveLength(1);
+      expect(new RegExp(`episode ${chosen![1]} -?[\\d.]+ \\(chosen\\)`).test(routing), routing).toBe(true);
       console.log(`${QUESTION} → episode ${chosen![1]}: ${answer} (${log.filter((l) => l.state === "streaming").length} updates while streaming)`);
       await shot("07-answer", 4, 5);
       expect(await p.locator("#error").isHidden()).toBe(true);

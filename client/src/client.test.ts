@@ -163,9 +163,10 @@ describe("EpicacheClient errors", () => {
 });
 
 describe("EpicacheClient.askStream", () => {
-  const META = `event: meta\ndata: {"episode":1,"version":"${V1}"}\n\n`;
+  const ROUTING = { rule: "lexical", scores: [{ episode: 0, score: 0.5 }, { episode: 1, score: 2.25 }, { episode: 2, score: null }] };
+  const META = `event: meta\ndata: ${JSON.stringify({ episode: 1, version: V1, routing: ROUTING })}\n\n`;
   const TOKENS = 'event: token\ndata: {"text":"Pot"}\n\nevent: token\ndata: {"text":"tery."}\n\n';
-  const DONE = `event: done\ndata: {"answer":"Pottery.","episode":1,"version":"${V1}","tokens":2,"timings":{"queuedMs":0,"loadMs":1,"generateMs":2},"tenant":"t-1","conversation":"conv-1"}\n\n`;
+  const DONE = `event: done\ndata: {"answer":"Pottery.","episode":1,"version":"${V1}","tokens":2,"timings":{"queuedMs":0,"loadMs":1,"generateMs":2},"routing":${JSON.stringify(ROUTING)}}\n\n`;
 
   it("yields typed meta, token and done events, however the stream is cut", async () => {
     const whole = META + TOKENS + DONE;
@@ -175,7 +176,7 @@ describe("EpicacheClient.askStream", () => {
         const { client, sent } = fake(() => sse(points.slice(1).map((end, i) => whole.slice(points[i], end))));
         const got = await events(client.askStream("conv-1", { question: "What?" }));
         expect(got.map((e) => e.event)).toEqual(["meta", "token", "token", "done"]);
-        expect(got[0]).toEqual({ event: "meta", data: { episode: 1, version: V1 } });
+        expect(got[0]).toEqual({ event: "meta", data: { episode: 1, version: V1, routing: ROUTING } });
         expect(got.filter((e) => e.event === "token").map((e) => (e.event === "token" ? e.data.text : "")).join("")).toBe("Pottery.");
         const done = got[3];
         expect(done.event === "done" && done.data.answer).toBe("Pottery.");

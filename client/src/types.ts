@@ -40,15 +40,17 @@ export type VersionList = ResponseBody<"/v1/conversations/{id}/versions", "get",
 export type VersionSummary = Schemas["VersionSummary"];
 /** `GET /v1/conversations/{id}/versions/{version}`: the version and its `episodes` (null until it succeeded). */
 export type VersionDetail = ResponseBody<"/v1/conversations/{id}/versions/{version}", "get", 200>;
-/** An episode of a version: `{id, windows, topTerms, cacheBytes}` (each null where the edge does not keep it). */
+/** An episode of a version: `{id, windows, topTerms, cacheBytes, entries, layerEntries, representative}` (each null where the edge does not keep it). */
 export type Episode = Schemas["Episode"];
 
 /** `POST /v1/conversations/{id}/query`: `{question, maxTokens?, stream?}`. */
 export type QueryRequest = RequestBody<"/v1/conversations/{id}/query", "post">;
 /** What {@link EpicacheClient.ask} and `askStream` take: the question and `maxTokens`. */
 export type AskRequest = Omit<QueryRequest, "stream">;
-/** `{answer, episode, version, tokens}`. */
+/** `{answer, episode, version, tokens, routing}`. */
 export type QueryResponse = ResponseBody<"/v1/conversations/{id}/query", "post", 200>;
+/** How a question was routed: `{rule, scores: [{episode, score}]}`, the chosen episode scoring highest. */
+export type QueryRouting = Schemas["QueryRouting"];
 
 /** The data of a streamed answer's events. */
 export type QueryStreamMeta = Schemas["QueryStreamMeta"];

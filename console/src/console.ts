@@ -5,7 +5,7 @@
  * history, and questions answered as they stream. Everything goes through @epicache/client against
  * the edge that serves this page.
  */
-import { EpicacheApiError, EpicacheClient, EpicacheRebuildError, type Conversation, type Message, type RebuildState, type VersionDetail } from "@epicache/client";
+import { EpicacheApiError, EpicacheClient, EpicacheRebuildError, type Conversation, type Message, type QueryRouting, type RebuildState, type VersionDetail } from "@epicache/client";
 import { batchesOf, conversationIdOf, formatBytes, formatSeconds, isConversationId, parseConversation, type ParsedConversation } from "./conversation-file";
 
 // ---- the page ----
@@ -58,6 +58,7 @@ const ui = {
   maxTokens: el<HTMLInputElement>("max-tokens"),
   ask: el<HTMLButtonElement>("ask"),
   answerMeta: el("answer-meta"),
+  answerRouting: el("answer-routing"),
   answer: el("answer"),
   answerStats: el("answer-stats"),
 };
@@ -505,6 +506,21 @@ async function showHistory(): Promise<void> {
 
 // ---- asking ----
 
+/** What each rule's score is, in words. */
+const SCORED_BY: Record<QueryRouting["rule"], string> = {
+  lexical: "the BM25 score of its best-matching window",
+  window: "the cosine of its window nearest the question",
+  vote: "its votes among the windows nearest the question",
+  centroid: "the cosine of the question with its centroid",
+};
+
+/** "Routed by lexical (…): episode 0 3.21 (chosen), episode 1 0.87, …". */
+function describeRouting(routing: QueryRouting, chosenEpisode: number): string {
+  const scores = routing.scores.map(({ episode, score }) =>
+    `episode ${episode} ${score === null ? "—" : score.toFixed(routing.rule === "vote" ? 0 : 3)}${episode === chosenEpisode ? " (chosen)" : ""}`);
+  return `Routed by ${routing.rule} (per episode, ${SCORED_BY[routing.rule]}): ${scores.join(", ")}.`;
+}
+
 async function ask(): Promise<void> {
   const question = ui.question.value.trim();
   if (question === "") throw new Error("Type a question first.");
@@ -512,6 +528,7 @@ async function ask(): Promise<void> {
   const id = conversationId();
   ui.answer.textContent = "";
   ui.answerStats.textContent = "";
+  ui.answerRouting.textContent = "";
   ui.answerMeta.textContent = "Routing the question to an episode…";
   ui.answer.setAttribute("aria-busy", "true");
   ui.answer.dataset.state = "streaming";
@@ -520,6 +537,7 @@ async function ask(): Promise<void> {
     for await (const event of client().askStream(id, { question, maxTokens })) {
       if (event.event === "meta") {
         chosen = { episode: event.data.episode, version: event.data.version };
+        ui.answerRouting.textContent = describeRouting(event.data.routing, event.data.episode);
         ui.answerMeta.textContent = `Answering from episode ${event.data.episode} of version ${event.data.version}…`;
         if (shown !== event.data.version) void showVersion(event.data.version, null).catch(showError);
         else markChosen();

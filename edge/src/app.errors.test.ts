@@ -142,7 +142,7 @@ describe("a streamed answer whose runner fails while it streams", () => {
     const text = await res.text();
     expectNothingInternal(text);
     const all = events(text);
-    expect(all[0]).toEqual({ event: "meta", data: { episode: 10, version: V1 } });
+    expect(all[0]).toEqual({ event: "meta", data: { episode: 10, version: V1, routing: expect.objectContaining({ rule: "centroid" }) } });
     const requestId = res.headers.get("x-request-id") as string;
     expect(all.at(-1)).toEqual({ event: "error", data: { error: { code, message: PUBLIC_MESSAGES[code], requestId } } });
     expect(all.filter((e) => e.event === "error")).toHaveLength(1);

@@ -486,7 +486,7 @@ export interface paths {
         put?: never;
         /**
          * Ask a question about a conversation
-         * @description Answered from the active version's episode that its routing rule picks (by default the episode of the conversation window that best matches the question's words by BM25, or of the window nearest the question by embedding when none of its words occurs in the conversation). With `stream: true` the answer is server-sent events, each with JSON data: `meta` (`QueryStreamMeta`: episode, version), then the runner's `token` events (`QueryStreamToken`: text) and a final `done` (`QueryStreamDone`: the answer, episode, version, tokens, timings) or `error` (`Error`: `{error: {code, message, requestId}}`). 409 `no_active_version` before the first rebuild has succeeded.
+         * @description Answered from the active version's episode that its routing rule picks (by default the episode of the conversation window that best matches the question's words by BM25, or of the window nearest the question by embedding when none of its words occurs in the conversation). With `stream: true` the answer is server-sent events, each with JSON data: `meta` (`QueryStreamMeta`: episode, version, routing), then the runner's `token` events (`QueryStreamToken`: text) and a final `done` (`QueryStreamDone`: the answer, episode, version, tokens, timings) or `error` (`Error`: `{error: {code, message, requestId}}`). 409 `no_active_version` before the first rebuild has succeeded.
          */
         post: {
             parameters: {
@@ -866,6 +866,19 @@ export interface components {
             /** @description The episode the question was routed to. */
             episode: number;
             version: string;
+            routing: components["schemas"]["QueryRouting"];
+        };
+        QueryRouting: {
+            /**
+             * @description The rule whose scores these are: the version's, except `window` when `lexical` found none of the question's words in the conversation.
+             * @enum {string}
+             */
+            rule: "centroid" | "window" | "vote" | "lexical";
+            /** @description Per episode, in the version's order: `centroid`, the question's cosine with its centroid; `window`, the best cosine of one of its windows; `vote`, its votes among the nearest windows; `lexical`, the best BM25 score of one of its windows. Null for an episode the rule cannot score (no windows). The chosen episode has the highest. */
+            scores: {
+                episode: number;
+                score: number | null;
+            }[];
         };
         /** @description The data of a `token` event, one per piece of the answer as it is generated. */
         QueryStreamToken: {
@@ -887,6 +900,7 @@ export interface components {
             episode: number;
             version: string;
             tokens: number;
+            routing: components["schemas"]["QueryRouting"];
         };
         CreateTenantResponse: {
             /**

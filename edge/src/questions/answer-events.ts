@@ -1,6 +1,6 @@
 /**
- * A runner's streamed answer as the tenant gets it: a first `meta` event (episode, version), then
- * the runner's `token` and `done` events as they are, and its `error` event rewritten to the API's
+ * A runner's streamed answer as the tenant gets it: a first `meta` event (episode, version, routing), then
+ * the runner's `token` events as they are and its `done` with the routing added, and its `error` event rewritten to the API's
  * error body (`{error: {code, message, requestId}}`, the code's fixed text). Anything else the
  * runner sends is dropped; a stream that breaks, or ends without `done` or `error`, ends with an
  * `error` event of the edge's own. What the runner said is logged under the request id.
@@ -34,7 +34,7 @@ function parseBlock(block: string): { name: string; data: string } {
  * return c.body(answerEvents(response.body, { episode, version }, { requestId, runner }), 200, { "content-type": "text/event-stream" });
  * ```
  */
-export function answerEvents(body: ReadableStream<Uint8Array>, meta: { episode: number; version: string }, context: { requestId: string; runner: string }): ReadableStream<Uint8Array> {
+export function answerEvents(body: ReadableStream<Uint8Array>, meta: { episode: number; version: string; routing?: unknown }, context: { requestId: string; runner: string }): ReadableStream<Uint8Array> {
   const { requestId, runner } = context;
   const upstream = body.getReader();
   const decoder = new TextDecoder();
@@ -61,9 +61,13 @@ export function answerEvents(body: ReadableStream<Uint8Array>, meta: { episode: 
       const handle = (block: string) => {
         if (finished || block.trim() === "") return;
         const { name, data } = parseBlock(block);
-        if (name === "token" || name === "done") {
+        if (name === "token") {
           send(encoder.encode(`${block}\n\n`));
-          finished = name === "done";
+        } else if (name === "done") {
+          // The whole answer, as a JSON answer has it: the runner's, with the edge's routing.
+          const done = parseJson(data);
+          send(done !== null && typeof done === "object" && meta.routing !== undefined ? event("done", { ...done, routing: meta.routing }) : encoder.encode(`${block}\n\n`));
+          finished = true;
         } else if (name === "error") {
           const reported = parseJson(data) as { error?: { code?: unknown } } | null;
           fail(tenantCode(reported?.error?.code), { event: data.slice(0, 2000) });

@@ -43,7 +43,7 @@ describe("GET /openapi.json", () => {
   it("names the data of a streamed answer's events", async () => {
     const doc = (await (await call("GET", "/openapi.json")).json()) as { components: { schemas: Record<string, { properties?: Record<string, unknown>; required?: string[]; allOf?: unknown[] }> } };
     const { QueryStreamMeta, QueryStreamToken, QueryStreamDone } = doc.components.schemas;
-    expect(QueryStreamMeta).toMatchObject({ required: ["episode", "version"] });
+    expect(QueryStreamMeta).toMatchObject({ required: ["episode", "version", "routing"] });
     expect(QueryStreamToken).toMatchObject({ required: ["text"] });
     // `done` is the JSON answer and the runner's timings.
     expect(QueryStreamDone.allOf).toEqual([{ $ref: "#/components/schemas/QueryResponse" }, expect.objectContaining({ required: ["timings"] })]);

@@ -59,7 +59,12 @@ describe("POST /v1/conversations/{id}/query", () => {
     const log = runners([0.3, 0.9, 0.2]);
     const res = await ask(apiKey, { question: "What did Ann research?", maxTokens: 16 });
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ answer: "answer from episode 11", episode: 11, version: V1, tokens: 4 });
+    // The routing: each episode's cosine with the question, the chosen one highest.
+    const q = Math.hypot(0.3, 0.9, 0.2);
+    expect(await res.json()).toEqual({
+      answer: "answer from episode 11", episode: 11, version: V1, tokens: 4,
+      routing: { rule: "centroid", scores: [{ episode: 10, score: expect.closeTo(0.3 / q, 6) }, { episode: 11, score: expect.closeTo(0.9 / q, 6) }, { episode: 12, score: expect.closeTo(0.2 / q, 6) }] },
+    });
     expect(log.map((r) => r.path)).toEqual(["/v1/embed", "/v1/generate"]);
     expect(log[0].body).toEqual({ texts: ["What did Ann research?"] });
     expect(log[1].runner).toBe(rendezvousOrder(rendezvousKey(tenantId, "conv-1", 11), RUNNERS)[0]);
@@ -140,16 +145,20 @@ describe("POST /v1/conversations/{id}/query", () => {
     expect(await errorCode(res)).toBe("runner_unavailable");
   });
 
-  it("streams the runner's events after a meta event with the episode and version", async () => {
+  it("streams the runner's events after a meta event with the episode, version and routing; done carries the routing too", async () => {
     const { apiKey } = await withActiveVersion([[1, 0], [0, 1]]);
     runners([0.1, 0.9]);
     const res = await ask(apiKey, { question: "Where?", stream: true });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("text/event-stream");
     const text = await res.text();
-    expect(text.startsWith(`event: meta\ndata: {"episode":11,"version":"${V1}"}\n\n`)).toBe(true);
+    const q = Math.hypot(0.1, 0.9);
+    const routing = { rule: "centroid", scores: [{ episode: 10, score: expect.closeTo(0.1 / q, 6) }, { episode: 11, score: expect.closeTo(0.9 / q, 6) }] };
+    const events = text.trim().split("\n\n").map((block) => ({ name: /^event: (\w+)/.exec(block)?.[1], data: JSON.parse(block.split("\ndata: ")[1]) as unknown }));
+    expect(events[0]).toEqual({ name: "meta", data: { episode: 11, version: V1, routing } });
+    expect(events.slice(1, -1).map((e) => e.name)).toEqual(events.slice(1, -1).map(() => "token"));
     expect(text).toContain('event: token\ndata: {"text":"answer"}');
-    expect(text).toContain('event: done\ndata: {"answer":"answer from episode 11"');
+    expect(events.at(-1)).toEqual({ name: "done", data: expect.objectContaining({ answer: "answer from episode 11", episode: 11, version: V1, routing }) });
   });
 
   it("embeds with Workers AI when the version's embedder is bge-small-en-v1.5 and AI is bound", async () => {

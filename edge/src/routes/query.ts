@@ -23,7 +23,7 @@ const route = createRoute({
   tags: ["conversations"],
   summary: "Ask a question about a conversation",
   description:
-    "Answered from the active version's episode that its routing rule picks (by default the episode of the conversation window that best matches the question's words by BM25, or of the window nearest the question by embedding when none of its words occurs in the conversation). With `stream: true` the answer is server-sent events, each with JSON data: `meta` (`QueryStreamMeta`: episode, version), then the runner's `token` events (`QueryStreamToken`: text) and a final `done` (`QueryStreamDone`: the answer, episode, version, tokens, timings) or `error` (`Error`: `{error: {code, message, requestId}}`). 409 `no_active_version` before the first rebuild has succeeded.",
+    "Answered from the active version's episode that its routing rule picks (by default the episode of the conversation window that best matches the question's words by BM25, or of the window nearest the question by embedding when none of its words occurs in the conversation). With `stream: true` the answer is server-sent events, each with JSON data: `meta` (`QueryStreamMeta`: episode, version, routing), then the runner's `token` events (`QueryStreamToken`: text) and a final `done` (`QueryStreamDone`: the answer, episode, version, tokens, timings) or `error` (`Error`: `{error: {code, message, requestId}}`). 409 `no_active_version` before the first rebuild has succeeded.",
   security: [{ apiKey: [] }],
   middleware: [requireTenant] as const,
   request: {
@@ -67,7 +67,10 @@ export const queryRoutes = new OpenAPIHono<AppEnv>().openapi(route, async (c) =>
   const manifest = await activeManifest(c.env.DB, tenant.id, id, conversation.activeVersion);
   const requestId = c.var.requestId;
   const vector = await embedQuestion(c.env.AI, config, manifest, question, tenant.id, id, requestId);
-  const episode = manifest.episodeIds[routeQuestion(manifest.rule, { vector, text: question }, manifest.data).episode];
+  const routed = routeQuestion(manifest.rule, { vector, text: question }, manifest.data);
+  const episode = manifest.episodeIds[routed.episode];
+  // JSON has no −Infinity (an episode the rule cannot score): null.
+  const routing = { rule: routed.scoredBy, scores: routed.scores.map((score, i) => ({ episode: manifest.episodeIds[i], score: Number.isFinite(score) ? score : null })) };
   const runners = rendezvousOrder(rendezvousKey(tenant.id, id, episode), config.runnerUrls);
   const { runner, response } = await callFirstAnswering(config, runners, {
     method: "POST",
@@ -81,12 +84,12 @@ export const queryRoutes = new OpenAPIHono<AppEnv>().openapi(route, async (c) =>
     if (response.body === null || !type.startsWith("text/event-stream")) {
       throw invalidAnswer(runner, "POST /v1/generate (stream)", `a ${type || "bodiless"} answer instead of server-sent events`, await response.text().catch(() => ""));
     }
-    return c.body(answerEvents(response.body, { episode, version: manifest.version }, { requestId, runner }), 200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    return c.body(answerEvents(response.body, { episode, version: manifest.version, routing }, { requestId, runner }), 200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   }
   const text = await response.text().catch(() => "");
   const answer = GenerateResponse.safeParse(parseJson(text));
   if (!answer.success) throw invalidAnswer(runner, "POST /v1/generate", "not an answer", text);
-  return c.json({ answer: answer.data.answer, episode, version: manifest.version, tokens: answer.data.tokens }, 200);
+  return c.json({ answer: answer.data.answer, episode, version: manifest.version, tokens: answer.data.tokens, routing }, 200);
 });
 
 // The streamed events' data are in no route's schema (a text/event-stream body is text): registered

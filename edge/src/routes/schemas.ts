@@ -182,12 +182,27 @@ export const QueryRequest = z
   .strict()
   .openapi("QueryRequest");
 
+/** How the question was routed: the rule that picked its episode, and each episode's score under it. */
+export const QueryRouting = z
+  .object({
+    rule: z.enum(ROUTING_RULES).openapi({
+      description: "The rule whose scores these are: the version's, except `window` when `lexical` found none of the question's words in the conversation.",
+    }),
+    scores: z
+      .array(z.object({ episode: z.number().int(), score: z.number().nullable() }))
+      .openapi({
+        description: "Per episode, in the version's order: `centroid`, the question's cosine with its centroid; `window`, the best cosine of one of its windows; `vote`, its votes among the nearest windows; `lexical`, the best BM25 score of one of its windows. Null for an episode the rule cannot score (no windows). The chosen episode has the highest.",
+      }),
+  })
+  .openapi("QueryRouting");
+
 export const QueryResponse = z
   .object({
     answer: z.string(),
     episode: z.number().int().openapi({ description: "The episode the question was routed to." }),
     version: z.string(),
     tokens: z.number().int(),
+    routing: QueryRouting,
   })
   .openapi("QueryResponse");
 
@@ -211,6 +226,7 @@ export const QueryStreamMeta = z
   .object({
     episode: z.number().int().openapi({ description: "The episode the question was routed to." }),
     version: z.string(),
+    routing: QueryRouting,
   })
   .openapi("QueryStreamMeta", { description: "The data of the first event, `meta`." });
 
