@@ -9,6 +9,11 @@
  *     ▲
  *   console/                (the browser console the edge serves: the client, and shared's loaders)
  *
+ *   tools/  ──▶ gpu-runner/, shared/   (the whole stack, `npm start`, and the tools spanning both
+ *               sides: the load benchmark, the S3 test server; the edge it starts as a process under
+ *               `wrangler dev`, never by import)
+ *   test/   ──▶ anything              (the end-to-end tests)
+ *
  * The edge (Cloudflare Workers) and the runner (Node, onnxruntime-node) share nothing but shared/.
  * The client (@epicache/client, for Node, browsers and Workers) talks to the edge over HTTP; its
  * types are generated from the edge's OpenAPI document, which client/scripts gets by running
@@ -41,12 +46,32 @@ module.exports = {
       to: { path: "^edge/" },
     },
     {
+      name: "nothing-to-tools",
+      comment:
+        "tools/ sits above the packages: it starts the runner and the edge together (`npm start`) and " +
+        "holds the tools that span both. Only tools/ itself and the tests may import it; the edge, the " +
+        "runner, shared/, the client and the console must not (move what they need down into them).",
+      severity: "error",
+      from: { pathNot: "^(tools|test)/" },
+      to: { path: "^tools/" },
+    },
+    {
+      name: "tools-not-to-edge",
+      comment:
+        "tools/ runs the edge as a process (`wrangler dev`, tools/stack/start-stack.ts), never imports " +
+        "its code: the edge runs in workerd, and importing it into Node would hide that it is a " +
+        "separate service reached over HTTP.",
+      severity: "error",
+      from: { path: "^tools/" },
+      to: { path: "^edge/" },
+    },
+    {
       name: "shared-not-to-packages",
       comment:
-        "shared/ is the bottom layer: it must not import the edge, the runner, the client or the tests.",
+        "shared/ is the bottom layer: it must not import the edge, the runner, the client, the tools or the tests.",
       severity: "error",
       from: { path: "^shared/" },
-      to: { path: "^(edge|gpu-runner|client|test)/" },
+      to: { path: "^(edge|gpu-runner|client|tools|test)/" },
     },
     {
       name: "client-not-to-services",
@@ -172,13 +197,13 @@ module.exports = {
     doNotFollow: { path: ["node_modules"] },
     // Generated or scratch folders of our own packages. Anchored: a bare `dist/` would also drop
     // node_modules/<pkg>/dist/… targets (onnxruntime-node, hono) and blind the rules to them.
-    exclude: { path: "^(?:shared|gpu-runner|edge|client|console|test)/(?:dist|coverage|\\.wrangler)/" },
+    exclude: { path: "^(?:shared|gpu-runner|edge|client|console|tools|test)/(?:dist|coverage|\\.wrangler)/" },
     moduleSystems: ["es6", "cjs"],
     // Count `import type` too: a type-only import still couples the packages.
     tsPreCompilationDeps: true,
     // Follow the node_modules/@epicache/* symlinks to shared/, edge/, gpu-runner/.
     preserveSymlinks: false,
-    // The root project (shared/, gpu-runner/, test/). No `paths` are used; workspace packages
+    // The root project (shared/, gpu-runner/, tools/, test/). No `paths` are used; workspace packages
     // resolve through their package.json `exports`.
     tsConfig: { fileName: "tsconfig.json" },
     enhancedResolveOptions: {

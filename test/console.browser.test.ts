@@ -18,9 +18,9 @@ import { join, resolve } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../gpu-runner/src/paths";
-import { startEdgeDev, type RunningEdge } from "../gpu-runner/src/stack";
+import { startEdgeDev, type RunningEdge } from "../tools/stack";
 import { freePort, NEEDS_PULL, pulledModel } from "../gpu-runner/src/testing";
-import { startInstantRunner, type InstantRunner } from "../gpu-runner/src/testing/instant-runner";
+import { startInstantRunner, type InstantRunner } from "../tools/instant-runner";
 import { startStackProcess, type StackProcess } from "./stack-process";
 
 const CHROMIUM = process.env.EPICACHE_CHROMIUM || "/usr/bin/chromium";

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../gpu-runner/src/paths";
-import { startEdgeDev, type RunningEdge } from "../gpu-runner/src/stack";
+import { startEdgeDev, type RunningEdge } from "../tools/stack";
 import { freePort } from "../gpu-runner/src/testing";
 
 describe("the console under wrangler dev", () => {

@@ -1,8 +1,8 @@
 /**
  * The dependency direction of the monorepo (.dependency-cruiser.cjs) holds on the tree, and its rules
  * do fire: a throw-away tree in the OS temp folder that mirrors shared/src, gpu-runner/src and edge/src
- * breaks each rule once and must be reported rule by rule. The client (client/) and the console
- * (console/) are cruised too.
+ * breaks each rule once and must be reported rule by rule. The client (client/), the console
+ * (console/) and the root tools (tools/) are cruised too.
  */
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,7 +31,7 @@ const describeViolation = (v: IViolation) => `${v.rule.name}: ${v.from} → ${v.
 
 describe("dependency direction", () => {
   it("the tree has no violations", { timeout: 20_000 }, async () => {
-    const result = await cruiseWithRepoRules(ROOT, ["shared/src", "gpu-runner/src", "edge/src", "client/src", "client/scripts", "client/examples", "console/src", "console/build.mjs", "test"]);
+    const result = await cruiseWithRepoRules(ROOT, ["shared/src", "gpu-runner/src", "edge/src", "client/src", "client/scripts", "client/examples", "console/src", "console/build.mjs", "tools", "test"]);
     expect(result.summary.violations.map(describeViolation)).toEqual([]);
     expect(result.summary.error).toBe(0);
 
@@ -90,6 +90,12 @@ describe("dependency direction", () => {
         "console/src/light.ts": `import { load } from "../../shared/src/conversation/loaders";\nimport { signWebhook } from "../../shared/src/webhooks/index";\nexport const l = [load, signWebhook];\n`,
         "console/src/light.test.ts": `import { readFileSync } from "node:fs";\nexport const read = readFileSync;\n`,
         "shared/src/conversation/loaders.ts": `export const load = 1;\n`,
+        // The runner and the edge reach up into tools/; tools/ imports the edge's code. Its use of the
+        // runner is fine.
+        "gpu-runner/src/to-tools.ts": `import { startStack } from "../../tools/stack/index";\nexport const s = startStack;\n`,
+        "edge/src/to-tools.ts": `import { startStack } from "../../tools/stack/index";\nexport const s = startStack;\n`,
+        "tools/stack/index.ts": `import { runner } from "../../gpu-runner/src/index";\nexport const startStack = runner;\n`,
+        "tools/into-edge.ts": `import { app } from "../edge/src/index";\nexport const a = app;\n`,
       };
       for (const [path, text] of Object.entries(files)) {
         mkdirSync(dirname(join(fixture, path)), { recursive: true });
@@ -104,7 +110,7 @@ describe("dependency direction", () => {
     });
 
     it("reports each broken rule", { timeout: 20_000 }, async () => {
-      const result = await cruiseWithRepoRules(fixture, ["shared/src", "gpu-runner/src", "edge/src", "client/src", "console/src"]);
+      const result = await cruiseWithRepoRules(fixture, ["shared/src", "gpu-runner/src", "edge/src", "client/src", "console/src", "tools"]);
       const violations = result.summary.violations;
       const found = (rule: string, from: string, to: RegExp) =>
         violations.some((v) => v.rule.name === rule && v.from === from && to.test(v.to));
@@ -127,6 +133,9 @@ describe("dependency direction", () => {
         ["console-not-to-services", "console/src/index.ts", /^gpu-runner\/src\/index\.ts$/],
         ["console-not-to-node-builtins", "console/src/node.ts", /^(node:)?fs$/],
         ["console-only-web-shared", "console/src/heavy.ts", /^shared\/src\/index\.ts$/],
+        ["nothing-to-tools", "gpu-runner/src/to-tools.ts", /^tools\/stack\/index\.ts$/],
+        ["nothing-to-tools", "edge/src/to-tools.ts", /^tools\/stack\/index\.ts$/],
+        ["tools-not-to-edge", "tools/into-edge.ts", /^edge\/src\/index\.ts$/],
       ];
       for (const [rule, from, to] of expected) {
         expect(found(rule, from, to), `${rule}: ${from} → ${to}\nreported:\n${listing}`).toBe(true);
@@ -139,6 +148,8 @@ describe("dependency direction", () => {
       expect(violations.filter((v) => /^client\/src\/light/.test(v.from)).map(describeViolation)).toEqual([]);
       // Allowed: the console's use of shared's loaders and webhooks, and Node in its tests.
       expect(violations.filter((v) => /^console\/src\/light/.test(v.from)).map(describeViolation)).toEqual([]);
+      // Allowed: tools/ starting the runner.
+      expect(violations.filter((v) => v.from === "tools/stack/index.ts").map(describeViolation)).toEqual([]);
     });
   });
 });

@@ -1,6 +1,6 @@
 /**
- * The whole stack as `npm start` runs it, for the end-to-end tests: `epicache start` in a child
- * process on free loopback ports, with its own store and edge state in a temporary folder, the
+ * The whole stack as `npm start` runs it, for the end-to-end tests: tools/stack/start.ts (through
+ * tsx's loader) in a child process on free loopback ports, with its own store and edge state in a temporary folder, the
  * given admin token and a fresh runner secret. Resolves once it prints that both are ready.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -24,7 +24,7 @@ export interface StackProcess {
 export async function startStackProcess(name: string, adminToken: string): Promise<StackProcess> {
   const dir = mkdtempSync(join(tmpdir(), `epicache-${name}-`));
   const [runnerPort, edgePort] = [await freePort(), await freePort()];
-  const stack: ChildProcess = spawn(process.execPath, [join(REPO_ROOT, "gpu-runner", "bin", "epicache.mjs"), "start", "--runner-port", String(runnerPort), "--edge-port", String(edgePort)], {
+  const stack: ChildProcess = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "tools", "stack", "start.ts"), "--runner-port", String(runnerPort), "--edge-port", String(edgePort)], {
     cwd: REPO_ROOT,
     env: { ...process.env, EPICACHE_ADMIN_TOKEN: adminToken, EPICACHE_STORE: join(dir, "store"), EPICACHE_EDGE_STATE: join(dir, "edge"), EPICACHE_RUNNER_SECRET: `${name}-${randomUUID()}` },
     stdio: ["ignore", "pipe", "pipe"],

@@ -9,7 +9,7 @@ import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { PUBLIC_MESSAGES, rendezvousKey, rendezvousOrder, signWebhook } from "@epicache/shared";
 import { clearManifestCache } from "./questions";
-import type { RebuildJob } from "./queue/rebuild-consumer";
+import type { RebuildJob } from "./rebuild";
 import { installFakeRunners, json, jobStatus } from "./testing/fake-runner";
 import { consume, recordingQueue, runnerCallback } from "./testing/rebuild-flow";
 import { RUNNERS, call, errorCode, newTenant, testEnv } from "./testing/helpers";

@@ -16,7 +16,7 @@ import { readConfig, type AppEnv } from "./env";
 import { logError } from "./log";
 import { conversationRoutes } from "./routes/conversations";
 import { queryRoutes } from "./routes/query";
-import { CALLBACK_PATH } from "./queue/rebuild-consumer";
+import { CALLBACK_PATH } from "./rebuild";
 import { MAX_CALLBACK_BYTES, runnerCallbackRoutes } from "./routes/runner-callback";
 import { tenantRoutes } from "./routes/tenants";
 import { versionRoutes } from "./routes/versions";

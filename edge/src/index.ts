@@ -5,8 +5,7 @@
  */
 import { createApp } from "./app";
 import { pruneDeliveries } from "./db/deliveries";
-import { consumeRebuilds } from "./queue/rebuild-consumer";
-import { pollSubmitted } from "./rebuild/poll-submitted";
+import { consumeRebuilds, pollSubmitted } from "./rebuild";
 
 const app = createApp();
 

@@ -19,7 +19,7 @@ import { toKvc } from "../src/episodes";
 import { generate, KvCache, openChatModel } from "../src/runtime";
 import { requireModel } from "../src/model-registry";
 import { REPO_ROOT } from "../src/paths";
-import { calibrationText } from "../src/prefill/calibration-text";
+import { calibrationText } from "../src/calibration";
 import { FsObjectStore, S3ObjectStore, type ObjectStore } from "../src/store";
 import { installS3Server, startS3Server } from "../src/testing/s3-server";
 

@@ -63,7 +63,7 @@ export function isBuildMethod(name: string): name is BuildMethod {
 /**
  * How a build spreads its budget over layers: "uniform" (M everywhere), "official" (the authors'
  * rule on the "keys" layer profile), "output" (budgets ∝ KL_ℓ^α on the "output" profile); see
- * gpu-runner/src/prefill/sensitivity-profile.ts.
+ * gpu-runner/src/calibration/sensitivity-profile.ts.
  */
 export const ALLOC_MODES = ["uniform", "official", "output"] as const;
 export type AllocMode = (typeof ALLOC_MODES)[number];

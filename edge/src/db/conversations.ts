@@ -23,6 +23,12 @@ interface ConversationRow {
   updated_at: string;
 }
 
+/** The conversation's active version: null when it has none, or the tenant has no such conversation. */
+export async function activeVersionOf(db: D1Database, tenantId: string, conversationId: string): Promise<string | null> {
+  const row = await db.prepare("SELECT active_version FROM conversations WHERE tenant_id = ? AND id = ?").bind(tenantId, conversationId).first<{ active_version: string | null }>();
+  return row?.active_version ?? null;
+}
+
 /** The tenant's conversation, or null (also when it belongs to another tenant). */
 export async function getConversation(db: D1Database, tenantId: string, conversationId: string): Promise<Conversation | null> {
   const row = await db

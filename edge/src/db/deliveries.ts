@@ -23,6 +23,22 @@ export function recordDelivery(db: D1Database, tenantId: string, webhookId: stri
     .bind(tenantId, conversationId, version, webhookId, Math.floor(nowSeconds));
 }
 
+/** A delivery's version and that version's status (null when it names no version row), as {@link namedByDelivery} reads it. */
+export interface DeliveryNamed {
+  version: string;
+  status: string | null;
+}
+
+/**
+ * The statement that reads the version a delivery names and that version's status, batched after
+ * {@link recordDelivery} in the same transaction (its first row is a {@link DeliveryNamed}).
+ */
+export function namedByDelivery(db: D1Database, tenantId: string, webhookId: string): D1PreparedStatement {
+  return db
+    .prepare("SELECT d.version, v.status FROM webhook_deliveries d LEFT JOIN versions v ON v.tenant_id = d.tenant_id AND v.conversation_id = d.conversation_id AND v.version = d.version WHERE d.tenant_id = ? AND d.webhook_id = ?")
+    .bind(tenantId, webhookId);
+}
+
 /**
  * How long a delivery's `webhook-id` is remembered: longer than any sender's retry schedule (Standard
  * Webhooks senders retry the same id for up to a few days), so a late retry still enqueues nothing.

@@ -7,7 +7,7 @@
 import { describeError, newVersionId } from "@epicache/shared";
 import { completeVersion, fallBackToFull, markFailed, type CompletedVersion } from "../db/versions";
 import { logError } from "../log";
-import type { RebuildJob } from "../queue/rebuild-job";
+import type { RebuildJob } from "./rebuild-job";
 
 /** What settling needs: the database, and the queue a follow-up or fallback goes to. */
 export type RebuildEnv = Pick<Env, "DB" | "REBUILD_QUEUE">;

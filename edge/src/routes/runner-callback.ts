@@ -6,10 +6,10 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
 import { EpicacheError, JobStatus, REQUEST_ID_HEADER, verifyRequest } from "@epicache/shared";
+import { activeVersionOf } from "../db/conversations";
 import { runnerRequestSeen } from "../db/deliveries";
 import type { AppEnv } from "../env";
-import { CALLBACK_PATH } from "../queue/rebuild-consumer";
-import { applyJob } from "../rebuild";
+import { applyJob, CALLBACK_PATH } from "../rebuild";
 import { errorResponses } from "./schemas";
 
 /**
@@ -59,6 +59,6 @@ const route = createRoute({
 export const runnerCallbackRoutes = new OpenAPIHono<AppEnv>().openapi(route, async (c) => {
   const job = c.req.valid("json");
   const record = await applyJob(c.env, job);
-  const active = await c.env.DB.prepare("SELECT active_version FROM conversations WHERE tenant_id = ? AND id = ?").bind(job.tenant, job.conversation).first<{ active_version: string | null }>();
-  return c.json({ version: record.version, status: record.status, activeVersion: active?.active_version ?? null }, 200);
+  const activeVersion = await activeVersionOf(c.env.DB, job.tenant, job.conversation);
+  return c.json({ version: record.version, status: record.status, activeVersion }, 200);
 });

@@ -1,21 +1,15 @@
 /**
  * `POST /v1/webhooks/{tenantId}/rebuild`: a tenant asks for a rebuild of a conversation, signed with
- * its webhook secret (Standard Webhooks). A conversation has at most one rebuild queued or running:
- * a verified request enqueues one when none is, and else is folded into one follow-up rebuild that
- * starts when the running one settles; a conversation whose active version holds every message has
- * nothing to build. A redelivery (same `webhook-id`) answers with the same version and enqueues
- * nothing.
+ * its webhook secret (Standard Webhooks). The route verifies the signature and answers; what becomes
+ * of the request (enqueued, folded into a follow-up, nothing to build, a redelivery) is the
+ * rebuild's (rebuild/enqueue.ts).
  */
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
-import { EpicacheError, isValidId, newVersionId, verifyWebhook } from "@epicache/shared";
-import { getConversation } from "../db/conversations";
-import { deleteDelivery, findDelivery, recordDelivery } from "../db/deliveries";
+import { EpicacheError, isValidId, verifyWebhook } from "@epicache/shared";
 import { getTenant } from "../db/tenants";
-import { getVersion, requestRebuild, WEBHOOK_VERSION_SQL } from "../db/versions";
 import type { AppEnv } from "../env";
-import type { RebuildJob } from "../queue/rebuild-consumer";
-import { failRebuild } from "../rebuild/settle";
+import { acceptRebuildRequest } from "../rebuild";
 import { Id, RebuildWebhookRequest, RebuildWebhookResponse, errorResponses } from "./schemas";
 
 /** Verifies the signature before anything else is read (an unsigned body is not even validated). */
@@ -65,54 +59,9 @@ const route = createRoute({
  * ```
  */
 export const webhookRoutes = new OpenAPIHono<AppEnv & { Variables: { webhookId: string } }>().openapi(route, async (c) => {
-  const tenant = c.var.tenant;
-  const webhookId = c.var.webhookId;
   const { conversationId } = c.req.valid("json");
-  const duplicate = async () => {
-    const seen = await findDelivery(c.env.DB, tenant.id, webhookId);
-    if (seen === null) return null;
-    const record = await getVersion(c.env.DB, tenant.id, seen.conversationId, seen.version);
-    const followUp = (await getConversation(c.env.DB, tenant.id, seen.conversationId))?.followUp ?? false;
-    return c.json({ conversationId: seen.conversationId, version: seen.version, status: record?.status ?? "queued", duplicate: true, followUp }, 200);
-  };
-  const earlier = await duplicate();
-  if (earlier) return earlier;
-
-  const conversation = await getConversation(c.env.DB, tenant.id, conversationId);
-  if (conversation === null) throw new EpicacheError("not_found", `no conversation ${conversationId}`);
-  if (conversation.messageCount === 0) throw new EpicacheError("conversation_empty", `conversation ${conversationId} has no messages to build from`);
-  const version = newVersionId();
-  const now = new Date();
-  let named: { version: string; status: string | null };
-  try {
-    // One transaction: queue `version` or mark the follow-up, then record the delivery with the
-    // version it is answered with (a webhook-id already recorded aborts it all).
-    const results = await c.env.DB.batch([
-      ...requestRebuild(c.env.DB, tenant.id, conversationId, version, now.toISOString()),
-      recordDelivery(c.env.DB, tenant.id, webhookId, conversationId, WEBHOOK_VERSION_SQL, version, now.getTime() / 1000),
-      c.env.DB
-        .prepare("SELECT d.version, v.status FROM webhook_deliveries d LEFT JOIN versions v ON v.tenant_id = d.tenant_id AND v.conversation_id = d.conversation_id AND v.version = d.version WHERE d.tenant_id = ? AND d.webhook_id = ?")
-        .bind(tenant.id, webhookId),
-    ]);
-    named = results[3].results[0] as { version: string; status: string | null };
-  } catch (e) {
-    // The same webhook-id delivered twice at once: the other delivery recorded it first.
-    const raced = await duplicate();
-    if (raced) return raced;
-    throw e;
-  }
-  if (named.version !== version) {
-    const inFlight = named.status === "queued" || named.status === "submitted";
-    return c.json({ conversationId, version: named.version, status: named.status ?? "succeeded", duplicate: false, followUp: inFlight }, inFlight ? 202 : 200);
-  }
-  const job: RebuildJob = { tenantId: tenant.id, conversationId, version };
-  try {
-    await c.env.REBUILD_QUEUE.send(job);
-  } catch (e) {
-    // Not enqueued: forget the delivery so that the sender's retry is not taken for a duplicate.
-    await failRebuild(c.env, tenant.id, conversationId, version, { code: "internal", message: "the rebuild could not be enqueued" });
-    await deleteDelivery(c.env.DB, tenant.id, webhookId);
-    throw new EpicacheError("internal", "the rebuild could not be enqueued; retry the webhook", { cause: e });
-  }
-  return c.json({ conversationId, version, status: "queued", duplicate: false, followUp: false }, 202);
+  const r = await acceptRebuildRequest(c.env, c.var.tenant.id, conversationId, c.var.webhookId);
+  const answer = { conversationId: r.conversationId, version: r.version, status: r.status, duplicate: r.outcome === "duplicate", followUp: r.followUp };
+  // Accepted (202) when it enqueued or waits for a rebuild; 200 for a redelivery or nothing to build.
+  return c.json(answer, r.outcome === "enqueued" || r.outcome === "folded" ? 202 : 200);
 });

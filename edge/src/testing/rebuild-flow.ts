@@ -6,7 +6,7 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { signRequest, signWebhook } from "@epicache/shared";
 import worker from "../index";
-import type { RebuildJob } from "../queue/rebuild-consumer";
+import type { RebuildJob } from "../rebuild";
 import { installFakeRunners, json, jobStatus, type RunnerHandler } from "./fake-runner";
 import { RUNNER_SECRET, call, testEnv } from "./helpers";
 

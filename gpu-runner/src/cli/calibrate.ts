@@ -2,10 +2,9 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { EpicacheError } from "@epicache/shared";
-import { calibrate } from "../episodes";
+import { calibrate, SENSITIVITY_PROTOCOLS } from "../calibration";
 import { NUMERICS, openChatModel } from "../runtime";
 import { requireModel } from "../model-registry";
-import { SENSITIVITY_PROTOCOLS } from "../prefill";
 import { Progress } from "./progress";
 import { choices, enumOption, isPositiveInt, numberOption } from "./args";
 

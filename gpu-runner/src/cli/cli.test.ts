@@ -32,7 +32,7 @@ describe.concurrent("epicache --help", () => {
     expect(r.stdout).toMatch(/^usage: epicache <command> \[options\]/);
   });
 
-  const commands = ["models", "generate", "build", "ask", "calibrate", "eval", "start", "serve", "demo"];
+  const commands = ["models", "generate", "build", "ask", "calibrate", "eval", "serve", "demo"];
   for (const command of commands) {
     it(`${command} --help prints that command's usage, as the global usage lists it, and exits 0`, async () => {
       const [r, all] = await Promise.all([cli(command, "--help"), global]);

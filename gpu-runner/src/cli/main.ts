@@ -11,7 +11,6 @@ import * as evaluate from "./eval";
 import * as generate from "./generate";
 import * as models from "./models";
 import * as serve from "./serve";
-import * as start from "./start";
 import * as update from "./update";
 
 /** Each command's entry and its usage (kept beside its code), in the order the global usage lists them. */
@@ -23,7 +22,6 @@ const COMMANDS = new Map<string, { run: (argv: string[]) => Promise<number>; usa
   ["ask", { run: ask.askCommand, usage: ask.usage }],
   ["calibrate", { run: calibrate.calibrateCommand, usage: calibrate.usage }],
   ["eval", { run: evaluate.evalCommand, usage: evaluate.usage }],
-  ["start", { run: start.startCommand, usage: start.usage }],
   ["serve", { run: serve.serveCommand, usage: serve.usage }],
   ["demo", { run: demo.demoCommand, usage: demo.usage }],
 ]);

@@ -11,9 +11,9 @@ import {
 import type { OnnxEmbedder } from "../embedder";
 import { KvCache, repositioner, type ChatModel } from "../runtime";
 import { chatModelRef } from "../model-registry";
-import { blockPrefill, type AllocMode, type Allocation, type PositionMode } from "../prefill";
+import { allocateLayers, defaultAllocation, type AllocMode } from "../calibration";
+import { blockPrefill, type Allocation, type PositionMode } from "../prefill";
 import { chatFrame, policyFor } from "../press";
-import { allocateLayers, defaultAllocation } from "./calibration";
 import { clusterEpisodes, representatives } from "./cluster";
 import { clusteringCohesion } from "./drift";
 import type { EpisodeStore, PublishResult } from "./episode-store";
@@ -45,7 +45,7 @@ export interface BuildOptions {
   budget: number;
   blockSize: number;
   /**
-   * How the budget is spread over layers (prefill/sensitivity-profile.ts). Default: the model's
+   * How the budget is spread over layers (calibration/sensitivity-profile.ts). Default: the model's
    * (`defaultAllocation`) for EpiCache, uniform for the baselines.
    */
   alloc?: AllocMode;

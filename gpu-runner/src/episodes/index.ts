@@ -5,5 +5,4 @@ export { LoadedEpisodes } from "./loaded-episodes";
 export { buildEpisodes, type BuildOptions, type BuildReport, type BuildTarget } from "./build-episodes";
 export { askEpisodes, type AskResult } from "./ask-episodes";
 export { questionPrompt, ANSWER_INSTRUCTION, DATE_HINT } from "./answer-prompt";
-export { allocateLayers, calibrate, calibrationTokens, defaultAllocation, profileFor, SHARPNESS_CANDIDATES, type CalibrationOptions } from "./calibration";
 export { continueEpisodes, needsFull, updateEpisodes, type UpdatePolicy, type UpdateReport } from "./update-episodes";

@@ -5,7 +5,8 @@
  * order and the CLI's choices follow it.
  */
 import { BUILD_METHOD_REGISTRY, parseMedoidCount, type BuildMethodInfo, type BuildMethod, type MedoidCount } from "@epicache/shared";
-import { ALLOC_MODES, POSITION_MODES, type AllocMode, type PositionMode } from "../prefill";
+import { ALLOC_MODES, type AllocMode } from "../calibration";
+import { POSITION_MODES, type PositionMode } from "../prefill";
 
 export interface EvalMethodInfo {
   /** The build method whose caches it answers from. */

@@ -23,7 +23,7 @@ export interface ModelSpec {
   /** The file other code opens (one of the members' `as`). */
   main: string;
   /**
-   * EpiCache's default layer allocation on this model (prefill/sensitivity-profile.ts), the one that
+   * EpiCache's default layer allocation on this model (calibration/sensitivity-profile.ts), the one that
    * did best on the dev evaluation; absent: uniform.
    */
   allocation?: "uniform" | "official" | "output";

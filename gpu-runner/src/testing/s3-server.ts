@@ -57,7 +57,7 @@ export interface S3TestServer {
  */
 export async function startS3Server(options: { port?: number } = {}): Promise<S3TestServer | undefined> {
   if (!s3ServerInstalled()) {
-    if (process.env.EPICACHE_REQUIRE_S3 === "1") throw new Error("the S3 test server is required (EPICACHE_REQUIRE_S3=1) but not installed: run `npx tsx gpu-runner/scripts/s3-test-server.ts install`");
+    if (process.env.EPICACHE_REQUIRE_S3 === "1") throw new Error("the S3 test server is required (EPICACHE_REQUIRE_S3=1) but not installed: run `npx tsx tools/s3-test-server.ts install`");
     return undefined;
   }
   const port = options.port ?? (await freePort());

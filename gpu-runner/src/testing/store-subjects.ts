@@ -19,7 +19,7 @@ export interface StoreSubject {
   multipart: boolean;
 }
 
-export const SKIP_S3 = "no S3 test server (npx tsx gpu-runner/scripts/s3-test-server.ts install)";
+export const SKIP_S3 = "no S3 test server (npx tsx tools/s3-test-server.ts install)";
 
 export function storeSubjects(options: { partBytes?: number } = {}): StoreSubject[] {
   const dirs: string[] = [];

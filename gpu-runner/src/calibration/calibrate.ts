@@ -5,11 +5,12 @@
 import { createHash } from "node:crypto";
 import type { ChatModel } from "../runtime";
 import { chatModelRef, MODELS } from "../model-registry";
-import {
-  budgetsFromProfile, calibrationText, keySimilarity, layerBudgets, loadProfiles, OFFICIAL_POWER, outputReference, outputSensitivity,
-  PROTOCOL_OF, profileKey, QUESTION_ROOM, saveProfile, squeezedKl, type AllocMode, type LayerProfile, type SensitivityProtocol,
-} from "../prefill";
+import { QUESTION_ROOM } from "../prefill";
 import { chatFrame, streamingLlmPolicy, STREAMING_SINKS } from "../press";
+import { calibrationText } from "./calibration-text";
+import { layerBudgets, OFFICIAL_POWER } from "./layer-budgets";
+import { keySimilarity, outputReference, outputSensitivity, squeezedKl } from "./sensitivity";
+import { budgetsFromProfile, loadProfiles, PROTOCOL_OF, profileKey, saveProfile, type AllocMode, type LayerProfile, type SensitivityProtocol } from "./sensitivity-profile";
 
 export interface CalibrationOptions {
   protocol: SensitivityProtocol;
@@ -53,6 +54,8 @@ export async function calibrate(model: ChatModel, opts: CalibrationOptions): Pro
   const blockSize = opts.blockSize ?? 512;
   const sinks = Math.max(1, Math.min(opts.sinks ?? STREAMING_SINKS, Math.floor(budget / 2)));
   const tokens = calibrationTokens(model, opts.text);
+  // The default text's label as saved profiles have carried it since it was written (the file has
+  // moved to calibration/; the text is the same).
   const source = opts.text === undefined ? "generated chat (prefill/calibration-text.ts)" : `sha256:${createHash("sha256").update(opts.text).digest("hex").slice(0, 16)}`;
   const squeeze = streamingLlmPolicy(sinks);
   const L = model.config.numLayers;

@@ -11,9 +11,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { EpicacheError } from "@epicache/shared";
-import { pullDefaults } from "../model-registry";
-import { epicacheHome, REPO_ROOT } from "../paths";
-import { loadRunnerConfig, startRunner, type RunningRunner } from "../server";
+import { pullDefaults } from "../../gpu-runner/src/model-registry";
+import { epicacheHome, REPO_ROOT } from "../../gpu-runner/src/paths";
+import { loadRunnerConfig, startRunner, type RunningRunner } from "../../gpu-runner/src/server";
 
 export interface StackOptions {
   runnerPort?: number;

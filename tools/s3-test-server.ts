@@ -3,13 +3,13 @@
  * into .epicache/tools/s3-server; `start` runs it on loopback until interrupted, with a bucket, for
  * trying the S3 store by hand:
  *
- *   npx tsx gpu-runner/scripts/s3-test-server.ts start [--port 9000] [--bucket epicache]
+ *   npx tsx tools/s3-test-server.ts start [--port 9000] [--bucket epicache]
  *   AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
  *     EPICACHE_S3_FORCE_PATH_STYLE=1 npx epicache build --conversation FILE --out s3://epicache/dev
  */
 import { parseArgs } from "node:util";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { installS3Server, startS3Server } from "../src/testing/s3-server";
+import { installS3Server, startS3Server } from "../gpu-runner/src/testing/s3-server";
 
 const { positionals, values } = parseArgs({ allowPositionals: true, options: { port: { type: "string", default: "9000" }, bucket: { type: "string", default: "epicache" } } });
 const command = positionals[0];
@@ -25,6 +25,6 @@ if (command === "install") {
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
 } else {
-  process.stderr.write("usage: tsx gpu-runner/scripts/s3-test-server.ts install | start [--port 9000] [--bucket epicache]\n");
+  process.stderr.write("usage: tsx tools/s3-test-server.ts install | start [--port 9000] [--bucket epicache]\n");
   process.exit(2);
 }

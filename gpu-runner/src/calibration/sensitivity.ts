@@ -16,7 +16,7 @@
 import type { Decoder } from "../runtime/decoder";
 import { KvCache } from "../runtime/kv-cache";
 import { klDivergence, logSoftmax } from "../runtime/log-probs";
-import { blockPrefill, type KeepPolicy } from "./block-prefill";
+import { blockPrefill, type KeepPolicy } from "../prefill";
 
 /** The authors' span for the flattened key cosine. */
 export const KEY_SPAN = 100;

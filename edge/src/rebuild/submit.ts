@@ -1,33 +1,24 @@
 /**
- * The rebuild queue's consumer: each job sends its conversation's transcript to a runner's
- * `POST /v1/rebuild` (signed, with the callback URL) and records the runner's job. When the active
- * version recorded its last message, only the messages after it go, with that version as the base
- * (an update); otherwise, and for the full rebuild that follows an update the runner refused, the
- * whole transcript. A job whose runners all fail is retried with backoff; after the queue's
- * max_retries it goes to the dead-letter queue, whose consumer marks its version failed (the previous
- * version keeps serving). A failure the tenant can read (the version's error, on
- * `GET /v1/conversations/{id}`) holds a code and its fixed text, never what a runner answered: that
- * is logged, with the tenant, conversation and version.
+ * Submitting a queued rebuild: its conversation's transcript goes to a runner's `POST /v1/rebuild`
+ * (signed, with the callback URL) and the runner's job is recorded. When the active version recorded
+ * its last message, only the messages after it go, with that version as the base (an update);
+ * otherwise, and for the full rebuild that follows an update the runner refused, the whole
+ * transcript. A failure the tenant can read (the version's error, on `GET /v1/conversations/{id}`)
+ * holds a code and its fixed text, never what a runner answered: that is logged, with the tenant,
+ * conversation and version. The queue's consumer (consume.ts) calls it for each job.
  */
 import { JobStatus, PUBLIC_MESSAGES, describeError, rendezvousKey, rendezvousOrder, type ErrorCode, type RebuildRequest, type TranscriptMessage } from "@epicache/shared";
 import { getConversation } from "../db/conversations";
 import { readTranscript, readTranscriptAfter } from "../db/messages";
 import { activeBase, getVersion, markSubmitted, type VersionKind, type VersionRecord } from "../db/versions";
-import { readConfig, type EdgeConfig } from "../env";
+import type { EdgeConfig } from "../env";
 import { logError, logWarn } from "../log";
-import { failRebuild, retryAsFull, type RebuildEnv } from "../rebuild/settle";
 import { callFirstAnswering, parseJson, readRunnerAnswer, tenantCode } from "../runner/runner-client";
-import { RebuildJob } from "./rebuild-job";
-
-export { RebuildJob } from "./rebuild-job";
+import type { RebuildJob } from "./rebuild-job";
+import { failRebuild, retryAsFull, type RebuildEnv } from "./settle";
 
 /** The path runners post job completions to (signed with the runner secret). */
 export const CALLBACK_PATH = "/v1/internal/rebuild-callback";
-
-/** Seconds before retry `attempts` + 1: 10, 20, 40 … up to 5 minutes. */
-export function retryDelaySeconds(attempts: number): number {
-  return Math.min(300, 10 * 2 ** Math.max(0, attempts - 1));
-}
 
 /** What happened to one job ("requeued": an update the runner refused went back as a full rebuild). */
 export type RebuildOutcome = "submitted" | "skipped" | "requeued" | "failed" | "retry";
@@ -123,39 +114,4 @@ export async function submitRebuild(env: RebuildEnv, config: EdgeConfig, job: Re
     runnerUrl: answer.runner, job: status.data, messageCount: sent.messageCount, kind: sent.kind, reason: sent.reason, baseVersion: sent.base?.version ?? null,
   }, new Date().toISOString());
   return "submitted";
-}
-
-/**
- * The Worker's `queue` handler, for the rebuild queue and its dead-letter queue.
- *
- * @example
- * ```ts
- * export default { fetch: app.fetch, queue: consumeRebuilds } satisfies ExportedHandler<Env>;
- * ```
- */
-export async function consumeRebuilds(batch: MessageBatch<unknown>, env: Env, _ctx?: ExecutionContext): Promise<void> {
-  const config = readConfig(env);
-  const deadLetters = batch.queue.endsWith("-dlq");
-  for (const message of batch.messages) {
-    const job = RebuildJob.safeParse(message.body);
-    if (!job.success) {
-      logError("rebuild_message_dropped", { why: "not a job", body: JSON.stringify(message.body)?.slice(0, 200) ?? null });
-      message.ack();
-      continue;
-    }
-    const { tenantId, conversationId, version } = job.data;
-    try {
-      if (deadLetters) {
-        await failRebuild(env, tenantId, conversationId, version, { code: "runner_unavailable", message: "no runner took the rebuild after every retry" });
-        message.ack();
-        continue;
-      }
-      const outcome = await submitRebuild(env, config, job.data);
-      if (outcome === "retry") message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
-      else message.ack();
-    } catch (e) {
-      logError("rebuild_consumer_failed", { tenantId, conversationId, version, error: describeError(e) });
-      message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
-    }
-  }
 }

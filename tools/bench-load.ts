@@ -3,7 +3,7 @@
  * bench/results/load.json: p50/p95/p99 latency and throughput of
  *   1. message appends (one new message per request) and questions to a warm episode against the edge
  *      alone (`wrangler dev`, local D1), its runner replaced by a real HTTP server that answers at
- *      once (gpu-runner/src/testing/instant-runner.ts), so the figures are the edge's own;
+ *      once (tools/instant-runner.ts), so the figures are the edge's own;
  *   2. questions to a warm episode end to end: the edge and the real runner with SmolLM2.
  *
  *   npm run bench:load -- [--duration 15] [--connections 8] [--e2e-duration 30] [--e2e-connections 2] [--skip-e2e]
@@ -15,12 +15,12 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { signWebhook } from "@epicache/shared";
-import { pullDefaults } from "../src/model-registry";
-import { REPO_ROOT } from "../src/paths";
-import { loadRunnerConfig, startRunner } from "../src/server";
-import { startEdgeDev } from "../src/stack";
-import { freePort } from "../src/testing/free-port";
-import { startInstantRunner } from "../src/testing/instant-runner";
+import { pullDefaults } from "../gpu-runner/src/model-registry";
+import { REPO_ROOT } from "../gpu-runner/src/paths";
+import { loadRunnerConfig, startRunner } from "../gpu-runner/src/server";
+import { startEdgeDev } from "./stack";
+import { freePort } from "../gpu-runner/src/testing/free-port";
+import { startInstantRunner } from "./instant-runner";
 
 const { values } = parseArgs({
   options: {

@@ -1,7 +1,7 @@
 /**
  * Layer budgets from a per-layer sensitivity: M_ℓ = s_ℓ^α / Σ_j s_j^α · L·M, no layer below a floor,
  * integers that sum to exactly L·M. The `output` allocation feeds it each layer's next-token KL when
- * squeezed alone, with α chosen on calibration text (episodes/calibration.ts); the authors' rule
+ * squeezed alone, with α chosen on calibration text (calibrate.ts); the authors' rule
  * (`official`) is officialBudgets below.
  */
 import { EpicacheError } from "@epicache/shared";

@@ -2,12 +2,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { allocateLayers, calibrate } from "../episodes";
+import { blockPrefill } from "../prefill";
 import { KvCache, openChatModel, type ChatModel } from "../runtime";
 import { streamingLlmPolicy } from "../press";
 import { tinyGguf } from "../testing";
-import { blockPrefill } from "./block-prefill";
-import { keySimilarity, outputReference, outputSensitivity, squeezedKl } from "./calibrate";
+import { allocateLayers, calibrate } from "./calibrate";
+import { keySimilarity, outputReference, outputSensitivity, squeezedKl } from "./sensitivity";
 import { budgetsFromProfile, loadProfiles, profilesPath } from "./sensitivity-profile";
 
 const dir = mkdtempSync(join(tmpdir(), "epicache-calibrate-"));

@@ -7,7 +7,7 @@ import { RUNNERS, call, newTenant, testEnv } from "../testing/helpers";
 import { installFakeRunners, json, jobStatus } from "../testing/fake-runner";
 import { acceptingRunners, consume as consumeJob, recordingQueue, runnerCallback, sendWebhook } from "../testing/rebuild-flow";
 import { getVersion } from "../db/versions";
-import { retryDelaySeconds } from "./rebuild-consumer";
+import { retryDelaySeconds } from "./consume";
 
 afterEach(() => vi.restoreAllMocks());
 
