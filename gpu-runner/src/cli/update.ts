@@ -5,11 +5,11 @@
  */
 import { parseArgs } from "node:util";
 import {
-  CONVERSATION_FORMATS, EpicacheError, isEpicacheError, KVC_DTYPES, newVersionId, validateId,
+  CONVERSATION_FORMATS, EpicacheError, KVC_DTYPES, newVersionId, validateId,
   type Conversation, type SessionCursor,
 } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
-import { buildEpisodes, continueEpisodes, EpisodeStore, manifestRouting, type EpisodeManifest } from "../episodes";
+import { EpisodeStore, rebuildOptions, updateOrBuild, type EpisodeManifest } from "../episodes";
 import { NUMERICS, openChatModel } from "../runtime";
 import { requireModel } from "../model-registry";
 import { defaultStoreLocation, openStore } from "../store";
@@ -73,28 +73,12 @@ export async function updateCommand(argv: string[]): Promise<number> {
     if (after !== null && after.turns === 0) {
       summary = { kind: "none", reason: "the file holds nothing after the active version", baseVersion: base.version, version: base.version, newMessages: 0, contextTokens: base.contextTokens };
     } else {
-      let reason = after === null ? `the file does not hold version ${base.version}'s last message` : "";
-      let report: { manifest: EpisodeManifest; positions: { max: number; window: number }; seconds: Record<string, number> } | null = null;
-      if (after !== null) {
-        try {
-          report = await continueEpisodes(model, embedder, base, after.delta, after.cursor, target, { log });
-        } catch (e) {
-          if (!isEpicacheError(e) || e.code !== "base_unusable") throw e;
-          reason = e.message;
-        }
-      }
-      if (!report) {
-        log(`a full build: ${reason}`);
-        const m = base;
-        const built = await buildEpisodes(model, embedder, conversation, target, {
-          method: m.method as Parameters<typeof buildEpisodes>[4]["method"], budget: m.budget ?? 0, blockSize: m.block, episodes: m.episodes.length,
-          positions: m.positions ?? "compact", routing: manifestRouting(m).rule, reason, log,
-        });
-        report = built;
-      }
+      const next = after === null ? { full: `the file does not hold version ${base.version}'s last message` } : { delta: after.delta, cursor: after.cursor };
+      // A full build builds as the base was built (its recorded options).
+      const report = await updateOrBuild(model, embedder, base, next, conversation, target, rebuildOptions(base, { log }));
       const m = report.manifest;
       summary = {
-        kind: m.update?.kind ?? "full", reason: m.update?.kind === "incremental" ? m.update.reason : reason, baseVersion: m.update?.baseVersion ?? null, version: m.version,
+        kind: report.kind, reason: report.reason, baseVersion: m.update?.baseVersion ?? null, version: m.version,
         newMessages: after?.turns ?? null, contextTokens: m.contextTokens, positions: report.positions, seconds: { total: (performance.now() - started) / 1000, ...report.seconds },
         peakRssBytes: process.resourceUsage().maxRSS * 1024, cpuSeconds: cpuSeconds(),
       };

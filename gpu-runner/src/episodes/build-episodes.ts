@@ -17,7 +17,7 @@ import { chatFrame, policyFor } from "../press";
 import { clusterEpisodes, representatives } from "./cluster";
 import { clusteringCohesion } from "./drift";
 import type { EpisodeStore, PublishResult } from "./episode-store";
-import { MANIFEST_FORMAT, type EpisodeManifest, type UpdateState, type ManifestRouting } from "./manifest";
+import { MANIFEST_FORMAT, manifestRouting, type BuildRecord, type EpisodeManifest, type UpdateState, type ManifestRouting } from "./manifest";
 
 /**
  * Representative windows per episode when a build does not say. The authors' scripts use 8; one
@@ -201,7 +201,7 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     tenant: target.tenant, conversation: target.conversation, version: target.version,
     model: { ...chatModelRef(model), numerics: model.numerics, layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim },
     embedder: { modelId: embedder.modelId, dimension: embedder.dimension },
-    method: opts.method, budget, block: opts.blockSize, layerBudgets: budgets, positions: mode,
+    method: opts.method, budget, block: opts.blockSize, layerBudgets: budgets, positions: mode, build: buildRecord(opts),
     contextTokens: context.length, dtype, episodes,
     update: updateState(kept, windows, vectors, groups, prompts, opts.cursor, opts.reason),
     createdAt: new Date().toISOString(),
@@ -249,4 +249,29 @@ function manifestRoutingOf(rule: RoutingRule, episodes: number, windows: readonl
   const windowVectors = encodeWindowVectors(vectors);
   if (rule.rule === "lexical") return { rule: "lexical", windowVectors, windowTerms: windows.map((w) => lexicalTerms(w.text).join(" ")) };
   return rule.rule === "vote" ? { rule: "vote", k: rule.k, windowVectors } : { rule: "window", windowVectors };
+}
+
+/** The options a manifest records beside its other fields (EpisodeManifest.build): those given. */
+function buildRecord(opts: BuildOptions): BuildRecord {
+  const { nMedoid, alloc, sharpness, headAllocation, windowSize, seed, maxContext } = opts;
+  const record: BuildRecord = { nMedoid, alloc, sharpness, headAllocation, windowSize, seed, maxContext };
+  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined)) as BuildRecord;
+}
+
+/**
+ * The options that build `manifest`'s history again as it was built: its method, budget, blocks,
+ * episodes, positions and routing rule, the options it recorded (EpisodeManifest.build), and `extra`
+ * (logging, progress, a reason). A manifest from before position modes gets compact positions, the
+ * default: its original ones could pass the model's window.
+ *
+ * @example
+ * ```ts
+ * await buildEpisodes(model, embedder, conversation, target, rebuildOptions(base, { reason: "requested", log }));
+ * ```
+ */
+export function rebuildOptions(manifest: EpisodeManifest, extra: Partial<BuildOptions> = {}): BuildOptions {
+  return {
+    method: manifest.method as BuildMethod, budget: manifest.budget ?? 0, blockSize: manifest.block, episodes: manifest.episodes.length,
+    positions: manifest.positions ?? "compact", routing: manifestRouting(manifest).rule, ...manifest.build, ...extra,
+  };
 }

@@ -9,8 +9,9 @@
  * on another (`findChatModel` finds the model there).
  */
 import { decodeWindowVectors, EpicacheError, isValidId, ROUTING_RULES } from "@epicache/shared";
-import type { KvcDtype, RoutingData, RoutingRule, SessionCursor } from "@epicache/shared";
-import { POSITION_MODES, type PositionMode } from "../prefill/positions";
+import type { KvcDtype, MedoidCount, RoutingData, RoutingRule, SessionCursor } from "@epicache/shared";
+import type { AllocMode } from "../calibration";
+import { POSITION_MODES, type Allocation, type PositionMode } from "../prefill";
 import { chatModelRef, type ModelRef } from "../model-registry";
 
 export const MANIFEST_FORMAT = "epicache-episodes/4";
@@ -65,6 +66,12 @@ export interface EpisodeManifest {
   positions?: PositionMode;
   /** Per layer, entries per KV head (M_ℓ); null for Full KV. */
   layerBudgets: number[] | null;
+  /**
+   * The build's options beyond the fields here, as given (absent: the defaults of the day), so that a
+   * full build from this version builds as it was built (rebuildOptions). Absent in manifests written
+   * before they were kept; updates carry their base's.
+   */
+  build?: BuildRecord;
   contextTokens: number;
   /** How K and V are stored in the .kvc files. */
   dtype: KvcDtype;
@@ -92,6 +99,17 @@ export interface EpisodeManifest {
    */
   update?: UpdateState;
   createdAt: string;
+}
+
+/** Options of buildEpisodes that a manifest's other fields do not hold (see EpisodeManifest.build). */
+export interface BuildRecord {
+  nMedoid?: MedoidCount;
+  alloc?: AllocMode;
+  sharpness?: number;
+  headAllocation?: Allocation;
+  windowSize?: number;
+  seed?: number;
+  maxContext?: number;
 }
 
 /** What an update needs of the version it continues, and how this version came to be. */

@@ -9,7 +9,9 @@ import { FsObjectStore } from "../store";
 import { NEEDS_PULL, pulledModel, tinyGguf } from "../testing";
 import { buildEpisodes } from "./build-episodes";
 import { EpisodeStore } from "./episode-store";
+import { rebuildOptions } from "./build-episodes";
 import { updateEpisodes } from "./update-episodes";
+import { updateOrBuild } from "./update-or-build";
 
 const embedderPath = pulledModel("embedder");
 const dir = mkdtempSync(join(tmpdir(), "epicache-update-"));
@@ -96,5 +98,35 @@ describe.skipIf(!embedderPath)(`updates on a tiny chat model ${NEEDS_PULL}`, () 
     await expect(updateEpisodes(model, embedder, base, messages.slice(14), at("v5"))).rejects.toEqual(refused(/grew to 2\.5×/));
     const { update: _, ...old } = base;
     await expect(updateEpisodes(model, embedder, old, messages.slice(14, 16), at("v5"))).rejects.toEqual(refused(/before updates existed/));
+  });
+
+  it("updateOrBuild continues a base that can take the sessions, and otherwise builds the whole again as the base was built", async () => {
+    const head = conversationFromMessages("c", messages.slice(0, 14));
+    const base = await buildEpisodes(model, embedder, head.conversation, at("v10"), { ...options, cursor: head.cursor });
+    // What a full build from it repeats: the options it was given beyond the manifest's own fields.
+    expect(base.manifest.build).toEqual({ alloc: "uniform", nMedoid: 1 });
+    const again = rebuildOptions(base.manifest);
+    expect(again).toMatchObject({ method: "epicache", episodes: 2, budget: 24, blockSize: 32, alloc: "uniform", nMedoid: 1, positions: "compact", routing: { rule: "lexical" } });
+
+    const whole = conversationFromMessages("c", messages.slice(0, 21));
+    const delta = { ...whole.conversation, sessions: whole.conversation.sessions.slice(2) };
+    const updated = await updateOrBuild(model, embedder, base.manifest, { delta, cursor: whole.cursor }, whole.conversation, at("v11"), again);
+    expect(updated).toMatchObject({ kind: "incremental", reason: "new messages" });
+    expect(updated.manifest.update).toMatchObject({ kind: "incremental", baseVersion: "v10", turns: 21 });
+    expect(updated.manifest.build).toEqual(base.manifest.build);
+
+    // Sessions 3–5 more than double the 14 turns of the last clustering: the update is refused and the
+    // whole history is built, with the base's options and the refusal as its reason.
+    const all = conversationFromMessages("c", messages);
+    const rest = { ...all.conversation, sessions: all.conversation.sessions.slice(2) };
+    const logged: string[] = [];
+    const rebuilt = await updateOrBuild(model, embedder, base.manifest, { delta: rest, cursor: all.cursor }, all.conversation, at("v12"), rebuildOptions(base.manifest, { log: (m) => logged.push(m) }));
+    expect(rebuilt).toMatchObject({ kind: "full", reason: expect.stringMatching(/grew to 2\.5×/) });
+    expect(rebuilt.manifest.update).toMatchObject({ kind: "full", reason: rebuilt.reason, turns: 35 });
+    expect(rebuilt.manifest.build).toEqual(base.manifest.build);
+    expect(logged).toContain(`a full build: ${rebuilt.reason}`);
+    // Told it cannot update (the file does not hold the base's last message): a full build, that reason.
+    const told = await updateOrBuild(model, embedder, base.manifest, { full: "requested" }, all.conversation, at("v13"), again);
+    expect(told).toMatchObject({ kind: "full", reason: "requested" });
   });
 });

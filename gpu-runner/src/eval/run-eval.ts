@@ -16,7 +16,7 @@ import {
   type Conversation, type QaItem, type RoutingData, type RoutingRule,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
-import { buildEpisodes, continueEpisodes, EpisodeStore, manifestRouting, questionPrompt, type BuildOptions, type BuildTarget, type EpisodeManifest } from "../episodes";
+import { buildEpisodes, EpisodeStore, updateOrBuild, manifestRouting, questionPrompt, type BuildOptions, type BuildTarget, type EpisodeManifest } from "../episodes";
 import { FsObjectStore } from "../store";
 import { generate, type ChatModel, type KvCache } from "../runtime";
 import { chatModelRef, type ModelRef } from "../model-registry";
@@ -409,8 +409,8 @@ async function buildJob(
 
 /**
  * The caches the service holds after `conversation` arrived one session at a time, each followed by a
- * rebuild webhook: a build of the first session, then per session an update of the version before
- * (continueEpisodes), or a full build of everything so far when the update policy refuses one
+ * rebuild webhook: a build of the first session, then per session an update of the version before,
+ * or a full build of everything so far when the update policy refuses one (updateOrBuild)
  * (regrowth, drift: update-episodes.ts). Each version is published and the one before collected; the
  * last one is `at.version`. Returns its manifest, the largest position any build or update used, and
  * how many of each kind ran. A stopped run goes on from its last published session: `progressPath`
@@ -438,17 +438,12 @@ async function growBySession(
   for (let k = state.sessions + 1; k <= sessions.length; k++) {
     const session = sessions[k - 1];
     const target = { ...at, version: versionAt(k) };
-    let report: { manifest: EpisodeManifest; positions: { max: number } } | null = null;
+    let report: { manifest: EpisodeManifest; positions: { max: number } };
     if (manifest) {
-      try {
-        report = await continueEpisodes(model, embedder, manifest, { ...conversation, sessions: [session] }, { index: session.index, turns: session.turns.length }, target, { log: options.log, onProgress: options.onProgress });
-        state.builds.incremental++;
-      } catch (e) {
-        if (!isEpicacheError(e) || e.code !== "base_unusable") throw e;
-        options.log?.(`session ${k}: a full build (${e.message})`);
-        report = await buildEpisodes(model, embedder, upTo(k), target, { ...options, reason: e.message });
-        state.builds.full++;
-      }
+      const next = { delta: { ...conversation, sessions: [session] }, cursor: { index: session.index, turns: session.turns.length } };
+      const made = await updateOrBuild(model, embedder, manifest, next, upTo(k), target, options);
+      state.builds[made.kind === "incremental" ? "incremental" : "full"]++;
+      report = made;
     } else {
       report = await buildEpisodes(model, embedder, upTo(k), target, options);
       state.builds.full++;
