@@ -8,6 +8,7 @@
  * the log, under the request id.
  */
 import { Hono, type Context } from "hono";
+import { LRUCache } from "lru-cache";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
@@ -34,16 +35,23 @@ import type { Runner } from "./runner";
 
 type Status = 200 | 202 | 400 | 401 | 404 | 409 | 413 | 422 | 500 | 502 | 503;
 
-/** Request ids seen within the signature tolerance: a replay of one is refused. */
-class SeenIds {
-  private readonly expiry = new Map<string, number>();
-  seen(id: string, now: number): boolean {
-    if (this.expiry.size > 100_000 || Math.random() < 0.01) for (const [k, t] of this.expiry) if (t < now) this.expiry.delete(k);
-    const until = this.expiry.get(id);
-    if (until !== undefined && until >= now) return true;
-    this.expiry.set(id, now + 2 * SIGNATURE_TOLERANCE_SECONDS);
+/**
+ * Whether a request id was seen within twice the signature tolerance (a replay of it is refused), on
+ * the clock `now` (seconds). The ids are held for that long, each dropped when it expires, and never
+ * sooner: a bound on their number would let a replay through once enough others came in.
+ */
+function seenIds(now: () => number): (id: string) => boolean {
+  const ids = new LRUCache<string, true>({
+    ttl: 2 * SIGNATURE_TOLERANCE_SECONDS * 1000,
+    ttlAutopurge: true,
+    ttlResolution: 0,
+    perf: { now: () => now() * 1000 },
+  });
+  return (id) => {
+    if (ids.has(id)) return true;
+    ids.set(id, true);
     return false;
-  }
+  };
 }
 
 /**
@@ -78,7 +86,7 @@ async function jsonBody(c: Context): Promise<unknown> {
 export function runnerApp(runner: Runner, options: { now?: () => number; log?: (line: string) => void } = {}): Hono {
   const now = options.now ?? (() => Date.now() / 1000);
   const log = options.log ?? ((line: string) => console.error(line));
-  const ids = new SeenIds();
+  const seen = seenIds(now);
   const app = new Hono();
   const { metrics, config } = runner;
   // The request's id: the edge's (x-request-id), else the signed call's, else a new one; set first.
@@ -115,10 +123,7 @@ export function runnerApp(runner: Runner, options: { now?: () => number; log?: (
   app.use("/v1/*", async (c, next) => {
     const body = new Uint8Array(await c.req.arrayBuffer());
     const url = new URL(c.req.url);
-    const t = now();
-    await verifyRequest(config.secret, { method: c.req.method, path: url.pathname + url.search, body }, (name) => c.req.header(name), {
-      now: t, seen: (id) => ids.seen(id, t),
-    });
+    await verifyRequest(config.secret, { method: c.req.method, path: url.pathname + url.search, body }, (name) => c.req.header(name), { now: now(), seen });
     await next();
   });
 
