@@ -15,10 +15,8 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { streamSSE } from "hono/streaming";
 import { LRUCache } from "lru-cache";
-import type { ZodError } from "zod";
 import {
   describeError,
-  EpicacheError,
   errorBody,
   httpStatusOf,
   isEpicacheError,
@@ -26,6 +24,7 @@ import {
   REQUEST_ID_HEADER,
   requestIdFrom,
   SIGNATURE_TOLERANCE_SECONDS,
+  validationError,
   verifyRequest,
   X_REQUEST_ID,
   type ErrorBody,
@@ -54,12 +53,6 @@ function seenIds(now: () => number): (id: string) => boolean {
     ids.set(id, true);
     return false;
   };
-}
-
-/** `invalid_argument` naming the first few zod issues (`messages.0.speaker: …`), as the edge's. */
-function validationError(error: ZodError): EpicacheError {
-  const issues = error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "body"}: ${i.message}`);
-  return new EpicacheError("invalid_argument", issues.join("; "));
 }
 
 // Hono's own exceptions: a body that is not JSON (400), not application/json (415), and the like.
