@@ -10,8 +10,7 @@ import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { ZodError } from "zod";
-import { EpicacheError, PUBLIC_MESSAGES, X_REQUEST_ID, describeError, errorBody, httpStatusOf, isEpicacheError, requestIdFrom, type ErrorCode } from "@epicache/shared";
+import { EpicacheError, PUBLIC_MESSAGES, X_REQUEST_ID, describeError, errorBody, httpStatusOf, isEpicacheError, requestIdFrom, validationError, type ErrorCode } from "@epicache/shared";
 import { readConfig, type AppEnv } from "./env";
 import { logError } from "./log";
 import { conversationRoutes } from "./routes/conversations";
@@ -21,12 +20,6 @@ import { MAX_CALLBACK_BYTES, runnerCallbackRoutes } from "./routes/runner-callba
 import { tenantRoutes } from "./routes/tenants";
 import { versionRoutes } from "./routes/versions";
 import { webhookRoutes } from "./routes/webhooks";
-
-/** `invalid_argument` naming the first few zod issues (`messages.0.speaker: …`). */
-export function validationError(error: ZodError): EpicacheError {
-  const issues = error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "body"}: ${i.message}`);
-  return new EpicacheError("invalid_argument", issues.join("; "));
-}
 
 const health = createRoute({
   method: "get",

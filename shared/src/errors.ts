@@ -1,3 +1,5 @@
+import type { ZodError } from "zod";
+
 /**
  * Error codes that cross package and process boundaries. A code is a stable string: clients and the
  * edge–runner protocol match on it, never on `instanceof` or on the message.
@@ -195,6 +197,22 @@ export interface ErrorBody {
  */
 export function errorBody(code: ErrorCode, message: string, requestId: string): ErrorBody {
   return { error: { code, message, requestId } };
+}
+
+/**
+ * `invalid_argument` naming the first five issues of a request that fails its schema
+ * (`messages.0.speaker: …`, `body: …` for the body itself): what the edge and the runner answer.
+ *
+ * @example
+ * ```ts
+ * const parsed = EmbedRequest.safeParse(body);
+ * if (!parsed.success) throw validationError(parsed.error);
+ * // EpicacheError invalid_argument "texts: Invalid input: expected array, received string"
+ * ```
+ */
+export function validationError(error: ZodError): EpicacheError {
+  const issues = error.issues.slice(0, 5).map((i) => `${i.path.join(".") || "body"}: ${i.message}`);
+  return new EpicacheError("invalid_argument", issues.join("; "));
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;

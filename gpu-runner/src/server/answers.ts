@@ -1,8 +1,9 @@
 /**
  * Answering questions from stored versions: the version's manifest (kept, since a version never
- * changes), its episode's cache (loaded once, shared), and generation into a copy of it, taking its
- * turn on the model.
+ * changes; concurrent questions share one read), its episode's cache (loaded once, shared), and
+ * generation into a copy of it, taking its turn on the model.
  */
+import { LRUCache } from "lru-cache";
 import { EpicacheError, manifestKey } from "@epicache/shared";
 import { EpisodeStore, LoadedEpisodes, questionPrompt, type EpisodeManifest } from "../episodes";
 import { generate, type ChatModel } from "../runtime";
@@ -27,19 +28,27 @@ export interface GenerateOutput {
   timings: { queuedMs: number; loadMs: number; generateMs: number };
 }
 
-/** Manifests kept (a version never changes; the oldest goes first past this many). */
+/** Manifests kept (a version never changes; the least recently used goes first past this many). */
 const MANIFESTS_KEPT = 10_000;
 
+type ManifestRef = { tenant: string; conversation: string; version: string };
+
 export class Answers {
-  private readonly manifests = new Map<string, EpisodeManifest>();
+  // A failed read is not kept: the next question reads again.
+  private readonly manifests: LRUCache<string, EpisodeManifest, ManifestRef>;
 
   constructor(
     private readonly model: ChatModel,
-    private readonly store: EpisodeStore,
+    store: EpisodeStore,
     readonly loaded: LoadedEpisodes,
     private readonly slots: ModelSlots,
     private readonly metrics: RunnerMetrics,
-  ) {}
+  ) {
+    this.manifests = new LRUCache({
+      max: MANIFESTS_KEPT,
+      fetchMethod: (_key, _stale, { context: r }) => store.readManifest(r.tenant, r.conversation, r.version),
+    });
+  }
 
   async generate(input: GenerateInput, onText?: (text: string) => void | Promise<void>): Promise<GenerateOutput> {
     const t0 = performance.now();
@@ -72,13 +81,7 @@ export class Answers {
     });
   }
 
-  private async manifest(tenant: string, conversation: string, version: string): Promise<EpisodeManifest> {
-    const key = manifestKey(tenant, conversation, version);
-    const cached = this.manifests.get(key);
-    if (cached !== undefined) return cached;
-    const manifest = await this.store.readManifest(tenant, conversation, version);
-    this.manifests.set(key, manifest);
-    if (this.manifests.size > MANIFESTS_KEPT) this.manifests.delete(this.manifests.keys().next().value as string);
-    return manifest;
+  private manifest(tenant: string, conversation: string, version: string): Promise<EpisodeManifest> {
+    return this.manifests.forceFetch(manifestKey(tenant, conversation, version), { context: { tenant, conversation, version } });
   }
 }

@@ -12,7 +12,6 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import type { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ERROR_CODES, signRequest, type JobStatus } from "@epicache/shared";
 import { NEEDS_PULL, pulledModel } from "../testing";
@@ -25,7 +24,7 @@ const MAX_BODY = 64 << 10;
 const ready = pulledModel("chat") !== undefined && pulledModel("embedder") !== undefined;
 
 let running: RunningRunner | undefined;
-let app: Hono;
+let app: ReturnType<typeof runnerApp>;
 const dir = mkdtempSync(join(tmpdir(), "epicache-fuzz-"));
 
 /** Sends a validly signed request; the path is signed as the server will see it (normalised). */

@@ -1,6 +1,6 @@
 /** The runner's Prometheus metrics (`GET /metrics`), on a registry of its own. */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { LruStats } from "../store";
+import type { LoadedStats } from "../episodes";
 
 export class RunnerMetrics {
   readonly registry = new Registry();
@@ -18,7 +18,7 @@ export class RunnerMetrics {
   readonly generateSeconds = new Counter({ name: "epicache_runner_generate_seconds_total", help: "Seconds spent generating (tokens_total / this = tokens per second).", registers: [this.registry] });
   readonly tokensPerSecond = new Gauge({ name: "epicache_runner_tokens_per_second", help: "Decode speed of the last answer.", registers: [this.registry] });
 
-  constructor(sources: { queueDepth: () => number; cache: () => LruStats; cacheLimit: number }) {
+  constructor(sources: { queueDepth: () => number; cache: () => LoadedStats; cacheLimit: number }) {
     collectDefaultMetrics({ register: this.registry, prefix: "epicache_runner_" });
     const reg = [this.registry];
     new Gauge({ name: "epicache_runner_queue_depth", help: "Rebuild jobs queued or running, plus model calls waiting (scale on this).", registers: reg, collect() { this.set(sources.queueDepth()); } });

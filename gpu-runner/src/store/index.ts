@@ -3,4 +3,3 @@ export * from "./object-store";
 export { FsObjectStore } from "./fs-store";
 export { S3ObjectStore, s3ClientConfig, type S3StoreOptions } from "./s3-store";
 export { defaultStoreLocation, openStore } from "./open-store";
-export { LruCache, type LruStats } from "./lru-cache";
