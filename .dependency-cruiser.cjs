@@ -113,7 +113,8 @@ module.exports = {
     },
     {
       name: "console-not-to-node-builtins",
-      comment: "The console runs in browsers: Web APIs only, no Node core modules (its tests and build script may use them).",
+      comment:
+        "The console runs in browsers: Web APIs only, no Node core modules (its tests and build script may use them).",
       severity: "error",
       from: { path: "^console/src/", pathNot: "\\.test\\.ts$" },
       to: { dependencyTypes: ["core"] },
@@ -167,8 +168,7 @@ module.exports = {
     },
     {
       name: "cloudflare-only-in-edge",
-      comment:
-        "`cloudflare:*` modules exist only inside workerd: only edge/ may import them.",
+      comment: "`cloudflare:*` modules exist only inside workerd: only edge/ may import them.",
       severity: "error",
       from: { pathNot: "^edge/" },
       to: { path: "^cloudflare:" },
@@ -197,7 +197,9 @@ module.exports = {
     doNotFollow: { path: ["node_modules"] },
     // Generated or scratch folders of our own packages. Anchored: a bare `dist/` would also drop
     // node_modules/<pkg>/dist/… targets (onnxruntime-node, hono) and blind the rules to them.
-    exclude: { path: "^(?:shared|gpu-runner|edge|client|console|tools|test)/(?:dist|coverage|\\.wrangler)/" },
+    exclude: {
+      path: "^(?:shared|gpu-runner|edge|client|console|tools|test)/(?:dist|coverage|\\.wrangler)/",
+    },
     moduleSystems: ["es6", "cjs"],
     // Count `import type` too: a type-only import still couples the packages.
     tsPreCompilationDeps: true,

@@ -4,7 +4,14 @@ import { defineConfig } from "vitest/config";
 // workerd with their own config (edge/vitest.config.ts).
 export default defineConfig({
   test: {
-    include: ["shared/src/**/*.test.ts", "gpu-runner/src/**/*.test.ts", "client/src/**/*.test.ts", "client/scripts/**/*.test.ts", "console/src/**/*.test.ts", "test/**/*.test.ts"],
+    include: [
+      "shared/src/**/*.test.ts",
+      "gpu-runner/src/**/*.test.ts",
+      "client/src/**/*.test.ts",
+      "client/scripts/**/*.test.ts",
+      "console/src/**/*.test.ts",
+      "test/**/*.test.ts",
+    ],
     testTimeout: 300_000,
     hookTimeout: 300_000,
     // Model suites each hold an onnxruntime session; two cores do not gain from running them side by side.

@@ -8,7 +8,15 @@
  * first; the edge's vitest config calls {@link buildConsole} too (wrangler's assets directory must
  * exist there). `node console/build.mjs` builds it by hand.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -42,7 +50,8 @@ export async function buildConsole(options = {}) {
   });
   /** @type {Map<string, Uint8Array>} */
   const files = new Map(result.outputFiles.map((f) => [f.path, f.contents]));
-  for (const name of readdirSync(join(here, "static"))) files.set(join(outdir, name), readFileSync(join(here, "static", name)));
+  for (const name of readdirSync(join(here, "static")))
+    files.set(join(outdir, name), readFileSync(join(here, "static", name)));
   // wrangler dev builds once more when its watcher is ready, while it serves the folder: each file
   // is replaced whole (renamed into place), and only when it changed (a change reloads the assets).
   mkdirSync(outdir, { recursive: true });
@@ -53,7 +62,9 @@ export async function buildConsole(options = {}) {
     writeFileSync(temporary, contents);
     renameSync(temporary, path);
   }
-  for (const name of readdirSync(outdir)) if (!files.has(join(outdir, name))) rmSync(join(outdir, name), { recursive: true, force: true });
+  for (const name of readdirSync(outdir))
+    if (!files.has(join(outdir, name)))
+      rmSync(join(outdir, name), { recursive: true, force: true });
   return { outdir, bytes: files.get(join(outdir, "console.js"))?.length ?? 0 };
 }
 

@@ -19,7 +19,13 @@ describe("the console under wrangler dev", () => {
 
   beforeAll(async () => {
     // A runner URL nothing answers on: these requests never reach a runner.
-    edge = await startEdgeDev({ runnerUrl: `http://127.0.0.1:${await freePort()}`, secret: `s-${randomUUID()}`, adminToken: `adm-${randomUUID()}`, port: await freePort(), stateDir: dir });
+    edge = await startEdgeDev({
+      runnerUrl: `http://127.0.0.1:${await freePort()}`,
+      secret: `s-${randomUUID()}`,
+      adminToken: `adm-${randomUUID()}`,
+      port: await freePort(),
+      stateDir: dir,
+    });
   }, 180_000);
 
   afterAll(async () => {
@@ -31,7 +37,9 @@ describe("the console under wrangler dev", () => {
     const page = await fetch(`${edge?.url}/`);
     expect(page.status).toBe(200);
     expect(page.headers.get("content-type")).toMatch(/^text\/html/);
-    expect(await page.text()).toBe(readFileSync(join(REPO_ROOT, "console", "static", "index.html"), "utf8"));
+    expect(await page.text()).toBe(
+      readFileSync(join(REPO_ROOT, "console", "static", "index.html"), "utf8"),
+    );
     const script = await fetch(`${edge?.url}/console.js`);
     expect(script.status).toBe(200);
     expect(script.headers.get("content-type")).toMatch(/javascript/);

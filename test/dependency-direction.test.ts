@@ -9,7 +9,12 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cruise, type ICruiseOptions, type ICruiseResult, type IViolation } from "dependency-cruiser";
+import {
+  cruise,
+  type ICruiseOptions,
+  type ICruiseResult,
+  type IViolation,
+} from "dependency-cruiser";
 import extractDepcruiseOptions from "dependency-cruiser/config-utl/extract-depcruise-options";
 import extractTSConfig from "dependency-cruiser/config-utl/extract-ts-config";
 
@@ -31,7 +36,18 @@ const describeViolation = (v: IViolation) => `${v.rule.name}: ${v.from} → ${v.
 
 describe("dependency direction", () => {
   it("the tree has no violations", { timeout: 20_000 }, async () => {
-    const result = await cruiseWithRepoRules(ROOT, ["shared/src", "gpu-runner/src", "edge/src", "client/src", "client/scripts", "client/examples", "console/src", "console/build.mjs", "tools", "test"]);
+    const result = await cruiseWithRepoRules(ROOT, [
+      "shared/src",
+      "gpu-runner/src",
+      "edge/src",
+      "client/src",
+      "client/scripts",
+      "client/examples",
+      "console/src",
+      "console/build.mjs",
+      "tools",
+      "test",
+    ]);
     expect(result.summary.violations.map(describeViolation)).toEqual([]);
     expect(result.summary.error).toBe(0);
 
@@ -43,12 +59,18 @@ describe("dependency direction", () => {
     expect(toShared?.resolved).toBe("shared/src/index.ts");
     // The client's subpath imports resolve into shared/src as well.
     const client = result.modules.find((m) => m.source === "client/src/client.ts");
-    expect(client?.dependencies.find((d) => d.module === "@epicache/shared/webhooks")?.resolved).toBe("shared/src/webhooks/index.ts");
+    expect(
+      client?.dependencies.find((d) => d.module === "@epicache/shared/webhooks")?.resolved,
+    ).toBe("shared/src/webhooks/index.ts");
     // The console's: the client's source, and shared's loaders.
     const console_ = result.modules.find((m) => m.source === "console/src/conversation-file.ts");
-    expect(console_?.dependencies.find((d) => d.module === "@epicache/shared/loaders")?.resolved).toBe("shared/src/conversation/loaders.ts");
+    expect(
+      console_?.dependencies.find((d) => d.module === "@epicache/shared/loaders")?.resolved,
+    ).toBe("shared/src/conversation/loaders.ts");
     const page = result.modules.find((m) => m.source === "console/src/console.ts");
-    expect(page?.dependencies.find((d) => d.module === "@epicache/client")?.resolved).toBe("client/src/index.ts");
+    expect(page?.dependencies.find((d) => d.module === "@epicache/client")?.resolved).toBe(
+      "client/src/index.ts",
+    );
   });
 
   describe("the rules fire on a tree that breaks them", () => {
@@ -110,7 +132,14 @@ describe("dependency direction", () => {
     });
 
     it("reports each broken rule", { timeout: 20_000 }, async () => {
-      const result = await cruiseWithRepoRules(fixture, ["shared/src", "gpu-runner/src", "edge/src", "client/src", "console/src", "tools"]);
+      const result = await cruiseWithRepoRules(fixture, [
+        "shared/src",
+        "gpu-runner/src",
+        "edge/src",
+        "client/src",
+        "console/src",
+        "tools",
+      ]);
       const violations = result.summary.violations;
       const found = (rule: string, from: string, to: RegExp) =>
         violations.some((v) => v.rule.name === rule && v.from === from && to.test(v.to));
@@ -142,14 +171,24 @@ describe("dependency direction", () => {
       }
 
       // Allowed: the runner's own onnxruntime-node import and the edge's `cloudflare:*` import.
-      expect(violations.filter((v) => v.from === "gpu-runner/src/index.ts").map(describeViolation)).toEqual([]);
-      expect(violations.filter((v) => /^cloudflare:workers$/.test(v.to)).map(describeViolation)).toEqual([]);
+      expect(
+        violations.filter((v) => v.from === "gpu-runner/src/index.ts").map(describeViolation),
+      ).toEqual([]);
+      expect(
+        violations.filter((v) => /^cloudflare:workers$/.test(v.to)).map(describeViolation),
+      ).toEqual([]);
       // Allowed: the client's use of shared's web-only entry points, and Node in its tests.
-      expect(violations.filter((v) => /^client\/src\/light/.test(v.from)).map(describeViolation)).toEqual([]);
+      expect(
+        violations.filter((v) => /^client\/src\/light/.test(v.from)).map(describeViolation),
+      ).toEqual([]);
       // Allowed: the console's use of shared's loaders and webhooks, and Node in its tests.
-      expect(violations.filter((v) => /^console\/src\/light/.test(v.from)).map(describeViolation)).toEqual([]);
+      expect(
+        violations.filter((v) => /^console\/src\/light/.test(v.from)).map(describeViolation),
+      ).toEqual([]);
       // Allowed: tools/ starting the runner.
-      expect(violations.filter((v) => v.from === "tools/stack/index.ts").map(describeViolation)).toEqual([]);
+      expect(
+        violations.filter((v) => v.from === "tools/stack/index.ts").map(describeViolation),
+      ).toEqual([]);
     });
   });
 });

@@ -24,11 +24,29 @@ export interface StackProcess {
 export async function startStackProcess(name: string, adminToken: string): Promise<StackProcess> {
   const dir = mkdtempSync(join(tmpdir(), `epicache-${name}-`));
   const [runnerPort, edgePort] = [await freePort(), await freePort()];
-  const stack: ChildProcess = spawn(process.execPath, ["--import", "tsx", join(REPO_ROOT, "tools", "stack", "start.ts"), "--runner-port", String(runnerPort), "--edge-port", String(edgePort)], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, EPICACHE_ADMIN_TOKEN: adminToken, EPICACHE_STORE: join(dir, "store"), EPICACHE_EDGE_STATE: join(dir, "edge"), EPICACHE_RUNNER_SECRET: `${name}-${randomUUID()}` },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const stack: ChildProcess = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      join(REPO_ROOT, "tools", "stack", "start.ts"),
+      "--runner-port",
+      String(runnerPort),
+      "--edge-port",
+      String(edgePort),
+    ],
+    {
+      cwd: REPO_ROOT,
+      env: {
+        ...process.env,
+        EPICACHE_ADMIN_TOKEN: adminToken,
+        EPICACHE_STORE: join(dir, "store"),
+        EPICACHE_EDGE_STATE: join(dir, "edge"),
+        EPICACHE_RUNNER_SECRET: `${name}-${randomUUID()}`,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let output = "";
   stack.stdout?.on("data", (d: Buffer) => (output += d.toString()));
   stack.stderr?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
@@ -56,7 +74,9 @@ export async function startStackProcess(name: string, adminToken: string): Promi
   const edge = /^edge\s+(\S+)/m.exec(output)?.[1] ?? "";
   if (edge !== `http://127.0.0.1:${edgePort}`) {
     await stop();
-    throw new Error(`the stack printed edge ${JSON.stringify(edge)}, not port ${edgePort}:\n${output}`);
+    throw new Error(
+      `the stack printed edge ${JSON.stringify(edge)}, not port ${edgePort}:\n${output}`,
+    );
   }
   if (!output.includes(`admin token  ${adminToken}`)) {
     await stop();

@@ -44,39 +44,94 @@ export async function startInstantRunner(secret: string, episodes = 4): Promise<
           res.end(JSON.stringify(value));
         };
         try {
-          await verifyRequest(secret, { method: req.method ?? "GET", path, body }, (n) => req.headers[n] as string | undefined, {
-            now: Date.now() / 1000, seen: (id) => seen.has(id) || (seen.add(id), false),
-          });
+          await verifyRequest(
+            secret,
+            { method: req.method ?? "GET", path, body },
+            (n) => req.headers[n] as string | undefined,
+            {
+              now: Date.now() / 1000,
+              seen: (id) => seen.has(id) || (seen.add(id), false),
+            },
+          );
         } catch (e) {
           return send(401, { error: { code: "unauthorized", message: (e as Error).message } });
         }
-        const json = body.length > 0 ? (JSON.parse(body.toString()) as Record<string, unknown>) : {};
-        if (path === "/v1/embed") return send(200, { model: MODEL, dimension: DIMENSION, vectors: (json.texts as string[]).map((_, i) => unit(i)) });
+        const json =
+          body.length > 0 ? (JSON.parse(body.toString()) as Record<string, unknown>) : {};
+        if (path === "/v1/embed")
+          return send(200, {
+            model: MODEL,
+            dimension: DIMENSION,
+            vectors: (json.texts as string[]).map((_, i) => unit(i)),
+          });
         if (path === "/v1/generate") {
-          const reply = { answer: ANSWER, tenant: json.tenant, conversation: json.conversation, version: json.version, episode: json.episode, tokens: 8, timings: { queuedMs: 0, loadMs: 0, generateMs: 0 } };
+          const reply = {
+            answer: ANSWER,
+            tenant: json.tenant,
+            conversation: json.conversation,
+            version: json.version,
+            episode: json.episode,
+            tokens: 8,
+            timings: { queuedMs: 0, loadMs: 0, generateMs: 0 },
+          };
           if (json.stream !== true) return send(200, reply);
           res.writeHead(200, { "content-type": "text/event-stream" });
-          for (const word of ANSWER.split(" ")) res.write(`event: token\ndata: ${JSON.stringify({ text: ` ${word}` })}\n\n`);
+          for (const word of ANSWER.split(" "))
+            res.write(`event: token\ndata: ${JSON.stringify({ text: ` ${word}` })}\n\n`);
           return res.end(`event: done\ndata: ${JSON.stringify(reply)}\n\n`);
         }
         if (path === "/v1/rebuild") {
           const r = RebuildRequest.parse(json);
           const now = new Date().toISOString();
           const status: JobStatus = {
-            id: randomUUID(), tenant: r.tenant, conversation: r.conversation, version: r.version, status: "succeeded", stage: "done", percent: 100, etaSeconds: 0,
-            createdAt: now, finishedAt: now, error: null,
+            id: randomUUID(),
+            tenant: r.tenant,
+            conversation: r.conversation,
+            version: r.version,
+            status: "succeeded",
+            stage: "done",
+            percent: 100,
+            etaSeconds: 0,
+            createdAt: now,
+            finishedAt: now,
+            error: null,
             result: {
-              version: r.version, active: r.version, manifestKey: `tenants/${r.tenant}/conversations/${r.conversation}/versions/${r.version}/manifest.json`, contextTokens: 1000,
-              episodes: Array.from({ length: episodes }, (_, e) => ({ id: e, centroid: unit(e), bytes: 1 })), embedder: { modelId: MODEL, dimension: DIMENSION },
+              version: r.version,
+              active: r.version,
+              manifestKey: `tenants/${r.tenant}/conversations/${r.conversation}/versions/${r.version}/manifest.json`,
+              contextTokens: 1000,
+              episodes: Array.from({ length: episodes }, (_, e) => ({
+                id: e,
+                centroid: unit(e),
+                bytes: 1,
+              })),
+              embedder: { modelId: MODEL, dimension: DIMENSION },
             },
           };
           jobs.set(status.id, status);
-          send(202, { ...status, status: "queued", stage: "queued", percent: 0, finishedAt: null, result: null });
+          send(202, {
+            ...status,
+            status: "queued",
+            stage: "queued",
+            percent: 0,
+            finishedAt: null,
+            result: null,
+          });
           if (r.callbackUrl !== undefined) {
             const text = JSON.stringify(status);
             const u = new URL(r.callbackUrl);
-            const headers = await signRequest(secret, { method: "POST", path: u.pathname + u.search, timestamp: Math.floor(Date.now() / 1000), requestId: randomUUID(), body: text });
-            await fetch(r.callbackUrl, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: text }).catch(() => undefined);
+            const headers = await signRequest(secret, {
+              method: "POST",
+              path: u.pathname + u.search,
+              timestamp: Math.floor(Date.now() / 1000),
+              requestId: randomUUID(),
+              body: text,
+            });
+            await fetch(r.callbackUrl, {
+              method: "POST",
+              headers: { ...headers, "content-type": "application/json" },
+              body: text,
+            }).catch(() => undefined);
           }
           return;
         }

@@ -13,6 +13,9 @@ describe("client/src/generated/api.ts", () => {
     expect(Object.keys(document.paths ?? {})).toContain("/v1/conversations/{id}/query");
     const expected = await generateTypes(document);
     const committed = readFileSync(GENERATED_FILE, "utf8");
-    expect(committed, `client/src/generated/api.ts differs from the edge's routes: run \`${GENERATE_COMMAND}\` and commit it`).toBe(expected);
+    expect(
+      committed,
+      `client/src/generated/api.ts differs from the edge's routes: run \`${GENERATE_COMMAND}\` and commit it`,
+    ).toBe(expected);
   });
 });

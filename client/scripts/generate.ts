@@ -41,10 +41,15 @@ const HEADER = `/**
 export async function edgeOpenApiDocument(): Promise<OpenAPI3> {
   const tsx = createRequire(import.meta.url).resolve("tsx/cli");
   const stdout = await new Promise<string>((done, fail) => {
-    execFile(process.execPath, [tsx, join(ROOT, "edge", "scripts", "openapi.ts")], { cwd: ROOT, maxBuffer: 64 << 20 }, (error, out, err) => {
-      if (error) fail(new Error(`edge/scripts/openapi.ts failed: ${error.message}\n${err}`));
-      else done(out);
-    });
+    execFile(
+      process.execPath,
+      [tsx, join(ROOT, "edge", "scripts", "openapi.ts")],
+      { cwd: ROOT, maxBuffer: 64 << 20 },
+      (error, out, err) => {
+        if (error) fail(new Error(`edge/scripts/openapi.ts failed: ${error.message}\n${err}`));
+        else done(out);
+      },
+    );
   });
   return JSON.parse(stdout) as OpenAPI3;
 }
@@ -56,7 +61,10 @@ export async function generateTypes(document: OpenAPI3): Promise<string> {
   return HEADER + astToString(nodes);
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+if (
+  process.argv[1] !== undefined &&
+  import.meta.url === pathToFileURL(resolve(process.argv[1])).href
+) {
   const text = await generateTypes(await edgeOpenApiDocument());
   writeFileSync(GENERATED_FILE, text);
   console.log(`wrote ${GENERATED_FILE.slice(ROOT.length + 1)} (${text.split("\n").length} lines)`);

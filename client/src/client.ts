@@ -105,8 +105,18 @@ export class EpicacheClient {
   }
 
   /** `POST /v1/tenants` (admin token): a tenant, its API key and webhook secret (shown once). */
-  async createTenant(name: string, limits?: TenantLimits, options: CallOptions = {}): Promise<CreateTenantResponse> {
-    const res = await this.#call({ method: "POST", path: "/v1/tenants", auth: "adminToken", body: JSON.stringify({ name, ...(limits === undefined ? {} : { limits }) }), signal: options.signal });
+  async createTenant(
+    name: string,
+    limits?: TenantLimits,
+    options: CallOptions = {},
+  ): Promise<CreateTenantResponse> {
+    const res = await this.#call({
+      method: "POST",
+      path: "/v1/tenants",
+      auth: "adminToken",
+      body: JSON.stringify({ name, ...(limits === undefined ? {} : { limits }) }),
+      signal: options.signal,
+    });
     return this.#json<CreateTenantResponse>(res, [201]);
   }
 
@@ -114,20 +124,40 @@ export class EpicacheClient {
    * `POST /v1/conversations/{id}/messages`: appends in order, creating the conversation on its
    * first messages; messages whose ids it already holds are skipped (a retry appends nothing twice).
    */
-  async appendMessages(conversationId: string, messages: Message[], options: CallOptions = {}): Promise<AppendMessagesResponse> {
-    const res = await this.#call({ method: "POST", path: `/v1/conversations/${id(conversationId)}/messages`, auth: "apiKey", body: JSON.stringify({ messages }), signal: options.signal });
+  async appendMessages(
+    conversationId: string,
+    messages: Message[],
+    options: CallOptions = {},
+  ): Promise<AppendMessagesResponse> {
+    const res = await this.#call({
+      method: "POST",
+      path: `/v1/conversations/${id(conversationId)}/messages`,
+      auth: "apiKey",
+      body: JSON.stringify({ messages }),
+      signal: options.signal,
+    });
     return this.#json<AppendMessagesResponse>(res, [200]);
   }
 
   /** `GET /v1/conversations/{id}`: the message count, the active version, the newest rebuild's progress. */
   async getConversation(conversationId: string, options: CallOptions = {}): Promise<Conversation> {
-    const res = await this.#call({ method: "GET", path: `/v1/conversations/${id(conversationId)}`, auth: "apiKey", signal: options.signal });
+    const res = await this.#call({
+      method: "GET",
+      path: `/v1/conversations/${id(conversationId)}`,
+      auth: "apiKey",
+      signal: options.signal,
+    });
     return this.#json<Conversation>(res, [200]);
   }
 
   /** `GET /v1/conversations/{id}/versions`: its rebuilds, newest first (at most 100; `more` when there are older ones). */
   async listVersions(conversationId: string, options: CallOptions = {}): Promise<VersionList> {
-    const res = await this.#call({ method: "GET", path: `/v1/conversations/${id(conversationId)}/versions`, auth: "apiKey", signal: options.signal });
+    const res = await this.#call({
+      method: "GET",
+      path: `/v1/conversations/${id(conversationId)}/versions`,
+      auth: "apiKey",
+      signal: options.signal,
+    });
     return this.#json<VersionList>(res, [200]);
   }
 
@@ -141,14 +171,33 @@ export class EpicacheClient {
    * if (activeVersion) for (const e of (await client.getVersion("conv-26", activeVersion)).episodes ?? []) console.log(e.id, e.windows, e.topTerms);
    * ```
    */
-  async getVersion(conversationId: string, version: string, options: CallOptions = {}): Promise<VersionDetail> {
-    const res = await this.#call({ method: "GET", path: `/v1/conversations/${id(conversationId)}/versions/${id(version)}`, auth: "apiKey", signal: options.signal });
+  async getVersion(
+    conversationId: string,
+    version: string,
+    options: CallOptions = {},
+  ): Promise<VersionDetail> {
+    const res = await this.#call({
+      method: "GET",
+      path: `/v1/conversations/${id(conversationId)}/versions/${id(version)}`,
+      auth: "apiKey",
+      signal: options.signal,
+    });
     return this.#json<VersionDetail>(res, [200]);
   }
 
   /** `POST /v1/conversations/{id}/query`: the answer, with the episode and version it came from. */
-  async ask(conversationId: string, request: AskRequest, options: CallOptions = {}): Promise<QueryResponse> {
-    const res = await this.#call({ method: "POST", path: `/v1/conversations/${id(conversationId)}/query`, auth: "apiKey", body: JSON.stringify({ ...request, stream: false }), signal: options.signal });
+  async ask(
+    conversationId: string,
+    request: AskRequest,
+    options: CallOptions = {},
+  ): Promise<QueryResponse> {
+    const res = await this.#call({
+      method: "POST",
+      path: `/v1/conversations/${id(conversationId)}/query`,
+      auth: "apiKey",
+      body: JSON.stringify({ ...request, stream: false }),
+      signal: options.signal,
+    });
     return this.#json<QueryResponse>(res, [200]);
   }
 
@@ -165,7 +214,11 @@ export class EpicacheClient {
    * }
    * ```
    */
-  async *askStream(conversationId: string, request: AskRequest, options: CallOptions = {}): AsyncGenerator<AnswerEvent, void, undefined> {
+  async *askStream(
+    conversationId: string,
+    request: AskRequest,
+    options: CallOptions = {},
+  ): AsyncGenerator<AnswerEvent, void, undefined> {
     const res = await this.#call({
       method: "POST",
       path: `/v1/conversations/${id(conversationId)}/query`,
@@ -176,7 +229,8 @@ export class EpicacheClient {
     });
     if (res.status !== 200) throw await errorOf(res);
     const requestId = res.headers.get("x-request-id") ?? "";
-    const unexpected = (message: string) => new EpicacheApiError({ status: res.status, code: "unexpected_response", message, requestId });
+    const unexpected = (message: string) =>
+      new EpicacheApiError({ status: res.status, code: "unexpected_response", message, requestId });
     const type = res.headers.get("content-type") ?? "";
     if (!type.startsWith("text/event-stream") || res.body === null) {
       await res.body?.cancel().catch(() => undefined);
@@ -192,8 +246,14 @@ export class EpicacheClient {
       }
       if (event === "error") {
         const body = errorBodyOf(parsed);
-        if (body === undefined) throw unexpected(`an error event without an error body: ${data.slice(0, 200)}`);
-        throw new EpicacheApiError({ status: statusOfCode(body.error.code), code: body.error.code, message: body.error.message, requestId: body.error.requestId || requestId });
+        if (body === undefined)
+          throw unexpected(`an error event without an error body: ${data.slice(0, 200)}`);
+        throw new EpicacheApiError({
+          status: statusOfCode(body.error.code),
+          code: body.error.code,
+          message: body.error.message,
+          requestId: body.error.requestId || requestId,
+        });
       }
       yield { event, data: parsed } as AnswerEvent;
       if (event === "done") return;
@@ -212,29 +272,55 @@ export class EpicacheClient {
    * console.log(c.active?.kind, c.active?.messageCount);
    * ```
    */
-  async waitForRebuild(conversationId: string, options: WaitForRebuildOptions = {}): Promise<Conversation> {
+  async waitForRebuild(
+    conversationId: string,
+    options: WaitForRebuildOptions = {},
+  ): Promise<Conversation> {
     const { version, onProgress, timeoutMs = 15 * 60_000, intervalMs = 1000, signal } = options;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const conversation = await this.getConversation(conversationId, { signal });
       const { rebuild, activeVersion, followUp } = conversation;
       if (rebuild !== null) onProgress?.(rebuild, conversation);
-      const failed = (why: string) => new EpicacheRebuildError("failed", conversation, rebuild, `${why}: ${rebuild?.error?.code ?? "internal"}: ${rebuild?.error?.message ?? "no error recorded"}`);
+      const failed = (why: string) =>
+        new EpicacheRebuildError(
+          "failed",
+          conversation,
+          rebuild,
+          `${why}: ${rebuild?.error?.code ?? "internal"}: ${rebuild?.error?.message ?? "no error recorded"}`,
+        );
       if (version !== undefined) {
         if (activeVersion !== null && activeVersion >= version) return conversation;
         // Active versions never move back, so a settled failure at or after `version` means it will not be active.
-        if (rebuild !== null && rebuild.status === "failed" && rebuild.version >= version && !followUp) {
-          throw failed(rebuild.version === version ? `the rebuild ${version} failed` : `the rebuild ${version} did not succeed, and ${rebuild.version} after it failed`);
+        if (
+          rebuild !== null &&
+          rebuild.status === "failed" &&
+          rebuild.version >= version &&
+          !followUp
+        ) {
+          throw failed(
+            rebuild.version === version
+              ? `the rebuild ${version} failed`
+              : `the rebuild ${version} did not succeed, and ${rebuild.version} after it failed`,
+          );
         }
       } else {
-        const settled = rebuild === null || ((rebuild.status === "succeeded" || rebuild.status === "failed") && !followUp);
-        if (settled && rebuild?.status === "failed") throw failed(`the rebuild ${rebuild.version} failed`);
+        const settled =
+          rebuild === null ||
+          ((rebuild.status === "succeeded" || rebuild.status === "failed") && !followUp);
+        if (settled && rebuild?.status === "failed")
+          throw failed(`the rebuild ${rebuild.version} failed`);
         if (settled) return conversation;
       }
       const left = deadline - Date.now();
       if (left <= 0) {
         const what = version ?? rebuild?.version ?? "a rebuild";
-        throw new EpicacheRebuildError("timeout", conversation, rebuild, `${what} of ${conversationId} did not finish in ${timeoutMs} ms (last: ${rebuild === null ? "no rebuild" : `${rebuild.version} ${rebuild.status}, ${rebuild.stage ?? "-"} ${rebuild.progress ?? 0}%`})`);
+        throw new EpicacheRebuildError(
+          "timeout",
+          conversation,
+          rebuild,
+          `${what} of ${conversationId} did not finish in ${timeoutMs} ms (last: ${rebuild === null ? "no rebuild" : `${rebuild.version} ${rebuild.status}, ${rebuild.stage ?? "-"} ${rebuild.progress ?? 0}%`})`,
+        );
       }
       await sleep(Math.min(intervalMs, left), signal);
     }
@@ -250,14 +336,26 @@ export class EpicacheClient {
    * const { version, followUp, httpStatus } = await client.triggerRebuild(tenantId, webhookSecret, "conv-26");
    * ```
    */
-  async triggerRebuild(tenantId: string, webhookSecret: string, conversationId: string, options: TriggerRebuildOptions = {}): Promise<TriggerRebuildResult> {
+  async triggerRebuild(
+    tenantId: string,
+    webhookSecret: string,
+    conversationId: string,
+    options: TriggerRebuildOptions = {},
+  ): Promise<TriggerRebuildResult> {
     const body = JSON.stringify({ conversationId });
     const headers = await signWebhook(webhookSecret, {
       id: options.webhookId ?? `msg_${crypto.randomUUID()}`,
       timestamp: options.timestamp ?? Math.floor(Date.now() / 1000),
       body,
     });
-    const res = await this.#call({ method: "POST", path: `/v1/webhooks/${id(tenantId)}/rebuild`, auth: "none", body, headers, signal: options.signal });
+    const res = await this.#call({
+      method: "POST",
+      path: `/v1/webhooks/${id(tenantId)}/rebuild`,
+      auth: "none",
+      body,
+      headers,
+      signal: options.signal,
+    });
     const answer = await this.#json<RebuildWebhookResponse>(res, [200, 202]);
     return { ...answer, httpStatus: res.status as 200 | 202 };
   }
@@ -266,12 +364,20 @@ export class EpicacheClient {
     const headers: Record<string, string> = { ...call.headers };
     if (call.auth !== "none") {
       const credential = call.auth === "apiKey" ? this.#apiKey : this.#adminToken;
-      if (credential === undefined) throw new TypeError(`EpicacheClient: ${call.method} ${call.path} needs the ${call.auth} option`);
+      if (credential === undefined)
+        throw new TypeError(
+          `EpicacheClient: ${call.method} ${call.path} needs the ${call.auth} option`,
+        );
       headers.authorization = `Bearer ${credential}`;
     }
     if (call.body !== undefined) headers["content-type"] = "application/json";
     const doFetch = this.#fetch;
-    return doFetch(this.baseUrl + call.path, { method: call.method, headers, body: call.body, signal: call.signal });
+    return doFetch(this.baseUrl + call.path, {
+      method: call.method,
+      headers,
+      body: call.body,
+      signal: call.signal,
+    });
   }
 
   /** The JSON body of an answer with one of `statuses`; the API's error otherwise. */
@@ -281,15 +387,32 @@ export class EpicacheClient {
     try {
       return JSON.parse(text) as T;
     } catch {
-      throw new EpicacheApiError({ status: res.status, code: "unexpected_response", message: `HTTP ${res.status} with a body that is not JSON: ${text.slice(0, 200)}`, requestId: res.headers.get("x-request-id") ?? "" });
+      throw new EpicacheApiError({
+        status: res.status,
+        code: "unexpected_response",
+        message: `HTTP ${res.status} with a body that is not JSON: ${text.slice(0, 200)}`,
+        requestId: res.headers.get("x-request-id") ?? "",
+      });
     }
   }
 }
 
 function errorBodyOf(value: unknown): ErrorBody | undefined {
   const error = (value as { error?: unknown } | null)?.error as Record<string, unknown> | undefined;
-  if (typeof error !== "object" || error === null || typeof error.code !== "string" || typeof error.message !== "string") return undefined;
-  return { error: { code: error.code, message: error.message, requestId: typeof error.requestId === "string" ? error.requestId : "" } };
+  if (
+    typeof error !== "object" ||
+    error === null ||
+    typeof error.code !== "string" ||
+    typeof error.message !== "string"
+  )
+    return undefined;
+  return {
+    error: {
+      code: error.code,
+      message: error.message,
+      requestId: typeof error.requestId === "string" ? error.requestId : "",
+    },
+  };
 }
 
 /** The {@link EpicacheApiError} of an answer that is not the route's success. */
@@ -306,10 +429,22 @@ async function errorOf(res: Response): Promise<EpicacheApiError> {
   }
   const body = errorBodyOf(parsed);
   if (body !== undefined) {
-    return new EpicacheApiError({ status: res.status, code: body.error.code, message: body.error.message, requestId: body.error.requestId || header, retryAfterSeconds });
+    return new EpicacheApiError({
+      status: res.status,
+      code: body.error.code,
+      message: body.error.message,
+      requestId: body.error.requestId || header,
+      retryAfterSeconds,
+    });
   }
   const shown = text.trim() === "" ? "an empty body" : text.slice(0, 200);
-  return new EpicacheApiError({ status: res.status, code: "unexpected_response", message: `HTTP ${res.status} ${res.statusText}`.trim() + `: ${shown}`, requestId: header, retryAfterSeconds });
+  return new EpicacheApiError({
+    status: res.status,
+    code: "unexpected_response",
+    message: `HTTP ${res.status} ${res.statusText}`.trim() + `: ${shown}`,
+    requestId: header,
+    retryAfterSeconds,
+  });
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

@@ -38,7 +38,13 @@ export class EpicacheApiError extends Error {
   /** `retry-after` of a 429 `rate_limited`, in seconds. */
   readonly retryAfterSeconds: number | undefined;
 
-  constructor(fields: { status: number; code: ApiErrorCode; message: string; requestId: string; retryAfterSeconds?: number }) {
+  constructor(fields: {
+    status: number;
+    code: ApiErrorCode;
+    message: string;
+    requestId: string;
+    retryAfterSeconds?: number;
+  }) {
     super(fields.message);
     this.name = "EpicacheApiError";
     this.status = fields.status;
@@ -66,7 +72,12 @@ export class EpicacheRebuildError extends Error {
   /** The conversation as last read. */
   readonly conversation: Conversation;
 
-  constructor(reason: "failed" | "timeout", conversation: Conversation, rebuild: RebuildState | null, message: string) {
+  constructor(
+    reason: "failed" | "timeout",
+    conversation: Conversation,
+    rebuild: RebuildState | null,
+    message: string,
+  ) {
     super(message);
     this.name = "EpicacheRebuildError";
     this.reason = reason;

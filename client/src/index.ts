@@ -9,8 +9,20 @@
  * const { answer, episode } = await client.ask("conv-26", { question: "What did Caroline research?" });
  * ```
  */
-export { EpicacheClient, type CallOptions, type EpicacheClientOptions, type TriggerRebuildOptions, type TriggerRebuildResult, type WaitForRebuildOptions } from "./client";
-export { EpicacheApiError, EpicacheRebuildError, type ApiErrorCode, type ClientErrorCode } from "./errors";
+export {
+  EpicacheClient,
+  type CallOptions,
+  type EpicacheClientOptions,
+  type TriggerRebuildOptions,
+  type TriggerRebuildResult,
+  type WaitForRebuildOptions,
+} from "./client";
+export {
+  EpicacheApiError,
+  EpicacheRebuildError,
+  type ApiErrorCode,
+  type ClientErrorCode,
+} from "./errors";
 export { ServerSentEventParser, serverSentEvents, type ServerSentEvent } from "./sse";
 export type * from "./types";
 /** Standard Webhooks signing, for a sender of rebuild webhooks that does not use the client. */

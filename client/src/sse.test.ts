@@ -6,7 +6,9 @@ const encoder = new TextEncoder();
 
 /** A body that sends `bytes` cut at `cuts` (offsets, in any order). */
 function streamOf(bytes: Uint8Array, cuts: number[] = []): ReadableStream<Uint8Array> {
-  const points = [...new Set([0, ...cuts.filter((c) => c > 0 && c < bytes.length), bytes.length])].sort((a, b) => a - b);
+  const points = [
+    ...new Set([0, ...cuts.filter((c) => c > 0 && c < bytes.length), bytes.length]),
+  ].sort((a, b) => a - b);
   const chunks = points.slice(1).map((end, i) => bytes.slice(points[i], end));
   return new ReadableStream({
     pull(controller) {
@@ -36,7 +38,10 @@ const ANSWER_EVENTS = [
   ev("meta", '{"episode":2,"version":"v20260101T000000000Z-000001"}'),
   ev("token", '{"text":"Caf\u00e9 "}'),
   ev("token", '{"text":"\u6771\u4eac \ud83d\ude80"}'),
-  ev("done", '{"answer":"Caf\u00e9 \u6771\u4eac \ud83d\ude80","episode":2,"version":"v20260101T000000000Z-000001","tokens":3,"timings":{"queuedMs":0,"loadMs":1,"generateMs":2}}'),
+  ev(
+    "done",
+    '{"answer":"Caf\u00e9 \u6771\u4eac \ud83d\ude80","episode":2,"version":"v20260101T000000000Z-000001","tokens":3,"timings":{"queuedMs":0,"loadMs":1,"generateMs":2}}',
+  ),
 ];
 
 describe("server-sent events", () => {
@@ -53,18 +58,27 @@ describe("server-sent events", () => {
 
   it("gives the same events for any cutting, with any of the three line endings", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom("\n", "\r\n", "\r"), fc.array(fc.nat({ max: 600 }), { maxLength: 40 }), async (eol, cuts) => {
-        const bytes = encoder.encode(ANSWER.replace(/\n/g, eol));
-        expect(await collect(streamOf(bytes, cuts))).toEqual(ANSWER_EVENTS);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom("\n", "\r\n", "\r"),
+        fc.array(fc.nat({ max: 600 }), { maxLength: 40 }),
+        async (eol, cuts) => {
+          const bytes = encoder.encode(ANSWER.replace(/\n/g, eol));
+          expect(await collect(streamOf(bytes, cuts))).toEqual(ANSWER_EVENTS);
+        },
+      ),
       { numRuns: 300 },
     );
   });
 
   it("joins data lines, skips comments and events without data, and keeps the last id", () => {
     const parser = new ServerSentEventParser();
-    const text = ": keep-alive\n\nevent: token\ndata:a\ndata: b\ndata\n\nevent: empty\n\nid: 7\nretry: 100\ndata: c\n\ndata: {}\n\n";
-    expect(parser.push(text)).toEqual([ev("token", "a\nb\n"), ev("message", "c", "7"), ev("message", "{}", "7")]);
+    const text =
+      ": keep-alive\n\nevent: token\ndata:a\ndata: b\ndata\n\nevent: empty\n\nid: 7\nretry: 100\ndata: c\n\ndata: {}\n\n";
+    expect(parser.push(text)).toEqual([
+      ev("token", "a\nb\n"),
+      ev("message", "c", "7"),
+      ev("message", "{}", "7"),
+    ]);
     expect(parser.end()).toEqual([]);
   });
 

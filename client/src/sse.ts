@@ -71,7 +71,10 @@ export class ServerSentEventParser {
 
   #line(line: string): ServerSentEvent | undefined {
     if (line === "") {
-      const event = this.#data.length === 0 ? undefined : { event: this.#event || "message", data: this.#data.join("\n"), id: this.#id };
+      const event =
+        this.#data.length === 0
+          ? undefined
+          : { event: this.#event || "message", data: this.#data.join("\n"), id: this.#id };
       this.#event = "";
       this.#data = [];
       return event;
@@ -98,7 +101,9 @@ export class ServerSentEventParser {
  * for await (const { event, data } of serverSentEvents(response.body!)) console.log(event, data);
  * ```
  */
-export async function* serverSentEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<ServerSentEvent, void, undefined> {
+export async function* serverSentEvents(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<ServerSentEvent, void, undefined> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
   const parser = new ServerSentEventParser();

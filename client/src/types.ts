@@ -10,8 +10,14 @@ export type { components, paths } from "./generated/api";
 
 type Json<T> = T extends { content: { "application/json": infer Body } } ? Body : never;
 type Operation<P extends keyof paths, M extends "get" | "post"> = NonNullable<paths[P][M]>;
-type RequestBody<P extends keyof paths, M extends "get" | "post"> = Json<NonNullable<Operation<P, M>["requestBody"]>>;
-type ResponseBody<P extends keyof paths, M extends "get" | "post", S extends keyof Operation<P, M>["responses"]> = Json<Operation<P, M>["responses"][S]>;
+type RequestBody<P extends keyof paths, M extends "get" | "post"> = Json<
+  NonNullable<Operation<P, M>["requestBody"]>
+>;
+type ResponseBody<
+  P extends keyof paths,
+  M extends "get" | "post",
+  S extends keyof Operation<P, M>["responses"],
+> = Json<Operation<P, M>["responses"][S]>;
 
 type Schemas = components["schemas"];
 
@@ -61,12 +67,19 @@ export type QueryStreamDone = Schemas["QueryStreamDone"];
  * An event of a streamed answer: `meta` first, then `token`s, then `done` (an `error` event is
  * thrown as an {@link EpicacheApiError} instead).
  */
-export type AnswerEvent = { event: "meta"; data: QueryStreamMeta } | { event: "token"; data: QueryStreamToken } | { event: "done"; data: QueryStreamDone };
+export type AnswerEvent =
+  | { event: "meta"; data: QueryStreamMeta }
+  | { event: "token"; data: QueryStreamToken }
+  | { event: "done"; data: QueryStreamDone };
 
 /** `POST /v1/webhooks/{tenantId}/rebuild`: `{conversationId}`. */
 export type RebuildWebhookRequest = RequestBody<"/v1/webhooks/{tenantId}/rebuild", "post">;
 /** `{conversationId, version, status, duplicate, followUp}` (the same for 202 and 200). */
-export type RebuildWebhookResponse = ResponseBody<"/v1/webhooks/{tenantId}/rebuild", "post", 202 | 200>;
+export type RebuildWebhookResponse = ResponseBody<
+  "/v1/webhooks/{tenantId}/rebuild",
+  "post",
+  202 | 200
+>;
 
 /** `{error: {code, message, requestId}}`. */
 export type ErrorBody = Schemas["Error"];

@@ -5,8 +5,25 @@
  * history, and questions answered as they stream. Everything goes through @epicache/client against
  * the edge that serves this page.
  */
-import { EpicacheApiError, EpicacheClient, EpicacheRebuildError, type Conversation, type Message, type QueryRouting, type RebuildState, type VersionDetail } from "@epicache/client";
-import { batchesOf, conversationIdOf, formatBytes, formatSeconds, isConversationId, parseConversation, type ParsedConversation } from "./conversation-file";
+import {
+  EpicacheApiError,
+  EpicacheClient,
+  EpicacheRebuildError,
+  type Conversation,
+  type Message,
+  type QueryRouting,
+  type RebuildState,
+  type VersionDetail,
+} from "@epicache/client";
+import {
+  batchesOf,
+  conversationIdOf,
+  formatBytes,
+  formatSeconds,
+  isConversationId,
+  parseConversation,
+  type ParsedConversation,
+} from "./conversation-file";
 
 // ---- the page ----
 
@@ -65,7 +82,12 @@ const ui = {
 
 // ---- credentials, kept for this tab only ----
 
-const KEYS = { apiKey: "epicache.apiKey", tenantId: "epicache.tenantId", webhookSecret: "epicache.webhookSecret", conversationId: "epicache.conversationId" } as const;
+const KEYS = {
+  apiKey: "epicache.apiKey",
+  tenantId: "epicache.tenantId",
+  webhookSecret: "epicache.webhookSecret",
+  conversationId: "epicache.conversationId",
+} as const;
 
 function load(key: string): string {
   try {
@@ -84,14 +106,16 @@ function save(key: string, value: string): void {
   }
 }
 
-const masked = (secret: string) => (secret.length <= 10 ? "…" : `${secret.slice(0, 3)}…${secret.slice(-4)}`);
+const masked = (secret: string) =>
+  secret.length <= 10 ? "…" : `${secret.slice(0, 3)}…${secret.slice(-4)}`;
 
 function showKeyStatus(): void {
   const key = ui.apiKey.value.trim();
   const hook = ui.tenantId.value.trim() !== "" && ui.webhookSecret.value.trim() !== "";
-  ui.keyStatus.textContent = key === ""
-    ? "No API key yet: enter one, or create a tenant below."
-    : `Using API key ${masked(key)} for this tab${hook ? `, and tenant ${ui.tenantId.value.trim()}'s webhook secret for rebuilds` : "; rebuilds need the tenant id and webhook secret too"}.`;
+  ui.keyStatus.textContent =
+    key === ""
+      ? "No API key yet: enter one, or create a tenant below."
+      : `Using API key ${masked(key)} for this tab${hook ? `, and tenant ${ui.tenantId.value.trim()}'s webhook secret for rebuilds` : "; rebuilds need the tenant id and webhook secret too"}.`;
 }
 
 function saveCredentials(): void {
@@ -110,14 +134,18 @@ function client(): EpicacheClient {
 
 function conversationId(): string {
   const id = ui.conversationId.value.trim();
-  if (!isConversationId(id)) throw new Error(`"${id}" is not a conversation id: use 1 to 64 letters, digits, '_', '-' or '.', starting with a letter or digit.`);
+  if (!isConversationId(id))
+    throw new Error(
+      `"${id}" is not a conversation id: use 1 to 64 letters, digits, '_', '-' or '.', starting with a letter or digit.`,
+    );
   return id;
 }
 
 // ---- errors ----
 
 function describe(e: unknown): string {
-  if (e instanceof EpicacheApiError) return `${e.message} (${e.code}, HTTP ${e.status}${e.requestId ? `, request ${e.requestId}` : ""})`;
+  if (e instanceof EpicacheApiError)
+    return `${e.message} (${e.code}, HTTP ${e.status}${e.requestId ? `, request ${e.requestId}` : ""})`;
   if (e instanceof Error) return e.message;
   return String(e);
 }
@@ -150,7 +178,10 @@ const number = (n: number) => n.toLocaleString("en");
 // ---- creating a tenant ----
 
 async function createTenant(): Promise<void> {
-  const admin = new EpicacheClient({ baseUrl: location.origin, adminToken: ui.adminToken.value.trim() });
+  const admin = new EpicacheClient({
+    baseUrl: location.origin,
+    adminToken: ui.adminToken.value.trim(),
+  });
   const { tenantId, apiKey, webhookSecret } = await admin.createTenant(ui.tenantName.value.trim());
   ui.apiKey.value = apiKey;
   ui.tenantId.value = tenantId;
@@ -188,7 +219,10 @@ function parseSource(sampleId?: string): void {
   if (samples.length >= 2 && sampleId === undefined) {
     ui.sample.replaceChildren(...samples.map((s) => new Option(s, s)));
   }
-  const fromName = source.name === undefined ? undefined : conversationIdOf(source.name.replace(/\.(jsonl|ndjson|json|txt)$/i, ""));
+  const fromName =
+    source.name === undefined
+      ? undefined
+      : conversationIdOf(source.name.replace(/\.(jsonl|ndjson|json|txt)$/i, ""));
   const suggestion = suggestedId ?? fromName;
   const current = ui.conversationId.value.trim();
   if (suggestion !== undefined && (current === "" || current === suggestedIdShown)) {
@@ -202,7 +236,13 @@ function parseSource(sampleId?: string): void {
 }
 
 /** Appends `batch`; a 413 for a batch of several messages (the edge's limits are lower than assumed) is retried in halves. */
-async function appendBatch(c: EpicacheClient, id: string, batch: Message[], totals: { appended: number; duplicates: number; requests: number; messageCount: number }, onSent: (n: number) => void): Promise<void> {
+async function appendBatch(
+  c: EpicacheClient,
+  id: string,
+  batch: Message[],
+  totals: { appended: number; duplicates: number; requests: number; messageCount: number },
+  onSent: (n: number) => void,
+): Promise<void> {
   try {
     const res = await c.appendMessages(id, batch);
     totals.appended += res.appended;
@@ -211,7 +251,8 @@ async function appendBatch(c: EpicacheClient, id: string, batch: Message[], tota
     totals.requests += 1;
     onSent(batch.length);
   } catch (e) {
-    if (!(e instanceof EpicacheApiError && e.code === "payload_too_large" && batch.length > 1)) throw e;
+    if (!(e instanceof EpicacheApiError && e.code === "payload_too_large" && batch.length > 1))
+      throw e;
     const half = Math.ceil(batch.length / 2);
     await appendBatch(c, id, batch.slice(0, half), totals, onSent);
     await appendBatch(c, id, batch.slice(half), totals, onSent);
@@ -264,10 +305,14 @@ async function refreshConversation(): Promise<void> {
   }
   showConversation(conversation);
   if (conversation.rebuild !== null) showRebuild(conversation.rebuild);
-  if (conversation.activeVersion !== null) await showVersion(conversation.activeVersion, conversation.activeVersion);
+  if (conversation.activeVersion !== null)
+    await showVersion(conversation.activeVersion, conversation.activeVersion);
   await showHistory();
-  const inFlight = conversation.rebuild !== null && (conversation.rebuild.status === "queued" || conversation.rebuild.status === "submitted");
-  if ((inFlight || conversation.followUp) && watching === undefined) void act(null, () => watchRebuild(undefined));
+  const inFlight =
+    conversation.rebuild !== null &&
+    (conversation.rebuild.status === "queued" || conversation.rebuild.status === "submitted");
+  if ((inFlight || conversation.followUp) && watching === undefined)
+    void act(null, () => watchRebuild(undefined));
 }
 
 function showConversation(c: Conversation): void {
@@ -275,7 +320,12 @@ function showConversation(c: Conversation): void {
   ui.conversationStatus.textContent = `${c.id}: ${number(c.messageCount)} messages (${formatBytes(c.transcriptBytes)}); ${c.activeVersion === null ? "no active version yet" : `active version ${c.activeVersion}${active?.messageCount != null ? ` built from ${number(active.messageCount)} of them` : ""}`}.`;
 }
 
-const STATUS_WORDS: Record<RebuildState["status"], string> = { queued: "queued", submitted: "running", succeeded: "succeeded", failed: "failed" };
+const STATUS_WORDS: Record<RebuildState["status"], string> = {
+  queued: "queued",
+  submitted: "running",
+  succeeded: "succeeded",
+  failed: "failed",
+};
 
 /** The last status and stage announced (the live region speaks only when one changes). */
 let announced = "";
@@ -285,16 +335,18 @@ function showRebuild(r: RebuildState): void {
   ui.rebuildVersion.textContent = r.version;
   ui.rebuildStatusText.textContent = STATUS_WORDS[r.status];
   ui.rebuildStage.textContent = r.stage ?? "—";
-  ui.rebuildEta.textContent = r.status === "succeeded" ? "done" : r.etaSeconds === null ? "—" : formatSeconds(r.etaSeconds);
+  ui.rebuildEta.textContent =
+    r.status === "succeeded" ? "done" : r.etaSeconds === null ? "—" : formatSeconds(r.etaSeconds);
   const percent = r.status === "succeeded" ? 100 : Math.max(0, Math.min(100, r.progress ?? 0));
   ui.rebuildProgress.value = percent;
   ui.rebuildPercent.textContent = `${Math.round(percent)} %`;
   ui.rebuildState.dataset.status = r.status;
-  const words = r.status === "failed"
-    ? `Rebuild ${r.version} failed: ${r.error?.message ?? "no reason given"} (${r.error?.code ?? "internal"}).`
-    : r.status === "succeeded"
-      ? `Rebuild ${r.version} succeeded (${r.kind ?? "full"}).`
-      : `Rebuild ${r.version} ${STATUS_WORDS[r.status]}${r.stage ? `: ${r.stage}` : ""}.`;
+  const words =
+    r.status === "failed"
+      ? `Rebuild ${r.version} failed: ${r.error?.message ?? "no reason given"} (${r.error?.code ?? "internal"}).`
+      : r.status === "succeeded"
+        ? `Rebuild ${r.version} succeeded (${r.kind ?? "full"}).`
+        : `Rebuild ${r.version} ${STATUS_WORDS[r.status]}${r.stage ? `: ${r.stage}` : ""}.`;
   if (words !== announced) {
     announced = words;
     ui.rebuildStatus.textContent = words;
@@ -324,7 +376,8 @@ async function watchRebuild(version: string | undefined): Promise<void> {
     await showHistory();
   } catch (e) {
     if (controller.signal.aborted) return;
-    if (e instanceof EpicacheRebuildError && e.conversation.rebuild !== null) showRebuild(e.conversation.rebuild);
+    if (e instanceof EpicacheRebuildError && e.conversation.rebuild !== null)
+      showRebuild(e.conversation.rebuild);
     await showHistory().catch(() => undefined);
     throw e;
   } finally {
@@ -335,11 +388,15 @@ async function watchRebuild(version: string | undefined): Promise<void> {
 async function triggerRebuild(): Promise<void> {
   const tenantId = ui.tenantId.value.trim();
   const secret = ui.webhookSecret.value.trim();
-  if (tenantId === "" || secret === "") throw new Error("A rebuild is a signed webhook: enter the tenant id and its webhook secret (section 1).");
+  if (tenantId === "" || secret === "")
+    throw new Error(
+      "A rebuild is a signed webhook: enter the tenant id and its webhook secret (section 1).",
+    );
   const id = conversationId();
   const hook = await client().triggerRebuild(tenantId, secret, id);
   if (hook.httpStatus === 200 && !hook.duplicate) {
-    ui.rebuildStatus.textContent = announced = `Nothing new to build: ${hook.version} holds every message.`;
+    ui.rebuildStatus.textContent =
+      announced = `Nothing new to build: ${hook.version} holds every message.`;
     return;
   }
   ui.rebuildStatus.textContent = announced = hook.followUp
@@ -372,14 +429,18 @@ function layerChart(layerEntries: number[] | null, entries: number | null): HTML
     return td;
   }
   const max = Math.max(1, ...layerEntries);
-  const bar = 4, height = 32;
+  const bar = 4,
+    height = 32;
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("class", "layers");
   svg.setAttribute("width", String(layerEntries.length * bar));
   svg.setAttribute("height", String(height));
   svg.setAttribute("role", "img");
   const low = Math.min(...layerEntries);
-  svg.setAttribute("aria-label", `${layerEntries.length} layers, ${number(low)} to ${number(max)} entries each`);
+  svg.setAttribute(
+    "aria-label",
+    `${layerEntries.length} layers, ${number(low)} to ${number(max)} entries each`,
+  );
   layerEntries.forEach((n, l) => {
     const h = Math.max(1, Math.round((n / max) * height));
     const rect = document.createElementNS(SVG, "rect");
@@ -439,7 +500,9 @@ function renderEpisodes(v: VersionDetail, active: boolean): void {
   ui.episodes.hidden = rows.length === 0;
   ui.episodesCaption.textContent = `Episodes of ${v.version}${active ? " (active)" : ""}`;
   const what = [
-    v.kind === null ? null : `${v.kind === "incremental" ? `an update of ${v.baseVersion ?? "its base"}` : "a full build"}`,
+    v.kind === null
+      ? null
+      : `${v.kind === "incremental" ? `an update of ${v.baseVersion ?? "its base"}` : "a full build"}`,
     v.messageCount === null ? null : `${number(v.messageCount)} messages`,
     v.contextTokens === null ? null : `${number(v.contextTokens)} context tokens`,
     v.routing === null ? null : `questions routed by ${v.routing}`,
@@ -451,7 +514,10 @@ function renderEpisodes(v: VersionDetail, active: boolean): void {
 /** Marks the row of the last answer's episode (when the table shows its version). */
 function markChosen(): void {
   for (const tr of Array.from(ui.episodes.tBodies[0].rows)) {
-    const isChosen = chosen !== undefined && chosen.version === shown && tr.dataset.episode === String(chosen.episode);
+    const isChosen =
+      chosen !== undefined &&
+      chosen.version === shown &&
+      tr.dataset.episode === String(chosen.episode);
     tr.classList.toggle("chosen", isChosen);
     tr.querySelector(".badge")?.remove();
     if (isChosen) {
@@ -478,10 +544,18 @@ async function showHistory(): Promise<void> {
       b.type = "button";
       b.textContent = "Episodes";
       b.setAttribute("aria-label", `Show the episodes of ${v.version}`);
-      b.addEventListener("click", () => void act(b, () => showVersion(v.version, v.active ? v.version : null)));
+      b.addEventListener(
+        "click",
+        () => void act(b, () => showVersion(v.version, v.active ? v.version : null)),
+      );
       actions.append(b);
     }
-    const note = v.error !== null ? `${v.error.code}: ${v.error.message}` : v.status === "succeeded" || v.status === "failed" ? (v.reason ?? "") : `${v.stage ?? ""} ${v.progress === null ? "" : `${Math.round(v.progress)} %`}`.trim();
+    const note =
+      v.error !== null
+        ? `${v.error.code}: ${v.error.message}`
+        : v.status === "succeeded" || v.status === "failed"
+          ? (v.reason ?? "")
+          : `${v.stage ?? ""} ${v.progress === null ? "" : `${Math.round(v.progress)} %`}`.trim();
     tr.append(
       first,
       cell(`${v.status}${v.active ? " (active)" : ""}`),
@@ -516,8 +590,10 @@ const SCORED_BY: Record<QueryRouting["rule"], string> = {
 
 /** "Routed by lexical (…): episode 0 3.21 (chosen), episode 1 0.87, …". */
 function describeRouting(routing: QueryRouting, chosenEpisode: number): string {
-  const scores = routing.scores.map(({ episode, score }) =>
-    `episode ${episode} ${score === null ? "—" : score.toFixed(routing.rule === "vote" ? 0 : 3)}${episode === chosenEpisode ? " (chosen)" : ""}`);
+  const scores = routing.scores.map(
+    ({ episode, score }) =>
+      `episode ${episode} ${score === null ? "—" : score.toFixed(routing.rule === "vote" ? 0 : 3)}${episode === chosenEpisode ? " (chosen)" : ""}`,
+  );
   return `Routed by ${routing.rule} (per episode, ${SCORED_BY[routing.rule]}): ${scores.join(", ")}.`;
 }
 
@@ -539,7 +615,8 @@ async function ask(): Promise<void> {
         chosen = { episode: event.data.episode, version: event.data.version };
         ui.answerRouting.textContent = describeRouting(event.data.routing, event.data.episode);
         ui.answerMeta.textContent = `Answering from episode ${event.data.episode} of version ${event.data.version}…`;
-        if (shown !== event.data.version) void showVersion(event.data.version, null).catch(showError);
+        if (shown !== event.data.version)
+          void showVersion(event.data.version, null).catch(showError);
         else markChosen();
       } else if (event.event === "token") {
         tokens += 1;
@@ -574,7 +651,8 @@ ui.keyForm.addEventListener("submit", (e) => {
   e.preventDefault();
   clearError();
   saveCredentials();
-  if (ui.apiKey.value.trim() !== "" && ui.conversationId.value.trim() !== "") void act(ui.refresh, refreshConversation);
+  if (ui.apiKey.value.trim() !== "" && ui.conversationId.value.trim() !== "")
+    void act(ui.refresh, refreshConversation);
 });
 ui.forget.addEventListener("click", () => {
   for (const input of [ui.apiKey, ui.tenantId, ui.webhookSecret]) input.value = "";
@@ -586,7 +664,9 @@ ui.tenantForm.addEventListener("submit", (e) => {
   e.preventDefault();
   void act(ui.tenantForm.querySelector("button"), createTenant);
 });
-ui.conversationId.addEventListener("change", () => save(KEYS.conversationId, ui.conversationId.value.trim()));
+ui.conversationId.addEventListener("change", () =>
+  save(KEYS.conversationId, ui.conversationId.value.trim()),
+);
 ui.file.addEventListener("change", () => {
   const file = ui.file.files?.[0];
   if (file === undefined) return;
@@ -617,4 +697,5 @@ ui.askForm.addEventListener("submit", (e) => {
   void act(ui.ask, ask);
 });
 
-if (ui.apiKey.value.trim() !== "" && isConversationId(ui.conversationId.value.trim())) void act(null, refreshConversation);
+if (ui.apiKey.value.trim() !== "" && isConversationId(ui.conversationId.value.trim()))
+  void act(null, refreshConversation);

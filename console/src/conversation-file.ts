@@ -4,7 +4,12 @@
  * them into requests the edge accepts. Pure: no DOM, no network (console.ts does those).
  */
 import type { Message } from "@epicache/client";
-import { detectConversationFormat, loadConversation, locomoSampleIds, type ConversationFormat } from "@epicache/shared/loaders";
+import {
+  detectConversationFormat,
+  loadConversation,
+  locomoSampleIds,
+  type ConversationFormat,
+} from "@epicache/shared/loaders";
 
 /** A file read into messages. */
 export interface ParsedConversation {
@@ -25,7 +30,11 @@ export function isConversationId(id: string): boolean {
 
 /** `name` made into a conversation id (other characters become `-`), or undefined when nothing is left. */
 export function conversationIdOf(name: string): string | undefined {
-  const id = name.replace(/[^A-Za-z0-9_.-]+/g, "-").replace(/\.{2,}/g, ".").replace(/^[^A-Za-z0-9]+/, "").slice(0, 64);
+  const id = name
+    .replace(/[^A-Za-z0-9_.-]+/g, "-")
+    .replace(/\.{2,}/g, ".")
+    .replace(/^[^A-Za-z0-9]+/, "")
+    .slice(0, 64);
   return id !== "" && isConversationId(id) ? id : undefined;
 }
 
@@ -47,30 +56,64 @@ export function conversationIdOf(name: string): string | undefined {
  * // [{ id: "m1", speaker: "Ann", text: "Hi", session: 1 }]
  * ```
  */
-export function parseConversation(text: string, options: { sampleId?: string } = {}): ParsedConversation {
+export function parseConversation(
+  text: string,
+  options: { sampleId?: string } = {},
+): ParsedConversation {
   const format = detectConversationFormat(text);
   const { conversation } = loadConversation(text, { format, sampleId: options.sampleId });
   const turns = conversation.sessions.flatMap((s) => s.turns.map((t) => ({ session: s, turn: t })));
   if (format === "jsonl") {
     // The loader took every non-blank line as one turn, in order, and checked each.
-    const lines = text.replace(/^\uFEFF/, "").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = text
+      .replace(/^\uFEFF/, "")
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const messages = lines.map((line, i) => {
-      const m: Message = { id: typeof line.id === "string" ? line.id : turns[i].turn.id, speaker: String(line.speaker), text: String(line.text) };
+      const m: Message = {
+        id: typeof line.id === "string" ? line.id : turns[i].turn.id,
+        speaker: String(line.speaker),
+        text: String(line.text),
+      };
       if (typeof line.timestamp === "string") m.timestamp = line.timestamp;
-      if (typeof line.session === "string" || (typeof line.session === "number" && Number.isInteger(line.session))) m.session = line.session;
+      if (
+        typeof line.session === "string" ||
+        (typeof line.session === "number" && Number.isInteger(line.session))
+      )
+        m.session = line.session;
       return m;
     });
-    return { format, messages, sessions: conversation.sessions.length, speakers: conversation.speakers, samples: [], suggestedId: undefined };
+    return {
+      format,
+      messages,
+      sessions: conversation.sessions.length,
+      speakers: conversation.speakers,
+      samples: [],
+      suggestedId: undefined,
+    };
   }
   const messages = turns.map(({ session, turn }) => {
     const caption = turn.caption?.trim() ?? "";
-    const m: Message = { id: turn.id, speaker: turn.speaker, text: caption === "" ? turn.text : `${turn.text} [shares an image: ${caption}]`, session: session.index };
+    const m: Message = {
+      id: turn.id,
+      speaker: turn.speaker,
+      text: caption === "" ? turn.text : `${turn.text} [shares an image: ${caption}]`,
+      session: session.index,
+    };
     const when = turn.timestamp ?? session.date;
     if (when !== undefined && when.length <= 64) m.timestamp = when;
     return m;
   });
   const samples = format === "locomo" ? locomoSampleIds(text) : [];
-  return { format, messages, sessions: conversation.sessions.length, speakers: conversation.speakers, samples, suggestedId: conversationIdOf(conversation.id) };
+  return {
+    format,
+    messages,
+    sessions: conversation.sessions.length,
+    speakers: conversation.speakers,
+    samples,
+    suggestedId: conversationIdOf(conversation.id),
+  };
 }
 
 /** How big an append request may be: the edge's MAX_MESSAGES_PER_REQUEST and MAX_REQUEST_BYTES (wrangler.toml's defaults). */
@@ -93,14 +136,20 @@ const encoder = new TextEncoder();
  * batchesOf(messages, { maxMessages: 2, maxBytes: 1e6 }).map((b) => b.length); // [2, 2, 1] for 5 messages
  * ```
  */
-export function batchesOf(messages: readonly Message[], limits: BatchLimits = DEFAULT_BATCH_LIMITS): Message[][] {
+export function batchesOf(
+  messages: readonly Message[],
+  limits: BatchLimits = DEFAULT_BATCH_LIMITS,
+): Message[][] {
   const batches: Message[][] = [];
   const overhead = encoder.encode('{"messages":[]}').length;
   let current: Message[] = [];
   let bytes = overhead;
   for (const m of messages) {
     const size = encoder.encode(JSON.stringify(m)).length + 1;
-    if (current.length > 0 && (current.length >= limits.maxMessages || bytes + size > limits.maxBytes)) {
+    if (
+      current.length > 0 &&
+      (current.length >= limits.maxMessages || bytes + size > limits.maxBytes)
+    ) {
       batches.push(current);
       current = [];
       bytes = overhead;

@@ -12,5 +12,6 @@
 import { createApp } from "../src/app";
 
 const res = await createApp().request("/openapi.json");
-if (res.status !== 200) throw new Error(`GET /openapi.json answered ${res.status}: ${await res.text()}`);
+if (res.status !== 200)
+  throw new Error(`GET /openapi.json answered ${res.status}: ${await res.text()}`);
 console.log(JSON.stringify(await res.json(), null, 2));

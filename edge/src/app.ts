@@ -10,7 +10,18 @@ import { HTTPException } from "hono/http-exception";
 import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { EpicacheError, PUBLIC_MESSAGES, X_REQUEST_ID, describeError, errorBody, httpStatusOf, isEpicacheError, requestIdFrom, validationError, type ErrorCode } from "@epicache/shared";
+import {
+  EpicacheError,
+  PUBLIC_MESSAGES,
+  X_REQUEST_ID,
+  describeError,
+  errorBody,
+  httpStatusOf,
+  isEpicacheError,
+  requestIdFrom,
+  validationError,
+  type ErrorCode,
+} from "@epicache/shared";
 import { readConfig, type AppEnv } from "./env";
 import { logError } from "./log";
 import { conversationRoutes } from "./routes/conversations";
@@ -26,7 +37,12 @@ const health = createRoute({
   path: "/healthz",
   tags: ["operations"],
   summary: "Liveness of the edge Worker itself (it does not reach the runners)",
-  responses: { 200: { description: "Alive", content: { "application/json": { schema: z.object({ ok: z.literal(true) }) } } } },
+  responses: {
+    200: {
+      description: "Alive",
+      content: { "application/json": { schema: z.object({ ok: z.literal(true) }) } },
+    },
+  },
 });
 
 /**
@@ -83,21 +99,48 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.route("/", webhookRoutes);
   app.route("/", runnerCallbackRoutes);
 
-  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer", description: "A tenant's API key." });
-  app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", { type: "http", scheme: "bearer", description: "The ADMIN_TOKEN secret." });
+  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
+    type: "http",
+    scheme: "bearer",
+    description: "A tenant's API key.",
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", {
+    type: "http",
+    scheme: "bearer",
+    description: "The ADMIN_TOKEN secret.",
+  });
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
-    info: { title: "Epicache edge API", version: "1", description: "Long-conversation memory: conversations, episode rebuilds, and questions answered from episodic KV caches." },
+    info: {
+      title: "Epicache edge API",
+      version: "1",
+      description:
+        "Long-conversation memory: conversations, episode rebuilds, and questions answered from episodic KV caches.",
+    },
   });
 
-  app.notFound((c) => c.json(errorBody("not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`, c.var.requestId), 404));
+  app.notFound((c) =>
+    c.json(
+      errorBody(
+        "not_found",
+        `no route ${c.req.method} ${new URL(c.req.url).pathname}`,
+        c.var.requestId,
+      ),
+      404,
+    ),
+  );
   app.onError((err, c) => {
     const requestId = c.var.requestId ?? requestIdFrom([]);
     let code: ErrorCode = "internal";
     if (isEpicacheError(err)) code = err.code;
     else if (err instanceof HTTPException) {
       // Hono's own: a body that is not JSON (400) and the like.
-      const byStatus: Partial<Record<number, ErrorCode>> = { 400: "invalid_json", 401: "unauthorized", 413: "payload_too_large", 415: "unsupported_media_type" };
+      const byStatus: Partial<Record<number, ErrorCode>> = {
+        400: "invalid_json",
+        401: "unauthorized",
+        413: "payload_too_large",
+        415: "unsupported_media_type",
+      };
       code = byStatus[err.status] ?? "invalid_argument";
     }
     const status = httpStatusOf(code);
@@ -105,9 +148,19 @@ export function createApp(): OpenAPIHono<AppEnv> {
     // A 5xx, and an error that reports an upstream's failure (its cause), is logged in full; its
     // own message (which may name runners or quote them) is never answered.
     if (status >= 500 || !known || err.cause !== undefined) {
-      logError("request_failed", { requestId, method: c.req.method, path: new URL(c.req.url).pathname, status, code, error: describeError(err) });
+      logError("request_failed", {
+        requestId,
+        method: c.req.method,
+        path: new URL(c.req.url).pathname,
+        status,
+        code,
+        error: describeError(err),
+      });
     }
-    return c.json(errorBody(code, status >= 500 || !known ? PUBLIC_MESSAGES[code] : err.message, requestId), status as ContentfulStatusCode);
+    return c.json(
+      errorBody(code, status >= 500 || !known ? PUBLIC_MESSAGES[code] : err.message, requestId),
+      status as ContentfulStatusCode,
+    );
   });
   return app;
 }

@@ -6,6 +6,8 @@ import { EpicacheError, RUNNER_LIMITS } from "@epicache/shared";
 import type { Tenant, TenantLimits } from "./db/tenants";
 
 declare global {
+  // wrangler types declares the bindings in this namespace: secrets join them here.
+  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Cloudflare {
     // Secrets are not in wrangler.toml, so `wrangler types` cannot see them (`wrangler secret put`,
     // or `.dev.vars` locally).
@@ -54,12 +56,25 @@ export interface AppEnv {
 }
 
 /** A positive integer var, at most `max` (what a runner takes) when given. */
-function positiveInt(env: Env, name: keyof Env, fallback: number, max?: { value: number; why: string }): number {
+function positiveInt(
+  env: Env,
+  name: keyof Env,
+  fallback: number,
+  max?: { value: number; why: string },
+): number {
   const raw = env[name] as unknown;
   if (raw === undefined || raw === "") return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new EpicacheError("internal", `the Worker's var ${String(name)} is ${JSON.stringify(raw)}: a positive integer is needed`);
-  if (max !== undefined && value > max.value) throw new EpicacheError("internal", `the Worker's var ${String(name)} is ${value}: at most ${max.value}, ${max.why}`);
+  if (!Number.isInteger(value) || value < 1)
+    throw new EpicacheError(
+      "internal",
+      `the Worker's var ${String(name)} is ${JSON.stringify(raw)}: a positive integer is needed`,
+    );
+  if (max !== undefined && value > max.value)
+    throw new EpicacheError(
+      "internal",
+      `the Worker's var ${String(name)} is ${value}: at most ${max.value}, ${max.why}`,
+    );
   return value;
 }
 
@@ -73,13 +88,28 @@ function positiveInt(env: Env, name: keyof Env, fallback: number, max?: { value:
  * ```
  */
 export function readConfig(env: Env): EdgeConfig {
-  const runnerUrls = (env.RUNNER_URLS ?? "http://127.0.0.1:8788").split(",").map((u) => u.trim().replace(/\/+$/, "")).filter((u) => u !== "");
+  const runnerUrls = (env.RUNNER_URLS ?? "http://127.0.0.1:8788")
+    .split(",")
+    .map((u) => u.trim().replace(/\/+$/, ""))
+    .filter((u) => u !== "");
   for (const url of runnerUrls) {
-    if (!/^https?:\/\/[^/]+$/.test(url)) throw new EpicacheError("internal", `RUNNER_URLS holds ${JSON.stringify(url)}: each entry is an http(s) origin such as http://127.0.0.1:8788`);
+    if (!/^https?:\/\/[^/]+$/.test(url))
+      throw new EpicacheError(
+        "internal",
+        `RUNNER_URLS holds ${JSON.stringify(url)}: each entry is an http(s) origin such as http://127.0.0.1:8788`,
+      );
   }
   if (runnerUrls.length === 0) throw new EpicacheError("internal", "RUNNER_URLS names no runner");
-  if (!env.RUNNER_SECRET) throw new EpicacheError("internal", "the RUNNER_SECRET secret is not set (wrangler secret put RUNNER_SECRET, or .dev.vars locally)");
-  if (!env.ADMIN_TOKEN) throw new EpicacheError("internal", "the ADMIN_TOKEN secret is not set (wrangler secret put ADMIN_TOKEN, or .dev.vars locally)");
+  if (!env.RUNNER_SECRET)
+    throw new EpicacheError(
+      "internal",
+      "the RUNNER_SECRET secret is not set (wrangler secret put RUNNER_SECRET, or .dev.vars locally)",
+    );
+  if (!env.ADMIN_TOKEN)
+    throw new EpicacheError(
+      "internal",
+      "the ADMIN_TOKEN secret is not set (wrangler secret put ADMIN_TOKEN, or .dev.vars locally)",
+    );
   return {
     runnerUrls,
     publicUrl: (env.EDGE_PUBLIC_URL || "http://127.0.0.1:8787").replace(/\/+$/, ""),
@@ -88,12 +118,21 @@ export function readConfig(env: Env): EdgeConfig {
     runnerTimeoutMs: positiveInt(env, "RUNNER_TIMEOUT_MS", 30_000),
     limits: {
       maxConversations: positiveInt(env, "MAX_CONVERSATIONS", 1000),
-      maxMessagesPerConversation: positiveInt(env, "MAX_MESSAGES_PER_CONVERSATION", 50_000, { value: RUNNER_LIMITS.messages, why: "the messages a runner's rebuild takes" }),
+      maxMessagesPerConversation: positiveInt(env, "MAX_MESSAGES_PER_CONVERSATION", 50_000, {
+        value: RUNNER_LIMITS.messages,
+        why: "the messages a runner's rebuild takes",
+      }),
       requestsPerMinute: positiveInt(env, "REQUESTS_PER_MINUTE", 600),
     },
-    maxMessageChars: positiveInt(env, "MAX_MESSAGE_CHARS", 20_000, { value: RUNNER_LIMITS.messageChars, why: "the characters a runner takes in a message" }),
+    maxMessageChars: positiveInt(env, "MAX_MESSAGE_CHARS", 20_000, {
+      value: RUNNER_LIMITS.messageChars,
+      why: "the characters a runner takes in a message",
+    }),
     maxMessagesPerRequest: positiveInt(env, "MAX_MESSAGES_PER_REQUEST", 500),
     maxRequestBytes: positiveInt(env, "MAX_REQUEST_BYTES", 1 << 20),
-    maxTranscriptBytes: positiveInt(env, "MAX_TRANSCRIPT_BYTES", MAX_TRANSCRIPT_BYTES, { value: MAX_TRANSCRIPT_BYTES, why: "what fits in a runner's 16 MiB rebuild body" }),
+    maxTranscriptBytes: positiveInt(env, "MAX_TRANSCRIPT_BYTES", MAX_TRANSCRIPT_BYTES, {
+      value: MAX_TRANSCRIPT_BYTES,
+      why: "what fits in a runner's 16 MiB rebuild body",
+    }),
   };
 }

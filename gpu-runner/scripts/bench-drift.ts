@@ -29,28 +29,38 @@ import { REPO_ROOT } from "../src/paths";
 
 const { values } = parseArgs({
   options: {
-    data: { type: "string", multiple: true }, format: { type: "string", multiple: true },
-    episodes: { type: "string", default: "4" }, seed: { type: "string", default: "42" }, out: { type: "string", default: "bench/results/drift.json" },
+    data: { type: "string", multiple: true },
+    format: { type: "string", multiple: true },
+    episodes: { type: "string", default: "4" },
+    seed: { type: "string", default: "42" },
+    out: { type: "string", default: "bench/results/drift.json" },
   },
 });
 const paths = values.data ?? [];
-if (paths.length === 0 || paths.length !== (values.format ?? []).length) throw new Error("pass --data PATH --format locomo|realtalk, once per dataset");
+if (paths.length === 0 || paths.length !== (values.format ?? []).length)
+  throw new Error("pass --data PATH --format locomo|realtalk, once per dataset");
 const formats = (values.format ?? []).map((f) => {
-  if (!(DATASETS as readonly string[]).includes(f)) throw new Error(`--format ${f}: one of ${DATASETS.join(", ")}`);
+  if (!(DATASETS as readonly string[]).includes(f))
+    throw new Error(`--format ${f}: one of ${DATASETS.join(", ")}`);
   return f as Dataset;
 });
 const episodes = Number(values.episodes);
 const seed = Number(values.seed);
 const embedder = await openEmbedder();
 
-const conversations: Conversation[] = paths.flatMap((p, i) => loadDataset(resolve(p), formats[i], null).map((c) => c.conversation));
+const conversations: Conversation[] = paths.flatMap((p, i) =>
+  loadDataset(resolve(p), formats[i], null).map((c) => c.conversation),
+);
 // Every conversation's windows embedded once: a history of k sessions holds the windows whose turns
 // all lie in them; its continuation, the windows up to the end of session k+1 (the first of them
 // completing the history's unfinished window, as an update's does).
-const windowsEnd = (c: Conversation, k: number) => Math.floor(c.sessions.slice(0, k).reduce((n, s) => n + s.turns.length, 0) / 4);
+const windowsEnd = (c: Conversation, k: number) =>
+  Math.floor(c.sessions.slice(0, k).reduce((n, s) => n + s.turns.length, 0) / 4);
 const vectorsOf = new Map<Conversation, Float32Array[]>();
-for (const c of conversations) vectorsOf.set(c, await embedder.embed(segmentWindows(c, 4).map((w) => w.text)));
-const sessionVectors = async (c: Conversation, s: number) => embedder.embed(segmentWindows({ ...c, sessions: [c.sessions[s]] }, 4).map((w) => w.text));
+for (const c of conversations)
+  vectorsOf.set(c, await embedder.embed(segmentWindows(c, 4).map((w) => w.text)));
+const sessionVectors = async (c: Conversation, s: number) =>
+  embedder.embed(segmentWindows({ ...c, sessions: [c.sessions[s]] }, 4).map((w) => w.text));
 
 const own: number[] = [];
 const foreign: number[] = [];
@@ -62,7 +72,9 @@ for (const [ci, conversation] of conversations.entries()) {
     const next = all.slice(vectors.length, windowsEnd(conversation, k + 1));
     if (vectors.length < episodes || next.length === 0) continue;
     const clusters = clusterEpisodes(vectors, episodes, { seed });
-    const groups = clusters.centroids.map((_, e) => ({ windows: clusters.assignments.flatMap((a, i) => (a === e ? [i] : [])) }));
+    const groups = clusters.centroids.map((_, e) => ({
+      windows: clusters.assignments.flatMap((a, i) => (a === e ? [i] : [])),
+    }));
     const base = clusteringCohesion(vectors, groups);
     if (base === 0) continue;
     const ratioOf = (added: readonly Float32Array[]) => {
@@ -90,20 +102,43 @@ const quantile = (xs: number[], q: number) => {
 };
 const share = (xs: number[], f: (x: number) => boolean) => xs.filter(f).length / xs.length;
 const thresholds = [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
-const rows = thresholds.map((t) => ({ threshold: t, ownRefused: share(own, (x) => x < t), foreignCaught: share(foreign, (x) => x < t) }));
-const quantiles = Object.fromEntries([["own", own], ["foreign", foreign]].map(([name, xs]) => [name, Object.fromEntries([0.05, 0.25, 0.5, 0.75, 0.95].map((q) => [`p${q * 100}`, quantile(xs as number[], q)]))]));
-const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? cpus()[0]?.model ?? "unknown";
+const rows = thresholds.map((t) => ({
+  threshold: t,
+  ownRefused: share(own, (x) => x < t),
+  foreignCaught: share(foreign, (x) => x < t),
+}));
+const quantiles = Object.fromEntries(
+  [
+    ["own", own],
+    ["foreign", foreign],
+  ].map(([name, xs]) => [
+    name,
+    Object.fromEntries(
+      [0.05, 0.25, 0.5, 0.75, 0.95].map((q) => [`p${q * 100}`, quantile(xs as number[], q)]),
+    ),
+  ]),
+);
+const cpu =
+  /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ??
+  cpus()[0]?.model ??
+  "unknown";
 const out = resolve(REPO_ROOT, values.out);
 mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, `${JSON.stringify({ config: { data: paths, formats, episodes, seed, conversations: conversations.length }, updates: own.length, quantiles, rows }, null, 1)}\n`);
+writeFileSync(
+  out,
+  `${JSON.stringify({ config: { data: paths, formats, episodes, seed, conversations: conversations.length }, updates: own.length, quantiles, rows }, null, 1)}\n`,
+);
 const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
-const q = (name: string) => (Object.values(quantiles[name]) as number[]).map((x) => x.toFixed(3)).join(" / ");
-process.stdout.write([
-  `${own.length} updates over ${conversations.length} conversations; ratio of new windows' cohesion to the clustering's, p5 / p25 / p50 / p75 / p95:`,
-  `  own session      ${q("own")}`,
-  `  foreign session  ${q("foreign")}`,
-  "",
-  "| threshold | own sessions refused | foreign sessions caught |",
-  "| --: | --: | --: |",
-  ...rows.map((r) => `| ${r.threshold} | ${pct(r.ownRefused)} | ${pct(r.foreignCaught)} |`),
-].join("\n") + `\n\nwrote ${out} (${cpu})\n`);
+const q = (name: string) =>
+  (Object.values(quantiles[name]) as number[]).map((x) => x.toFixed(3)).join(" / ");
+process.stdout.write(
+  [
+    `${own.length} updates over ${conversations.length} conversations; ratio of new windows' cohesion to the clustering's, p5 / p25 / p50 / p75 / p95:`,
+    `  own session      ${q("own")}`,
+    `  foreign session  ${q("foreign")}`,
+    "",
+    "| threshold | own sessions refused | foreign sessions caught |",
+    "| --: | --: | --: |",
+    ...rows.map((r) => `| ${r.threshold} | ${pct(r.ownRefused)} | ${pct(r.foreignCaught)} |`),
+  ].join("\n") + `\n\nwrote ${out} (${cpu})\n`,
+);

@@ -25,8 +25,12 @@ import { blockPrefill, type KeepPolicy } from "../src/prefill";
 
 const { values } = parseArgs({
   options: {
-    model: { type: "string" }, threads: { type: "string", default: "2" }, numerics: { type: "string", default: "fast" },
-    context: { type: "string", default: "2048" }, decode: { type: "string", default: "128" }, side: { type: "string" },
+    model: { type: "string" },
+    threads: { type: "string", default: "2" },
+    numerics: { type: "string", default: "fast" },
+    context: { type: "string", default: "2048" },
+    decode: { type: "string", default: "128" },
+    side: { type: "string" },
   },
 });
 const config = {
@@ -53,17 +57,28 @@ interface Side {
 function promptIds(vocab: number): number[] {
   const rand = seededRandom(config.seed);
   // Ids from the ordinary part of the vocabulary (SmolLM2's specials sit below 20).
-  return Array.from({ length: config.contextTokens }, () => 100 + Math.floor(rand() * (vocab - 200)));
+  return Array.from(
+    { length: config.contextTokens },
+    () => 100 + Math.floor(rand() * (vocab - 200)),
+  );
 }
 
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
 
 async function ours(): Promise<Side> {
-  const model = await openChatModel(config.model, { numerics: config.numerics, runtime: { executionProvider: "cpu", threads: config.threads } });
+  const model = await openChatModel(config.model, {
+    numerics: config.numerics,
+    runtime: { executionProvider: "cpu", threads: config.threads },
+  });
   const ids = promptIds(model.config.vocabSize);
   const positions = ids.map((_, i) => i);
   // Warm-up: the first run of a session pays for allocations.
-  await model.decoder.forward(ids.slice(0, 64), positions.slice(0, 64), new KvCache(model.config), [63]);
+  await model.decoder.forward(
+    ids.slice(0, 64),
+    positions.slice(0, 64),
+    new KvCache(model.config),
+    [63],
+  );
   const cache = new KvCache(model.config, config.contextTokens + config.decodeTokens);
   let t0 = performance.now();
   const pre = await model.decoder.forward(ids, positions, cache, [ids.length - 1]);
@@ -85,7 +100,9 @@ async function ours(): Promise<Side> {
   };
   t0 = performance.now();
   await blockPrefill(model.decoder, new KvCache(model.config), ids, {
-    blockSize: config.blockSize, budgets: Array(model.config.numLayers).fill(config.budget), policy,
+    blockSize: config.blockSize,
+    budgets: Array(model.config.numLayers).fill(config.budget),
+    policy,
   });
   const block = seconds(t0);
   await model.decoder.release();
@@ -99,10 +116,20 @@ async function ours(): Promise<Side> {
 
 async function llamaCpp(): Promise<Side> {
   const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
-  const llama = await getLlama({ gpu: false, build: "never", skipDownload: true, logLevel: LlamaLogLevel.error, maxThreads: config.threads });
+  const llama = await getLlama({
+    gpu: false,
+    build: "never",
+    skipDownload: true,
+    logLevel: LlamaLogLevel.error,
+    maxThreads: config.threads,
+  });
   const model = await llama.loadModel({ modelPath: config.model, gpuLayers: 0 });
   const context = await model.createContext({
-    contextSize: config.contextTokens + config.decodeTokens + 64, batchSize: 512, sequences: 1, threads: config.threads, flashAttention: false,
+    contextSize: config.contextTokens + config.decodeTokens + 64,
+    batchSize: 512,
+    sequences: 1,
+    threads: config.threads,
+    flashAttention: false,
   });
   const sequence = context.getSequence();
   const file = openGguf(config.model);
@@ -138,8 +165,26 @@ if (values.side) {
 }
 
 const run = (side: string): Side => {
-  const args = [process.argv[1], "--side", side, "--model", config.model, "--threads", String(config.threads), "--numerics", config.numerics, "--context", String(config.contextTokens), "--decode", String(config.decodeTokens)];
-  const out = execFileSync(process.execPath, [...process.execArgv, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 20 });
+  const args = [
+    process.argv[1],
+    "--side",
+    side,
+    "--model",
+    config.model,
+    "--threads",
+    String(config.threads),
+    "--numerics",
+    config.numerics,
+    "--context",
+    String(config.contextTokens),
+    "--decode",
+    String(config.decodeTokens),
+  ];
+  const out = execFileSync(process.execPath, [...process.execArgv, ...args], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    maxBuffer: 1 << 20,
+  });
   return JSON.parse(out.trim().split("\n").pop() as string) as Side;
 };
 const epicache = run("ours");
@@ -155,10 +200,18 @@ const result = {
 };
 const f = (v: number) => v.toFixed(1);
 console.log(`llama.cpp CPU path: ${reference.cpuPath}`);
-console.log(`prefill ${config.contextTokens} tokens: ${f(epicache.prefillTokensPerSecond)} tokens/s here, ${f(reference.prefillTokensPerSecond)} llama.cpp (ratio ${result.prefillRatio.toFixed(2)})`);
-console.log(`decode ${config.decodeTokens} tokens after ${config.contextTokens}: ${f(epicache.decodeTokensPerSecond)} tokens/s here, ${f(reference.decodeTokensPerSecond)} llama.cpp (ratio ${result.decodeRatio.toFixed(2)})`);
-console.log(`block-wise prefill (B ${config.blockSize}, budget ${config.budget}, scoring on): ${f(epicache.blockPrefillTokensPerSecond ?? 0)} tokens/s here`);
-console.log(`peak RSS: ${(epicache.peakRssBytes / 2 ** 20).toFixed(0)} MiB here, ${(reference.peakRssBytes / 2 ** 20).toFixed(0)} MiB llama.cpp`);
+console.log(
+  `prefill ${config.contextTokens} tokens: ${f(epicache.prefillTokensPerSecond)} tokens/s here, ${f(reference.prefillTokensPerSecond)} llama.cpp (ratio ${result.prefillRatio.toFixed(2)})`,
+);
+console.log(
+  `decode ${config.decodeTokens} tokens after ${config.contextTokens}: ${f(epicache.decodeTokensPerSecond)} tokens/s here, ${f(reference.decodeTokensPerSecond)} llama.cpp (ratio ${result.decodeRatio.toFixed(2)})`,
+);
+console.log(
+  `block-wise prefill (B ${config.blockSize}, budget ${config.budget}, scoring on): ${f(epicache.blockPrefillTokensPerSecond ?? 0)} tokens/s here`,
+);
+console.log(
+  `peak RSS: ${(epicache.peakRssBytes / 2 ** 20).toFixed(0)} MiB here, ${(reference.peakRssBytes / 2 ** 20).toFixed(0)} MiB llama.cpp`,
+);
 const dir = join(REPO_ROOT, "bench", "results");
 mkdirSync(dir, { recursive: true });
 writeFileSync(join(dir, "runtime.json"), `${JSON.stringify(result, null, 1)}\n`);

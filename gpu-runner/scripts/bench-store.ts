@@ -14,7 +14,14 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
-import { decodeKvc, decodeKvcBytes, encodeKvc, encodeKvcBytes, KVC_DTYPES, type KvcCache } from "@epicache/shared";
+import {
+  decodeKvc,
+  decodeKvcBytes,
+  encodeKvc,
+  encodeKvcBytes,
+  KVC_DTYPES,
+  type KvcCache,
+} from "@epicache/shared";
 import { toKvc } from "../src/episodes";
 import { generate, KvCache, openChatModel } from "../src/runtime";
 import { requireModel } from "../src/model-registry";
@@ -23,14 +30,30 @@ import { calibrationText } from "../src/calibration";
 import { FsObjectStore, S3ObjectStore, type ObjectStore } from "../src/store";
 import { installS3Server, startS3Server } from "../src/testing/s3-server";
 
-const { values } = parseArgs({ options: { model: { type: "string" }, budget: { type: "string", default: "1024" }, reps: { type: "string", default: "5" } } });
-const config = { model: values.model ?? requireModel("chat"), entriesPerHead: Number(values.budget), reps: Number(values.reps), textSeed: 7 };
+const { values } = parseArgs({
+  options: {
+    model: { type: "string" },
+    budget: { type: "string", default: "1024" },
+    reps: { type: "string", default: "5" },
+  },
+});
+const config = {
+  model: values.model ?? requireModel("chat"),
+  entriesPerHead: Number(values.budget),
+  reps: Number(values.reps),
+  textSeed: 7,
+};
 const MB = 1e6;
 
 // ── a real cache: prefill generated chat until every head holds `entriesPerHead` entries ──
 const model = await openChatModel(config.model, { numerics: "fast" });
-const ids = model.tokenizer.encode(calibrationText(Math.ceil(config.entriesPerHead * 1.2), config.textSeed)).slice(0, config.entriesPerHead);
-if (ids.length < config.entriesPerHead) throw new Error(`the generated text has ${ids.length} tokens, fewer than ${config.entriesPerHead}`);
+const ids = model.tokenizer
+  .encode(calibrationText(Math.ceil(config.entriesPerHead * 1.2), config.textSeed))
+  .slice(0, config.entriesPerHead);
+if (ids.length < config.entriesPerHead)
+  throw new Error(
+    `the generated text has ${ids.length} tokens, fewer than ${config.entriesPerHead}`,
+  );
 const cache = new KvCache(model.config);
 await generate(model, ids, { maxTokens: 0, cache }).next();
 await model.decoder.release();
@@ -47,7 +70,8 @@ function best(f: () => void): number {
 }
 
 function meanAbsError(a: KvcCache, b: KvcCache): number {
-  let sum = 0, n = 0;
+  let sum = 0,
+    n = 0;
   for (const key of ["keys", "values"] as const) {
     a[key].forEach((x, i) => {
       const y = b[key][i];
@@ -58,7 +82,16 @@ function meanAbsError(a: KvcCache, b: KvcCache): number {
   return sum / n;
 }
 
-const dtypes: Record<string, { bytes: number; encodeMBps: number; decodeMBps: number; streamDecodeMBps: number; meanAbsError: number }> = {};
+const dtypes: Record<
+  string,
+  {
+    bytes: number;
+    encodeMBps: number;
+    decodeMBps: number;
+    streamDecodeMBps: number;
+    meanAbsError: number;
+  }
+> = {};
 for (const dtype of KVC_DTYPES) {
   const bytes = encodeKvcBytes(kvc, dtype);
   const encode = best(() => {
@@ -85,7 +118,8 @@ for (const dtype of KVC_DTYPES) {
 // ── transfer: the f16 file up and down (down includes decoding, as a runner loads it) ──
 async function transfer(store: ObjectStore): Promise<{ uploadMBps: number; downloadMBps: number }> {
   const size = dtypes.f16.bytes;
-  let up = Infinity, down = Infinity;
+  let up = Infinity,
+    down = Infinity;
   for (let r = 0; r < config.reps; r++) {
     const key = `bench/episode-${r}.kvc`;
     let t0 = performance.now();
@@ -116,18 +150,38 @@ try {
 
 const result = {
   measuredAt: new Date().toISOString(),
-  machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryBytes: totalmem(), node: process.version },
-  config: { ...config, layers: kvc.layers, kvHeads: kvc.kvHeads, headDim: kvc.headDim, s3Server: "moto 5.2.5 on loopback", multipart: { thresholdBytes: 16 << 20, partBytes: 8 << 20 } },
+  machine: {
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model,
+    memoryBytes: totalmem(),
+    node: process.version,
+  },
+  config: {
+    ...config,
+    layers: kvc.layers,
+    kvHeads: kvc.kvHeads,
+    headDim: kvc.headDim,
+    s3Server: "moto 5.2.5 on loopback",
+    multipart: { thresholdBytes: 16 << 20, partBytes: 8 << 20 },
+  },
   dtypes,
   transferF16: { filesystem, s3 },
 };
 const f = (v: number) => v.toFixed(0);
-console.log(`one SmolLM2 episode cache, ${config.entriesPerHead} entries per head × ${kvc.layers} layers × ${kvc.kvHeads} KV heads:`);
+console.log(
+  `one SmolLM2 episode cache, ${config.entriesPerHead} entries per head × ${kvc.layers} layers × ${kvc.kvHeads} KV heads:`,
+);
 for (const [dtype, d] of Object.entries(dtypes)) {
-  console.log(`  ${dtype.padEnd(4)} ${(d.bytes / MB).toFixed(2)} MB; encode ${f(d.encodeMBps)} MB/s, decode ${f(d.decodeMBps)} MB/s (streamed ${f(d.streamDecodeMBps)}); mean |error| ${d.meanAbsError.toExponential(2)}`);
+  console.log(
+    `  ${dtype.padEnd(4)} ${(d.bytes / MB).toFixed(2)} MB; encode ${f(d.encodeMBps)} MB/s, decode ${f(d.decodeMBps)} MB/s (streamed ${f(d.streamDecodeMBps)}); mean |error| ${d.meanAbsError.toExponential(2)}`,
+  );
 }
-console.log(`f16 file to the filesystem store: up ${f(filesystem.uploadMBps)} MB/s, down and decode ${f(filesystem.downloadMBps)} MB/s`);
-console.log(`f16 file to the S3 test server (loopback): up ${f(s3.uploadMBps)} MB/s, down and decode ${f(s3.downloadMBps)} MB/s`);
+console.log(
+  `f16 file to the filesystem store: up ${f(filesystem.uploadMBps)} MB/s, down and decode ${f(filesystem.downloadMBps)} MB/s`,
+);
+console.log(
+  `f16 file to the S3 test server (loopback): up ${f(s3.uploadMBps)} MB/s, down and decode ${f(s3.downloadMBps)} MB/s`,
+);
 const out = join(REPO_ROOT, "bench", "results");
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, "store.json"), `${JSON.stringify(result, null, 1)}\n`);

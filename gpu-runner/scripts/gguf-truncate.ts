@@ -39,22 +39,44 @@ const pad = () => {
   if (p) parts.push(new Uint8Array(p));
 };
 
-const tensors = [...file.tensors.values()].filter((t) => !t.name.startsWith("blk.") || Number(t.name.split(".")[1]) < N);
+const tensors = [...file.tensors.values()].filter(
+  (t) => !t.name.startsWith("blk.") || Number(t.name.split(".")[1]) < N,
+);
 u32(0x46554747);
 u32(3);
 u64(tensors.length);
 u64(file.metadata.size);
 for (const [key, value] of file.metadata) {
   str(key);
-  if (key === `${arch}.block_count`) (u32(4), u32(N));
-  else if (typeof value === "string") (u32(8), str(value));
-  else if (typeof value === "boolean") (u32(7), parts.push(new Uint8Array([value ? 1 : 0])));
-  else if (typeof value === "bigint") (u32(10), u64(value));
-  else if (typeof value === "number") FLOAT_KEYS.has(key) ? (u32(6), f32(value)) : (u32(4), u32(value));
-  else if (Array.isArray(value)) {
+  if (key === `${arch}.block_count`) {
+    u32(4);
+    u32(N);
+  } else if (typeof value === "string") {
+    u32(8);
+    str(value);
+  } else if (typeof value === "boolean") {
+    u32(7);
+    parts.push(new Uint8Array([value ? 1 : 0]));
+  } else if (typeof value === "bigint") {
+    u32(10);
+    u64(value);
+  } else if (typeof value === "number" && FLOAT_KEYS.has(key)) {
+    u32(6);
+    f32(value);
+  } else if (typeof value === "number") {
+    u32(4);
+    u32(value);
+  } else if (Array.isArray(value)) {
     u32(9);
-    if (typeof value[0] === "string") (u32(8), u64(value.length), value.forEach((s) => str(String(s))));
-    else (u32(5), u64(value.length), value.forEach((v) => i32(Number(v))));
+    if (typeof value[0] === "string") {
+      u32(8);
+      u64(value.length);
+      value.forEach((s) => str(String(s)));
+    } else {
+      u32(5);
+      u64(value.length);
+      value.forEach((v) => i32(Number(v)));
+    }
   }
 }
 let offset = 0;
@@ -73,6 +95,9 @@ for (const t of tensors) {
 }
 const out = new Uint8Array(size());
 let o = 0;
-for (const p of parts) (out.set(p, o), (o += p.length));
+for (const p of parts) {
+  out.set(p, o);
+  o += p.length;
+}
 writeFileSync(dst, out);
 console.log(`${dst}: ${N} blocks, ${tensors.length} tensors`);

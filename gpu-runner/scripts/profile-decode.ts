@@ -18,15 +18,24 @@ import { requireModel } from "../src/model-registry";
 import { graphsDir } from "../src/paths";
 
 const { values } = parseArgs({
-  options: { past: { type: "string", default: "128" }, steps: { type: "string", default: "20" }, threads: { type: "string", default: "2" }, numerics: { type: "string", default: "fast" } },
+  options: {
+    past: { type: "string", default: "128" },
+    steps: { type: "string", default: "20" },
+    threads: { type: "string", default: "2" },
+    numerics: { type: "string", default: "fast" },
+  },
 });
-const P = Number(values.past), N = Number(values.steps);
+const P = Number(values.past),
+  N = Number(values.steps);
 // Opening the model builds (or finds) its graph; the profiled session is a second one on that file.
 const model = await openChatModel(requireModel("chat"), { numerics: values.numerics as Numerics });
 const graph = decoderGraphPath(model.fingerprint, model.numerics, graphsDir());
 await model.decoder.release();
 const session = await ort.InferenceSession.create(graph, {
-  graphOptimizationLevel: "all", intraOpNumThreads: Number(values.threads), enableProfiling: true, profileFilePrefix: "epicache-profile",
+  graphOptimizationLevel: "all",
+  intraOpNumThreads: Number(values.threads),
+  enableProfiling: true,
+  profileFilePrefix: "epicache-profile",
   extra: { session: { intra_op: { allow_spinning: "0" } } },
 });
 const { numLayers: L, numKvHeads: KV, headDim: D } = model.config;
@@ -50,9 +59,17 @@ const ms = (performance.now() - t0) / N;
 session.endProfiling();
 await session.release();
 // The profile lands in the working directory, named by the prefix and the time.
-const file = readdirSync(".").filter((f) => f.startsWith("epicache-profile")).sort().at(-1);
+const file = readdirSync(".")
+  .filter((f) => f.startsWith("epicache-profile"))
+  .sort()
+  .at(-1);
 if (!file) throw new Error("onnxruntime wrote no profile");
-const events = JSON.parse(readFileSync(file, "utf8")) as Array<{ cat: string; name: string; dur: number; args?: { op_name?: string } }>;
+const events = JSON.parse(readFileSync(file, "utf8")) as Array<{
+  cat: string;
+  name: string;
+  dur: number;
+  args?: { op_name?: string };
+}>;
 rmSync(file);
 const runs = events.filter((e) => e.cat === "Session" && e.name === "model_run").length;
 const byOp = new Map<string, { us: number; calls: number }>();
@@ -64,7 +81,11 @@ for (const e of events) {
   o.calls++;
   byOp.set(op, o);
 }
-process.stdout.write(`decode step over ${P} past entries per head: ${ms.toFixed(1)} ms (${N} steps, ${values.threads} threads, ${values.numerics})\n`);
+process.stdout.write(
+  `decode step over ${P} past entries per head: ${ms.toFixed(1)} ms (${N} steps, ${values.threads} threads, ${values.numerics})\n`,
+);
 for (const [op, o] of [...byOp].sort((a, b) => b[1].us - a[1].us).slice(0, 20)) {
-  process.stdout.write(`  ${op.padEnd(22)} ${(o.us / 1000 / runs).toFixed(2).padStart(6)} ms  ${String(Math.round(o.calls / runs)).padStart(4)} calls\n`);
+  process.stdout.write(
+    `  ${op.padEnd(22)} ${(o.us / 1000 / runs).toFixed(2).padStart(6)} ms  ${String(Math.round(o.calls / runs)).padStart(4)} calls\n`,
+  );
 }

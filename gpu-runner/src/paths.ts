@@ -7,7 +7,11 @@ export const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)
 
 /** `$EPICACHE_HOME`, default `.epicache/` in the repository. */
 export function epicacheHome(env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(env.EPICACHE_HOME && env.EPICACHE_HOME.length > 0 ? env.EPICACHE_HOME : resolve(REPO_ROOT, ".epicache"));
+  return resolve(
+    env.EPICACHE_HOME && env.EPICACHE_HOME.length > 0
+      ? env.EPICACHE_HOME
+      : resolve(REPO_ROOT, ".epicache"),
+  );
 }
 
 export function modelsDir(env: NodeJS.ProcessEnv = process.env): string {

@@ -150,7 +150,8 @@ export const PUBLIC_MESSAGES: Record<ErrorCode, string> = {
   not_found: "not found",
   queue_full: "too much work is queued; try again shortly",
   webhook_invalid: "the webhook's signature is missing, invalid or too old",
-  no_active_version: "the conversation has no active version yet: send a rebuild webhook and wait for it to succeed",
+  no_active_version:
+    "the conversation has no active version yet: send a rebuild webhook and wait for it to succeed",
   conversation_empty: "the conversation has no messages to build from",
   limit_exceeded: "this would pass a limit of the tenant",
   rate_limited: "too many requests this minute; retry after the retry-after seconds",
@@ -159,7 +160,8 @@ export const PUBLIC_MESSAGES: Record<ErrorCode, string> = {
   embedder_unavailable: "the question could not be embedded; try again shortly",
   conversation_invalid: "the transcript holds a message that cannot be built from",
   model_not_found: "a model the service needs is missing",
-  model_mismatch: "the version was built with another model than the one served: it needs a rebuild",
+  model_mismatch:
+    "the version was built with another model than the one served: it needs a rebuild",
   base_unusable: "the update cannot continue its base version: it needs a full build",
   model_checksum_mismatch: "a model file failed its checksum",
   model_fetch_failed: "a model could not be fetched; try again later",
@@ -227,11 +229,20 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * ```
  */
 export function requestIdFrom(candidates: readonly (string | null | undefined)[]): string {
-  return candidates.find((c): c is string => typeof c === "string" && REQUEST_ID.test(c)) ?? crypto.randomUUID();
+  return (
+    candidates.find((c): c is string => typeof c === "string" && REQUEST_ID.test(c)) ??
+    crypto.randomUUID()
+  );
 }
 
 /** What a log line says of a thrown value: its name, message and stack, or the value itself. */
 export function describeError(e: unknown): unknown {
-  if (e instanceof Error) return { name: e.name, message: e.message, stack: e.stack, ...(e.cause === undefined ? {} : { cause: describeError(e.cause) }) };
+  if (e instanceof Error)
+    return {
+      name: e.name,
+      message: e.message,
+      stack: e.stack,
+      ...(e.cause === undefined ? {} : { cause: describeError(e.cause) }),
+    };
   return e;
 }

@@ -22,6 +22,7 @@ describe("the build method registry", () => {
 
   it("isBuildMethod knows own names only", () => {
     expect(BUILD_METHODS.every(isBuildMethod)).toBe(true);
-    for (const s of ["recent", "epicache-noalloc", "toString", "__proto__", ""]) expect(isBuildMethod(s), s).toBe(false);
+    for (const s of ["recent", "epicache-noalloc", "toString", "__proto__", ""])
+      expect(isBuildMethod(s), s).toBe(false);
   });
 });

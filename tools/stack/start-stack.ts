@@ -64,16 +64,56 @@ export async function startEdgeDev(o: EdgeDevOptions): Promise<RunningEdge> {
   const envFile = join(o.stateDir, "edge.env");
   mkdirSync(o.stateDir, { recursive: true });
   // The edge's secrets and the URLs that tie the two together, for wrangler dev only.
-  writeFileSync(envFile, [`RUNNER_SECRET=${o.secret}`, `ADMIN_TOKEN=${o.adminToken}`, `RUNNER_URLS=${o.runnerUrl}`, `EDGE_PUBLIC_URL=${url}`, ""].join("\n"), { mode: 0o600 });
+  writeFileSync(
+    envFile,
+    [
+      `RUNNER_SECRET=${o.secret}`,
+      `ADMIN_TOKEN=${o.adminToken}`,
+      `RUNNER_URLS=${o.runnerUrl}`,
+      `EDGE_PUBLIC_URL=${url}`,
+      "",
+    ].join("\n"),
+    { mode: 0o600 },
+  );
   const wrangler = wranglerBin();
-  const migrate = spawnSync(process.execPath, [wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", o.stateDir], {
-    cwd: REPO_ROOT, encoding: "utf8", env: { ...process.env, CI: "1" },
-  });
-  if (migrate.status !== 0) throw new EpicacheError("internal", `applying the D1 migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
-  const edge: ChildProcess = spawn(process.execPath, [
-    wrangler, "dev", "--local", "--ip", "127.0.0.1", "--port", String(o.port), "--persist-to", o.stateDir, "--env-file", envFile,
-    "--var", `RUNNER_URLS:${o.runnerUrl}`, "--var", `EDGE_PUBLIC_URL:${url}`, "--show-interactive-dev-session=false", "--log-level", "warn",
-  ], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "1" } });
+  const migrate = spawnSync(
+    process.execPath,
+    [wrangler, "d1", "migrations", "apply", "DB", "--local", "--persist-to", o.stateDir],
+    {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+      env: { ...process.env, CI: "1" },
+    },
+  );
+  if (migrate.status !== 0)
+    throw new EpicacheError(
+      "internal",
+      `applying the D1 migrations failed:\n${migrate.stdout}\n${migrate.stderr}`,
+    );
+  const edge: ChildProcess = spawn(
+    process.execPath,
+    [
+      wrangler,
+      "dev",
+      "--local",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(o.port),
+      "--persist-to",
+      o.stateDir,
+      "--env-file",
+      envFile,
+      "--var",
+      `RUNNER_URLS:${o.runnerUrl}`,
+      "--var",
+      `EDGE_PUBLIC_URL:${url}`,
+      "--show-interactive-dev-session=false",
+      "--log-level",
+      "warn",
+    ],
+    { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CI: "1" } },
+  );
   let output = "";
   const keep = (d: Buffer) => {
     output = (output + d.toString()).slice(-8000);
@@ -89,7 +129,8 @@ export async function startEdgeDev(o: EdgeDevOptions): Promise<RunningEdge> {
   };
   const deadline = Date.now() + 120_000;
   for (;;) {
-    if (edge.exitCode !== null) throw new EpicacheError("internal", `wrangler dev exited (${edge.exitCode}):\n${output}`);
+    if (edge.exitCode !== null)
+      throw new EpicacheError("internal", `wrangler dev exited (${edge.exitCode}):\n${output}`);
     try {
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
       if (res.ok) break;
@@ -98,7 +139,10 @@ export async function startEdgeDev(o: EdgeDevOptions): Promise<RunningEdge> {
     }
     if (Date.now() > deadline) {
       await close();
-      throw new EpicacheError("internal", `the edge did not answer on ${url} within 120 s:\n${output}`);
+      throw new EpicacheError(
+        "internal",
+        `the edge did not answer on ${url} within 120 s:\n${output}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -115,13 +159,21 @@ export async function startStack(options: StackOptions = {}): Promise<RunningSta
   const runner = await startRunner(config, log);
   let edge: RunningEdge;
   try {
-    edge = await startEdgeDev({ runnerUrl: runner.url, secret: config.secret, adminToken: token, port, stateDir });
+    edge = await startEdgeDev({
+      runnerUrl: runner.url,
+      secret: config.secret,
+      adminToken: token,
+      port,
+      stateDir,
+    });
   } catch (e) {
     await runner.close();
     throw e;
   }
   return {
-    runner, edgeUrl: edge.url, adminToken: token,
+    runner,
+    edgeUrl: edge.url,
+    adminToken: token,
     close: async () => {
       await edge.close();
       await runner.close();

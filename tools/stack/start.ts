@@ -14,14 +14,29 @@ import { startStack } from "./start-stack";
 const USAGE = "usage: npm start -- [--runner-port 8788] [--edge-port 8787]\n";
 
 async function start(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, strict: true, options: { "runner-port": { type: "string" }, "edge-port": { type: "string" }, help: { type: "boolean", short: "h" } } });
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      "runner-port": { type: "string" },
+      "edge-port": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
   }
-  const port = (name: string, v: string | undefined) => (v === undefined ? undefined : numberOption(name, v, 0, (n) => Number.isInteger(n) && n >= 0 && n < 65536));
+  const port = (name: string, v: string | undefined) =>
+    v === undefined
+      ? undefined
+      : numberOption(name, v, 0, (n) => Number.isInteger(n) && n >= 0 && n < 65536);
   const log = (m: string) => process.stderr.write(`${m}\n`);
-  const stack = await startStack({ runnerPort: port("runner-port", values["runner-port"]), edgePort: port("edge-port", values["edge-port"]), log });
+  const stack = await startStack({
+    runnerPort: port("runner-port", values["runner-port"]),
+    edgePort: port("edge-port", values["edge-port"]),
+    log,
+  });
   process.stdout.write(
     [
       `edge    ${stack.edgeUrl}   (the API: ${stack.edgeUrl}/openapi.json)`,
@@ -50,7 +65,10 @@ try {
   if (isEpicacheError(e)) {
     process.stderr.write(`npm start: ${e.message} [${e.code}]\n`);
     process.exitCode = 1;
-  } else if (e instanceof TypeError && (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+  } else if (
+    e instanceof TypeError &&
+    (e as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")
+  ) {
     process.stderr.write(`npm start: ${e.message} [invalid_argument]\n${USAGE}`);
     process.exitCode = 2;
   } else {

@@ -7,6 +7,7 @@ import { bearerToken } from "./api-key";
 /** Middleware: 401 `unauthorized` unless `Authorization: Bearer <ADMIN_TOKEN>`, compared in constant time. */
 export const requireAdmin = createMiddleware<AppEnv>(async (c, next) => {
   const token = bearerToken(c.req.header("authorization"));
-  if (token === null || !constantTimeEqual(token, c.var.config.adminToken)) throw new EpicacheError("unauthorized", "this route needs the admin token");
+  if (token === null || !constantTimeEqual(token, c.var.config.adminToken))
+    throw new EpicacheError("unauthorized", "this route needs the admin token");
   await next();
 });

@@ -21,7 +21,9 @@ export function newApiKey(): string {
 
 /** The hex SHA-256 of a key, as stored. */
 export async function hashApiKey(key: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key)));
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key)),
+  );
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
@@ -38,16 +40,24 @@ export function bearerToken(authorization: string | undefined): string | null {
  */
 export const requireTenant = createMiddleware<AppEnv>(async (c, next) => {
   const key = bearerToken(c.req.header("authorization"));
-  if (key === null) throw new EpicacheError("unauthorized", "missing API key: send Authorization: Bearer <api key>");
+  if (key === null)
+    throw new EpicacheError(
+      "unauthorized",
+      "missing API key: send Authorization: Bearer <api key>",
+    );
   const hash = await hashApiKey(key);
   const found = await findTenantByKeyHash(c.env.DB, hash);
-  if (found === null || !constantTimeEqual(found.keyHash, hash)) throw new EpicacheError("unauthorized", "unknown API key");
+  if (found === null || !constantTimeEqual(found.keyHash, hash))
+    throw new EpicacheError("unauthorized", "unknown API key");
   const limit = limitsOf(found.tenant, c.var.config.limits).requestsPerMinute;
   const now = Date.now() / 1000;
   const count = await countRequest(c.env.DB, found.tenant.id, now);
   if (count > limit) {
     c.header("retry-after", String(60 - (Math.floor(now) % 60)));
-    throw new EpicacheError("rate_limited", `more than ${limit} requests this minute for this tenant`);
+    throw new EpicacheError(
+      "rate_limited",
+      `more than ${limit} requests this minute for this tenant`,
+    );
   }
   c.set("tenant", found.tenant);
   await next();

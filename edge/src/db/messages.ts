@@ -42,10 +42,17 @@ export interface AppendCaps {
 }
 
 /** Which of `clientIds` the conversation already holds. */
-export async function existingClientIds(db: D1Database, tenantId: string, conversationId: string, clientIds: readonly string[]): Promise<Set<string>> {
+export async function existingClientIds(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  clientIds: readonly string[],
+): Promise<Set<string>> {
   // One bound JSON array instead of one parameter per id (D1 binds at most 100 parameters).
   const { results } = await db
-    .prepare("SELECT client_id FROM messages WHERE tenant_id = ? AND conversation_id = ? AND client_id IN (SELECT value FROM json_each(?))")
+    .prepare(
+      "SELECT client_id FROM messages WHERE tenant_id = ? AND conversation_id = ? AND client_id IN (SELECT value FROM json_each(?))",
+    )
     .bind(tenantId, conversationId, JSON.stringify(clientIds))
     .all<{ client_id: string }>();
   return new Set(results.map((r) => r.client_id));
@@ -59,13 +66,34 @@ export async function existingClientIds(db: D1Database, tenantId: string, conver
  * the transaction, so concurrent appends cannot pass them together. Returns how many were appended,
  * the new count and bytes, and which cap refused the append, if one did.
  */
-export async function appendMessages(db: D1Database, tenantId: string, conversationId: string, messages: readonly NewMessage[], now: string, caps: AppendCaps): Promise<{ appended: number; messageCount: number; transcriptBytes: number; refused: "messages" | "bytes" | null }> {
+export async function appendMessages(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  messages: readonly NewMessage[],
+  now: string,
+  caps: AppendCaps,
+): Promise<{
+  appended: number;
+  messageCount: number;
+  transcriptBytes: number;
+  refused: "messages" | "bytes" | null;
+}> {
   // Absent fields stay absent (JSON null would be stored as the text 'null' by `->`).
-  const rows = messages.map((m) => ({ id: m.id, speaker: m.speaker, text: m.text, timestamp: m.timestamp, session: m.session, bytes: messageBytes(m) }));
+  const rows = messages.map((m) => ({
+    id: m.id,
+    speaker: m.speaker,
+    text: m.text,
+    timestamp: m.timestamp,
+    session: m.session,
+    bytes: messageBytes(m),
+  }));
   const bytes = rows.reduce((sum, r) => sum + r.bytes, 0);
   const [before, insert, , after] = await db.batch([
     db
-      .prepare("SELECT message_count + ?3 > ?4 AS over_messages, transcript_bytes + ?5 > ?6 AS over_bytes FROM conversations WHERE tenant_id = ?1 AND id = ?2")
+      .prepare(
+        "SELECT message_count + ?3 > ?4 AS over_messages, transcript_bytes + ?5 > ?6 AS over_bytes FROM conversations WHERE tenant_id = ?1 AND id = ?2",
+      )
       .bind(tenantId, conversationId, messages.length, caps.maxMessages, bytes, caps.maxBytes),
     // The window numbers the rows left after the duplicate filter, so seqs stay contiguous; SQLite
     // materialises the SELECT before inserting (it reads the table it writes).
@@ -80,7 +108,16 @@ export async function appendMessages(db: D1Database, tenantId: string, conversat
            AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.tenant_id = ?1 AND c.id = ?2 AND (c.message_count + ?5 > ?6 OR c.transcript_bytes + ?7 > ?8))
          ORDER BY j.key`,
       )
-      .bind(tenantId, conversationId, now, JSON.stringify(rows), messages.length, caps.maxMessages, bytes, caps.maxBytes),
+      .bind(
+        tenantId,
+        conversationId,
+        now,
+        JSON.stringify(rows),
+        messages.length,
+        caps.maxMessages,
+        bytes,
+        caps.maxBytes,
+      ),
     db
       .prepare(
         `UPDATE conversations SET (message_count, transcript_bytes) = (SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM messages WHERE tenant_id = ?1 AND conversation_id = ?2),
@@ -88,10 +125,15 @@ export async function appendMessages(db: D1Database, tenantId: string, conversat
          WHERE tenant_id = ?1 AND id = ?2`,
       )
       .bind(tenantId, conversationId, now),
-    db.prepare("SELECT message_count, transcript_bytes FROM conversations WHERE tenant_id = ? AND id = ?").bind(tenantId, conversationId),
+    db
+      .prepare(
+        "SELECT message_count, transcript_bytes FROM conversations WHERE tenant_id = ? AND id = ?",
+      )
+      .bind(tenantId, conversationId),
   ]);
   const over = before.results[0] as { over_messages: number; over_bytes: number } | undefined;
-  const counts = after.results[0] as { message_count: number; transcript_bytes: number } | undefined;
+  const counts = after.results[0] as
+    { message_count: number; transcript_bytes: number } | undefined;
   return {
     appended: insert.meta.changes,
     messageCount: counts?.message_count ?? 0,
@@ -109,9 +151,16 @@ interface MessageRow {
 }
 
 /** The transcript in order from seq `after` + 1, with each message's seq. */
-async function messagesAfterSeq(db: D1Database, tenantId: string, conversationId: string, after: number): Promise<Array<{ seq: number; message: TranscriptMessage }>> {
+async function messagesAfterSeq(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  after: number,
+): Promise<Array<{ seq: number; message: TranscriptMessage }>> {
   const { results } = await db
-    .prepare("SELECT seq, client_id, speaker, text, timestamp, session FROM messages WHERE tenant_id = ? AND conversation_id = ? AND seq > ? ORDER BY seq")
+    .prepare(
+      "SELECT seq, client_id, speaker, text, timestamp, session FROM messages WHERE tenant_id = ? AND conversation_id = ? AND seq > ? ORDER BY seq",
+    )
     .bind(tenantId, conversationId, after)
     .all<MessageRow & { seq: number }>();
   return results.map((r) => {
@@ -123,7 +172,11 @@ async function messagesAfterSeq(db: D1Database, tenantId: string, conversationId
 }
 
 /** The whole transcript in order, as the runner's rebuild takes it. */
-export async function readTranscript(db: D1Database, tenantId: string, conversationId: string): Promise<TranscriptMessage[]> {
+export async function readTranscript(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+): Promise<TranscriptMessage[]> {
   return (await messagesAfterSeq(db, tenantId, conversationId, 0)).map((r) => r.message);
 }
 
@@ -133,9 +186,22 @@ export async function readTranscript(db: D1Database, tenantId: string, conversat
  * when none came since), which is the count of messages up to it. Null when `after` is not one of
  * the conversation's messages.
  */
-export async function readTranscriptAfter(db: D1Database, tenantId: string, conversationId: string, after: string): Promise<{ messages: TranscriptMessage[]; lastSeq: number } | null> {
-  const row = await db.prepare("SELECT seq FROM messages WHERE tenant_id = ? AND conversation_id = ? AND client_id = ?").bind(tenantId, conversationId, after).first<{ seq: number }>();
+export async function readTranscriptAfter(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  after: string,
+): Promise<{ messages: TranscriptMessage[]; lastSeq: number } | null> {
+  const row = await db
+    .prepare(
+      "SELECT seq FROM messages WHERE tenant_id = ? AND conversation_id = ? AND client_id = ?",
+    )
+    .bind(tenantId, conversationId, after)
+    .first<{ seq: number }>();
   if (row === null) return null;
   const rows = await messagesAfterSeq(db, tenantId, conversationId, row.seq);
-  return { messages: rows.map((r) => r.message), lastSeq: rows.length > 0 ? rows[rows.length - 1].seq : row.seq };
+  return {
+    messages: rows.map((r) => r.message),
+    lastSeq: rows.length > 0 ? rows[rows.length - 1].seq : row.seq,
+  };
 }

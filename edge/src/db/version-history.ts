@@ -102,7 +102,11 @@ function toSummary(r: SummaryRow): VersionSummary {
  * The newest {@link HISTORY_LIMIT} versions of the tenant's conversation, newest first, and whether
  * there are older ones.
  */
-export async function listVersions(db: D1Database, tenantId: string, conversationId: string): Promise<{ versions: VersionSummary[]; more: boolean }> {
+export async function listVersions(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+): Promise<{ versions: VersionSummary[]; more: boolean }> {
   const { results } = await db
     .prepare(
       `SELECT ${SUMMARY_COLUMNS} FROM versions v JOIN conversations c ON c.tenant_id = v.tenant_id AND c.id = v.conversation_id
@@ -110,11 +114,19 @@ export async function listVersions(db: D1Database, tenantId: string, conversatio
     )
     .bind(tenantId, conversationId, HISTORY_LIMIT + 1)
     .all<SummaryRow>();
-  return { versions: results.slice(0, HISTORY_LIMIT).map(toSummary), more: results.length > HISTORY_LIMIT };
+  return {
+    versions: results.slice(0, HISTORY_LIMIT).map(toSummary),
+    more: results.length > HISTORY_LIMIT,
+  };
 }
 
 /** One version of the tenant's conversation with its episodes (null until it succeeded), or null when there is no such version. */
-export async function versionDetail(db: D1Database, tenantId: string, conversationId: string, version: string): Promise<(VersionSummary & { episodes: EpisodeSummary[] | null }) | null> {
+export async function versionDetail(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  version: string,
+): Promise<(VersionSummary & { episodes: EpisodeSummary[] | null }) | null> {
   const row = await db
     .prepare(
       `SELECT ${SUMMARY_COLUMNS}, v.episodes, v.episode_details FROM versions v JOIN conversations c ON c.tenant_id = v.tenant_id AND c.id = v.conversation_id
@@ -126,9 +138,12 @@ export async function versionDetail(db: D1Database, tenantId: string, conversati
   const summary = toSummary(row);
   if (row.status !== "succeeded" || row.episodes === null) return { ...summary, episodes: null };
   const stored = JSON.parse(row.episodes) as Array<{ id: number; bytes?: number }>;
-  const details = row.episode_details === null ? [] : (JSON.parse(row.episode_details) as EpisodeDetails[]);
+  const details =
+    row.episode_details === null ? [] : (JSON.parse(row.episode_details) as EpisodeDetails[]);
   const { results } = await db
-    .prepare("SELECT episodes, terms FROM version_windows WHERE tenant_id = ? AND conversation_id = ? AND version = ? ORDER BY chunk")
+    .prepare(
+      "SELECT episodes, terms FROM version_windows WHERE tenant_id = ? AND conversation_id = ? AND version = ? ORDER BY chunk",
+    )
     .bind(tenantId, conversationId, version)
     .all<{ episodes: string; terms: string | null }>();
   const windowEpisodes: number[] = [];
@@ -137,7 +152,10 @@ export async function versionDetail(db: D1Database, tenantId: string, conversati
   for (const r of results) {
     windowEpisodes.push(...(JSON.parse(r.episodes) as number[]));
     if (r.terms === null) lexical = false;
-    else if (lexical) windowTerms.push(...(JSON.parse(r.terms) as string[]).map((t) => (t === "" ? [] : t.split(" "))));
+    else if (lexical)
+      windowTerms.push(
+        ...(JSON.parse(r.terms) as string[]).map((t) => (t === "" ? [] : t.split(" "))),
+      );
   }
   const counts = stored.map(() => 0);
   for (const e of windowEpisodes) if (e < counts.length) counts[e] += 1;
@@ -169,7 +187,12 @@ export async function versionDetail(db: D1Database, tenantId: string, conversati
  * // [["pottery", "teacher"], ["marathon", "class"]]
  * ```
  */
-export function topTermsByEpisode(windowEpisodes: readonly number[], windowTerms: readonly (readonly string[])[], episodeCount: number, k = TOP_TERMS): string[][] {
+export function topTermsByEpisode(
+  windowEpisodes: readonly number[],
+  windowTerms: readonly (readonly string[])[],
+  episodeCount: number,
+  k = TOP_TERMS,
+): string[][] {
   const inEpisode = Array.from({ length: episodeCount }, () => new Map<string, number>());
   const anywhere = new Map<string, number>();
   windowEpisodes.forEach((e, w) => {

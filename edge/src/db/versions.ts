@@ -11,7 +11,14 @@
  * rebuild (succeeded or failed) starts the follow-up in the same transaction, when the transcript
  * holds messages the active version does not: however many webhooks came, one more rebuild.
  */
-import { decodeWindowVectors, encodeWindowVectors, EpicacheError, type JobRouting, type JobStatus, type RoutingRule } from "@epicache/shared";
+import {
+  decodeWindowVectors,
+  encodeWindowVectors,
+  EpicacheError,
+  type JobRouting,
+  type JobStatus,
+  type RoutingRule,
+} from "@epicache/shared";
 
 export type VersionStatus = "queued" | "submitted" | "succeeded" | "failed";
 
@@ -155,7 +162,13 @@ function toRecord(r: VersionRow): VersionRecord {
  * does not; else the follow-up flag when a rebuild is in flight (other than `version`). Whether
  * `version` was queued shows in the first statement's changes.
  */
-export function requestRebuild(db: D1Database, tenantId: string, conversationId: string, version: string, now: string): D1PreparedStatement[] {
+export function requestRebuild(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  version: string,
+  now: string,
+): D1PreparedStatement[] {
   return [
     db
       .prepare(
@@ -189,7 +202,13 @@ export const WEBHOOK_VERSION_SQL = `COALESCE(
  * cleared unless another rebuild is still in flight (rows from before coalescing). Whether it
  * started shows in the first statement's changes.
  */
-function followUpStatements(db: D1Database, tenantId: string, conversationId: string, followUp: string, now: string): D1PreparedStatement[] {
+function followUpStatements(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  followUp: string,
+  now: string,
+): D1PreparedStatement[] {
   return [
     db
       .prepare(
@@ -209,7 +228,11 @@ function followUpStatements(db: D1Database, tenantId: string, conversationId: st
 }
 
 /** The active version as an update's base, when its runner reported its last message; else null. */
-export async function activeBase(db: D1Database, tenantId: string, conversationId: string): Promise<{ version: string; lastMessageId: string; messageCount: number } | null> {
+export async function activeBase(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+): Promise<{ version: string; lastMessageId: string; messageCount: number } | null> {
   const row = await db
     .prepare(
       `SELECT v.version, v.last_message_id, v.message_count FROM conversations c
@@ -218,18 +241,37 @@ export async function activeBase(db: D1Database, tenantId: string, conversationI
     )
     .bind(tenantId, conversationId)
     .first<{ version: string; last_message_id: string; message_count: number }>();
-  return row ? { version: row.version, lastMessageId: row.last_message_id, messageCount: row.message_count } : null;
+  return row
+    ? { version: row.version, lastMessageId: row.last_message_id, messageCount: row.message_count }
+    : null;
 }
 
 /** One version of the tenant's conversation, or null. */
-export async function getVersion(db: D1Database, tenantId: string, conversationId: string, version: string): Promise<VersionRecord | null> {
-  const row = await db.prepare("SELECT * FROM versions WHERE tenant_id = ? AND conversation_id = ? AND version = ?").bind(tenantId, conversationId, version).first<VersionRow>();
+export async function getVersion(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  version: string,
+): Promise<VersionRecord | null> {
+  const row = await db
+    .prepare("SELECT * FROM versions WHERE tenant_id = ? AND conversation_id = ? AND version = ?")
+    .bind(tenantId, conversationId, version)
+    .first<VersionRow>();
   return row ? toRecord(row) : null;
 }
 
 /** The newest version of the tenant's conversation (whatever its status), or null. */
-export async function latestVersion(db: D1Database, tenantId: string, conversationId: string): Promise<VersionRecord | null> {
-  const row = await db.prepare("SELECT * FROM versions WHERE tenant_id = ? AND conversation_id = ? ORDER BY version DESC LIMIT 1").bind(tenantId, conversationId).first<VersionRow>();
+export async function latestVersion(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+): Promise<VersionRecord | null> {
+  const row = await db
+    .prepare(
+      "SELECT * FROM versions WHERE tenant_id = ? AND conversation_id = ? ORDER BY version DESC LIMIT 1",
+    )
+    .bind(tenantId, conversationId)
+    .first<VersionRow>();
   return row ? toRecord(row) : null;
 }
 
@@ -248,15 +290,35 @@ export interface Submission {
  * Records that `runnerUrl` accepted the job (only for a version still queued or submitted, and not
  * for a job that already failed over to a full rebuild: {@link fallBackToFull} keeps its id).
  */
-export async function markSubmitted(db: D1Database, tenantId: string, conversationId: string, version: string, submitted: Submission, now: string): Promise<void> {
+export async function markSubmitted(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  version: string,
+  submitted: Submission,
+  now: string,
+): Promise<void> {
   await db
     .prepare(
       `UPDATE versions SET status = 'submitted', runner_url = ?4, job_id = ?5, message_count = ?6, stage = ?7, percent = ?8, eta_seconds = ?9,
               kind = ?10, reason = ?11, base_version = ?12, updated_at = ?13
        WHERE tenant_id = ?1 AND conversation_id = ?2 AND version = ?3 AND status IN ('queued', 'submitted') AND (job_id IS NULL OR job_id != ?5)`,
     )
-    .bind(tenantId, conversationId, version, submitted.runnerUrl, submitted.job.id, submitted.messageCount, submitted.job.stage, submitted.job.percent, submitted.job.etaSeconds,
-      submitted.kind, submitted.reason.slice(0, 1000), submitted.baseVersion, now)
+    .bind(
+      tenantId,
+      conversationId,
+      version,
+      submitted.runnerUrl,
+      submitted.job.id,
+      submitted.messageCount,
+      submitted.job.stage,
+      submitted.job.percent,
+      submitted.job.etaSeconds,
+      submitted.kind,
+      submitted.reason.slice(0, 1000),
+      submitted.baseVersion,
+      now,
+    )
     .run();
 }
 
@@ -267,7 +329,15 @@ export async function markSubmitted(db: D1Database, tenantId: string, conversati
  * submission are recognised (null: the runner refused the request itself, no job). Returns whether
  * the row changed (the caller then enqueues it).
  */
-export async function fallBackToFull(db: D1Database, tenantId: string, conversationId: string, version: string, jobId: string | null, reason: string, now: string): Promise<boolean> {
+export async function fallBackToFull(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  version: string,
+  jobId: string | null,
+  reason: string,
+  now: string,
+): Promise<boolean> {
   const result = await db
     .prepare(
       `UPDATE versions SET status = 'queued', kind = 'full', reason = ?5, base_version = NULL, job_id = ?4, runner_url = NULL,
@@ -281,9 +351,18 @@ export async function fallBackToFull(db: D1Database, tenantId: string, conversat
 }
 
 /** Updates a running job's progress. */
-export async function markProgress(db: D1Database, tenantId: string, conversationId: string, version: string, job: JobStatus, now: string): Promise<void> {
+export async function markProgress(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  version: string,
+  job: JobStatus,
+  now: string,
+): Promise<void> {
   await db
-    .prepare("UPDATE versions SET stage = ?, percent = ?, eta_seconds = ?, updated_at = ? WHERE tenant_id = ? AND conversation_id = ? AND version = ? AND status = 'submitted'")
+    .prepare(
+      "UPDATE versions SET stage = ?, percent = ?, eta_seconds = ?, updated_at = ? WHERE tenant_id = ? AND conversation_id = ? AND version = ? AND status = 'submitted'",
+    )
     .bind(job.stage, job.percent, job.etaSeconds, now, tenantId, conversationId, version)
     .run();
 }
@@ -293,7 +372,15 @@ export async function markProgress(db: D1Database, tenantId: string, conversatio
  * follow-up rebuild as that version when one is due (see {@link followUpStatements}), in the same
  * transaction. Returns the follow-up when it started: the caller enqueues it.
  */
-export async function markFailed(db: D1Database, tenantId: string, conversationId: string, version: string, error: { code: string; message: string }, now: string, followUp?: string): Promise<{ followUp: string | null }> {
+export async function markFailed(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  version: string,
+  error: { code: string; message: string },
+  now: string,
+  followUp?: string,
+): Promise<{ followUp: string | null }> {
   const results = await db.batch([
     db
       .prepare(
@@ -301,7 +388,9 @@ export async function markFailed(db: D1Database, tenantId: string, conversationI
          WHERE tenant_id = ? AND conversation_id = ? AND version = ? AND status != 'succeeded'`,
       )
       .bind(error.code, error.message.slice(0, 1000), now, tenantId, conversationId, version),
-    ...(followUp === undefined ? [] : followUpStatements(db, tenantId, conversationId, followUp, now)),
+    ...(followUp === undefined
+      ? []
+      : followUpStatements(db, tenantId, conversationId, followUp, now)),
   ]);
   return { followUp: followUp !== undefined && results[1].meta.changes === 1 ? followUp : null };
 }
@@ -310,12 +399,23 @@ export async function markFailed(db: D1Database, tenantId: string, conversationI
  * Rebuilds in flight with `status` that nothing has moved since `quietBefore`, oldest first, across
  * tenants (for the scheduled poll; each comes with its tenant and conversation).
  */
-export async function quietInFlight(db: D1Database, status: "queued" | "submitted", quietBefore: string, limit: number): Promise<Array<{ tenantId: string; conversationId: string; record: VersionRecord }>> {
+export async function quietInFlight(
+  db: D1Database,
+  status: "queued" | "submitted",
+  quietBefore: string,
+  limit: number,
+): Promise<Array<{ tenantId: string; conversationId: string; record: VersionRecord }>> {
   const { results } = await db
-    .prepare("SELECT * FROM versions WHERE status = ? AND updated_at < ? ORDER BY updated_at LIMIT ?")
+    .prepare(
+      "SELECT * FROM versions WHERE status = ? AND updated_at < ? ORDER BY updated_at LIMIT ?",
+    )
     .bind(status, quietBefore, limit)
     .all<VersionRow & { tenant_id: string; conversation_id: string }>();
-  return results.map((r) => ({ tenantId: r.tenant_id, conversationId: r.conversation_id, record: toRecord(r) }));
+  return results.map((r) => ({
+    tenantId: r.tenant_id,
+    conversationId: r.conversation_id,
+    record: toRecord(r),
+  }));
 }
 
 /**
@@ -328,14 +428,32 @@ export async function quietInFlight(db: D1Database, status: "queued" | "submitte
  * another kind than was sent. With `followUp`, starts the follow-up rebuild when one is due
  * (see {@link followUpStatements}). Returns whether it became active, and the follow-up if it started.
  */
-export async function completeVersion(db: D1Database, tenantId: string, conversationId: string, manifest: CompletedVersion, now: string, followUp?: string): Promise<{ activated: boolean; followUp: string | null }> {
+export async function completeVersion(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  manifest: CompletedVersion,
+  now: string,
+  followUp?: string,
+): Promise<{ activated: boolean; followUp: string | null }> {
   const routing = manifest.routing ?? { rule: "centroid" as const };
-  const chunks = routing.rule === "centroid" ? [] : windowChunks(routing, manifest.embedder.dimension);
+  const chunks =
+    routing.rule === "centroid" ? [] : windowChunks(routing, manifest.embedder.dimension);
   const results = await db.batch([
     ...chunks.map((chunk, i) =>
       db
-        .prepare("INSERT OR REPLACE INTO version_windows (tenant_id, conversation_id, version, chunk, vectors, episodes, terms) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .bind(tenantId, conversationId, manifest.version, i, chunk.vectors, JSON.stringify(chunk.episodes), chunk.terms === null ? null : JSON.stringify(chunk.terms)),
+        .prepare(
+          "INSERT OR REPLACE INTO version_windows (tenant_id, conversation_id, version, chunk, vectors, episodes, terms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(
+          tenantId,
+          conversationId,
+          manifest.version,
+          i,
+          chunk.vectors,
+          JSON.stringify(chunk.episodes),
+          chunk.terms === null ? null : JSON.stringify(chunk.terms),
+        ),
     ),
     db
       .prepare(
@@ -344,9 +462,20 @@ export async function completeVersion(db: D1Database, tenantId: string, conversa
                 updated_at = ?
          WHERE tenant_id = ? AND conversation_id = ? AND version = ?`,
       )
-      .bind(JSON.stringify(manifest.episodes), manifest.embedder.modelId, manifest.embedder.dimension, manifest.manifestKey, manifest.contextTokens,
-        routing.rule, routing.rule === "vote" ? routing.k : null, manifest.details ? JSON.stringify(manifest.details) : null,
-        now, tenantId, conversationId, manifest.version),
+      .bind(
+        JSON.stringify(manifest.episodes),
+        manifest.embedder.modelId,
+        manifest.embedder.dimension,
+        manifest.manifestKey,
+        manifest.contextTokens,
+        routing.rule,
+        routing.rule === "vote" ? routing.k : null,
+        manifest.details ? JSON.stringify(manifest.details) : null,
+        now,
+        tenantId,
+        conversationId,
+        manifest.version,
+      ),
     db
       .prepare(
         `UPDATE versions SET kind = ?4, reason = CASE WHEN kind IS ?4 AND reason IS NOT NULL THEN reason ELSE COALESCE(?5, reason) END, base_version = ?6,
@@ -354,8 +483,15 @@ export async function completeVersion(db: D1Database, tenantId: string, conversa
                 message_count = COALESCE((SELECT seq FROM messages WHERE tenant_id = ?1 AND conversation_id = ?2 AND client_id = ?7), message_count)
          WHERE tenant_id = ?1 AND conversation_id = ?2 AND version = ?3`,
       )
-      .bind(tenantId, conversationId, manifest.version, manifest.kind ?? "full", manifest.reason?.slice(0, 1000) ?? null,
-        manifest.kind === "incremental" ? manifest.baseVersion ?? null : null, manifest.lastMessageId ?? null),
+      .bind(
+        tenantId,
+        conversationId,
+        manifest.version,
+        manifest.kind ?? "full",
+        manifest.reason?.slice(0, 1000) ?? null,
+        manifest.kind === "incremental" ? (manifest.baseVersion ?? null) : null,
+        manifest.lastMessageId ?? null,
+      ),
     db
       .prepare(
         `UPDATE conversations SET active_version = ?3, updated_at = ?4
@@ -370,9 +506,15 @@ export async function completeVersion(db: D1Database, tenantId: string, conversa
              AND v.version < (SELECT active_version FROM conversations WHERE tenant_id = ?1 AND id = ?2))`,
       )
       .bind(tenantId, conversationId),
-    ...(followUp === undefined ? [] : followUpStatements(db, tenantId, conversationId, followUp, now)),
+    ...(followUp === undefined
+      ? []
+      : followUpStatements(db, tenantId, conversationId, followUp, now)),
   ]);
-  return { activated: results[chunks.length + 2].meta.changes === 1, followUp: followUp !== undefined && results[chunks.length + 4].meta.changes === 1 ? followUp : null };
+  return {
+    activated: results[chunks.length + 2].meta.changes === 1,
+    followUp:
+      followUp !== undefined && results[chunks.length + 4].meta.changes === 1 ? followUp : null,
+  };
 }
 
 /**
@@ -380,12 +522,15 @@ export async function completeVersion(db: D1Database, tenantId: string, conversa
  * most {@link WINDOW_CHUNK_BYTES} bytes of vectors and {@link WINDOW_TERMS_CHUNK_CHARS} characters of
  * terms (at least one window each).
  */
-function windowChunks(routing: Exclude<JobRouting, { rule: "centroid" }>, dimension: number): Array<{ vectors: string; episodes: number[]; terms: string[] | null }> {
+function windowChunks(
+  routing: Exclude<JobRouting, { rule: "centroid" }>,
+  dimension: number,
+): Array<{ vectors: string; episodes: number[]; terms: string[] | null }> {
   const vectors = decodeWindowVectors(routing.windowVectors, dimension);
   const terms = routing.rule === "lexical" ? routing.windowTerms : null;
   const perChunk = Math.max(1, Math.floor(WINDOW_CHUNK_BYTES / dimension));
   const chunks: Array<{ vectors: string; episodes: number[]; terms: string[] | null }> = [];
-  for (let at = 0, end = 0; at < vectors.length; at = end) {
+  for (let at = 0, end: number; at < vectors.length; at = end) {
     let chars = 0;
     for (end = at; end < vectors.length && end - at < perChunk; end++) {
       // Each term string costs its quotes and comma in the row's JSON as well.
@@ -404,27 +549,59 @@ function windowChunks(routing: Exclude<JobRouting, { rule: "centroid" }>, dimens
 }
 
 /** The manifest of a succeeded version of the tenant's conversation, or null. */
-export async function getManifest(db: D1Database, tenantId: string, conversationId: string, version: string): Promise<Manifest | null> {
+export async function getManifest(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  version: string,
+): Promise<Manifest | null> {
   const row = await db
-    .prepare("SELECT version, episodes, embedder_model, embedder_dimension, routing_rule, routing_k FROM versions WHERE tenant_id = ? AND conversation_id = ? AND version = ? AND status = 'succeeded'")
+    .prepare(
+      "SELECT version, episodes, embedder_model, embedder_dimension, routing_rule, routing_k FROM versions WHERE tenant_id = ? AND conversation_id = ? AND version = ? AND status = 'succeeded'",
+    )
     .bind(tenantId, conversationId, version)
-    .first<Pick<VersionRow, "version" | "episodes" | "embedder_model" | "embedder_dimension" | "routing_rule" | "routing_k">>();
-  if (!row || row.episodes === null || row.embedder_model === null || row.embedder_dimension === null) return null;
+    .first<
+      Pick<
+        VersionRow,
+        | "version"
+        | "episodes"
+        | "embedder_model"
+        | "embedder_dimension"
+        | "routing_rule"
+        | "routing_k"
+      >
+    >();
+  if (
+    !row ||
+    row.episodes === null ||
+    row.embedder_model === null ||
+    row.embedder_dimension === null
+  )
+    return null;
   const manifest: Manifest = {
     version: row.version,
     episodes: JSON.parse(row.episodes) as Manifest["episodes"],
     embedder: { modelId: row.embedder_model, dimension: row.embedder_dimension },
-    routing: row.routing_rule === "vote" ? { rule: "vote", k: row.routing_k ?? Number.NaN } : { rule: row.routing_rule ?? "centroid" },
+    routing:
+      row.routing_rule === "vote"
+        ? { rule: "vote", k: row.routing_k ?? Number.NaN }
+        : { rule: row.routing_rule ?? "centroid" },
   };
-  if (manifest.routing.rule === "vote" && row.routing_k === null) throw new EpicacheError("internal", `version ${version} routes by vote but records no k`);
+  if (manifest.routing.rule === "vote" && row.routing_k === null)
+    throw new EpicacheError("internal", `version ${version} routes by vote but records no k`);
   if (manifest.routing.rule === "centroid") return manifest;
   const { results } = await db
-    .prepare("SELECT vectors, episodes, terms FROM version_windows WHERE tenant_id = ? AND conversation_id = ? AND version = ? ORDER BY chunk")
+    .prepare(
+      "SELECT vectors, episodes, terms FROM version_windows WHERE tenant_id = ? AND conversation_id = ? AND version = ? ORDER BY chunk",
+    )
     .bind(tenantId, conversationId, version)
     .all<{ vectors: string; episodes: string; terms: string | null }>();
   if (results.length === 0) {
     // Only a version two activations old has lost its windows: the question read it as active just before.
-    throw new EpicacheError("no_active_version", `version ${version} of conversation ${conversationId} is no longer active; ask again`);
+    throw new EpicacheError(
+      "no_active_version",
+      `version ${version} of conversation ${conversationId} is no longer active; ask again`,
+    );
   }
   const lexical = manifest.routing.rule === "lexical";
   const vectors: Int8Array[] = [];
@@ -434,7 +611,11 @@ export async function getManifest(db: D1Database, tenantId: string, conversation
     vectors.push(...decodeWindowVectors(r.vectors, row.embedder_dimension));
     episodes.push(...(JSON.parse(r.episodes) as number[]));
     if (!lexical) continue;
-    if (r.terms === null) throw new EpicacheError("internal", `version ${version} routes by lexical but a row of its windows has no terms`);
+    if (r.terms === null)
+      throw new EpicacheError(
+        "internal",
+        `version ${version} routes by lexical but a row of its windows has no terms`,
+      );
     // A window's terms were joined by single spaces; "" has none.
     terms.push(...(JSON.parse(r.terms) as string[]).map((t) => (t === "" ? [] : t.split(" "))));
   }

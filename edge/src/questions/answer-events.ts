@@ -34,7 +34,11 @@ function parseBlock(block: string): { name: string; data: string } {
  * return c.body(answerEvents(response.body, { episode, version }, { requestId, runner }), 200, { "content-type": "text/event-stream" });
  * ```
  */
-export function answerEvents(body: ReadableStream<Uint8Array>, meta: { episode: number; version: string; routing?: unknown }, context: { requestId: string; runner: string }): ReadableStream<Uint8Array> {
+export function answerEvents(
+  body: ReadableStream<Uint8Array>,
+  meta: { episode: number; version: string; routing?: unknown },
+  context: { requestId: string; runner: string },
+): ReadableStream<Uint8Array> {
   const { requestId, runner } = context;
   const upstream = body.getReader();
   const decoder = new TextDecoder();
@@ -66,7 +70,11 @@ export function answerEvents(body: ReadableStream<Uint8Array>, meta: { episode: 
         } else if (name === "done") {
           // The whole answer, as a JSON answer has it: the runner's, with the edge's routing.
           const done = parseJson(data);
-          send(done !== null && typeof done === "object" && meta.routing !== undefined ? event("done", { ...done, routing: meta.routing }) : encoder.encode(`${block}\n\n`));
+          send(
+            done !== null && typeof done === "object" && meta.routing !== undefined
+              ? event("done", { ...done, routing: meta.routing })
+              : encoder.encode(`${block}\n\n`),
+          );
           finished = true;
         } else if (name === "error") {
           const reported = parseJson(data) as { error?: { code?: unknown } } | null;
@@ -86,7 +94,10 @@ export function answerEvents(body: ReadableStream<Uint8Array>, meta: { episode: 
         if (chunk.done) {
           handle(buffer + decoder.decode());
           buffer = "";
-          if (!finished) fail("runner_invalid", { why: "the runner's stream ended without a done or error event" });
+          if (!finished)
+            fail("runner_invalid", {
+              why: "the runner's stream ended without a done or error event",
+            });
           break;
         }
         buffer += decoder.decode(chunk.value, { stream: true });

@@ -38,27 +38,48 @@ const cache = new LRUCache<string, { manifest: RoutingManifest; bytes: number }>
  * holds that version, else from D1 (then cached; the least recently used entries go past 1,000
  * entries or {@link MAX_CACHED_BYTES}).
  */
-export async function activeManifest(db: D1Database, tenantId: string, conversationId: string, version: string): Promise<RoutingManifest> {
+export async function activeManifest(
+  db: D1Database,
+  tenantId: string,
+  conversationId: string,
+  version: string,
+): Promise<RoutingManifest> {
   const key = `${tenantId}/${conversationId}`;
   const cached = cache.get(key);
   if (cached?.manifest.version === version) return cached.manifest;
   const manifest = await getManifest(db, tenantId, conversationId, version);
-  if (manifest === null) throw new EpicacheError("no_active_version", `conversation ${conversationId}'s active version ${version} has no stored manifest`);
+  if (manifest === null)
+    throw new EpicacheError(
+      "no_active_version",
+      `conversation ${conversationId}'s active version ${version} has no stored manifest`,
+    );
   const centroids = manifest.episodes.map((e) => l2Normalize(e.centroid));
   const entry: RoutingManifest = {
     version,
     episodeIds: manifest.episodes.map((e) => e.id),
     rule: manifest.routing,
-    data: manifest.windows === undefined
-      ? { centroids }
-      : { centroids, windows: manifest.windows.vectors, windowEpisodes: manifest.windows.episodes, windowTerms: manifest.windows.terms },
+    data:
+      manifest.windows === undefined
+        ? { centroids }
+        : {
+            centroids,
+            windows: manifest.windows.vectors,
+            windowEpisodes: manifest.windows.episodes,
+            windowTerms: manifest.windows.terms,
+          },
     embedder: manifest.embedder,
   };
   // Per window: its bytes, and roughly its view object and episode number; per term, its characters
   // (one byte each: ASCII) and roughly a string's header and the list's slot.
   const terms = manifest.windows?.terms ?? [];
-  const termBytes = terms.reduce((n, t) => n + 16 + t.reduce((m, term) => m + term.length + 24, 0), 0);
-  const bytes = centroids.length * manifest.embedder.dimension * 4 + (manifest.windows?.vectors.length ?? 0) * (manifest.embedder.dimension + 64) + termBytes;
+  const termBytes = terms.reduce(
+    (n, t) => n + 16 + t.reduce((m, term) => m + term.length + 24, 0),
+    0,
+  );
+  const bytes =
+    centroids.length * manifest.embedder.dimension * 4 +
+    (manifest.windows?.vectors.length ?? 0) * (manifest.embedder.dimension + 64) +
+    termBytes;
   // lru-cache takes sizes of at least 1.
   cache.set(key, { manifest: entry, bytes: Math.max(1, Math.ceil(bytes)) });
   return entry;

@@ -5,7 +5,15 @@
  * Settling starts the conversation's follow-up rebuild when one is due; an update the runner could
  * not make (`base_unusable`) goes back to the queue as a full rebuild.
  */
-import { decodeWindowVectors, describeError, EpicacheError, JobStatus, isEpicacheError, PUBLIC_MESSAGES, type JobStatus as JobStatusType } from "@epicache/shared";
+import {
+  decodeWindowVectors,
+  describeError,
+  EpicacheError,
+  JobStatus,
+  isEpicacheError,
+  PUBLIC_MESSAGES,
+  type JobStatus as JobStatusType,
+} from "@epicache/shared";
 import { logError, logWarn } from "../log";
 import { callRunner, parseJson, readRunnerAnswer, tenantCode } from "../runner/runner-client";
 import type { EdgeConfig } from "../env";
@@ -26,12 +34,21 @@ export const STALE_SUBMITTED_SECONDS = 1800;
  */
 function checkResult(job: JobStatusType): NonNullable<JobStatusType["result"]> {
   const result = job.result;
-  if (result === null) throw new EpicacheError("runner_invalid", `job ${job.id} succeeded without a result`);
-  if (result.version !== job.version) throw new EpicacheError("runner_invalid", `job ${job.id} built version ${result.version}, not ${job.version}`);
-  if (result.episodes.length === 0) throw new EpicacheError("runner_invalid", `job ${job.id} built no episodes`);
+  if (result === null)
+    throw new EpicacheError("runner_invalid", `job ${job.id} succeeded without a result`);
+  if (result.version !== job.version)
+    throw new EpicacheError(
+      "runner_invalid",
+      `job ${job.id} built version ${result.version}, not ${job.version}`,
+    );
+  if (result.episodes.length === 0)
+    throw new EpicacheError("runner_invalid", `job ${job.id} built no episodes`);
   for (const e of result.episodes) {
     if (e.centroid.length !== result.embedder.dimension || !e.centroid.every(Number.isFinite)) {
-      throw new EpicacheError("runner_invalid", `job ${job.id}: episode ${e.id}'s centroid is not ${result.embedder.dimension} finite numbers`);
+      throw new EpicacheError(
+        "runner_invalid",
+        `job ${job.id}: episode ${e.id}'s centroid is not ${result.embedder.dimension} finite numbers`,
+      );
     }
   }
   const routing = result.routing;
@@ -43,13 +60,23 @@ function checkResult(job: JobStatusType): NonNullable<JobStatusType["result"]> {
       throw new EpicacheError("runner_invalid", `job ${job.id}: ${(e as Error).message}`);
     }
     if (windows === 0 || windows !== routing.windowEpisodes.length) {
-      throw new EpicacheError("runner_invalid", `job ${job.id}: ${windows} window vectors and ${routing.windowEpisodes.length} window episodes`);
+      throw new EpicacheError(
+        "runner_invalid",
+        `job ${job.id}: ${windows} window vectors and ${routing.windowEpisodes.length} window episodes`,
+      );
     }
     if (routing.rule === "lexical" && routing.windowTerms.length !== windows) {
-      throw new EpicacheError("runner_invalid", `job ${job.id}: ${windows} window vectors and ${routing.windowTerms.length} windows' terms`);
+      throw new EpicacheError(
+        "runner_invalid",
+        `job ${job.id}: ${windows} window vectors and ${routing.windowTerms.length} windows' terms`,
+      );
     }
     const beyond = routing.windowEpisodes.findIndex((e) => e >= result.episodes.length);
-    if (beyond >= 0) throw new EpicacheError("runner_invalid", `job ${job.id}: window ${beyond} is in episode ${routing.windowEpisodes[beyond]} of ${result.episodes.length}`);
+    if (beyond >= 0)
+      throw new EpicacheError(
+        "runner_invalid",
+        `job ${job.id}: window ${beyond} is in episode ${routing.windowEpisodes[beyond]} of ${result.episodes.length}`,
+      );
   }
   return result;
 }
@@ -71,7 +98,10 @@ function checkResult(job: JobStatusType): NonNullable<JobStatusType["result"]> {
 export async function applyJob(env: RebuildEnv, job: JobStatusType): Promise<VersionRecord> {
   const record = await getVersion(env.DB, job.tenant, job.conversation, job.version);
   if (record === null || (record.jobId !== null && record.jobId !== job.id)) {
-    throw new EpicacheError("not_found", `no rebuild of ${job.tenant}/${job.conversation} version ${job.version} with job ${job.id}`);
+    throw new EpicacheError(
+      "not_found",
+      `no rebuild of ${job.tenant}/${job.conversation} version ${job.version} with job ${job.id}`,
+    );
   }
   if (record.status === "succeeded" || record.status === "failed") return record;
   if (record.status === "queued" && record.jobId === job.id) return record;
@@ -80,7 +110,11 @@ export async function applyJob(env: RebuildEnv, job: JobStatusType): Promise<Ver
     await completeRebuild(env, job.tenant, job.conversation, {
       version: job.version,
       episodes: result.episodes.map((e) => ({ id: e.id, centroid: e.centroid, bytes: e.bytes })),
-      details: result.episodes.map((e) => ({ entries: e.entries ?? null, layerEntries: e.layerEntries ?? null, representative: e.representative ?? null })),
+      details: result.episodes.map((e) => ({
+        entries: e.entries ?? null,
+        layerEntries: e.layerEntries ?? null,
+        representative: e.representative ?? null,
+      })),
       embedder: result.embedder,
       manifestKey: result.manifestKey,
       contextTokens: result.contextTokens,
@@ -90,18 +124,44 @@ export async function applyJob(env: RebuildEnv, job: JobStatusType): Promise<Ver
       baseVersion: result.baseVersion,
       lastMessageId: result.lastMessageId,
     });
-  } else if (job.status === "failed" && job.error?.code === "base_unusable" && record.kind !== "full") {
+  } else if (
+    job.status === "failed" &&
+    job.error?.code === "base_unusable" &&
+    record.kind !== "full"
+  ) {
     // The runner's reason (a new speaker, drift, growth, another build) is kept as the version's.
-    await retryAsFull(env, job.tenant, job.conversation, job.version, job.id, job.error.message.slice(0, 500));
+    await retryAsFull(
+      env,
+      job.tenant,
+      job.conversation,
+      job.version,
+      job.id,
+      job.error.message.slice(0, 500),
+    );
   } else if (job.status === "failed") {
     // What the runner says went wrong is for the log; the tenant reads the code and its fixed text
     // (base_unusable keeps its reason, as above).
     const code = job.error === null ? "internal" : tenantCode(job.error.code);
-    logError("rebuild_failed", { tenantId: job.tenant, conversationId: job.conversation, version: job.version, job: job.id, code, error: job.error });
-    const message = job.error?.code === "base_unusable" ? job.error.message.slice(0, 500) : PUBLIC_MESSAGES[code];
+    logError("rebuild_failed", {
+      tenantId: job.tenant,
+      conversationId: job.conversation,
+      version: job.version,
+      job: job.id,
+      code,
+      error: job.error,
+    });
+    const message =
+      job.error?.code === "base_unusable" ? job.error.message.slice(0, 500) : PUBLIC_MESSAGES[code];
     await failRebuild(env, job.tenant, job.conversation, job.version, { code, message });
   } else {
-    await markProgress(env.DB, job.tenant, job.conversation, job.version, job, new Date().toISOString());
+    await markProgress(
+      env.DB,
+      job.tenant,
+      job.conversation,
+      job.version,
+      job,
+      new Date().toISOString(),
+    );
   }
   return (await getVersion(env.DB, job.tenant, job.conversation, job.version)) ?? record;
 }
@@ -112,36 +172,93 @@ export async function applyJob(env: RebuildEnv, job: JobStatusType): Promise<Ver
  * is, until it has been silent for {@link STALE_SUBMITTED_SECONDS}; one that no longer knows the job
  * (it restarted), or reports success with a result that cannot be used, fails the version.
  */
-export async function refreshRebuild(env: RebuildEnv, config: Pick<EdgeConfig, "runnerSecret" | "runnerTimeoutMs">, tenantId: string, conversationId: string, record: VersionRecord, now = new Date()): Promise<VersionRecord> {
-  if (record.status !== "submitted" || record.runnerUrl === null || record.jobId === null) return record;
-  const reread = async () => (await getVersion(env.DB, tenantId, conversationId, record.version)) ?? record;
-  const where = { tenantId, conversationId, version: record.version, runner: record.runnerUrl, job: record.jobId };
+export async function refreshRebuild(
+  env: RebuildEnv,
+  config: Pick<EdgeConfig, "runnerSecret" | "runnerTimeoutMs">,
+  tenantId: string,
+  conversationId: string,
+  record: VersionRecord,
+  now = new Date(),
+): Promise<VersionRecord> {
+  if (record.status !== "submitted" || record.runnerUrl === null || record.jobId === null)
+    return record;
+  const reread = async () =>
+    (await getVersion(env.DB, tenantId, conversationId, record.version)) ?? record;
+  const where = {
+    tenantId,
+    conversationId,
+    version: record.version,
+    runner: record.runnerUrl,
+    job: record.jobId,
+  };
   const silent = async (why: string, detail: Record<string, unknown> = {}) => {
-    if (now.getTime() - Date.parse(record.updatedAt) < STALE_SUBMITTED_SECONDS * 1000) return record;
+    if (now.getTime() - Date.parse(record.updatedAt) < STALE_SUBMITTED_SECONDS * 1000)
+      return record;
     logError("rebuild_silent", { ...where, why, ...detail });
-    await failRebuild(env, tenantId, conversationId, record.version, { code: "runner_unavailable", message: `no word from the runner that took the rebuild for ${STALE_SUBMITTED_SECONDS / 60} minutes; send a rebuild webhook to try again` }, now);
+    await failRebuild(
+      env,
+      tenantId,
+      conversationId,
+      record.version,
+      {
+        code: "runner_unavailable",
+        message: `no word from the runner that took the rebuild for ${STALE_SUBMITTED_SECONDS / 60} minutes; send a rebuild webhook to try again`,
+      },
+      now,
+    );
     return reread();
   };
   let response: Response;
   try {
-    response = await callRunner({ ...config, runnerTimeoutMs: Math.min(config.runnerTimeoutMs, 5000) }, record.runnerUrl, { method: "GET", path: `/v1/jobs/${encodeURIComponent(record.jobId)}` });
+    response = await callRunner(
+      { ...config, runnerTimeoutMs: Math.min(config.runnerTimeoutMs, 5000) },
+      record.runnerUrl,
+      { method: "GET", path: `/v1/jobs/${encodeURIComponent(record.jobId)}` },
+    );
   } catch (e) {
     return silent("not reached", { error: describeError(e) });
   }
   if (response.status === 404) {
-    logError("rebuild_lost", { ...where, answer: (await readRunnerAnswer(response)).text.slice(0, 2000) });
-    await failRebuild(env, tenantId, conversationId, record.version, { code: "runner_unavailable", message: "the runner that took the rebuild no longer knows it (it restarted); send a rebuild webhook to try again" }, now);
+    logError("rebuild_lost", {
+      ...where,
+      answer: (await readRunnerAnswer(response)).text.slice(0, 2000),
+    });
+    await failRebuild(
+      env,
+      tenantId,
+      conversationId,
+      record.version,
+      {
+        code: "runner_unavailable",
+        message:
+          "the runner that took the rebuild no longer knows it (it restarted); send a rebuild webhook to try again",
+      },
+      now,
+    );
     return reread();
   }
   if (!response.ok) {
     const answer = await readRunnerAnswer(response);
-    logWarn("rebuild_poll_failed", { ...where, status: answer.status, answer: answer.text.slice(0, 2000) });
+    logWarn("rebuild_poll_failed", {
+      ...where,
+      status: answer.status,
+      answer: answer.text.slice(0, 2000),
+    });
     return silent(`answered ${answer.status}`);
   }
   const text = await response.text().catch(() => "");
   const job = JobStatus.safeParse(parseJson(text));
-  if (!job.success || job.data.tenant !== tenantId || job.data.conversation !== conversationId || job.data.version !== record.version) {
-    logWarn("rebuild_poll_failed", { ...where, why: "not this rebuild's job", answer: text.slice(0, 2000) });
+  if (
+    !job.success ||
+    job.data.tenant !== tenantId ||
+    job.data.conversation !== conversationId ||
+    job.data.version !== record.version
+  ) {
+    logWarn("rebuild_poll_failed", {
+      ...where,
+      why: "not this rebuild's job",
+      answer: text.slice(0, 2000),
+    });
     return silent("answered something other than the job");
   }
   try {
@@ -152,7 +269,14 @@ export async function refreshRebuild(env: RebuildEnv, config: Pick<EdgeConfig, "
     // conversation failing with the same 502 while the runner remembers the job.
     if (!isEpicacheError(e) || e.code !== "runner_invalid") throw e;
     logError("rebuild_result_invalid", { ...where, why: e.message });
-    await failRebuild(env, tenantId, conversationId, record.version, { code: e.code, message: PUBLIC_MESSAGES[e.code] }, now);
+    await failRebuild(
+      env,
+      tenantId,
+      conversationId,
+      record.version,
+      { code: e.code, message: PUBLIC_MESSAGES[e.code] },
+      now,
+    );
     return reread();
   }
 }

@@ -23,20 +23,30 @@ export function retryDelaySeconds(attempts: number): number {
  * export default { fetch: app.fetch, queue: consumeRebuilds } satisfies ExportedHandler<Env>;
  * ```
  */
-export async function consumeRebuilds(batch: MessageBatch<unknown>, env: Env, _ctx?: ExecutionContext): Promise<void> {
+export async function consumeRebuilds(
+  batch: MessageBatch<unknown>,
+  env: Env,
+  _ctx?: ExecutionContext,
+): Promise<void> {
   const config = readConfig(env);
   const deadLetters = batch.queue.endsWith("-dlq");
   for (const message of batch.messages) {
     const job = RebuildJob.safeParse(message.body);
     if (!job.success) {
-      logError("rebuild_message_dropped", { why: "not a job", body: JSON.stringify(message.body)?.slice(0, 200) ?? null });
+      logError("rebuild_message_dropped", {
+        why: "not a job",
+        body: JSON.stringify(message.body)?.slice(0, 200) ?? null,
+      });
       message.ack();
       continue;
     }
     const { tenantId, conversationId, version } = job.data;
     try {
       if (deadLetters) {
-        await failRebuild(env, tenantId, conversationId, version, { code: "runner_unavailable", message: "no runner took the rebuild after every retry" });
+        await failRebuild(env, tenantId, conversationId, version, {
+          code: "runner_unavailable",
+          message: "no runner took the rebuild after every retry",
+        });
         message.ack();
         continue;
       }
@@ -44,7 +54,12 @@ export async function consumeRebuilds(batch: MessageBatch<unknown>, env: Env, _c
       if (outcome === "retry") message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
       else message.ack();
     } catch (e) {
-      logError("rebuild_consumer_failed", { tenantId, conversationId, version, error: describeError(e) });
+      logError("rebuild_consumer_failed", {
+        tenantId,
+        conversationId,
+        version,
+        error: describeError(e),
+      });
       message.retry({ delaySeconds: retryDelaySeconds(message.attempts) });
     }
   }

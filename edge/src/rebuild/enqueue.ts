@@ -7,7 +7,13 @@
  */
 import { EpicacheError, newVersionId } from "@epicache/shared";
 import { getConversation } from "../db/conversations";
-import { deleteDelivery, findDelivery, namedByDelivery, recordDelivery, type DeliveryNamed } from "../db/deliveries";
+import {
+  deleteDelivery,
+  findDelivery,
+  namedByDelivery,
+  recordDelivery,
+  type DeliveryNamed,
+} from "../db/deliveries";
 import { getVersion, requestRebuild, WEBHOOK_VERSION_SQL } from "../db/versions";
 import type { RebuildJob } from "./rebuild-job";
 import { failRebuild, type RebuildEnv } from "./settle";
@@ -27,12 +33,22 @@ export interface RebuildRequested {
 }
 
 /** The delivery `webhookId` as it was answered, or null when it is new. */
-async function earlierDelivery(db: D1Database, tenantId: string, webhookId: string): Promise<RebuildRequested | null> {
+async function earlierDelivery(
+  db: D1Database,
+  tenantId: string,
+  webhookId: string,
+): Promise<RebuildRequested | null> {
   const seen = await findDelivery(db, tenantId, webhookId);
   if (seen === null) return null;
   const record = await getVersion(db, tenantId, seen.conversationId, seen.version);
   const followUp = (await getConversation(db, tenantId, seen.conversationId))?.followUp ?? false;
-  return { outcome: "duplicate", conversationId: seen.conversationId, version: seen.version, status: record?.status ?? "queued", followUp };
+  return {
+    outcome: "duplicate",
+    conversationId: seen.conversationId,
+    version: seen.version,
+    status: record?.status ?? "queued",
+    followUp,
+  };
 }
 
 /**
@@ -47,13 +63,24 @@ async function earlierDelivery(db: D1Database, tenantId: string, webhookId: stri
  * // { outcome: "enqueued", conversationId: "conv-26", version: "v2026…", status: "queued", followUp: false }
  * ```
  */
-export async function acceptRebuildRequest(env: RebuildEnv, tenantId: string, conversationId: string, webhookId: string, now = new Date()): Promise<RebuildRequested> {
+export async function acceptRebuildRequest(
+  env: RebuildEnv,
+  tenantId: string,
+  conversationId: string,
+  webhookId: string,
+  now = new Date(),
+): Promise<RebuildRequested> {
   const earlier = await earlierDelivery(env.DB, tenantId, webhookId);
   if (earlier) return earlier;
 
   const conversation = await getConversation(env.DB, tenantId, conversationId);
-  if (conversation === null) throw new EpicacheError("not_found", `no conversation ${conversationId}`);
-  if (conversation.messageCount === 0) throw new EpicacheError("conversation_empty", `conversation ${conversationId} has no messages to build from`);
+  if (conversation === null)
+    throw new EpicacheError("not_found", `no conversation ${conversationId}`);
+  if (conversation.messageCount === 0)
+    throw new EpicacheError(
+      "conversation_empty",
+      `conversation ${conversationId} has no messages to build from`,
+    );
   const version = newVersionId();
   let named: DeliveryNamed;
   try {
@@ -61,7 +88,15 @@ export async function acceptRebuildRequest(env: RebuildEnv, tenantId: string, co
     // version it is answered with (a webhook-id already recorded aborts it all).
     const results = await env.DB.batch([
       ...requestRebuild(env.DB, tenantId, conversationId, version, now.toISOString()),
-      recordDelivery(env.DB, tenantId, webhookId, conversationId, WEBHOOK_VERSION_SQL, version, now.getTime() / 1000),
+      recordDelivery(
+        env.DB,
+        tenantId,
+        webhookId,
+        conversationId,
+        WEBHOOK_VERSION_SQL,
+        version,
+        now.getTime() / 1000,
+      ),
       namedByDelivery(env.DB, tenantId, webhookId),
     ]);
     named = results[3].results[0] as DeliveryNamed;
@@ -73,16 +108,27 @@ export async function acceptRebuildRequest(env: RebuildEnv, tenantId: string, co
   }
   if (named.version !== version) {
     const inFlight = named.status === "queued" || named.status === "submitted";
-    return { outcome: inFlight ? "folded" : "current", conversationId, version: named.version, status: named.status ?? "succeeded", followUp: inFlight };
+    return {
+      outcome: inFlight ? "folded" : "current",
+      conversationId,
+      version: named.version,
+      status: named.status ?? "succeeded",
+      followUp: inFlight,
+    };
   }
   const job: RebuildJob = { tenantId, conversationId, version };
   try {
     await env.REBUILD_QUEUE.send(job);
   } catch (e) {
     // Not enqueued: forget the delivery so that the sender's retry is not taken for a duplicate.
-    await failRebuild(env, tenantId, conversationId, version, { code: "internal", message: "the rebuild could not be enqueued" });
+    await failRebuild(env, tenantId, conversationId, version, {
+      code: "internal",
+      message: "the rebuild could not be enqueued",
+    });
     await deleteDelivery(env.DB, tenantId, webhookId);
-    throw new EpicacheError("internal", "the rebuild could not be enqueued; retry the webhook", { cause: e });
+    throw new EpicacheError("internal", "the rebuild could not be enqueued; retry the webhook", {
+      cause: e,
+    });
   }
   return { outcome: "enqueued", conversationId, version, status: "queued", followUp: false };
 }

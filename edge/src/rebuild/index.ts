@@ -11,4 +11,10 @@ export { consumeRebuilds, retryDelaySeconds } from "./consume";
 export { CALLBACK_PATH, submitRebuild, type RebuildOutcome } from "./submit";
 export { applyJob, refreshRebuild } from "./apply-job";
 export { pollSubmitted, POLL } from "./poll-submitted";
-export { completeRebuild, enqueueRebuild, failRebuild, retryAsFull, type RebuildEnv } from "./settle";
+export {
+  completeRebuild,
+  enqueueRebuild,
+  failRebuild,
+  retryAsFull,
+  type RebuildEnv,
+} from "./settle";

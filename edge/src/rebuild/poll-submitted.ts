@@ -17,17 +17,40 @@ import { failRebuild } from "./settle";
  */
 export const POLL = { quietSeconds: 60, queuedSeconds: 3600, perRun: 50 } as const;
 
-export async function pollSubmitted(env: Env, now: Date = new Date()): Promise<{ polled: number; settled: number }> {
+export async function pollSubmitted(
+  env: Env,
+  now: Date = new Date(),
+): Promise<{ polled: number; settled: number }> {
   const config = readConfig(env);
-  const quiet = await quietInFlight(env.DB, "submitted", new Date(now.getTime() - POLL.quietSeconds * 1000).toISOString(), POLL.perRun);
+  const quiet = await quietInFlight(
+    env.DB,
+    "submitted",
+    new Date(now.getTime() - POLL.quietSeconds * 1000).toISOString(),
+    POLL.perRun,
+  );
   let settled = 0;
   for (const { tenantId, conversationId, record } of quiet) {
     const after = await refreshRebuild(env, config, tenantId, conversationId, record, now);
     if (after.status !== "submitted") settled++;
   }
-  const stuck = await quietInFlight(env.DB, "queued", new Date(now.getTime() - POLL.queuedSeconds * 1000).toISOString(), POLL.perRun);
+  const stuck = await quietInFlight(
+    env.DB,
+    "queued",
+    new Date(now.getTime() - POLL.queuedSeconds * 1000).toISOString(),
+    POLL.perRun,
+  );
   for (const { tenantId, conversationId, record } of stuck) {
-    await failRebuild(env, tenantId, conversationId, record.version, { code: "runner_unavailable", message: `the rebuild queue did not deliver the rebuild within ${POLL.queuedSeconds / 60} minutes` }, now);
+    await failRebuild(
+      env,
+      tenantId,
+      conversationId,
+      record.version,
+      {
+        code: "runner_unavailable",
+        message: `the rebuild queue did not deliver the rebuild within ${POLL.queuedSeconds / 60} minutes`,
+      },
+      now,
+    );
     settled++;
   }
   return { polled: quiet.length, settled };

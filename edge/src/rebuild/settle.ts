@@ -18,7 +18,9 @@ export type RebuildEnv = Pick<Env, "DB" | "REBUILD_QUEUE">;
  */
 function followUpId(after: string, now: Date): string {
   const stamp = /^v(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z-/.exec(after);
-  const afterMs = stamp ? Date.UTC(+stamp[1], +stamp[2] - 1, +stamp[3], +stamp[4], +stamp[5], +stamp[6], +stamp[7]) : Number.NEGATIVE_INFINITY;
+  const afterMs = stamp
+    ? Date.UTC(+stamp[1], +stamp[2] - 1, +stamp[3], +stamp[4], +stamp[5], +stamp[6], +stamp[7])
+    : Number.NEGATIVE_INFINITY;
   return newVersionId(new Date(Math.max(now.getTime(), afterMs + 1)));
 }
 
@@ -32,7 +34,14 @@ export async function enqueueRebuild(env: RebuildEnv, job: RebuildJob): Promise<
     return true;
   } catch (e) {
     logError("rebuild_not_enqueued", { ...job, error: describeError(e) });
-    await markFailed(env.DB, job.tenantId, job.conversationId, job.version, { code: "internal", message: "the rebuild could not be enqueued" }, new Date().toISOString());
+    await markFailed(
+      env.DB,
+      job.tenantId,
+      job.conversationId,
+      job.version,
+      { code: "internal", message: "the rebuild could not be enqueued" },
+      new Date().toISOString(),
+    );
     return false;
   }
 }
@@ -47,8 +56,23 @@ export async function enqueueRebuild(env: RebuildEnv, job: RebuildJob): Promise<
  * await failRebuild(env, tenantId, conversationId, version, { code: "runner_unavailable", message: "no runner took the rebuild" });
  * ```
  */
-export async function failRebuild(env: RebuildEnv, tenantId: string, conversationId: string, version: string, error: { code: string; message: string }, now = new Date()): Promise<void> {
-  const { followUp } = await markFailed(env.DB, tenantId, conversationId, version, error, now.toISOString(), followUpId(version, now));
+export async function failRebuild(
+  env: RebuildEnv,
+  tenantId: string,
+  conversationId: string,
+  version: string,
+  error: { code: string; message: string },
+  now = new Date(),
+): Promise<void> {
+  const { followUp } = await markFailed(
+    env.DB,
+    tenantId,
+    conversationId,
+    version,
+    error,
+    now.toISOString(),
+    followUpId(version, now),
+  );
   if (followUp !== null) await enqueueRebuild(env, { tenantId, conversationId, version: followUp });
 }
 
@@ -61,8 +85,21 @@ export async function failRebuild(env: RebuildEnv, tenantId: string, conversatio
  * await completeRebuild(env, tenantId, conversationId, { version, episodes, embedder, manifestKey, contextTokens, kind: "incremental", lastMessageId: "m42" });
  * ```
  */
-export async function completeRebuild(env: RebuildEnv, tenantId: string, conversationId: string, manifest: CompletedVersion, now = new Date()): Promise<{ activated: boolean }> {
-  const { activated, followUp } = await completeVersion(env.DB, tenantId, conversationId, manifest, now.toISOString(), followUpId(manifest.version, now));
+export async function completeRebuild(
+  env: RebuildEnv,
+  tenantId: string,
+  conversationId: string,
+  manifest: CompletedVersion,
+  now = new Date(),
+): Promise<{ activated: boolean }> {
+  const { activated, followUp } = await completeVersion(
+    env.DB,
+    tenantId,
+    conversationId,
+    manifest,
+    now.toISOString(),
+    followUpId(manifest.version, now),
+  );
   if (followUp !== null) await enqueueRebuild(env, { tenantId, conversationId, version: followUp });
   return { activated };
 }
@@ -77,10 +114,35 @@ export async function completeRebuild(env: RebuildEnv, tenantId: string, convers
  * if (job.error?.code === "base_unusable") await retryAsFull(env, tenantId, conversationId, version, job.id, job.error.message);
  * ```
  */
-export async function retryAsFull(env: RebuildEnv, tenantId: string, conversationId: string, version: string, jobId: string | null, why: string, now = new Date()): Promise<void> {
-  if (await fallBackToFull(env.DB, tenantId, conversationId, version, jobId, `no usable base: ${why}`, now.toISOString())) {
+export async function retryAsFull(
+  env: RebuildEnv,
+  tenantId: string,
+  conversationId: string,
+  version: string,
+  jobId: string | null,
+  why: string,
+  now = new Date(),
+): Promise<void> {
+  if (
+    await fallBackToFull(
+      env.DB,
+      tenantId,
+      conversationId,
+      version,
+      jobId,
+      `no usable base: ${why}`,
+      now.toISOString(),
+    )
+  ) {
     await enqueueRebuild(env, { tenantId, conversationId, version });
   } else {
-    await failRebuild(env, tenantId, conversationId, version, { code: "base_unusable", message: why }, now);
+    await failRebuild(
+      env,
+      tenantId,
+      conversationId,
+      version,
+      { code: "base_unusable", message: why },
+      now,
+    );
   }
 }

@@ -7,13 +7,33 @@
  * holds a code and its fixed text, never what a runner answered: that is logged, with the tenant,
  * conversation and version. The queue's consumer (consume.ts) calls it for each job.
  */
-import { JobStatus, PUBLIC_MESSAGES, describeError, rendezvousKey, rendezvousOrder, type ErrorCode, type RebuildRequest, type TranscriptMessage } from "@epicache/shared";
+import {
+  JobStatus,
+  PUBLIC_MESSAGES,
+  describeError,
+  rendezvousKey,
+  rendezvousOrder,
+  type ErrorCode,
+  type RebuildRequest,
+  type TranscriptMessage,
+} from "@epicache/shared";
 import { getConversation } from "../db/conversations";
 import { readTranscript, readTranscriptAfter } from "../db/messages";
-import { activeBase, getVersion, markSubmitted, type VersionKind, type VersionRecord } from "../db/versions";
+import {
+  activeBase,
+  getVersion,
+  markSubmitted,
+  type VersionKind,
+  type VersionRecord,
+} from "../db/versions";
 import type { EdgeConfig } from "../env";
 import { logError, logWarn } from "../log";
-import { callFirstAnswering, parseJson, readRunnerAnswer, tenantCode } from "../runner/runner-client";
+import {
+  callFirstAnswering,
+  parseJson,
+  readRunnerAnswer,
+  tenantCode,
+} from "../runner/runner-client";
 import type { RebuildJob } from "./rebuild-job";
 import { failRebuild, retryAsFull, type RebuildEnv } from "./settle";
 
@@ -37,28 +57,52 @@ interface Snapshot {
  * What to send for `record`: the messages after the active version's last one when it recorded
  * that id and the record does not ask for a full rebuild; else the whole transcript.
  */
-async function snapshot(db: D1Database, job: RebuildJob, record: VersionRecord, activeVersion: string | null): Promise<Snapshot | null> {
-  const base = record.kind === "full" ? null : await activeBase(db, job.tenantId, job.conversationId);
+async function snapshot(
+  db: D1Database,
+  job: RebuildJob,
+  record: VersionRecord,
+  activeVersion: string | null,
+): Promise<Snapshot | null> {
+  const base =
+    record.kind === "full" ? null : await activeBase(db, job.tenantId, job.conversationId);
   if (base !== null) {
-    const after = await readTranscriptAfter(db, job.tenantId, job.conversationId, base.lastMessageId);
+    const after = await readTranscriptAfter(
+      db,
+      job.tenantId,
+      job.conversationId,
+      base.lastMessageId,
+    );
     if (after !== null && after.messages.length > 0) {
-      return { messages: after.messages, base: { version: base.version, lastMessageId: base.lastMessageId }, messageCount: after.lastSeq, kind: "incremental", reason: `the ${after.messages.length} messages after ${base.version}` };
+      return {
+        messages: after.messages,
+        base: { version: base.version, lastMessageId: base.lastMessageId },
+        messageCount: after.lastSeq,
+        kind: "incremental",
+        reason: `the ${after.messages.length} messages after ${base.version}`,
+      };
     }
     // Nothing after the base (a rebuild queued before coalescing, with nothing new): built whole.
   }
   const whole = await readTranscript(db, job.tenantId, job.conversationId);
   if (whole.length === 0) return null;
   const reason =
-    record.kind === "full" && record.reason !== null ? record.reason
-    : base !== null ? `nothing new after ${base.version}`
-    : activeVersion === null ? "first build"
-    : `the active version ${activeVersion} records no last message (built before updates)`;
+    record.kind === "full" && record.reason !== null
+      ? record.reason
+      : base !== null
+        ? `nothing new after ${base.version}`
+        : activeVersion === null
+          ? "first build"
+          : `the active version ${activeVersion} records no last message (built before updates)`;
   // Seqs are contiguous from 1: the count is the last one's.
   return { messages: whole, base: null, messageCount: whole.length, kind: "full", reason };
 }
 
 /** Sends one job to a runner and records it; the outcome says whether to ack or retry. */
-export async function submitRebuild(env: RebuildEnv, config: EdgeConfig, job: RebuildJob): Promise<RebuildOutcome> {
+export async function submitRebuild(
+  env: RebuildEnv,
+  config: EdgeConfig,
+  job: RebuildJob,
+): Promise<RebuildOutcome> {
   const db = env.DB;
   const record = await getVersion(db, job.tenantId, job.conversationId, job.version);
   // Delivered again after a runner took it, or no longer wanted: nothing to do.
@@ -70,10 +114,14 @@ export async function submitRebuild(env: RebuildEnv, config: EdgeConfig, job: Re
   const conversation = await getConversation(db, job.tenantId, job.conversationId);
   // Stored before transcripts were capped: a runner would refuse the body (413) anyway.
   if (conversation !== null && conversation.transcriptBytes > config.maxTranscriptBytes) {
-    return fail({ code: "payload_too_large", message: `the transcript is ${conversation.transcriptBytes} bytes; a rebuild sends at most ${config.maxTranscriptBytes}` });
+    return fail({
+      code: "payload_too_large",
+      message: `the transcript is ${conversation.transcriptBytes} bytes; a rebuild sends at most ${config.maxTranscriptBytes}`,
+    });
   }
   const sent = await snapshot(db, job, record, conversation?.activeVersion ?? null);
-  if (sent === null) return fail({ code: "conversation_empty", message: "the conversation has no messages" });
+  if (sent === null)
+    return fail({ code: "conversation_empty", message: "the conversation has no messages" });
   const request: RebuildRequest = {
     tenant: job.tenantId,
     conversation: job.conversationId,
@@ -83,10 +131,18 @@ export async function submitRebuild(env: RebuildEnv, config: EdgeConfig, job: Re
     config: {},
     callbackUrl: `${config.publicUrl}${CALLBACK_PATH}`,
   };
-  const where = { tenantId: job.tenantId, conversationId: job.conversationId, version: job.version };
+  const where = {
+    tenantId: job.tenantId,
+    conversationId: job.conversationId,
+    version: job.version,
+  };
   let answer: { runner: string; response: Response };
   try {
-    answer = await callFirstAnswering(config, rendezvousOrder(rendezvousKey(job.tenantId, job.conversationId), config.runnerUrls), { method: "POST", path: "/v1/rebuild", body: request });
+    answer = await callFirstAnswering(
+      config,
+      rendezvousOrder(rendezvousKey(job.tenantId, job.conversationId), config.runnerUrls),
+      { method: "POST", path: "/v1/rebuild", body: request },
+    );
   } catch (e) {
     logWarn("rebuild_not_submitted", { ...where, error: describeError(e) });
     return "retry";
@@ -96,22 +152,54 @@ export async function submitRebuild(env: RebuildEnv, config: EdgeConfig, job: Re
     const refusal = await readRunnerAnswer(answer.response);
     if (refusal.code === "base_unusable" && sent.base !== null) {
       // The runner's reason (a new speaker, drift, growth, another build) is kept as the version's.
-      await retryAsFull(env, job.tenantId, job.conversationId, job.version, null, (refusal.message ?? "").slice(0, 500));
+      await retryAsFull(
+        env,
+        job.tenantId,
+        job.conversationId,
+        job.version,
+        null,
+        (refusal.message ?? "").slice(0, 500),
+      );
       return "requeued";
     }
     const code = tenantCode(refusal.code);
-    logError("rebuild_refused", { ...where, runner: answer.runner, status: refusal.status, code, answer: refusal.text.slice(0, 2000) });
+    logError("rebuild_refused", {
+      ...where,
+      runner: answer.runner,
+      status: refusal.status,
+      code,
+      answer: refusal.text.slice(0, 2000),
+    });
     return fail({ code, message: PUBLIC_MESSAGES[code] });
   }
   const text = await answer.response.text().catch(() => "");
   const status = JobStatus.safeParse(parseJson(text));
   if (!status.success) {
     const code: ErrorCode = "runner_invalid";
-    logError("rebuild_refused", { ...where, runner: answer.runner, status: answer.response.status, code, why: "not a job", answer: text.slice(0, 2000) });
+    logError("rebuild_refused", {
+      ...where,
+      runner: answer.runner,
+      status: answer.response.status,
+      code,
+      why: "not a job",
+      answer: text.slice(0, 2000),
+    });
     return fail({ code, message: PUBLIC_MESSAGES[code] });
   }
-  await markSubmitted(db, job.tenantId, job.conversationId, job.version, {
-    runnerUrl: answer.runner, job: status.data, messageCount: sent.messageCount, kind: sent.kind, reason: sent.reason, baseVersion: sent.base?.version ?? null,
-  }, new Date().toISOString());
+  await markSubmitted(
+    db,
+    job.tenantId,
+    job.conversationId,
+    job.version,
+    {
+      runnerUrl: answer.runner,
+      job: status.data,
+      messageCount: sent.messageCount,
+      kind: sent.kind,
+      reason: sent.reason,
+      baseVersion: sent.base?.version ?? null,
+    },
+    new Date().toISOString(),
+  );
   return "submitted";
 }

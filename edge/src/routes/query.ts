@@ -8,14 +8,28 @@
  * the answer comes back as JSON or as server-sent events, with the episode and version.
  */
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
-import { EpicacheError, GenerateResponse, rendezvousKey, rendezvousOrder, routeQuestion } from "@epicache/shared";
+import {
+  EpicacheError,
+  GenerateResponse,
+  rendezvousKey,
+  rendezvousOrder,
+  routeQuestion,
+} from "@epicache/shared";
 import { requireTenant } from "../auth";
 import { getConversation } from "../db/conversations";
 import type { AppEnv } from "../env";
 import { activeManifest, embedQuestion } from "../questions";
 import { answerEvents } from "../questions/answer-events";
 import { callFirstAnswering, invalidAnswer, parseJson, runnerError } from "../runner/runner-client";
-import { Id, QueryRequest, QueryResponse, QueryStreamDone, QueryStreamMeta, QueryStreamToken, errorResponses } from "./schemas";
+import {
+  Id,
+  QueryRequest,
+  QueryResponse,
+  QueryStreamDone,
+  QueryStreamMeta,
+  QueryStreamToken,
+  errorResponses,
+} from "./schemas";
 
 const route = createRoute({
   method: "post",
@@ -35,7 +49,12 @@ const route = createRoute({
       description: "The answer",
       content: {
         "application/json": { schema: QueryResponse },
-        "text/event-stream": { schema: z.string().openapi({ description: "Server-sent events (stream: true): `meta`, `token`…, then `done` or `error`; their data are the components QueryStreamMeta, QueryStreamToken, QueryStreamDone and Error." }) },
+        "text/event-stream": {
+          schema: z.string().openapi({
+            description:
+              "Server-sent events (stream: true): `meta`, `token`…, then `done` or `error`; their data are the components QueryStreamMeta, QueryStreamToken, QueryStreamDone and Error.",
+          }),
+        },
       },
     },
     ...errorResponses(400, 401, 404, 409, 429, 502, 503),
@@ -62,38 +81,89 @@ export const queryRoutes = new OpenAPIHono<AppEnv>().openapi(route, async (c) =>
   const conversation = await getConversation(c.env.DB, tenant.id, id);
   if (conversation === null) throw new EpicacheError("not_found", `no conversation ${id}`);
   if (conversation.activeVersion === null) {
-    throw new EpicacheError("no_active_version", `conversation ${id} has no active version yet: send a rebuild webhook and wait for it to succeed`);
+    throw new EpicacheError(
+      "no_active_version",
+      `conversation ${id} has no active version yet: send a rebuild webhook and wait for it to succeed`,
+    );
   }
   const manifest = await activeManifest(c.env.DB, tenant.id, id, conversation.activeVersion);
   const requestId = c.var.requestId;
-  const vector = await embedQuestion(c.env.AI, config, manifest, question, tenant.id, id, requestId);
+  const vector = await embedQuestion(
+    c.env.AI,
+    config,
+    manifest,
+    question,
+    tenant.id,
+    id,
+    requestId,
+  );
   const routed = routeQuestion(manifest.rule, { vector, text: question }, manifest.data);
   const episode = manifest.episodeIds[routed.episode];
   // JSON has no −Infinity (an episode the rule cannot score): null.
-  const routing = { rule: routed.scoredBy, scores: routed.scores.map((score, i) => ({ episode: manifest.episodeIds[i], score: Number.isFinite(score) ? score : null })) };
+  const routing = {
+    rule: routed.scoredBy,
+    scores: routed.scores.map((score, i) => ({
+      episode: manifest.episodeIds[i],
+      score: Number.isFinite(score) ? score : null,
+    })),
+  };
   const runners = rendezvousOrder(rendezvousKey(tenant.id, id, episode), config.runnerUrls);
   const { runner, response } = await callFirstAnswering(config, runners, {
     method: "POST",
     path: "/v1/generate",
-    body: { tenant: tenant.id, conversation: id, version: manifest.version, episode, question, maxTokens, stream: stream === true },
+    body: {
+      tenant: tenant.id,
+      conversation: id,
+      version: manifest.version,
+      episode,
+      question,
+      maxTokens,
+      stream: stream === true,
+    },
     requestId,
   });
   if (!response.ok) throw await runnerError(response, runner, "POST /v1/generate");
   if (stream === true) {
     const type = response.headers.get("content-type") ?? "";
     if (response.body === null || !type.startsWith("text/event-stream")) {
-      throw invalidAnswer(runner, "POST /v1/generate (stream)", `a ${type || "bodiless"} answer instead of server-sent events`, await response.text().catch(() => ""));
+      throw invalidAnswer(
+        runner,
+        "POST /v1/generate (stream)",
+        `a ${type || "bodiless"} answer instead of server-sent events`,
+        await response.text().catch(() => ""),
+      );
     }
-    return c.body(answerEvents(response.body, { episode, version: manifest.version, routing }, { requestId, runner }), 200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    return c.body(
+      answerEvents(
+        response.body,
+        { episode, version: manifest.version, routing },
+        { requestId, runner },
+      ),
+      200,
+      { "content-type": "text/event-stream", "cache-control": "no-cache" },
+    );
   }
   const text = await response.text().catch(() => "");
   const answer = GenerateResponse.safeParse(parseJson(text));
   if (!answer.success) throw invalidAnswer(runner, "POST /v1/generate", "not an answer", text);
-  return c.json({ answer: answer.data.answer, episode, version: manifest.version, tokens: answer.data.tokens, routing }, 200);
+  return c.json(
+    {
+      answer: answer.data.answer,
+      episode,
+      version: manifest.version,
+      tokens: answer.data.tokens,
+      routing,
+    },
+    200,
+  );
 });
 
 // The streamed events' data are in no route's schema (a text/event-stream body is text): registered
 // as components, so that the document (and the client's types generated from it) names them.
-for (const [name, schema] of [["QueryStreamMeta", QueryStreamMeta], ["QueryStreamToken", QueryStreamToken], ["QueryStreamDone", QueryStreamDone]] as const) {
+for (const [name, schema] of [
+  ["QueryStreamMeta", QueryStreamMeta],
+  ["QueryStreamToken", QueryStreamToken],
+  ["QueryStreamDone", QueryStreamDone],
+] as const) {
   queryRoutes.openAPIRegistry.register(name, schema);
 }

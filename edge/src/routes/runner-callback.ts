@@ -24,9 +24,17 @@ export const MAX_CALLBACK_BYTES = 16 << 20;
 const verifyRunner = createMiddleware<AppEnv>(async (c, next) => {
   const url = new URL(c.req.url);
   const now = Date.now() / 1000;
-  await verifyRequest(c.var.config.runnerSecret, { method: c.req.method, path: url.pathname + url.search, body: await c.req.text() }, (name) => c.req.header(name), { now });
+  await verifyRequest(
+    c.var.config.runnerSecret,
+    { method: c.req.method, path: url.pathname + url.search, body: await c.req.text() },
+    (name) => c.req.header(name),
+    { now },
+  );
   if (await runnerRequestSeen(c.env.DB, c.req.header(REQUEST_ID_HEADER) ?? "", now)) {
-    throw new EpicacheError("unauthorized", `replayed request: ${REQUEST_ID_HEADER} was already used`);
+    throw new EpicacheError(
+      "unauthorized",
+      `replayed request: ${REQUEST_ID_HEADER} was already used`,
+    );
   }
   await next();
 });
@@ -41,7 +49,15 @@ const route = createRoute({
   responses: {
     200: {
       description: "Applied",
-      content: { "application/json": { schema: z.object({ version: z.string(), status: z.string(), activeVersion: z.string().nullable() }) } },
+      content: {
+        "application/json": {
+          schema: z.object({
+            version: z.string(),
+            status: z.string(),
+            activeVersion: z.string().nullable(),
+          }),
+        },
+      },
     },
     ...errorResponses(400, 401, 404, 502),
   },

@@ -11,12 +11,18 @@ const route = createRoute({
   path: "/v1/tenants",
   tags: ["admin"],
   summary: "Create a tenant",
-  description: "Needs `Authorization: Bearer <admin token>`. The API key and webhook secret are shown once.",
+  description:
+    "Needs `Authorization: Bearer <admin token>`. The API key and webhook secret are shown once.",
   security: [{ adminToken: [] }],
   middleware: [requireAdmin] as const,
-  request: { body: { required: true, content: { "application/json": { schema: CreateTenantRequest } } } },
+  request: {
+    body: { required: true, content: { "application/json": { schema: CreateTenantRequest } } },
+  },
   responses: {
-    201: { description: "The tenant", content: { "application/json": { schema: CreateTenantResponse } } },
+    201: {
+      description: "The tenant",
+      content: { "application/json": { schema: CreateTenantResponse } },
+    },
     ...errorResponses(400, 401, 413),
   },
 });

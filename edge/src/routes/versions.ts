@@ -18,12 +18,16 @@ const listRoute = createRoute({
   method: "get",
   path: "/v1/conversations/{id}/versions",
   tags: ["conversations"],
-  summary: "The conversation's versions, newest first: each rebuild's status, kind and progress, and what it built",
+  summary:
+    "The conversation's versions, newest first: each rebuild's status, kind and progress, and what it built",
   security: [{ apiKey: [] }],
   middleware: [requireTenant] as const,
   request: { params: z.object({ id }) },
   responses: {
-    200: { description: "The newest 100 versions", content: { "application/json": { schema: VersionList } } },
+    200: {
+      description: "The newest 100 versions",
+      content: { "application/json": { schema: VersionList } },
+    },
     ...errorResponses(400, 401, 404, 429),
   },
 });
@@ -38,7 +42,15 @@ const detailRoute = createRoute({
     "and the start of its representative text, as far as the edge keeps them (see `Episode`).",
   security: [{ apiKey: [] }],
   middleware: [requireTenant] as const,
-  request: { params: z.object({ id, version: Id.openapi({ param: { name: "version", in: "path" }, example: "v20260101T000000000Z-a1b2c3" }) }) },
+  request: {
+    params: z.object({
+      id,
+      version: Id.openapi({
+        param: { name: "version", in: "path" },
+        example: "v20260101T000000000Z-a1b2c3",
+      }),
+    }),
+  },
   responses: {
     200: { description: "The version", content: { "application/json": { schema: VersionDetail } } },
     ...errorResponses(400, 401, 404, 429),
@@ -60,7 +72,8 @@ export const versionRoutes = new OpenAPIHono<AppEnv>()
   .openapi(listRoute, async (c) => {
     const tenant = c.var.tenant;
     const { id } = c.req.valid("param");
-    if ((await getConversation(c.env.DB, tenant.id, id)) === null) throw new EpicacheError("not_found", `no conversation ${id}`);
+    if ((await getConversation(c.env.DB, tenant.id, id)) === null)
+      throw new EpicacheError("not_found", `no conversation ${id}`);
     return c.json(await listVersions(c.env.DB, tenant.id, id), 200);
   })
   .openapi(detailRoute, async (c) => {
@@ -69,7 +82,10 @@ export const versionRoutes = new OpenAPIHono<AppEnv>()
     const detail = await versionDetail(c.env.DB, tenant.id, id, version);
     if (detail === null) {
       const known = (await getConversation(c.env.DB, tenant.id, id)) !== null;
-      throw new EpicacheError("not_found", known ? `no version ${version} of conversation ${id}` : `no conversation ${id}`);
+      throw new EpicacheError(
+        "not_found",
+        known ? `no version ${version} of conversation ${id}` : `no conversation ${id}`,
+      );
     }
     return c.json(detail, 200);
   });

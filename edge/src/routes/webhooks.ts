@@ -13,16 +13,23 @@ import { acceptRebuildRequest } from "../rebuild";
 import { Id, RebuildWebhookRequest, RebuildWebhookResponse, errorResponses } from "./schemas";
 
 /** Verifies the signature before anything else is read (an unsigned body is not even validated). */
-const verifySignature = createMiddleware<AppEnv & { Variables: { webhookId: string } }>(async (c, next) => {
-  const tenantId = c.req.param("tenantId");
-  // An unknown tenant looks like a wrong signature: the route does not tell which tenants exist.
-  const tenant = isValidId(tenantId) ? await getTenant(c.env.DB, tenantId) : null;
-  if (tenant === null) throw new EpicacheError("webhook_invalid", "no v1 signature matches");
-  const { id } = await verifyWebhook(tenant.webhookSecret, (name) => c.req.header(name), await c.req.text(), { now: Date.now() / 1000 });
-  c.set("tenant", tenant);
-  c.set("webhookId", id);
-  await next();
-});
+const verifySignature = createMiddleware<AppEnv & { Variables: { webhookId: string } }>(
+  async (c, next) => {
+    const tenantId = c.req.param("tenantId");
+    // An unknown tenant looks like a wrong signature: the route does not tell which tenants exist.
+    const tenant = isValidId(tenantId) ? await getTenant(c.env.DB, tenantId) : null;
+    if (tenant === null) throw new EpicacheError("webhook_invalid", "no v1 signature matches");
+    const { id } = await verifyWebhook(
+      tenant.webhookSecret,
+      (name) => c.req.header(name),
+      await c.req.text(),
+      { now: Date.now() / 1000 },
+    );
+    c.set("tenant", tenant);
+    c.set("webhookId", id);
+    await next();
+  },
+);
 
 const route = createRoute({
   method: "post",
@@ -38,9 +45,14 @@ const route = createRoute({
     body: { required: true, content: { "application/json": { schema: RebuildWebhookRequest } } },
   },
   responses: {
-    202: { description: "Enqueued (`version` is the new rebuild), or folded into the follow-up of the rebuild in flight (`followUp: true`, `version` is that rebuild)", content: { "application/json": { schema: RebuildWebhookResponse } } },
+    202: {
+      description:
+        "Enqueued (`version` is the new rebuild), or folded into the follow-up of the rebuild in flight (`followUp: true`, `version` is that rebuild)",
+      content: { "application/json": { schema: RebuildWebhookResponse } },
+    },
     200: {
-      description: "Already received (same webhook-id, `duplicate: true`), or nothing to build: the active version (`version`, status `succeeded`) holds every message. Nothing enqueued.",
+      description:
+        "Already received (same webhook-id, `duplicate: true`), or nothing to build: the active version (`version`, status `succeeded`) holds every message. Nothing enqueued.",
       content: { "application/json": { schema: RebuildWebhookResponse } },
     },
     ...errorResponses(400, 401, 404, 409, 413),
@@ -58,10 +70,18 @@ const route = createRoute({
  * // 202 {"conversationId":"conv-26","version":"v2026…","status":"queued","duplicate":false}
  * ```
  */
-export const webhookRoutes = new OpenAPIHono<AppEnv & { Variables: { webhookId: string } }>().openapi(route, async (c) => {
+export const webhookRoutes = new OpenAPIHono<
+  AppEnv & { Variables: { webhookId: string } }
+>().openapi(route, async (c) => {
   const { conversationId } = c.req.valid("json");
   const r = await acceptRebuildRequest(c.env, c.var.tenant.id, conversationId, c.var.webhookId);
-  const answer = { conversationId: r.conversationId, version: r.version, status: r.status, duplicate: r.outcome === "duplicate", followUp: r.followUp };
+  const answer = {
+    conversationId: r.conversationId,
+    version: r.version,
+    status: r.status,
+    duplicate: r.outcome === "duplicate",
+    followUp: r.followUp,
+  };
   // Accepted (202) when it enqueued or waits for a rebuild; 200 for a redelivery or nothing to build.
   return c.json(answer, r.outcome === "enqueued" || r.outcome === "folded" ? 202 : 200);
 });

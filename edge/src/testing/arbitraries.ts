@@ -57,7 +57,15 @@ export function pathSegment(knownIds: readonly string[]): fc.Arbitrary<string> {
     { weight: 1, arbitrary: fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,70}$/) },
     { weight: 1, arbitrary: fc.string({ unit: "binary", maxLength: 40 }).map(encodeURIComponent) },
     { weight: 1, arbitrary: fc.string({ unit: "grapheme", maxLength: 20 }) },
-    { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...knownIds), fc.constantFrom("/", "%2F", "/..", "/%2e%2e/", "\\", "?", "#", "%3F")).map(([id, tail]) => id + tail) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(
+          fc.constantFrom(...knownIds),
+          fc.constantFrom("/", "%2F", "/..", "/%2e%2e/", "\\", "?", "#", "%3F"),
+        )
+        .map(([id, tail]) => id + tail),
+    },
   );
 }
 
@@ -66,33 +74,67 @@ export function pathSegment(knownIds: readonly string[]): fc.Arbitrary<string> {
  * UTF-8 with a warning per header; the bytes reach the Worker decoded either way.)
  */
 export const headerValue: fc.Arbitrary<string> = fc.string({
-  unit: fc.oneof({ weight: 9, arbitrary: fc.integer({ min: 0x20, max: 0x7e }) }, { weight: 1, arbitrary: fc.constant(0x09) }).map((c) => String.fromCharCode(c)),
+  unit: fc
+    .oneof(
+      { weight: 9, arbitrary: fc.integer({ min: 0x20, max: 0x7e }) },
+      { weight: 1, arbitrary: fc.constant(0x09) },
+    )
+    .map((c) => String.fromCharCode(c)),
   maxLength: 300,
 });
 
 /** A huge body: a JSON string of `size` characters, near and over the body limit. */
 export const hugeBody: fc.Arbitrary<string> = fc
-  .tuple(fc.constantFrom(10_000, 500_000, (1 << 20) - 16, (1 << 20) + 1, 2_000_000), fc.constantFrom("x", "\u00e9", "\u{1F600}"))
+  .tuple(
+    fc.constantFrom(10_000, 500_000, (1 << 20) - 16, (1 << 20) + 1, 2_000_000),
+    fc.constantFrom("x", "\u00e9", "\u{1F600}"),
+  )
   .map(([size, ch]) => JSON.stringify(ch.repeat(Math.floor(size / ch.length))));
 
 /**
  * Any body: no body, JSON of any shape, any text, a huge one, `shaped` (the route's shape with wrong
  * types here and there), or `valid` (what the route takes, with hostile strings inside).
  */
-export function body(shaped: fc.Arbitrary<unknown>, valid?: fc.Arbitrary<unknown>): fc.Arbitrary<string | undefined> {
+export function body(
+  shaped: fc.Arbitrary<unknown>,
+  valid?: fc.Arbitrary<unknown>,
+): fc.Arbitrary<string | undefined> {
   return fc.oneof(
     { weight: valid ? 16 : 0, arbitrary: (valid ?? fc.constant({})).map((v) => JSON.stringify(v)) },
     { weight: 1, arbitrary: fc.constant(undefined) },
     { weight: 3, arbitrary: fc.jsonValue().map((v) => JSON.stringify(v)) },
     { weight: 1, arbitrary: fc.string({ unit: "binary", maxLength: 200 }) },
-    { weight: 1, arbitrary: fc.constantFrom("", "{", "[", "null", "{}", "[]", '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{}}}', "\ufeff{}", "{}garbage", '{"a":1,"a":2}') },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        "",
+        "{",
+        "[",
+        "null",
+        "{}",
+        "[]",
+        '{"__proto__":{"x":1}}',
+        '{"constructor":{"prototype":{}}}',
+        "\ufeff{}",
+        "{}garbage",
+        '{"a":1,"a":2}',
+      ),
+    },
     { weight: 1, arbitrary: hugeBody },
     { weight: 16, arbitrary: shaped.map((v) => JSON.stringify(v)) },
   );
 }
 
 /** A value of any JSON type, for a field that expects another. */
-export const wrongType: fc.Arbitrary<unknown> = fc.oneof(fc.constant(null), fc.boolean(), fc.double(), fc.integer(), fc.string({ maxLength: 20 }), fc.array(fc.jsonValue(), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 5 }), fc.jsonValue(), { maxKeys: 3 }));
+export const wrongType: fc.Arbitrary<unknown> = fc.oneof(
+  fc.constant(null),
+  fc.boolean(),
+  fc.double(),
+  fc.integer(),
+  fc.string({ maxLength: 20 }),
+  fc.array(fc.jsonValue(), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 5 }), fc.jsonValue(), { maxKeys: 3 }),
+);
 
 /** A field of the right type usually (12 in 13), the wrong type sometimes. */
 export function mostly<T>(right: fc.Arbitrary<T>): fc.Arbitrary<unknown> {
@@ -100,13 +142,32 @@ export function mostly<T>(right: fc.Arbitrary<T>): fc.Arbitrary<unknown> {
 }
 
 /** Usually absent (dropped by JSON.stringify), sometimes a value of any type: an unknown key. */
-export const rarelyPresent: fc.Arbitrary<unknown> = fc.oneof({ weight: 12, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: wrongType });
+export const rarelyPresent: fc.Arbitrary<unknown> = fc.oneof(
+  { weight: 12, arbitrary: fc.constant(undefined) },
+  { weight: 1, arbitrary: wrongType },
+);
 
 /** A string with the characters that break parsers and stores: lone surrogates, NUL, emoji, RTL. */
 export const nastyString: fc.Arbitrary<string> = fc.oneof(
   fc.string({ minLength: 1, maxLength: 50 }),
   fc.string({ unit: "binary", maxLength: 50 }),
-  fc.string({ unit: fc.constantFrom("\ud800", "\udfff", "\u0000", "\u{1F600}", "\u202e", "'", '"', "\\", "%", ";--", "\n", "\u00e9"), maxLength: 20 }),
+  fc.string({
+    unit: fc.constantFrom(
+      "\ud800",
+      "\udfff",
+      "\u0000",
+      "\u{1F600}",
+      "\u202e",
+      "'",
+      '"',
+      "\\",
+      "%",
+      ";--",
+      "\n",
+      "\u00e9",
+    ),
+    maxLength: 20,
+  }),
 );
 
 /** A content-type header: JSON in its spellings, other types, garbage, or none. */

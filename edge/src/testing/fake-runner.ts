@@ -20,7 +20,10 @@ export type RunnerHandler = (request: RunnerRequest) => Response | Promise<Respo
 
 /** JSON response helper. */
 export function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json" },
+  });
 }
 
 /**
@@ -30,16 +33,29 @@ export function json(body: unknown, status = 200): Response {
 export function installFakeRunners(handler: RunnerHandler): RunnerRequest[] {
   const log: RunnerRequest[] = [];
   const realFetch = globalThis.fetch;
-  vi.spyOn(globalThis, "fetch").mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => {
-    const request = new Request(input, init);
-    const url = new URL(request.url);
-    if (!url.hostname.endsWith(".test") || url.hostname === "edge.test") return realFetch(input, init);
-    const text = await request.text();
-    await verifyRequest(RUNNER_SECRET, { method: request.method, path: url.pathname + url.search, body: text }, (name) => request.headers.get(name), { now: Date.now() / 1000 });
-    const entry: RunnerRequest = { runner: url.origin, method: request.method, path: url.pathname + url.search, body: text === "" ? undefined : JSON.parse(text) };
-    log.push(entry);
-    return handler(entry);
-  });
+  vi.spyOn(globalThis, "fetch").mockImplementation(
+    async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init);
+      const url = new URL(request.url);
+      if (!url.hostname.endsWith(".test") || url.hostname === "edge.test")
+        return realFetch(input, init);
+      const text = await request.text();
+      await verifyRequest(
+        RUNNER_SECRET,
+        { method: request.method, path: url.pathname + url.search, body: text },
+        (name) => request.headers.get(name),
+        { now: Date.now() / 1000 },
+      );
+      const entry: RunnerRequest = {
+        runner: url.origin,
+        method: request.method,
+        path: url.pathname + url.search,
+        body: text === "" ? undefined : JSON.parse(text),
+      };
+      log.push(entry);
+      return handler(entry);
+    },
+  );
   return log;
 }
 
@@ -48,11 +64,24 @@ export function installFakeRunners(handler: RunnerHandler): RunnerRequest[] {
  * without `lastMessageId`, as a runner before updates did (no kind, reason or base either).
  */
 export function jobStatus(overrides: {
-  id?: string; tenant: string; conversation: string; version: string; status?: "queued" | "running" | "succeeded" | "failed"; centroids?: number[][]; modelId?: string;
-  error?: { code: string; message: string } | null; routing?: JobRouting; lastMessageId?: string; baseVersion?: string;
+  id?: string;
+  tenant: string;
+  conversation: string;
+  version: string;
+  status?: "queued" | "running" | "succeeded" | "failed";
+  centroids?: number[][];
+  modelId?: string;
+  error?: { code: string; message: string } | null;
+  routing?: JobRouting;
+  lastMessageId?: string;
+  baseVersion?: string;
 }) {
   const status = overrides.status ?? "succeeded";
-  const centroids = overrides.centroids ?? [[1, 0, 0], [0, 1, 0], [0, 0, 1]];
+  const centroids = overrides.centroids ?? [
+    [1, 0, 0],
+    [0, 1, 0],
+    [0, 0, 1],
+  ];
   return {
     id: overrides.id ?? "job-1",
     tenant: overrides.tenant,
@@ -64,7 +93,9 @@ export function jobStatus(overrides: {
     etaSeconds: status === "succeeded" ? 0 : 12,
     createdAt: new Date().toISOString(),
     finishedAt: status === "succeeded" || status === "failed" ? new Date().toISOString() : null,
-    error: overrides.error ?? (status === "failed" ? { code: "conversation_invalid", message: "bad transcript" } : null),
+    error:
+      overrides.error ??
+      (status === "failed" ? { code: "conversation_invalid", message: "bad transcript" } : null),
     result:
       status === "succeeded"
         ? {
@@ -72,14 +103,34 @@ export function jobStatus(overrides: {
             active: overrides.version,
             manifestKey: `tenants/${overrides.tenant}/conversations/${overrides.conversation}/versions/${overrides.version}/manifest.json`,
             contextTokens: 1234,
-            episodes: centroids.map((centroid, id) => ({ id, centroid, bytes: 1000, entries: 96, layerEntries: [64, 32], representative: `Ann: what episode ${id} is about` })),
-            embedder: { modelId: overrides.modelId ?? "sentence-transformers/all-MiniLM-L6-v2", dimension: centroids[0].length },
+            episodes: centroids.map((centroid, id) => ({
+              id,
+              centroid,
+              bytes: 1000,
+              entries: 96,
+              layerEntries: [64, 32],
+              representative: `Ann: what episode ${id} is about`,
+            })),
+            embedder: {
+              modelId: overrides.modelId ?? "sentence-transformers/all-MiniLM-L6-v2",
+              dimension: centroids[0].length,
+            },
             ...(overrides.routing === undefined ? {} : { routing: overrides.routing }),
             ...(overrides.lastMessageId === undefined
               ? {}
               : overrides.baseVersion === undefined
-                ? { kind: "full" as const, reason: "full build", baseVersion: null, lastMessageId: overrides.lastMessageId }
-                : { kind: "incremental" as const, reason: "new messages", baseVersion: overrides.baseVersion, lastMessageId: overrides.lastMessageId }),
+                ? {
+                    kind: "full" as const,
+                    reason: "full build",
+                    baseVersion: null,
+                    lastMessageId: overrides.lastMessageId,
+                  }
+                : {
+                    kind: "incremental" as const,
+                    reason: "new messages",
+                    baseVersion: overrides.baseVersion,
+                    lastMessageId: overrides.lastMessageId,
+                  }),
           }
         : null,
   };

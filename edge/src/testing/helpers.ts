@@ -9,11 +9,27 @@ export const RUNNERS = ["http://runner-a.test", "http://runner-b.test", "http://
 
 /** The test env: the bindings of wrangler.toml with fake runner URLs, and any overrides. */
 export function testEnv(overrides: Partial<Env> = {}): Env {
-  return { ...env, RUNNER_URLS: RUNNERS.join(","), EDGE_PUBLIC_URL: "http://edge.test", RUNNER_TIMEOUT_MS: "2000", ...overrides } as Env;
+  return {
+    ...env,
+    RUNNER_URLS: RUNNERS.join(","),
+    EDGE_PUBLIC_URL: "http://edge.test",
+    RUNNER_TIMEOUT_MS: "2000",
+    ...overrides,
+  } as Env;
 }
 
 /** Sends a request to the worker's fetch handler and waits for its background work. */
-export async function call(method: string, path: string, options: { body?: unknown; rawBody?: string; headers?: Record<string, string>; key?: string; env?: Env } = {}): Promise<Response> {
+export async function call(
+  method: string,
+  path: string,
+  options: {
+    body?: unknown;
+    rawBody?: string;
+    headers?: Record<string, string>;
+    key?: string;
+    env?: Env;
+  } = {},
+): Promise<Response> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.key !== undefined) headers.authorization = `Bearer ${options.key}`;
   let body: string | undefined = options.rawBody;
@@ -22,14 +38,26 @@ export async function call(method: string, path: string, options: { body?: unkno
     headers["content-type"] ??= "application/json";
   } else if (body !== undefined) headers["content-type"] ??= "application/json";
   const ctx = createExecutionContext();
-  const response = await worker.fetch(new Request(`http://edge.test${path}`, { method, headers, body }), options.env ?? testEnv(), ctx);
+  const response = await worker.fetch(
+    new Request(`http://edge.test${path}`, { method, headers, body }),
+    options.env ?? testEnv(),
+    ctx,
+  );
   await waitOnExecutionContext(ctx);
   return response;
 }
 
 /** A new tenant through the admin route. */
-export async function newTenant(name = "test", limits?: Record<string, number>, testEnvironment?: Env): Promise<{ tenantId: string; apiKey: string; webhookSecret: string }> {
-  const res = await call("POST", "/v1/tenants", { body: limits ? { name, limits } : { name }, key: ADMIN_TOKEN, env: testEnvironment });
+export async function newTenant(
+  name = "test",
+  limits?: Record<string, number>,
+  testEnvironment?: Env,
+): Promise<{ tenantId: string; apiKey: string; webhookSecret: string }> {
+  const res = await call("POST", "/v1/tenants", {
+    body: limits ? { name, limits } : { name },
+    key: ADMIN_TOKEN,
+    env: testEnvironment,
+  });
   if (res.status !== 201) throw new Error(`creating a tenant: ${res.status} ${await res.text()}`);
   return res.json();
 }

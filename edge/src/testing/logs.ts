@@ -14,7 +14,8 @@ export interface CapturedLogs {
 
 export function captureLogs(): CapturedLogs {
   const lines: string[] = [];
-  const keep = (...args: unknown[]) => void lines.push(args.map((a) => (typeof a === "string" ? a : String(a))).join(" "));
+  const keep = (...args: unknown[]) =>
+    void lines.push(args.map((a) => (typeof a === "string" ? a : String(a))).join(" "));
   vi.spyOn(console, "error").mockImplementation(keep);
   vi.spyOn(console, "warn").mockImplementation(keep);
   return { lines, of: (requestId) => lines.filter((l) => l.includes(requestId)).join("\n") };

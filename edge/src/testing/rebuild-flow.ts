@@ -11,7 +11,11 @@ import { installFakeRunners, json, jobStatus, type RunnerHandler } from "./fake-
 import { RUNNER_SECRET, call, testEnv } from "./helpers";
 
 /** A queue that records the jobs sent to it (or refuses them), and a test env using it. */
-export function recordingQueue(fail = false): { jobs: RebuildJob[]; queue: Queue; environment: Env } {
+export function recordingQueue(fail = false): {
+  jobs: RebuildJob[];
+  queue: Queue;
+  environment: Env;
+} {
   const jobs: RebuildJob[] = [];
   const queue = {
     send: async (job: RebuildJob) => {
@@ -24,24 +28,53 @@ export function recordingQueue(fail = false): { jobs: RebuildJob[]; queue: Queue
 }
 
 /** A signed rebuild webhook for the tenant's conversation (a fresh webhook-id unless given). */
-export async function sendWebhook(tenant: { tenantId: string; webhookSecret: string }, conversationId: string, environment: Env, webhookId: string = crypto.randomUUID()): Promise<Response> {
+export async function sendWebhook(
+  tenant: { tenantId: string; webhookSecret: string },
+  conversationId: string,
+  environment: Env,
+  webhookId: string = crypto.randomUUID(),
+): Promise<Response> {
   const raw = JSON.stringify({ conversationId });
-  const headers = await signWebhook(tenant.webhookSecret, { id: webhookId, timestamp: Math.floor(Date.now() / 1000), body: raw });
-  return call("POST", `/v1/webhooks/${tenant.tenantId}/rebuild`, { rawBody: raw, headers, env: environment });
+  const headers = await signWebhook(tenant.webhookSecret, {
+    id: webhookId,
+    timestamp: Math.floor(Date.now() / 1000),
+    body: raw,
+  });
+  return call("POST", `/v1/webhooks/${tenant.tenantId}/rebuild`, {
+    rawBody: raw,
+    headers,
+    env: environment,
+  });
 }
 
 /** Runs the rebuild queue's (or its dead-letter queue's) consumer on one job. */
-export async function consume(job: RebuildJob, environment: Env, queue = "epicache-rebuild", attempts = 1) {
-  const batch = createMessageBatch(queue, [{ id: "msg-1", timestamp: new Date(), attempts, body: job }]);
+export async function consume(
+  job: RebuildJob,
+  environment: Env,
+  queue = "epicache-rebuild",
+  attempts = 1,
+) {
+  const batch = createMessageBatch(queue, [
+    { id: "msg-1", timestamp: new Date(), attempts, body: job },
+  ]);
   const ctx = createExecutionContext();
   await worker.queue(batch, environment, ctx);
   return getQueueResult(batch, ctx);
 }
 
 /** A runner's signed completion callback. */
-export async function runnerCallback(job: ReturnType<typeof jobStatus>, environment: Env): Promise<Response> {
+export async function runnerCallback(
+  job: ReturnType<typeof jobStatus>,
+  environment: Env,
+): Promise<Response> {
   const raw = JSON.stringify(job);
-  const headers = await signRequest(RUNNER_SECRET, { method: "POST", path: "/v1/internal/rebuild-callback", timestamp: Math.floor(Date.now() / 1000), requestId: crypto.randomUUID(), body: raw });
+  const headers = await signRequest(RUNNER_SECRET, {
+    method: "POST",
+    path: "/v1/internal/rebuild-callback",
+    timestamp: Math.floor(Date.now() / 1000),
+    requestId: crypto.randomUUID(),
+    body: raw,
+  });
   return call("POST", "/v1/internal/rebuild-callback", { rawBody: raw, headers, env: environment });
 }
 
@@ -50,19 +83,31 @@ export async function runnerCallback(job: ReturnType<typeof jobStatus>, environm
  * submission) and report the jobs they took as running; other requests go to `other`. Returns the
  * log of requests.
  */
-export function acceptingRunners(other: RunnerHandler = ({ path }) => json({ error: { code: "not_found", message: path } }, 404)) {
+export function acceptingRunners(
+  other: RunnerHandler = ({ path }) => json({ error: { code: "not_found", message: path } }, 404),
+) {
   const taken = new Map<string, { tenant: string; conversation: string; version: string }>();
   const submissions = new Map<string, number>();
   return installFakeRunners((request) => {
     const running = /^\/v1\/jobs\/(.+)$/.exec(request.path);
     const job = running ? taken.get(decodeURIComponent(running[1])) : undefined;
-    if (running && job) return json(jobStatus({ id: decodeURIComponent(running[1]), ...job, status: "running" }));
+    if (running && job)
+      return json(jobStatus({ id: decodeURIComponent(running[1]), ...job, status: "running" }));
     if (request.path !== "/v1/rebuild") return other(request);
     const r = request.body as { tenant: string; conversation: string; version: string };
     const n = (submissions.get(r.version) ?? 0) + 1;
     submissions.set(r.version, n);
     const id = n === 1 ? `job-${r.version}` : `job-${r.version}-${n}`;
     taken.set(id, { tenant: r.tenant, conversation: r.conversation, version: r.version });
-    return json(jobStatus({ id, tenant: r.tenant, conversation: r.conversation, version: r.version, status: "queued" }), 202);
+    return json(
+      jobStatus({
+        id,
+        tenant: r.tenant,
+        conversation: r.conversation,
+        version: r.version,
+        status: "queued",
+      }),
+      202,
+    );
   });
 }

@@ -26,14 +26,28 @@ const text = Array.from({ length: 96 }, (_, i) => 3 + ((i * 37 + 11) % 250));
 
 describe("the keys protocol", () => {
   it("is the authors' windowed mask: a block's keys are those of sinks + the previous block's second half + the block", async () => {
-    const sinks = 4, W = 16, budget = sinks + W / 2;
+    const sinks = 4,
+      W = 16,
+      budget = sinks + W / 2;
     const blocks: Float32Array[][] = [];
     await blockPrefill(model.decoder, new KvCache(model.config), text, {
-      blockSize: W, budgets: [budget, budget], policy: streamingLlmPolicy(sinks), onBlock: ({ keys }) => blocks.push(keys),
+      blockSize: W,
+      budgets: [budget, budget],
+      policy: streamingLlmPolicy(sinks),
+      onBlock: ({ keys }) => blocks.push(keys),
     });
     // Block 3 (tokens 48…63) under the mask: what it may see, fed with its original positions.
-    const seen = [...Array.from({ length: sinks }, (_, i) => i), ...Array.from({ length: W / 2 }, (_, i) => 40 + i), ...Array.from({ length: W }, (_, i) => 48 + i)];
-    const out = await model.decoder.forward(seen.map((p) => text[p]), seen, new KvCache(model.config), [seen.length - 1]);
+    const seen = [
+      ...Array.from({ length: sinks }, (_, i) => i),
+      ...Array.from({ length: W / 2 }, (_, i) => 40 + i),
+      ...Array.from({ length: W }, (_, i) => 48 + i),
+    ];
+    const out = await model.decoder.forward(
+      seen.map((p) => text[p]),
+      seen,
+      new KvCache(model.config),
+      [seen.length - 1],
+    );
     const { numKvHeads: KV, headDim: D } = model.config;
     for (let l = 0; l < 2; l++) {
       for (let h = 0; h < KV; h++) {
@@ -48,10 +62,20 @@ describe("the keys protocol", () => {
   });
 
   it("gives layer 0 (keys from embeddings alone) σ = 1, a squeezed deeper layer less, and σ = 1 everywhere when one block holds the text", async () => {
-    const squeezed = await keySimilarity(model.decoder, text, { budget: 12, sinks: 4, squeeze: streamingLlmPolicy(4), span: 10 });
+    const squeezed = await keySimilarity(model.decoder, text, {
+      budget: 12,
+      sinks: 4,
+      squeeze: streamingLlmPolicy(4),
+      span: 10,
+    });
     expect(squeezed[0]).toBeCloseTo(1, 6);
     expect(squeezed[1]).toBeLessThan(1 - 1e-4);
-    const roomy = await keySimilarity(model.decoder, text, { budget: 60, sinks: 4, squeeze: streamingLlmPolicy(4), span: 10 });
+    const roomy = await keySimilarity(model.decoder, text, {
+      budget: 60,
+      sinks: 4,
+      squeeze: streamingLlmPolicy(4),
+      span: 10,
+    });
     for (const s of roomy) expect(s).toBeCloseTo(1, 9);
   });
 });
@@ -60,7 +84,9 @@ describe("the output protocol", () => {
   it("measures no KL where the budget holds the text, and some where one layer is squeezed", async () => {
     const ref = await outputReference(model.decoder, text, { blockSize: 16, from: 32, every: 4 });
     expect([...ref.logProbs.keys()]).toEqual(Array.from({ length: 16 }, (_, i) => 32 + 4 * i));
-    expect(await squeezedKl(model.decoder, ref, [text.length, text.length], streamingLlmPolicy(4))).toBeLessThan(1e-9);
+    expect(
+      await squeezedKl(model.decoder, ref, [text.length, text.length], streamingLlmPolicy(4)),
+    ).toBeLessThan(1e-9);
     const perLayer = await outputSensitivity(model.decoder, ref, 12, streamingLlmPolicy(4));
     expect(perLayer).toHaveLength(2);
     for (const kl of perLayer) expect(kl).toBeGreaterThan(0);
@@ -69,7 +95,11 @@ describe("the output protocol", () => {
 
 describe("calibrate", () => {
   it("saves one profile per protocol and budget, with the sharpness that did best on the calibration text", async () => {
-    const { profile, path: saved } = await calibrate(model, { protocol: "output", budget: 64, blockSize: 64 });
+    const { profile, path: saved } = await calibrate(model, {
+      protocol: "output",
+      budget: 64,
+      blockSize: 64,
+    });
     expect(saved).toBe(profilesPath(path, model.fingerprint));
     expect(profile.selection.map((s) => s.sharpness)).toContain(0);
     const best = Math.min(...profile.selection.map((s) => s.kl));
@@ -79,10 +109,14 @@ describe("calibrate", () => {
     expect(keys.params.blockSize).toBe(2 * (64 - 32));
     const file = loadProfiles(path, model.fingerprint, "tiny", 2);
     expect(Object.keys(file.profiles).sort()).toEqual(["keys@64", "output@64"]);
-    expect(JSON.parse(readFileSync(saved, "utf8")).profiles["output@64"].signal).toEqual(profile.signal);
+    expect(JSON.parse(readFileSync(saved, "utf8")).profiles["output@64"].signal).toEqual(
+      profile.signal,
+    );
     // A build's budgets come from the saved profile at its budget; uniform needs none.
     expect(await allocateLayers(model, "output", 64)).toEqual(budgetsFromProfile(profile));
-    expect((await allocateLayers(model, "output", 64)).reduce((a: number, b: number) => a + b, 0)).toBe(128);
+    expect(
+      (await allocateLayers(model, "output", 64)).reduce((a: number, b: number) => a + b, 0),
+    ).toBe(128);
     expect(await allocateLayers(model, "uniform", 48)).toEqual([48, 48]);
     expect(existsSync(saved)).toBe(true);
   });

@@ -10,7 +10,16 @@ import { chatFrame, streamingLlmPolicy, STREAMING_SINKS } from "../press";
 import { calibrationText } from "./calibration-text";
 import { layerBudgets, OFFICIAL_POWER } from "./layer-budgets";
 import { keySimilarity, outputReference, outputSensitivity, squeezedKl } from "./sensitivity";
-import { budgetsFromProfile, loadProfiles, PROTOCOL_OF, profileKey, saveProfile, type AllocMode, type LayerProfile, type SensitivityProtocol } from "./sensitivity-profile";
+import {
+  budgetsFromProfile,
+  loadProfiles,
+  PROTOCOL_OF,
+  profileKey,
+  saveProfile,
+  type AllocMode,
+  type LayerProfile,
+  type SensitivityProtocol,
+} from "./sensitivity-profile";
 
 export interface CalibrationOptions {
   protocol: SensitivityProtocol;
@@ -48,7 +57,10 @@ export function calibrationTokens(model: ChatModel, text?: string): number[] {
   return tokens.slice(0, length);
 }
 
-export async function calibrate(model: ChatModel, opts: CalibrationOptions): Promise<{ profile: LayerProfile; path: string }> {
+export async function calibrate(
+  model: ChatModel,
+  opts: CalibrationOptions,
+): Promise<{ profile: LayerProfile; path: string }> {
   const t0 = performance.now();
   const { budget, protocol } = opts;
   const blockSize = opts.blockSize ?? 512;
@@ -56,26 +68,41 @@ export async function calibrate(model: ChatModel, opts: CalibrationOptions): Pro
   const tokens = calibrationTokens(model, opts.text);
   // The default text's label as saved profiles have carried it since it was written (the file has
   // moved to calibration/; the text is the same).
-  const source = opts.text === undefined ? "generated chat (prefill/calibration-text.ts)" : `sha256:${createHash("sha256").update(opts.text).digest("hex").slice(0, 16)}`;
+  const source =
+    opts.text === undefined
+      ? "generated chat (prefill/calibration-text.ts)"
+      : `sha256:${createHash("sha256").update(opts.text).digest("hex").slice(0, 16)}`;
   const squeeze = streamingLlmPolicy(sinks);
   const L = model.config.numLayers;
   let profile: LayerProfile;
   if (protocol === "keys") {
     const W = 2 * (budget - sinks);
-    opts.log?.(`calibrating (keys, the authors' protocol) on ${tokens.length} tokens: full attention, then blocks of ${W} seeing ${sinks} sinks and the previous block's last ${W / 2}`);
+    opts.log?.(
+      `calibrating (keys, the authors' protocol) on ${tokens.length} tokens: full attention, then blocks of ${W} seeing ${sinks} sinks and the previous block's last ${W / 2}`,
+    );
     opts.onProgress?.(0, 1);
     const signal = await keySimilarity(model.decoder, tokens, { budget, sinks, squeeze });
     opts.onProgress?.(1, 1);
     profile = {
-      protocol, budget, signal, sharpness: OFFICIAL_POWER, selection: [],
-      params: { tokens: tokens.length, blockSize: W, sinks, text: source, span: 100 }, seconds: 0, measuredAt: "",
+      protocol,
+      budget,
+      signal,
+      sharpness: OFFICIAL_POWER,
+      selection: [],
+      params: { tokens: tokens.length, blockSize: W, sinks, text: source, span: 100 },
+      seconds: 0,
+      measuredAt: "",
     };
   } else {
     // Positions after the first eviction (the block after the first one to pass the budget).
     const from = (Math.floor(budget / blockSize) + 1) * blockSize;
     const every = Math.max(1, Math.floor((tokens.length - from) / 256));
-    opts.log?.(`calibrating (output) on ${tokens.length} tokens: ${L} runs each squeezing one layer to ${budget} entries (${sinks} sinks + recent), KL over every ${every}th position from ${from}`);
-    const alphas = [...new Set([0, ...(opts.sharpness ?? SHARPNESS_CANDIDATES)])].sort((a, b) => a - b);
+    opts.log?.(
+      `calibrating (output) on ${tokens.length} tokens: ${L} runs each squeezing one layer to ${budget} entries (${sinks} sinks + recent), KL over every ${every}th position from ${from}`,
+    );
+    const alphas = [...new Set([0, ...(opts.sharpness ?? SHARPNESS_CANDIDATES)])].sort(
+      (a, b) => a - b,
+    );
     // One full run, one per layer squeezed alone, one per α.
     const runs = 1 + L + alphas.length;
     opts.onProgress?.(0, runs);
@@ -87,15 +114,26 @@ export async function calibrate(model: ChatModel, opts: CalibrationOptions): Pro
     });
     const selection: LayerProfile["selection"] = [];
     for (const alpha of alphas) {
-      const kl = await squeezedKl(model.decoder, ref, layerBudgets(signal, budget, { alpha }), squeeze);
+      const kl = await squeezedKl(
+        model.decoder,
+        ref,
+        layerBudgets(signal, budget, { alpha }),
+        squeeze,
+      );
       selection.push({ sharpness: alpha, kl });
       opts.log?.(`  α ${alpha}: KL ${kl.toFixed(5)} with every layer squeezed`);
       opts.onProgress?.(1 + L + selection.length, runs);
     }
     const best = selection.reduce((a, b) => (b.kl < a.kl ? b : a));
     profile = {
-      protocol, budget, signal, sharpness: best.sharpness, selection,
-      params: { tokens: tokens.length, blockSize, sinks, text: source, every }, seconds: 0, measuredAt: "",
+      protocol,
+      budget,
+      signal,
+      sharpness: best.sharpness,
+      selection,
+      params: { tokens: tokens.length, blockSize, sinks, text: source, every },
+      seconds: 0,
+      measuredAt: "",
     };
   }
   profile.seconds = (performance.now() - t0) / 1000;
@@ -105,15 +143,36 @@ export async function calibrate(model: ChatModel, opts: CalibrationOptions): Pro
 }
 
 /** The saved profile of a protocol at a budget, or a new one measured with the defaults. */
-export async function profileFor(model: ChatModel, protocol: SensitivityProtocol, budget: number, log?: (msg: string) => void): Promise<LayerProfile> {
-  const saved = loadProfiles(model.path, model.fingerprint, chatModelRef(model).id, model.config.numLayers);
-  return saved.profiles[profileKey(protocol, budget)] ?? (await calibrate(model, { protocol, budget, log })).profile;
+export async function profileFor(
+  model: ChatModel,
+  protocol: SensitivityProtocol,
+  budget: number,
+  log?: (msg: string) => void,
+): Promise<LayerProfile> {
+  const saved = loadProfiles(
+    model.path,
+    model.fingerprint,
+    chatModelRef(model).id,
+    model.config.numLayers,
+  );
+  return (
+    saved.profiles[profileKey(protocol, budget)] ??
+    (await calibrate(model, { protocol, budget, log })).profile
+  );
 }
 
 /** Per-layer budgets for a build: M everywhere, or what the allocation's profile at M gives. */
-export async function allocateLayers(model: ChatModel, alloc: AllocMode, budget: number, opts: { sharpness?: number; log?: (msg: string) => void } = {}): Promise<number[]> {
+export async function allocateLayers(
+  model: ChatModel,
+  alloc: AllocMode,
+  budget: number,
+  opts: { sharpness?: number; log?: (msg: string) => void } = {},
+): Promise<number[]> {
   if (alloc === "uniform") return Array(model.config.numLayers).fill(budget);
-  return budgetsFromProfile(await profileFor(model, PROTOCOL_OF[alloc], budget, opts.log), opts.sharpness);
+  return budgetsFromProfile(
+    await profileFor(model, PROTOCOL_OF[alloc], budget, opts.log),
+    opts.sharpness,
+  );
 }
 
 /**

@@ -7,15 +7,58 @@
 import { seededRandom } from "../runtime/sampling";
 
 const PEOPLE = ["Maya", "Jonas"];
-const PLACES = ["the lake", "the farmers' market", "Lisbon", "the climbing gym", "my aunt's house", "the library", "the new bakery", "the coast", "the museum", "the office"];
-const THINGS = ["a pottery class", "a half marathon", "a job interview", "a trip to Japan", "a book club", "a vegetable garden", "a camping weekend", "a piano recital", "a volunteering shift", "a birthday dinner"];
-const FEELINGS = ["excited", "nervous", "exhausted", "proud", "relieved", "a bit lonely", "grateful", "curious", "stressed", "happy"];
-const PEOPLE_THEY_KNOW = ["my sister", "my neighbour Tom", "our friend Priya", "my mum", "a colleague", "my cousin Leo", "the kids", "my partner"];
+const PLACES = [
+  "the lake",
+  "the farmers' market",
+  "Lisbon",
+  "the climbing gym",
+  "my aunt's house",
+  "the library",
+  "the new bakery",
+  "the coast",
+  "the museum",
+  "the office",
+];
+const THINGS = [
+  "a pottery class",
+  "a half marathon",
+  "a job interview",
+  "a trip to Japan",
+  "a book club",
+  "a vegetable garden",
+  "a camping weekend",
+  "a piano recital",
+  "a volunteering shift",
+  "a birthday dinner",
+];
+const FEELINGS = [
+  "excited",
+  "nervous",
+  "exhausted",
+  "proud",
+  "relieved",
+  "a bit lonely",
+  "grateful",
+  "curious",
+  "stressed",
+  "happy",
+];
+const PEOPLE_THEY_KNOW = [
+  "my sister",
+  "my neighbour Tom",
+  "our friend Priya",
+  "my mum",
+  "a colleague",
+  "my cousin Leo",
+  "the kids",
+  "my partner",
+];
 const TEMPLATES = [
   (r: Pick) => `I went to ${r(PLACES)} with ${r(PEOPLE_THEY_KNOW)} yesterday and it was lovely.`,
   (r: Pick) => `I'm signing up for ${r(THINGS)} next month, I feel ${r(FEELINGS)} about it.`,
   (r: Pick) => `How did ${r(THINGS)} go? You said you were ${r(FEELINGS)} last time.`,
-  (r: Pick) => `${cap(r(PEOPLE_THEY_KNOW))} told me about ${r(THINGS)} at ${r(PLACES)}, it sounded amazing.`,
+  (r: Pick) =>
+    `${cap(r(PEOPLE_THEY_KNOW))} told me about ${r(THINGS)} at ${r(PLACES)}, it sounded amazing.`,
   (r: Pick) => `Honestly I've been ${r(FEELINGS)} this week, work has been a lot.`,
   (r: Pick) => `That's great! Did you take any photos at ${r(PLACES)}?`,
   (r: Pick) => `We should plan ${r(THINGS)} together, maybe after the holidays.`,
@@ -24,7 +67,20 @@ const TEMPLATES = [
   (r: Pick) => `I'm thinking of moving closer to ${r(PLACES)}, what do you think?`,
 ];
 type Pick = <T>(list: readonly T[]) => T;
-const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const MONTHS = [
+  "January",
+  "February",
+  "March",
+  "April",
+  "May",
+  "June",
+  "July",
+  "August",
+  "September",
+  "October",
+  "November",
+  "December",
+];
 
 function cap(s: string): string {
   return s[0].toUpperCase() + s.slice(1);

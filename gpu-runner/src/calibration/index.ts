@@ -9,4 +9,12 @@ export * from "./sensitivity";
 export * from "./layer-budgets";
 export { calibrationText } from "./calibration-text";
 export * from "./sensitivity-profile";
-export { allocateLayers, calibrate, calibrationTokens, defaultAllocation, profileFor, SHARPNESS_CANDIDATES, type CalibrationOptions } from "./calibrate";
+export {
+  allocateLayers,
+  calibrate,
+  calibrationTokens,
+  defaultAllocation,
+  profileFor,
+  SHARPNESS_CANDIDATES,
+  type CalibrationOptions,
+} from "./calibrate";

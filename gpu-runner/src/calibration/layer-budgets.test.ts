@@ -35,9 +35,15 @@ describe("layerBudgets", () => {
 
   it("rejects a bad budget, alpha or sensitivity", () => {
     expect(() => layerBudgets(s, 0)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
-    expect(() => layerBudgets(s, 10, { alpha: -1 })).toThrow(expect.objectContaining({ code: "invalid_argument" }));
-    expect(() => layerBudgets([NaN], 10)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
-    expect(() => layerBudgets([], 10)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+    expect(() => layerBudgets(s, 10, { alpha: -1 })).toThrow(
+      expect.objectContaining({ code: "invalid_argument" }),
+    );
+    expect(() => layerBudgets([NaN], 10)).toThrow(
+      expect.objectContaining({ code: "invalid_argument" }),
+    );
+    expect(() => layerBudgets([], 10)).toThrow(
+      expect.objectContaining({ code: "invalid_argument" }),
+    );
   });
 });
 
@@ -53,8 +59,14 @@ describe("officialBudgets (the authors' rule)", () => {
 
   it("gives equal similarities equal budgets, and rejects bad input", () => {
     expect(officialBudgets([0.99, 0.99], 64)).toEqual([64, 64]);
-    expect(() => officialBudgets([], 10)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
-    expect(() => officialBudgets([1, NaN], 10)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
-    expect(() => officialBudgets([1, 0.5], 0)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+    expect(() => officialBudgets([], 10)).toThrow(
+      expect.objectContaining({ code: "invalid_argument" }),
+    );
+    expect(() => officialBudgets([1, NaN], 10)).toThrow(
+      expect.objectContaining({ code: "invalid_argument" }),
+    );
+    expect(() => officialBudgets([1, 0.5], 0)).toThrow(
+      expect.objectContaining({ code: "invalid_argument" }),
+    );
   });
 });

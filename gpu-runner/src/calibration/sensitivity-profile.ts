@@ -18,7 +18,10 @@ export type SensitivityProtocol = (typeof SENSITIVITY_PROTOCOLS)[number];
 /** The allocation modes (shared/src/methods.ts): "output" chooses its α on the calibration text. */
 export { ALLOC_MODES, type AllocMode } from "@epicache/shared";
 
-export const PROTOCOL_OF: Record<Exclude<AllocMode, "uniform">, SensitivityProtocol> = { official: "keys", output: "output" };
+export const PROTOCOL_OF: Record<Exclude<AllocMode, "uniform">, SensitivityProtocol> = {
+  official: "keys",
+  output: "output",
+};
 
 export interface LayerProfile {
   protocol: SensitivityProtocol;
@@ -31,7 +34,14 @@ export interface LayerProfile {
   /** Each sharpness tried and the calibration text's KL to the full run under its budgets (α = 0 is uniform). */
   selection: Array<{ sharpness: number; kl: number }>;
   /** What was measured on: tokens of calibration text, block, sinks, and the text's source. */
-  params: { tokens: number; blockSize: number; sinks: number; text: string; span?: number; every?: number };
+  params: {
+    tokens: number;
+    blockSize: number;
+    sinks: number;
+    text: string;
+    span?: number;
+    every?: number;
+  };
   seconds: number;
   measuredAt: string;
 }
@@ -44,32 +54,53 @@ export interface SavedProfiles {
   profiles: Record<string, LayerProfile>;
 }
 
-export const profileKey = (protocol: SensitivityProtocol, budget: number) => `${protocol}@${budget}`;
+export const profileKey = (protocol: SensitivityProtocol, budget: number) =>
+  `${protocol}@${budget}`;
 
 export function profilesPath(modelPath: string, fingerprint: string): string {
-  const dir = existsSync(modelPath) && statSync(modelPath).isDirectory() ? modelPath : dirname(modelPath);
+  const dir =
+    existsSync(modelPath) && statSync(modelPath).isDirectory() ? modelPath : dirname(modelPath);
   return join(dir, `epicache-layer-profiles-${fingerprint}.json`);
 }
 
 /** The saved profiles of these weights (none yet: an empty set). */
-export function loadProfiles(modelPath: string, fingerprint: string, model: string, layers: number): SavedProfiles {
+export function loadProfiles(
+  modelPath: string,
+  fingerprint: string,
+  model: string,
+  layers: number,
+): SavedProfiles {
   const path = profilesPath(modelPath, fingerprint);
   if (!existsSync(path)) return { format: PROFILES_FORMAT, fingerprint, model, profiles: {} };
   let saved: SavedProfiles;
   try {
     saved = JSON.parse(readFileSync(path, "utf8")) as SavedProfiles;
   } catch (e) {
-    throw new EpicacheError("store_invalid", `${path}: ${(e as Error).message}; delete it and run \`npx epicache calibrate\``);
+    throw new EpicacheError(
+      "store_invalid",
+      `${path}: ${(e as Error).message}; delete it and run \`npx epicache calibrate\``,
+    );
   }
   const profiles = Object.values(saved.profiles ?? {});
-  if (saved.format !== PROFILES_FORMAT || saved.fingerprint !== fingerprint || profiles.some((p) => !Array.isArray(p.signal) || p.signal.length !== layers)) {
-    throw new EpicacheError("store_invalid", `${path} is not a layer profile of this model; delete it and run \`npx epicache calibrate\``);
+  if (
+    saved.format !== PROFILES_FORMAT ||
+    saved.fingerprint !== fingerprint ||
+    profiles.some((p) => !Array.isArray(p.signal) || p.signal.length !== layers)
+  ) {
+    throw new EpicacheError(
+      "store_invalid",
+      `${path} is not a layer profile of this model; delete it and run \`npx epicache calibrate\``,
+    );
   }
   return saved;
 }
 
 /** Adds (or replaces) one profile in the file, written atomically. */
-export function saveProfile(modelPath: string, saved: SavedProfiles, profile: LayerProfile): string {
+export function saveProfile(
+  modelPath: string,
+  saved: SavedProfiles,
+  profile: LayerProfile,
+): string {
   const path = profilesPath(modelPath, saved.fingerprint);
   saved.profiles[profileKey(profile.protocol, profile.budget)] = profile;
   const tmp = `${path}.tmp-${process.pid}`;

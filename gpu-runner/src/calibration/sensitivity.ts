@@ -32,7 +32,11 @@ export interface KeySimilarityOptions {
 }
 
 /** σ_ℓ of the "keys" protocol, per layer. The block is W = 2·(budget − sinks). */
-export async function keySimilarity(decoder: Decoder, tokens: readonly number[], opts: KeySimilarityOptions): Promise<number[]> {
+export async function keySimilarity(
+  decoder: Decoder,
+  tokens: readonly number[],
+  opts: KeySimilarityOptions,
+): Promise<number[]> {
   const { numLayers: L, numKvHeads: KV, headDim: D } = decoder.config;
   const W = Math.max(1, 2 * (opts.budget - opts.sinks));
   const span = opts.span ?? KEY_SPAN;
@@ -40,9 +44,13 @@ export async function keySimilarity(decoder: Decoder, tokens: readonly number[],
   const full = new KvCache(decoder.config, tokens.length);
   await blockPrefill(decoder, full, tokens, { blockSize: W, budgets: null, policy: null });
   // Per layer, head and span: Σ a·b, Σ a², Σ b² over the span's flattened keys.
-  const dot = new Float64Array(L * KV * spans), na = new Float64Array(L * KV * spans), nb = new Float64Array(L * KV * spans);
+  const dot = new Float64Array(L * KV * spans),
+    na = new Float64Array(L * KV * spans),
+    nb = new Float64Array(L * KV * spans);
   await blockPrefill(decoder, new KvCache(decoder.config), tokens, {
-    blockSize: W, budgets: Array(L).fill(opts.budget), policy: opts.squeeze,
+    blockSize: W,
+    budgets: Array(L).fill(opts.budget),
+    policy: opts.squeeze,
     onBlock: ({ keys, start }) => {
       const T = Math.min(W, tokens.length - start);
       for (let l = 0; l < L; l++) {
@@ -64,7 +72,8 @@ export async function keySimilarity(decoder: Decoder, tokens: readonly number[],
   });
   return Array.from({ length: L }, (_, l) => {
     let sum = 0;
-    for (let i = l * KV * spans; i < (l + 1) * KV * spans; i++) sum += na[i] > 0 && nb[i] > 0 ? dot[i] / Math.sqrt(na[i] * nb[i]) : 1;
+    for (let i = l * KV * spans; i < (l + 1) * KV * spans; i++)
+      sum += na[i] > 0 && nb[i] > 0 ? dot[i] / Math.sqrt(na[i] * nb[i]) : 1;
     return sum / (KV * spans);
   });
 }
@@ -81,28 +90,47 @@ export interface OutputReference {
  * The full run's log-probabilities every `every` positions from `from` on (positions before the
  * first eviction see the same cache in every run and are left out).
  */
-export async function outputReference(decoder: Decoder, tokens: readonly number[], opts: { blockSize: number; from: number; every: number }): Promise<OutputReference> {
+export async function outputReference(
+  decoder: Decoder,
+  tokens: readonly number[],
+  opts: { blockSize: number; from: number; every: number },
+): Promise<OutputReference> {
   const logProbs = new Map<number, Float64Array>();
   const V = decoder.config.vocabSize;
-  const sampled = (p: number) => p >= opts.from && (p - opts.from) % opts.every === 0 && p < tokens.length - 1;
+  const sampled = (p: number) =>
+    p >= opts.from && (p - opts.from) % opts.every === 0 && p < tokens.length - 1;
   await blockPrefill(decoder, new KvCache(decoder.config, tokens.length), tokens, {
-    blockSize: opts.blockSize, budgets: null, policy: null, logitsAt: sampled,
-    onLogits: (positions, logits) => positions.forEach((p, r) => logProbs.set(p, logSoftmax(logits.subarray(r * V, (r + 1) * V)))),
+    blockSize: opts.blockSize,
+    budgets: null,
+    policy: null,
+    logitsAt: sampled,
+    onLogits: (positions, logits) =>
+      positions.forEach((p, r) => logProbs.set(p, logSoftmax(logits.subarray(r * V, (r + 1) * V)))),
   });
   return { tokens, blockSize: opts.blockSize, logProbs };
 }
 
 /** Mean KL(full ‖ squeezed) over the reference's positions, the text prefilled under `budgets` (M_ℓ per layer). */
-export async function squeezedKl(decoder: Decoder, ref: OutputReference, budgets: readonly number[], squeeze: KeepPolicy): Promise<number> {
+export async function squeezedKl(
+  decoder: Decoder,
+  ref: OutputReference,
+  budgets: readonly number[],
+  squeeze: KeepPolicy,
+): Promise<number> {
   const V = decoder.config.vocabSize;
-  let total = 0, n = 0;
+  let total = 0,
+    n = 0;
   await blockPrefill(decoder, new KvCache(decoder.config), ref.tokens, {
-    blockSize: ref.blockSize, budgets, policy: squeeze, logitsAt: (p) => ref.logProbs.has(p),
-    onLogits: (positions, logits) => positions.forEach((p, r) => {
-      const p0 = ref.logProbs.get(p) as Float64Array;
-      total += klDivergence(p0, logSoftmax(logits.subarray(r * V, (r + 1) * V)));
-      n++;
-    }),
+    blockSize: ref.blockSize,
+    budgets,
+    policy: squeeze,
+    logitsAt: (p) => ref.logProbs.has(p),
+    onLogits: (positions, logits) =>
+      positions.forEach((p, r) => {
+        const p0 = ref.logProbs.get(p) as Float64Array;
+        total += klDivergence(p0, logSoftmax(logits.subarray(r * V, (r + 1) * V)));
+        n++;
+      }),
   });
   return n > 0 ? total / n : 0;
 }
@@ -111,7 +139,13 @@ export async function squeezedKl(decoder: Decoder, ref: OutputReference, budgets
  * The "output" protocol: per layer, the KL when that layer alone is squeezed to `budget` entries
  * per head (every other layer keeps the whole text).
  */
-export async function outputSensitivity(decoder: Decoder, ref: OutputReference, budget: number, squeeze: KeepPolicy, onLayer?: (l: number, kl: number) => void): Promise<number[]> {
+export async function outputSensitivity(
+  decoder: Decoder,
+  ref: OutputReference,
+  budget: number,
+  squeeze: KeepPolicy,
+  onLayer?: (l: number, kl: number) => void,
+): Promise<number[]> {
   const L = decoder.config.numLayers;
   const out: number[] = [];
   for (let l = 0; l < L; l++) {

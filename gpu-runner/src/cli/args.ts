@@ -1,13 +1,25 @@
 /** Command-line value parsing shared by the commands. */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { EpicacheError, loadConversation, selectSessions, type Conversation, type ConversationFormat } from "@epicache/shared";
+import {
+  EpicacheError,
+  loadConversation,
+  selectSessions,
+  type Conversation,
+  type ConversationFormat,
+} from "@epicache/shared";
 
 /** A numeric option: `fallback` when absent, an `invalid_argument` error when malformed or rejected. */
-export function numberOption(name: string, raw: string | undefined, fallback: number, check: (n: number) => boolean): number {
+export function numberOption(
+  name: string,
+  raw: string | undefined,
+  fallback: number,
+  check: (n: number) => boolean,
+): number {
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(n) || !check(n)) throw new EpicacheError("invalid_argument", `--${name} ${JSON.stringify(raw)} is not valid`);
+  if (raw.trim() === "" || !Number.isFinite(n) || !check(n))
+    throw new EpicacheError("invalid_argument", `--${name} ${JSON.stringify(raw)} is not valid`);
   return n;
 }
 
@@ -18,17 +30,37 @@ export const isPositiveInt = (n: number) => Number.isInteger(n) && n > 0;
  * the allowed values when it is none of them.
  */
 export function enumOption<T extends string>(name: string, raw: string, allowed: readonly T[]): T;
-export function enumOption<T extends string>(name: string, raw: string | undefined, allowed: readonly T[], fallback: T): T;
-export function enumOption<T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T | undefined;
-export function enumOption<T extends string>(name: string, raw: string | undefined, allowed: readonly T[], fallback?: T): T | undefined {
+export function enumOption<T extends string>(
+  name: string,
+  raw: string | undefined,
+  allowed: readonly T[],
+  fallback: T,
+): T;
+export function enumOption<T extends string>(
+  name: string,
+  raw: string | undefined,
+  allowed: readonly T[],
+): T | undefined;
+export function enumOption<T extends string>(
+  name: string,
+  raw: string | undefined,
+  allowed: readonly T[],
+  fallback?: T,
+): T | undefined {
   if (raw === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) throw new EpicacheError("invalid_argument", `--${name} ${JSON.stringify(raw)} is not one of ${allowed.join(", ")}`);
+  if (!(allowed as readonly string[]).includes(raw))
+    throw new EpicacheError(
+      "invalid_argument",
+      `--${name} ${JSON.stringify(raw)} is not one of ${allowed.join(", ")}`,
+    );
   return raw as T;
 }
 
 /** The allowed values for a usage line, `fallback` (the default) first: `fast|ggml|exact`. */
 export function choices(allowed: readonly string[], fallback?: string, separator = "|"): string {
-  return (fallback === undefined ? allowed : [fallback, ...allowed.filter((v) => v !== fallback)]).join(separator);
+  return (
+    fallback === undefined ? allowed : [fallback, ...allowed.filter((v) => v !== fallback)]
+  ).join(separator);
 }
 
 /** Peak resident set size of this process so far. */
@@ -40,14 +72,21 @@ export function peakRssBytes(): number {
  * The conversation a command's `--conversation FILE` names, in `format` (detected when absent), its
  * LoCoMo `sample`, cut to `sessions` (A-B) when given; a file that cannot be read is `invalid_argument`.
  */
-export function readConversationFile(path: string, opts: { format?: ConversationFormat; sample?: string; sessions?: string }): Conversation {
+export function readConversationFile(
+  path: string,
+  opts: { format?: ConversationFormat; sample?: string; sessions?: string },
+): Conversation {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
     throw new EpicacheError("invalid_argument", `cannot read ${path}: ${(e as Error).message}`);
   }
-  const { conversation } = loadConversation(text, { format: opts.format, sampleId: opts.sample, id: basename(path).replace(/\.[^.]*$/, "") });
+  const { conversation } = loadConversation(text, {
+    format: opts.format,
+    sampleId: opts.sample,
+    id: basename(path).replace(/\.[^.]*$/, ""),
+  });
   return opts.sessions === undefined ? conversation : selectSessions(conversation, opts.sessions);
 }
 

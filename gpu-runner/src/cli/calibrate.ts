@@ -20,10 +20,17 @@ export const usage = `\
 
 export async function calibrateCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: argv, strict: true,
+    args: argv,
+    strict: true,
     options: {
-      model: { type: "string" }, text: { type: "string" }, budget: { type: "string" }, block: { type: "string" }, sinks: { type: "string" },
-      protocol: { type: "string" }, numerics: { type: "string" }, json: { type: "boolean", default: false },
+      model: { type: "string" },
+      text: { type: "string" },
+      budget: { type: "string" },
+      block: { type: "string" },
+      sinks: { type: "string" },
+      protocol: { type: "string" },
+      numerics: { type: "string" },
+      json: { type: "boolean", default: false },
     },
   });
   const numerics = enumOption("numerics", values.numerics, NUMERICS, "fast");
@@ -36,27 +43,53 @@ export async function calibrateCommand(argv: string[]): Promise<number> {
     try {
       text = readFileSync(values.text, "utf8");
     } catch (e) {
-      throw new EpicacheError("invalid_argument", `cannot read ${values.text}: ${(e as Error).message}`);
+      throw new EpicacheError(
+        "invalid_argument",
+        `cannot read ${values.text}: ${(e as Error).message}`,
+      );
     }
   }
   const progress = new Progress("calibrate");
   const log = (m: string) => progress.line(m);
   progress.stage("loading the model");
-  const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { numerics, log });
+  const model = await openChatModel(
+    values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"),
+    { numerics, log },
+  );
   try {
     progress.stage(`${protocol} profile at budget ${budget}`);
-    const { profile, path } = await calibrate(model, { protocol, text, log, budget, blockSize, sinks, onProgress: (done, total) => progress.update(done, total, "runs") });
+    const { profile, path } = await calibrate(model, {
+      protocol,
+      text,
+      log,
+      budget,
+      blockSize,
+      sinks,
+      onProgress: (done, total) => progress.update(done, total, "runs"),
+    });
     progress.done();
     if (values.json) {
       process.stdout.write(`${JSON.stringify(profile)}\n`);
       return 0;
     }
-    const what = protocol === "keys" ? "key cosine σ (lower: more sensitive)" : "next-token KL when squeezed alone (higher: more sensitive)";
+    const what =
+      protocol === "keys"
+        ? "key cosine σ (lower: more sensitive)"
+        : "next-token KL when squeezed alone (higher: more sensitive)";
     const bar = protocol === "keys" ? (v: number) => 1 - v : (v: number) => v;
     const top = Math.max(...profile.signal.map(bar), 1e-12);
-    process.stdout.write(`layer profile (${protocol}) at budget ${budget}, ${profile.params.tokens} tokens; ${what}:\n`);
-    profile.signal.forEach((v, l) => process.stdout.write(`  layer ${String(l).padStart(2)}  ${v.toFixed(5)}  ${"▇".repeat(Math.round((bar(v) / top) * 40))}\n`));
-    for (const s of profile.selection) process.stdout.write(`  sharpness ${s.sharpness}: KL ${s.kl.toFixed(5)}${s.sharpness === profile.sharpness ? "  ← chosen" : ""}\n`);
+    process.stdout.write(
+      `layer profile (${protocol}) at budget ${budget}, ${profile.params.tokens} tokens; ${what}:\n`,
+    );
+    profile.signal.forEach((v, l) =>
+      process.stdout.write(
+        `  layer ${String(l).padStart(2)}  ${v.toFixed(5)}  ${"▇".repeat(Math.round((bar(v) / top) * 40))}\n`,
+      ),
+    );
+    for (const s of profile.selection)
+      process.stdout.write(
+        `  sharpness ${s.sharpness}: KL ${s.kl.toFixed(5)}${s.sharpness === profile.sharpness ? "  ← chosen" : ""}\n`,
+      );
     process.stdout.write(`saved ${path} in ${profile.seconds.toFixed(0)} s\n`);
     return 0;
   } finally {

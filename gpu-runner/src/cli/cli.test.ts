@@ -41,7 +41,8 @@ describe.concurrent("epicache --help", () => {
       expect(r.stdout).toMatch(new RegExp(`^usage: epicache ${command}\\b`));
       expect(all.stdout).toContain(asListed(r.stdout));
       // Only this command's usage: no other command's first line.
-      for (const other of commands.filter((c) => c !== command)) expect(r.stdout).not.toMatch(new RegExp(`^ *${other}\\b`, "m"));
+      for (const other of commands.filter((c) => c !== command))
+        expect(r.stdout).not.toMatch(new RegExp(`^ *${other}\\b`, "m"));
     });
   }
 
@@ -55,53 +56,108 @@ describe.concurrent("epicache --help", () => {
   }
 });
 
-describe.concurrent("closed-set options refuse an unknown value, naming the allowed ones, before any model is loaded", () => {
-  const NUMERICS = ["ggml", "exact", "fast"];
-  const cases: Array<{ args: string[]; allowed: string[] }> = [
-    { args: ["generate", "--prompt", "x", "--numerics", "turbo"], allowed: NUMERICS },
-    { args: ["calibrate", "--numerics", "turbo"], allowed: NUMERICS },
-    { args: ["eval", "--data", "x.json", "--out", emptyHome, "--numerics", "turbo"], allowed: NUMERICS },
-    { args: ["eval", "--data", "x.json", "--out", emptyHome, "--format", "jsonl"], allowed: ["locomo", "realtalk"] },
-    {
-      args: ["eval", "--data", "x.json", "--out", emptyHome, "--methods", "full,turbo"],
-      allowed: ["full", "epicache", "epicache-noalloc", "epicache-original", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm", "recent"],
-    },
-    // build checks its options before it reads the conversation (this one does not exist).
-    { args: ["build", "--conversation", "missing.json", "--numerics", "turbo"], allowed: NUMERICS },
-    { args: ["build", "--conversation", "missing.json", "--format", "csv"], allowed: ["locomo", "realtalk", "jsonl"] },
-    { args: ["build", "--conversation", "missing.json", "--method", "turbo"], allowed: ["full", "epicache", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm"] },
-    { args: ["build", "--conversation", "missing.json", "--alloc", "maybe"], allowed: ["uniform", "official", "output"] },
-    { args: ["build", "--conversation", "missing.json", "--heads", "mixed"], allowed: ["headwise", "uniform"] },
-    { args: ["build", "--conversation", "missing.json", "--dtype", "f64"], allowed: ["f32", "f16", "int8"] },
-    { args: ["build", "--conversation", "missing.json", "--positions", "shifted"], allowed: ["compact", "original"] },
-    { args: ["build", "--conversation", "missing.json", "--routing", "nearest"], allowed: ["centroid", "window", "vote", "lexical"] },
-    { args: ["eval", "--data", "x.json", "--out", emptyHome, "--history", "half"], allowed: ["whole", "cut"] },
-    { args: ["eval", "--data", "x.json", "--out", emptyHome, "--positions", "shifted"], allowed: ["compact", "original"] },
-    { args: ["eval", "--data", "x.json", "--out", emptyHome, "--routing", "nearest"], allowed: ["centroid", "window", "vote", "lexical"] },
-  ];
-  for (const { args, allowed } of cases) {
-    const option = args[args.length - 2];
-    it(`${args[0]} ${option}`, async () => {
-      const r = await cli(...args);
-      expect(r.status).not.toBe(0);
-      expect(r.stdout).toBe("");
-      expect(r.stderr).toContain("[invalid_argument]");
-      expect(r.stderr).toContain(`${option} "${args[args.length - 1].split(",").at(-1)}" is not one of ${allowed.join(", ")}`);
+describe.concurrent(
+  "closed-set options refuse an unknown value, naming the allowed ones, before any model is loaded",
+  () => {
+    const NUMERICS = ["ggml", "exact", "fast"];
+    const cases: Array<{ args: string[]; allowed: string[] }> = [
+      { args: ["generate", "--prompt", "x", "--numerics", "turbo"], allowed: NUMERICS },
+      { args: ["calibrate", "--numerics", "turbo"], allowed: NUMERICS },
+      {
+        args: ["eval", "--data", "x.json", "--out", emptyHome, "--numerics", "turbo"],
+        allowed: NUMERICS,
+      },
+      {
+        args: ["eval", "--data", "x.json", "--out", emptyHome, "--format", "jsonl"],
+        allowed: ["locomo", "realtalk"],
+      },
+      {
+        args: ["eval", "--data", "x.json", "--out", emptyHome, "--methods", "full,turbo"],
+        allowed: [
+          "full",
+          "epicache",
+          "epicache-noalloc",
+          "epicache-original",
+          "snapkv",
+          "infinipot",
+          "kvzip",
+          "keydiff",
+          "streamingllm",
+          "recent",
+        ],
+      },
+      // build checks its options before it reads the conversation (this one does not exist).
+      {
+        args: ["build", "--conversation", "missing.json", "--numerics", "turbo"],
+        allowed: NUMERICS,
+      },
+      {
+        args: ["build", "--conversation", "missing.json", "--format", "csv"],
+        allowed: ["locomo", "realtalk", "jsonl"],
+      },
+      {
+        args: ["build", "--conversation", "missing.json", "--method", "turbo"],
+        allowed: ["full", "epicache", "snapkv", "infinipot", "kvzip", "keydiff", "streamingllm"],
+      },
+      {
+        args: ["build", "--conversation", "missing.json", "--alloc", "maybe"],
+        allowed: ["uniform", "official", "output"],
+      },
+      {
+        args: ["build", "--conversation", "missing.json", "--heads", "mixed"],
+        allowed: ["headwise", "uniform"],
+      },
+      {
+        args: ["build", "--conversation", "missing.json", "--dtype", "f64"],
+        allowed: ["f32", "f16", "int8"],
+      },
+      {
+        args: ["build", "--conversation", "missing.json", "--positions", "shifted"],
+        allowed: ["compact", "original"],
+      },
+      {
+        args: ["build", "--conversation", "missing.json", "--routing", "nearest"],
+        allowed: ["centroid", "window", "vote", "lexical"],
+      },
+      {
+        args: ["eval", "--data", "x.json", "--out", emptyHome, "--history", "half"],
+        allowed: ["whole", "cut"],
+      },
+      {
+        args: ["eval", "--data", "x.json", "--out", emptyHome, "--positions", "shifted"],
+        allowed: ["compact", "original"],
+      },
+      {
+        args: ["eval", "--data", "x.json", "--out", emptyHome, "--routing", "nearest"],
+        allowed: ["centroid", "window", "vote", "lexical"],
+      },
+    ];
+    for (const { args, allowed } of cases) {
+      const option = args[args.length - 2];
+      it(`${args[0]} ${option}`, async () => {
+        const r = await cli(...args);
+        expect(r.status).not.toBe(0);
+        expect(r.stdout).toBe("");
+        expect(r.stderr).toContain("[invalid_argument]");
+        expect(r.stderr).toContain(
+          `${option} "${args[args.length - 1].split(",").at(-1)}" is not one of ${allowed.join(", ")}`,
+        );
+      });
+    }
+
+    it("build refuses --vote-k without --routing vote, and a k that is not a positive integer", async () => {
+      const [alone, zero] = await Promise.all([
+        cli("build", "--conversation", "missing.json", "--vote-k", "5"),
+        cli("build", "--conversation", "missing.json", "--routing", "vote", "--vote-k", "0"),
+      ]);
+      expect(alone.stderr).toContain("--vote-k goes with --routing vote [invalid_argument]");
+      expect(zero.stderr).toContain('--vote-k "0" is not valid [invalid_argument]');
     });
-  }
 
-  it("build refuses --vote-k without --routing vote, and a k that is not a positive integer", async () => {
-    const [alone, zero] = await Promise.all([
-      cli("build", "--conversation", "missing.json", "--vote-k", "5"),
-      cli("build", "--conversation", "missing.json", "--routing", "vote", "--vote-k", "0"),
-    ]);
-    expect(alone.stderr).toContain("--vote-k goes with --routing vote [invalid_argument]");
-    expect(zero.stderr).toContain('--vote-k "0" is not valid [invalid_argument]');
-  });
-
-  it("demo refuses any option", async () => {
-    const r = await cli("demo", "--numerics", "fast");
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toContain("[invalid_argument]");
-  });
-});
+    it("demo refuses any option", async () => {
+      const r = await cli("demo", "--numerics", "fast");
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain("[invalid_argument]");
+    });
+  },
+);

@@ -23,7 +23,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
       n++;
     }
     const s = (performance.now() - started) / 1000;
-    process.stdout.write(`\n\n(${n} tokens in ${s.toFixed(2)} s on ${model.config.numLayers} layers, onnxruntime-node CPU)\n`);
+    process.stdout.write(
+      `\n\n(${n} tokens in ${s.toFixed(2)} s on ${model.config.numLayers} layers, onnxruntime-node CPU)\n`,
+    );
     return 0;
   } finally {
     await model.decoder.release();

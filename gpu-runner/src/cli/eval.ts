@@ -2,9 +2,29 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { DEFAULT_ROUTING, DEFAULT_VOTE_K, EpicacheError, ROUTING_RULES, type RoutingRule } from "@epicache/shared";
+import {
+  DEFAULT_ROUTING,
+  DEFAULT_VOTE_K,
+  EpicacheError,
+  ROUTING_RULES,
+  type RoutingRule,
+} from "@epicache/shared";
 import { openEmbedder } from "../embedder";
-import { DATASETS, EVAL_METHODS, HISTORIES, isEvalMethod, parseQuestionRows, renderComparison, renderComparisonPlot, renderPlot, renderTable, renderVsReference, runEval, type EvalConfig, type ResultRow } from "../eval";
+import {
+  DATASETS,
+  EVAL_METHODS,
+  HISTORIES,
+  isEvalMethod,
+  parseQuestionRows,
+  renderComparison,
+  renderComparisonPlot,
+  renderPlot,
+  renderTable,
+  renderVsReference,
+  runEval,
+  type EvalConfig,
+  type ResultRow,
+} from "../eval";
 import { NUMERICS, openChatModel } from "../runtime";
 import { requireModel } from "../model-registry";
 import { POSITION_MODES } from "../prefill";
@@ -37,13 +57,27 @@ export const usage = `\
 
 export async function evalCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: argv, strict: true,
+    args: argv,
+    strict: true,
     options: {
-      data: { type: "string" }, format: { type: "string" }, conversations: { type: "string" }, methods: { type: "string" },
-      budgets: { type: "string" }, "max-context": { type: "string" }, episodes: { type: "string" }, block: { type: "string" },
-      "max-answer-tokens": { type: "string" }, seed: { type: "string" }, out: { type: "string" }, model: { type: "string" }, numerics: { type: "string" },
-      history: { type: "string" }, positions: { type: "string" }, report: { type: "boolean", default: false },
-      routing: { type: "string" }, "vote-k": { type: "string" },
+      data: { type: "string" },
+      format: { type: "string" },
+      conversations: { type: "string" },
+      methods: { type: "string" },
+      budgets: { type: "string" },
+      "max-context": { type: "string" },
+      episodes: { type: "string" },
+      block: { type: "string" },
+      "max-answer-tokens": { type: "string" },
+      seed: { type: "string" },
+      out: { type: "string" },
+      model: { type: "string" },
+      numerics: { type: "string" },
+      history: { type: "string" },
+      positions: { type: "string" },
+      report: { type: "boolean", default: false },
+      routing: { type: "string" },
+      "vote-k": { type: "string" },
     },
   });
   if (!values.out) throw new EpicacheError("invalid_argument", "eval needs --out DIR");
@@ -51,30 +85,57 @@ export async function evalCommand(argv: string[]): Promise<number> {
     process.stdout.write(writeReports(values.out));
     return 0;
   }
-  if (!values.data) throw new EpicacheError("invalid_argument", "eval needs --data FILE (a LoCoMo or REALTALK file, or a folder of REALTALK files)");
+  if (!values.data)
+    throw new EpicacheError(
+      "invalid_argument",
+      "eval needs --data FILE (a LoCoMo or REALTALK file, or a folder of REALTALK files)",
+    );
   const format = enumOption("format", values.format, DATASETS, "locomo");
-  const methods = (values.methods ?? EVAL_METHODS.join(",")).split(",").map((m) => m.trim()).filter(Boolean).map((m) => (isEvalMethod(m) ? m : enumOption("methods", m, EVAL_METHODS)));
+  const methods = (values.methods ?? EVAL_METHODS.join(","))
+    .split(",")
+    .map((m) => m.trim())
+    .filter(Boolean)
+    .map((m) => (isEvalMethod(m) ? m : enumOption("methods", m, EVAL_METHODS)));
   const numerics = enumOption("numerics", values.numerics, NUMERICS, "fast");
-  const budgets = (values.budgets ?? "512,1024,2048").split(",").map((b) => numberOption("budgets", b, 0, isPositiveInt));
+  const budgets = (values.budgets ?? "512,1024,2048")
+    .split(",")
+    .map((b) => numberOption("budgets", b, 0, isPositiveInt));
   const rule = enumOption("routing", values.routing, ROUTING_RULES, DEFAULT_ROUTING.rule);
-  if (values["vote-k"] !== undefined && rule !== "vote") throw new EpicacheError("invalid_argument", "--vote-k goes with --routing vote");
-  const routing: RoutingRule = rule === "vote" ? { rule, k: numberOption("vote-k", values["vote-k"], DEFAULT_VOTE_K, isPositiveInt) } : { rule };
+  if (values["vote-k"] !== undefined && rule !== "vote")
+    throw new EpicacheError("invalid_argument", "--vote-k goes with --routing vote");
+  const routing: RoutingRule =
+    rule === "vote"
+      ? { rule, k: numberOption("vote-k", values["vote-k"], DEFAULT_VOTE_K, isPositiveInt) }
+      : { rule };
   const config: EvalConfig = {
-    data: values.data, format, methods, budgets,
+    data: values.data,
+    format,
+    methods,
+    budgets,
     history: enumOption("history", values.history, HISTORIES, "whole"),
     positions: enumOption("positions", values.positions, POSITION_MODES, "compact"),
-    conversations: values.conversations ? values.conversations.split(",").map((c) => c.trim()) : null,
+    conversations: values.conversations
+      ? values.conversations.split(",").map((c) => c.trim())
+      : null,
     maxContext: numberOption("max-context", values["max-context"], 7000, isPositiveInt),
     episodes: numberOption("episodes", values.episodes, 4, isPositiveInt),
     routing,
     block: numberOption("block", values.block, 512, isPositiveInt),
-    maxAnswerTokens: numberOption("max-answer-tokens", values["max-answer-tokens"], 32, isPositiveInt),
+    maxAnswerTokens: numberOption(
+      "max-answer-tokens",
+      values["max-answer-tokens"],
+      32,
+      isPositiveInt,
+    ),
     seed: numberOption("seed", values.seed, 42, (n) => Number.isInteger(n) && n >= 0),
     numerics,
   };
   const progress = new Progress("eval");
   const log = (m: string) => progress.line(m);
-  const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), { numerics, log });
+  const model = await openChatModel(
+    values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"),
+    { numerics, log },
+  );
   const embedder = await openEmbedder();
   const started = performance.now();
   try {
@@ -86,13 +147,18 @@ export async function evalCommand(argv: string[]): Promise<number> {
         const name = `job ${job}/${jobs}, ${label}: ${stage}`;
         if (name !== current) {
           current = name;
-          progress.stage(name, etaSeconds === null ? undefined : `all jobs: ETA ${formatSeconds(etaSeconds)}`);
+          progress.stage(
+            name,
+            etaSeconds === null ? undefined : `all jobs: ETA ${formatSeconds(etaSeconds)}`,
+          );
         }
         if (step) progress.update(step.done, step.total, step.unit);
       },
     });
     progress.done();
-    process.stdout.write(`${writeReports(values.out)}in ${formatSeconds((performance.now() - started) / 1000)}\n`);
+    process.stdout.write(
+      `${writeReports(values.out)}in ${formatSeconds((performance.now() - started) / 1000)}\n`,
+    );
     return 0;
   } finally {
     await model.decoder.release();
@@ -104,10 +170,15 @@ export async function evalCommand(argv: string[]): Promise<number> {
 function writeReports(out: string): string {
   const lines = (name: string) => {
     const path = join(out, name);
-    return existsSync(path) ? readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "") : [];
+    return existsSync(path)
+      ? readFileSync(path, "utf8")
+          .split("\n")
+          .filter((l) => l.trim() !== "")
+      : [];
   };
   const rows = lines("results.jsonl").map((l) => JSON.parse(l) as ResultRow);
-  if (rows.length === 0) throw new EpicacheError("invalid_argument", `${out} holds no results (results.jsonl)`);
+  if (rows.length === 0)
+    throw new EpicacheError("invalid_argument", `${out} holds no results (results.jsonl)`);
   const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8")) as EvalConfig;
   const title = `${config.data} (${config.format}), ${config.history ?? "cut"} history, max context ${config.maxContext}`;
   writeFileSync(join(out, "table.md"), renderTable(rows, { title }));
@@ -128,4 +199,3 @@ function writeReports(out: string): string {
   }
   return `${renderTable(rows)}\n${comparison}\nwrote ${written.map((f) => join(out, f)).join(", ")} `;
 }
-

@@ -17,7 +17,8 @@ export const usage = `\
 
 export async function generateCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: argv, strict: true,
+    args: argv,
+    strict: true,
     options: {
       prompt: { type: "string" },
       "max-tokens": { type: "string" },
@@ -29,16 +30,25 @@ export async function generateCommand(argv: string[]): Promise<number> {
       numerics: { type: "string" },
     },
   });
-  if (values.prompt === undefined) throw new EpicacheError("invalid_argument", "generate needs --prompt TEXT");
-  const maxTokens = number("max-tokens", values["max-tokens"], 128, (n) => Number.isInteger(n) && n >= 0 && n <= 100_000);
+  if (values.prompt === undefined)
+    throw new EpicacheError("invalid_argument", "generate needs --prompt TEXT");
+  const maxTokens = number(
+    "max-tokens",
+    values["max-tokens"],
+    128,
+    (n) => Number.isInteger(n) && n >= 0 && n <= 100_000,
+  );
   const temperature = number("temperature", values.temperature, 0, (n) => n >= 0 && n <= 100);
   const seed = number("seed", values.seed, 0, (n) => Number.isInteger(n) && n >= 0);
   // Unset: the model's own default (ggml for GGUF files, exact for Hugging Face checkpoints).
   const numerics = enumOption("numerics", values.numerics, NUMERICS);
-  const model = await openChatModel(values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"), {
-    numerics,
-    log: (m) => process.stderr.write(`${m}\n`),
-  });
+  const model = await openChatModel(
+    values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"),
+    {
+      numerics,
+      log: (m) => process.stderr.write(`${m}\n`),
+    },
+  );
   try {
     const prompt = values.chat
       ? model.tokenizer.encodeChat([{ role: "user", content: values.prompt }])
@@ -56,9 +66,10 @@ export async function generateCommand(argv: string[]): Promise<number> {
       // only on the emulated paths (README, "Parity with llama.cpp").
       const cpuPath = hostCpuPath();
       const llamaCppIdentical = model.numerics === "ggml" && EMULATED_CPU_PATHS.includes(cpuPath);
-      process.stdout.write(`${JSON.stringify({ text, tokens, promptTokens: prompt.length, numerics: model.numerics, cpuPath, llamaCppIdentical })}\n`);
-    }
-    else process.stdout.write("\n");
+      process.stdout.write(
+        `${JSON.stringify({ text, tokens, promptTokens: prompt.length, numerics: model.numerics, cpuPath, llamaCppIdentical })}\n`,
+      );
+    } else process.stdout.write("\n");
     return 0;
   } finally {
     await model.decoder.release();

@@ -11,7 +11,9 @@ export const usage = `\
 
 export async function modelsCommand(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({
-    args: argv, allowPositionals: true, strict: true,
+    args: argv,
+    allowPositionals: true,
+    strict: true,
     options: { from: { type: "string" }, json: { type: "boolean", default: false } },
   });
   const [sub, ...names] = positionals;
@@ -25,20 +27,34 @@ export async function modelsCommand(argv: string[]): Promise<number> {
       return 0;
     }
     case "path": {
-      if (names.length !== 1) throw new EpicacheError("invalid_argument", "usage: epicache models path NAME");
+      if (names.length !== 1)
+        throw new EpicacheError("invalid_argument", "usage: epicache models path NAME");
       const spec = findModel(names[0]);
-      if (!spec) throw new EpicacheError("model_not_found", `unknown model "${names[0]}"; known: ${MODELS.map((m) => m.id).join(", ")}`);
-      if (!isPulled(spec)) throw new EpicacheError("model_not_found", `${spec.id} is not pulled: run \`npx epicache models pull ${names[0]}\``);
+      if (!spec)
+        throw new EpicacheError(
+          "model_not_found",
+          `unknown model "${names[0]}"; known: ${MODELS.map((m) => m.id).join(", ")}`,
+        );
+      if (!isPulled(spec))
+        throw new EpicacheError(
+          "model_not_found",
+          `${spec.id} is not pulled: run \`npx epicache models pull ${names[0]}\``,
+        );
       process.stdout.write(`${modelPath(spec)}\n`);
       return 0;
     }
     case "list": {
       for (const m of MODELS) {
-        process.stdout.write(`${m.id}\t${m.kind}\t${isPulled(m) ? "pulled" : "not pulled"}\t${m.description}\n`);
+        process.stdout.write(
+          `${m.id}\t${m.kind}\t${isPulled(m) ? "pulled" : "not pulled"}\t${m.description}\n`,
+        );
       }
       return 0;
     }
     default:
-      throw new EpicacheError("invalid_argument", "usage: epicache models pull [NAME…] [--from DIR] | path NAME | list");
+      throw new EpicacheError(
+        "invalid_argument",
+        "usage: epicache models pull [NAME…] [--from DIR] | path NAME | list",
+      );
   }
 }

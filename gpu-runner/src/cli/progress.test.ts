@@ -5,7 +5,12 @@ import { formatSeconds, Progress } from "./progress";
 function harness(tty: boolean) {
   const lines: string[] = [];
   let t = 0;
-  const progress = new Progress("build", { out: { write: (s: string) => lines.push(s) }, tty, everyMs: 10_000, now: () => t });
+  const progress = new Progress("build", {
+    out: { write: (s: string) => lines.push(s) },
+    tty,
+    everyMs: 10_000,
+    now: () => t,
+  });
   return { lines, progress, advance: (ms: number) => (t += ms) };
 }
 
@@ -38,7 +43,12 @@ describe("progress of long commands", () => {
     advance(9000);
     progress.update(2, 4, "episodes");
     // 30 s for 2 of 4: 30 s left, measured from the stage's first start.
-    expect(lines).toEqual(["build: prefill\n", "build prefill: 25%, 1/4 episodes, ETA 1 min 0 s\n", "build: write\n", "build prefill: 50%, 2/4 episodes, ETA 30 s\n"]);
+    expect(lines).toEqual([
+      "build: prefill\n",
+      "build prefill: 25%, 1/4 episodes, ETA 1 min 0 s\n",
+      "build: write\n",
+      "build prefill: 50%, 2/4 episodes, ETA 30 s\n",
+    ]);
   });
 
   it("on a terminal: one line redrawn in place, cleared before a message and at the end", () => {
@@ -49,9 +59,13 @@ describe("progress of long commands", () => {
     progress.line("a message");
     progress.update(2, 2, "batches");
     progress.done();
-    expect(lines[1]).toMatch(/^\r\x1b\[Kbuild embedding the windows █{15}░{15}  50%  1\/2 batches, ETA 2 s$/);
+    // The line starts with a carriage return and the terminal's erase-line (ESC [K).
+    expect(lines[1].startsWith("\r\x1b[K")).toBe(true);
+    expect(lines[1].slice(4)).toMatch(
+      /^build embedding the windows █{15}░{15} {2}50% {2}1\/2 batches, ETA 2 s$/,
+    );
     expect(lines[2]).toBe("\r\x1b[Ka message\n");
-    expect(lines[3]).toMatch(/100%  2\/2 batches$/);
+    expect(lines[3]).toMatch(/100% {2}2\/2 batches$/);
     expect(lines[4]).toBe("\r\x1b[K");
   });
 

@@ -35,7 +35,10 @@ export class Progress {
   /** A redrawn line is on screen: the next plain line clears it first. */
   private drawn = false;
 
-  constructor(private readonly task: string, opts: ProgressOptions = {}) {
+  constructor(
+    private readonly task: string,
+    opts: ProgressOptions = {},
+  ) {
     this.out = opts.out ?? process.stderr;
     this.tty = opts.tty ?? this.out.isTTY === true;
     this.everyMs = opts.everyMs ?? 10_000;
@@ -64,11 +67,14 @@ export class Progress {
     const now = this.now();
     const share = total > 0 ? Math.min(1, done / total) : 0;
     const elapsed = (now - this.stageStart) / 1000;
-    const eta = done > 0 && done < total ? `, ETA ${formatSeconds((elapsed / done) * (total - done))}` : "";
+    const eta =
+      done > 0 && done < total ? `, ETA ${formatSeconds((elapsed / done) * (total - done))}` : "";
     const text = `${done}/${total}${detail ? ` ${detail}` : ""}${eta}`;
     if (this.tty) {
       const bar = "█".repeat(Math.round(share * 30)).padEnd(30, "░");
-      this.out.write(`\r\x1b[K${this.task} ${this.stageName} ${bar} ${(share * 100).toFixed(0).padStart(3)}%  ${text}`);
+      this.out.write(
+        `\r\x1b[K${this.task} ${this.stageName} ${bar} ${(share * 100).toFixed(0).padStart(3)}%  ${text}`,
+      );
       this.drawn = true;
     } else if (now - this.lastLine >= this.everyMs || done === total) {
       this.lastLine = now;

@@ -21,7 +21,10 @@ function window(lines: Array<[string, string]>): string {
   return lines.map(([speaker, text]) => `${speaker} said, "${text}"`).join("\n");
 }
 
-const LONG = Array.from({ length: 400 }, (_, i) => `Sentence number ${i} talks about topic ${i % 7}.`).join(" ");
+const LONG = Array.from(
+  { length: 400 },
+  (_, i) => `Sentence number ${i} talks about topic ${i % 7}.`,
+).join(" ");
 
 const TEXTS = [
   "The quick brown fox jumps over the lazy dog.",
@@ -29,7 +32,10 @@ const TEXTS = [
   'Caroline said, "I went to the LGBTQ support group yesterday and it was so powerful."',
   window([
     ["Caroline", "Hey Mel! Good to see you. How have you been?"],
-    ["Melanie", "Hey Caroline! I'm swamped with the kids and work, but I painted a lake sunrise last week."],
+    [
+      "Melanie",
+      "Hey Caroline! I'm swamped with the kids and work, but I painted a lake sunrise last week.",
+    ],
     ["Caroline", "That sounds lovely. I've been researching adoption agencies."],
     ["Melanie", "Wow, that's a big step. I'm so happy for you!"],
   ]),
@@ -134,13 +140,19 @@ describe.skipIf(!model)(`OnnxEmbedder on all-MiniLM-L6-v2 int8 ${NEEDS_PULL}`, (
   });
 
   it("rejects a batch size that is not a positive integer", async () => {
-    await expect(embedder.embed(["x"], { batchSize: 0 })).rejects.toMatchObject({ code: "invalid_argument" });
-    await expect(embedder.embed(["x"], { batchSize: 1.5 })).rejects.toMatchObject({ code: "invalid_argument" });
+    await expect(embedder.embed(["x"], { batchSize: 0 })).rejects.toMatchObject({
+      code: "invalid_argument",
+    });
+    await expect(embedder.embed(["x"], { batchSize: 1.5 })).rejects.toMatchObject({
+      code: "invalid_argument",
+    });
   });
 });
 
 describe("openEmbedder without a model", () => {
   it("says what is missing", async () => {
-    await expect(openEmbedder("/nonexistent/model.onnx")).rejects.toMatchObject({ code: "model_invalid" });
+    await expect(openEmbedder("/nonexistent/model.onnx")).rejects.toMatchObject({
+      code: "model_invalid",
+    });
   });
 });

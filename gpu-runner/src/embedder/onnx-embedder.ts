@@ -74,12 +74,24 @@ export class OnnxEmbedder {
   /** Opens the ONNX file at `path` with `tokenizer.json` beside it. Prefer {@link openEmbedder}. */
   static async load(path: string, opts: EmbedderOptions = {}): Promise<OnnxEmbedder> {
     const threads = opts.threads ?? 0;
-    if (!Number.isInteger(threads) || threads < 0) throw new EpicacheError("invalid_argument", `threads must be a non-negative integer, got ${threads}`);
+    if (!Number.isInteger(threads) || threads < 0)
+      throw new EpicacheError(
+        "invalid_argument",
+        `threads must be a non-negative integer, got ${threads}`,
+      );
     const tokenizerPath = join(dirname(path), "tokenizer.json");
-    if (!existsSync(tokenizerPath)) throw new EpicacheError("model_invalid", `the embedder ${path} has no tokenizer.json beside it`);
+    if (!existsSync(tokenizerPath))
+      throw new EpicacheError(
+        "model_invalid",
+        `the embedder ${path} has no tokenizer.json beside it`,
+      );
     const profile = profileOf(path);
     const maxLength = opts.maxLength ?? profile?.maxLength ?? DEFAULT_MAX_LENGTH;
-    if (!Number.isInteger(maxLength) || maxLength < 3) throw new EpicacheError("invalid_argument", `maxLength must be an integer of at least 3, got ${maxLength}`);
+    if (!Number.isInteger(maxLength) || maxLength < 3)
+      throw new EpicacheError(
+        "invalid_argument",
+        `maxLength must be an integer of at least 3, got ${maxLength}`,
+      );
     const tokenizer = SentenceTokenizer.fromFile(tokenizerPath);
     let session: ort.InferenceSession;
     try {
@@ -89,15 +101,24 @@ export class OnnxEmbedder {
         // Batches differ in length; an arena would keep the largest forever, next to the decoder's.
         enableCpuMemArena: false,
         // As the decoder (runtime/decoder.ts): idle threads must not spin and starve the rest of the runner.
-        extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } },
+        extra: {
+          session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } },
+        },
         ...(threads > 0 ? { intraOpNumThreads: threads } : {}),
       });
     } catch (e) {
-      throw new EpicacheError("runtime_failed", `onnxruntime could not load the embedder ${path}: ${(e as Error).message}`, { cause: e });
+      throw new EpicacheError(
+        "runtime_failed",
+        `onnxruntime could not load the embedder ${path}: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
     try {
       const { dimension, takesTokenTypes } = checkSignature(session, path);
-      const modelId = opts.modelId ?? profile?.modelId ?? `local/${dirname(resolve(path)).split(/[\\/]/).pop() ?? "embedder"}`;
+      const modelId =
+        opts.modelId ??
+        profile?.modelId ??
+        `local/${dirname(resolve(path)).split(/[\\/]/).pop() ?? "embedder"}`;
       return new OnnxEmbedder(session, tokenizer, modelId, dimension, maxLength, takesTokenTypes);
     } catch (e) {
       await session.release();
@@ -111,9 +132,14 @@ export class OnnxEmbedder {
    */
   async embed(texts: readonly string[], opts: EmbedOptions = {}): Promise<Float32Array[]> {
     const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new EpicacheError("invalid_argument", `batchSize must be a positive integer, got ${batchSize}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new EpicacheError(
+        "invalid_argument",
+        `batchSize must be a positive integer, got ${batchSize}`,
+      );
     const ids = texts.map((t, i) => {
-      if (typeof t !== "string") throw new EpicacheError("invalid_argument", `text ${i} is not a string`);
+      if (typeof t !== "string")
+        throw new EpicacheError("invalid_argument", `text ${i} is not a string`);
       return this.tokenizer.encode(t, this.maxLength);
     });
     // Longest first, ties in input order: each batch pads to nearly its own length.
@@ -144,16 +170,23 @@ export class OnnxEmbedder {
       attention_mask: new ort.Tensor("int64", mask, [B, T]),
     };
     // A single segment: every token type is 0.
-    if (this.takesTokenTypes) feeds.token_type_ids = new ort.Tensor("int64", new BigInt64Array(B * T), [B, T]);
+    if (this.takesTokenTypes)
+      feeds.token_type_ids = new ort.Tensor("int64", new BigInt64Array(B * T), [B, T]);
     let hidden: ort.Tensor;
     try {
       hidden = (await this.session.run(feeds)).last_hidden_state; // [B, T, dimension]
     } catch (e) {
-      throw new EpicacheError("runtime_failed", `the embedder failed on a batch of ${B} × ${T} tokens: ${(e as Error).message}`, { cause: e });
+      throw new EpicacheError(
+        "runtime_failed",
+        `the embedder failed on a batch of ${B} × ${T} tokens: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
     const dims = hidden.dims;
     if (dims.length !== 3 || dims[0] !== B || dims[1] !== T || dims[2] !== this.dimension) {
-      throw new Error(`embedder: last_hidden_state is [${dims.join(", ")}], expected [${B}, ${T}, ${this.dimension}]`);
+      throw new Error(
+        `embedder: last_hidden_state is [${dims.join(", ")}], expected [${B}, ${T}, ${this.dimension}]`,
+      );
     }
     return meanPoolNormalized(hidden.data as Float32Array, mask, B, T, this.dimension);
   }
@@ -175,7 +208,10 @@ export class OnnxEmbedder {
  * await embedder.release();
  * ```
  */
-export async function openEmbedder(path?: string, opts: EmbedderOptions = {}): Promise<OnnxEmbedder> {
+export async function openEmbedder(
+  path?: string,
+  opts: EmbedderOptions = {},
+): Promise<OnnxEmbedder> {
   return OnnxEmbedder.load(path ?? requireModel("embedder"), opts);
 }
 
@@ -187,17 +223,26 @@ function profileOf(path: string): EmbedderProfile | undefined {
 }
 
 /** Checks the graph's inputs and output, and reads the embedding width from it. */
-function checkSignature(session: ort.InferenceSession, path: string): { dimension: number; takesTokenTypes: boolean } {
-  const unsupported = (why: string) => new EpicacheError("model_unsupported", `the embedder ${path} ${why}`);
+function checkSignature(
+  session: ort.InferenceSession,
+  path: string,
+): { dimension: number; takesTokenTypes: boolean } {
+  const unsupported = (why: string) =>
+    new EpicacheError("model_unsupported", `the embedder ${path} ${why}`);
   const known = new Set(["input_ids", "attention_mask", "token_type_ids"]);
-  for (const name of ["input_ids", "attention_mask"]) if (!session.inputNames.includes(name)) throw unsupported(`has no input ${name}`);
+  for (const name of ["input_ids", "attention_mask"])
+    if (!session.inputNames.includes(name)) throw unsupported(`has no input ${name}`);
   const extra = session.inputNames.filter((n) => !known.has(n));
-  if (extra.length > 0) throw unsupported(`takes inputs this runner does not feed: ${extra.join(", ")}`);
+  if (extra.length > 0)
+    throw unsupported(`takes inputs this runner does not feed: ${extra.join(", ")}`);
   const out = session.outputMetadata.find((m) => m.name === "last_hidden_state");
-  if (!out || !out.isTensor) throw unsupported("has no last_hidden_state output (token states to pool)");
+  if (!out || !out.isTensor)
+    throw unsupported("has no last_hidden_state output (token states to pool)");
   const dimension = out.shape[2];
   if (out.shape.length !== 3 || typeof dimension !== "number" || !(dimension > 0)) {
-    throw unsupported(`has last_hidden_state of shape [${out.shape.join(", ")}]; a fixed width [batch, sequence, dim] is needed`);
+    throw unsupported(
+      `has last_hidden_state of shape [${out.shape.join(", ")}]; a fixed width [batch, sequence, dim] is needed`,
+    );
   }
   return { dimension, takesTokenTypes: session.inputNames.includes("token_type_ids") };
 }

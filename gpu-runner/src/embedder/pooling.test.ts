@@ -25,6 +25,8 @@ describe("meanPoolNormalized", () => {
 
   it("rejects a row without tokens and mismatched sizes", () => {
     expect(() => meanPoolNormalized(new Float32Array(4), [0, 0], 1, 2, 2)).toThrow(/0 tokens/);
-    expect(() => meanPoolNormalized(new Float32Array(3), [1, 1], 1, 2, 2)).toThrow(/for \[1, 2, 2\]/);
+    expect(() => meanPoolNormalized(new Float32Array(3), [1, 1], 1, 2, 2)).toThrow(
+      /for \[1, 2, 2\]/,
+    );
   });
 });

@@ -9,9 +9,17 @@
  * L2-normalises each row: `batch` vectors of `dim`. A row whose mask is all zero, or whose mean is
  * the zero vector, cannot be normalised and is a broken invariant (every text has its specials).
  */
-export function meanPoolNormalized(hidden: Float32Array, mask: ArrayLike<bigint | number>, batch: number, seq: number, dim: number): Float32Array[] {
+export function meanPoolNormalized(
+  hidden: Float32Array,
+  mask: ArrayLike<bigint | number>,
+  batch: number,
+  seq: number,
+  dim: number,
+): Float32Array[] {
   if (hidden.length !== batch * seq * dim || mask.length !== batch * seq) {
-    throw new Error(`meanPoolNormalized: ${hidden.length} states and ${mask.length} mask entries for [${batch}, ${seq}, ${dim}]`);
+    throw new Error(
+      `meanPoolNormalized: ${hidden.length} states and ${mask.length} mask entries for [${batch}, ${seq}, ${dim}]`,
+    );
   }
   const out: Float32Array[] = [];
   const sum = new Float64Array(dim); // [dim]
@@ -29,7 +37,9 @@ export function meanPoolNormalized(hidden: Float32Array, mask: ArrayLike<bigint 
     for (let d = 0; d < dim; d++) norm += sum[d] * sum[d];
     norm = Math.sqrt(norm);
     if (count === 0 || !(norm > 0) || !Number.isFinite(norm)) {
-      throw new Error(`meanPoolNormalized: row ${b} has ${count} tokens and a mean of norm ${norm / Math.max(count, 1)}`);
+      throw new Error(
+        `meanPoolNormalized: row ${b} has ${count} tokens and a mean of norm ${norm / Math.max(count, 1)}`,
+      );
     }
     const v = new Float32Array(dim); // [dim], unit norm
     for (let d = 0; d < dim; d++) v[d] = sum[d] / norm;

@@ -43,10 +43,15 @@ export function specialFrameOf(pp: unknown): SpecialFrame {
           seenSequence = true;
           continue;
         }
-        const name = isObject(piece) && isObject(piece.SpecialToken) ? piece.SpecialToken.id : undefined;
-        const entry = isObject(pp.special_tokens) && typeof name === "string" ? pp.special_tokens[name] : undefined;
+        const name =
+          isObject(piece) && isObject(piece.SpecialToken) ? piece.SpecialToken.id : undefined;
+        const entry =
+          isObject(pp.special_tokens) && typeof name === "string"
+            ? pp.special_tokens[name]
+            : undefined;
         const ids: unknown = isObject(entry) ? entry.ids : undefined;
-        if (!Array.isArray(ids) || !ids.every(Number.isInteger)) throw invalid(`post_processor: template piece ${JSON.stringify(piece)} has no ids`);
+        if (!Array.isArray(ids) || !ids.every(Number.isInteger))
+          throw invalid(`post_processor: template piece ${JSON.stringify(piece)} has no ids`);
         (seenSequence ? frame.suffix : frame.prefix).push(...(ids as number[]));
       }
       if (!seenSequence) throw invalid("post_processor: the single-sequence template has no $A");
@@ -62,7 +67,9 @@ export function specialFrameOf(pp: unknown): SpecialFrame {
       return { prefix: [id(pp.cls, "cls")], suffix: [id(pp.sep, "sep")] };
     }
     default:
-      throw invalid(`post_processor ${JSON.stringify(pp.type)} is not supported for embedders (TemplateProcessing, BertProcessing and RobertaProcessing are)`);
+      throw invalid(
+        `post_processor ${JSON.stringify(pp.type)} is not supported for embedders (TemplateProcessing, BertProcessing and RobertaProcessing are)`,
+      );
   }
 }
 
@@ -89,11 +96,17 @@ export class SentenceTokenizer {
     const { padding, post_processor: pp } = json;
     this.frame = specialFrameOf(pp);
     try {
-      this.tokenizer = new Tokenizer({ ...json, truncation: null, padding: null, post_processor: null }, { clean_up_tokenization_spaces: false });
+      this.tokenizer = new Tokenizer(
+        { ...json, truncation: null, padding: null, post_processor: null },
+        { clean_up_tokenization_spaces: false },
+      );
     } catch (e) {
       throw invalid(`@huggingface/tokenizers cannot build this tokenizer: ${(e as Error).message}`);
     }
-    const padFromFile = isObject(padding) && Number.isInteger(padding.pad_id) ? (padding.pad_id as number) : undefined;
+    const padFromFile =
+      isObject(padding) && Number.isInteger(padding.pad_id)
+        ? (padding.pad_id as number)
+        : undefined;
     this.padId = padFromFile ?? this.tokenizer.token_to_id("[PAD]") ?? 0;
   }
 
@@ -105,7 +118,8 @@ export class SentenceTokenizer {
     } catch (e) {
       throw invalid(`cannot read ${path}: ${(e as Error).message}`);
     }
-    if (!isObject(json) || !isObject(json.model)) throw invalid(`${path} is not a tokenizer.json (no model)`);
+    if (!isObject(json) || !isObject(json.model))
+      throw invalid(`${path} is not a tokenizer.json (no model)`);
     return new SentenceTokenizer(json);
   }
 
@@ -115,7 +129,11 @@ export class SentenceTokenizer {
    */
   encode(text: string, maxLength: number): number[] {
     const budget = maxLength - this.frame.prefix.length - this.frame.suffix.length;
-    if (!Number.isInteger(budget) || budget < 1) throw new EpicacheError("invalid_argument", `maxLength ${maxLength} leaves no room for text between the special tokens`);
+    if (!Number.isInteger(budget) || budget < 1)
+      throw new EpicacheError(
+        "invalid_argument",
+        `maxLength ${maxLength} leaves no room for text between the special tokens`,
+      );
     const ids = this.leadingTokens(text, budget);
     return [...this.frame.prefix, ...ids.slice(0, budget), ...this.frame.suffix];
   }

@@ -3,7 +3,12 @@
  * by the manifest's rule (shared routeQuestion), load that cache, append the question and decode.
  * The stored cache is never changed.
  */
-import { EpicacheError, routeQuestion, type RoutedQuestion, type RoutingRule } from "@epicache/shared";
+import {
+  EpicacheError,
+  routeQuestion,
+  type RoutedQuestion,
+  type RoutingRule,
+} from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { generate, type ChatModel } from "../runtime";
 import { chatFrame } from "../press";
@@ -34,10 +39,16 @@ export async function askEpisodes(
   if (question.trim() === "") throw new EpicacheError("invalid_argument", "the question is empty");
   const where = `${store.location} ${manifest.tenant}/${manifest.conversation} version ${manifest.version}`;
   if (manifest.model.fingerprint !== model.fingerprint) {
-    throw new EpicacheError("model_mismatch", `${where} was built with model ${manifest.model.id} (fingerprint ${manifest.model.fingerprint}); this one is ${model.fingerprint}`);
+    throw new EpicacheError(
+      "model_mismatch",
+      `${where} was built with model ${manifest.model.id} (fingerprint ${manifest.model.fingerprint}); this one is ${model.fingerprint}`,
+    );
   }
   if (manifest.embedder.modelId !== embedder.modelId) {
-    throw new EpicacheError("store_invalid", `${where} was routed with ${manifest.embedder.modelId}; this embedder is ${embedder.modelId}`);
+    throw new EpicacheError(
+      "store_invalid",
+      `${where} was routed with ${manifest.embedder.modelId}; this embedder is ${embedder.modelId}`,
+    );
   }
   const [q] = await embedder.embed([question]);
   const { rule, data } = manifestRouting(manifest);
@@ -50,5 +61,12 @@ export async function askEpisodes(
     answer += t.text;
     opts.onText?.(t.text);
   }
-  return { version: manifest.version, episode: episode.id, rule, scores: Array.from(routed.scores), scoredBy: routed.scoredBy, answer: answer.trim() };
+  return {
+    version: manifest.version,
+    episode: episode.id,
+    rule,
+    scores: Array.from(routed.scores),
+    scoredBy: routed.scoredBy,
+    answer: answer.trim(),
+  };
 }

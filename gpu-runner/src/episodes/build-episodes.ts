@@ -5,8 +5,22 @@
  * prompt attends to under sensitivity-aware layer budgets. Baseline methods build one cache.
  */
 import {
-  BUILD_METHOD_REGISTRY, cutToSessions, DEFAULT_ROUTING, encodeWindowVectors, EpicacheError, l2Normalize, lexicalTerms, renderContext,
-  segmentWindows, type BuildMethod, type Conversation, type ConversationWindow, type KvcDtype, type MedoidCount, type RoutingRule, type SessionCursor,
+  BUILD_METHOD_REGISTRY,
+  cutToSessions,
+  DEFAULT_ROUTING,
+  encodeWindowVectors,
+  EpicacheError,
+  l2Normalize,
+  lexicalTerms,
+  renderContext,
+  segmentWindows,
+  type BuildMethod,
+  type Conversation,
+  type ConversationWindow,
+  type KvcDtype,
+  type MedoidCount,
+  type RoutingRule,
+  type SessionCursor,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { KvCache, repositioner, type ChatModel } from "../runtime";
@@ -17,7 +31,14 @@ import { chatFrame, policyFor } from "../press";
 import { clusterEpisodes, representatives } from "./cluster";
 import { clusteringCohesion } from "./drift";
 import type { EpisodeStore, PublishResult } from "./episode-store";
-import { MANIFEST_FORMAT, manifestRouting, type BuildRecord, type EpisodeManifest, type UpdateState, type ManifestRouting } from "./manifest";
+import {
+  MANIFEST_FORMAT,
+  manifestRouting,
+  type BuildRecord,
+  type EpisodeManifest,
+  type UpdateState,
+  type ManifestRouting,
+} from "./manifest";
 
 /**
  * Representative windows per episode when a build does not say. The authors' scripts use 8; one
@@ -110,7 +131,13 @@ export interface BuildReport {
   peakRssBytes: number;
 }
 
-export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, target: BuildTarget, opts: BuildOptions): Promise<BuildReport> {
+export async function buildEpisodes(
+  model: ChatModel,
+  embedder: OnnxEmbedder,
+  conversation: Conversation,
+  target: BuildTarget,
+  opts: BuildOptions,
+): Promise<BuildReport> {
   const seconds: Record<string, number> = {};
   let t = performance.now();
   const stage = (name: string, next?: string) => {
@@ -121,14 +148,26 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
   };
   const routing = opts.routing ?? DEFAULT_ROUTING;
   // Checked before the work, not when the manifest is written at the end of it.
-  if (routing.rule === "vote" && !(Number.isInteger(routing.k) && routing.k >= 1)) throw new EpicacheError("invalid_argument", `vote routing needs a positive integer k, got ${routing.k}`);
+  if (routing.rule === "vote" && !(Number.isInteger(routing.k) && routing.k >= 1))
+    throw new EpicacheError(
+      "invalid_argument",
+      `vote routing needs a positive integer k, got ${routing.k}`,
+    );
   opts.onStage?.("render");
   const { config, tokenizer } = model;
   const frame = chatFrame(tokenizer);
   const kept = opts.maxContext
-    ? cutToSessions(conversation, opts.maxContext - frame.open.length, (text) => tokenizer.encode(text).length)
+    ? cutToSessions(
+        conversation,
+        opts.maxContext - frame.open.length,
+        (text) => tokenizer.encode(text).length,
+      )
     : conversation;
-  if (kept.sessions.length === 0) throw new EpicacheError("invalid_argument", `not even the first session fits in ${opts.maxContext} context tokens`);
+  if (kept.sessions.length === 0)
+    throw new EpicacheError(
+      "invalid_argument",
+      `not even the first session fits in ${opts.maxContext} context tokens`,
+    );
   const context = [...frame.open, ...frame.history(renderContext(kept))];
   stage("render", "embed");
 
@@ -139,9 +178,16 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
   const method = BUILD_METHOD_REGISTRY[opts.method];
   let groups: Array<{ centroid: Float32Array; windows: number[]; representatives: number[] }>;
   if (method.episodic) {
-    const clusters = clusterEpisodes(vectors, opts.prompts?.length ?? opts.episodes ?? 4, { seed: opts.seed ?? 42 });
+    const clusters = clusterEpisodes(vectors, opts.prompts?.length ?? opts.episodes ?? 4, {
+      seed: opts.seed ?? 42,
+    });
     if (clusters.clamped) opts.log?.(clusters.clamped.message);
-    const reps = representatives(vectors, clusters.assignments, clusters.centroids, opts.nMedoid ?? DEFAULT_N_MEDOID);
+    const reps = representatives(
+      vectors,
+      clusters.assignments,
+      clusters.centroids,
+      opts.nMedoid ?? DEFAULT_N_MEDOID,
+    );
     groups = clusters.centroids.map((centroid, e) => ({
       centroid,
       windows: clusters.assignments.flatMap((a, i) => (a === e ? [i] : [])),
@@ -151,7 +197,9 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
     // One cache for the whole conversation: its centroid is the mean direction of all windows.
     const mean = new Float32Array(embedder.dimension);
     for (const v of vectors) for (let i = 0; i < mean.length; i++) mean[i] += v[i];
-    groups = [{ centroid: l2Normalize(mean), windows: windows.map((_, i) => i), representatives: [] }];
+    groups = [
+      { centroid: l2Normalize(mean), windows: windows.map((_, i) => i), representatives: [] },
+    ];
   }
   stage("cluster", "calibrate");
 
@@ -159,7 +207,10 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
   let budgets: number[] | null = null;
   if (method.budgeted) {
     const alloc = opts.alloc ?? (method.alloc ? defaultAllocation(model) : "uniform");
-    budgets = await allocateLayers(model, alloc, opts.budget, { sharpness: opts.sharpness, log: opts.log });
+    budgets = await allocateLayers(model, alloc, opts.budget, {
+      sharpness: opts.sharpness,
+      log: opts.log,
+    });
   }
   stage("calibrate", "prefill");
 
@@ -170,39 +221,74 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
   const episodes: EpisodeManifest["episodes"] = [];
   const mode = opts.positions ?? "compact";
   const window = config.contextLength;
-  const compact = mode === "compact" ? { window, mover: repositioner(config, { f16: model.numerics === "ggml" }) } : undefined;
+  const compact =
+    mode === "compact"
+      ? { window, mover: repositioner(config, { f16: model.numerics === "ggml" }) }
+      : undefined;
   let maxPosition = 0;
-  const prompts = groups.map((g, e) => opts.prompts?.[e] ?? g.representatives.map((i) => windows[i].text).join("\n"));
+  const prompts = groups.map(
+    (g, e) => opts.prompts?.[e] ?? g.representatives.map((i) => windows[i].text).join("\n"),
+  );
   const segments = segmentsOf(context.length, opts.breaks ?? []);
   for (let e = 0; e < groups.length; e++) {
     const group = groups[e];
     const cache = new KvCache(config);
     for (const [from, to] of segments) {
       const prefilled = await blockPrefill(model.decoder, cache, context.slice(from, to), {
-        blockSize: opts.blockSize, budgets, policy: policyFor(opts.method, frame, prompts[e]), allocation: opts.headAllocation, compact,
-        onBlock: ({ block, blocks }) => opts.onProgress?.({ episode: e, episodes: groups.length, block, blocks }),
+        blockSize: opts.blockSize,
+        budgets,
+        policy: policyFor(opts.method, frame, prompts[e]),
+        allocation: opts.headAllocation,
+        compact,
+        onBlock: ({ block, blocks }) =>
+          opts.onProgress?.({ episode: e, episodes: groups.length, block, blocks }),
         pause: opts.pause,
       });
       maxPosition = Math.max(maxPosition, prefilled.maxPosition);
     }
     opts.onCache?.(e, cache);
     stage("prefill", "write");
-    const stored = await target.store.writeEpisode(target, e, cache, { fingerprint: model.fingerprint, budget, dtype });
+    const stored = await target.store.writeEpisode(target, e, cache, {
+      fingerprint: model.fingerprint,
+      budget,
+      dtype,
+    });
     const layerEntries = cache.layerEntries;
     layerEntries.forEach((n, l) => entries[l].push(n));
     episodes.push({
-      id: e, ...stored, centroid: Array.from(group.centroid), windows: group.windows,
-      representatives: group.representatives, entries: cache.entries, layerEntries,
+      id: e,
+      ...stored,
+      centroid: Array.from(group.centroid),
+      windows: group.windows,
+      representatives: group.representatives,
+      entries: cache.entries,
+      layerEntries,
     });
     stage("write", e + 1 < groups.length ? "prefill" : "publish");
   }
   const manifest: EpisodeManifest = {
-    format: MANIFEST_FORMAT, routing: manifestRoutingOf(routing, groups.length, windows, vectors),
-    tenant: target.tenant, conversation: target.conversation, version: target.version,
-    model: { ...chatModelRef(model), numerics: model.numerics, layers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim },
+    format: MANIFEST_FORMAT,
+    routing: manifestRoutingOf(routing, groups.length, windows, vectors),
+    tenant: target.tenant,
+    conversation: target.conversation,
+    version: target.version,
+    model: {
+      ...chatModelRef(model),
+      numerics: model.numerics,
+      layers: config.numLayers,
+      kvHeads: config.numKvHeads,
+      headDim: config.headDim,
+    },
     embedder: { modelId: embedder.modelId, dimension: embedder.dimension },
-    method: opts.method, budget, block: opts.blockSize, layerBudgets: budgets, positions: mode, build: buildRecord(opts),
-    contextTokens: context.length, dtype, episodes,
+    method: opts.method,
+    budget,
+    block: opts.blockSize,
+    layerBudgets: budgets,
+    positions: mode,
+    build: buildRecord(opts),
+    contextTokens: context.length,
+    dtype,
+    episodes,
     update: updateState(kept, windows, vectors, groups, prompts, opts.cursor, opts.reason),
     createdAt: new Date().toISOString(),
   };
@@ -210,9 +296,14 @@ export async function buildEpisodes(model: ChatModel, embedder: OnnxEmbedder, co
   const published = target.publish === false ? null : await target.store.publish(manifest);
   stage("publish");
   return {
-    manifest, published, entries, sessionsKept: kept.sessions.length, sessionsTotal: conversation.sessions.length,
+    manifest,
+    published,
+    entries,
+    sessionsKept: kept.sessions.length,
+    sessionsTotal: conversation.sessions.length,
     positions: { mode, max: maxPosition, window },
-    seconds, peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    seconds,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };
 }
 
@@ -223,7 +314,15 @@ export function segmentsOf(length: number, breaks: readonly number[]): Array<[nu
 }
 
 /** What a full build leaves for updates: the history's end, its last unfinished window, the episodes' running means and prompts. */
-function updateState(conversation: Conversation, windows: readonly ConversationWindow[], vectors: readonly Float32Array[], groups: ReadonlyArray<{ centroid: Float32Array; windows: number[] }>, prompts: readonly string[], cursor?: SessionCursor, reason = "full build"): UpdateState {
+function updateState(
+  conversation: Conversation,
+  windows: readonly ConversationWindow[],
+  vectors: readonly Float32Array[],
+  groups: ReadonlyArray<{ centroid: Float32Array; windows: number[] }>,
+  prompts: readonly string[],
+  cursor?: SessionCursor,
+  reason = "full build",
+): UpdateState {
   const turns = conversation.sessions.flatMap((s) => s.turns);
   const lastSession = conversation.sessions[conversation.sessions.length - 1];
   const last = windows[windows.length - 1];
@@ -234,28 +333,62 @@ function updateState(conversation: Conversation, windows: readonly ConversationW
     return { sum, count: g.windows.length, prompt: prompts[e] };
   });
   return {
-    kind: "full", reason, baseVersion: null,
+    kind: "full",
+    reason,
+    baseVersion: null,
     lastTurnId: turns[turns.length - 1].id,
     cursor: cursor ?? { index: lastSession.index, turns: lastSession.turns.length },
-    speakers: [...conversation.speakers], turns: turns.length, turnsAtClustering: turns.length,
-    tail: last && last.turnIds.length < size ? { index: last.index, lines: last.text.split("\n"), vector: Array.from(vectors[last.index]) } : null,
-    episodes, cohesion: clusteringCohesion(vectors, groups),
+    speakers: [...conversation.speakers],
+    turns: turns.length,
+    turnsAtClustering: turns.length,
+    tail:
+      last && last.turnIds.length < size
+        ? {
+            index: last.index,
+            lines: last.text.split("\n"),
+            vector: Array.from(vectors[last.index]),
+          }
+        : null,
+    episodes,
+    cohesion: clusteringCohesion(vectors, groups),
   };
 }
 
 /** What the manifest records of `rule`: with one episode there is nothing to choose, so `centroid`. */
-function manifestRoutingOf(rule: RoutingRule, episodes: number, windows: readonly ConversationWindow[], vectors: readonly Float32Array[]): ManifestRouting {
+function manifestRoutingOf(
+  rule: RoutingRule,
+  episodes: number,
+  windows: readonly ConversationWindow[],
+  vectors: readonly Float32Array[],
+): ManifestRouting {
   if (episodes === 1 || rule.rule === "centroid") return { rule: "centroid" };
   const windowVectors = encodeWindowVectors(vectors);
-  if (rule.rule === "lexical") return { rule: "lexical", windowVectors, windowTerms: windows.map((w) => lexicalTerms(w.text).join(" ")) };
-  return rule.rule === "vote" ? { rule: "vote", k: rule.k, windowVectors } : { rule: "window", windowVectors };
+  if (rule.rule === "lexical")
+    return {
+      rule: "lexical",
+      windowVectors,
+      windowTerms: windows.map((w) => lexicalTerms(w.text).join(" ")),
+    };
+  return rule.rule === "vote"
+    ? { rule: "vote", k: rule.k, windowVectors }
+    : { rule: "window", windowVectors };
 }
 
 /** The options a manifest records beside its other fields (EpisodeManifest.build): those given. */
 function buildRecord(opts: BuildOptions): BuildRecord {
   const { nMedoid, alloc, sharpness, headAllocation, windowSize, seed, maxContext } = opts;
-  const record: BuildRecord = { nMedoid, alloc, sharpness, headAllocation, windowSize, seed, maxContext };
-  return Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined)) as BuildRecord;
+  const record: BuildRecord = {
+    nMedoid,
+    alloc,
+    sharpness,
+    headAllocation,
+    windowSize,
+    seed,
+    maxContext,
+  };
+  return Object.fromEntries(
+    Object.entries(record).filter(([, v]) => v !== undefined),
+  ) as BuildRecord;
 }
 
 /**
@@ -269,9 +402,18 @@ function buildRecord(opts: BuildOptions): BuildRecord {
  * await buildEpisodes(model, embedder, conversation, target, rebuildOptions(base, { reason: "requested", log }));
  * ```
  */
-export function rebuildOptions(manifest: EpisodeManifest, extra: Partial<BuildOptions> = {}): BuildOptions {
+export function rebuildOptions(
+  manifest: EpisodeManifest,
+  extra: Partial<BuildOptions> = {},
+): BuildOptions {
   return {
-    method: manifest.method as BuildMethod, budget: manifest.budget ?? 0, blockSize: manifest.block, episodes: manifest.episodes.length,
-    positions: manifest.positions ?? "compact", routing: manifestRouting(manifest).rule, ...manifest.build, ...extra,
+    method: manifest.method as BuildMethod,
+    budget: manifest.budget ?? 0,
+    blockSize: manifest.block,
+    episodes: manifest.episodes.length,
+    positions: manifest.positions ?? "compact",
+    routing: manifestRouting(manifest).rule,
+    ...manifest.build,
+    ...extra,
   };
 }

@@ -21,11 +21,20 @@ function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** Unit vectors around `k` random unit centers, in shuffled order; labels numbered by first appearance. */
-function blobs(k: number, perCluster: number, dim: number, noise: number, seed: number): { vectors: Float32Array[]; labels: number[] } {
+function blobs(
+  k: number,
+  perCluster: number,
+  dim: number,
+  noise: number,
+  seed: number,
+): { vectors: Float32Array[]; labels: number[] } {
   const r = rng(seed);
   const centers = Array.from({ length: k }, () => Array.from({ length: dim }, () => gaussian(r)));
   const points = centers.flatMap((c, label) =>
-    Array.from({ length: perCluster }, () => ({ label, v: normalize(c.map((x) => x / Math.hypot(...c) + noise * gaussian(r))) })),
+    Array.from({ length: perCluster }, () => ({
+      label,
+      v: normalize(c.map((x) => x / Math.hypot(...c) + noise * gaussian(r))),
+    })),
   );
   for (let i = points.length - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));
@@ -66,8 +75,12 @@ describe("clusterEpisodes", () => {
 
   it("may differ between seeds, but each seed reproduces its own result", () => {
     const vectors = cloud(200, 8, 11);
-    const runs = [0, 1, 2, 3, 4, 5].map((seed) => clusterEpisodes(vectors, 5, { seed, restarts: 1 }));
-    const again = [0, 1, 2, 3, 4, 5].map((seed) => clusterEpisodes(vectors, 5, { seed, restarts: 1 }));
+    const runs = [0, 1, 2, 3, 4, 5].map((seed) =>
+      clusterEpisodes(vectors, 5, { seed, restarts: 1 }),
+    );
+    const again = [0, 1, 2, 3, 4, 5].map((seed) =>
+      clusterEpisodes(vectors, 5, { seed, restarts: 1 }),
+    );
     runs.forEach((run, i) => expect(again[i]).toEqual(run));
     const distinct = new Set(runs.map((run) => run.assignments.join(",")));
     expect(distinct.size).toBeGreaterThan(1);
@@ -112,7 +125,13 @@ describe("clusterEpisodes", () => {
 
   it("makes no episodes from no vectors", () => {
     const result = clusterEpisodes([], 4, { seed: 0 });
-    expect(result).toMatchObject({ assignments: [], centroids: [], inertia: 0, k: 0, clamped: { reason: "fewer_vectors" } });
+    expect(result).toMatchObject({
+      assignments: [],
+      centroids: [],
+      inertia: 0,
+      k: 0,
+      clamped: { reason: "fewer_vectors" },
+    });
   });
 
   it("handles duplicate vectors: clamps to the distinct ones, and duplicates share an episode", () => {
@@ -123,7 +142,10 @@ describe("clusterEpisodes", () => {
     expect(result.clamped).toMatchObject({ requested: 4, reason: "fewer_distinct_vectors" });
     expect(result.assignments).toEqual([0, 1, 0, 0, 1, 1]);
     // All identical: one episode.
-    expect(clusterEpisodes([a, a, a], 2, { seed: 0 })).toMatchObject({ k: 1, assignments: [0, 0, 0] });
+    expect(clusterEpisodes([a, a, a], 2, { seed: 0 })).toMatchObject({
+      k: 1,
+      assignments: [0, 0, 0],
+    });
   });
 
   it("gives every episode members when points repeat but enough are distinct", () => {
@@ -134,13 +156,17 @@ describe("clusterEpisodes", () => {
       expect(result.clamped).toBeNull();
       expect(result.inertia).toBeCloseTo(0, 12);
       expect(new Set(result.assignments).size).toBe(4);
-      expect(result.assignments.slice(4)).toEqual([...result.assignments.slice(0, 4), ...result.assignments.slice(0, 4)]);
+      expect(result.assignments.slice(4)).toEqual([
+        ...result.assignments.slice(0, 4),
+        ...result.assignments.slice(0, 4),
+      ]);
     }
   });
 
   it("rejects bad arguments", () => {
     const vectors = cloud(5, 4, 1);
-    const bad = (f: () => unknown) => expect(f).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+    const bad = (f: () => unknown) =>
+      expect(f).toThrow(expect.objectContaining({ code: "invalid_argument" }));
     bad(() => clusterEpisodes(vectors, 0));
     bad(() => clusterEpisodes(vectors, 1.5));
     bad(() => clusterEpisodes(vectors, 2, { seed: -1 }));
@@ -191,12 +217,14 @@ describe("representatives", () => {
         expect(reps).toHaveLength(centroids.length);
         reps.forEach((chosen, e) => {
           const members = assignments.flatMap((a, i) => (a === e ? [i] : []));
-          const cos = (i: number) => dot(vectors[i], centroids[e]) / Math.sqrt(dot(vectors[i], vectors[i]));
+          const cos = (i: number) =>
+            dot(vectors[i], centroids[e]) / Math.sqrt(dot(vectors[i], vectors[i]));
           expect(chosen).toHaveLength(Math.min(nMedoid, members.length));
           expect(chosen).toEqual([...chosen].sort((a, b) => a - b));
           for (const i of chosen) expect(assignments[i]).toBe(e);
           const worstChosen = Math.min(...chosen.map(cos));
-          for (const i of members) if (!chosen.includes(i)) expect(cos(i)).toBeLessThanOrEqual(worstChosen + 1e-12);
+          for (const i of members)
+            if (!chosen.includes(i)) expect(cos(i)).toBeLessThanOrEqual(worstChosen + 1e-12);
         });
       }
     }
@@ -217,16 +245,22 @@ describe("representatives", () => {
   it("takes a share of each episode's windows, at least one, in chronological order", () => {
     // Eight windows, six in episode 0 (closest to c first: 5, 4, 3, …), two in episode 1.
     const c = Float32Array.from([1, 0]);
-    const vectors = [0.2, 0.3, 0.9, 0.4, 0.5, 0.6, 0.7, 0.8].map((x) => l2Normalize(Float32Array.from([x, 1 - x])));
+    const vectors = [0.2, 0.3, 0.9, 0.4, 0.5, 0.6, 0.7, 0.8].map((x) =>
+      l2Normalize(Float32Array.from([x, 1 - x])),
+    );
     const assignments = [0, 0, 1, 0, 0, 0, 0, 1];
     expect(representatives(vectors, assignments, [c, c], "50%")).toEqual([[4, 5, 6], [2]]);
     expect(representatives(vectors, assignments, [c, c], "10%")).toEqual([[6], [2]]);
-    expect(representatives(vectors, assignments, [c, c], "100%")).toEqual([[0, 1, 3, 4, 5, 6], [2, 7]]);
+    expect(representatives(vectors, assignments, [c, c], "100%")).toEqual([
+      [0, 1, 3, 4, 5, 6],
+      [2, 7],
+    ]);
   });
 
   it("rejects mismatched or out-of-range assignments and a bad nMedoid", () => {
     const v = [Float32Array.from([1, 0])];
-    const bad = (f: () => unknown) => expect(f).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+    const bad = (f: () => unknown) =>
+      expect(f).toThrow(expect.objectContaining({ code: "invalid_argument" }));
     bad(() => representatives(v, [0, 0], [v[0]], 1));
     bad(() => representatives(v, [1], [v[0]], 1));
     bad(() => representatives(v, [0], [v[0]], 0));

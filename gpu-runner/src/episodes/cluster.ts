@@ -8,7 +8,13 @@
  * order of their first window, so episode 0 is the one the conversation enters first.
  */
 import { kmeans } from "ml-kmeans";
-import { cosine, EpicacheError, l2Normalize, medoidCount, type MedoidCount } from "@epicache/shared";
+import {
+  cosine,
+  EpicacheError,
+  l2Normalize,
+  medoidCount,
+  type MedoidCount,
+} from "@epicache/shared";
 
 export interface ClusterOptions {
   /** Seed of the restarts (a non-negative integer, default 0); restart r runs from {@link restartSeed}(seed, r). */
@@ -57,12 +63,26 @@ const DEFAULTS = { seed: 0, restarts: 10, maxIterations: 300 };
  * // assignments[i] ∈ [0, k); centroids[e] has unit norm; clamped is null unless there were < 4 distinct windows
  * ```
  */
-export function clusterEpisodes(vectors: readonly Float32Array[], k: number, opts: ClusterOptions = {}): EpisodeClustering {
+export function clusterEpisodes(
+  vectors: readonly Float32Array[],
+  k: number,
+  opts: ClusterOptions = {},
+): EpisodeClustering {
   const { seed, restarts, maxIterations } = { ...DEFAULTS, ...opts };
-  if (!Number.isInteger(k) || k < 1) throw new EpicacheError("invalid_argument", `k must be a positive integer, got ${k}`);
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new EpicacheError("invalid_argument", `seed must be a non-negative integer, got ${seed}`);
-  if (!Number.isInteger(restarts) || restarts < 1) throw new EpicacheError("invalid_argument", `restarts must be a positive integer, got ${restarts}`);
-  if (!Number.isInteger(maxIterations) || maxIterations < 1) throw new EpicacheError("invalid_argument", `maxIterations must be a positive integer, got ${maxIterations}`);
+  if (!Number.isInteger(k) || k < 1)
+    throw new EpicacheError("invalid_argument", `k must be a positive integer, got ${k}`);
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new EpicacheError("invalid_argument", `seed must be a non-negative integer, got ${seed}`);
+  if (!Number.isInteger(restarts) || restarts < 1)
+    throw new EpicacheError(
+      "invalid_argument",
+      `restarts must be a positive integer, got ${restarts}`,
+    );
+  if (!Number.isInteger(maxIterations) || maxIterations < 1)
+    throw new EpicacheError(
+      "invalid_argument",
+      `maxIterations must be a positive integer, got ${maxIterations}`,
+    );
   checkVectors(vectors);
 
   const n = vectors.length;
@@ -72,8 +92,16 @@ export function clusterEpisodes(vectors: readonly Float32Array[], k: number, opt
     kEff === k
       ? null
       : distinct === n
-        ? { requested: k, reason: "fewer_vectors", message: `${k} episodes asked for ${n} windows: made ${kEff}` }
-        : { requested: k, reason: "fewer_distinct_vectors", message: `${k} episodes asked for ${n} windows of which ${distinct} are distinct: made ${kEff}` };
+        ? {
+            requested: k,
+            reason: "fewer_vectors",
+            message: `${k} episodes asked for ${n} windows: made ${kEff}`,
+          }
+        : {
+            requested: k,
+            reason: "fewer_distinct_vectors",
+            message: `${k} episodes asked for ${n} windows of which ${distinct} are distinct: made ${kEff}`,
+          };
   if (kEff === 0) return { assignments: [], centroids: [], inertia: 0, k: 0, clamped };
 
   const data = vectors.map((v) => Array.from(v)); // n × [dim], float64 copies for ml-kmeans
@@ -84,8 +112,17 @@ export function clusterEpisodes(vectors: readonly Float32Array[], k: number, opt
   }
   // The loop ran at least once (restarts ≥ 1).
   const { assignments, means, inertia } = best as Partition;
-  if (means.length !== kEff) throw new Error(`clusterEpisodes: every restart left an episode empty after ${MAX_REPAIRS} repairs`);
-  return { assignments, centroids: means.map((m, e) => centroidOf(m, vectors, assignments, e)), inertia, k: kEff, clamped };
+  if (means.length !== kEff)
+    throw new Error(
+      `clusterEpisodes: every restart left an episode empty after ${MAX_REPAIRS} repairs`,
+    );
+  return {
+    assignments,
+    centroids: means.map((m, e) => centroidOf(m, vectors, assignments, e)),
+    inertia,
+    k: kEff,
+    clamped,
+  };
 }
 
 /**
@@ -99,12 +136,25 @@ export function clusterEpisodes(vectors: readonly Float32Array[], k: number, opt
  * reps[e]; // e.g. [3, 17, 18, 40]: the windows of episode e's patched prompt
  * ```
  */
-export function representatives(vectors: readonly Float32Array[], assignments: readonly number[], centroids: readonly Float32Array[], nMedoid: MedoidCount): number[][] {
+export function representatives(
+  vectors: readonly Float32Array[],
+  assignments: readonly number[],
+  centroids: readonly Float32Array[],
+  nMedoid: MedoidCount,
+): number[][] {
   medoidCount(nMedoid, 1); // checks the spec even for an empty conversation
-  if (assignments.length !== vectors.length) throw new EpicacheError("invalid_argument", `${assignments.length} assignments for ${vectors.length} vectors`);
+  if (assignments.length !== vectors.length)
+    throw new EpicacheError(
+      "invalid_argument",
+      `${assignments.length} assignments for ${vectors.length} vectors`,
+    );
   const members: Array<Array<{ index: number; similarity: number }>> = centroids.map(() => []);
   assignments.forEach((e, index) => {
-    if (!Number.isInteger(e) || e < 0 || e >= centroids.length) throw new EpicacheError("invalid_argument", `vector ${index} is assigned to episode ${e} of ${centroids.length}`);
+    if (!Number.isInteger(e) || e < 0 || e >= centroids.length)
+      throw new EpicacheError(
+        "invalid_argument",
+        `vector ${index} is assigned to episode ${e} of ${centroids.length}`,
+      );
     members[e].push({ index, similarity: cosine(vectors[index], centroids[e]) });
   });
   return members.map((list) =>
@@ -156,7 +206,10 @@ function runRestart(data: number[][], k: number, seed: number, maxIterations: nu
     const sizes = new Array<number>(k).fill(0);
     for (const c of clusters) sizes[c]++;
     if (sizes.every((s) => s > 0)) break;
-    clusters = kmeans(data, k, { initialization: reseedEmpty(data, clusters, k), maxIterations }).clusters;
+    clusters = kmeans(data, k, {
+      initialization: reseedEmpty(data, clusters, k),
+      maxIterations,
+    }).clusters;
   }
   return partitionOf(data, clusters, k);
 }
@@ -166,7 +219,11 @@ function runRestart(data: number[][], k: number, seed: number, maxIterations: nu
  * one the point farthest from its mean among clusters that can spare one (more than one member),
  * not already taken as a center.
  */
-export function reseedEmpty(data: readonly number[][], clusters: readonly number[], k: number): number[][] {
+export function reseedEmpty(
+  data: readonly number[][],
+  clusters: readonly number[],
+  k: number,
+): number[][] {
   const dim = data[0].length;
   const sums = Array.from({ length: k }, () => new Float64Array(dim));
   const sizes = new Array<number>(k).fill(0);
@@ -217,7 +274,12 @@ function partitionOf(data: readonly number[][], clusters: readonly number[], k: 
 }
 
 /** The normalised mean; if the members cancel out (mean ≈ 0), the direction of the episode's first window. */
-function centroidOf(mean: Float64Array, vectors: readonly Float32Array[], assignments: readonly number[], e: number): Float32Array {
+function centroidOf(
+  mean: Float64Array,
+  vectors: readonly Float32Array[],
+  assignments: readonly number[],
+  e: number,
+): Float32Array {
   const c = l2Normalize(Array.from(mean));
   if (c.some((x) => x !== 0)) return c;
   return l2Normalize(vectors[assignments.indexOf(e)]);
@@ -236,13 +298,22 @@ function squaredDistance(a: ArrayLike<number>, b: ArrayLike<number>): number {
 function checkVectors(vectors: readonly Float32Array[]): void {
   const dim = vectors[0]?.length ?? 0;
   vectors.forEach((v, i) => {
-    if (v.length !== dim || dim === 0) throw new EpicacheError("invalid_argument", `vector ${i} has ${v.length} entries, vector 0 has ${dim}`);
+    if (v.length !== dim || dim === 0)
+      throw new EpicacheError(
+        "invalid_argument",
+        `vector ${i} has ${v.length} entries, vector 0 has ${dim}`,
+      );
     let norm = 0;
     for (let d = 0; d < dim; d++) {
-      if (!Number.isFinite(v[d])) throw new EpicacheError("invalid_argument", `vector ${i} has a non-finite entry at ${d}: ${v[d]}`);
+      if (!Number.isFinite(v[d]))
+        throw new EpicacheError(
+          "invalid_argument",
+          `vector ${i} has a non-finite entry at ${d}: ${v[d]}`,
+        );
       norm += v[d] * v[d];
     }
-    if (norm === 0) throw new EpicacheError("invalid_argument", `vector ${i} is zero: it has no direction`);
+    if (norm === 0)
+      throw new EpicacheError("invalid_argument", `vector ${i} is zero: it has no direction`);
   });
 }
 
@@ -250,6 +321,7 @@ function checkVectors(vectors: readonly Float32Array[]): void {
 function countDistinct(vectors: readonly Float32Array[]): number {
   const seen = new Set<string>();
   // `x + 0` turns −0 into 0; the key is the float32 bytes.
-  for (const v of vectors) seen.add(Buffer.from(Float32Array.from(v, (x) => x + 0).buffer).toString("latin1"));
+  for (const v of vectors)
+    seen.add(Buffer.from(Float32Array.from(v, (x) => x + 0).buffer).toString("latin1"));
   return seen.size;
 }

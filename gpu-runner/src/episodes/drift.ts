@@ -14,7 +14,10 @@ import { cosine, l2Normalize } from "@epicache/shared";
  * left out (they have no centroid without it). 0 when no episode has two windows: nothing to tell
  * drift by, and no update is refused for it.
  */
-export function clusteringCohesion(vectors: readonly Float32Array[], groups: ReadonlyArray<{ windows: readonly number[] }>): number {
+export function clusteringCohesion(
+  vectors: readonly Float32Array[],
+  groups: ReadonlyArray<{ windows: readonly number[] }>,
+): number {
   let total = 0;
   let counted = 0;
   for (const g of groups) {
@@ -41,12 +44,17 @@ export interface RunningEpisodes {
  * moves), numbered from `firstIndex`; returns their mean cosine to the centroid they joined, as it was
  * before they joined.
  */
-export function joinNearest(episodes: RunningEpisodes, vectors: readonly Float32Array[], firstIndex: number): number {
+export function joinNearest(
+  episodes: RunningEpisodes,
+  vectors: readonly Float32Array[],
+  firstIndex: number,
+): number {
   let cohesion = 0;
   vectors.forEach((v, i) => {
     const centroids = episodes.sums.map((s) => l2Normalize(Float32Array.from(s)));
     let best = 0;
-    for (let e = 1; e < centroids.length; e++) if (cosine(v, centroids[e]) > cosine(v, centroids[best])) best = e;
+    for (let e = 1; e < centroids.length; e++)
+      if (cosine(v, centroids[e]) > cosine(v, centroids[best])) best = e;
     cohesion += cosine(v, centroids[best]);
     episodes.members[best].add(firstIndex + i);
     v.forEach((x, d) => (episodes.sums[best][d] += x));

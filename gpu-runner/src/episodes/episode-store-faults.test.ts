@@ -42,18 +42,51 @@ function markedCache(mark: number): KvCache {
   return cache;
 }
 
-async function writeVersion(store: EpisodeStore, conversation: string, version: string, mark: number, createdAt: string): Promise<EpisodeManifest> {
+async function writeVersion(
+  store: EpisodeStore,
+  conversation: string,
+  version: string,
+  mark: number,
+  createdAt: string,
+): Promise<EpisodeManifest> {
   const at = { tenant: TENANT, conversation, version };
   const episodes: EpisodeManifest["episodes"] = [];
   for (let e = 0; e < 2; e++) {
-    const stored = await store.writeEpisode(at, e, markedCache(mark + e), { fingerprint: FP, budget: 4, dtype: "f32" });
-    episodes.push({ id: e, ...stored, centroid: [1, 0], windows: [e], representatives: [e], entries: 6 });
+    const stored = await store.writeEpisode(at, e, markedCache(mark + e), {
+      fingerprint: FP,
+      budget: 4,
+      dtype: "f32",
+    });
+    episodes.push({
+      id: e,
+      ...stored,
+      centroid: [1, 0],
+      windows: [e],
+      representatives: [e],
+      entries: 6,
+    });
   }
   return {
-    format: MANIFEST_FORMAT, ...at,
-    model: { id: "m.gguf", fingerprint: FP, numerics: "exact", layers: SHAPE.numLayers, kvHeads: SHAPE.numKvHeads, headDim: SHAPE.headDim },
-    embedder: { modelId: "e", dimension: 2 }, method: "epicache", budget: 4, block: 8, layerBudgets: [4, 4], contextTokens: 3,
-    dtype: "f32", routing: { rule: "centroid" }, episodes, createdAt,
+    format: MANIFEST_FORMAT,
+    ...at,
+    model: {
+      id: "m.gguf",
+      fingerprint: FP,
+      numerics: "exact",
+      layers: SHAPE.numLayers,
+      kvHeads: SHAPE.numKvHeads,
+      headDim: SHAPE.headDim,
+    },
+    embedder: { modelId: "e", dimension: 2 },
+    method: "epicache",
+    budget: 4,
+    block: 8,
+    layerBudgets: [4, 4],
+    contextTokens: 3,
+    dtype: "f32",
+    routing: { rule: "centroid" },
+    episodes,
+    createdAt,
   };
 }
 
@@ -63,7 +96,10 @@ const FAULTS: Array<[string, Fault]> = [
   ["a reset before the store acts", { kind: "reset", when: "before" }],
   ["a reset after the store acted", { kind: "reset", when: "after" }],
   ["a request held past the timeout", { kind: "delay", ms: 2.5 * TIMEOUT_MS, when: "before" }],
-  ["an answer held past the timeout, after the store acted", { kind: "delay", ms: 2.5 * TIMEOUT_MS, when: "after" }],
+  [
+    "an answer held past the timeout, after the store acted",
+    { kind: "delay", ms: 2.5 * TIMEOUT_MS, when: "after" },
+  ],
 ];
 
 let s3: S3TestServer | undefined;
@@ -74,17 +110,32 @@ let conversations = 0;
 
 /** A store through the proxy with a short timeout and one retry; fresh, so no retry quota carries over. */
 function proxied(): EpisodeStore {
-  return new EpisodeStore(new S3ObjectStore({
-    bucket: BUCKET, prefix: "p",
-    client: {
-      ...s3?.client, endpoint: proxy.endpoint, maxAttempts: 2,
-      requestHandler: { connectionTimeout: TIMEOUT_MS, requestTimeout: TIMEOUT_MS, socketTimeout: TIMEOUT_MS, throwOnRequestTimeout: true },
-    },
-  }));
+  return new EpisodeStore(
+    new S3ObjectStore({
+      bucket: BUCKET,
+      prefix: "p",
+      client: {
+        ...s3?.client,
+        endpoint: proxy.endpoint,
+        maxAttempts: 2,
+        requestHandler: {
+          connectionTimeout: TIMEOUT_MS,
+          requestTimeout: TIMEOUT_MS,
+          socketTimeout: TIMEOUT_MS,
+          throwOnRequestTimeout: true,
+        },
+      },
+    }),
+  );
 }
 
 /** Every episode of the active version loads whole, and carries `marks`. */
-async function expectServing(store: EpisodeStore, conversation: string, version: string, marks: number[]): Promise<void> {
+async function expectServing(
+  store: EpisodeStore,
+  conversation: string,
+  version: string,
+  marks: number[],
+): Promise<void> {
   const manifest = await store.resolve(TENANT, conversation);
   expect(manifest.version).toBe(version);
   for (let e = 0; e < manifest.episodes.length; e++) {
@@ -98,7 +149,9 @@ async function expectServing(store: EpisodeStore, conversation: string, version:
 async function withV1(): Promise<{ conversation: string; store: EpisodeStore }> {
   const conversation = `c${++conversations}`;
   const store = proxied();
-  await store.publish(await writeVersion(store, conversation, "v1", 10, "2026-01-01T00:00:01.000Z"));
+  await store.publish(
+    await writeVersion(store, conversation, "v1", 10, "2026-01-01T00:00:01.000Z"),
+  );
   return { conversation, store };
 }
 
@@ -115,14 +168,21 @@ describe("the episode store through a faulty network to S3", () => {
     await s3?.stop();
   });
   const test = (name: string, f: () => Promise<void>) =>
-    it(name, async (ctx) => {
-      if (s3 === undefined) return ctx.skip(SKIP_S3);
-      proxy.clear();
-      await f();
-    }, 60_000);
+    it(
+      name,
+      async (ctx) => {
+        if (s3 === undefined) return ctx.skip(SKIP_S3);
+        proxy.clear();
+        await f();
+      },
+      60_000,
+    );
 
   /** Publishing v2 with `rule` in force fails with store_unavailable; what is stored stays whole; without it, v2 goes live. */
-  async function publishThrough(step: "blob" | "manifest" | "pointer" | "pointer read", fault: Fault): Promise<void> {
+  async function publishThrough(
+    step: "blob" | "manifest" | "pointer" | "pointer read",
+    fault: Fault,
+  ): Promise<void> {
     const { conversation, store } = await withV1();
     const key = {
       blob: new RegExp(`${episodeKey(TENANT, conversation, "v2", 1)}$`),
@@ -145,11 +205,15 @@ describe("the episode store through a faulty network to S3", () => {
     const survey = await surveyConversation(direct, TENANT, conversation);
     expect(survey.problems).toEqual([]);
     // Only a pointer write the store carried out (its answer lost) can have moved the pointer.
-    const landed = step === "pointer" && fault.kind !== "status" && (fault as { when?: string }).when === "after";
+    const landed =
+      step === "pointer" &&
+      fault.kind !== "status" &&
+      (fault as { when?: string }).when === "after";
     if (landed) expect(["v1", "v2"]).toContain(survey.active);
     else expect(survey.active).toBe("v1");
     if (step === "blob") expect(survey.manifests).toEqual(["v1"]);
-    if (survey.active === "v1") await expectServing(new EpisodeStore(direct), conversation, "v1", [10, 11]);
+    if (survey.active === "v1")
+      await expectServing(new EpisodeStore(direct), conversation, "v1", [10, 11]);
 
     proxy.clear();
     expect(await attempt()).toEqual({ active: "v2", moved: true });
@@ -160,7 +224,8 @@ describe("the episode store through a faulty network to S3", () => {
   for (const step of ["blob", "manifest", "pointer", "pointer read"] as const) {
     for (const [name, fault] of FAULTS) {
       if (step === "pointer read" && fault.kind === "delay" && fault.when === "after") continue; // a read: same as before
-      test(`a publish whose ${step} ${step.endsWith("read") ? "" : "write "}meets ${name} fails as store_unavailable, v1 serves, then a retry publishes`, () => publishThrough(step, fault));
+      test(`a publish whose ${step} ${step.endsWith("read") ? "" : "write "}meets ${name} fails as store_unavailable, v1 serves, then a retry publishes`, () =>
+        publishThrough(step, fault));
     }
   }
 
@@ -173,10 +238,13 @@ describe("the episode store through a faulty network to S3", () => {
       ["GET", /active\.json$/, { kind: "delay", ms: 2.5 * TIMEOUT_MS, when: "before" }],
       ["PUT", /active\.json$/, { kind: "reset", when: "after" }],
     ];
-    for (const [method, key, fault] of rules) proxy.fail({ method, key: new RegExp(`/${conversation}/.*${key.source}`), fault });
+    for (const [method, key, fault] of rules)
+      proxy.fail({ method, key: new RegExp(`/${conversation}/.*${key.source}`), fault });
     const manifest = await writeVersion(store, conversation, "v2", 20, "2026-01-01T00:00:02.000Z");
     expect(await store.publish(manifest)).toEqual({ active: "v2", moved: true });
-    expect(proxy.faulted().filter((r) => r.key.includes(`/${conversation}/`))).toHaveLength(rules.length);
+    expect(proxy.faulted().filter((r) => r.key.includes(`/${conversation}/`))).toHaveLength(
+      rules.length,
+    );
     await expectServing(store, conversation, "v2", [20, 21]);
   });
 
@@ -200,7 +268,11 @@ describe("the episode store through a faulty network to S3", () => {
       ["503s", { kind: "status", status: 503 }, "store_unavailable"],
       ["500s", { kind: "status", status: 500 }, "store_unavailable"],
       ["resets", { kind: "reset", when: "before" }, "store_unavailable"],
-      ["answers held past the timeout", { kind: "delay", ms: 2.5 * TIMEOUT_MS, when: "after" }, "store_unavailable"],
+      [
+        "answers held past the timeout",
+        { kind: "delay", ms: 2.5 * TIMEOUT_MS, when: "after" },
+        "store_unavailable",
+      ],
     ];
     for (const [name, fault, code] of cases) {
       test(`${name}: ${code}, never a cache; the next load, once it clears, is whole`, async () => {
@@ -220,10 +292,25 @@ describe("the episode store through a faulty network to S3", () => {
 
     const reads: Array<[string, RegExp, Fault, string]> = [
       ["a corrupted active pointer", /active\.json$/, { kind: "corrupt", at: 0 }, "store_invalid"],
-      ["an active pointer cut short", /active\.json$/, { kind: "truncate", bytes: 10 }, "store_unavailable"],
+      [
+        "an active pointer cut short",
+        /active\.json$/,
+        { kind: "truncate", bytes: 10 },
+        "store_unavailable",
+      ],
       ["a corrupted manifest", /manifest\.json$/, { kind: "corrupt", at: 0 }, "store_invalid"],
-      ["a manifest cut short", /manifest\.json$/, { kind: "truncate", bytes: 10 }, "store_unavailable"],
-      ["a manifest read answered 503", /manifest\.json$/, { kind: "status", status: 503 }, "store_unavailable"],
+      [
+        "a manifest cut short",
+        /manifest\.json$/,
+        { kind: "truncate", bytes: 10 },
+        "store_unavailable",
+      ],
+      [
+        "a manifest read answered 503",
+        /manifest\.json$/,
+        { kind: "status", status: 503 },
+        "store_unavailable",
+      ],
     ];
     for (const [name, key, fault, code] of reads) {
       test(`resolving through ${name}: ${code}; once it clears, the version resolves`, async () => {

@@ -38,18 +38,51 @@ function markedCache(mark: number, lengths = [3, 1, 2, 2]): KvCache {
 }
 
 /** Writes `episodes` marked caches and returns the manifest (not yet published). */
-async function buildVersion(store: EpisodeStore, version: string, mark: number, createdAt: string, episodes = 2): Promise<EpisodeManifest> {
+async function buildVersion(
+  store: EpisodeStore,
+  version: string,
+  mark: number,
+  createdAt: string,
+  episodes = 2,
+): Promise<EpisodeManifest> {
   const at = { tenant: "t1", conversation: "c1", version };
   const entries: EpisodeManifest["episodes"] = [];
   for (let e = 0; e < episodes; e++) {
-    const stored = await store.writeEpisode(at, e, markedCache(mark + e), { fingerprint: FP, budget: 4, dtype: "f32" });
-    entries.push({ id: e, ...stored, centroid: [1, 0], windows: [e], representatives: [e], entries: 8 });
+    const stored = await store.writeEpisode(at, e, markedCache(mark + e), {
+      fingerprint: FP,
+      budget: 4,
+      dtype: "f32",
+    });
+    entries.push({
+      id: e,
+      ...stored,
+      centroid: [1, 0],
+      windows: [e],
+      representatives: [e],
+      entries: 8,
+    });
   }
   return {
-    format: MANIFEST_FORMAT, ...at,
-    model: { id: "m.gguf", fingerprint: FP, numerics: "exact", layers: SHAPE.numLayers, kvHeads: SHAPE.numKvHeads, headDim: SHAPE.headDim },
-    embedder: { modelId: "e", dimension: 2 }, method: "epicache", budget: 4, block: 8, layerBudgets: [4, 4], contextTokens: 40,
-    dtype: "f32", routing: { rule: "centroid" }, episodes: entries, createdAt,
+    format: MANIFEST_FORMAT,
+    ...at,
+    model: {
+      id: "m.gguf",
+      fingerprint: FP,
+      numerics: "exact",
+      layers: SHAPE.numLayers,
+      kvHeads: SHAPE.numKvHeads,
+      headDim: SHAPE.headDim,
+    },
+    embedder: { modelId: "e", dimension: 2 },
+    method: "epicache",
+    budget: 4,
+    block: 8,
+    layerBudgets: [4, 4],
+    contextTokens: 40,
+    dtype: "f32",
+    routing: { rule: "centroid" },
+    episodes: entries,
+    createdAt,
   };
 }
 
@@ -60,7 +93,8 @@ function markOf(cache: KvCache): number {
     for (let h = 0; h < SHAPE.numKvHeads; h++) {
       for (let i = 0; i < layer.lengths[h] * 4; i++) {
         const at = h * layer.capacity * 4 + i;
-        if (layer.keys[at] !== mark || layer.values[at] !== -mark) throw new Error(`a cache mixes marks ${mark} and ${layer.keys[at]}`);
+        if (layer.keys[at] !== mark || layer.values[at] !== -mark)
+          throw new Error(`a cache mixes marks ${mark} and ${layer.keys[at]}`);
       }
     }
   }
@@ -75,11 +109,19 @@ describe.each(storeSubjects())("episode store on $name", (subject) => {
     objects = await subject.open();
   }, 120_000);
   afterAll(() => subject.close());
-  const test = (name: string, f: (s: EpisodeStore, o: ObjectStore) => Promise<void>, timeout?: number) =>
-    it(name, async (ctx) => {
-      if (objects === undefined) return ctx.skip(SKIP_S3);
-      await f(new EpisodeStore(objects), objects);
-    }, timeout);
+  const test = (
+    name: string,
+    f: (s: EpisodeStore, o: ObjectStore) => Promise<void>,
+    timeout?: number,
+  ) =>
+    it(
+      name,
+      async (ctx) => {
+        if (objects === undefined) return ctx.skip(SKIP_S3);
+        await f(new EpisodeStore(objects), objects);
+      },
+      timeout,
+    );
 
   test("publishes blobs, then the manifest, then the pointer; never backwards; a version once", async (s) => {
     await expect(s.resolve("t1", "c1")).rejects.toMatchObject({ code: "store_not_found" });
@@ -105,7 +147,15 @@ describe.each(storeSubjects())("episode store on $name", (subject) => {
     expect(await s.publish(v3)).toEqual({ active: "v3", moved: true });
     expect(await codeOf(s.publish({ ...v3, contextTokens: 41 }))).toBe("store_conflict");
     // Nor can a build write into a published version: its readers check its blobs against its manifest.
-    expect(await codeOf(s.writeEpisode({ tenant: "t1", conversation: "c1", version: "v3" }, 0, markedCache(99), { fingerprint: FP, budget: 4, dtype: "f32" }))).toBe("store_conflict");
+    expect(
+      await codeOf(
+        s.writeEpisode({ tenant: "t1", conversation: "c1", version: "v3" }, 0, markedCache(99), {
+          fingerprint: FP,
+          budget: 4,
+          dtype: "f32",
+        }),
+      ),
+    ).toBe("store_conflict");
     expect(markOf(await s.loadEpisode(v3, 0))).toBe(30);
     // A crash mid-build of v4: blobs, no manifest. v3 keeps serving.
     await buildVersion(s, "v4", 40, t(4));
@@ -118,7 +168,10 @@ describe.each(storeSubjects())("episode store on $name", (subject) => {
     await s.publish({ ...m, conversation: "c1" });
     // Replace episode 1's blob with another cache of the same size: the SHA-256 catches it.
     await o.put(episodeKey("t1", "c1", "w1", 1), (await o.get(m.episodes[0].key)).bytes);
-    await expect(s.loadEpisode(m, 1)).rejects.toMatchObject({ code: "store_invalid", message: expect.stringContaining("SHA-256") });
+    await expect(s.loadEpisode(m, 1)).rejects.toMatchObject({
+      code: "store_invalid",
+      message: expect.stringContaining("SHA-256"),
+    });
     await o.put(episodeKey("t1", "c1", "w1", 1), new Uint8Array(10));
     await expect(s.loadEpisode(m, 1)).rejects.toMatchObject({ code: "store_invalid" });
   });
@@ -127,7 +180,8 @@ describe.each(storeSubjects())("episode store on $name", (subject) => {
     const store = s;
     const names = async () => {
       const out = new Set<string>();
-      for await (const x of o.list("tenants/t1/conversations/g1/")) out.add(x.key.split("/")[5] ?? x.key.split("/")[4]);
+      for await (const x of o.list("tenants/t1/conversations/g1/"))
+        out.add(x.key.split("/")[5] ?? x.key.split("/")[4]);
       return [...out].sort();
     };
     const mk = async (v: string, n: number) => {
@@ -135,19 +189,39 @@ describe.each(storeSubjects())("episode store on $name", (subject) => {
       return { ...m, conversation: "g1", episodes: m.episodes };
     };
     // Versions of conversation g1 (buildVersion writes under c1; rewrite under g1).
-    for (const [v, n] of [["a1", 1], ["a2", 2]] as const) {
+    for (const [v, n] of [
+      ["a1", 1],
+      ["a2", 2],
+    ] as const) {
       const at = { tenant: "t1", conversation: "g1", version: v };
-      const episodes = [await store.writeEpisode(at, 0, markedCache(n), { fingerprint: FP, budget: 4, dtype: "f16" })];
+      const episodes = [
+        await store.writeEpisode(at, 0, markedCache(n), {
+          fingerprint: FP,
+          budget: 4,
+          dtype: "f16",
+        }),
+      ];
       const m = await mk(v, n);
       await store.publish({ ...m, episodes: [{ ...m.episodes[0], ...episodes[0] }] });
     }
-    await store.writeEpisode({ tenant: "t1", conversation: "g1", version: "a3" }, 0, markedCache(3), { fingerprint: FP, budget: 4, dtype: "f16" });
+    await store.writeEpisode(
+      { tenant: "t1", conversation: "g1", version: "a3" },
+      0,
+      markedCache(3),
+      { fingerprint: FP, budget: 4, dtype: "f16" },
+    );
     expect(await names()).toEqual(["a1", "a2", "a3", "active.json"]);
     // Within the grace period nothing goes.
-    expect(await store.gc("t1", "g1", { graceMs: 60_000 })).toEqual({ deleted: [], kept: ["a1", "a2", "a3"] });
+    expect(await store.gc("t1", "g1", { graceMs: 60_000 })).toEqual({
+      deleted: [],
+      kept: ["a1", "a2", "a3"],
+    });
     // Long after: a1 goes; a2 is active. a3 (no manifest) is as old, so it goes too.
     const later = Date.now() + 120_000;
-    expect(await store.gc("t1", "g1", { graceMs: 60_000, now: later })).toEqual({ deleted: ["a1", "a3"], kept: ["a2"] });
+    expect(await store.gc("t1", "g1", { graceMs: 60_000, now: later })).toEqual({
+      deleted: ["a1", "a3"],
+      kept: ["a2"],
+    });
     expect(await names()).toEqual(["a2", "active.json"]);
     expect(await o.head(manifestKey("t1", "g1", "a1"))).toBeNull();
     expect((await store.resolve("t1", "g1")).version).toBe("a2");
@@ -168,7 +242,8 @@ describe.each(storeSubjects())("episode store on $name", (subject) => {
           throw e;
         }
         const n = Number(m.version.slice(1));
-        for (const e of m.episodes) expect(markOf(await s.loadEpisode(m, e.id))).toBe(100 * n + e.id);
+        for (const e of m.episodes)
+          expect(markOf(await s.loadEpisode(m, e.id))).toBe(100 * n + e.id);
         seen.add(m.version);
         reads++;
       }
@@ -180,10 +255,23 @@ describe.each(storeSubjects())("episode store on $name", (subject) => {
           const at = { tenant: "t1", conversation: "r1", version: `r${v}` };
           const episodes: EpisodeManifest["episodes"] = [];
           for (let e = 0; e < 3; e++) {
-            episodes.push({ id: e, ...(await s.writeEpisode(at, e, markedCache(100 * v + e), { fingerprint: FP, budget: 4, dtype: "f32" })), centroid: [1, 0], windows: [], representatives: [], entries: 8 });
+            episodes.push({
+              id: e,
+              ...(await s.writeEpisode(at, e, markedCache(100 * v + e), {
+                fingerprint: FP,
+                budget: 4,
+                dtype: "f32",
+              })),
+              centroid: [1, 0],
+              windows: [],
+              representatives: [],
+              entries: 8,
+            });
           }
           const base = await buildVersion(s, `r${v}x`, 0, t(v), 0);
-          expect((await s.publish({ ...base, ...at, episodes, createdAt: t(v) })).active).toBe(`r${v}`);
+          expect((await s.publish({ ...base, ...at, episodes, createdAt: t(v) })).active).toBe(
+            `r${v}`,
+          );
         }
       } finally {
         publishing = false;
@@ -206,7 +294,10 @@ describe.skipIf(!chatPath)(`a stored cache on SmolLM2 ${NEEDS_PULL}`, () => {
     const model = await openChatModel(chatPath as string, { numerics: "exact" });
     try {
       const history = model.tokenizer.encodeChat([
-        { role: "user", content: "My sister Maya moved to Lisbon in March and works at a bakery near the river." },
+        {
+          role: "user",
+          content: "My sister Maya moved to Lisbon in March and works at a bakery near the river.",
+        },
         { role: "assistant", content: "That sounds lovely. How is she finding Lisbon?" },
       ]);
       const cache = new KvCache(model.config);
@@ -215,15 +306,46 @@ describe.skipIf(!chatPath)(`a stored cache on SmolLM2 ${NEEDS_PULL}`, () => {
       expect(cache.nextPosition).toBe(history.length);
       const store = new EpisodeStore(new FsObjectStore(join(dir, "store")));
       const at = { tenant: "t", conversation: "c", version: "v" };
-      const stored = await store.writeEpisode(at, 0, cache, { fingerprint: model.fingerprint, budget: null, dtype: "f32" });
+      const stored = await store.writeEpisode(at, 0, cache, {
+        fingerprint: model.fingerprint,
+        budget: null,
+        dtype: "f32",
+      });
       const manifest: EpisodeManifest = {
-        format: MANIFEST_FORMAT, ...at,
-        model: { id: "smollm2-135m-instruct-q4_1", fingerprint: model.fingerprint, numerics: "exact", layers: model.config.numLayers, kvHeads: model.config.numKvHeads, headDim: model.config.headDim },
-        embedder: { modelId: "e", dimension: 1 }, method: "full", budget: null, block: 512, layerBudgets: null, contextTokens: history.length,
-        dtype: "f32", routing: { rule: "centroid" }, episodes: [{ id: 0, ...stored, centroid: [1], windows: [], representatives: [], entries: cache.entries }], createdAt: t(0),
+        format: MANIFEST_FORMAT,
+        ...at,
+        model: {
+          id: "smollm2-135m-instruct-q4_1",
+          fingerprint: model.fingerprint,
+          numerics: "exact",
+          layers: model.config.numLayers,
+          kvHeads: model.config.numKvHeads,
+          headDim: model.config.headDim,
+        },
+        embedder: { modelId: "e", dimension: 1 },
+        method: "full",
+        budget: null,
+        block: 512,
+        layerBudgets: null,
+        contextTokens: history.length,
+        dtype: "f32",
+        routing: { rule: "centroid" },
+        episodes: [
+          {
+            id: 0,
+            ...stored,
+            centroid: [1],
+            windows: [],
+            representatives: [],
+            entries: cache.entries,
+          },
+        ],
+        createdAt: t(0),
       };
       const loaded = await store.loadEpisode(manifest, 0);
-      const question = model.tokenizer.encodeChat([{ role: "user", content: "Where does my sister work?" }]);
+      const question = model.tokenizer.encodeChat([
+        { role: "user", content: "Where does my sister work?" },
+      ]);
       // The loaded cache's buffers are exactly as long as its heads, the built one's have spare room;
       // attention over either gives the same bits (chunked attention stops at the longest head).
       expect(loaded.layers[0].capacity).not.toBe(cache.layers[0].capacity);
@@ -231,10 +353,16 @@ describe.skipIf(!chatPath)(`a stored cache on SmolLM2 ${NEEDS_PULL}`, () => {
       const positions = question.map((_, i) => history.length + i);
       const first = await model.decoder.forward(question, positions, cache, [question.length - 1]);
       const again = await model.decoder.forward(question, positions, loaded, [question.length - 1]);
-      expect(Buffer.compare(Buffer.from(again.logits.buffer, again.logits.byteOffset, again.logits.byteLength), Buffer.from(first.logits.buffer, first.logits.byteOffset, first.logits.byteLength))).toBe(0);
+      expect(
+        Buffer.compare(
+          Buffer.from(again.logits.buffer, again.logits.byteOffset, again.logits.byteLength),
+          Buffer.from(first.logits.buffer, first.logits.byteOffset, first.logits.byteLength),
+        ),
+      ).toBe(0);
       const tokens = async (c: KvCache) => {
         const out: number[] = [];
-        for await (const tok of generate(model, question, { maxTokens: 24, cache: c.clone() })) out.push(tok.id);
+        for await (const tok of generate(model, question, { maxTokens: 24, cache: c.clone() }))
+          out.push(tok.id);
         return out;
       };
       const a = await tokens(cache);

@@ -83,11 +83,16 @@ export class EpisodeStore {
     const key = episodeKey(at.tenant, at.conversation, at.version, episode);
     // A published version never changes: its readers check its blobs against its manifest.
     if ((await this.objects.head(manifestKey(at.tenant, at.conversation, at.version))) !== null) {
-      throw new EpicacheError("store_conflict", `version ${at.version} of ${at.tenant}/${at.conversation} is already published; a new build needs a new version`);
+      throw new EpicacheError(
+        "store_conflict",
+        `version ${at.version} of ${at.tenant}/${at.conversation} is already published; a new build needs a new version`,
+      );
     }
     const hash = createHash("sha256");
     let bytes = 0;
-    const chunks = encodeKvc(toKvc(cache, meta.fingerprint, meta.budget), meta.dtype, { chunkBytes: 4 << 20 });
+    const chunks = encodeKvc(toKvc(cache, meta.fingerprint, meta.budget), meta.dtype, {
+      chunkBytes: 4 << 20,
+    });
     function* counted(): Generator<Uint8Array> {
       for (const c of chunks) {
         hash.update(c);
@@ -107,27 +112,53 @@ export class EpisodeStore {
    */
   async publish(given: EpisodeManifest): Promise<PublishResult> {
     const { tenant, conversation, version } = given;
-    const manifest = await this.objects.put(manifestKey(tenant, conversation, version), encoder.encode(`${JSON.stringify(given, null, 1)}\n`), {
-      ifNoneMatch: "*", contentType: "application/json",
-    }).then(() => given, async (e: EpicacheError) => {
-      if (e.code !== "store_conflict") throw e;
-      // The same manifest but for its time (a build run again): the stored one stands, blobs and all.
-      const stored = await this.readManifest(tenant, conversation, version);
-      if (JSON.stringify({ ...stored, createdAt: "" }) !== JSON.stringify({ ...given, createdAt: "" })) {
-        throw new EpicacheError("store_conflict", `version ${version} of ${tenant}/${conversation} is already published with another manifest`, { cause: e });
-      }
-      return stored;
-    });
+    const manifest = await this.objects
+      .put(
+        manifestKey(tenant, conversation, version),
+        encoder.encode(`${JSON.stringify(given, null, 1)}\n`),
+        {
+          ifNoneMatch: "*",
+          contentType: "application/json",
+        },
+      )
+      .then(
+        () => given,
+        async (e: EpicacheError) => {
+          if (e.code !== "store_conflict") throw e;
+          // The same manifest but for its time (a build run again): the stored one stands, blobs and all.
+          const stored = await this.readManifest(tenant, conversation, version);
+          if (
+            JSON.stringify({ ...stored, createdAt: "" }) !==
+            JSON.stringify({ ...given, createdAt: "" })
+          ) {
+            throw new EpicacheError(
+              "store_conflict",
+              `version ${version} of ${tenant}/${conversation} is already published with another manifest`,
+              { cause: e },
+            );
+          }
+          return stored;
+        },
+      );
     const key = activeKey(tenant, conversation);
     for (let attempt = 0; ; attempt++) {
       const current = await this.readPointer(tenant, conversation);
-      if (current !== null && (current.pointer.createdAt > manifest.createdAt || current.pointer.version === version)) {
+      if (
+        current !== null &&
+        (current.pointer.createdAt > manifest.createdAt || current.pointer.version === version)
+      ) {
         return { active: current.pointer.version, moved: current.pointer.version === version };
       }
-      const pointer: ActivePointer = { format: ACTIVE_FORMAT, version, createdAt: manifest.createdAt, publishedAt: new Date().toISOString() };
+      const pointer: ActivePointer = {
+        format: ACTIVE_FORMAT,
+        version,
+        createdAt: manifest.createdAt,
+        publishedAt: new Date().toISOString(),
+      };
       try {
         await this.objects.put(key, encoder.encode(`${JSON.stringify(pointer)}\n`), {
-          ...(current === null ? { ifNoneMatch: "*" as const } : { ifMatch: current.etag }), contentType: "application/json",
+          ...(current === null ? { ifNoneMatch: "*" as const } : { ifMatch: current.etag }),
+          contentType: "application/json",
         });
         return { active: version, moved: true };
       } catch (e) {
@@ -138,7 +169,10 @@ export class EpisodeStore {
   }
 
   /** The active pointer and its ETag, or null when nothing was published. */
-  async readPointer(tenant: string, conversation: string): Promise<{ pointer: ActivePointer; etag: string } | null> {
+  async readPointer(
+    tenant: string,
+    conversation: string,
+  ): Promise<{ pointer: ActivePointer; etag: string } | null> {
     const key = activeKey(tenant, conversation);
     let got;
     try {
@@ -153,7 +187,8 @@ export class EpisodeStore {
     } catch (e) {
       throw new EpicacheError("store_invalid", `${this.location}${key}: ${(e as Error).message}`);
     }
-    if (pointer?.format !== ACTIVE_FORMAT || !isValidId(pointer.version)) throw new EpicacheError("store_invalid", `${this.location}${key} is not an active pointer`);
+    if (pointer?.format !== ACTIVE_FORMAT || !isValidId(pointer.version))
+      throw new EpicacheError("store_invalid", `${this.location}${key} is not an active pointer`);
     return { pointer, etag: got.info.etag };
   }
 
@@ -161,17 +196,31 @@ export class EpisodeStore {
   async resolve(tenant: string, conversation: string): Promise<EpisodeManifest> {
     const current = await this.readPointer(tenant, conversation);
     if (current === null) {
-      throw new EpicacheError("store_not_found", `${this.location} holds no published episode caches for ${tenant}/${conversation}; build them with \`npx epicache build\``);
+      throw new EpicacheError(
+        "store_not_found",
+        `${this.location} holds no published episode caches for ${tenant}/${conversation}; build them with \`npx epicache build\``,
+      );
     }
     return this.readManifest(tenant, conversation, current.pointer.version);
   }
 
-  async readManifest(tenant: string, conversation: string, version: string): Promise<EpisodeManifest> {
+  async readManifest(
+    tenant: string,
+    conversation: string,
+    version: string,
+  ): Promise<EpisodeManifest> {
     const key = manifestKey(tenant, conversation, version);
     const { bytes } = await this.objects.get(key);
     const manifest = parseManifest(decoder.decode(bytes), `${this.location}${key}`);
-    if (manifest.tenant !== tenant || manifest.conversation !== conversation || manifest.version !== version) {
-      throw new EpicacheError("store_invalid", `${this.location}${key} describes ${manifest.tenant}/${manifest.conversation}/${manifest.version}`);
+    if (
+      manifest.tenant !== tenant ||
+      manifest.conversation !== conversation ||
+      manifest.version !== version
+    ) {
+      throw new EpicacheError(
+        "store_invalid",
+        `${this.location}${key} describes ${manifest.tenant}/${manifest.conversation}/${manifest.version}`,
+      );
     }
     return manifest;
   }
@@ -193,12 +242,19 @@ export class EpisodeStore {
    */
   async loadEpisode(manifest: EpisodeManifest, episode: number): Promise<KvCache> {
     const entry = manifest.episodes[episode];
-    if (entry === undefined) throw new EpicacheError("invalid_argument", `episode ${episode} is not in 0 … ${manifest.episodes.length - 1}`);
+    if (entry === undefined)
+      throw new EpicacheError(
+        "invalid_argument",
+        `episode ${episode} is not in 0 … ${manifest.episodes.length - 1}`,
+      );
     const source = `${this.location}${entry.key}`;
     const { info, body } = await this.objects.getStream(entry.key);
     if (info.size !== entry.bytes) {
       await body[Symbol.asyncIterator]().return?.();
-      throw new EpicacheError("store_invalid", `${source} has ${info.size} bytes; its manifest says ${entry.bytes}`);
+      throw new EpicacheError(
+        "store_invalid",
+        `${source} has ${info.size} bytes; its manifest says ${entry.bytes}`,
+      );
     }
     const { layers: L, kvHeads: H, headDim: D } = manifest.model;
     const cache = new KvCache({ numLayers: L, numKvHeads: H, headDim: D }, 1);
@@ -210,17 +266,29 @@ export class EpisodeStore {
       }
     }
     const { cache: kvc } = await decodeKvc(hashed(), {
-      source, byteLength: info.size,
+      source,
+      byteLength: info.size,
       into: (header, lengths) => {
         if (header.layers !== L || header.kvHeads !== H || header.headDim !== D) {
-          throw new EpicacheError("store_invalid", `${source}: shape ${header.layers}×${header.kvHeads}×${header.headDim} does not fit the model (${L}×${H}×${D})`);
+          throw new EpicacheError(
+            "store_invalid",
+            `${source}: shape ${header.layers}×${header.kvHeads}×${header.headDim} does not fit the model (${L}×${H}×${D})`,
+          );
         }
-        if (header.fingerprint !== manifest.model.fingerprint) throw new EpicacheError("store_invalid", `${source} was built with model ${header.fingerprint}, its manifest names ${manifest.model.fingerprint}`);
+        if (header.fingerprint !== manifest.model.fingerprint)
+          throw new EpicacheError(
+            "store_invalid",
+            `${source} was built with model ${header.fingerprint}, its manifest names ${manifest.model.fingerprint}`,
+          );
         return intoLayers(cache, lengths);
       },
     });
     const digest = hash.digest("hex");
-    if (digest !== entry.sha256) throw new EpicacheError("store_invalid", `${source}: SHA-256 ${digest} is not the manifest's ${entry.sha256}`);
+    if (digest !== entry.sha256)
+      throw new EpicacheError(
+        "store_invalid",
+        `${source}: SHA-256 ${digest} is not the manifest's ${entry.sha256}`,
+      );
     cache.nextPosition = kvc.nextPosition;
     // What a .kvc does not keep: each entry's index in the history (compaction may have moved its
     // position) and how much was read. Positions stand in for both.
@@ -233,7 +301,11 @@ export class EpisodeStore {
    * Deletes versions that are not active, once the pointer last moved and the version's newest object
    * were both written more than `graceMs` ago. Manifests go before their blobs.
    */
-  async gc(tenant: string, conversation: string, options: { graceMs: number; now?: number }): Promise<GcResult> {
+  async gc(
+    tenant: string,
+    conversation: string,
+    options: { graceMs: number; now?: number },
+  ): Promise<GcResult> {
     const now = options.now ?? Date.now();
     const prefix = conversationPrefix(tenant, conversation);
     const current = await this.readPointer(tenant, conversation);
@@ -249,7 +321,11 @@ export class EpisodeStore {
     const result: GcResult = { deleted: [], kept: [] };
     const pointerAge = current === null ? Infinity : now - Date.parse(current.pointer.publishedAt);
     for (const [version, v] of [...versions].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      if (version === current?.pointer.version || pointerAge < options.graceMs || now - v.newest < options.graceMs) {
+      if (
+        version === current?.pointer.version ||
+        pointerAge < options.graceMs ||
+        now - v.newest < options.graceMs
+      ) {
         result.kept.push(version);
         continue;
       }
@@ -264,32 +340,56 @@ export class EpisodeStore {
 
 /** The cache's heads as `.kvc` arrays: views, no copy. */
 export function toKvc(cache: KvCache, fingerprint: string, budget: number | null): KvcCache {
-  const H = cache.kvHeads, D = cache.headDim;
+  const H = cache.kvHeads,
+    D = cache.headDim;
   const lengths = new Uint32Array(cache.layers.length * H);
-  const positions: Int32Array[] = [], keys: Float32Array[] = [], values: Float32Array[] = [];
+  const positions: Int32Array[] = [],
+    keys: Float32Array[] = [],
+    values: Float32Array[] = [];
   cache.layers.forEach((layer, l) => {
     for (let h = 0; h < H; h++) {
-      const n = layer.lengths[h], base = h * layer.capacity;
+      const n = layer.lengths[h],
+        base = h * layer.capacity;
       lengths[l * H + h] = n;
       positions.push(layer.positions.subarray(base, base + n));
       keys.push(layer.keys.subarray(base * D, (base + n) * D));
       values.push(layer.values.subarray(base * D, (base + n) * D));
     }
   });
-  return { fingerprint, layers: cache.layers.length, kvHeads: H, headDim: D, budget, nextPosition: cache.nextPosition, lengths, positions, keys, values };
+  return {
+    fingerprint,
+    layers: cache.layers.length,
+    kvHeads: H,
+    headDim: D,
+    budget,
+    nextPosition: cache.nextPosition,
+    lengths,
+    positions,
+    keys,
+    values,
+  };
 }
 
 /** Sizes `cache`'s layers for these lengths and returns views of its buffers for the decoder to fill. */
-function intoLayers(cache: KvCache, lengths: Uint32Array): { positions: Int32Array[]; keys: Float32Array[]; values: Float32Array[] } {
-  const H = cache.kvHeads, D = cache.headDim;
-  const out = { positions: [] as Int32Array[], keys: [] as Float32Array[], values: [] as Float32Array[] };
+function intoLayers(
+  cache: KvCache,
+  lengths: Uint32Array,
+): { positions: Int32Array[]; keys: Float32Array[]; values: Float32Array[] } {
+  const H = cache.kvHeads,
+    D = cache.headDim;
+  const out = {
+    positions: [] as Int32Array[],
+    keys: [] as Float32Array[],
+    values: [] as Float32Array[],
+  };
   cache.layers.forEach((_, l) => {
     let longest = 1;
     for (let h = 0; h < H; h++) longest = Math.max(longest, lengths[l * H + h]);
     cache.ensureCapacity(l, longest);
     const layer = cache.layers[l];
     for (let h = 0; h < H; h++) {
-      const n = lengths[l * H + h], base = h * layer.capacity;
+      const n = lengths[l * H + h],
+        base = h * layer.capacity;
       layer.lengths[h] = n;
       out.positions.push(layer.positions.subarray(base, base + n));
       out.keys.push(layer.keys.subarray(base * D, (base + n) * D));

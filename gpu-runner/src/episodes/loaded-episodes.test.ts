@@ -10,7 +10,10 @@ const manifest = { tenant: "t", conversation: "c", version: "v1" } as EpisodeMan
 /** LoadedEpisodes over a store whose episode `e` is `sizes[e]` bytes; `loads` records each load. */
 function loadedOver(maxBytes: number, sizes: number[]) {
   const loads: number[] = [];
-  const loaded = new LoadedEpisodes({ loadEpisode: async (_m, e) => (loads.push(e), sized(sizes[e])) }, maxBytes);
+  const loaded = new LoadedEpisodes(
+    { loadEpisode: async (_m, e) => (loads.push(e), sized(sizes[e])) },
+    maxBytes,
+  );
   return { loaded, loads };
 }
 
@@ -33,13 +36,16 @@ describe("LoadedEpisodes", () => {
     let calls = 0;
     let release: (c: KvCache) => void = () => undefined;
     let fail = true;
-    const loaded = new LoadedEpisodes({
-      loadEpisode: (_m, e) => {
-        calls++;
-        if (e === 1) return fail ? Promise.reject(new Error("boom")) : Promise.resolve(sized(1));
-        return new Promise<KvCache>((r) => (release = r));
+    const loaded = new LoadedEpisodes(
+      {
+        loadEpisode: (_m, e) => {
+          calls++;
+          if (e === 1) return fail ? Promise.reject(new Error("boom")) : Promise.resolve(sized(1));
+          return new Promise<KvCache>((r) => (release = r));
+        },
       },
-    }, 100);
+      100,
+    );
     const pending = [loaded.get(manifest, 0), loaded.get(manifest, 0), loaded.get(manifest, 0)];
     release(sized(10));
     const [a, b, c] = await Promise.all(pending);

@@ -36,7 +36,8 @@ export class LoadedEpisodes {
       // lru-cache takes a positive integer: a budget of 0 keeps nothing all the same (a cache is over 1 byte).
       maxSize: Math.max(1, Math.floor(maxBytes)),
       sizeCalculation: (cache) => Math.max(1, cache.bytes),
-      fetchMethod: (_key, _stale, { context }) => this.store.loadEpisode(context.manifest, context.episode),
+      fetchMethod: (_key, _stale, { context }) =>
+        this.store.loadEpisode(context.manifest, context.episode),
       // A load evicted while in flight still answers the requests waiting for it (and is not kept).
       ignoreFetchAbort: true,
       dispose: (_cache, _key, reason) => {

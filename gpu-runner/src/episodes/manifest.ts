@@ -9,7 +9,13 @@
  * on another (`findChatModel` finds the model there).
  */
 import { decodeWindowVectors, EpicacheError, isValidId, ROUTING_RULES } from "@epicache/shared";
-import type { KvcDtype, MedoidCount, RoutingData, RoutingRule, SessionCursor } from "@epicache/shared";
+import type {
+  KvcDtype,
+  MedoidCount,
+  RoutingData,
+  RoutingRule,
+  SessionCursor,
+} from "@epicache/shared";
 import type { AllocMode } from "../calibration";
 import { POSITION_MODES, type Allocation, type PositionMode } from "../prefill";
 import { chatModelRef, type ModelRef } from "../model-registry";
@@ -151,24 +157,52 @@ export function parseManifest(text: string, source: string): EpisodeManifest {
   };
   const o = m as Partial<EpisodeManifest>;
   if (typeof o !== "object" || o === null) bad("not a JSON object");
-  if (o.format !== MANIFEST_FORMAT && o.format !== MANIFEST_FORMAT_3 && o.format !== MANIFEST_FORMAT_2) bad(`format ${JSON.stringify(o.format)} is not ${MANIFEST_FORMAT} (or ${MANIFEST_FORMAT_3}, ${MANIFEST_FORMAT_2})`);
-  for (const k of ["tenant", "conversation", "version"] as const) if (!isValidId(o[k])) bad(`${k} ${JSON.stringify(o[k])} is not a valid id`);
+  if (
+    o.format !== MANIFEST_FORMAT &&
+    o.format !== MANIFEST_FORMAT_3 &&
+    o.format !== MANIFEST_FORMAT_2
+  )
+    bad(
+      `format ${JSON.stringify(o.format)} is not ${MANIFEST_FORMAT} (or ${MANIFEST_FORMAT_3}, ${MANIFEST_FORMAT_2})`,
+    );
+  for (const k of ["tenant", "conversation", "version"] as const)
+    if (!isValidId(o[k])) bad(`${k} ${JSON.stringify(o[k])} is not a valid id`);
   if (!Array.isArray(o.episodes) || o.episodes.length === 0) bad("no episodes");
-  if (o.positions !== undefined && !POSITION_MODES.includes(o.positions)) bad(`positions ${JSON.stringify(o.positions)} is not one of ${POSITION_MODES.join(", ")}`);
+  if (o.positions !== undefined && !POSITION_MODES.includes(o.positions))
+    bad(`positions ${JSON.stringify(o.positions)} is not one of ${POSITION_MODES.join(", ")}`);
   const model = o.model;
-  if (typeof model?.fingerprint !== "string" || !Number.isInteger(model.layers) || !Number.isInteger(model.kvHeads) || !Number.isInteger(model.headDim)) bad("no model shape and fingerprint");
+  if (
+    typeof model?.fingerprint !== "string" ||
+    !Number.isInteger(model.layers) ||
+    !Number.isInteger(model.kvHeads) ||
+    !Number.isInteger(model.headDim)
+  )
+    bad("no model shape and fingerprint");
   if (o.format === MANIFEST_FORMAT_2 && model !== undefined) {
     const { path, ...rest } = model as typeof model & { path?: unknown };
-    o.model = { ...rest, id: chatModelRef({ path: typeof path === "string" ? path : "unnamed", fingerprint: model.fingerprint }).id };
+    o.model = {
+      ...rest,
+      id: chatModelRef({
+        path: typeof path === "string" ? path : "unnamed",
+        fingerprint: model.fingerprint,
+      }).id,
+    };
   } else if (typeof model?.id !== "string" || model.id === "") {
     bad("the model has no id");
   }
   const dimension = o.embedder?.dimension;
   for (const [i, e] of (o.episodes ?? []).entries()) {
     if (e?.id !== i) bad(`episode ${i} has id ${JSON.stringify(e?.id)}`);
-    if (typeof e.key !== "string" || typeof e.sha256 !== "string" || !Number.isSafeInteger(e.bytes)) bad(`episode ${i} has no key, size and checksum`);
-    if (!Array.isArray(e.centroid) || e.centroid.length !== dimension || !e.centroid.every(Number.isFinite)) bad(`episode ${i}'s centroid is not ${dimension} numbers`);
-    if (!Array.isArray(e.windows) || !e.windows.every((w) => Number.isSafeInteger(w) && w >= 0)) bad(`episode ${i}'s windows are not window indices`);
+    if (typeof e.key !== "string" || typeof e.sha256 !== "string" || !Number.isSafeInteger(e.bytes))
+      bad(`episode ${i} has no key, size and checksum`);
+    if (
+      !Array.isArray(e.centroid) ||
+      e.centroid.length !== dimension ||
+      !e.centroid.every(Number.isFinite)
+    )
+      bad(`episode ${i}'s centroid is not ${dimension} numbers`);
+    if (!Array.isArray(e.windows) || !e.windows.every((w) => Number.isSafeInteger(w) && w >= 0))
+      bad(`episode ${i}'s windows are not window indices`);
   }
   if (o.format !== MANIFEST_FORMAT) o.routing = { rule: "centroid" };
   else checkRouting(o as EpisodeManifest, bad);
@@ -186,7 +220,10 @@ export function parseManifest(text: string, source: string): EpisodeManifest {
  * const { episode } = routeQuestion(rule, { vector: questionVector, text: question }, data);
  * ```
  */
-export function manifestRouting(manifest: EpisodeManifest): { rule: RoutingRule; data: RoutingData } {
+export function manifestRouting(manifest: EpisodeManifest): {
+  rule: RoutingRule;
+  data: RoutingData;
+} {
   const centroids = manifest.episodes.map((e) => e.centroid);
   const routing = manifest.routing;
   if (routing.rule === "centroid") return { rule: routing, data: { centroids } };
@@ -197,7 +234,8 @@ export function manifestRouting(manifest: EpisodeManifest): { rule: RoutingRule;
     const windowTerms = routing.windowTerms.map(splitTerms);
     return { rule: { rule: "lexical" }, data: { centroids, windows, windowEpisodes, windowTerms } };
   }
-  const rule: RoutingRule = routing.rule === "vote" ? { rule: "vote", k: routing.k } : { rule: "window" };
+  const rule: RoutingRule =
+    routing.rule === "vote" ? { rule: "vote", k: routing.k } : { rule: "window" };
   return { rule, data: { centroids, windows, windowEpisodes } };
 }
 
@@ -211,10 +249,17 @@ function splitTerms(joined: string): string[] {
  * partition, and for `lexical` one string of terms per window vector.
  */
 function checkRouting(m: EpisodeManifest, bad: (why: string) => never): void {
-  const r = m.routing as Partial<ManifestRouting & { k: unknown; windowVectors: unknown }> | undefined;
-  if (typeof r !== "object" || r === null || !(ROUTING_RULES as readonly unknown[]).includes(r.rule)) bad(`routing ${JSON.stringify(r)} has no rule of ${ROUTING_RULES.join(", ")}`);
+  const r = m.routing as
+    Partial<ManifestRouting & { k: unknown; windowVectors: unknown }> | undefined;
+  if (
+    typeof r !== "object" ||
+    r === null ||
+    !(ROUTING_RULES as readonly unknown[]).includes(r.rule)
+  )
+    bad(`routing ${JSON.stringify(r)} has no rule of ${ROUTING_RULES.join(", ")}`);
   if (r?.rule === "centroid") return;
-  if (r?.rule === "vote" && !(Number.isInteger(r.k) && (r.k as number) >= 1)) bad(`vote routing needs a positive integer k, not ${JSON.stringify(r.k)}`);
+  if (r?.rule === "vote" && !(Number.isInteger(r.k) && (r.k as number) >= 1))
+    bad(`vote routing needs a positive integer k, not ${JSON.stringify(r.k)}`);
   if (typeof r?.windowVectors !== "string") bad(`${r?.rule} routing has no window vectors`);
   let windows = 0;
   try {
@@ -224,13 +269,20 @@ function checkRouting(m: EpisodeManifest, bad: (why: string) => never): void {
   }
   if (r?.rule === "lexical") {
     const terms = r.windowTerms as unknown;
-    if (!Array.isArray(terms) || !terms.every((t) => typeof t === "string")) bad("lexical routing has no window terms");
-    if ((terms as string[]).length !== windows) bad(`lexical routing has ${(terms as string[]).length} windows' terms for ${windows} window vectors`);
+    if (!Array.isArray(terms) || !terms.every((t) => typeof t === "string"))
+      bad("lexical routing has no window terms");
+    if ((terms as string[]).length !== windows)
+      bad(
+        `lexical routing has ${(terms as string[]).length} windows' terms for ${windows} window vectors`,
+      );
   }
   const seen = new Array<boolean>(windows).fill(false);
   for (const e of m.episodes) {
     for (const w of e.windows) {
-      if (w >= windows || seen[w]) bad(`episode ${e.id} lists window ${w}, ${w >= windows ? `beyond the ${windows} window vectors` : "listed twice"}`);
+      if (w >= windows || seen[w])
+        bad(
+          `episode ${e.id} lists window ${w}, ${w >= windows ? `beyond the ${windows} window vectors` : "listed twice"}`,
+        );
       seen[w] = true;
     }
   }

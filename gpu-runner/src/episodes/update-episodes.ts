@@ -17,8 +17,17 @@
  * last clustering.
  */
 import {
-  EpicacheError, l2Normalize, lexicalTerms, renderContinuation, conversationFromMessages, formatTurnLine, encodeWindowVectors, decodeWindowVectors,
-  type Conversation, type Message, type SessionCursor,
+  EpicacheError,
+  l2Normalize,
+  lexicalTerms,
+  renderContinuation,
+  conversationFromMessages,
+  formatTurnLine,
+  encodeWindowVectors,
+  decodeWindowVectors,
+  type Conversation,
+  type Message,
+  type SessionCursor,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
 import { repositioner, type ChatModel } from "../runtime";
@@ -27,7 +36,12 @@ import { chatFrame, policyFor } from "../press";
 import type { BuildTarget } from "./build-episodes";
 import type { EpisodeStore, PublishResult } from "./episode-store";
 import { joinNearest } from "./drift";
-import { MANIFEST_FORMAT, type EpisodeManifest, type ManifestRouting, type UpdateState } from "./manifest";
+import {
+  MANIFEST_FORMAT,
+  type EpisodeManifest,
+  type ManifestRouting,
+  type UpdateState,
+} from "./manifest";
 
 /**
  * The drift refusal's default share, from `npm run bench:drift` (bench/results/drift.json: 228 updates,
@@ -72,11 +86,19 @@ type UpdateOptions = UpdatePolicy & {
 
 /** Updates `base` with transcript messages (the runner's path): they continue its last session unless their `session` says otherwise. */
 export async function updateEpisodes(
-  model: ChatModel, embedder: OnnxEmbedder, base: EpisodeManifest, messages: readonly Message[], target: BuildTarget & { store: EpisodeStore }, opts: UpdateOptions = {},
+  model: ChatModel,
+  embedder: OnnxEmbedder,
+  base: EpisodeManifest,
+  messages: readonly Message[],
+  target: BuildTarget & { store: EpisodeStore },
+  opts: UpdateOptions = {},
 ): Promise<UpdateReport> {
   if (!base.update) needsFull(`version ${base.version} was built before updates existed`);
-  if (messages.length === 0) throw new EpicacheError("invalid_argument", "an update needs at least one new message");
-  const { conversation, cursor } = conversationFromMessages(base.conversation, messages, { after: base.update.cursor });
+  if (messages.length === 0)
+    throw new EpicacheError("invalid_argument", "an update needs at least one new message");
+  const { conversation, cursor } = conversationFromMessages(base.conversation, messages, {
+    after: base.update.cursor,
+  });
   return continueEpisodes(model, embedder, base, conversation, cursor, target, opts);
 }
 
@@ -85,7 +107,12 @@ export async function updateEpisodes(
  * on when it has the same number), leaving the transcript at `cursor`.
  */
 export async function continueEpisodes(
-  model: ChatModel, embedder: OnnxEmbedder, base: EpisodeManifest, delta: Conversation, cursor: SessionCursor, target: BuildTarget & { store: EpisodeStore },
+  model: ChatModel,
+  embedder: OnnxEmbedder,
+  base: EpisodeManifest,
+  delta: Conversation,
+  cursor: SessionCursor,
+  target: BuildTarget & { store: EpisodeStore },
   opts: UpdateOptions = {},
 ): Promise<UpdateReport> {
   const seconds: Record<string, number> = {};
@@ -97,17 +124,24 @@ export async function continueEpisodes(
   };
   const state = base.update;
   if (!state) needsFull(`version ${base.version} was built before updates existed`);
-  if (base.model.fingerprint !== model.fingerprint) needsFull(`version ${base.version} was built with model ${base.model.id}`);
-  if (base.embedder.modelId !== embedder.modelId) needsFull(`version ${base.version} was embedded with ${base.embedder.modelId}`);
+  if (base.model.fingerprint !== model.fingerprint)
+    needsFull(`version ${base.version} was built with model ${base.model.id}`);
+  if (base.embedder.modelId !== embedder.modelId)
+    needsFull(`version ${base.version} was embedded with ${base.embedder.modelId}`);
 
   // ── the new turns, continuing the base's last session ──
-  if (!delta.sessions.some((s) => s.turns.length > 0)) throw new EpicacheError("invalid_argument", "an update needs at least one new message");
+  if (!delta.sessions.some((s) => s.turns.length > 0))
+    throw new EpicacheError("invalid_argument", "an update needs at least one new message");
   const newSpeaker = delta.speakers.find((s) => !state.speakers.includes(s));
-  if (newSpeaker !== undefined) needsFull(`a new speaker, ${newSpeaker}, changes the context's header`);
+  if (newSpeaker !== undefined)
+    needsFull(`a new speaker, ${newSpeaker}, changes the context's header`);
   const turns = delta.sessions.flatMap((s) => s.turns);
   const total = state.turns + turns.length;
   const regrowth = opts.regrowth ?? 2;
-  if (total > regrowth * state.turnsAtClustering) needsFull(`the history grew to ${(total / state.turnsAtClustering).toFixed(1)}× its size at the last clustering`);
+  if (total > regrowth * state.turnsAtClustering)
+    needsFull(
+      `the history grew to ${(total / state.turnsAtClustering).toFixed(1)}× its size at the last clustering`,
+    );
   const continues = delta.sessions[0].index === state.cursor.index && state.cursor.turns > 0;
   const frame = chatFrame(model.tokenizer);
   const tokens = frame.history(renderContinuation(delta, { continues }));
@@ -136,57 +170,119 @@ export async function continueEpisodes(
   }
   const cohesion = joinNearest({ sums, counts, members }, vectors, firstIndex);
   const threshold = opts.cohesion ?? DRIFT_THRESHOLD;
-  if (cohesion < threshold * state.cohesion) needsFull(`the new windows sit far from every episode (mean cosine ${cohesion.toFixed(3)} against ${state.cohesion.toFixed(3)} at the last clustering)`);
+  if (cohesion < threshold * state.cohesion)
+    needsFull(
+      `the new windows sit far from every episode (mean cosine ${cohesion.toFixed(3)} against ${state.cohesion.toFixed(3)} at the last clustering)`,
+    );
   stage("assign");
 
   // ── each episode's cache, continued over the new tokens with its fixed prompt ──
   const { config } = model;
   const window = config.contextLength;
-  const compact = (base.positions ?? "original") === "compact" ? { window, mover: repositioner(config, { f16: model.numerics === "ggml" }) } : undefined;
+  const compact =
+    (base.positions ?? "original") === "compact"
+      ? { window, mover: repositioner(config, { f16: model.numerics === "ggml" }) }
+      : undefined;
   const dtype = target.dtype ?? base.dtype;
   let maxPosition = 0;
   const episodes: EpisodeManifest["episodes"] = [];
   for (const [e, entry] of base.episodes.entries()) {
     const cache = await target.store.loadEpisode(base, e);
     const prefilled = await blockPrefill(model.decoder, cache, tokens, {
-      blockSize: base.block, budgets: base.layerBudgets, policy: base.layerBudgets ? policyFor(base.method as Parameters<typeof policyFor>[0], frame, state.episodes[e].prompt) : null,
-      compact, pause: opts.pause,
-      onBlock: ({ block, blocks }) => opts.onProgress?.({ episode: e, episodes: base.episodes.length, block, blocks }),
+      blockSize: base.block,
+      budgets: base.layerBudgets,
+      policy: base.layerBudgets
+        ? policyFor(base.method as Parameters<typeof policyFor>[0], frame, state.episodes[e].prompt)
+        : null,
+      compact,
+      pause: opts.pause,
+      onBlock: ({ block, blocks }) =>
+        opts.onProgress?.({ episode: e, episodes: base.episodes.length, block, blocks }),
     });
     maxPosition = Math.max(maxPosition, prefilled.maxPosition);
-    const stored = await target.store.writeEpisode(target, e, cache, { fingerprint: model.fingerprint, budget: base.budget, dtype });
+    const stored = await target.store.writeEpisode(target, e, cache, {
+      fingerprint: model.fingerprint,
+      budget: base.budget,
+      dtype,
+    });
     episodes.push({
-      ...entry, ...stored, centroid: Array.from(l2Normalize(Float32Array.from(sums[e]))),
-      windows: [...members[e]].sort((a, b) => a - b), entries: cache.entries, layerEntries: cache.layerEntries,
+      ...entry,
+      ...stored,
+      centroid: Array.from(l2Normalize(Float32Array.from(sums[e]))),
+      windows: [...members[e]].sort((a, b) => a - b),
+      entries: cache.entries,
+      layerEntries: cache.layerEntries,
     });
   }
   stage("prefill");
 
   const lastLines = lines.length % size;
   const update: UpdateState = {
-    ...state, kind: "incremental", reason: "new messages", baseVersion: base.version,
-    lastTurnId: turns[turns.length - 1].id, cursor, turns: total,
-    tail: lastLines === 0 ? null : { index: firstIndex + texts.length - 1, lines: lines.slice(lines.length - lastLines), vector: Array.from(vectors[vectors.length - 1]) },
+    ...state,
+    kind: "incremental",
+    reason: "new messages",
+    baseVersion: base.version,
+    lastTurnId: turns[turns.length - 1].id,
+    cursor,
+    turns: total,
+    tail:
+      lastLines === 0
+        ? null
+        : {
+            index: firstIndex + texts.length - 1,
+            lines: lines.slice(lines.length - lastLines),
+            vector: Array.from(vectors[vectors.length - 1]),
+          },
     episodes: state.episodes.map((e, i) => ({ ...e, sum: Array.from(sums[i]), count: counts[i] })),
   };
   const manifest: EpisodeManifest = {
-    ...base, format: MANIFEST_FORMAT, tenant: target.tenant, conversation: target.conversation, version: target.version, dtype,
-    routing: extendRouting(base, firstIndex, vectors, texts), contextTokens: base.contextTokens + tokens.length, episodes, update,
+    ...base,
+    format: MANIFEST_FORMAT,
+    tenant: target.tenant,
+    conversation: target.conversation,
+    version: target.version,
+    dtype,
+    routing: extendRouting(base, firstIndex, vectors, texts),
+    contextTokens: base.contextTokens + tokens.length,
+    episodes,
+    update,
     createdAt: new Date().toISOString(),
   };
   const published = target.publish === false ? null : await target.store.publish(manifest);
   stage("publish");
-  return { manifest, published, newTurns: turns.length, newTokens: tokens.length, positions: { max: maxPosition, window }, seconds };
+  return {
+    manifest,
+    published,
+    newTurns: turns.length,
+    newTokens: tokens.length,
+    positions: { max: maxPosition, window },
+    seconds,
+  };
 }
 
 /** The base's routing data with the new windows' vectors (and terms) from `firstIndex` on (the unfinished one replaced). */
-function extendRouting(base: EpisodeManifest, firstIndex: number, vectors: readonly Float32Array[], texts: readonly string[]): ManifestRouting {
+function extendRouting(
+  base: EpisodeManifest,
+  firstIndex: number,
+  vectors: readonly Float32Array[],
+  texts: readonly string[],
+): ManifestRouting {
   const routing = base.routing;
   if (routing.rule === "centroid") return routing;
-  const kept = decodeWindowVectors(routing.windowVectors, base.embedder.dimension).slice(0, firstIndex);
+  const kept = decodeWindowVectors(routing.windowVectors, base.embedder.dimension).slice(
+    0,
+    firstIndex,
+  );
   const windowVectors = encodeWindowVectors([...kept, ...vectors]);
   if (routing.rule === "lexical") {
-    return { ...routing, windowVectors, windowTerms: [...routing.windowTerms.slice(0, firstIndex), ...texts.map((t) => lexicalTerms(t).join(" "))] };
+    return {
+      ...routing,
+      windowVectors,
+      windowTerms: [
+        ...routing.windowTerms.slice(0, firstIndex),
+        ...texts.map((t) => lexicalTerms(t).join(" ")),
+      ],
+    };
   }
   return { ...routing, windowVectors };
 }

@@ -36,16 +36,35 @@ export interface UpdateOrBuildResult {
  * ```
  */
 export async function updateOrBuild(
-  model: ChatModel, embedder: OnnxEmbedder, base: EpisodeManifest, next: { delta: Conversation; cursor: SessionCursor } | { full: string },
-  whole: Conversation, target: BuildTarget & { store: EpisodeStore }, options: BuildOptions,
+  model: ChatModel,
+  embedder: OnnxEmbedder,
+  base: EpisodeManifest,
+  next: { delta: Conversation; cursor: SessionCursor } | { full: string },
+  whole: Conversation,
+  target: BuildTarget & { store: EpisodeStore },
+  options: BuildOptions,
 ): Promise<UpdateOrBuildResult> {
   let reason: string;
   if ("full" in next) {
     reason = next.full;
   } else {
     try {
-      const update = await continueEpisodes(model, embedder, base, next.delta, next.cursor, target, { log: options.log, onProgress: options.onProgress, pause: options.pause });
-      return { manifest: update.manifest, kind: "incremental", reason: update.manifest.update?.reason ?? "new messages", positions: update.positions, seconds: update.seconds };
+      const update = await continueEpisodes(
+        model,
+        embedder,
+        base,
+        next.delta,
+        next.cursor,
+        target,
+        { log: options.log, onProgress: options.onProgress, pause: options.pause },
+      );
+      return {
+        manifest: update.manifest,
+        kind: "incremental",
+        reason: update.manifest.update?.reason ?? "new messages",
+        positions: update.positions,
+        seconds: update.seconds,
+      };
     } catch (e) {
       if (!isEpicacheError(e) || e.code !== "base_unusable") throw e;
       reason = e.message;
@@ -53,5 +72,11 @@ export async function updateOrBuild(
   }
   options.log?.(`a full build: ${reason}`);
   const built = await buildEpisodes(model, embedder, whole, target, { ...options, reason });
-  return { manifest: built.manifest, kind: "full", reason, positions: built.positions, seconds: built.seconds };
+  return {
+    manifest: built.manifest,
+    kind: "full",
+    reason,
+    positions: built.positions,
+    seconds: built.seconds,
+  };
 }

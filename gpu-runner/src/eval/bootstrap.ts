@@ -22,8 +22,13 @@ export interface PairedInterval {
  *
  * @example pairedBootstrap([0.5, 0.4, 0.9], [0.2, 0.4, 0.5]) // { mean: 0.2333…, low: 0, high: 0.3666…, n: 3 }
  */
-export function pairedBootstrap(a: readonly number[], b: readonly number[], opts: { resamples?: number; seed?: number; level?: number } = {}): PairedInterval {
-  if (a.length !== b.length) throw new Error(`pairedBootstrap: ${a.length} against ${b.length} samples`);
+export function pairedBootstrap(
+  a: readonly number[],
+  b: readonly number[],
+  opts: { resamples?: number; seed?: number; level?: number } = {},
+): PairedInterval {
+  if (a.length !== b.length)
+    throw new Error(`pairedBootstrap: ${a.length} against ${b.length} samples`);
   const n = a.length;
   if (n === 0) return { mean: NaN, low: NaN, high: NaN, n };
   const d = a.map((x, i) => x - b[i]);

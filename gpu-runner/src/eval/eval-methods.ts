@@ -4,7 +4,13 @@
  * positions, a shorter history. Adding a variant is one entry here; runEval, the reports' labels and
  * order and the CLI's choices follow it.
  */
-import { BUILD_METHOD_REGISTRY, parseMedoidCount, type BuildMethodInfo, type BuildMethod, type MedoidCount } from "@epicache/shared";
+import {
+  BUILD_METHOD_REGISTRY,
+  parseMedoidCount,
+  type BuildMethodInfo,
+  type BuildMethod,
+  type MedoidCount,
+} from "@epicache/shared";
 import { ALLOC_MODES, type AllocMode } from "../calibration";
 import { POSITION_MODES, type PositionMode } from "../prefill";
 
@@ -37,14 +43,22 @@ const registry = {
   full: { method: "full" },
   epicache: { method: "epicache" },
   "epicache-noalloc": { method: "epicache", label: "EpiCache (no alloc)", alloc: "uniform" },
-  "epicache-original": { method: "epicache", label: "EpiCache (original positions)", positions: "original" },
+  "epicache-original": {
+    method: "epicache",
+    label: "EpiCache (original positions)",
+    positions: "original",
+  },
   snapkv: { method: "snapkv" },
   infinipot: { method: "infinipot" },
   kvzip: { method: "kvzip" },
   keydiff: { method: "keydiff" },
   streamingllm: { method: "streamingllm" },
   recent: { method: "full", label: "Recent (truncated prompt)", recentOnly: true },
-  "epicache-official": { method: "epicache", label: "EpiCache (authors' allocation)", alloc: "official" },
+  "epicache-official": {
+    method: "epicache",
+    label: "EpiCache (authors' allocation)",
+    alloc: "official",
+  },
   "epicache-output": { method: "epicache", label: "EpiCache (output allocation)", alloc: "output" },
 } satisfies Record<string, EvalMethodInfo>;
 
@@ -76,7 +90,8 @@ const OPTIONS: Record<string, (value: string) => Partial<EvalMethodInfo> | null>
     }
   },
   alloc: (v) => ((ALLOC_MODES as readonly string[]).includes(v) ? { alloc: v as AllocMode } : null),
-  positions: (v) => ((POSITION_MODES as readonly string[]).includes(v) ? { positions: v as PositionMode } : null),
+  positions: (v) =>
+    (POSITION_MODES as readonly string[]).includes(v) ? { positions: v as PositionMode } : null,
   updates: (v) => (v === "session" ? { updates: "session" } : null),
 };
 
@@ -96,12 +111,16 @@ export function resolveEvalMethod(name: string): EvalMethodInfo | null {
   const said: string[] = [];
   for (const option of options) {
     const [key, value, ...rest] = option.split("=");
-    const apply = Object.hasOwn(OPTIONS, key) && value !== undefined && rest.length === 0 ? OPTIONS[key](value) : null;
+    const apply =
+      Object.hasOwn(OPTIONS, key) && value !== undefined && rest.length === 0
+        ? OPTIONS[key](value)
+        : null;
     if (!apply) return null;
     info = { ...info, ...apply };
     said.push(`${key} ${value}`);
   }
-  if (said.length > 0) info.label = `${info.label ?? BUILD_METHOD_REGISTRY[info.method].label} (${said.join(", ")})`;
+  if (said.length > 0)
+    info.label = `${info.label ?? BUILD_METHOD_REGISTRY[info.method].label} (${said.join(", ")})`;
   return info;
 }
 

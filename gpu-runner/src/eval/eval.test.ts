@@ -13,22 +13,68 @@ import { runEval, type EvalConfig } from "./run-eval";
 import type { ResultRow } from "./report";
 
 // A hand-made LoCoMo sample: three sessions, questions with evidence in and out of the first two.
-const session = (n: number, lines: string[]) => lines.map((text, i) => ({ speaker: i % 2 ? "Bo" : "Al", dia_id: `D${n}:${i + 1}`, text }));
+const session = (n: number, lines: string[]) =>
+  lines.map((text, i) => ({ speaker: i % 2 ? "Bo" : "Al", dia_id: `D${n}:${i + 1}`, text }));
 const sample = {
   sample_id: "hand-1",
   conversation: {
-    speaker_a: "Al", speaker_b: "Bo",
-    session_1_date_time: "1 May, 2023", session_1: session(1, ["I bought a red bike.", "Nice! Where?", "At the market on Main street.", "Cool."]),
-    session_2_date_time: "8 May, 2023", session_2: session(2, ["My sister visited from Oslo.", "How long did she stay?", "Three days.", "Lovely."]),
-    session_3_date_time: "9 June, 2023", session_3: session(3, ["I started learning the violin.", "Since when?", "Since last Monday.", "Great."]),
+    speaker_a: "Al",
+    speaker_b: "Bo",
+    session_1_date_time: "1 May, 2023",
+    session_1: session(1, [
+      "I bought a red bike.",
+      "Nice! Where?",
+      "At the market on Main street.",
+      "Cool.",
+    ]),
+    session_2_date_time: "8 May, 2023",
+    session_2: session(2, [
+      "My sister visited from Oslo.",
+      "How long did she stay?",
+      "Three days.",
+      "Lovely.",
+    ]),
+    session_3_date_time: "9 June, 2023",
+    session_3: session(3, [
+      "I started learning the violin.",
+      "Since when?",
+      "Since last Monday.",
+      "Great.",
+    ]),
   },
   qa: [
     { question: "What colour is Al's bike?", answer: "red", evidence: ["D1:1"], category: 4 },
-    { question: "Where is Al's sister from?", answer: "Oslo", evidence: ["D2:1", "D2:3."], category: 1 },
-    { question: "When did Al's sister visit?", answer: "8 May 2023", evidence: ["D2:1"], category: 2 },
-    { question: "What instrument does Al learn?", answer: "violin", evidence: ["D3:1"], category: 4 },
-    { question: "Did Bo buy a bike?", answer: "No", adversarial_answer: "yes", evidence: ["D1:1"], category: 5 },
-    { question: "Where and what?", answer: "market, bike", evidence: ["D1:1-D1:3", "D3:1"], category: 1 },
+    {
+      question: "Where is Al's sister from?",
+      answer: "Oslo",
+      evidence: ["D2:1", "D2:3."],
+      category: 1,
+    },
+    {
+      question: "When did Al's sister visit?",
+      answer: "8 May 2023",
+      evidence: ["D2:1"],
+      category: 2,
+    },
+    {
+      question: "What instrument does Al learn?",
+      answer: "violin",
+      evidence: ["D3:1"],
+      category: 4,
+    },
+    {
+      question: "Did Bo buy a bike?",
+      answer: "No",
+      adversarial_answer: "yes",
+      evidence: ["D1:1"],
+      category: 5,
+    },
+    {
+      question: "Where and what?",
+      answer: "market, bike",
+      evidence: ["D1:1-D1:3", "D3:1"],
+      category: 1,
+    },
   ],
 };
 
@@ -38,7 +84,11 @@ describe("question selection", () => {
 
   it("asks exactly the questions whose evidence lies in the kept sessions, and never adversarial ones", () => {
     const { questions, skipped } = selectQuestions(qa, firstTwo, "locomo");
-    expect(questions.map((q) => q.question)).toEqual(["What colour is Al's bike?", "Where is Al's sister from?", "When did Al's sister visit?"]);
+    expect(questions.map((q) => q.question)).toEqual([
+      "What colour is Al's bike?",
+      "Where is Al's sister from?",
+      "When did Al's sister visit?",
+    ]);
     expect(questions.map((q) => q.category)).toEqual(["single-hop", "multi-hop", "temporal"]);
     expect(skipped).toEqual({ adversarial: 1, outside: 2, noEvidence: 0 });
     expect(selectQuestions(qa, conversation, "locomo").questions).toHaveLength(5);
@@ -78,11 +128,24 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     writeFileSync(data, JSON.stringify([sample]));
     const out = join(dir, "out");
     const config: EvalConfig = {
-      data, format: "locomo", conversations: null, methods: ["full", "snapkv", "epicache"], budgets: [4096], history: "cut", positions: "compact", maxContext: 4000,
-      episodes: 2, routing: { rule: "lexical" }, block: 64, maxAnswerTokens: 4, seed: 1, numerics: "exact",
+      data,
+      format: "locomo",
+      conversations: null,
+      methods: ["full", "snapkv", "epicache"],
+      budgets: [4096],
+      history: "cut",
+      positions: "compact",
+      maxContext: 4000,
+      episodes: 2,
+      routing: { rule: "lexical" },
+      block: 64,
+      maxAnswerTokens: 4,
+      seed: 1,
+      numerics: "exact",
     };
     const rows = await runEval(model, embedder, config, out);
-    const all = (method: string) => rows.find((r) => r.method === method && r.category === "all") as ResultRow;
+    const all = (method: string) =>
+      rows.find((r) => r.method === method && r.category === "all") as ResultRow;
     expect(all("full").kl).toBe(0);
     expect(all("full").budget).toBeNull();
     expect(all("full").questions).toBe(5);
@@ -111,41 +174,88 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     // A job stopped while answering (its questions' lines written, its results not): the rerun answers
     // it again, and questions.jsonl holds each of its questions once.
     const resultsPath = join(out, "results.jsonl");
-    writeFileSync(resultsPath, lines.filter((l) => (JSON.parse(l) as ResultRow).method !== "snapkv").map((l) => `${l}\n`).join(""));
-    const questionLines = () => readFileSync(join(out, "questions.jsonl"), "utf8").trim().split("\n").sort();
+    writeFileSync(
+      resultsPath,
+      lines
+        .filter((l) => (JSON.parse(l) as ResultRow).method !== "snapkv")
+        .map((l) => `${l}\n`)
+        .join(""),
+    );
+    const questionLines = () =>
+      readFileSync(join(out, "questions.jsonl"), "utf8").trim().split("\n").sort();
     const answered = questionLines();
     const resumed = await runEval(model, embedder, config, out);
-    expect(resumed.filter((r) => r.method === "snapkv").map((r) => [r.category, r.f1, r.kl])).toEqual(rows.filter((r) => r.method === "snapkv").map((r) => [r.category, r.f1, r.kl]));
+    expect(
+      resumed.filter((r) => r.method === "snapkv").map((r) => [r.category, r.f1, r.kl]),
+    ).toEqual(rows.filter((r) => r.method === "snapkv").map((r) => [r.category, r.f1, r.kl]));
     expect(questionLines()).toEqual(answered);
-    await expect(runEval(model, embedder, { ...config, budgets: [8192] }, out)).rejects.toMatchObject({ code: "invalid_argument" });
+    await expect(
+      runEval(model, embedder, { ...config, budgets: [8192] }, out),
+    ).rejects.toMatchObject({ code: "invalid_argument" });
 
     // The model is recorded by id and fingerprint. A config written before that (the builder's path
     // as the model) resumes on the same weights; other weights are refused rather than mixed in.
     const configPath = join(out, "config.json");
     const recorded = JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>;
     expect(recorded).toMatchObject({ model: "tiny.gguf", fingerprint: model.fingerprint });
-    writeFileSync(configPath, `${JSON.stringify({ ...recorded, model: "/another/machine/tiny.gguf" }, null, 1)}\n`);
+    writeFileSync(
+      configPath,
+      `${JSON.stringify({ ...recorded, model: "/another/machine/tiny.gguf" }, null, 1)}\n`,
+    );
     expect(await runEval(model, embedder, config, out)).toHaveLength(rows.length);
     expect(JSON.parse(readFileSync(configPath, "utf8"))).toEqual(recorded);
-    writeFileSync(configPath, `${JSON.stringify({ ...recorded, fingerprint: "0123456789abcdef" }, null, 1)}\n`);
-    await expect(runEval(model, embedder, config, out)).rejects.toMatchObject({ code: "model_mismatch", message: expect.stringContaining("0123456789abcdef") });
+    writeFileSync(
+      configPath,
+      `${JSON.stringify({ ...recorded, fingerprint: "0123456789abcdef" }, null, 1)}\n`,
+    );
+    await expect(runEval(model, embedder, config, out)).rejects.toMatchObject({
+      code: "model_mismatch",
+      message: expect.stringContaining("0123456789abcdef"),
+    });
 
     // A config written before routing rules routed by centroid: it resumes with centroid routing only.
     const { routing: _, ...unrouted } = recorded;
     writeFileSync(configPath, `${JSON.stringify(unrouted, null, 1)}\n`);
-    await expect(runEval(model, embedder, config, out)).rejects.toMatchObject({ code: "invalid_argument", message: expect.stringContaining("pass --routing centroid") });
-    expect(await runEval(model, embedder, { ...config, routing: { rule: "centroid" } }, out)).toHaveLength(rows.length);
+    await expect(runEval(model, embedder, config, out)).rejects.toMatchObject({
+      code: "invalid_argument",
+      message: expect.stringContaining("pass --routing centroid"),
+    });
+    expect(
+      await runEval(model, embedder, { ...config, routing: { rule: "centroid" } }, out),
+    ).toHaveLength(rows.length);
     // Results of one rule do not resume under another: the error names the options that do.
     writeFileSync(configPath, `${JSON.stringify(recorded, null, 1)}\n`);
-    await expect(runEval(model, embedder, { ...config, routing: { rule: "vote", k: 3 } }, out)).rejects.toMatchObject({ code: "invalid_argument", message: expect.stringContaining("routed by lexical: pass --routing lexical to add") });
+    await expect(
+      runEval(model, embedder, { ...config, routing: { rule: "vote", k: 3 } }, out),
+    ).rejects.toMatchObject({
+      code: "invalid_argument",
+      message: expect.stringContaining("routed by lexical: pass --routing lexical to add"),
+    });
 
     // Each EpiCache question's line: the routed episode's hit, and every rule's side by side.
-    const questions = readFileSync(join(out, "questions.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { method: string; hit: number | null; hits?: Record<string, number> });
+    const questions = readFileSync(join(out, "questions.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map(
+        (l) =>
+          JSON.parse(l) as { method: string; hit: number | null; hits?: Record<string, number> },
+      );
     for (const q of questions.filter((l) => l.method === "epicache")) {
-      expect(Object.keys(q.hits ?? {})).toEqual(["centroid", "window", "vote-3", "vote-5", "vote-8", "lexical"]);
+      expect(Object.keys(q.hits ?? {})).toEqual([
+        "centroid",
+        "window",
+        "vote-3",
+        "vote-5",
+        "vote-8",
+        "lexical",
+      ]);
       expect(q.hit).toBe(q.hits?.lexical);
     }
-    expect(questions.filter((l) => l.method !== "epicache").every((l) => l.hits === undefined && l.hit === null)).toBe(true);
+    expect(
+      questions
+        .filter((l) => l.method !== "epicache")
+        .every((l) => l.hits === undefined && l.hit === null),
+    ).toBe(true);
   });
 
   it("grows caches one session at a time as the service would: updates and full builds counted, nothing lost when nothing is evicted", async () => {
@@ -153,20 +263,38 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     writeFileSync(data, JSON.stringify([sample]));
     const out = join(dir, "out-grow");
     const config: EvalConfig = {
-      data, format: "locomo", conversations: null, methods: ["full", "epicache:updates=session"], budgets: [4096], history: "cut", positions: "compact", maxContext: 4000,
-      episodes: 2, routing: { rule: "lexical" }, block: 64, maxAnswerTokens: 4, seed: 1, numerics: "exact",
+      data,
+      format: "locomo",
+      conversations: null,
+      methods: ["full", "epicache:updates=session"],
+      budgets: [4096],
+      history: "cut",
+      positions: "compact",
+      maxContext: 4000,
+      episodes: 2,
+      routing: { rule: "lexical" },
+      block: 64,
+      maxAnswerTokens: 4,
+      seed: 1,
+      numerics: "exact",
     };
     // Stopped once the first session is published (the next session's prefill throws): a rerun goes on from there.
     const partial = join(out, "caches", "hand-1.epicache_updates_session-4096.build.json.partial");
     const stop = (p: { step?: { unit: string } }) => {
       if (p.step?.unit === "blocks" && existsSync(partial)) throw new Error("stopped");
     };
-    await expect(runEval(model, embedder, config, out, { onProgress: stop })).rejects.toThrow("stopped");
-    expect(JSON.parse(readFileSync(partial, "utf8"))).toMatchObject({ sessions: 1, builds: { full: 1, incremental: 0 } });
+    await expect(runEval(model, embedder, config, out, { onProgress: stop })).rejects.toThrow(
+      "stopped",
+    );
+    expect(JSON.parse(readFileSync(partial, "utf8"))).toMatchObject({
+      sessions: 1,
+      builds: { full: 1, incremental: 0 },
+    });
     const logs: string[] = [];
     const rows = await runEval(model, embedder, config, out, { log: (m) => logs.push(m) });
     expect(logs.some((l) => l.startsWith("going on from session 2 of 3"))).toBe(true);
-    const all = (method: string) => rows.find((r) => r.method === method && r.category === "all") as ResultRow;
+    const all = (method: string) =>
+      rows.find((r) => r.method === method && r.category === "all") as ResultRow;
     const grown = all("epicache:updates=session");
     // A budget over the history: the updated caches hold every token, as the full cache does.
     expect(grown.questions).toBe(5);
@@ -174,11 +302,23 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     expect(grown.f1).toBe(all("full").f1);
     expect(grown.routingHit).not.toBeNull();
     // Three sessions: one first build, then two webhooks, each an update or (2× growth) a full build.
-    const record = JSON.parse(readFileSync(join(out, "caches", "hand-1.epicache_updates_session-4096.build.json"), "utf8")) as { builds: { full: number; incremental: number } };
+    const record = JSON.parse(
+      readFileSync(join(out, "caches", "hand-1.epicache_updates_session-4096.build.json"), "utf8"),
+    ) as { builds: { full: number; incremental: number } };
     expect(record.builds.full + record.builds.incremental).toBe(3);
     expect(record.builds.incremental).toBeGreaterThan(0);
     // Superseded versions are collected: the job's tenant keeps only the last.
-    const versions = readdirSync(join(out, "caches", "tenants", "grow-epicache_updates_session-4096", "conversations", "hand-1", "versions"));
+    const versions = readdirSync(
+      join(
+        out,
+        "caches",
+        "tenants",
+        "grow-epicache_updates_session-4096",
+        "conversations",
+        "hand-1",
+        "versions",
+      ),
+    );
     expect(versions).toEqual(["epicache_updates_session-4096"]);
   });
 
@@ -188,14 +328,31 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     const out = join(dir, "out-whole");
     // A recent window of exactly the last session: its turns are recent, the first two sessions old.
     const { conversation } = loadLocomo([sample]);
-    const lastSession = renderContext({ ...conversation, sessions: conversation.sessions.slice(2) });
-    const maxContext = chatFrame(model.tokenizer).open.length + model.tokenizer.encode(lastSession).length;
+    const lastSession = renderContext({
+      ...conversation,
+      sessions: conversation.sessions.slice(2),
+    });
+    const maxContext =
+      chatFrame(model.tokenizer).open.length + model.tokenizer.encode(lastSession).length;
     const config: EvalConfig = {
-      data, format: "locomo", conversations: null, methods: ["recent", "snapkv", "epicache-original"], budgets: [16], history: "whole",
-      positions: "compact", maxContext, episodes: 2, routing: { rule: "window" }, block: 32, maxAnswerTokens: 4, seed: 1, numerics: "exact",
+      data,
+      format: "locomo",
+      conversations: null,
+      methods: ["recent", "snapkv", "epicache-original"],
+      budgets: [16],
+      history: "whole",
+      positions: "compact",
+      maxContext,
+      episodes: 2,
+      routing: { rule: "window" },
+      block: 32,
+      maxAnswerTokens: 4,
+      seed: 1,
+      numerics: "exact",
     };
     const rows = await runEval(model, embedder, config, out);
-    const row = (method: string, category: string) => rows.find((r) => r.method === method && r.category === category) as ResultRow;
+    const row = (method: string, category: string) =>
+      rows.find((r) => r.method === method && r.category === category) as ResultRow;
     for (const method of config.methods) {
       expect(row(method, "all").questions, method).toBe(5);
       // The bike and the sister's two questions: old; the violin and "Where and what?" (D3:1 among its evidence): recent.
@@ -207,8 +364,13 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     }
     expect(row("recent", "all").budget).toBeNull();
     // recent keeps the last turns only: far fewer entries than the others' history.
-    expect(row("recent", "all").entries).toBeLessThanOrEqual(maxContext * model.config.numLayers * model.config.numKvHeads);
-    const lines = readFileSync(join(out, "questions.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { method: string; age: string });
+    expect(row("recent", "all").entries).toBeLessThanOrEqual(
+      maxContext * model.config.numLayers * model.config.numKvHeads,
+    );
+    const lines = readFileSync(join(out, "questions.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { method: string; age: string });
     expect(lines).toHaveLength(5 * config.methods.length);
     expect(lines.filter((l) => l.method === "recent" && l.age === "evidence-old")).toHaveLength(3);
     // recent holds none of the old evidence and all of the recent evidence of a question wholly in its window.

@@ -25,10 +25,12 @@ export function turnSpans(frame: ChatFrame, conversation: Conversation): TurnSpa
     if (i > 0) at += frame.history("\n").length;
     const n = line === "" ? 0 : frame.history(line).length;
     // Turn lines come in order; other lines (the header, DATE lines, blank ones) lie between them.
-    if (next < turns.length && line === formatTurnLine(turns[next])) spans.set(turns[next++].id, [at, at + n]);
+    if (next < turns.length && line === formatTurnLine(turns[next]))
+      spans.set(turns[next++].id, [at, at + n]);
     at += n;
   });
-  if (next !== turns.length) throw new Error(`turnSpans: turn ${turns[next].id} is not in the rendered context`);
+  if (next !== turns.length)
+    throw new Error(`turnSpans: turn ${turns[next].id} is not in the rendered context`);
   return spans;
 }
 
@@ -54,12 +56,18 @@ export function keptByTurn(cache: KvCache, spans: TurnSpans): Record<string, [nu
     }
   }
   const slots = cache.layers.length * cache.kvHeads;
-  return Object.fromEntries(ends.map(([id, [start, end]], i) => [id, [kept[i], (end - start) * slots]]));
+  return Object.fromEntries(
+    ends.map(([id, [start, end]], i) => [id, [kept[i], (end - start) * slots]]),
+  );
 }
 
 /** The share of the evidence turns' entries kept (token-weighted); null when none of them is in the history. */
-export function evidenceKept(kept: Record<string, [number, number]>, evidence: readonly string[]): number | null {
-  let have = 0, all = 0;
+export function evidenceKept(
+  kept: Record<string, [number, number]>,
+  evidence: readonly string[],
+): number | null {
+  let have = 0,
+    all = 0;
   for (const id of evidence) {
     const k = kept[id];
     if (!k) continue;

@@ -8,10 +8,20 @@ import { klDivergence, logSoftmax } from "../runtime/log-probs";
 export { logSoftmax };
 
 /** Log-probabilities [answer.length][V] of each gold token's position (the cache is not changed). */
-export async function teacherForced(decoder: Decoder, cache: KvCache, prompt: readonly number[], answer: readonly number[]): Promise<Float64Array[]> {
+export async function teacherForced(
+  decoder: Decoder,
+  cache: KvCache,
+  prompt: readonly number[],
+  answer: readonly number[],
+): Promise<Float64Array[]> {
   const ids = [...prompt, ...answer.slice(0, -1)];
   const rows = answer.map((_, i) => prompt.length - 1 + i);
-  const out = await decoder.forward(ids, ids.map((_, i) => cache.nextPosition + i), cache, rows);
+  const out = await decoder.forward(
+    ids,
+    ids.map((_, i) => cache.nextPosition + i),
+    cache,
+    rows,
+  );
   const V = decoder.config.vocabSize;
   return rows.map((_, r) => logSoftmax(out.logits.subarray(r * V, (r + 1) * V)));
 }

@@ -15,7 +15,9 @@ const REALTALK = ["multi-hop", "temporal", "commonsense"];
 /** The category's name (LoCoMo 1–5, REALTALK 1–3); other values are kept as written. */
 export function categoryName(dataset: Dataset, category: number | string): string {
   const names = dataset === "locomo" ? LOCOMO : REALTALK;
-  return typeof category === "number" && names[category - 1] ? names[category - 1] : String(category);
+  return typeof category === "number" && names[category - 1]
+    ? names[category - 1]
+    : String(category);
 }
 
 /**
@@ -26,8 +28,14 @@ export function evidenceTurns(id: string): string[] {
   const clean = id.trim().replace(/[.,;]+$/, "");
   const range = /^D(\d+):(\d+)\s*-\s*D?(\d+)?:?(\d+)$/.exec(clean);
   if (range) {
-    const [session, from, toSession, to] = [range[1], Number(range[2]), range[3] ?? range[1], Number(range[4])];
-    if (toSession === session && to >= from && to - from < 200) return Array.from({ length: to - from + 1 }, (_, i) => `D${session}:${from + i}`);
+    const [session, from, toSession, to] = [
+      range[1],
+      Number(range[2]),
+      range[3] ?? range[1],
+      Number(range[4]),
+    ];
+    if (toSession === session && to >= from && to - from < 200)
+      return Array.from({ length: to - from + 1 }, (_, i) => `D${session}:${from + i}`);
   }
   return [clean];
 }
@@ -46,7 +54,11 @@ export interface QuestionSelection {
   skipped: { adversarial: number; outside: number; noEvidence: number };
 }
 
-export function selectQuestions(qa: readonly QaItem[], kept: Conversation, dataset: Dataset): QuestionSelection {
+export function selectQuestions(
+  qa: readonly QaItem[],
+  kept: Conversation,
+  dataset: Dataset,
+): QuestionSelection {
   const turns = new Set(kept.sessions.flatMap((s) => s.turns.map((t) => t.id)));
   const skipped = { adversarial: 0, outside: 0, noEvidence: 0 };
   const questions: EvalQuestion[] = [];

@@ -1,6 +1,19 @@
 import { describe, expect, it } from "vitest";
 import type { ResultRow } from "./report";
-import { aggregate, escapeXml, methodLabel, pairedDifference, parseQuestionRows, renderPlot, renderTable, renderComparison, renderComparisonPlot, renderVsReference, withIntervals, type QuestionRow } from "./report";
+import {
+  aggregate,
+  escapeXml,
+  methodLabel,
+  pairedDifference,
+  parseQuestionRows,
+  renderPlot,
+  renderTable,
+  renderComparison,
+  renderComparisonPlot,
+  renderVsReference,
+  withIntervals,
+  type QuestionRow,
+} from "./report";
 
 function row(over: Partial<ResultRow>): ResultRow {
   return {
@@ -29,7 +42,12 @@ function tableAfter(markdown: string, heading: string): string[][] {
   const out: string[][] = [];
   for (const line of lines.slice(start + 2)) {
     if (!line.startsWith("|")) break;
-    out.push(line.slice(1, -1).split(" | ").map((c) => c.trim()));
+    out.push(
+      line
+        .slice(1, -1)
+        .split(" | ")
+        .map((c) => c.trim()),
+    );
   }
   return out;
 }
@@ -79,8 +97,26 @@ describe("checkXml (the test's own well-formedness check)", () => {
 describe("aggregate", () => {
   it("weights f1, kl and routing hit by questions, sums questions, averages costs, takes the max RSS", () => {
     const [a, ...rest] = aggregate([
-      row({ conversation: "c1", questions: 30, f1: 0.5, kl: 0.2, routingHit: 0.9, entries: 100, buildSeconds: 1, peakRssBytes: 5 }),
-      row({ conversation: "c2", questions: 10, f1: 0.1, kl: 0.6, routingHit: 0.5, entries: 300, buildSeconds: 3, peakRssBytes: 9 }),
+      row({
+        conversation: "c1",
+        questions: 30,
+        f1: 0.5,
+        kl: 0.2,
+        routingHit: 0.9,
+        entries: 100,
+        buildSeconds: 1,
+        peakRssBytes: 5,
+      }),
+      row({
+        conversation: "c2",
+        questions: 10,
+        f1: 0.1,
+        kl: 0.6,
+        routingHit: 0.5,
+        entries: 300,
+        buildSeconds: 3,
+        peakRssBytes: 9,
+      }),
     ]);
     expect(rest).toEqual([]);
     expect(a.questions).toBe(40);
@@ -95,9 +131,15 @@ describe("aggregate", () => {
   });
 
   it("weights routing hit over the rows that have one, and gives null when none has", () => {
-    const [a] = aggregate([row({ conversation: "c1", questions: 30, routingHit: null }), row({ conversation: "c2", questions: 10, routingHit: 0.25 })]);
+    const [a] = aggregate([
+      row({ conversation: "c1", questions: 30, routingHit: null }),
+      row({ conversation: "c2", questions: 10, routingHit: 0.25 }),
+    ]);
     expect(a.routingHit).toBe(0.25);
-    const [full] = aggregate([row({ method: "full", budget: null }), row({ method: "full", budget: null, conversation: "c2" })]);
+    const [full] = aggregate([
+      row({ method: "full", budget: null }),
+      row({ method: "full", budget: null, conversation: "c2" }),
+    ]);
     expect(full.routingHit).toBeNull();
   });
 
@@ -127,13 +169,18 @@ describe("aggregate", () => {
   });
 
   it("falls back to plain means when a group has no questions", () => {
-    const [a] = aggregate([row({ questions: 0, f1: 0.2 }), row({ conversation: "c2", questions: 0, f1: 0.4 })]);
+    const [a] = aggregate([
+      row({ questions: 0, f1: 0.2 }),
+      row({ conversation: "c2", questions: 0, f1: 0.4 }),
+    ]);
     expect(a.f1).toBeCloseTo(0.3, 12);
     expect(a.questions).toBe(0);
   });
 
   it("rejects a negative question count with a code", () => {
-    expect(() => aggregate([row({ questions: -1 })])).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+    expect(() => aggregate([row({ questions: -1 })])).toThrow(
+      expect.objectContaining({ code: "invalid_argument" }),
+    );
   });
 });
 
@@ -144,24 +191,64 @@ describe("renderTable", () => {
     row({ method: "snapkv", budget: 512, category: "all", questions: 10, f1: 0.123, kl: 0.45678 }),
     row({ method: "snapkv", budget: 512, category: "multi-hop", questions: 6, f1: 0.3 }),
     row({ method: "snapkv", budget: 512, category: "zz-custom", questions: 4, f1: 0.3 }),
-    row({ method: "epicache", budget: 512, category: "temporal", questions: 4, f1: 0.75, routingHit: 0.875, compression: 8.04 }),
-    row({ method: "epicache", budget: 512, category: "all", questions: 10, f1: 0.6666, kl: 0.0125, routingHit: 0.875, compression: 8.04, buildSeconds: 12.345, decodeMsPerToken: 3.456 }),
+    row({
+      method: "epicache",
+      budget: 512,
+      category: "temporal",
+      questions: 4,
+      f1: 0.75,
+      routingHit: 0.875,
+      compression: 8.04,
+    }),
+    row({
+      method: "epicache",
+      budget: 512,
+      category: "all",
+      questions: 10,
+      f1: 0.6666,
+      kl: 0.0125,
+      routingHit: 0.875,
+      compression: 8.04,
+      buildSeconds: 12.345,
+      decodeMsPerToken: 3.456,
+    }),
     row({ method: "full", budget: null, category: "single-hop", questions: 4, f1: 0.8, kl: 0 }),
     row({ method: "full", budget: null, category: "temporal", questions: 4, f1: 0.9, kl: 0 }),
     row({ method: "full", budget: null, category: "multi-hop", questions: 6, f1: 0.7, kl: 0 }),
-    row({ method: "full", budget: null, category: "all", questions: 10, f1: 0.78, kl: 0, compression: 1 }),
+    row({
+      method: "full",
+      budget: null,
+      category: "all",
+      questions: 10,
+      f1: 0.78,
+      kl: 0,
+      compression: 1,
+    }),
   ];
   const md = renderTable(rows, { title: "LoCoMo | tiny" });
 
   it("orders rows Full KV first, then the paper's methods, budgets ascending", () => {
     const f1 = tableAfter(md, "### F1 (×100)");
-    expect(f1.slice(2).map((r) => `${r[0]} ${r[1]}`)).toEqual(["Full KV —", "EpiCache 512", "SnapKV 512", "SnapKV 2048"]);
+    expect(f1.slice(2).map((r) => `${r[0]} ${r[1]}`)).toEqual([
+      "Full KV —",
+      "EpiCache 512",
+      "SnapKV 512",
+      "SnapKV 2048",
+    ]);
   });
 
   it("orders columns LoCoMo categories first, unknown ones after, then Avg", () => {
     for (const heading of ["### F1 (×100)", "### KL(full ‖ method)"]) {
       const [header, rule] = tableAfter(md, heading);
-      expect(header).toEqual(["Method", "Budget", "multi-hop", "temporal", "single-hop", "zz-custom", "Avg"]);
+      expect(header).toEqual([
+        "Method",
+        "Budget",
+        "multi-hop",
+        "temporal",
+        "single-hop",
+        "zz-custom",
+        "Avg",
+      ]);
       expect(rule[0]).toMatch(/^:-+$/);
       expect(rule.slice(1).every((c) => /^-+:$/.test(c))).toBe(true);
     }
@@ -179,17 +266,34 @@ describe("renderTable", () => {
   });
 
   it("gives question counts per category, a range where methods differ", () => {
-    expect(md).toContain("Questions: multi-hop 6 · temporal 4 · single-hop 4 · zz-custom 4 · all 10\n");
-    const uneven = renderTable([row({ method: "full", budget: null, questions: 12 }), row({ questions: 10 })]);
+    expect(md).toContain(
+      "Questions: multi-hop 6 · temporal 4 · single-hop 4 · zz-custom 4 · all 10\n",
+    );
+    const uneven = renderTable([
+      row({ method: "full", budget: null, questions: 12 }),
+      row({ questions: 10 }),
+    ]);
     expect(uneven).toContain("Questions: all 10–12\n");
   });
 
   it("has a routing and cost table from the 'all' rows", () => {
     const cost = tableAfter(md, "### Routing and cost");
-    expect(cost[0]).toEqual(["Method", "Budget", "Routing hit (%)", "Compression (×)", "Build (s)", "Decode (ms/token)"]);
+    expect(cost[0]).toEqual([
+      "Method",
+      "Budget",
+      "Routing hit (%)",
+      "Compression (×)",
+      "Build (s)",
+      "Decode (ms/token)",
+    ]);
     expect(cost[2]).toEqual(["Full KV", "—", "–", "1.0×", "2.0", "10.00"]);
     expect(cost[3]).toEqual(["EpiCache", "512", "87.5", "8.0×", "12.3", "3.46"]);
-    expect(cost.slice(2).map((r) => `${r[0]} ${r[1]}`)).toEqual(["Full KV —", "EpiCache 512", "SnapKV 512", "SnapKV 2048"]);
+    expect(cost.slice(2).map((r) => `${r[0]} ${r[1]}`)).toEqual([
+      "Full KV —",
+      "EpiCache 512",
+      "SnapKV 512",
+      "SnapKV 2048",
+    ]);
   });
 
   it("escapes pipes in names and puts the title on top", () => {
@@ -226,7 +330,9 @@ describe("renderPlot", () => {
       const svg = renderPlot(rows, metric);
       const names = checkXml(svg);
       expect(names[0]).toBe("svg");
-      expect(svg).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="640" height="400"/);
+      expect(svg).toMatch(
+        /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" width="640" height="400"/,
+      );
       expect(svg).not.toMatch(/<script|@import|url\(|href=/);
     });
 
@@ -243,7 +349,8 @@ describe("renderPlot", () => {
       expect(new Set(colours).size).toBe(3);
       // Ticks at the budgets present, and a legend with every method.
       for (const b of [256, 1024, 4096]) expect(svg).toContain(`>${b}</text>`);
-      for (const label of ["Full KV", "EpiCache", "SnapKV", "a&lt;b&amp;c"]) expect(svg).toContain(`>${label}</text>`);
+      for (const label of ["Full KV", "EpiCache", "SnapKV", "a&lt;b&amp;c"])
+        expect(svg).toContain(`>${label}</text>`);
     });
   }
 
@@ -279,7 +386,9 @@ describe("renderPlot", () => {
 
 describe("helpers", () => {
   it("escapeXml and methodLabel", () => {
-    expect(escapeXml(`<a href="x">&'</a>`)).toBe("&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;");
+    expect(escapeXml(`<a href="x">&'</a>`)).toBe(
+      "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&lt;/a&gt;",
+    );
     expect(methodLabel("full")).toBe("Full KV");
     expect(methodLabel("streamingllm")).toBe("StreamingLLM");
     expect(methodLabel("toString")).toBe("toString");
@@ -287,8 +396,24 @@ describe("helpers", () => {
 });
 
 describe("renderComparison", () => {
-  const q = (method: string, budget: number | null, question: number, f1: number, age = "evidence-old"): QuestionRow => ({
-    conversation: "c", method, budget, question, category: "single-hop", age, f1, kl: null, hit: null, routed: 0, answer: "",
+  const q = (
+    method: string,
+    budget: number | null,
+    question: number,
+    f1: number,
+    age = "evidence-old",
+  ): QuestionRow => ({
+    conversation: "c",
+    method,
+    budget,
+    question,
+    category: "single-hop",
+    age,
+    f1,
+    kl: null,
+    hit: null,
+    routed: 0,
+    answer: "",
   });
   const rows: QuestionRow[] = [];
   for (let i = 0; i < 40; i++) {
@@ -305,11 +430,18 @@ describe("renderComparison", () => {
     // all: (30·0.4 + 10·0.5) / 40 = 42.5, +30.0 on average with an interval around it; old: +40.0
     // exactly (every pair +0.4); recent: +0.0 exactly.
     expect(cells[3]).toBe("42.5");
-    const [mean, low, high] = (/^\+([\d.]+) \[\+([\d.]+), \+([\d.]+)\]$/.exec(cells[4]) ?? []).slice(1).map(Number);
+    const [mean, low, high] = (/^\+([\d.]+) \[\+([\d.]+), \+([\d.]+)\]$/.exec(cells[4]) ?? [])
+      .slice(1)
+      .map(Number);
     expect(mean).toBe(30);
     expect(low).toBeLessThan(30);
     expect(high).toBeGreaterThan(30);
-    expect(cells.slice(5, 9)).toEqual(["40.0", "+40.0 [+40.0, +40.0]", "50.0", "+0.0 [+0.0, +0.0]"]);
+    expect(cells.slice(5, 9)).toEqual([
+      "40.0",
+      "+40.0 [+40.0, +40.0]",
+      "50.0",
+      "+0.0 [+0.0, +0.0]",
+    ]);
     const base = md.split("\n").find((l) => l.startsWith("| Recent")) as string;
     expect(base).toContain("–");
   });
@@ -325,34 +457,86 @@ describe("renderComparison", () => {
 });
 
 describe("intervals against EpiCache", () => {
-  const q = (method: string, budget: number | null, question: number, f1: number, kl: number): QuestionRow => ({
-    conversation: "c", method, budget, question, category: "single-hop", age: "evidence-old", f1, kl, klGreedy: kl / 2, evidenceKept: 0.5, hit: null, routed: 0, answer: "",
+  const q = (
+    method: string,
+    budget: number | null,
+    question: number,
+    f1: number,
+    kl: number,
+  ): QuestionRow => ({
+    conversation: "c",
+    method,
+    budget,
+    question,
+    category: "single-hop",
+    age: "evidence-old",
+    f1,
+    kl,
+    klGreedy: kl / 2,
+    evidenceKept: 0.5,
+    hit: null,
+    routed: 0,
+    answer: "",
   });
   // snapkv is 0.1 F1 below EpiCache on every question at 512, and KL 0.2 above; at 1024 it ties.
   const questions: QuestionRow[] = [];
   for (let i = 0; i < 20; i++) {
-    questions.push(q("epicache", 512, i, 0.3 + (i % 3) * 0.1, 0.5), q("snapkv", 512, i, 0.2 + (i % 3) * 0.1, 0.7));
+    questions.push(
+      q("epicache", 512, i, 0.3 + (i % 3) * 0.1, 0.5),
+      q("snapkv", 512, i, 0.2 + (i % 3) * 0.1, 0.7),
+    );
     questions.push(q("epicache", 1024, i, 0.4, 0.3), q("snapkv", 1024, i, 0.4, 0.3));
   }
   const row = (method: string, budget: number | null): ResultRow => ({
-    method, budget, conversation: "c", category: "all", questions: 20, f1: 0, kl: 0, routingHit: null, entries: 1, compression: 1, buildSeconds: 0, decodeMsPerToken: 0, peakRssBytes: 0,
+    method,
+    budget,
+    conversation: "c",
+    category: "all",
+    questions: 20,
+    f1: 0,
+    kl: 0,
+    routingHit: null,
+    entries: 1,
+    compression: 1,
+    buildSeconds: 0,
+    decodeMsPerToken: 0,
+    peakRssBytes: 0,
   });
 
   it("pairs each row's questions with EpiCache's at the same budget", () => {
-    const [snap512, snap1024, epi, full] = withIntervals([row("snapkv", 512), row("snapkv", 1024), row("epicache", 512), row("full", null)], questions);
+    const [snap512, snap1024, epi, full] = withIntervals(
+      [row("snapkv", 512), row("snapkv", 1024), row("epicache", 512), row("full", null)],
+      questions,
+    );
     expect(snap512.f1Ci?.[0]).toBeCloseTo(-0.1, 9);
     expect(snap512.f1Ci?.[1]).toBeCloseTo(-0.1, 9);
     expect(snap512.klCi?.[0]).toBeCloseTo(0.2, 9);
     expect(snap1024.f1Ci).toEqual([0, 0]);
     expect(epi.f1Ci).toBeNull();
     expect(full.klCi).toBeNull();
-    expect(pairedDifference(questions, "klGreedy", { method: "snapkv", budget: 512, conversation: null, category: "all" }, "epicache")?.mean).toBeCloseTo(0.1, 9);
-    expect(pairedDifference(questions, "f1", { method: "snapkv", budget: 512, conversation: "other", category: "all" }, "epicache")).toBeNull();
+    expect(
+      pairedDifference(
+        questions,
+        "klGreedy",
+        { method: "snapkv", budget: 512, conversation: null, category: "all" },
+        "epicache",
+      )?.mean,
+    ).toBeCloseTo(0.1, 9);
+    expect(
+      pairedDifference(
+        questions,
+        "f1",
+        { method: "snapkv", budget: 512, conversation: "other", category: "all" },
+        "epicache",
+      ),
+    ).toBeNull();
   });
 
   it("renders means, paired differences, evidence kept", () => {
     const md = renderVsReference(questions, "epicache");
-    expect(md).toContain("| SnapKV   |    512 |        20 | 29.5 | −10.0 [−10.0, −10.0] |     0.700 | +0.200 [+0.200, +0.200] |       0.350 | +0.100 [+0.100, +0.100] |");
+    expect(md).toContain(
+      "| SnapKV   |    512 |        20 | 29.5 | −10.0 [−10.0, −10.0] |     0.700 | +0.200 [+0.200, +0.200] |       0.350 | +0.100 [+0.100, +0.100] |",
+    );
     expect(md).toContain("50.0 %");
   });
 });
@@ -360,10 +544,34 @@ describe("intervals against EpiCache", () => {
 describe("questions.jsonl", () => {
   it("holds one row per question of a method, budget and conversation: a later line replaces an earlier one", () => {
     const line = (method: string, question: number, f1: number, conversation = "c") =>
-      JSON.stringify({ conversation, method, budget: 1024, question, category: "temporal", age: "evidence-old", f1, kl: null, hit: null, routed: 0, answer: "" });
-    const text = [line("snapkv", 0, 0.1), line("snapkv", 1, 0.2), line("snapkv", 0, 0.3), "", line("snapkv", 0, 0.5, "d"), line("kvzip", 0, 0.4)].join("\n");
-    expect(parseQuestionRows(text).map((r) => [r.conversation, r.method, r.question, r.f1])).toEqual([
-      ["c", "snapkv", 1, 0.2], ["c", "snapkv", 0, 0.3], ["d", "snapkv", 0, 0.5], ["c", "kvzip", 0, 0.4],
+      JSON.stringify({
+        conversation,
+        method,
+        budget: 1024,
+        question,
+        category: "temporal",
+        age: "evidence-old",
+        f1,
+        kl: null,
+        hit: null,
+        routed: 0,
+        answer: "",
+      });
+    const text = [
+      line("snapkv", 0, 0.1),
+      line("snapkv", 1, 0.2),
+      line("snapkv", 0, 0.3),
+      "",
+      line("snapkv", 0, 0.5, "d"),
+      line("kvzip", 0, 0.4),
+    ].join("\n");
+    expect(
+      parseQuestionRows(text).map((r) => [r.conversation, r.method, r.question, r.f1]),
+    ).toEqual([
+      ["c", "snapkv", 1, 0.2],
+      ["c", "snapkv", 0, 0.3],
+      ["d", "snapkv", 0, 0.5],
+      ["c", "kvzip", 0, 0.4],
     ]);
   });
 });

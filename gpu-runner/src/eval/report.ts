@@ -6,7 +6,13 @@
  */
 import { EpicacheError } from "@epicache/shared";
 import { pairedBootstrap, type PairedInterval } from "./bootstrap";
-import { baseEvalMethod, buildMethodOf, EVAL_METHODS, evalMethodLabel, isEvalMethod } from "./eval-methods";
+import {
+  baseEvalMethod,
+  buildMethodOf,
+  EVAL_METHODS,
+  evalMethodLabel,
+  isEvalMethod,
+} from "./eval-methods";
 
 /** One line of an evaluation's results.jsonl: one method at one budget on one conversation's category. */
 export interface ResultRow {
@@ -80,7 +86,15 @@ const METHOD_ORDER: readonly string[] = [
   ...EVAL_METHODS.filter((m) => buildMethodOf(m).budgeted),
 ];
 /** LoCoMo's categories, then REALTALK's; others follow alphabetically, "all" last. */
-const CATEGORY_ORDER = ["multi-hop", "temporal", "open-domain", "single-hop", "commonsense", "evidence-old", "evidence-recent"];
+const CATEGORY_ORDER = [
+  "multi-hop",
+  "temporal",
+  "open-domain",
+  "single-hop",
+  "commonsense",
+  "evidence-old",
+  "evidence-recent",
+];
 
 /**
  * The name a method goes by in tables and legends ("Full KV", "EpiCache", "SnapKV", …); an unknown
@@ -119,7 +133,10 @@ export function aggregate(rows: readonly ResultRow[]): AggregateRow[] {
   const groups = new Map<string, ResultRow[]>();
   for (const row of rows) {
     if (!Number.isFinite(row.questions) || row.questions < 0) {
-      throw new EpicacheError("invalid_argument", `result row ${row.method}/${row.budget}/${row.conversation}/${row.category}: questions ${row.questions} is not a count`);
+      throw new EpicacheError(
+        "invalid_argument",
+        `result row ${row.method}/${row.budget}/${row.conversation}/${row.category}: questions ${row.questions} is not a count`,
+      );
     }
     const key = JSON.stringify([row.method, row.budget, row.category]);
     const group = groups.get(key);
@@ -129,7 +146,9 @@ export function aggregate(rows: readonly ResultRow[]): AggregateRow[] {
   const out: AggregateRow[] = [];
   for (const group of groups.values()) {
     const { method, budget, category } = group[0];
-    const routed = group.filter((r): r is ResultRow & { routingHit: number } => r.routingHit !== null);
+    const routed = group.filter(
+      (r): r is ResultRow & { routingHit: number } => r.routingHit !== null,
+    );
     out.push({
       method,
       budget,
@@ -146,7 +165,12 @@ export function aggregate(rows: readonly ResultRow[]): AggregateRow[] {
       peakRssBytes: Math.max(...group.map((r) => r.peakRssBytes)),
     });
   }
-  return out.sort((a, b) => compareMethods(a.method, b.method) || compareBudgets(a.budget, b.budget) || compareCategories(a.category, b.category));
+  return out.sort(
+    (a, b) =>
+      compareMethods(a.method, b.method) ||
+      compareBudgets(a.budget, b.budget) ||
+      compareCategories(a.category, b.category),
+  );
 }
 
 /**
@@ -175,10 +199,15 @@ export function aggregate(rows: readonly ResultRow[]): AggregateRow[] {
  */
 export function renderTable(rows: readonly ResultRow[], opts: ReportOptions = {}): string {
   const agg = aggregate(rows);
-  const categories = [...new Set(agg.map((r) => r.category))].filter((c) => c !== ALL).sort(compareCategories);
+  const categories = [...new Set(agg.map((r) => r.category))]
+    .filter((c) => c !== ALL)
+    .sort(compareCategories);
   const configs = methodBudgets(agg);
   const cell = new Map(agg.map((r) => [cellKey(r.method, r.budget, r.category), r]));
-  const lead = (m: string, b: number | null): string[] => [mdEscape(methodLabel(m)), b === null ? "—" : String(b)];
+  const lead = (m: string, b: number | null): string[] => [
+    mdEscape(methodLabel(m)),
+    b === null ? "—" : String(b),
+  ];
 
   const metricTable = (format: (r: AggregateRow) => string): string => {
     const header = ["Method", "Budget", ...categories.map(mdEscape), "Avg"];
@@ -206,9 +235,18 @@ export function renderTable(rows: readonly ResultRow[], opts: ReportOptions = {}
 
   const parts: string[] = [];
   if (opts.title !== undefined) parts.push(`## ${mdEscape(opts.title)}`);
-  parts.push(`Questions: ${[...categories, ALL].map((c) => `${mdEscape(c)} ${questionCount(agg, c)}`).join(" · ")}`);
-  parts.push("### F1 (×100)", metricTable((r) => fixed(r.f1 * 100, 1)));
-  if (agg.some((r) => r.kl !== null)) parts.push("### KL(full ‖ method)", metricTable((r) => (r.kl === null ? MISSING : fixed(r.kl, 3))));
+  parts.push(
+    `Questions: ${[...categories, ALL].map((c) => `${mdEscape(c)} ${questionCount(agg, c)}`).join(" · ")}`,
+  );
+  parts.push(
+    "### F1 (×100)",
+    metricTable((r) => fixed(r.f1 * 100, 1)),
+  );
+  if (agg.some((r) => r.kl !== null))
+    parts.push(
+      "### KL(full ‖ method)",
+      metricTable((r) => (r.kl === null ? MISSING : fixed(r.kl, 3))),
+    );
   parts.push("### Routing and cost", costTable);
   return `${parts.join("\n\n")}\n`;
 }
@@ -264,15 +302,32 @@ export type PairedMetric = "f1" | "kl" | "klGreedy";
  * over the questions of `conversation` (all when null) in `category` ("all", a question category or an
  * evidence age) that both answered with a value; null when none did.
  */
-export function pairedDifference(rows: readonly QuestionRow[], metric: PairedMetric, sel: { method: string; budget: number | null; conversation: string | null; category: string }, reference: string): PairedInterval | null {
+export function pairedDifference(
+  rows: readonly QuestionRow[],
+  metric: PairedMetric,
+  sel: { method: string; budget: number | null; conversation: string | null; category: string },
+  reference: string,
+): PairedInterval | null {
   const key = (r: QuestionRow) => `${r.conversation}\t${r.question}`;
-  const inScope = (r: QuestionRow) => r.budget === sel.budget && (sel.conversation === null || r.conversation === sel.conversation)
-    && (sel.category === ALL || r.category === sel.category || r.age === sel.category);
+  const inScope = (r: QuestionRow) =>
+    r.budget === sel.budget &&
+    (sel.conversation === null || r.conversation === sel.conversation) &&
+    (sel.category === ALL || r.category === sel.category || r.age === sel.category);
   const value = (r: QuestionRow) => r[metric];
-  const base = new Map(rows.filter((r) => r.method === reference && inScope(r) && typeof value(r) === "number").map((r) => [key(r), value(r) as number]));
-  const pairs = rows.filter((r) => r.method === sel.method && inScope(r) && typeof value(r) === "number" && base.has(key(r)));
+  const base = new Map(
+    rows
+      .filter((r) => r.method === reference && inScope(r) && typeof value(r) === "number")
+      .map((r) => [key(r), value(r) as number]),
+  );
+  const pairs = rows.filter(
+    (r) =>
+      r.method === sel.method && inScope(r) && typeof value(r) === "number" && base.has(key(r)),
+  );
   if (pairs.length === 0) return null;
-  return pairedBootstrap(pairs.map((r) => value(r) as number), pairs.map((r) => base.get(key(r)) as number));
+  return pairedBootstrap(
+    pairs.map((r) => value(r) as number),
+    pairs.map((r) => base.get(key(r)) as number),
+  );
 }
 
 /**
@@ -280,12 +335,25 @@ export function pairedDifference(rows: readonly QuestionRow[], metric: PairedMet
  * (EpiCache) at its budget, over the row's questions. The reference's own rows, rows without a budget
  * and rows without pairs get null.
  */
-export function withIntervals(rows: readonly ResultRow[], questions: readonly QuestionRow[], reference = "epicache"): ResultRow[] {
+export function withIntervals(
+  rows: readonly ResultRow[],
+  questions: readonly QuestionRow[],
+  reference = "epicache",
+): ResultRow[] {
   const ci = (d: PairedInterval | null): [number, number] | null => (d ? [d.low, d.high] : null);
   return rows.map((r) => {
     if (r.method === reference || r.budget === null) return { ...r, f1Ci: null, klCi: null };
-    const sel = { method: r.method, budget: r.budget, conversation: r.conversation, category: r.category };
-    return { ...r, f1Ci: ci(pairedDifference(questions, "f1", sel, reference)), klCi: ci(pairedDifference(questions, "kl", sel, reference)) };
+    const sel = {
+      method: r.method,
+      budget: r.budget,
+      conversation: r.conversation,
+      category: r.category,
+    };
+    return {
+      ...r,
+      f1Ci: ci(pairedDifference(questions, "f1", sel, reference)),
+      klCi: ci(pairedDifference(questions, "kl", sel, reference)),
+    };
   });
 }
 
@@ -294,7 +362,11 @@ export function withIntervals(rows: readonly ResultRow[], questions: readonly Qu
  * full cache's greedy answer, each as the mean and the paired difference against `reference` at the
  * same budget with its 95% interval; the evidence kept and the routing hit. A Markdown table.
  */
-export function renderVsReference(questions: readonly QuestionRow[], reference: string, opts: ReportOptions = {}): string {
+export function renderVsReference(
+  questions: readonly QuestionRow[],
+  reference: string,
+  opts: ReportOptions = {},
+): string {
   const groups = new Map<string, QuestionRow[]>();
   for (const q of questions) {
     const k = JSON.stringify([q.method, q.budget]);
@@ -302,31 +374,74 @@ export function renderVsReference(questions: readonly QuestionRow[], reference: 
     if (g) g.push(q);
     else groups.set(k, [q]);
   }
-  const signed = (v: number, scale: number, digits: number) => `${v >= 0 ? "+" : "−"}${fixed(Math.abs(v) * scale, digits)}`;
+  const signed = (v: number, scale: number, digits: number) =>
+    `${v >= 0 ? "+" : "−"}${fixed(Math.abs(v) * scale, digits)}`;
   const cell = (g: QuestionRow[], metric: PairedMetric, scale: number, digits: number) => {
     const vals = g.map((q) => q[metric]).filter((v): v is number => typeof v === "number");
     if (vals.length === 0) return [MISSING, MISSING];
     const mean = vals.reduce((a, b) => a + b, 0) / vals.length;
     const { method, budget } = g[0];
-    const d = method === reference || budget === null ? null : pairedDifference(questions, metric, { method, budget, conversation: null, category: ALL }, reference);
-    return [fixed(mean * scale, digits), d ? `${signed(d.mean, scale, digits)} [${signed(d.low, scale, digits)}, ${signed(d.high, scale, digits)}]` : MISSING];
+    const d =
+      method === reference || budget === null
+        ? null
+        : pairedDifference(
+            questions,
+            metric,
+            { method, budget, conversation: null, category: ALL },
+            reference,
+          );
+    return [
+      fixed(mean * scale, digits),
+      d
+        ? `${signed(d.mean, scale, digits)} [${signed(d.low, scale, digits)}, ${signed(d.high, scale, digits)}]`
+        : MISSING,
+    ];
   };
   const share = (g: QuestionRow[], f: (q: QuestionRow) => number | null | undefined) => {
     const vals = g.map(f).filter((v): v is number => typeof v === "number");
-    return vals.length ? `${fixed((vals.reduce((a, b) => a + b, 0) / vals.length) * 100, 1)} %` : MISSING;
+    return vals.length
+      ? `${fixed((vals.reduce((a, b) => a + b, 0) / vals.length) * 100, 1)} %`
+      : MISSING;
   };
   const body = [...groups.values()]
-    .sort((a, b) => compareMethods(a[0].method, b[0].method) || compareBudgets(a[0].budget, b[0].budget))
+    .sort(
+      (a, b) =>
+        compareMethods(a[0].method, b[0].method) || compareBudgets(a[0].budget, b[0].budget),
+    )
     .map((g) => [
-      mdEscape(methodLabel(g[0].method)), g[0].budget === null ? "—" : String(g[0].budget), String(g.length),
-      ...cell(g, "f1", 100, 1), ...cell(g, "kl", 1, 3), ...cell(g, "klGreedy", 1, 3),
-      share(g, (q) => q.evidenceKept), share(g, (q) => q.hit),
+      mdEscape(methodLabel(g[0].method)),
+      g[0].budget === null ? "—" : String(g[0].budget),
+      String(g.length),
+      ...cell(g, "f1", 100, 1),
+      ...cell(g, "kl", 1, 3),
+      ...cell(g, "klGreedy", 1, 3),
+      share(g, (q) => q.evidenceKept),
+      share(g, (q) => q.hit),
     ]);
   const vs = `vs ${mdEscape(methodLabel(reference))} [95%]`;
   const parts: string[] = [];
   if (opts.title !== undefined) parts.push(`## ${mdEscape(opts.title)}`);
-  parts.push("F1 ×100; KL(full ‖ method) with the gold answer forced and along the full cache's greedy answer; differences paired over the same questions at the same budget, with 95% bootstrap intervals. Evidence kept: share of the evidence turns' entries in the answering cache.");
-  parts.push(markdownTable(["Method", "Budget", "Questions", "F1", vs, "KL (gold)", vs, "KL (greedy)", vs, "Evidence kept", "Routing hit"], body));
+  parts.push(
+    "F1 ×100; KL(full ‖ method) with the gold answer forced and along the full cache's greedy answer; differences paired over the same questions at the same budget, with 95% bootstrap intervals. Evidence kept: share of the evidence turns' entries in the answering cache.",
+  );
+  parts.push(
+    markdownTable(
+      [
+        "Method",
+        "Budget",
+        "Questions",
+        "F1",
+        vs,
+        "KL (gold)",
+        vs,
+        "KL (greedy)",
+        vs,
+        "Evidence kept",
+        "Routing hit",
+      ],
+      body,
+    ),
+  );
   return `${parts.join("\n\n")}\n`;
 }
 
@@ -337,7 +452,10 @@ const SCOPES = [ALL, "evidence-old", "evidence-recent"] as const;
 export interface Comparison {
   method: string;
   budget: number | null;
-  scopes: Record<(typeof SCOPES)[number], { f1: number; questions: number; vsBaseline: PairedInterval | null } | null>;
+  scopes: Record<
+    (typeof SCOPES)[number],
+    { f1: number; questions: number; vsBaseline: PairedInterval | null } | null
+  >;
 }
 
 /**
@@ -357,19 +475,38 @@ export function compareWith(rows: readonly QuestionRow[], baseline: string): Com
     else groups.set(k, [r]);
   }
   return [...groups.values()]
-    .sort((a, b) => compareMethods(a[0].method, b[0].method) || compareBudgets(a[0].budget, b[0].budget))
+    .sort(
+      (a, b) =>
+        compareMethods(a[0].method, b[0].method) || compareBudgets(a[0].budget, b[0].budget),
+    )
     .map((group) => {
       const { method, budget } = group[0];
       const scope = (name: (typeof SCOPES)[number]) => {
         const sel = name === ALL ? group : group.filter((r) => r.age === name);
         if (sel.length === 0) return null;
         const paired = sel.filter((r) => base.has(key(r)));
-        const vsBaseline = method === baseline || paired.length === 0
-          ? null
-          : pairedBootstrap(paired.map((r) => r.f1), paired.map((r) => (base.get(key(r)) as QuestionRow).f1));
-        return { f1: sel.reduce((n, r) => n + r.f1, 0) / sel.length, questions: sel.length, vsBaseline };
+        const vsBaseline =
+          method === baseline || paired.length === 0
+            ? null
+            : pairedBootstrap(
+                paired.map((r) => r.f1),
+                paired.map((r) => (base.get(key(r)) as QuestionRow).f1),
+              );
+        return {
+          f1: sel.reduce((n, r) => n + r.f1, 0) / sel.length,
+          questions: sel.length,
+          vsBaseline,
+        };
       };
-      return { method, budget, scopes: { [ALL]: scope(ALL), "evidence-old": scope("evidence-old"), "evidence-recent": scope("evidence-recent") } };
+      return {
+        method,
+        budget,
+        scopes: {
+          [ALL]: scope(ALL),
+          "evidence-old": scope("evidence-old"),
+          "evidence-recent": scope("evidence-recent"),
+        },
+      };
     });
 }
 
@@ -384,7 +521,11 @@ export function compareWith(rows: readonly QuestionRow[], baseline: string): Com
  * // | EpiCache | 1024 | 9.8 | +1.2 [−0.4, +2.9] | … |
  * ```
  */
-export function renderComparison(rows: readonly QuestionRow[], baseline: string, opts: ReportOptions = {}): string {
+export function renderComparison(
+  rows: readonly QuestionRow[],
+  baseline: string,
+  opts: ReportOptions = {},
+): string {
   const signed = (v: number) => `${v >= 0 ? "+" : "−"}${fixed(Math.abs(v) * 100, 1)}`;
   const body = compareWith(rows, baseline).map((c) => [
     mdEscape(methodLabel(c.method)),
@@ -393,16 +534,26 @@ export function renderComparison(rows: readonly QuestionRow[], baseline: string,
       const sc = c.scopes[name];
       if (!sc) return [MISSING, MISSING];
       const ci = sc.vsBaseline;
-      return [fixed(sc.f1 * 100, 1), ci ? `${signed(ci.mean)} [${signed(ci.low)}, ${signed(ci.high)}]` : MISSING];
+      return [
+        fixed(sc.f1 * 100, 1),
+        ci ? `${signed(ci.mean)} [${signed(ci.low)}, ${signed(ci.high)}]` : MISSING,
+      ];
     }),
   ]);
   const key = (r: QuestionRow) => `${r.conversation}\t${r.question}`;
-  const counts = SCOPES.map((name) => `${name} ${new Set(rows.filter((r) => name === ALL || r.age === name).map(key)).size}`);
+  const counts = SCOPES.map(
+    (name) =>
+      `${name} ${new Set(rows.filter((r) => name === ALL || r.age === name).map(key)).size}`,
+  );
   const vs = `vs ${mdEscape(methodLabel(baseline))} [95%]`;
   const parts: string[] = [];
   if (opts.title !== undefined) parts.push(`## ${mdEscape(opts.title)}`);
-  parts.push(`Questions: ${counts.join(" · ")}. F1 ×100; differences are paired over the same questions, with 95% bootstrap intervals.`);
-  parts.push(markdownTable(["Method", "Budget", ...SCOPES.flatMap((name) => [`${name}: F1`, vs])], body));
+  parts.push(
+    `Questions: ${counts.join(" · ")}. F1 ×100; differences are paired over the same questions, with 95% bootstrap intervals.`,
+  );
+  parts.push(
+    markdownTable(["Method", "Budget", ...SCOPES.flatMap((name) => [`${name}: F1`, vs])], body),
+  );
   return `${parts.join("\n\n")}\n`;
 }
 
@@ -411,7 +562,11 @@ export function renderComparison(rows: readonly QuestionRow[], baseline: string,
  * `baseline` (×100) with the 95% interval as a whisker, on all questions and on old-evidence ones
  * side by side, and a line at 0.
  */
-export function renderComparisonPlot(rows: readonly QuestionRow[], baseline: string, opts: ReportOptions = {}): string {
+export function renderComparisonPlot(
+  rows: readonly QuestionRow[],
+  baseline: string,
+  opts: ReportOptions = {},
+): string {
   const panels = [ALL, "evidence-old"] as const;
   const items = compareWith(rows, baseline).filter((c) => c.method !== baseline);
   const W = 760;
@@ -420,10 +575,12 @@ export function renderComparisonPlot(rows: readonly QuestionRow[], baseline: str
   const labelW = 240;
   const H = top + Math.max(1, items.length) * rowH + 48;
   const panelW = (W - labelW - 40) / panels.length;
-  const values = items.flatMap((c) => panels.flatMap((p) => {
-    const ci = c.scopes[p]?.vsBaseline;
-    return ci ? [ci.low * 100, ci.high * 100] : [];
-  }));
+  const values = items.flatMap((c) =>
+    panels.flatMap((p) => {
+      const ci = c.scopes[p]?.vsBaseline;
+      return ci ? [ci.low * 100, ci.high * 100] : [];
+    }),
+  );
   const ticks = niceTicks(Math.min(0, ...values), Math.max(0, ...values, 1));
   const [v0, v1] = [ticks[0], ticks[ticks.length - 1]];
   const digits = digitsFor(ticks.length > 1 ? ticks[1] - ticks[0] : 1);
@@ -437,24 +594,36 @@ export function renderComparisonPlot(rows: readonly QuestionRow[], baseline: str
     const left = labelW + pi * (panelW + 20);
     const x = (v: number) => left + ((v - v0) / (v1 - v0)) * panelW;
     const bottom = top + items.length * rowH;
-    out.push(`<text x="${num(left + panelW / 2)}" y="${top - 14}" text-anchor="middle" font-weight="bold">${escapeXml(panel === ALL ? "all questions" : "evidence before the recent window")}</text>`);
+    out.push(
+      `<text x="${num(left + panelW / 2)}" y="${top - 14}" text-anchor="middle" font-weight="bold">${escapeXml(panel === ALL ? "all questions" : "evidence before the recent window")}</text>`,
+    );
     for (const t of ticks) {
-      out.push(`<line x1="${num(x(t))}" y1="${top}" x2="${num(x(t))}" y2="${bottom}" stroke="${t === 0 ? "#333333" : "#e5e5e5"}"/>`);
-      out.push(`<text x="${num(x(t))}" y="${bottom + 16}" text-anchor="middle">${t.toFixed(digits)}</text>`);
+      out.push(
+        `<line x1="${num(x(t))}" y1="${top}" x2="${num(x(t))}" y2="${bottom}" stroke="${t === 0 ? "#333333" : "#e5e5e5"}"/>`,
+      );
+      out.push(
+        `<text x="${num(x(t))}" y="${bottom + 16}" text-anchor="middle">${t.toFixed(digits)}</text>`,
+      );
     }
-    out.push(`<text x="${num(left + panelW / 2)}" y="${bottom + 34}" text-anchor="middle">ΔF1 ×100</text>`);
+    out.push(
+      `<text x="${num(left + panelW / 2)}" y="${bottom + 34}" text-anchor="middle">ΔF1 ×100</text>`,
+    );
     items.forEach((c, i) => {
       const y = top + i * rowH + rowH / 2;
       const ci = c.scopes[panel]?.vsBaseline;
       if (!ci) return;
       const colour = ci.low > 0 ? "#59a14f" : ci.high < 0 ? "#e15759" : "#4e79a7";
-      out.push(`<line data-method="${escapeXml(c.method)}" x1="${num(x(ci.low * 100))}" y1="${num(y)}" x2="${num(x(ci.high * 100))}" y2="${num(y)}" stroke="${colour}" stroke-width="2"/>`);
+      out.push(
+        `<line data-method="${escapeXml(c.method)}" x1="${num(x(ci.low * 100))}" y1="${num(y)}" x2="${num(x(ci.high * 100))}" y2="${num(y)}" stroke="${colour}" stroke-width="2"/>`,
+      );
       out.push(`<circle cx="${num(x(ci.mean * 100))}" cy="${num(y)}" r="4" fill="${colour}"/>`);
     });
   });
   items.forEach((c, i) => {
     const y = top + i * rowH + rowH / 2 + 4;
-    out.push(`<text x="${labelW - 10}" y="${num(y)}" text-anchor="end">${escapeXml(`${methodLabel(c.method)}${c.budget === null ? "" : ` @${c.budget}`}`)}</text>`);
+    out.push(
+      `<text x="${labelW - 10}" y="${num(y)}" text-anchor="end">${escapeXml(`${methodLabel(c.method)}${c.budget === null ? "" : ` @${c.budget}`}`)}</text>`,
+    );
   });
   out.push("</svg>");
   return `${out.join("\n")}\n`;
@@ -472,10 +641,16 @@ export function renderComparisonPlot(rows: readonly QuestionRow[], baseline: str
  * await writeFile("f1.svg", renderPlot(rows, "f1", { title: "LoCoMo: F1 against budget" }));
  * ```
  */
-export function renderPlot(rows: readonly ResultRow[], metric: PlotMetric, opts: ReportOptions = {}): string {
+export function renderPlot(
+  rows: readonly ResultRow[],
+  metric: PlotMetric,
+  opts: ReportOptions = {},
+): string {
   const scale = metric === "f1" ? 100 : 1;
   const yLabel = metric === "f1" ? "F1 (×100)" : "KL(full ‖ method)";
-  const title = opts.title ?? `${metric === "f1" ? "F1" : "KL(full ‖ method)"} against KV budget (all categories)`;
+  const title =
+    opts.title ??
+    `${metric === "f1" ? "F1" : "KL(full ‖ method)"} against KV budget (all categories)`;
   const all = aggregate(rows).filter((r) => r.category === ALL);
   const fullRow = all.find((r) => r.method === FULL && r.kl !== null && Number.isFinite(r.f1));
   const fullValue = fullRow ? fullRow[metric] : null;
@@ -483,7 +658,14 @@ export function renderPlot(rows: readonly ResultRow[], metric: PlotMetric, opts:
   const series: { method: string; points: { budget: number; value: number }[] }[] = [];
   for (const r of all) {
     const value = r[metric];
-    if (r.method === FULL || r.budget === null || !(r.budget > 0) || value === null || !Number.isFinite(value)) continue;
+    if (
+      r.method === FULL ||
+      r.budget === null ||
+      !(r.budget > 0) ||
+      value === null ||
+      !Number.isFinite(value)
+    )
+      continue;
     const point = { budget: r.budget, value: value * scale };
     const last = series.at(-1);
     if (last && last.method === r.method) last.points.push(point);
@@ -499,17 +681,26 @@ export function renderPlot(rows: readonly ResultRow[], metric: PlotMetric, opts:
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
     `<text x="${W / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(title)}</text>`,
   ];
-  const values = [...series.flatMap((s) => s.points.map((p) => p.value)), ...(full === null ? [] : [full])];
+  const values = [
+    ...series.flatMap((s) => s.points.map((p) => p.value)),
+    ...(full === null ? [] : [full]),
+  ];
   if (values.length === 0) {
-    out.push(`<text x="${W / 2}" y="${H / 2}" text-anchor="middle" fill="#666666">no data</text>`, "</svg>");
+    out.push(
+      `<text x="${W / 2}" y="${H / 2}" text-anchor="middle" fill="#666666">no data</text>`,
+      "</svg>",
+    );
     return `${out.join("\n")}\n`;
   }
 
   // x: log2 of the budget, half a doubling of room at each end.
-  const budgets = [...new Set(series.flatMap((s) => s.points.map((p) => p.budget)))].sort((a, b) => a - b);
+  const budgets = [...new Set(series.flatMap((s) => s.points.map((p) => p.budget)))].sort(
+    (a, b) => a - b,
+  );
   const logs = budgets.length > 0 ? budgets.map(Math.log2) : [0];
   const [x0, x1] = [Math.min(...logs) - 0.5, Math.max(...logs) + 0.5];
-  const x = (budget: number): number => area.left + ((Math.log2(budget) - x0) / (x1 - x0)) * (area.right - area.left);
+  const x = (budget: number): number =>
+    area.left + ((Math.log2(budget) - x0) / (x1 - x0)) * (area.right - area.left);
   // y: nice ticks over the values; KL and F1 are never negative.
   const ticks = niceTicks(Math.max(0, Math.min(...values)), Math.max(...values));
   const [y0, y1] = [ticks[0], ticks[ticks.length - 1]];
@@ -518,32 +709,53 @@ export function renderPlot(rows: readonly ResultRow[], metric: PlotMetric, opts:
 
   // Grid and y axis.
   for (const t of ticks) {
-    out.push(`<line x1="${area.left}" y1="${num(y(t))}" x2="${area.right}" y2="${num(y(t))}" stroke="#e5e5e5"/>`);
-    out.push(`<text x="${area.left - 6}" y="${num(y(t) + 4)}" text-anchor="end">${t.toFixed(tickDigits)}</text>`);
+    out.push(
+      `<line x1="${area.left}" y1="${num(y(t))}" x2="${area.right}" y2="${num(y(t))}" stroke="#e5e5e5"/>`,
+    );
+    out.push(
+      `<text x="${area.left - 6}" y="${num(y(t) + 4)}" text-anchor="end">${t.toFixed(tickDigits)}</text>`,
+    );
   }
-  out.push(`<line x1="${area.left}" y1="${area.top}" x2="${area.left}" y2="${area.bottom}" stroke="#333333"/>`);
-  out.push(`<line x1="${area.left}" y1="${area.bottom}" x2="${area.right}" y2="${area.bottom}" stroke="#333333"/>`);
+  out.push(
+    `<line x1="${area.left}" y1="${area.top}" x2="${area.left}" y2="${area.bottom}" stroke="#333333"/>`,
+  );
+  out.push(
+    `<line x1="${area.left}" y1="${area.bottom}" x2="${area.right}" y2="${area.bottom}" stroke="#333333"/>`,
+  );
   // x ticks at the budgets present.
   for (const b of budgets) {
-    out.push(`<line x1="${num(x(b))}" y1="${area.bottom}" x2="${num(x(b))}" y2="${area.bottom + 5}" stroke="#333333"/>`);
+    out.push(
+      `<line x1="${num(x(b))}" y1="${area.bottom}" x2="${num(x(b))}" y2="${area.bottom + 5}" stroke="#333333"/>`,
+    );
     out.push(`<text x="${num(x(b))}" y="${area.bottom + 18}" text-anchor="middle">${b}</text>`);
   }
   const midX = (area.left + area.right) / 2;
   const midY = (area.top + area.bottom) / 2;
-  out.push(`<text x="${midX}" y="${area.bottom + 40}" text-anchor="middle">KV budget (entries per head, log₂ scale)</text>`);
-  out.push(`<text x="18" y="${midY}" text-anchor="middle" transform="rotate(-90 18 ${midY})">${escapeXml(yLabel)}</text>`);
+  out.push(
+    `<text x="${midX}" y="${area.bottom + 40}" text-anchor="middle">KV budget (entries per head, log₂ scale)</text>`,
+  );
+  out.push(
+    `<text x="18" y="${midY}" text-anchor="middle" transform="rotate(-90 18 ${midY})">${escapeXml(yLabel)}</text>`,
+  );
 
   // Data: Full KV dashed across, then one polyline and markers per method.
   const legend: { label: string; colour: string; dashed: boolean }[] = [];
   if (full !== null) {
-    out.push(`<line data-method="${FULL}" x1="${area.left}" y1="${num(y(full))}" x2="${area.right}" y2="${num(y(full))}" stroke="#000000" stroke-width="1.5" stroke-dasharray="6 4"/>`);
+    out.push(
+      `<line data-method="${FULL}" x1="${area.left}" y1="${num(y(full))}" x2="${area.right}" y2="${num(y(full))}" stroke="#000000" stroke-width="1.5" stroke-dasharray="6 4"/>`,
+    );
     legend.push({ label: methodLabel(FULL), colour: "#000000", dashed: true });
   }
   series.forEach((s, i) => {
     const colour = PALETTE[i % PALETTE.length];
     const points = s.points.map((p) => `${num(x(p.budget))},${num(y(p.value))}`).join(" ");
-    out.push(`<polyline data-method="${escapeXml(s.method)}" points="${points}" fill="none" stroke="${colour}" stroke-width="2"/>`);
-    for (const p of s.points) out.push(`<circle cx="${num(x(p.budget))}" cy="${num(y(p.value))}" r="3.5" fill="${colour}"/>`);
+    out.push(
+      `<polyline data-method="${escapeXml(s.method)}" points="${points}" fill="none" stroke="${colour}" stroke-width="2"/>`,
+    );
+    for (const p of s.points)
+      out.push(
+        `<circle cx="${num(x(p.budget))}" cy="${num(y(p.value))}" r="3.5" fill="${colour}"/>`,
+      );
     legend.push({ label: methodLabel(s.method), colour, dashed: false });
   });
 
@@ -552,8 +764,11 @@ export function renderPlot(rows: readonly ResultRow[], metric: PlotMetric, opts:
     const ly = area.top + 8 + i * 20;
     const lx = area.right + 16;
     const dash = entry.dashed ? ` stroke-dasharray="6 4"` : "";
-    out.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 24}" y2="${ly}" stroke="${entry.colour}" stroke-width="2"${dash}/>`);
-    if (!entry.dashed) out.push(`<circle cx="${lx + 12}" cy="${ly}" r="3.5" fill="${entry.colour}"/>`);
+    out.push(
+      `<line x1="${lx}" y1="${ly}" x2="${lx + 24}" y2="${ly}" stroke="${entry.colour}" stroke-width="2"${dash}/>`,
+    );
+    if (!entry.dashed)
+      out.push(`<circle cx="${lx + 12}" cy="${ly}" r="3.5" fill="${entry.colour}"/>`);
     out.push(`<text x="${lx + 30}" y="${ly + 4}">${escapeXml(entry.label)}</text>`);
   });
   out.push("</svg>");
@@ -565,9 +780,26 @@ export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => XML_ENTITIES[c]);
 }
 
-const XML_ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" };
+const XML_ENTITIES: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&apos;",
+};
 /** Tableau 10: distinct, and readable on white. */
-const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+const PALETTE = [
+  "#4e79a7",
+  "#f28e2b",
+  "#e15759",
+  "#76b7b2",
+  "#59a14f",
+  "#edc948",
+  "#b07aa1",
+  "#ff9da7",
+  "#9c755f",
+  "#bab0ac",
+];
 
 function sum(values: readonly number[]): number {
   return values.reduce((a, b) => a + b, 0);
@@ -578,7 +810,10 @@ function mean(values: readonly number[]): number {
 }
 
 /** Question-weighted mean; the plain mean when no row has a question. */
-function weightedMean<T extends { questions: number }>(rows: readonly T[], value: (row: T) => number): number {
+function weightedMean<T extends { questions: number }>(
+  rows: readonly T[],
+  value: (row: T) => number,
+): number {
   const weight = sum(rows.map((r) => r.questions));
   if (weight === 0) return mean(rows.map(value));
   return sum(rows.map((r) => r.questions * value(r))) / weight;
@@ -591,7 +826,10 @@ function rankIn(order: readonly string[], name: string): number {
 
 function compareMethods(a: string, b: string): number {
   // A method with options (epicache:n-medoid=3) sits after its base name.
-  return rankIn(METHOD_ORDER, baseEvalMethod(a)) - rankIn(METHOD_ORDER, baseEvalMethod(b)) || (a < b ? -1 : a > b ? 1 : 0);
+  return (
+    rankIn(METHOD_ORDER, baseEvalMethod(a)) - rankIn(METHOD_ORDER, baseEvalMethod(b)) ||
+    (a < b ? -1 : a > b ? 1 : 0)
+  );
 }
 
 function compareBudgets(a: number | null, b: number | null): number {
@@ -600,7 +838,8 @@ function compareBudgets(a: number | null, b: number | null): number {
 }
 
 function compareCategories(a: string, b: string): number {
-  const rank = (c: string): number => (c === ALL ? CATEGORY_ORDER.length + 1 : rankIn(CATEGORY_ORDER, c));
+  const rank = (c: string): number =>
+    c === ALL ? CATEGORY_ORDER.length + 1 : rankIn(CATEGORY_ORDER, c);
   return rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0);
 }
 
@@ -664,7 +903,10 @@ function markdownTable(header: readonly string[], body: readonly string[][]): st
 
 /** Keeps a name from breaking a Markdown table row. */
 function mdEscape(text: string): string {
-  return text.replace(/\\/g, "\\\\").replace(/\|/g, "\\|").replace(/\s*\n\s*/g, " ");
+  return text
+    .replace(/\\/g, "\\\\")
+    .replace(/\|/g, "\\|")
+    .replace(/\s*\n\s*/g, " ");
 }
 
 function fixed(value: number, digits: number): string {
@@ -688,7 +930,9 @@ function niceTicks(lo: number, hi: number): number[] {
   const first = Math.floor(lo / step + 1e-9);
   const last = Math.ceil(hi / step - 1e-9);
   const digits = digitsFor(step);
-  return Array.from({ length: last - first + 1 }, (_, i) => Number(((first + i) * step).toFixed(digits)));
+  return Array.from({ length: last - first + 1 }, (_, i) =>
+    Number(((first + i) * step).toFixed(digits)),
+  );
 }
 
 /** Decimals a tick label needs at this step. */

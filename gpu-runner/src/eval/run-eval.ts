@@ -9,20 +9,58 @@
  * from the cache alone. Results are appended to results.jsonl as jobs finish; a rerun skips them.
  */
 import { createHash } from "node:crypto";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, join } from "node:path";
 import {
-  cutToSessions, EpicacheError, isEpicacheError, isValidId, lexicalTerms, loadConversation, locomoSampleIds, recentTurns, renderContext, routeQuestion, segmentWindows, tokenF1,
-  type Conversation, type QaItem, type RoutingData, type RoutingRule,
+  cutToSessions,
+  EpicacheError,
+  isEpicacheError,
+  isValidId,
+  lexicalTerms,
+  loadConversation,
+  locomoSampleIds,
+  recentTurns,
+  renderContext,
+  routeQuestion,
+  segmentWindows,
+  tokenF1,
+  type Conversation,
+  type QaItem,
+  type RoutingData,
+  type RoutingRule,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
-import { buildEpisodes, EpisodeStore, updateOrBuild, manifestRouting, questionPrompt, type BuildOptions, type BuildTarget, type EpisodeManifest } from "../episodes";
+import {
+  buildEpisodes,
+  EpisodeStore,
+  updateOrBuild,
+  manifestRouting,
+  questionPrompt,
+  type BuildOptions,
+  type BuildTarget,
+  type EpisodeManifest,
+} from "../episodes";
 import { FsObjectStore } from "../store";
 import { generate, type ChatModel, type KvCache } from "../runtime";
 import { chatModelRef, type ModelRef } from "../model-registry";
 import { QUESTION_ROOM, type PositionMode } from "../prefill";
 import { chatFrame, type ChatFrame } from "../press";
-import { buildMethodOf, EVAL_METHODS, isEvalMethod, resolveEvalMethod, type EvalMethodInfo } from "./eval-methods";
+import {
+  buildMethodOf,
+  EVAL_METHODS,
+  isEvalMethod,
+  resolveEvalMethod,
+  type EvalMethodInfo,
+} from "./eval-methods";
 import { evidenceKept, keptByTurn, turnSpans, type TurnSpans } from "./evidence";
 import { meanKl, teacherForced } from "./fidelity";
 import { selectQuestions, type Dataset, type EvalQuestion } from "./questions";
@@ -69,13 +107,22 @@ interface Job {
   budget: number | null;
 }
 
-const jobKey = (j: Pick<ResultRow, "conversation" | "method" | "budget">) => `${j.conversation}\t${j.method}\t${j.budget ?? "-"}`;
+const jobKey = (j: Pick<ResultRow, "conversation" | "method" | "budget">) =>
+  `${j.conversation}\t${j.method}\t${j.budget ?? "-"}`;
 
 /** Conversations of the data path: a LoCoMo file (its samples), a REALTALK file, or a folder of them. */
-export function loadDataset(path: string, format: Dataset, ids: string[] | null): Array<{ conversation: Conversation; qa: readonly QaItem[] }> {
-  const files = existsSync(path) && statSync(path).isDirectory()
-    ? readdirSync(path).filter((f) => f.endsWith(".json")).sort().map((f) => join(path, f))
-    : [path];
+export function loadDataset(
+  path: string,
+  format: Dataset,
+  ids: string[] | null,
+): Array<{ conversation: Conversation; qa: readonly QaItem[] }> {
+  const files =
+    existsSync(path) && statSync(path).isDirectory()
+      ? readdirSync(path)
+          .filter((f) => f.endsWith(".json"))
+          .sort()
+          .map((f) => join(path, f))
+      : [path];
   const out: Array<{ conversation: Conversation; qa: readonly QaItem[] }> = [];
   for (const file of files) {
     let text: string;
@@ -97,7 +144,10 @@ export function loadDataset(path: string, format: Dataset, ids: string[] | null)
       out.push({ conversation: loaded.conversation, qa: loaded.qa });
     }
   }
-  if (ids) for (const id of ids) if (!out.some((c) => c.conversation.id === id)) throw new EpicacheError("invalid_argument", `no conversation "${id}" in ${path}`);
+  if (ids)
+    for (const id of ids)
+      if (!out.some((c) => c.conversation.id === id))
+        throw new EpicacheError("invalid_argument", `no conversation "${id}" in ${path}`);
   if (out.length === 0) throw new EpicacheError("invalid_argument", `no conversations in ${path}`);
   return out;
 }
@@ -113,22 +163,36 @@ export interface EvalProgress {
   step?: { done: number; total: number; unit: "blocks" | "questions" };
 }
 
-export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: EvalConfig, outDir: string, hooks: { log?: (m: string) => void; onProgress?: (p: EvalProgress) => void } = {}): Promise<ResultRow[]> {
+export async function runEval(
+  model: ChatModel,
+  embedder: OnnxEmbedder,
+  config: EvalConfig,
+  outDir: string,
+  hooks: { log?: (m: string) => void; onProgress?: (p: EvalProgress) => void } = {},
+): Promise<ResultRow[]> {
   const methods = config.methods.map((m) => {
-    if (!isEvalMethod(m)) throw new EpicacheError("invalid_argument", `method "${m}" is not one of ${EVAL_METHODS.join(", ")} (options: epicache:n-medoid=3, :alloc=output, :positions=original, :updates=session)`);
+    if (!isEvalMethod(m))
+      throw new EpicacheError(
+        "invalid_argument",
+        `method "${m}" is not one of ${EVAL_METHODS.join(", ")} (options: epicache:n-medoid=3, :alloc=output, :positions=original, :updates=session)`,
+      );
     return m;
   });
   mkdirSync(outDir, { recursive: true });
   const configPath = join(outDir, "config.json");
   const ref = chatModelRef(model);
   const configText = `${JSON.stringify({ ...config, model: ref.id, fingerprint: ref.fingerprint }, null, 1)}\n`;
-  if (existsSync(configPath)) checkResumable(readFileSync(configPath, "utf8"), configText, ref, outDir);
+  if (existsSync(configPath))
+    checkResumable(readFileSync(configPath, "utf8"), configText, ref, outDir);
   writeFileSync(configPath, configText);
   const resultsPath = join(outDir, "results.jsonl");
   // One line per question and job: what the paired intervals are computed from.
   const questionsPath = join(outDir, "questions.jsonl");
   const rows: ResultRow[] = existsSync(resultsPath)
-    ? readFileSync(resultsPath, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l) as ResultRow)
+    ? readFileSync(resultsPath, "utf8")
+        .split("\n")
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as ResultRow)
     : [];
   const done = new Set(rows.filter((r) => r.category === "all").map((r) => jobKey(r)));
 
@@ -136,8 +200,14 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
   const frame = chatFrame(model.tokenizer);
   const budgeted = (m: string) => buildMethodOf(m).budgeted;
   const jobs: Job[] = data.flatMap(({ conversation }) => [
-    ...methods.filter((m) => !budgeted(m)).map((method) => ({ conversation: conversation.id, method, budget: null })),
-    ...methods.filter(budgeted).flatMap((method) => config.budgets.map((budget) => ({ conversation: conversation.id, method, budget }))),
+    ...methods
+      .filter((m) => !budgeted(m))
+      .map((method) => ({ conversation: conversation.id, method, budget: null })),
+    ...methods
+      .filter(budgeted)
+      .flatMap((method) =>
+        config.budgets.map((budget) => ({ conversation: conversation.id, method, budget })),
+      ),
   ]);
   const window = model.config.contextLength;
   const count = (text: string) => model.tokenizer.encode(text).length;
@@ -145,14 +215,20 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
   let finished = 0;
   let index = 0;
   for (const { conversation, qa } of data) {
-    const kept = config.history === "cut" ? cutToSessions(conversation, config.maxContext - frame.open.length, count) : conversation;
+    const kept =
+      config.history === "cut"
+        ? cutToSessions(conversation, config.maxContext - frame.open.length, count)
+        : conversation;
     const { questions, skipped } = selectQuestions(qa, kept, config.format);
     // The recent window: what `recent` keeps, and what makes a question's evidence old or recent.
     const recent = recentTurns(kept, config.maxContext - frame.open.length, count);
     const recentIds = new Set(recent.sessions.flatMap((s) => s.turns.map((t) => t.id)));
-    const ageOf = (q: EvalQuestion) => (q.evidence.every((id) => !recentIds.has(id)) ? "evidence-old" : "evidence-recent");
+    const ageOf = (q: EvalQuestion) =>
+      q.evidence.every((id) => !recentIds.has(id)) ? "evidence-old" : "evidence-recent";
     const contextTokens = frame.open.length + frame.history(renderContext(kept)).length;
-    hooks.log?.(`${conversation.id}: ${kept.sessions.length} of ${conversation.sessions.length} sessions, ${contextTokens} context tokens (window ${window}); ${questions.length} questions, ${questions.filter((q) => ageOf(q) === "evidence-old").length} with all their evidence before the last ${config.maxContext} tokens (left out: ${skipped.adversarial} adversarial, ${skipped.outside} with evidence outside the context, ${skipped.noEvidence} without evidence)`);
+    hooks.log?.(
+      `${conversation.id}: ${kept.sessions.length} of ${conversation.sessions.length} sessions, ${contextTokens} context tokens (window ${window}); ${questions.length} questions, ${questions.filter((q) => ageOf(q) === "evidence-old").length} with all their evidence before the last ${config.maxContext} tokens (left out: ${skipped.adversarial} adversarial, ${skipped.outside} with evidence outside the context, ${skipped.noEvidence} without evidence)`,
+    );
     const windowOf = new Map<string, number>();
     const windows = segmentWindows(kept, 4);
     windows.forEach((w) => w.turnIds.forEach((id) => windowOf.set(id, w.index)));
@@ -164,13 +240,33 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
     // it, full attention runs at positions the model was never trained on). Built (or found) first.
     const fullValid = contextTokens + QUESTION_ROOM <= window;
     const spans = turnSpans(frame, kept);
-    const full = fullValid || methods.includes("full")
-      ? await buildJob(model, embedder, conversation, config, { conversation: conversation.id, method: "full", budget: null }, cacheRoot, spans, hooks.log)
-      : null;
+    const full =
+      fullValid || methods.includes("full")
+        ? await buildJob(
+            model,
+            embedder,
+            conversation,
+            config,
+            { conversation: conversation.id, method: "full", budget: null },
+            cacheRoot,
+            spans,
+            hooks.log,
+          )
+        : null;
     const fullCache = fullValid && full ? full.caches[0] : null;
     // The full cache's own greedy answers: the path the paper's fidelity follows (gold tokens are off
     // the model's path when its answers are poor). Generated once per question, kept for reruns.
-    const greedy = fullCache ? await fullGreedy(model, fullCache, frame, questions, conversation.id, config, join(outDir, "greedy.jsonl")) : null;
+    const greedy = fullCache
+      ? await fullGreedy(
+          model,
+          fullCache,
+          frame,
+          questions,
+          conversation.id,
+          config,
+          join(outDir, "greedy.jsonl"),
+        )
+      : null;
     const questionEmbeddings = await embedder.embed(questions.map((q) => q.question));
     // The full cache's teacher-forced distributions, computed once per question for every job.
     const fullForced = new Map<string, Float64Array[]>();
@@ -187,25 +283,77 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
       // A job stopped while answering starts over: its earlier lines go, so each question is in the file once.
       dropQuestionLines(questionsPath, job);
       const label = `${job.method}${job.budget === null ? "" : ` @${job.budget}`} on ${job.conversation}`;
-      const eta = finished > 0 ? ((performance.now() - started) / 1000 / finished) * (jobs.length - index + 1) : null;
+      const eta =
+        finished > 0
+          ? ((performance.now() - started) / 1000 / finished) * (jobs.length - index + 1)
+          : null;
       hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: "build", etaSeconds: eta });
-      const onBuild = (done: number, total: number) => hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: "build", etaSeconds: eta, step: { done, total, unit: "blocks" } });
-      const built = job.method === "full" && full ? full : await buildJob(model, embedder, conversation, config, job, cacheRoot, spans, hooks.log, recent, kept, onBuild);
+      const onBuild = (done: number, total: number) =>
+        hooks.onProgress?.({
+          job: index,
+          jobs: jobs.length,
+          label,
+          stage: "build",
+          etaSeconds: eta,
+          step: { done, total, unit: "blocks" },
+        });
+      const built =
+        job.method === "full" && full
+          ? full
+          : await buildJob(
+              model,
+              embedder,
+              conversation,
+              config,
+              job,
+              cacheRoot,
+              spans,
+              hooks.log,
+              recent,
+              kept,
+              onBuild,
+            );
       // An episodic method routes each question to one of its caches: the routing hit says how often to the one with its evidence.
       const episodic = buildMethodOf(job.method).episodic;
-      const per: Array<{ q: EvalQuestion; f1: number; kl: number | null; klGreedy: number | null; evidenceKept: number | null; hit: number | null; tokens: number; ms: number }> = [];
+      const per: Array<{
+        q: EvalQuestion;
+        f1: number;
+        kl: number | null;
+        klGreedy: number | null;
+        evidenceKept: number | null;
+        hit: number | null;
+        tokens: number;
+        ms: number;
+      }> = [];
       let maxPosition = built.maxPosition;
       const routing = manifestRouting(built.manifest);
       let compared: RoutingData | null = null;
       if (episodic) {
         windowVectors ??= await embedder.embed(windows.map((w) => w.text));
         const episodeOf = new Array<number>(windows.length).fill(-1);
-        built.manifest.episodes.forEach((e, index) => e.windows.forEach((w) => (episodeOf[w] = index)));
-        if (episodeOf.length !== windows.length || episodeOf.includes(-1)) throw new Error(`${label}: the build's episodes do not partition the ${windows.length} windows eval segmented`);
-        compared = { centroids: routing.data.centroids, windows: windowVectors, windowEpisodes: episodeOf, windowTerms };
+        built.manifest.episodes.forEach((e, index) =>
+          e.windows.forEach((w) => (episodeOf[w] = index)),
+        );
+        if (episodeOf.length !== windows.length || episodeOf.includes(-1))
+          throw new Error(
+            `${label}: the build's episodes do not partition the ${windows.length} windows eval segmented`,
+          );
+        compared = {
+          centroids: routing.data.centroids,
+          windows: windowVectors,
+          windowEpisodes: episodeOf,
+          windowTerms,
+        };
       }
       for (let i = 0; i < questions.length; i++) {
-        hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: "answer", etaSeconds: eta, step: { done: i, total: questions.length, unit: "questions" } });
+        hooks.onProgress?.({
+          job: index,
+          jobs: jobs.length,
+          label,
+          stage: "answer",
+          etaSeconds: eta,
+          step: { done: i, total: questions.length, unit: "questions" },
+        });
         const q = questions[i];
         const asked = { vector: questionEmbeddings[i], text: q.question };
         const routed = routeQuestion(routing.rule, asked, routing.data).episode;
@@ -215,26 +363,48 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
         let first = 0;
         let answer = "";
         let tokens = 0;
-        for await (const t of generate(model, prompt, { maxTokens: config.maxAnswerTokens, cache: cache.clone() })) {
+        for await (const t of generate(model, prompt, {
+          maxTokens: config.maxAnswerTokens,
+          cache: cache.clone(),
+        })) {
           if (tokens === 0) first = performance.now();
           answer += t.text;
           tokens++;
         }
         const ms = tokens > 1 ? performance.now() - first : 0;
         // The question starts at the cache's next position; its last token and the answer's follow.
-        maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + Math.max(0, tokens - 1));
+        maxPosition = Math.max(
+          maxPosition,
+          cache.nextPosition + prompt.length + Math.max(0, tokens - 1),
+        );
         tokens = Math.max(0, tokens - 1);
         // The gold answer as the model would write it, right after the assistant header.
         const gold = model.tokenizer.encode(q.answer.trim());
         let kl: number | null = null;
         if (fullCache && gold.length > 0) {
-          kl = job.method === "full" ? 0 : meanKl(await fullForcedFor(`gold ${i}`, () => teacherForced(model.decoder, fullCache, prompt, gold)), await teacherForced(model.decoder, cache, prompt, gold));
+          kl =
+            job.method === "full"
+              ? 0
+              : meanKl(
+                  await fullForcedFor(`gold ${i}`, () =>
+                    teacherForced(model.decoder, fullCache, prompt, gold),
+                  ),
+                  await teacherForced(model.decoder, cache, prompt, gold),
+                );
           maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + gold.length - 2);
         }
         let klGreedy: number | null = null;
         const path = greedy?.[i];
         if (fullCache && path && path.length > 0) {
-          klGreedy = job.method === "full" ? 0 : meanKl(await fullForcedFor(`greedy ${i}`, () => teacherForced(model.decoder, fullCache, prompt, path)), await teacherForced(model.decoder, cache, prompt, path));
+          klGreedy =
+            job.method === "full"
+              ? 0
+              : meanKl(
+                  await fullForcedFor(`greedy ${i}`, () =>
+                    teacherForced(model.decoder, fullCache, prompt, path),
+                  ),
+                  await teacherForced(model.decoder, cache, prompt, path),
+                );
           maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + path.length - 2);
         }
         const evidence = built.kept ? evidenceKept(built.kept[routed], q.evidence) : null;
@@ -243,45 +413,106 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
           return q.evidence.some((id) => members.has(windowOf.get(id) ?? -1)) ? 1 : 0;
         };
         const hit = episodic ? holdsEvidence(routed) : null;
-        const hits = compared === null
-          ? null
-          : Object.fromEntries(Object.entries(COMPARED_RULES).map(([name, rule]) => [name, holdsEvidence(routeQuestion(rule, asked, compared).episode)]));
-        per.push({ q, f1: tokenF1(answer, q.answer), kl, klGreedy, evidenceKept: evidence, hit, tokens, ms });
-        appendFileSync(questionsPath, `${JSON.stringify({
-          conversation: job.conversation, method: job.method, budget: job.budget, question: i, category: q.category, age: ageOf(q),
-          f1: per[i].f1, kl, klGreedy, hit, routed, evidenceKept: evidence, answer, ...(hits === null ? {} : { hits }),
-        })}\n`);
+        const hits =
+          compared === null
+            ? null
+            : Object.fromEntries(
+                Object.entries(COMPARED_RULES).map(([name, rule]) => [
+                  name,
+                  holdsEvidence(routeQuestion(rule, asked, compared).episode),
+                ]),
+              );
+        per.push({
+          q,
+          f1: tokenF1(answer, q.answer),
+          kl,
+          klGreedy,
+          evidenceKept: evidence,
+          hit,
+          tokens,
+          ms,
+        });
+        appendFileSync(
+          questionsPath,
+          `${JSON.stringify({
+            conversation: job.conversation,
+            method: job.method,
+            budget: job.budget,
+            question: i,
+            category: q.category,
+            age: ageOf(q),
+            f1: per[i].f1,
+            kl,
+            klGreedy,
+            hit,
+            routed,
+            evidenceKept: evidence,
+            answer,
+            ...(hits === null ? {} : { hits }),
+          })}\n`,
+        );
       }
-      hooks.onProgress?.({ job: index, jobs: jobs.length, label, stage: "answer", etaSeconds: eta, step: { done: questions.length, total: questions.length, unit: "questions" } });
+      hooks.onProgress?.({
+        job: index,
+        jobs: jobs.length,
+        label,
+        stage: "answer",
+        etaSeconds: eta,
+        step: { done: questions.length, total: questions.length, unit: "questions" },
+      });
       const entries = built.caches.reduce((n, c) => n + c.entries, 0) / built.caches.length;
-      const fullEntries = full ? full.caches[0].entries : contextTokens * model.config.numLayers * model.config.numKvHeads;
-      const categories = [...new Set([...per.map((p) => p.q.category), ...per.map((p) => ageOf(p.q))]), "all"];
+      const fullEntries = full
+        ? full.caches[0].entries
+        : contextTokens * model.config.numLayers * model.config.numKvHeads;
+      const categories = [
+        ...new Set([...per.map((p) => p.q.category), ...per.map((p) => ageOf(p.q))]),
+        "all",
+      ];
       const decodeTokens = per.reduce((n, p) => n + p.tokens, 0);
       for (const category of categories) {
-        const sel = category === "all" ? per : per.filter((p) => p.q.category === category || ageOf(p.q) === category);
-        const mean = (f: (p: (typeof per)[number]) => number) => (sel.length ? sel.reduce((n, p) => n + f(p), 0) / sel.length : 0);
+        const sel =
+          category === "all"
+            ? per
+            : per.filter((p) => p.q.category === category || ageOf(p.q) === category);
+        const mean = (f: (p: (typeof per)[number]) => number) =>
+          sel.length ? sel.reduce((n, p) => n + f(p), 0) / sel.length : 0;
         const row: ResultRow = {
-          method: job.method, budget: job.budget, conversation: job.conversation, category, questions: sel.length,
-          f1: mean((p) => p.f1), kl: sel.some((p) => p.kl === null) ? null : mean((p) => p.kl ?? 0),
+          method: job.method,
+          budget: job.budget,
+          conversation: job.conversation,
+          category,
+          questions: sel.length,
+          f1: mean((p) => p.f1),
+          kl: sel.some((p) => p.kl === null) ? null : mean((p) => p.kl ?? 0),
           klGreedy: sel.some((p) => p.klGreedy === null) ? null : mean((p) => p.klGreedy ?? 0),
-          evidenceKept: sel.some((p) => p.evidenceKept === null) ? null : mean((p) => p.evidenceKept ?? 0),
+          evidenceKept: sel.some((p) => p.evidenceKept === null)
+            ? null
+            : mean((p) => p.evidenceKept ?? 0),
           routingHit: episodic ? mean((p) => p.hit ?? 0) : null,
-          entries, compression: fullEntries / entries, buildSeconds: built.seconds,
+          entries,
+          compression: fullEntries / entries,
+          buildSeconds: built.seconds,
           decodeMsPerToken: decodeTokens ? per.reduce((n, p) => n + p.ms, 0) / decodeTokens : 0,
           peakRssBytes: process.resourceUsage().maxRSS * 1024,
-          maxPosition, window, history: config.history,
+          maxPosition,
+          window,
+          history: config.history,
         };
         rows.push(row);
         appendFileSync(resultsPath, `${JSON.stringify(row)}\n`);
       }
       finished++;
       const last = rows[rows.length - 1];
-      hooks.log?.(`${label}: F1 ${(last.f1 * 100).toFixed(1)}${last.kl === null ? "" : `, KL ${last.kl.toFixed(3)}`}, ${questions.length} questions, positions up to ${maxPosition} (window ${window})`);
+      hooks.log?.(
+        `${label}: F1 ${(last.f1 * 100).toFixed(1)}${last.kl === null ? "" : `, KL ${last.kl.toFixed(3)}`}, ${questions.length} questions, positions up to ${maxPosition} (window ${window})`,
+      );
     }
   }
   // Intervals against EpiCache need its questions and the other method's: computed once all jobs are
   // done, over questions.jsonl, and the rows rewritten (atomically: a stop here loses nothing).
-  const questionRows = existsSync(questionsPath) ? parseQuestionRows(readFileSync(questionsPath, "utf8")) : [];
+  const questionRows = existsSync(questionsPath)
+    ? parseQuestionRows(readFileSync(questionsPath, "utf8"))
+    : [];
   const final = withIntervals(rows, questionRows);
   writeFileSync(`${resultsPath}.tmp`, final.map((r) => `${JSON.stringify(r)}\n`).join(""));
   renameSync(`${resultsPath}.tmp`, resultsPath);
@@ -289,9 +520,14 @@ export async function runEval(model: ChatModel, embedder: OnnxEmbedder, config: 
 }
 
 /** Rewrites questions.jsonl (atomically) without the lines of `job`, if it has any. */
-function dropQuestionLines(path: string, job: Pick<ResultRow, "conversation" | "method" | "budget">): void {
+function dropQuestionLines(
+  path: string,
+  job: Pick<ResultRow, "conversation" | "method" | "budget">,
+): void {
   if (!existsSync(path)) return;
-  const lines = readFileSync(path, "utf8").split("\n").filter((l) => l.trim() !== "");
+  const lines = readFileSync(path, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "");
   const kept = lines.filter((l) => jobKey(JSON.parse(l) as QuestionRow) !== jobKey(job));
   if (kept.length === lines.length) return;
   writeFileSync(`${path}.tmp`, kept.map((l) => `${l}\n`).join(""));
@@ -303,33 +539,54 @@ function dropQuestionLines(path: string, job: Pick<ResultRow, "conversation" | "
  * weights. The model's name is not compared: configs written before models were named by id hold the
  * builder's path there, and the fingerprint says whether the weights are the same.
  */
-function checkResumable(previousText: string, configText: string, ref: ModelRef, outDir: string): void {
+function checkResumable(
+  previousText: string,
+  configText: string,
+  ref: ModelRef,
+  outDir: string,
+): void {
   let previous: Record<string, unknown>;
   try {
     previous = JSON.parse(previousText) as Record<string, unknown>;
   } catch (e) {
-    throw new EpicacheError("invalid_argument", `${outDir}/config.json: ${(e as Error).message}; use another --out`);
+    throw new EpicacheError(
+      "invalid_argument",
+      `${outDir}/config.json: ${(e as Error).message}; use another --out`,
+    );
   }
   if (previous.fingerprint !== ref.fingerprint) {
-    throw new EpicacheError("model_mismatch", `${outDir} holds results of model ${String(previous.model)} (fingerprint ${String(previous.fingerprint)}), not of ${ref.id} (fingerprint ${ref.fingerprint}): pass that model with --model, or use another --out`);
+    throw new EpicacheError(
+      "model_mismatch",
+      `${outDir} holds results of model ${String(previous.model)} (fingerprint ${String(previous.fingerprint)}), not of ${ref.id} (fingerprint ${ref.fingerprint}): pass that model with --model, or use another --out`,
+    );
   }
   // A config.json from before routing rules stands for centroid routing.
   const next = JSON.parse(configText) as Record<string, unknown>;
   const routing = (previous.routing ?? { rule: "centroid" }) as RoutingRule;
   if (canonical({ ...previous, routing, model: ref.id }) !== canonical(next)) {
     // Only the rule differs (the default changed from window to lexical, say): name the options that resume.
-    const otherRule = canonical({ ...previous, model: ref.id, routing: next.routing }) === canonical(next);
-    const options = routing.rule === "vote" ? `--routing vote --vote-k ${routing.k}` : `--routing ${routing.rule}`;
-    throw new EpicacheError("invalid_argument", otherRule
-      ? `${outDir} holds results routed by ${routing.rule}${previous.routing === undefined ? " (its config.json predates routing rules)" : ""}: pass ${options} to add to them, or use another --out`
-      : `${outDir} holds results of another configuration (config.json differs); use another --out`);
+    const otherRule =
+      canonical({ ...previous, model: ref.id, routing: next.routing }) === canonical(next);
+    const options =
+      routing.rule === "vote"
+        ? `--routing vote --vote-k ${routing.k}`
+        : `--routing ${routing.rule}`;
+    throw new EpicacheError(
+      "invalid_argument",
+      otherRule
+        ? `${outDir} holds results routed by ${routing.rule}${previous.routing === undefined ? " (its config.json predates routing rules)" : ""}: pass ${options} to add to them, or use another --out`
+        : `${outDir} holds results of another configuration (config.json differs); use another --out`,
+    );
   }
 }
 
 /** JSON with object keys sorted, to compare configs whatever order their fields were written in. */
 function canonical(value: unknown): string {
   return JSON.stringify(value, (_, v: unknown) =>
-    v !== null && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v);
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
 }
 
 interface BuiltJob {
@@ -349,15 +606,32 @@ interface BuiltJob {
  * that builds from the recent window only (`recent`) builds from `recent`, the conversation's latest turns.
  */
 async function buildJob(
-  model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, config: EvalConfig, job: Job, root: string, spans: TurnSpans, log?: (m: string) => void,
-  recent?: Conversation, evaluated?: Conversation, onBlocks?: (done: number, total: number) => void,
+  model: ChatModel,
+  embedder: OnnxEmbedder,
+  conversation: Conversation,
+  config: EvalConfig,
+  job: Job,
+  root: string,
+  spans: TurnSpans,
+  log?: (m: string) => void,
+  recent?: Conversation,
+  evaluated?: Conversation,
+  onBlocks?: (done: number, total: number) => void,
 ): Promise<BuiltJob> {
   const store = new EpisodeStore(new FsObjectStore(root));
   const variant = resolveEvalMethod(job.method) as EvalMethodInfo;
   // A job that grows by updates publishes a version per session: under a tenant of its own, so that
   // collecting its superseded versions touches no other job's.
-  const tenant = variant.updates ? `grow-${safe(job.method)}-${job.budget ?? "full"}`.slice(0, 64) : "eval";
-  const at = { store, tenant, conversation: storeId(conversation.id), version: `${safe(job.method)}-${job.budget ?? "full"}`, dtype: "f32" as const };
+  const tenant = variant.updates
+    ? `grow-${safe(job.method)}-${job.budget ?? "full"}`.slice(0, 64)
+    : "eval";
+  const at = {
+    store,
+    tenant,
+    conversation: storeId(conversation.id),
+    version: `${safe(job.method)}-${job.budget ?? "full"}`,
+    dtype: "f32" as const,
+  };
   const recorded = join(root, `${at.conversation}.${at.version}.build.json`);
   let manifest: EpisodeManifest;
   let seconds = 0;
@@ -365,20 +639,38 @@ async function buildJob(
   let kept: BuiltJob["kept"] = null;
   try {
     manifest = await store.readManifest(at.tenant, at.conversation, at.version);
-    if (existsSync(recorded)) ({ seconds, maxPosition, kept = null } = JSON.parse(readFileSync(recorded, "utf8")) as Partial<BuiltJob> & { seconds: number; maxPosition: number });
+    if (existsSync(recorded))
+      ({
+        seconds,
+        maxPosition,
+        kept = null,
+      } = JSON.parse(readFileSync(recorded, "utf8")) as Partial<BuiltJob> & {
+        seconds: number;
+        maxPosition: number;
+      });
   } catch (e) {
     if ((e as EpicacheError).code !== "store_not_found") throw e;
     const t0 = performance.now();
     const source = variant.recentOnly && recent ? recent : conversation;
     // Positions in the source's own context: the recent window's differ from the history's.
-    const sourceSpans = source === conversation ? spans : turnSpans(chatFrame(model.tokenizer), source);
+    const sourceSpans =
+      source === conversation ? spans : turnSpans(chatFrame(model.tokenizer), source);
     const keptNow: NonNullable<BuiltJob["kept"]> = [];
     const slots = model.config.numLayers * model.config.numKvHeads;
     const options: BuildOptions = {
-      method: variant.method, budget: job.budget ?? 0, blockSize: config.block, episodes: config.episodes, seed: config.seed,
+      method: variant.method,
+      budget: job.budget ?? 0,
+      blockSize: config.block,
+      episodes: config.episodes,
+      seed: config.seed,
       maxContext: config.history === "cut" ? config.maxContext : undefined,
-      positions: variant.positions ?? config.positions, alloc: variant.alloc, nMedoid: variant.nMedoid, routing: config.routing, log,
-      onProgress: ({ episode, episodes, block, blocks }) => onBlocks?.(episode * blocks + block, episodes * blocks),
+      positions: variant.positions ?? config.positions,
+      alloc: variant.alloc,
+      nMedoid: variant.nMedoid,
+      routing: config.routing,
+      log,
+      onProgress: ({ episode, episodes, block, blocks }) =>
+        onBlocks?.(episode * blocks + block, episodes * blocks),
       onCache: (_, cache) => {
         // Turns of the evaluated history the source does not hold count as kept by none of its entries.
         const byTurn = keptByTurn(cache, sourceSpans);
@@ -388,7 +680,14 @@ async function buildJob(
     };
     let builds: Record<string, number> | undefined;
     if (variant.updates === "session") {
-      const grown = await growBySession(model, embedder, evaluated ?? conversation, at, { ...options, maxContext: undefined, onCache: undefined }, `${recorded}.partial`);
+      const grown = await growBySession(
+        model,
+        embedder,
+        evaluated ?? conversation,
+        at,
+        { ...options, maxContext: undefined, onCache: undefined },
+        `${recorded}.partial`,
+      );
       ({ manifest, builds } = grown);
       maxPosition = grown.maxPosition;
       // Updated caches come back from the store, which does not keep where each entry came from.
@@ -400,7 +699,10 @@ async function buildJob(
       kept = keptNow;
     }
     seconds = (performance.now() - t0) / 1000;
-    writeFileSync(recorded, `${JSON.stringify({ seconds, maxPosition, kept, ...(builds ? { builds } : {}) })}\n`);
+    writeFileSync(
+      recorded,
+      `${JSON.stringify({ seconds, maxPosition, kept, ...(builds ? { builds } : {}) })}\n`,
+    );
   }
   const caches: KvCache[] = [];
   for (const e of manifest.episodes) caches.push(await store.loadEpisode(manifest, e.id));
@@ -417,7 +719,12 @@ async function buildJob(
  * records where it stands.
  */
 async function growBySession(
-  model: ChatModel, embedder: OnnxEmbedder, conversation: Conversation, at: BuildTarget & { store: EpisodeStore }, options: BuildOptions, progressPath: string,
+  model: ChatModel,
+  embedder: OnnxEmbedder,
+  conversation: Conversation,
+  at: BuildTarget & { store: EpisodeStore },
+  options: BuildOptions,
+  progressPath: string,
 ): Promise<{ manifest: EpisodeManifest; maxPosition: number; builds: Record<string, number> }> {
   const { sessions } = conversation;
   const versionAt = (k: number) => (k === sessions.length ? at.version : `${at.version}.s${k}`);
@@ -430,7 +737,9 @@ async function growBySession(
     try {
       manifest = await at.store.readManifest(at.tenant, at.conversation, versionAt(saved.sessions));
       state = saved;
-      options.log?.(`going on from session ${saved.sessions + 1} of ${sessions.length} (${saved.builds.full} full builds, ${saved.builds.incremental} updates so far)`);
+      options.log?.(
+        `going on from session ${saved.sessions + 1} of ${sessions.length} (${saved.builds.full} full builds, ${saved.builds.incremental} updates so far)`,
+      );
     } catch (e) {
       if (!isEpicacheError(e) || e.code !== "store_not_found") throw e;
     }
@@ -440,7 +749,10 @@ async function growBySession(
     const target = { ...at, version: versionAt(k) };
     let report: { manifest: EpisodeManifest; positions: { max: number } };
     if (manifest) {
-      const next = { delta: { ...conversation, sessions: [session] }, cursor: { index: session.index, turns: session.turns.length } };
+      const next = {
+        delta: { ...conversation, sessions: [session] },
+        cursor: { index: session.index, turns: session.turns.length },
+      };
       const made = await updateOrBuild(model, embedder, manifest, next, upTo(k), target, options);
       state.builds[made.kind === "incremental" ? "incremental" : "full"]++;
       report = made;
@@ -449,7 +761,11 @@ async function growBySession(
       state.builds.full++;
     }
     manifest = report.manifest;
-    state = { ...state, sessions: k, maxPosition: Math.max(state.maxPosition, report.positions.max) };
+    state = {
+      ...state,
+      sessions: k,
+      maxPosition: Math.max(state.maxPosition, report.positions.max),
+    };
     writeFileSync(progressPath, `${JSON.stringify(state)}\n`);
     await at.store.gc(at.tenant, at.conversation, { graceMs: 0 });
   }
@@ -462,7 +778,15 @@ async function growBySession(
  * the answer ended before the token limit, so that ending is compared too),
  * read from `path` when an earlier run wrote them for this conversation, else generated and appended.
  */
-async function fullGreedy(model: ChatModel, full: KvCache, frame: ChatFrame, questions: readonly EvalQuestion[], conversation: string, config: EvalConfig, path: string): Promise<number[][]> {
+async function fullGreedy(
+  model: ChatModel,
+  full: KvCache,
+  frame: ChatFrame,
+  questions: readonly EvalQuestion[],
+  conversation: string,
+  config: EvalConfig,
+  path: string,
+): Promise<number[][]> {
   const known = new Map<number, number[]>();
   if (existsSync(path)) {
     for (const line of readFileSync(path, "utf8").split("\n")) {
@@ -476,9 +800,16 @@ async function fullGreedy(model: ChatModel, full: KvCache, frame: ChatFrame, que
     let tokens = known.get(i);
     if (!tokens) {
       tokens = [];
-      const prompt = questionPrompt(frame, questions[i].question, { dateHint: questions[i].category === "temporal" });
-      for await (const t of generate(model, prompt, { maxTokens: config.maxAnswerTokens, cache: full.clone() })) tokens.push(t.id);
-      if (tokens.length < config.maxAnswerTokens && model.tokenizer.eosId !== undefined) tokens.push(model.tokenizer.eosId);
+      const prompt = questionPrompt(frame, questions[i].question, {
+        dateHint: questions[i].category === "temporal",
+      });
+      for await (const t of generate(model, prompt, {
+        maxTokens: config.maxAnswerTokens,
+        cache: full.clone(),
+      }))
+        tokens.push(t.id);
+      if (tokens.length < config.maxAnswerTokens && model.tokenizer.eosId !== undefined)
+        tokens.push(model.tokenizer.eosId);
       appendFileSync(path, `${JSON.stringify({ conversation, question: i, tokens })}\n`);
     }
     out.push(tokens);
@@ -488,7 +819,10 @@ async function fullGreedy(model: ChatModel, full: KvCache, frame: ChatFrame, que
 
 /** A conversation id as a store id (LoCoMo's and REALTALK's ids already are). */
 function storeId(id: string): string {
-  const s = safe(id).replace(/^[^A-Za-z0-9]+/, "").replace(/\.\.+/g, ".").slice(0, 64);
+  const s = safe(id)
+    .replace(/^[^A-Za-z0-9]+/, "")
+    .replace(/\.\.+/g, ".")
+    .slice(0, 64);
   return isValidId(s) ? s : `c${createHash("sha256").update(id).digest("hex").slice(0, 16)}`;
 }
 

@@ -48,7 +48,14 @@ describe("dequantisation", () => {
 
   it("round-trips through ggml's quantisers within each type's step", () => {
     const x = Float32Array.from({ length: 256 }, (_, i) => Math.sin(i * 0.37) * 3);
-    for (const [type, tol] of [["F32", 0], ["F16", 2e-3], ["BF16", 2e-2], ["Q8_0", 0.03], ["Q4_1", 0.25], ["Q4_0", 0.45]] as const) {
+    for (const [type, tol] of [
+      ["F32", 0],
+      ["F16", 2e-3],
+      ["BF16", 2e-2],
+      ["Q8_0", 0.03],
+      ["Q4_1", 0.25],
+      ["Q4_0", 0.45],
+    ] as const) {
       const y = dequantize(type, quantize(type, x), x.length);
       let err = 0;
       for (let i = 0; i < x.length; i++) err = Math.max(err, Math.abs(x[i] - y[i]));
@@ -57,6 +64,8 @@ describe("dequantisation", () => {
   });
 
   it("rejects short data with a code", () => {
-    expect(() => dequantize("Q4_1", new Uint8Array(19), 32)).toThrow(expect.objectContaining({ code: "gguf_truncated" }));
+    expect(() => dequantize("Q4_1", new Uint8Array(19), 32)).toThrow(
+      expect.objectContaining({ code: "gguf_truncated" }),
+    );
   });
 });

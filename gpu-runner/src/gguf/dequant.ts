@@ -34,7 +34,10 @@ export function dequantize(type: GgmlTypeName, bytes: Uint8Array, count: number)
   if (!t) throw new EpicacheError("gguf_unsupported", `cannot dequantise ggml type ${type}`);
   const need = (count / t.blockSize) * t.blockBytes;
   if (count % t.blockSize !== 0 || bytes.byteLength < need) {
-    throw new EpicacheError("gguf_truncated", `${type} data holds ${bytes.byteLength} bytes, ${need} needed for ${count} values`);
+    throw new EpicacheError(
+      "gguf_truncated",
+      `${type} data holds ${bytes.byteLength} bytes, ${need} needed for ${count} values`,
+    );
   }
   const out = new Float32Array(count);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

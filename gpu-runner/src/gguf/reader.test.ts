@@ -15,7 +15,12 @@ const small = () =>
       ["ids", "i32s", [-1, 0, 7]],
     ],
     [
-      { name: "w", dims: [32, 2], type: "F32", data: Float32Array.from({ length: 64 }, (_, i) => i / 8) },
+      {
+        name: "w",
+        dims: [32, 2],
+        type: "F32",
+        data: Float32Array.from({ length: 64 }, (_, i) => i / 8),
+      },
       { name: "b", dims: [4], type: "F16", data: Float32Array.from([1, -2, 0.5, 65504]) },
     ],
     64,
@@ -46,7 +51,9 @@ describe("GGUF reader", () => {
     const values = dequantize("F32", file.readTensorBytes(w as NonNullable<typeof w>), 64);
     expect(values[9]).toBe(9 / 8);
     const b = file.tensors.get("b");
-    expect(Array.from(dequantize("F16", file.readTensorBytes(b as NonNullable<typeof b>), 4))).toEqual([1, -2, 0.5, 65504]);
+    expect(
+      Array.from(dequantize("F16", file.readTensorBytes(b as NonNullable<typeof b>), 4)),
+    ).toEqual([1, -2, 0.5, 65504]);
   });
 
   it("names a missing or mistyped key", () => {
@@ -59,10 +66,14 @@ describe("GGUF reader", () => {
     const bytes = small();
     const bad = bytes.slice();
     bad[0] = 0x47 ^ 1;
-    expect(() => parseGguf(bufferSource(bad))).toThrow(expect.objectContaining({ code: "gguf_invalid" }));
+    expect(() => parseGguf(bufferSource(bad))).toThrow(
+      expect.objectContaining({ code: "gguf_invalid" }),
+    );
     const v9 = bytes.slice();
     new DataView(v9.buffer).setUint32(4, 9, true);
-    expect(() => parseGguf(bufferSource(v9))).toThrow(expect.objectContaining({ code: "gguf_unsupported" }));
+    expect(() => parseGguf(bufferSource(v9))).toThrow(
+      expect.objectContaining({ code: "gguf_unsupported" }),
+    );
   });
 
   it("gives gguf_truncated for every truncation point", () => {
@@ -77,24 +88,38 @@ describe("GGUF reader", () => {
       } catch (e) {
         err = e;
       }
-      expect(err, `truncated at ${n}`).toMatchObject({ code: expect.stringMatching(/^gguf_(truncated|invalid)$/) });
+      expect(err, `truncated at ${n}`).toMatchObject({
+        code: expect.stringMatching(/^gguf_(truncated|invalid)$/),
+      });
     }
   });
 
   it("flags a huge declared count without allocating it", () => {
     const bytes = small();
     new DataView(bytes.buffer).setBigUint64(16, 1n << 60n, true); // metadata count
-    expect(() => parseGguf(bufferSource(bytes))).toThrow(expect.objectContaining({ code: "gguf_invalid" }));
+    expect(() => parseGguf(bufferSource(bytes))).toThrow(
+      expect.objectContaining({ code: "gguf_invalid" }),
+    );
   });
 
   it("never throws anything but coded errors on corrupted bytes (fuzzed)", () => {
-    const base = tinyGguf({ numLayers: 1, hiddenSize: 32, intermediateSize: 32 }).bytes.subarray(0, 4096);
+    const base = tinyGguf({ numLayers: 1, hiddenSize: 32, intermediateSize: 32 }).bytes.subarray(
+      0,
+      4096,
+    );
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.nat(base.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), fc.nat(base.length), (flips, cut) => {
-        const bytes = base.slice(0, Math.max(cut, 8));
-        for (const [i, v] of flips) if (i < bytes.length) bytes[i] = v;
-        expectCodedError(() => parseGguf(bufferSource(bytes)));
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.nat(base.length - 1), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        fc.nat(base.length),
+        (flips, cut) => {
+          const bytes = base.slice(0, Math.max(cut, 8));
+          for (const [i, v] of flips) if (i < bytes.length) bytes[i] = v;
+          expectCodedError(() => parseGguf(bufferSource(bytes)));
+        },
+      ),
       { numRuns: 300, seed: 42 },
     );
   });

@@ -67,7 +67,10 @@ export function fileSource(path: string, kind = "GGUF file"): ByteSource {
   try {
     fd = openSync(path, "r");
   } catch (e) {
-    throw new EpicacheError("model_not_found", `cannot open ${kind} ${path}: ${(e as Error).message}`);
+    throw new EpicacheError(
+      "model_not_found",
+      `cannot open ${kind} ${path}: ${(e as Error).message}`,
+    );
   }
   const size = fstatSync(fd).size;
   return {
@@ -89,10 +92,33 @@ export function fileSource(path: string, kind = "GGUF file"): ByteSource {
 const MAGIC = 0x46554747; // "GGUF" little-endian
 const MAX_COUNT = 1 << 24;
 const VALUE_TYPES = {
-  UINT8: 0, INT8: 1, UINT16: 2, INT16: 3, UINT32: 4, INT32: 5, FLOAT32: 6, BOOL: 7, STRING: 8,
-  ARRAY: 9, UINT64: 10, INT64: 11, FLOAT64: 12,
+  UINT8: 0,
+  INT8: 1,
+  UINT16: 2,
+  INT16: 3,
+  UINT32: 4,
+  INT32: 5,
+  FLOAT32: 6,
+  BOOL: 7,
+  STRING: 8,
+  ARRAY: 9,
+  UINT64: 10,
+  INT64: 11,
+  FLOAT64: 12,
 } as const;
-const SCALAR_BYTES: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
+const SCALAR_BYTES: Record<number, number> = {
+  0: 1,
+  1: 1,
+  2: 2,
+  3: 2,
+  4: 4,
+  5: 4,
+  6: 4,
+  7: 1,
+  10: 8,
+  11: 8,
+  12: 8,
+};
 
 /** Reads the header region of a source through a growing window. */
 class Cursor {
@@ -100,7 +126,10 @@ class Cursor {
   private view: DataView = new DataView(this.buf.buffer);
   private bufStart = 0;
   pos = 0;
-  constructor(private readonly src: ByteSource, private readonly what: string) {}
+  constructor(
+    private readonly src: ByteSource,
+    private readonly what: string,
+  ) {}
 
   private ensure(n: number, context: string): void {
     if (this.pos + n > this.src.size) {
@@ -127,21 +156,54 @@ class Cursor {
     return o;
   }
   // The offset is taken before `this.view` is read: `at` may move the window and replace the view.
-  u8(c: string): number { const o = this.at(1, c); return this.view.getUint8(o); }
-  i8(c: string): number { const o = this.at(1, c); return this.view.getInt8(o); }
-  u16(c: string): number { const o = this.at(2, c); return this.view.getUint16(o, true); }
-  i16(c: string): number { const o = this.at(2, c); return this.view.getInt16(o, true); }
-  u32(c: string): number { const o = this.at(4, c); return this.view.getUint32(o, true); }
-  i32(c: string): number { const o = this.at(4, c); return this.view.getInt32(o, true); }
-  f32(c: string): number { const o = this.at(4, c); return this.view.getFloat32(o, true); }
-  f64(c: string): number { const o = this.at(8, c); return this.view.getFloat64(o, true); }
-  u64(c: string): bigint { const o = this.at(8, c); return this.view.getBigUint64(o, true); }
-  i64(c: string): bigint { const o = this.at(8, c); return this.view.getBigInt64(o, true); }
+  u8(c: string): number {
+    const o = this.at(1, c);
+    return this.view.getUint8(o);
+  }
+  i8(c: string): number {
+    const o = this.at(1, c);
+    return this.view.getInt8(o);
+  }
+  u16(c: string): number {
+    const o = this.at(2, c);
+    return this.view.getUint16(o, true);
+  }
+  i16(c: string): number {
+    const o = this.at(2, c);
+    return this.view.getInt16(o, true);
+  }
+  u32(c: string): number {
+    const o = this.at(4, c);
+    return this.view.getUint32(o, true);
+  }
+  i32(c: string): number {
+    const o = this.at(4, c);
+    return this.view.getInt32(o, true);
+  }
+  f32(c: string): number {
+    const o = this.at(4, c);
+    return this.view.getFloat32(o, true);
+  }
+  f64(c: string): number {
+    const o = this.at(8, c);
+    return this.view.getFloat64(o, true);
+  }
+  u64(c: string): bigint {
+    const o = this.at(8, c);
+    return this.view.getBigUint64(o, true);
+  }
+  i64(c: string): bigint {
+    const o = this.at(8, c);
+    return this.view.getBigInt64(o, true);
+  }
   /** A u64 that must fit a JS number and stay below `limit`. */
   count(c: string, limit: number): number {
     const v = this.u64(c);
     if (v > BigInt(limit)) {
-      throw new EpicacheError("gguf_invalid", `${this.what}: ${c} is ${v}, more than the ${limit} the file can hold`);
+      throw new EpicacheError(
+        "gguf_invalid",
+        `${this.what}: ${c} is ${v}, more than the ${limit} the file can hold`,
+      );
     }
     return Number(v);
   }
@@ -155,26 +217,37 @@ class Cursor {
 function readValue(cur: Cursor, type: number, key: string, depth = 0): GgufValue {
   const c = `value of ${key}`;
   switch (type) {
-    case VALUE_TYPES.UINT8: return cur.u8(c);
-    case VALUE_TYPES.INT8: return cur.i8(c);
-    case VALUE_TYPES.UINT16: return cur.u16(c);
-    case VALUE_TYPES.INT16: return cur.i16(c);
-    case VALUE_TYPES.UINT32: return cur.u32(c);
-    case VALUE_TYPES.INT32: return cur.i32(c);
-    case VALUE_TYPES.FLOAT32: return cur.f32(c);
-    case VALUE_TYPES.FLOAT64: return cur.f64(c);
-    case VALUE_TYPES.UINT64: return cur.u64(c);
-    case VALUE_TYPES.INT64: return cur.i64(c);
+    case VALUE_TYPES.UINT8:
+      return cur.u8(c);
+    case VALUE_TYPES.INT8:
+      return cur.i8(c);
+    case VALUE_TYPES.UINT16:
+      return cur.u16(c);
+    case VALUE_TYPES.INT16:
+      return cur.i16(c);
+    case VALUE_TYPES.UINT32:
+      return cur.u32(c);
+    case VALUE_TYPES.INT32:
+      return cur.i32(c);
+    case VALUE_TYPES.FLOAT32:
+      return cur.f32(c);
+    case VALUE_TYPES.FLOAT64:
+      return cur.f64(c);
+    case VALUE_TYPES.UINT64:
+      return cur.u64(c);
+    case VALUE_TYPES.INT64:
+      return cur.i64(c);
     case VALUE_TYPES.BOOL: {
       const b = cur.u8(c);
       if (b > 1) throw new EpicacheError("gguf_invalid", `${key}: boolean byte is ${b}`);
       return b === 1;
     }
-    case VALUE_TYPES.STRING: return cur.string(c);
+    case VALUE_TYPES.STRING:
+      return cur.string(c);
     case VALUE_TYPES.ARRAY: {
       if (depth > 2) throw new EpicacheError("gguf_invalid", `${key}: arrays nested too deeply`);
       const elemType = cur.u32(`${key} array type`);
-      const minBytes = elemType === VALUE_TYPES.STRING ? 8 : SCALAR_BYTES[elemType] ?? 12;
+      const minBytes = elemType === VALUE_TYPES.STRING ? 8 : (SCALAR_BYTES[elemType] ?? 12);
       const n = cur.count(`${key} array length`, Math.floor(cur.remaining() / minBytes));
       const out: GgufValue[] = new Array(n);
       for (let i = 0; i < n; i++) out[i] = readValue(cur, elemType, key, depth + 1);
@@ -198,7 +271,10 @@ export function parseGguf(src: ByteSource, what = "GGUF"): GgufFile {
     }
     const version = cur.u32("version");
     if (version !== 2 && version !== 3) {
-      throw new EpicacheError("gguf_unsupported", `${what}: GGUF version ${version} is not supported (2 and 3 are)`);
+      throw new EpicacheError(
+        "gguf_unsupported",
+        `${what}: GGUF version ${version} is not supported (2 and 3 are)`,
+      );
     }
     const tensorCount = cur.count("tensor count", MAX_COUNT);
     const kvCount = cur.count("metadata count", MAX_COUNT);
@@ -213,14 +289,18 @@ export function parseGguf(src: ByteSource, what = "GGUF"): GgufFile {
     const rawAlign = metadata.get("general.alignment") ?? 32;
     const alignment = Number(rawAlign);
     if (!Number.isInteger(alignment) || alignment <= 0 || (alignment & (alignment - 1)) !== 0) {
-      throw new EpicacheError("gguf_invalid", `${what}: general.alignment ${String(rawAlign)} is not a power of two`);
+      throw new EpicacheError(
+        "gguf_invalid",
+        `${what}: general.alignment ${String(rawAlign)} is not a power of two`,
+      );
     }
 
     const infos: Array<{ name: string; dims: number[]; typeId: number; rel: bigint }> = [];
     for (let i = 0; i < tensorCount; i++) {
       const name = cur.string(`tensor ${i} name`);
       const nDims = cur.u32(`dims of ${name}`);
-      if (nDims < 1 || nDims > 4) throw new EpicacheError("gguf_invalid", `${what}: tensor ${name} has ${nDims} dims`);
+      if (nDims < 1 || nDims > 4)
+        throw new EpicacheError("gguf_invalid", `${what}: tensor ${name} has ${nDims} dims`);
       const dims: number[] = [];
       for (let d = 0; d < nDims; d++) dims.push(cur.count(`dim ${d} of ${name}`, 2 ** 40));
       const typeId = cur.u32(`type of ${name}`);
@@ -231,17 +311,24 @@ export function parseGguf(src: ByteSource, what = "GGUF"): GgufFile {
 
     const tensors = new Map<string, GgufTensorInfo>();
     for (const { name, dims, typeId, rel } of infos) {
-      if (tensors.has(name)) throw new EpicacheError("gguf_invalid", `${what}: tensor ${name} appears twice`);
+      if (tensors.has(name))
+        throw new EpicacheError("gguf_invalid", `${what}: tensor ${name} appears twice`);
       const type = ggmlTypeName(typeId);
       const elementCount = dims.reduce((a, b) => a * b, 1);
       const t = type ? GGML_TYPES[type] : undefined;
       // An unsupported type is only an error if someone reads that tensor; record its size as unknown.
       const byteLength = t ? (elementCount / t.blockSize) * t.blockBytes : 0;
-      if (t && (dims[0] % t.blockSize !== 0)) {
-        throw new EpicacheError("gguf_invalid", `${what}: tensor ${name} row of ${dims[0]} is not a multiple of ${t.blockSize}`);
+      if (t && dims[0] % t.blockSize !== 0) {
+        throw new EpicacheError(
+          "gguf_invalid",
+          `${what}: tensor ${name} row of ${dims[0]} is not a multiple of ${t.blockSize}`,
+        );
       }
       if (rel % BigInt(alignment) !== 0n) {
-        throw new EpicacheError("gguf_invalid", `${what}: tensor ${name} offset ${rel} is not aligned to ${alignment}`);
+        throw new EpicacheError(
+          "gguf_invalid",
+          `${what}: tensor ${name} offset ${rel} is not aligned to ${alignment}`,
+        );
       }
       const offset = dataOffset + Number(rel);
       if (!Number.isSafeInteger(offset) || offset + byteLength > src.size) {
@@ -251,16 +338,28 @@ export function parseGguf(src: ByteSource, what = "GGUF"): GgufFile {
         );
       }
       tensors.set(name, {
-        name, dims, elementCount, offset, byteLength,
+        name,
+        dims,
+        elementCount,
+        offset,
+        byteLength,
         type: type ?? (describeGgmlType(typeId) as GgmlTypeName),
       });
     }
 
     return {
-      version, metadata, tensors, alignment, dataOffset, fileSize: src.size,
+      version,
+      metadata,
+      tensors,
+      alignment,
+      dataOffset,
+      fileSize: src.size,
       readTensorBytes(info) {
         if (!ggmlTypeName(GGML_TYPES[info.type as GgmlTypeName]?.id ?? -1)) {
-          throw new EpicacheError("gguf_unsupported", `${what}: tensor ${info.name} has type ${info.type}, which is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)`);
+          throw new EpicacheError(
+            "gguf_unsupported",
+            `${what}: tensor ${info.name} has type ${info.type}, which is not supported (F32, F16, BF16, Q8_0, Q4_0, Q4_1 are)`,
+          );
         }
         return src.read(info.offset, info.byteLength);
       },
@@ -282,7 +381,13 @@ export function meta<T extends "number" | "string" | "boolean" | "array">(
   file: Pick<GgufFile, "metadata">,
   key: string,
   kind: T,
-): T extends "number" ? number : T extends "string" ? string : T extends "boolean" ? boolean : GgufValue[];
+): T extends "number"
+  ? number
+  : T extends "string"
+    ? string
+    : T extends "boolean"
+      ? boolean
+      : GgufValue[];
 export function meta(file: Pick<GgufFile, "metadata">, key: string, kind: string): unknown {
   const v = file.metadata.get(key);
   if (v === undefined) throw new EpicacheError("gguf_invalid", `GGUF metadata lacks ${key}`);

@@ -42,8 +42,13 @@ describe("modelFingerprint", () => {
     const file = tiny(join(dir, "fp.gguf"), 1);
     expect(modelFingerprint(file.path)).toBe(file.fingerprint);
     const ckpt = writeTinyHfCheckpoint(join(dir, "fp-hf"), { architecture: "llama", seed: 2 });
-    const shards = readdirSync(ckpt.dir).filter((f) => f.endsWith(".safetensors")).sort().map((f) => join(ckpt.dir, f));
-    expect(modelFingerprint(ckpt.dir)).toBe(sha256Files([join(ckpt.dir, "config.json"), ...shards]).slice(0, 16));
+    const shards = readdirSync(ckpt.dir)
+      .filter((f) => f.endsWith(".safetensors"))
+      .sort()
+      .map((f) => join(ckpt.dir, f));
+    expect(modelFingerprint(ckpt.dir)).toBe(
+      sha256Files([join(ckpt.dir, "config.json"), ...shards]).slice(0, 16),
+    );
   });
 
   it("follows the file when it is replaced", () => {
@@ -64,9 +69,15 @@ describe("modelFingerprint", () => {
 
 describe("chatModelRef", () => {
   it("names a registered model by its registry id, wherever its file is, and any other by its file or directory name", () => {
-    expect(chatModelRef({ path: "/elsewhere/renamed.gguf", fingerprint: chatFingerprint })).toEqual({ id: chat.id, fingerprint: chatFingerprint });
-    expect(chatModelRef({ path: "/models/my-model.Q8_0.gguf", fingerprint: "0123456789abcdef" })).toEqual({ id: "my-model.Q8_0.gguf", fingerprint: "0123456789abcdef" });
-    expect(chatModelRef({ path: "/models/qwen2.5-0.5b/", fingerprint: "0123456789abcdef" }).id).toBe("qwen2.5-0.5b");
+    expect(chatModelRef({ path: "/elsewhere/renamed.gguf", fingerprint: chatFingerprint })).toEqual(
+      { id: chat.id, fingerprint: chatFingerprint },
+    );
+    expect(
+      chatModelRef({ path: "/models/my-model.Q8_0.gguf", fingerprint: "0123456789abcdef" }),
+    ).toEqual({ id: "my-model.Q8_0.gguf", fingerprint: "0123456789abcdef" });
+    expect(
+      chatModelRef({ path: "/models/qwen2.5-0.5b/", fingerprint: "0123456789abcdef" }).id,
+    ).toBe("qwen2.5-0.5b");
   });
 
   it("takes a registered model's fingerprint from its pinned SHA-256", () => {
@@ -80,15 +91,31 @@ describe("findChatModel", () => {
     const a = tiny(join(dir, "explicit-a.gguf"), 5);
     const b = tiny(join(dir, "explicit-b.gguf"), 6);
     const root = cache();
-    expect(findChatModel({ id: "explicit-a.gguf", fingerprint: a.fingerprint }, { model: a.path, root })).toBe(a.path);
-    const e = thrown(() => findChatModel({ id: "explicit-a.gguf", fingerprint: a.fingerprint }, { model: b.path, root }));
+    expect(
+      findChatModel({ id: "explicit-a.gguf", fingerprint: a.fingerprint }, { model: a.path, root }),
+    ).toBe(a.path);
+    const e = thrown(() =>
+      findChatModel({ id: "explicit-a.gguf", fingerprint: a.fingerprint }, { model: b.path, root }),
+    );
     expect(e.code).toBe("model_mismatch");
     expect(e.message).toContain(b.fingerprint);
     expect(e.message).toContain(`explicit-a.gguf (fingerprint ${a.fingerprint})`);
     // An explicit path is checked, not searched for: a missing one is not found even where the cache holds the model.
-    writeFileSync(join(root, "explicit-a.gguf"), tinyGguf({ architecture: "llama", numLayers: 2, seed: 5 }).bytes);
-    expect(thrown(() => findChatModel({ id: "explicit-a.gguf", fingerprint: a.fingerprint }, { model: join(dir, "gone.gguf"), root })).code).toBe("model_not_found");
-    expect(findChatModel({ id: "explicit-a.gguf", fingerprint: a.fingerprint }, { root })).toBe(join(root, "explicit-a.gguf"));
+    writeFileSync(
+      join(root, "explicit-a.gguf"),
+      tinyGguf({ architecture: "llama", numLayers: 2, seed: 5 }).bytes,
+    );
+    expect(
+      thrown(() =>
+        findChatModel(
+          { id: "explicit-a.gguf", fingerprint: a.fingerprint },
+          { model: join(dir, "gone.gguf"), root },
+        ),
+      ).code,
+    ).toBe("model_not_found");
+    expect(findChatModel({ id: "explicit-a.gguf", fingerprint: a.fingerprint }, { root })).toBe(
+      join(root, "explicit-a.gguf"),
+    );
   });
 
   it("finds an unregistered model placed in the cache under its id, checking its fingerprint", () => {
@@ -106,39 +133,58 @@ describe("findChatModel", () => {
     expect(other.message).toContain(`not ${ref.fingerprint}`);
 
     symlinkSync(join(dir, "mine.gguf"), join(root, "mine-link.gguf"));
-    expect(findChatModel({ ...ref, id: "mine-link.gguf" }, { root })).toBe(join(root, "mine-link.gguf"));
+    expect(findChatModel({ ...ref, id: "mine-link.gguf" }, { root })).toBe(
+      join(root, "mine-link.gguf"),
+    );
   });
 
   it("looks up only plain names from a manifest", () => {
     const root = cache();
     const outside = tiny(join(dir, "outside.gguf"), 9);
     for (const id of ["../outside.gguf", `${dir}/outside.gguf`, "..", "."]) {
-      expect(thrown(() => findChatModel({ id, fingerprint: outside.fingerprint }, { root })).code, id).toBe("model_not_found");
+      expect(
+        thrown(() => findChatModel({ id, fingerprint: outside.fingerprint }, { root })).code,
+        id,
+      ).toBe("model_not_found");
     }
   });
 
   it("finds a registered model by its pinned fingerprint, whatever id it is given, and says how to pull it when absent", () => {
     const root = cache();
-    const e = thrown(() => findChatModel({ id: "renamed", fingerprint: chatFingerprint }, { root }));
+    const e = thrown(() =>
+      findChatModel({ id: "renamed", fingerprint: chatFingerprint }, { root }),
+    );
     expect(e.code).toBe("model_not_found");
     expect(e.message).toContain(`npx epicache models pull ${chat.id}`);
     expect(e.message).toContain("--model PATH");
     // A file there that is not the pinned one (a half-copied file, say) is not the model.
     mkdirSync(join(root, chat.id));
     writeFileSync(modelPath(chat, root), "not the model");
-    const bad = thrown(() => findChatModel({ id: chat.id, fingerprint: chatFingerprint }, { root }));
+    const bad = thrown(() =>
+      findChatModel({ id: chat.id, fingerprint: chatFingerprint }, { root }),
+    );
     expect(bad.code).toBe("model_not_found");
     expect(bad.message).toContain(`npx epicache models pull ${chat.id}`);
   });
 
   const pulled = pulledModel("chat");
-  it.skipIf(!pulled)(`finds the pulled SmolLM2 in another cache through a link, its fingerprint the pinned one ${NEEDS_PULL}`, () => {
-    const path = pulled as string;
-    expect(modelFingerprint(path)).toBe(chatFingerprint);
-    const root = cache();
-    mkdirSync(join(root, chat.id));
-    symlinkSync(path, modelPath(chat, root));
-    expect(findChatModel({ id: chat.id, fingerprint: chatFingerprint }, { root })).toBe(modelPath(chat, root));
-    expect(findChatModel({ id: chat.id, fingerprint: chatFingerprint }, { root: cache(), model: path })).toBe(path);
-  });
+  it.skipIf(!pulled)(
+    `finds the pulled SmolLM2 in another cache through a link, its fingerprint the pinned one ${NEEDS_PULL}`,
+    () => {
+      const path = pulled as string;
+      expect(modelFingerprint(path)).toBe(chatFingerprint);
+      const root = cache();
+      mkdirSync(join(root, chat.id));
+      symlinkSync(path, modelPath(chat, root));
+      expect(findChatModel({ id: chat.id, fingerprint: chatFingerprint }, { root })).toBe(
+        modelPath(chat, root),
+      );
+      expect(
+        findChatModel(
+          { id: chat.id, fingerprint: chatFingerprint },
+          { root: cache(), model: path },
+        ),
+      ).toBe(path);
+    },
+  );
 });

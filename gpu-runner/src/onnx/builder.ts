@@ -20,7 +20,13 @@ export const DType = {
 export type DTypeId = (typeof DType)[keyof typeof DType];
 
 const ELEMENT_BYTES: Record<DTypeId, number> = {
-  [DType.float]: 4, [DType.float16]: 2, [DType.double]: 8, [DType.int64]: 8, [DType.int32]: 4, [DType.bool]: 1, [DType.uint8]: 1,
+  [DType.float]: 4,
+  [DType.float16]: 2,
+  [DType.double]: 8,
+  [DType.int64]: 8,
+  [DType.int32]: 4,
+  [DType.bool]: 1,
+  [DType.uint8]: 1,
 };
 
 /** A dimension: a fixed size or a symbolic name. */
@@ -57,7 +63,10 @@ export class GraphBuilder {
   private readonly constCache = new Map<string, string>();
 
   /** `prefix` keeps a subgraph's names apart from its parent's (ONNX names are unique across scopes). */
-  constructor(private readonly externalFile: string, private readonly prefix = "") {}
+  constructor(
+    private readonly externalFile: string,
+    private readonly prefix = "",
+  ) {}
 
   private fresh(hint: string): string {
     return `${this.prefix}${hint}_${this.counter++}`;
@@ -73,7 +82,13 @@ export class GraphBuilder {
     const sub = new GraphBuilder(this.externalFile, `${this.prefix}sg${this.subgraphs++}_`);
     body(sub);
     if (sub.chunks.length > 0) throw new Error("subgraphs cannot hold external weights");
-    return onnx.GraphProto.create({ name: `${this.prefix}sg${this.subgraphs}`, node: sub.nodes, input: sub.inputs, output: sub.outputs, initializer: sub.initializers });
+    return onnx.GraphProto.create({
+      name: `${this.prefix}sg${this.subgraphs}`,
+      node: sub.nodes,
+      input: sub.inputs,
+      output: sub.outputs,
+      initializer: sub.initializers,
+    });
   }
 
   input(name: string, type: DTypeId, shape: Dim[]): string {
@@ -87,16 +102,33 @@ export class GraphBuilder {
   }
 
   /** Adds a node and returns the name of its (first) output. */
-  node(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outName?: string, domain = ""): string {
+  node(
+    op: string,
+    inputs: string[],
+    attrs: Record<string, AttrValue> = {},
+    outName?: string,
+    domain = "",
+  ): string {
     return this.nodeN(op, inputs, 1, attrs, outName ? [outName] : undefined, domain)[0];
   }
 
   /** Adds a node with `nOut` outputs. */
-  nodeN(op: string, inputs: string[], nOut: number, attrs: Record<string, AttrValue> = {}, outNames?: string[], domain = ""): string[] {
+  nodeN(
+    op: string,
+    inputs: string[],
+    nOut: number,
+    attrs: Record<string, AttrValue> = {},
+    outNames?: string[],
+    domain = "",
+  ): string[] {
     const outs = outNames ?? Array.from({ length: nOut }, () => this.fresh(op.toLowerCase()));
     this.nodes.push(
       onnx.NodeProto.create({
-        opType: op, domain, input: inputs, output: outs, name: this.fresh(`n_${op}`),
+        opType: op,
+        domain,
+        input: inputs,
+        output: outs,
+        name: this.fresh(`n_${op}`),
         attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
       }),
     );
@@ -109,7 +141,9 @@ export class GraphBuilder {
     const hit = this.constCache.get(key);
     if (hit) return hit;
     const name = this.fresh("c_i64");
-    this.initializers.push(onnx.TensorProto.create({ name, dataType: DType.int64, dims, int64Data: values }));
+    this.initializers.push(
+      onnx.TensorProto.create({ name, dataType: DType.int64, dims, int64Data: values }),
+    );
     this.constCache.set(key, name);
     return name;
   }
@@ -128,7 +162,9 @@ export class GraphBuilder {
       if (hit) return hit;
     }
     const name = this.fresh("c_f32");
-    this.initializers.push(onnx.TensorProto.create({ name, dataType: DType.float, dims, rawData: bytesOf(arr) }));
+    this.initializers.push(
+      onnx.TensorProto.create({ name, dataType: DType.float, dims, rawData: bytesOf(arr) }),
+    );
     if (arr.length <= 16) this.constCache.set(key, name);
     return name;
   }
@@ -143,7 +179,9 @@ export class GraphBuilder {
     const hit = this.constCache.get(key);
     if (hit) return hit;
     const name = this.fresh("c_f64");
-    this.initializers.push(onnx.TensorProto.create({ name, dataType: DType.double, dims: [], doubleData: [value] }));
+    this.initializers.push(
+      onnx.TensorProto.create({ name, dataType: DType.double, dims: [], doubleData: [value] }),
+    );
     this.constCache.set(key, name);
     return name;
   }
@@ -166,7 +204,9 @@ export class GraphBuilder {
     }
     this.initializers.push(
       onnx.TensorProto.create({
-        name, dataType: type, dims,
+        name,
+        dataType: type,
+        dims,
         dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
         externalData: [
           { key: "location", value: this.externalFile },
@@ -176,10 +216,12 @@ export class GraphBuilder {
       }),
     );
     this.chunks.push({
-      name, byteLength,
+      name,
+      byteLength,
       bytes: () => {
         const a = data();
-        if (a.byteLength !== byteLength) throw new Error(`weight ${name}: ${a.byteLength} bytes, ${byteLength} declared`);
+        if (a.byteLength !== byteLength)
+          throw new Error(`weight ${name}: ${a.byteLength} bytes, ${byteLength} declared`);
         return a;
       },
     });
@@ -188,7 +230,10 @@ export class GraphBuilder {
   }
 
   /** The encoded model and the external data chunks, in file order. */
-  build(opts: { opset: number; producer: string; msOpset?: number }): { model: Uint8Array; external: ExternalChunk[] } {
+  build(opts: { opset: number; producer: string; msOpset?: number }): {
+    model: Uint8Array;
+    external: ExternalChunk[];
+  } {
     const opsetImport = [{ domain: "", version: opts.opset }];
     if (opts.msOpset) opsetImport.push({ domain: "com.microsoft", version: opts.msOpset });
     const model = onnx.ModelProto.create({
@@ -196,7 +241,11 @@ export class GraphBuilder {
       producerName: opts.producer,
       opsetImport,
       graph: onnx.GraphProto.create({
-        name: "main", node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers,
+        name: "main",
+        node: this.nodes,
+        input: this.inputs,
+        output: this.outputs,
+        initializer: this.initializers,
       }),
     });
     return { model: onnx.ModelProto.encode(model).finish(), external: this.chunks };
@@ -213,7 +262,9 @@ function valueInfo(name: string, type: DTypeId, shape: Dim[]) {
     type: {
       tensorType: {
         elemType: type,
-        shape: { dim: shape.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
+        shape: {
+          dim: shape.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })),
+        },
       },
     },
   });
@@ -221,14 +272,20 @@ function valueInfo(name: string, type: DTypeId, shape: Dim[]) {
 
 function attribute(name: string, v: AttrValue) {
   const A = onnx.AttributeProto.AttributeType;
-  if (typeof v === "string") return onnx.AttributeProto.create({ name, type: A.STRING, s: new TextEncoder().encode(v) });
+  if (typeof v === "string")
+    return onnx.AttributeProto.create({ name, type: A.STRING, s: new TextEncoder().encode(v) });
   if (typeof v === "number") return onnx.AttributeProto.create({ name, type: A.INT, i: v });
   if (Array.isArray(v)) return onnx.AttributeProto.create({ name, type: A.INTS, ints: v });
   if ("float" in v) return onnx.AttributeProto.create({ name, type: A.FLOAT, f: v.float });
   if ("graph" in v) return onnx.AttributeProto.create({ name, type: A.GRAPH, g: v.graph });
   const dataType = v.tensor instanceof Float32Array ? DType.float : DType.int64;
   return onnx.AttributeProto.create({
-    name, type: A.TENSOR,
-    t: onnx.TensorProto.create({ dataType, dims: v.dims, rawData: new Uint8Array(v.tensor.buffer, v.tensor.byteOffset, v.tensor.byteLength) }),
+    name,
+    type: A.TENSOR,
+    t: onnx.TensorProto.create({
+      dataType,
+      dims: v.dims,
+      rawData: new Uint8Array(v.tensor.buffer, v.tensor.byteOffset, v.tensor.byteLength),
+    }),
   });
 }

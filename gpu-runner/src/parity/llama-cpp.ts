@@ -39,10 +39,20 @@ export class LlamaCpp {
   static async open(path: string, opts: LlamaCppOptions): Promise<LlamaCpp> {
     const threads = opts.threads ?? availableParallelism();
     const { getLlama, LlamaLogLevel } = await import("node-llama-cpp");
-    const llama = await getLlama({ gpu: false, build: "never", skipDownload: true, logLevel: LlamaLogLevel.error, maxThreads: threads });
+    const llama = await getLlama({
+      gpu: false,
+      build: "never",
+      skipDownload: true,
+      logLevel: LlamaLogLevel.error,
+      maxThreads: threads,
+    });
     const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
     const context = await model.createContext({
-      contextSize: opts.contextSize ?? 1024, batchSize: 512, sequences: 1, threads, flashAttention: opts.flashAttention,
+      contextSize: opts.contextSize ?? 1024,
+      batchSize: 512,
+      sequences: 1,
+      threads,
+      flashAttention: opts.flashAttention,
     });
     return new LlamaCpp(llama, model, context, context.getSequence(), threads, opts.flashAttention);
   }
@@ -64,7 +74,10 @@ export class LlamaCpp {
   async greedy(ids: readonly number[], count: number): Promise<number[]> {
     await this.sequence.clearHistory();
     const out: number[] = [];
-    for await (const t of this.sequence.evaluate(ids as never, { temperature: 0, yieldEogToken: true })) {
+    for await (const t of this.sequence.evaluate(ids as never, {
+      temperature: 0,
+      yieldEogToken: true,
+    })) {
       out.push(Number(t));
       if (out.length >= count) break;
     }
@@ -75,7 +88,11 @@ export class LlamaCpp {
   async nextToken(ids: readonly number[], vocabSize: number): Promise<Float64Array> {
     await this.sequence.clearHistory();
     const p = new Float64Array(vocabSize);
-    for await (const out of this.sequence.evaluateWithMetadata(ids as never, { probabilities: true }, { temperature: 0 })) {
+    for await (const out of this.sequence.evaluateWithMetadata(
+      ids as never,
+      { probabilities: true },
+      { temperature: 0 },
+    )) {
       for (const [id, prob] of out.probabilities) p[Number(id)] = prob;
       break;
     }

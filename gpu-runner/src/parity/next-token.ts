@@ -17,7 +17,8 @@ export function softmax(logits: ArrayLike<number>): Float64Array {
 
 /** The largest difference of one token's probability, max_i |p_i − q_i|. */
 export function maxProbDiff(p: Float64Array, q: Float64Array): number {
-  if (p.length !== q.length) throw new Error(`maxProbDiff: ${p.length} against ${q.length} probabilities`);
+  if (p.length !== q.length)
+    throw new Error(`maxProbDiff: ${p.length} against ${q.length} probabilities`);
   let d = 0;
   for (let i = 0; i < p.length; i++) d = Math.max(d, Math.abs(p[i] - q[i]));
   return d;
@@ -31,7 +32,15 @@ export function top(p: Float64Array): number {
 }
 
 /** This runtime's next-token distribution after `ids`, from an empty cache in one call. */
-export async function ourNextToken(model: ChatModel, ids: readonly number[]): Promise<Float64Array> {
-  const out = await model.decoder.forward(ids, ids.map((_, i) => i), new KvCache(model.config), [ids.length - 1]);
+export async function ourNextToken(
+  model: ChatModel,
+  ids: readonly number[],
+): Promise<Float64Array> {
+  const out = await model.decoder.forward(
+    ids,
+    ids.map((_, i) => i),
+    new KvCache(model.config),
+    [ids.length - 1],
+  );
   return softmax(out.logits);
 }

@@ -26,14 +26,17 @@ export interface ParityPrompt {
 export const PARITY_PROMPTS: readonly ParityPrompt[] = [
   { kind: "raw", text: "The capital of France is" },
   { kind: "raw", text: "Once upon a time, in a small village by the sea," },
-  { kind: "raw", text: "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n" },
+  { kind: "raw", text: 'def fibonacci(n):\n    """Return the n-th Fibonacci number."""\n' },
   { kind: "raw", text: "Photosynthesis is the process by which" },
   { kind: "raw", text: "1, 2, 3, 4, 5," },
   { kind: "chat", text: "What is the capital of France?" },
   { kind: "chat", text: "Write a haiku about autumn leaves." },
   { kind: "chat", text: "Give me three tips for sleeping better." },
   { kind: "chat", text: "Explain what a KV cache is in one paragraph." },
-  { kind: "chat", text: "Caroline said she went to an LGBTQ support group yesterday. What did Caroline do yesterday?" },
+  {
+    kind: "chat",
+    text: "Caroline said she went to an LGBTQ support group yesterday. What did Caroline do yesterday?",
+  },
 ];
 
 /**
@@ -42,13 +45,19 @@ export const PARITY_PROMPTS: readonly ParityPrompt[] = [
  * parity prompts (and over the 16-token line where the graph's chunked attention starts).
  */
 function conversationPrompt(): ParityPrompt {
-  const lines = readFileSync(join(REPO_ROOT, "test", "fixtures", "conversation-excerpt.jsonl"), "utf8")
+  const lines = readFileSync(
+    join(REPO_ROOT, "test", "fixtures", "conversation-excerpt.jsonl"),
+    "utf8",
+  )
     .split("\n")
     .filter((l) => l.trim() !== "")
     .slice(0, 16)
     .map((l) => JSON.parse(l) as { speaker: string; text: string });
   const history = lines.map((m) => `${m.speaker} said, "${m.text}"`).join("\n");
-  return { kind: "chat", text: `${history}\n\nAnswer in a few words: what class did Maya sign up for?` };
+  return {
+    kind: "chat",
+    text: `${history}\n\nAnswer in a few words: what class did Maya sign up for?`,
+  };
 }
 
 /** The parity prompts and one longer conversation prompt: what the float64 reference is compared on. */
@@ -96,7 +105,13 @@ export interface ParityReport {
   msPerToken: { ours: number; reference: number };
   /** CPU threads each runtime was given. */
   threads: number;
-  tokenizer: Array<{ text: string; special: boolean; ours: number[]; reference: number[]; identical: boolean }>;
+  tokenizer: Array<{
+    text: string;
+    special: boolean;
+    ours: number[];
+    reference: number[];
+    identical: boolean;
+  }>;
 }
 
 export const PARITY_TOKENS = 48;
@@ -117,7 +132,12 @@ export const REFERENCE_BOUND: Record<Numerics, number> = { exact: 1e-5, fast: 0.
  * exact result than its plain path there: `ggml` measured 0.040 on both the AVX-512 and the AVX2
  * path, `exact` 0.062 and `fast` 0.069 on AVX-512 (README, "Parity with llama.cpp").
  */
-export const NEXT_TOKEN_BOUND: Record<Numerics | "emulated", number> = { emulated: 1e-3, ggml: 0.08, exact: 0.1, fast: 0.15 };
+export const NEXT_TOKEN_BOUND: Record<Numerics | "emulated", number> = {
+  emulated: 1e-3,
+  ggml: 0.08,
+  exact: 0.1,
+  fast: 0.15,
+};
 
 function firstDiff(a: readonly number[], b: readonly number[]): number {
   const n = Math.max(a.length, b.length);
@@ -126,7 +146,9 @@ function firstDiff(a: readonly number[], b: readonly number[]): number {
 }
 
 export function promptIds(model: ChatModel, p: ParityPrompt): number[] {
-  return p.kind === "chat" ? model.tokenizer.encodeChat([{ role: "user", content: p.text }]) : model.tokenizer.encodePrompt(p.text);
+  return p.kind === "chat"
+    ? model.tokenizer.encodeChat([{ role: "user", content: p.text }])
+    : model.tokenizer.encodePrompt(p.text);
 }
 
 /** Whether `model`'s numerics reproduce llama.cpp's kernels on `cpuPath` bit for bit. */
@@ -139,7 +161,10 @@ export function emulates(model: ChatModel, cpuPath: CpuPath): boolean {
  * distribution after the prompt. llama.cpp runs with flash attention off where this runtime emulates
  * its kernels and on elsewhere, unless `flashAttention` says otherwise.
  */
-export async function runParity(model: ChatModel, opts: { flashAttention?: boolean; log?: (line: string) => void } = {}): Promise<ParityReport> {
+export async function runParity(
+  model: ChatModel,
+  opts: { flashAttention?: boolean; log?: (line: string) => void } = {},
+): Promise<ParityReport> {
   const probe = await LlamaCpp.open(model.path, { flashAttention: false });
   const cpuPath = probe.cpuPath;
   const systemInfo = probe.systemInfo;
@@ -150,7 +175,9 @@ export async function runParity(model: ChatModel, opts: { flashAttention?: boole
     await probe.dispose();
     ref = await LlamaCpp.open(model.path, { flashAttention });
   }
-  opts.log?.(`llama.cpp CPU path: ${cpuPath} (${systemInfo.trim()}); ${emulated ? "emulated by" : "not emulated by"} ${model.numerics} numerics; flash attention ${flashAttention ? "on" : "off"}`);
+  opts.log?.(
+    `llama.cpp CPU path: ${cpuPath} (${systemInfo.trim()}); ${emulated ? "emulated by" : "not emulated by"} ${model.numerics} numerics; flash attention ${flashAttention ? "on" : "off"}`,
+  );
   try {
     const tokenizer = TOKENIZER_SAMPLES.flatMap((text) =>
       [false, true].map((special) => {
@@ -163,21 +190,39 @@ export async function runParity(model: ChatModel, opts: { flashAttention?: boole
     const time = { ours: 0, reference: 0, tokens: 0 };
     for (const prompt of PARITY_PROMPTS) {
       const ids = promptIds(model, prompt);
-      const nextTokenDiff = maxProbDiff(await ourNextToken(model, ids), await ref.nextToken(ids, model.config.vocabSize));
+      const nextTokenDiff = maxProbDiff(
+        await ourNextToken(model, ids),
+        await ref.nextToken(ids, model.config.vocabSize),
+      );
       const ours: number[] = [];
       let t0 = performance.now();
-      for await (const t of generate(model, ids, { maxTokens: PARITY_TOKENS, stopIds: new Set() })) ours.push(t.id);
+      for await (const t of generate(model, ids, { maxTokens: PARITY_TOKENS, stopIds: new Set() }))
+        ours.push(t.id);
       time.ours += performance.now() - t0;
       t0 = performance.now();
       const reference = await ref.greedy(ids, PARITY_TOKENS);
       time.reference += performance.now() - t0;
       time.tokens += PARITY_TOKENS;
       const d = firstDiff(ours, reference);
-      prompts.push({ prompt, promptTokens: ids.length, ours, reference, identical: d === -1, firstDiff: d, nextTokenDiff });
-      opts.log?.(`${d === -1 ? "identical" : `differs at ${d}`}\tnext-token ${nextTokenDiff.toExponential(2)}\t${prompt.kind}\t${JSON.stringify(prompt.text).slice(0, 60)}`);
+      prompts.push({
+        prompt,
+        promptTokens: ids.length,
+        ours,
+        reference,
+        identical: d === -1,
+        firstDiff: d,
+        nextTokenDiff,
+      });
+      opts.log?.(
+        `${d === -1 ? "identical" : `differs at ${d}`}\tnext-token ${nextTokenDiff.toExponential(2)}\t${prompt.kind}\t${JSON.stringify(prompt.text).slice(0, 60)}`,
+      );
     }
     return {
-      cpuPath, systemInfo, emulated, flashAttention, numerics: model.numerics,
+      cpuPath,
+      systemInfo,
+      emulated,
+      flashAttention,
+      numerics: model.numerics,
       prompts,
       identical: prompts.filter((p) => p.identical).length,
       maxNextTokenDiff: Math.max(...prompts.map((p) => p.nextTokenDiff)),

@@ -24,8 +24,9 @@ const history = Array.from({ length: 150 }, (_, i) => 3 + ((i * 37 + (i >> 3) * 
 
 const policy = attentionPolicy();
 
-
-async function oneShot(tokens: readonly number[]): Promise<{ logits: Float32Array; cache: KvCache }> {
+async function oneShot(
+  tokens: readonly number[],
+): Promise<{ logits: Float32Array; cache: KvCache }> {
   const cache = new KvCache(model.config);
   const positions = tokens.map((_, i) => i);
   const out = await model.decoder.forward(tokens, positions, cache, [tokens.length - 1]);
@@ -52,7 +53,11 @@ describe("block-wise prefill", () => {
     const whole = await oneShot(history);
     for (const B of [1, 7, 64, history.length, history.length + 10]) {
       const cache = new KvCache(model.config);
-      const { logits, blocks } = await blockPrefill(model.decoder, cache, history, { blockSize: B, budgets: null, policy: null });
+      const { logits, blocks } = await blockPrefill(model.decoder, cache, history, {
+        blockSize: B,
+        budgets: null,
+        policy: null,
+      });
       expect(blocks).toBe(Math.ceil(history.length / B));
       expect(maxRelError(logits, whole.logits), `B = ${B}`).toBeLessThan(1e-4);
       expect(cache.nextPosition).toBe(history.length);
@@ -62,21 +67,28 @@ describe("block-wise prefill", () => {
 
   for (const allocation of ["headwise", "uniform"] as const) {
     it(`with a budget (${allocation}) stays within budget + B per head after every block and keeps original positions`, async () => {
-      const B = 16, budget = 24;
+      const B = 16,
+        budget = 24;
       const { numLayers: L, numKvHeads: KV } = model.config;
       const cache = new KvCache(model.config);
       let checked = 0;
       await blockPrefill(model.decoder, cache, history, {
-        blockSize: B, budgets: Array(L).fill(budget), policy, allocation,
+        blockSize: B,
+        budgets: Array(L).fill(budget),
+        policy,
+        allocation,
         onBlock: ({ block }) => {
           const fed = Math.min(block * B, history.length);
           for (const layer of cache.layers) {
             const sum = layer.lengths.reduce((a, b) => a + b, 0);
             expect(sum).toBeLessThanOrEqual(budget * KV + B * KV);
-            if (allocation === "uniform") for (const n of layer.lengths) expect(n).toBeLessThanOrEqual(budget);
+            if (allocation === "uniform")
+              for (const n of layer.lengths) expect(n).toBeLessThanOrEqual(budget);
             else expect(sum).toBe(Math.min(budget * KV, fed * KV));
             for (let h = 0; h < KV; h++) {
-              const pos = Array.from(layer.positions.subarray(h * layer.capacity, h * layer.capacity + layer.lengths[h]));
+              const pos = Array.from(
+                layer.positions.subarray(h * layer.capacity, h * layer.capacity + layer.lengths[h]),
+              );
               // Kept entries keep their original positions, in order, from the history fed so far.
               for (let i = 1; i < pos.length; i++) expect(pos[i]).toBeGreaterThan(pos[i - 1]);
               for (const p of pos) expect(p >= 0 && p < fed).toBe(true);
@@ -91,19 +103,27 @@ describe("block-wise prefill", () => {
       const whole = await oneShot(history);
       const D = model.config.headDim;
       for (let l = 0; l < L; l++) {
-        const layer = cache.layers[l], ref = whole.cache.layers[l];
+        const layer = cache.layers[l],
+          ref = whole.cache.layers[l];
         for (let h = 0; h < KV; h++) {
           for (let i = 0; i < layer.lengths[h]; i++) {
             const p = layer.positions[h * layer.capacity + i];
             if (p >= B) continue;
-            const got = layer.keys.subarray((h * layer.capacity + i) * D, (h * layer.capacity + i + 1) * D);
-            const want = ref.keys.subarray((h * ref.capacity + p) * D, (h * ref.capacity + p + 1) * D);
+            const got = layer.keys.subarray(
+              (h * layer.capacity + i) * D,
+              (h * layer.capacity + i + 1) * D,
+            );
+            const want = ref.keys.subarray(
+              (h * ref.capacity + p) * D,
+              (h * ref.capacity + p + 1) * D,
+            );
             expect(maxRelError(got, want)).toBeLessThan(1e-5);
           }
         }
       }
       // Head-wise allocation gives heads different lengths here (the test would be weak otherwise).
-      if (allocation === "headwise") expect(cache.layers.some((layer) => new Set(layer.lengths).size > 1)).toBe(true);
+      if (allocation === "headwise")
+        expect(cache.layers.some((layer) => new Set(layer.lengths).size > 1)).toBe(true);
     });
   }
 
@@ -111,7 +131,9 @@ describe("block-wise prefill", () => {
     const full = await oneShot(history);
     const cache = new KvCache(model.config);
     const { logits } = await blockPrefill(model.decoder, cache, history, {
-      blockSize: 32, budgets: Array(model.config.numLayers).fill(history.length), policy,
+      blockSize: 32,
+      budgets: Array(model.config.numLayers).fill(history.length),
+      policy,
     });
     expect(maxRelError(logits, full.logits)).toBeLessThan(1e-4);
     expect(cache.entries).toBe(full.cache.entries);
@@ -120,9 +142,19 @@ describe("block-wise prefill", () => {
 
   it("rejects a bad block size, budgets of the wrong length and budgets without a policy", async () => {
     const c = new KvCache(model.config);
-    await expect(blockPrefill(model.decoder, c, history, { blockSize: 0, budgets: null, policy: null })).rejects.toMatchObject({ code: "invalid_argument" });
-    await expect(blockPrefill(model.decoder, c, history, { blockSize: 8, budgets: [4], policy })).rejects.toMatchObject({ code: "invalid_argument" });
-    await expect(blockPrefill(model.decoder, c, history, { blockSize: 8, budgets: Array(model.config.numLayers).fill(4), policy: null })).rejects.toMatchObject({ code: "invalid_argument" });
+    await expect(
+      blockPrefill(model.decoder, c, history, { blockSize: 0, budgets: null, policy: null }),
+    ).rejects.toMatchObject({ code: "invalid_argument" });
+    await expect(
+      blockPrefill(model.decoder, c, history, { blockSize: 8, budgets: [4], policy }),
+    ).rejects.toMatchObject({ code: "invalid_argument" });
+    await expect(
+      blockPrefill(model.decoder, c, history, {
+        blockSize: 8,
+        budgets: Array(model.config.numLayers).fill(4),
+        policy: null,
+      }),
+    ).rejects.toMatchObject({ code: "invalid_argument" });
   });
 });
 
@@ -132,7 +164,10 @@ describe("selectKeep", () => {
     expect(selectKeep(s, 2, "headwise").map((a) => Array.from(a))).toEqual([[0], [0, 1, 3]]);
   });
   it("uniform: the top budget of each head", () => {
-    expect(selectKeep(s, 2, "uniform").map((a) => Array.from(a))).toEqual([[0, 2], [0, 1]]);
+    expect(selectKeep(s, 2, "uniform").map((a) => Array.from(a))).toEqual([
+      [0, 2],
+      [0, 1],
+    ]);
   });
   it("keeps everything within the budget, and breaks ties toward earlier entries", () => {
     expect(selectKeep(s, 4, "headwise").map((a) => a.length)).toEqual([3, 4]);

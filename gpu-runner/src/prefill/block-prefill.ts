@@ -66,7 +66,13 @@ export interface BlockPrefillOptions {
    * Called after each block (after eviction) with the cache's total entries, the block's keys as
    * computed (per layer [kvHeads, block, headDim], before any eviction) and its first position.
    */
-  onBlock?: (progress: { block: number; blocks: number; entries: number; keys: Float32Array[]; start: number }) => void;
+  onBlock?: (progress: {
+    block: number;
+    blocks: number;
+    entries: number;
+    keys: Float32Array[];
+    start: number;
+  }) => void;
   /** Tokens per forward call within a block (default 128); bounds the graph's transient memory. */
   chunkSize?: number;
   /**
@@ -98,21 +104,36 @@ export interface BlockPrefillResult {
 }
 
 /** Feeds `tokens` into `cache` block by block, evicting under the budgets after every block. */
-export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: readonly number[], opts: BlockPrefillOptions): Promise<BlockPrefillResult> {
+export async function blockPrefill(
+  decoder: Decoder,
+  cache: KvCache,
+  tokens: readonly number[],
+  opts: BlockPrefillOptions,
+): Promise<BlockPrefillResult> {
   const B = opts.blockSize;
   const L = decoder.config.numLayers;
-  if (!Number.isInteger(B) || B < 1) throw new EpicacheError("invalid_argument", `block size ${B} is not a positive integer`);
-  if (tokens.length === 0) throw new EpicacheError("invalid_argument", "block prefill of an empty history");
+  if (!Number.isInteger(B) || B < 1)
+    throw new EpicacheError("invalid_argument", `block size ${B} is not a positive integer`);
+  if (tokens.length === 0)
+    throw new EpicacheError("invalid_argument", "block prefill of an empty history");
   if (opts.budgets) {
-    if (opts.budgets.length !== L) throw new EpicacheError("invalid_argument", `${opts.budgets.length} layer budgets for ${L} layers`);
-    if (opts.budgets.some((m) => !Number.isInteger(m) || m < 1)) throw new EpicacheError("invalid_argument", "layer budgets must be positive integers");
+    if (opts.budgets.length !== L)
+      throw new EpicacheError(
+        "invalid_argument",
+        `${opts.budgets.length} layer budgets for ${L} layers`,
+      );
+    if (opts.budgets.some((m) => !Number.isInteger(m) || m < 1))
+      throw new EpicacheError("invalid_argument", "layer budgets must be positive integers");
     if (!opts.policy) throw new EpicacheError("invalid_argument", "a budget needs a keep policy");
   }
   const blocks = Math.ceil(tokens.length / B);
   if (opts.budgets) {
     // The most a head can hold after a block: all of its layer's budget (head-wise) or its own, plus
     // the block. Sized once per layer, so memory does not depend on how long the history is.
-    const heads = (opts.policy?.allocation ?? opts.allocation ?? "headwise") === "uniform" ? 1 : decoder.config.numKvHeads;
+    const heads =
+      (opts.policy?.allocation ?? opts.allocation ?? "headwise") === "uniform"
+        ? 1
+        : decoder.config.numKvHeads;
     opts.budgets.forEach((m, l) => cache.ensureCapacity(l, m * heads + B));
   }
   let logits: Float32Array = new Float32Array(0);
@@ -126,7 +147,9 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
     for (let c = 0; c < block.length; c += chunk) {
       const ids = block.slice(c, c + chunk);
       const positions = ids.map((_, i) => start + c + i);
-      const wanted = opts.logitsAt ? ids.flatMap((_, i) => (i < ids.length - 1 && opts.logitsAt?.(positions[i]) ? [i] : [])) : [];
+      const wanted = opts.logitsAt
+        ? ids.flatMap((_, i) => (i < ids.length - 1 && opts.logitsAt?.(positions[i]) ? [i] : []))
+        : [];
       const last = ids.length - 1;
       await opts.pause?.();
       const out = await decoder.forward(ids, positions, cache, [...wanted, last]);
@@ -136,7 +159,11 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
       logits = wanted.length > 0 ? out.logits.slice(wanted.length * V) : out.logits;
       if (opts.onLogits && opts.logitsAt) {
         const rows = opts.logitsAt(positions[last]) ? [...wanted, last] : wanted;
-        if (rows.length > 0) opts.onLogits(rows.map((i) => positions[i]), out.logits.subarray(0, rows.length * V));
+        if (rows.length > 0)
+          opts.onLogits(
+            rows.map((i) => positions[i]),
+            out.logits.subarray(0, rows.length * V),
+          );
       }
       if (opts.onBlock) chunks.push(out.keys);
     }
@@ -146,28 +173,52 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
       // The scoring prompt runs over the cache, the block now in it, and is never appended.
       const prompt = policy.scoringPrompt(block) ?? [];
       if (prompt.length > 0) await opts.pause?.();
-      const scored = prompt.length > 0
-        ? await decoder.forward(prompt, prompt.map((_, i) => cache.nextPosition + i), cache, [prompt.length - 1], { scoreSpan: prompt.length })
-        : null;
+      const scored =
+        prompt.length > 0
+          ? await decoder.forward(
+              prompt,
+              prompt.map((_, i) => cache.nextPosition + i),
+              cache,
+              [prompt.length - 1],
+              { scoreSpan: prompt.length },
+            )
+          : null;
       maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length - 1);
       for (let l = 0; l < L; l++) {
-        const attention = scored?.scores ? headScores(scored.scores[l], cache.layers[l].lengths, scored.pasts[l], prompt.length) : null;
+        const attention = scored?.scores
+          ? headScores(scored.scores[l], cache.layers[l].lengths, scored.pasts[l], prompt.length)
+          : null;
         const scores = policy.score({ layer: l, attention, cache });
-        cache.keep(l, selectKeep(scores, budgets[l], policy.allocation ?? opts.allocation ?? "headwise"));
+        cache.keep(
+          l,
+          selectKeep(scores, budgets[l], policy.allocation ?? opts.allocation ?? "headwise"),
+        );
       }
       if (opts.compact) {
         const { window, mover, room = QUESTION_ROOM } = opts.compact;
         const limit = window - B - prompt.length - room;
         if (limit < 1) {
-          throw new EpicacheError("invalid_argument", `a block of ${B} tokens, a scoring prompt of ${prompt.length} and ${room} for a question leave no room in a window of ${window}`);
+          throw new EpicacheError(
+            "invalid_argument",
+            `a block of ${B} tokens, a scoring prompt of ${prompt.length} and ${room} for a question leave no room in a window of ${window}`,
+          );
         }
         // Original spacing while the window has room for the next block: compaction costs fidelity
         // (README, "Longer than the model's window"), so it happens only when needed.
-        if (cache.nextPosition > limit || policy.positionsInCache) compactCache(cache, mover, limit);
+        if (cache.nextPosition > limit || policy.positionsInCache)
+          compactCache(cache, mover, limit);
       }
     }
     if (opts.onBlock) {
-      const keys = chunks.length === 1 ? chunks[0] : Array.from({ length: L }, (_, l) => concatTokens(chunks.map((k) => k[l]), decoder.config.numKvHeads));
+      const keys =
+        chunks.length === 1
+          ? chunks[0]
+          : Array.from({ length: L }, (_, l) =>
+              concatTokens(
+                chunks.map((k) => k[l]),
+                decoder.config.numKvHeads,
+              ),
+            );
       opts.onBlock({ block: b + 1, blocks, entries: cache.entries, keys, start });
     }
   }
@@ -178,7 +229,12 @@ export async function blockPrefill(decoder: Decoder, cache: KvCache, tokens: rea
  * Per head, the scores of its `lengths[h]` cache entries, out of one layer's graph scores
  * [kvHeads, past + T].
  */
-export function headScores(scores: Float32Array, lengths: Int32Array, past: number, T: number): Float32Array[] {
+export function headScores(
+  scores: Float32Array,
+  lengths: Int32Array,
+  past: number,
+  T: number,
+): Float32Array[] {
   const stride = past + T;
   return Array.from(lengths, (n, h) => scores.slice(h * stride, h * stride + n));
 }
@@ -204,7 +260,11 @@ function concatTokens(parts: Float32Array[], kvHeads: number): Float32Array {
  * `budget · heads` pairs of the layer ("headwise") or the top `budget` of each head ("uniform").
  * Ties go to the earlier entry. A layer within its budget keeps everything.
  */
-export function selectKeep(scores: readonly Float32Array[], budget: number, allocation: Allocation): Int32Array[] {
+export function selectKeep(
+  scores: readonly Float32Array[],
+  budget: number,
+  allocation: Allocation,
+): Int32Array[] {
   const all = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
   const total = scores.reduce((n, s) => n + s.length, 0);
   if (allocation === "uniform") {

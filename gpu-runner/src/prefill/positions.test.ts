@@ -23,7 +23,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const history = (n: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 37 + (i >> 3) * 11) % 250));
+const history = (n: number) =>
+  Array.from({ length: n }, (_, i) => 3 + ((i * 37 + (i >> 3) * 11) % 250));
 
 const policy = attentionPolicy();
 
@@ -36,7 +37,10 @@ function reference(tokens: readonly number[], positions: readonly number[]) {
   }
 }
 
-async function prefilled(tokens: readonly number[], positions: readonly number[]): Promise<KvCache> {
+async function prefilled(
+  tokens: readonly number[],
+  positions: readonly number[],
+): Promise<KvCache> {
   const cache = new KvCache(model.config);
   const out = await model.decoder.forward(tokens, positions, cache, [tokens.length - 1]);
   cache.append(out.keys, out.values, positions);
@@ -49,7 +53,8 @@ function keyError(cache: KvCache, l: number, h: number, expected: Float64Array[]
   const layer = cache.layers[l];
   let err = 0;
   expected.forEach((k, i) => {
-    for (let d = 0; d < D; d++) err = Math.max(err, Math.abs(layer.keys[(h * layer.capacity + i) * D + d] - k[d]));
+    for (let d = 0; d < D; d++)
+      err = Math.max(err, Math.abs(layer.keys[(h * layer.capacity + i) * D + d] - k[d]));
   });
   return err;
 }
@@ -69,36 +74,73 @@ describe("moving cached keys", () => {
   const tokens = history(24);
 
   it("gives every layer the keys computed at the new positions when every entry moves by the same distance", async () => {
-    const cache = await prefilled(tokens, tokens.map((_, i) => i));
+    const cache = await prefilled(
+      tokens,
+      tokens.map((_, i) => i),
+    );
     const mover = repositioner(model.config);
     const shift = 1000;
     for (let l = 0; l < cache.layers.length; l++) {
-      for (let h = 0; h < cache.kvHeads; h++) mover.move(cache, l, h, tokens.map((_, i) => i + shift));
+      for (let h = 0; h < cache.kvHeads; h++)
+        mover.move(
+          cache,
+          l,
+          h,
+          tokens.map((_, i) => i + shift),
+        );
     }
-    const ref = reference(tokens, tokens.map((_, i) => i + shift));
+    const ref = reference(
+      tokens,
+      tokens.map((_, i) => i + shift),
+    );
     for (let l = 0; l < cache.layers.length; l++) {
-      for (let h = 0; h < cache.kvHeads; h++) expect(keyError(cache, l, h, ref.keys[l][h])).toBeLessThan(1e-4);
-      expect(Array.from(cache.layers[l].positions.subarray(0, tokens.length))).toEqual(tokens.map((_, i) => i + shift));
+      for (let h = 0; h < cache.kvHeads; h++)
+        expect(keyError(cache, l, h, ref.keys[l][h])).toBeLessThan(1e-4);
+      expect(Array.from(cache.layers[l].positions.subarray(0, tokens.length))).toEqual(
+        tokens.map((_, i) => i + shift),
+      );
     }
   });
 
   it("gives the first layer the keys computed at arbitrary new positions (deeper keys depend on relative positions)", async () => {
-    const cache = await prefilled(tokens, tokens.map((_, i) => 3 * i + 7));
-    const to = tokens.map((_, i) => (i * 5) % 17 + 2 * i);
+    const cache = await prefilled(
+      tokens,
+      tokens.map((_, i) => 3 * i + 7),
+    );
+    const to = tokens.map((_, i) => ((i * 5) % 17) + 2 * i);
     const mover = repositioner(model.config);
     for (let h = 0; h < cache.kvHeads; h++) mover.move(cache, 0, h, to);
     const ref = reference(tokens, to);
-    for (let h = 0; h < cache.kvHeads; h++) expect(keyError(cache, 0, h, ref.keys[0][h])).toBeLessThan(1e-4);
+    for (let h = 0; h < cache.kvHeads; h++)
+      expect(keyError(cache, 0, h, ref.keys[0][h])).toBeLessThan(1e-4);
   });
 
   it("leaves values alone and a cache moved there and back unchanged", async () => {
-    const cache = await prefilled(tokens, tokens.map((_, i) => i));
+    const cache = await prefilled(
+      tokens,
+      tokens.map((_, i) => i),
+    );
     const before = cache.clone();
     const mover = repositioner(model.config);
-    for (let h = 0; h < cache.kvHeads; h++) mover.move(cache, 1, h, tokens.map((_, i) => 5000 - i));
+    for (let h = 0; h < cache.kvHeads; h++)
+      mover.move(
+        cache,
+        1,
+        h,
+        tokens.map((_, i) => 5000 - i),
+      );
     expect(cache.layers[1].values).toEqual(before.layers[1].values);
-    for (let h = 0; h < cache.kvHeads; h++) mover.move(cache, 1, h, tokens.map((_, i) => i));
-    const err = cache.layers[1].keys.reduce((m, v, i) => Math.max(m, Math.abs(v - before.layers[1].keys[i])), 0);
+    for (let h = 0; h < cache.kvHeads; h++)
+      mover.move(
+        cache,
+        1,
+        h,
+        tokens.map((_, i) => i),
+      );
+    const err = cache.layers[1].keys.reduce(
+      (m, v, i) => Math.max(m, Math.abs(v - before.layers[1].keys[i])),
+      0,
+    );
     expect(err).toBeLessThan(1e-4);
   });
 });
@@ -111,13 +153,16 @@ describe("block-wise prefill with compact positions", () => {
     const cache = new KvCache(model.config);
     const seen: Array<{ max: number; next: number; bytes: number }> = [];
     const result = await blockPrefill(model.decoder, cache, tokens, {
-      blockSize: B, budgets: Array(model.config.numLayers).fill(8), policy,
+      blockSize: B,
+      budgets: Array(model.config.numLayers).fill(8),
+      policy,
       compact: { window, mover: repositioner(model.config), room: 32 },
       onBlock: () => {
         let max = 0;
         for (const layer of cache.layers) {
           for (let h = 0; h < cache.kvHeads; h++) {
-            for (let i = 0; i < layer.lengths[h]; i++) max = Math.max(max, layer.positions[h * layer.capacity + i]);
+            for (let i = 0; i < layer.lengths[h]; i++)
+              max = Math.max(max, layer.positions[h * layer.capacity + i]);
           }
         }
         seen.push({ max, next: cache.nextPosition, bytes: cache.bytes });
@@ -138,7 +183,9 @@ describe("block-wise prefill with compact positions", () => {
     const run = async (compact: boolean) => {
       const cache = new KvCache(model.config);
       const { logits } = await blockPrefill(model.decoder, cache, tokens, {
-        blockSize: 32, budgets: Array(model.config.numLayers).fill(200), policy,
+        blockSize: 32,
+        budgets: Array(model.config.numLayers).fill(200),
+        policy,
         ...(compact ? { compact: { window: 2048, mover: repositioner(model.config) } } : {}),
       });
       const answer: number[] = [];
@@ -168,7 +215,9 @@ describe("block-wise prefill with compact positions", () => {
     const run = async (compact: boolean) => {
       const cache = new KvCache(model.config);
       await blockPrefill(model.decoder, cache, tokens, {
-        blockSize: 16, budgets: Array(model.config.numLayers).fill(8), policy,
+        blockSize: 16,
+        budgets: Array(model.config.numLayers).fill(8),
+        policy,
         ...(compact ? { compact: { window: 2048, mover: repositioner(model.config) } } : {}),
       });
       return cache;
@@ -184,31 +233,55 @@ describe("block-wise prefill with compact positions", () => {
   it("gives StreamingLLM positions within the cache after every block, as its paper does", async () => {
     const tokens = history(150);
     const cache = new KvCache(model.config);
-    const sinks = 4, budget = 12;
+    const sinks = 4,
+      budget = 12;
     await blockPrefill(model.decoder, cache, tokens, {
-      blockSize: 16, budgets: Array(model.config.numLayers).fill(budget), policy: streamingLlmPolicy(sinks),
+      blockSize: 16,
+      budgets: Array(model.config.numLayers).fill(budget),
+      policy: streamingLlmPolicy(sinks),
       compact: { window: 2048, mover: repositioner(model.config) },
       onBlock: ({ block }) => {
         if (block < 2) return;
         // Sinks and recent tokens sit at 0 … budget − 1, the next token at budget.
         expect(cache.nextPosition).toBe(budget);
-        for (const layer of cache.layers) expect(Array.from(layer.positions.subarray(0, budget))).toEqual(Array.from({ length: budget }, (_, i) => i));
+        for (const layer of cache.layers)
+          expect(Array.from(layer.positions.subarray(0, budget))).toEqual(
+            Array.from({ length: budget }, (_, i) => i),
+          );
       },
     });
     // What they were computed at: the sinks and the latest tokens.
-    expect(Array.from(cache.layers[0].origins.subarray(0, budget))).toEqual([0, 1, 2, 3, ...Array.from({ length: budget - sinks }, (_, i) => 150 - (budget - sinks) + i)]);
+    expect(Array.from(cache.layers[0].origins.subarray(0, budget))).toEqual([
+      0,
+      1,
+      2,
+      3,
+      ...Array.from({ length: budget - sinks }, (_, i) => 150 - (budget - sinks) + i),
+    ]);
   });
 
   it("compacts a cache whose heads hold different numbers of entries so every head ends just before the next token", async () => {
     const tokens = history(40);
-    const cache = await prefilled(tokens, tokens.map((_, i) => i * 10));
-    cache.keep(0, [Int32Array.from([0, 5, 9]), Int32Array.from([1, 2, 3, 4, 30, 39]), Int32Array.from([39])].slice(0, cache.kvHeads));
+    const cache = await prefilled(
+      tokens,
+      tokens.map((_, i) => i * 10),
+    );
+    cache.keep(
+      0,
+      [
+        Int32Array.from([0, 5, 9]),
+        Int32Array.from([1, 2, 3, 4, 30, 39]),
+        Int32Array.from([39]),
+      ].slice(0, cache.kvHeads),
+    );
     const next = compactCache(cache, repositioner(model.config), 1000);
     expect(next).toBe(tokens.length); // the longest head (the other layers keep all 40)
     const layer = cache.layers[0];
     for (let h = 0; h < cache.kvHeads; h++) {
       const n = layer.lengths[h];
-      expect(Array.from(layer.positions.subarray(h * layer.capacity, h * layer.capacity + n))).toEqual(Array.from({ length: n }, (_, i) => next - n + i));
+      expect(
+        Array.from(layer.positions.subarray(h * layer.capacity, h * layer.capacity + n)),
+      ).toEqual(Array.from({ length: n }, (_, i) => next - n + i));
     }
   });
 });

@@ -49,7 +49,8 @@ export function compactCache(cache: KvCache, mover: Repositioner, limit: number)
   if (cache.maxLength === 0) return cache.nextPosition;
   const end = Math.max(1, Math.min(cache.maxLength, limit));
   cache.layers.forEach((layer, l) => {
-    for (let h = 0; h < layer.lengths.length; h++) mover.move(cache, l, h, compactTargets(layer.lengths[h], end));
+    for (let h = 0; h < layer.lengths.length; h++)
+      mover.move(cache, l, h, compactTargets(layer.lengths[h], end));
   });
   cache.nextPosition = end;
   return end;

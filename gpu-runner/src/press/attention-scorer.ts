@@ -6,12 +6,16 @@
 import { EpicacheError } from "@epicache/shared";
 import type { KeepPolicy, LayerScoring } from "../prefill";
 
-export function attentionPolicy(name: string, prompt: (block: readonly number[]) => readonly number[]): KeepPolicy {
+export function attentionPolicy(
+  name: string,
+  prompt: (block: readonly number[]) => readonly number[],
+): KeepPolicy {
   return {
     name,
     scoringPrompt: (block) => {
       const p = prompt(block);
-      if (p.length === 0) throw new EpicacheError("invalid_argument", `${name}: the scoring prompt is empty`);
+      if (p.length === 0)
+        throw new EpicacheError("invalid_argument", `${name}: the scoring prompt is empty`);
       return p;
     },
     score: ({ attention, layer }: LayerScoring) => {

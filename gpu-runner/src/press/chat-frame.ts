@@ -29,10 +29,20 @@ export interface ChatFrame {
 }
 
 export function chatFrame(tokenizer: TextTokenizer): ChatFrame {
-  if (!tokenizer.hasChatTemplate) throw new EpicacheError("model_unsupported", "the model has no chat template to frame a conversation with");
-  const rendered = tokenizer.renderChat([{ role: "user", content: SENTINEL }], { addGenerationPrompt: true });
+  if (!tokenizer.hasChatTemplate)
+    throw new EpicacheError(
+      "model_unsupported",
+      "the model has no chat template to frame a conversation with",
+    );
+  const rendered = tokenizer.renderChat([{ role: "user", content: SENTINEL }], {
+    addGenerationPrompt: true,
+  });
   const at = rendered.indexOf(SENTINEL);
-  if (at < 0 || rendered.indexOf(SENTINEL, at + 1) >= 0) throw new EpicacheError("model_unsupported", "the chat template does not place the user's content once");
+  if (at < 0 || rendered.indexOf(SENTINEL, at + 1) >= 0)
+    throw new EpicacheError(
+      "model_unsupported",
+      "the chat template does not place the user's content once",
+    );
   const head = rendered.slice(0, at);
   const tail = rendered.slice(at + SENTINEL.length);
   const open = tokenizer.encodePrompt(head, { parseSpecial: true });
@@ -41,6 +51,7 @@ export function chatFrame(tokenizer: TextTokenizer): ChatFrame {
     open,
     text: (s) => tokenizer.encode(s),
     close: (s) => [...tokenizer.encode(s), ...tailIds],
-    history: (s) => s.split(/(\n)/).flatMap((piece) => (piece === "" ? [] : tokenizer.encode(piece))),
+    history: (s) =>
+      s.split(/(\n)/).flatMap((piece) => (piece === "" ? [] : tokenizer.encode(piece))),
   };
 }

@@ -22,7 +22,11 @@ export type PolicyFactory = (frame: ChatFrame, representativeText?: string) => K
 export const PRESS_REGISTRY: Readonly<Record<BuildMethod, PolicyFactory>> = {
   full: () => null,
   epicache: (frame, representativeText) => {
-    if (representativeText === undefined) throw new EpicacheError("invalid_argument", "epicache needs an episode's representative text");
+    if (representativeText === undefined)
+      throw new EpicacheError(
+        "invalid_argument",
+        "epicache needs an episode's representative text",
+      );
     return epicachePolicy(frame, representativeText);
   },
   snapkv: () => snapkvPolicy(),
@@ -33,6 +37,10 @@ export const PRESS_REGISTRY: Readonly<Record<BuildMethod, PolicyFactory>> = {
 };
 
 /** The keep policy of a method (null for Full KV); see {@link PolicyFactory}. */
-export function policyFor(method: BuildMethod, frame: ChatFrame, representativeText?: string): KeepPolicy | null {
+export function policyFor(
+  method: BuildMethod,
+  frame: ChatFrame,
+  representativeText?: string,
+): KeepPolicy | null {
   return PRESS_REGISTRY[method](frame, representativeText);
 }

@@ -16,7 +16,9 @@ export function streamingLlmPolicy(sinks = STREAMING_SINKS): KeepPolicy {
     score: ({ cache, layer }) => {
       const { positions, lengths, capacity } = cache.layers[layer];
       return Array.from(lengths, (n, h) =>
-        Float32Array.from(positions.subarray(h * capacity, h * capacity + n), (p) => (p < sinks ? Infinity : p)),
+        Float32Array.from(positions.subarray(h * capacity, h * capacity + n), (p) =>
+          p < sinks ? Infinity : p,
+        ),
       );
     },
   };

@@ -37,16 +37,27 @@ export interface ChunkedAttentionInputs {
 }
 
 /** Returns [ctx [KV, G, T, D], scores [KV, P + T]] built on `g`. */
-export function chunkedAttention(g: GraphBuilder, x: ChunkedAttentionInputs, KV: number, G: number, D: number, tag: string): [string, string] {
+export function chunkedAttention(
+  g: GraphBuilder,
+  x: ChunkedAttentionInputs,
+  KV: number,
+  G: number,
+  D: number,
+  tag: string,
+): [string, string] {
   const BIG_NEG = -1e30; // a finite "minus infinity": exp(BIG_NEG − BIG_NEG) must be 1, not NaN
   const zero = g.float(0);
   const negInf = g.float(-Infinity);
   const Cu = g.node("Unsqueeze", [x.chunk, g.ints([0])]); // [1]
   const maxLen = g.node("ReduceMax", [x.len], { keepdims: 0 }); // scalar
   const maxLenU = g.node("Unsqueeze", [maxLen, g.ints([0])]); // [1]
-  const chunks = g.node("Div", [g.node("Add", [maxLen, g.node("Sub", [x.chunk, g.int(1)])]), x.chunk]); // ⌈maxLen / C⌉
+  const chunks = g.node("Div", [
+    g.node("Add", [maxLen, g.node("Sub", [x.chunk, g.int(1)])]),
+    x.chunk,
+  ]); // ⌈maxLen / C⌉
   const shapeKGT = (last: string) => g.node("Concat", [g.ints([KV, G]), x.T1, last], { axis: 0 });
-  const filled = (shape: string, value: number) => g.node("ConstantOfShape", [shape], { value: { tensor: new Float32Array([value]), dims: [1] } });
+  const filled = (shape: string, value: number) =>
+    g.node("ConstantOfShape", [shape], { value: { tensor: new Float32Array([value]), dims: [1] } });
 
   /** One chunk of the cache: its keys transposed [KV, 1, D, C'], values [KV, 1, C', D] and bias [KV, 1, 1, C']. */
   const chunkAt = (sb: GraphBuilder, it: string, padTo: boolean) => {
@@ -59,16 +70,25 @@ export function chunkedAttention(g: GraphBuilder, x: ChunkedAttentionInputs, KV:
     let vc = sb.node("Slice", [x.pastV, startU, endU, sb.ints([1])]);
     if (padTo) {
       // A fixed width C, so that per-chunk outputs stack: the padding lies beyond every length.
-      const short = sb.node("Sub", [Cu, sb.node("Slice", [sb.node("Shape", [kc]), sb.ints([1]), sb.ints([2])])]); // [1]
+      const short = sb.node("Sub", [
+        Cu,
+        sb.node("Slice", [sb.node("Shape", [kc]), sb.ints([1]), sb.ints([2])]),
+      ]); // [1]
       const pads = sb.node("Concat", [sb.ints([0, 0, 0, 0]), short, sb.ints([0])], { axis: 0 });
       kc = sb.node("Pad", [kc, pads]);
       vc = sb.node("Pad", [vc, pads]);
     }
     const width = sb.node("Gather", [sb.node("Shape", [kc]), sb.int(1)], { axis: 0 }); // scalar C'
     const j = sb.node("Add", [sb.node("Range", [sb.int(0), width, sb.int(1)]), start]); // [C']
-    const valid = sb.node("Less", [sb.node("Unsqueeze", [j, sb.ints([0])]), sb.node("Unsqueeze", [x.len, sb.ints([1])])]); // [KV, C']
+    const valid = sb.node("Less", [
+      sb.node("Unsqueeze", [j, sb.ints([0])]),
+      sb.node("Unsqueeze", [x.len, sb.ints([1])]),
+    ]); // [KV, C']
     const bias = sb.node("Unsqueeze", [sb.node("Where", [valid, zero, negInf]), sb.ints([1, 2])]); // [KV, 1, 1, C']
-    const kT = sb.node("Unsqueeze", [sb.node("Transpose", [kc], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, C']
+    const kT = sb.node("Unsqueeze", [
+      sb.node("Transpose", [kc], { perm: [0, 2, 1] }),
+      sb.ints([1]),
+    ]); // [KV, 1, D, C']
     return { kT, vc: sb.node("Unsqueeze", [vc, sb.ints([1])]), bias };
   };
 
@@ -86,15 +106,42 @@ export function chunkedAttention(g: GraphBuilder, x: ChunkedAttentionInputs, KV:
     const corr = sb.node("Exp", [sb.node("Sub", [m, m2])]);
     sb.output(sb.node("Identity", [cond]), `cond_out_${tag}`, DType.bool, []);
     sb.output(m2, `m_out_${tag}`, DType.float, [KV, G, "T", 1]);
-    sb.output(sb.node("Add", [sb.node("Mul", [l, corr]), sb.node("ReduceSum", [e, sb.ints([-1])], { keepdims: 1 })]), `l_out_${tag}`, DType.float, [KV, G, "T", 1]);
-    sb.output(sb.node("Add", [sb.node("Mul", [acc, corr]), sb.node("MatMul", [e, vc])]), `acc_out_${tag}`, DType.float, [KV, G, "T", D]);
+    sb.output(
+      sb.node("Add", [
+        sb.node("Mul", [l, corr]),
+        sb.node("ReduceSum", [e, sb.ints([-1])], { keepdims: 1 }),
+      ]),
+      `l_out_${tag}`,
+      DType.float,
+      [KV, G, "T", 1],
+    );
+    sb.output(
+      sb.node("Add", [sb.node("Mul", [acc, corr]), sb.node("MatMul", [e, vc])]),
+      `acc_out_${tag}`,
+      DType.float,
+      [KV, G, "T", D],
+    );
   });
   const one = g.ints([1]);
-  const [mP, lP, accP] = g.nodeN("Loop", [chunks, "", filled(shapeKGT(one), BIG_NEG), filled(shapeKGT(one), 0), filled(shapeKGT(g.ints([D])), 0)], 3, { body: { graph: body } });
+  const [mP, lP, accP] = g.nodeN(
+    "Loop",
+    [
+      chunks,
+      "",
+      filled(shapeKGT(one), BIG_NEG),
+      filled(shapeKGT(one), 0),
+      filled(shapeKGT(g.ints([D])), 0),
+    ],
+    3,
+    { body: { graph: body } },
+  );
 
   // ── the new tokens, causally among themselves ──
   const kTnew = g.node("Unsqueeze", [g.node("Transpose", [x.k], { perm: [0, 2, 1] }), g.ints([1])]); // [KV, 1, D, T]
-  const sNew = g.node("Add", [g.node("MatMul", [x.qs, kTnew]), g.node("Where", [x.causal, zero, negInf])]); // [KV, G, T, T]
+  const sNew = g.node("Add", [
+    g.node("MatMul", [x.qs, kTnew]),
+    g.node("Where", [x.causal, zero, negInf]),
+  ]); // [KV, G, T, T]
   const mNew = g.node("ReduceMax", [sNew], { axes: [-1], keepdims: 1 }); // finite: a token sees itself
   const eNew = g.node("Exp", [g.node("Sub", [sNew, mNew])]);
   const lNew = g.node("ReduceSum", [eNew, g.ints([-1])], { keepdims: 1 });
@@ -112,14 +159,28 @@ export function chunkedAttention(g: GraphBuilder, x: ChunkedAttentionInputs, KV:
     const TnU = sb.node("Unsqueeze", [x.Tn, sb.ints([0])]);
     const rows = (v: string) => sb.node("Slice", [v, TnU, x.T1, sb.ints([2])]); // the span's rows
     const qsS = rows(x.qs); // [KV, G, S, D]
-    const colOk = sb.node("Less", [sb.node("Range", [sb.int(0), sb.node("Squeeze", [x.T1, sb.ints([0])]), sb.int(1)]), x.Tn]); // [T]
+    const colOk = sb.node("Less", [
+      sb.node("Range", [sb.int(0), sb.node("Squeeze", [x.T1, sb.ints([0])]), sb.int(1)]),
+      x.Tn,
+    ]); // [T]
     const sNs = sb.node("Add", [rows(sNew), sb.node("Where", [colOk, zero, negInf])]); // [KV, G, S, T]
-    const mNs = sb.node("Max", [sb.node("ReduceMax", [sNs], { axes: [-1], keepdims: 1 }), sb.float(BIG_NEG)]);
-    const lNs = sb.node("ReduceSum", [sb.node("Exp", [sb.node("Sub", [sNs, mNs])]), sb.ints([-1])], { keepdims: 1 });
+    const mNs = sb.node("Max", [
+      sb.node("ReduceMax", [sNs], { axes: [-1], keepdims: 1 }),
+      sb.float(BIG_NEG),
+    ]);
+    const lNs = sb.node(
+      "ReduceSum",
+      [sb.node("Exp", [sb.node("Sub", [sNs, mNs])]), sb.ints([-1])],
+      { keepdims: 1 },
+    );
     const [mPS, lPS] = [rows(mP), rows(lP)];
     const Ms = sb.node("Max", [mPS, mNs]); // [KV, G, S, 1]
-    const Ls = sb.node("Add", [sb.node("Mul", [lPS, sb.node("Exp", [sb.node("Sub", [mPS, Ms])])]), sb.node("Mul", [lNs, sb.node("Exp", [sb.node("Sub", [mNs, Ms])])])]);
-    const prob = (bb: GraphBuilder, s: string) => bb.node("Div", [bb.node("Exp", [bb.node("Sub", [s, Ms])]), Ls]);
+    const Ls = sb.node("Add", [
+      sb.node("Mul", [lPS, sb.node("Exp", [sb.node("Sub", [mPS, Ms])])]),
+      sb.node("Mul", [lNs, sb.node("Exp", [sb.node("Sub", [mNs, Ms])])]),
+    ]);
+    const prob = (bb: GraphBuilder, s: string) =>
+      bb.node("Div", [bb.node("Exp", [bb.node("Sub", [s, Ms])]), Ls]);
     const newScores = sb.node("ReduceMax", [prob(sb, sNs)], { axes: [1, 2], keepdims: 0 }); // [KV, T]
     const scoreBody = sb.subgraph((bb) => {
       const it = bb.input(`sit_${tag}`, DType.int64, []);
@@ -127,22 +188,49 @@ export function chunkedAttention(g: GraphBuilder, x: ChunkedAttentionInputs, KV:
       const { kT, bias } = chunkAt(bb, it, true);
       const s = bb.node("Add", [bb.node("MatMul", [qsS, kT]), bias]); // [KV, G, S, C]
       bb.output(bb.node("Identity", [cond]), `scond_out_${tag}`, DType.bool, []);
-      bb.output(bb.node("ReduceMax", [prob(bb, s)], { axes: [1, 2], keepdims: 0 }), `sc_${tag}`, DType.float, [KV, "C"]);
+      bb.output(
+        bb.node("ReduceMax", [prob(bb, s)], { axes: [1, 2], keepdims: 0 }),
+        `sc_${tag}`,
+        DType.float,
+        [KV, "C"],
+      );
     });
     const visits = sb.node("Max", [chunks, sb.int(1)]); // one chunk at least: a Loop's stacked output needs an iteration
     const stacked = sb.node("Loop", [visits, ""], { body: { graph: scoreBody } }); // [N, KV, C]
-    const flat = sb.node("Reshape", [sb.node("Transpose", [stacked], { perm: [1, 0, 2] }), sb.ints([KV, -1])]); // [KV, N·C]
+    const flat = sb.node("Reshape", [
+      sb.node("Transpose", [stacked], { perm: [1, 0, 2] }),
+      sb.ints([KV, -1]),
+    ]); // [KV, N·C]
     const P = sb.node("Slice", [sb.node("Shape", [x.pastK]), sb.ints([1]), sb.ints([2])]); // [1]
-    const short = sb.node("Max", [sb.node("Sub", [P, sb.node("Slice", [sb.node("Shape", [flat]), sb.ints([1]), sb.ints([2])])]), sb.ints([0])]);
-    const padded = sb.node("Pad", [flat, sb.node("Concat", [sb.ints([0, 0, 0]), short], { axis: 0 })]);
+    const short = sb.node("Max", [
+      sb.node("Sub", [P, sb.node("Slice", [sb.node("Shape", [flat]), sb.ints([1]), sb.ints([2])])]),
+      sb.ints([0]),
+    ]);
+    const padded = sb.node("Pad", [
+      flat,
+      sb.node("Concat", [sb.ints([0, 0, 0]), short], { axis: 0 }),
+    ]);
     const pastScores = sb.node("Slice", [padded, sb.ints([0]), P, sb.ints([1])]); // [KV, P]
     const all = sb.node("Concat", [pastScores, newScores], { axis: 1 }); // [KV, P + T]
     // Unscored keys (padding, the span's own) get 0; so does everything when no key may be scored.
-    sb.output(sb.node("Where", [x.keyValid, all, zero]), `chunk_scores_${tag}`, DType.float, [KV, "PT"]);
+    sb.output(sb.node("Where", [x.keyValid, all, zero]), `chunk_scores_${tag}`, DType.float, [
+      KV,
+      "PT",
+    ]);
   });
   const none = g.subgraph((sb) => {
-    sb.output(sb.node("ConstantOfShape", [sb.node("Shape", [x.keyValid])], { value: { tensor: new Float32Array([0]), dims: [1] } }), `chunk_no_scores_${tag}`, DType.float, [KV, "PT"]);
+    sb.output(
+      sb.node("ConstantOfShape", [sb.node("Shape", [x.keyValid])], {
+        value: { tensor: new Float32Array([0]), dims: [1] },
+      }),
+      `chunk_no_scores_${tag}`,
+      DType.float,
+      [KV, "PT"],
+    );
   });
-  const scores = g.node("If", [x.scoring], { then_branch: { graph: then }, else_branch: { graph: none } });
+  const scores = g.node("If", [x.scoring], {
+    then_branch: { graph: then },
+    else_branch: { graph: none },
+  });
   return [ctx, scores];
 }

@@ -35,15 +35,32 @@ export interface LlamaConfig {
 }
 
 export function validateConfig(c: LlamaConfig): LlamaConfig {
-  const positive = ["vocabSize", "hiddenSize", "intermediateSize", "numLayers", "numHeads", "numKvHeads", "headDim"] as const;
+  const positive = [
+    "vocabSize",
+    "hiddenSize",
+    "intermediateSize",
+    "numLayers",
+    "numHeads",
+    "numKvHeads",
+    "headDim",
+  ] as const;
   for (const k of positive) {
-    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new EpicacheError("model_unsupported", `model config: ${k} is ${c[k]}`);
+    if (!Number.isInteger(c[k]) || c[k] <= 0)
+      throw new EpicacheError("model_unsupported", `model config: ${k} is ${c[k]}`);
   }
   if (c.numHeads % c.numKvHeads !== 0) {
-    throw new EpicacheError("model_unsupported", `model config: ${c.numHeads} query heads do not group over ${c.numKvHeads} KV heads`);
+    throw new EpicacheError(
+      "model_unsupported",
+      `model config: ${c.numHeads} query heads do not group over ${c.numKvHeads} KV heads`,
+    );
   }
-  if (c.headDim % 2 !== 0) throw new EpicacheError("model_unsupported", `model config: head dim ${c.headDim} is odd`);
-  if (!(c.ropeTheta > 0) || !(c.rmsNormEps > 0)) throw new EpicacheError("model_unsupported", "model config: rope theta and rms eps must be positive");
+  if (c.headDim % 2 !== 0)
+    throw new EpicacheError("model_unsupported", `model config: head dim ${c.headDim} is odd`);
+  if (!(c.ropeTheta > 0) || !(c.rmsNormEps > 0))
+    throw new EpicacheError(
+      "model_unsupported",
+      "model config: rope theta and rms eps must be positive",
+    );
   return c;
 }
 
@@ -51,7 +68,10 @@ export function validateConfig(c: LlamaConfig): LlamaConfig {
 export function configFromGguf(file: Pick<GgufFile, "metadata" | "tensors">): LlamaConfig {
   const arch = meta(file, "general.architecture", "string");
   if (arch !== "llama" && arch !== "qwen2" && arch !== "qwen3") {
-    throw new EpicacheError("model_unsupported", `GGUF architecture "${arch}" is not supported (llama, qwen2, qwen3 are)`);
+    throw new EpicacheError(
+      "model_unsupported",
+      `GGUF architecture "${arch}" is not supported (llama, qwen2, qwen3 are)`,
+    );
   }
   const k = (name: string) => meta(file, `${arch}.${name}`, "number");
   const opt = (name: string) => metaOptional(file, `${arch}.${name}`);

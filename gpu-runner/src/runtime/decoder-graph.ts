@@ -55,10 +55,18 @@ export interface DecoderGraph {
   external: ReturnType<GraphBuilder["build"]>["external"];
 }
 
-export function buildDecoderGraph(weights: WeightSource, externalFile: string, numerics: Numerics): DecoderGraph {
+export function buildDecoderGraph(
+  weights: WeightSource,
+  externalFile: string,
+  numerics: Numerics,
+): DecoderGraph {
   const c = weights.config;
   const g = new GraphBuilder(externalFile);
-  const E = c.hiddenSize, H = c.numHeads, KV = c.numKvHeads, D = c.headDim, F = c.intermediateSize;
+  const E = c.hiddenSize,
+    H = c.numHeads,
+    KV = c.numKvHeads,
+    D = c.headDim,
+    F = c.intermediateSize;
   const G = H / KV; // query heads per KV head
   const L = c.numLayers;
 
@@ -74,7 +82,8 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   // ── weights ───────────────────────────────────────────────────────────────
   // The f32 embedding [V, E], made on first use: fast numerics gather rows from its Q8_0 blocks instead.
   let embdF32: string | null = null;
-  const embd = () => (embdF32 ??= g.weight("token_embd", [c.vocabSize, E], () => weights.global("tokenEmbedding"))); // [V, E]
+  const embd = () =>
+    (embdF32 ??= g.weight("token_embd", [c.vocabSize, E], () => weights.global("tokenEmbedding"))); // [V, E]
 
   // ── shared per call: sequence length, RoPE tables, causal part of the mask ──
   const T = g.node("Shape", [ids]); // [1]
@@ -82,8 +91,14 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   const cos = g.node("Unsqueeze", [g.node("Concat", [ropeCos, ropeCos], { axis: 1 }), g.ints([0])]); // [1, T, D]
   const sin = g.node("Unsqueeze", [g.node("Concat", [ropeSin, ropeSin], { axis: 1 }), g.ints([0])]); // [1, T, D]
   const r = g.node("Range", [g.int(0), Tsc, g.int(1)]); // [T]
-  const causal = g.node("LessOrEqual", [g.node("Unsqueeze", [r, g.ints([0])]), g.node("Unsqueeze", [r, g.ints([1])])]); // [T(q), T(k)]: k ≤ q
-  const causalKV = g.node("Expand", [g.node("Unsqueeze", [causal, g.ints([0])]), g.node("Concat", [g.ints([KV]), T, T], { axis: 0 })]); // [KV, T, T]
+  const causal = g.node("LessOrEqual", [
+    g.node("Unsqueeze", [r, g.ints([0])]),
+    g.node("Unsqueeze", [r, g.ints([1])]),
+  ]); // [T(q), T(k)]: k ≤ q
+  const causalKV = g.node("Expand", [
+    g.node("Unsqueeze", [causal, g.ints([0])]),
+    g.node("Concat", [g.ints([KV]), T, T], { axis: 0 }),
+  ]); // [KV, T, T]
   const zero = g.float(0);
   const negInf = g.float(-Infinity);
   const scale = g.float(1 / Math.sqrt(D));
@@ -91,13 +106,35 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   const S = g.node("Squeeze", [scoreLen, g.ints([0])]); // scalar
   const Tn = g.node("Sub", [Tsc, S]); // scalar
   const scoring = g.node("Greater", [S, g.int(0)]); // scalar bool
-  const newScored = g.node("Expand", [g.node("Unsqueeze", [g.node("Less", [r, Tn]), g.ints([0])]), g.node("Concat", [g.ints([KV]), T], { axis: 0 })]); // [KV, T]
+  const newScored = g.node("Expand", [
+    g.node("Unsqueeze", [g.node("Less", [r, Tn]), g.ints([0])]),
+    g.node("Concat", [g.ints([KV]), T], { axis: 0 }),
+  ]); // [KV, T]
   // Exact numerics: 0 attends over the whole cache at once; C > 0 in chunks of C entries.
   const chunk = g.node("Squeeze", [attnChunk, g.ints([0])]); // scalar
   const chunked = g.node("Greater", [chunk, g.int(0)]);
 
   const plain = g.node("Not", [g.node("Or", [chunked, scoring])]); // a decoding step: neither chunks nor scores
-  const ctx: GraphContext = { g, weights, c, cos, sin, T, Tsc, Tn, causal, causalKV, zero, negInf, scale, scoring, chunk, chunked, plain, embd };
+  const ctx: GraphContext = {
+    g,
+    weights,
+    c,
+    cos,
+    sin,
+    T,
+    Tsc,
+    Tn,
+    causal,
+    causalKV,
+    zero,
+    negInf,
+    scale,
+    scoring,
+    chunk,
+    chunked,
+    plain,
+    embd,
+  };
   // The arithmetic, chosen once: every product, norm, rotation and attention below goes through it.
   const num = NUMERICS_OPS[numerics](ctx);
 
@@ -105,7 +142,8 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
   let x = num.embed(ids); // [T, E]
 
   for (let l = 0; l < L; l++) {
-    const w = (name: Parameters<WeightSource["layer"]>[1], dims: number[]) => g.weight(`l${l}.${name}`, dims, () => weights.layer(l, name));
+    const w = (name: Parameters<WeightSource["layer"]>[1], dims: number[]) =>
+      g.weight(`l${l}.${name}`, dims, () => weights.layer(l, name));
     const pastK = g.input(`past_key_${l}`, DType.float, [KV, `P${l}`, D]);
     const pastV = g.input(`past_value_${l}`, DType.float, [KV, `P${l}`, D]);
 
@@ -114,7 +152,9 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
     // q, k and v projections in one product: weights stacked [H·D + 2·KV·D, E].
     let qkv = num.linear(h, `l${l}.wqkv`, ["wq", "wk", "wv"], l, E, (H + 2 * KV) * D); // [T, (H+2KV)·D]
     if (c.qkvBias) {
-      const b = g.weight(`l${l}.bqkv`, [(H + 2 * KV) * D], () => concat([weights.layer(l, "bq"), weights.layer(l, "bk"), weights.layer(l, "bv")]));
+      const b = g.weight(`l${l}.bqkv`, [(H + 2 * KV) * D], () =>
+        concat([weights.layer(l, "bq"), weights.layer(l, "bk"), weights.layer(l, "bv")]),
+      );
       qkv = g.node("Add", [qkv, b]);
     }
     const [q0, k0, v0] = g.nodeN("Split", [qkv, g.ints([H * D, KV * D, KV * D])], 3, { axis: 1 }); // [T, H·D], [T, KV·D] ×2
@@ -133,29 +173,48 @@ export function buildDecoderGraph(weights: WeightSource, externalFile: string, n
     // Past entry j of head h is valid iff j < past_lengths[l, h].
     const P = g.node("Gather", [g.node("Shape", [pastK]), g.int(1)], { axis: 0 }); // scalar
     const len = g.node("Gather", [pastLengths, g.int(l)], { axis: 0 }); // [KV]
-    const pastValid = g.node("Less", [g.node("Unsqueeze", [g.node("Range", [g.int(0), P, g.int(1)]), g.ints([0])]), g.node("Unsqueeze", [len, g.ints([1])])]); // [KV, P]
+    const pastValid = g.node("Less", [
+      g.node("Unsqueeze", [g.node("Range", [g.int(0), P, g.int(1)]), g.ints([0])]),
+      g.node("Unsqueeze", [len, g.ints([1])]),
+    ]); // [KV, P]
     const keyValid = g.node("Concat", [pastValid, newScored], { axis: 1 }); // [KV, P+T]: keys a span may score
     // Grouped-query attention: query heads h·G … h·G+G−1 read KV head h.
     const qg = g.node("Reshape", [q, g.ints([KV, G, -1, D])]); // [KV, G, T, D]
     const [att, scores] = num.attention({ l, qg, k, v, pastK, pastV, P, len, pastValid, keyValid }); // [KV, G, T, D], [KV, P+T]
     g.output(scores, `scores_${l}`, DType.float, [KV, "PT"]);
 
-    const attT = g.node("Reshape", [g.node("Transpose", [g.node("Reshape", [att, g.ints([H, -1, D])])], { perm: [1, 0, 2] }), g.ints([-1, H * D])]); // [T, H·D]
+    const attT = g.node("Reshape", [
+      g.node("Transpose", [g.node("Reshape", [att, g.ints([H, -1, D])])], { perm: [1, 0, 2] }),
+      g.ints([-1, H * D]),
+    ]); // [T, H·D]
     x = g.node("Add", [x, num.linear(attT, `l${l}.wo`, ["wo"], l, H * D, E)]); // [T, E]
 
     // ── SwiGLU MLP ──
     const h2 = num.rmsNorm(x, w("ffnNorm", [E]), c.rmsNormEps); // [T, E]
-    const [gate, up] = g.nodeN("Split", [num.linear(h2, `l${l}.wgateup`, ["wGate", "wUp"], l, E, 2 * F), g.ints([F, F])], 2, { axis: 1 }); // [T, F] ×2
+    const [gate, up] = g.nodeN(
+      "Split",
+      [num.linear(h2, `l${l}.wgateup`, ["wGate", "wUp"], l, E, 2 * F), g.ints([F, F])],
+      2,
+      { axis: 1 },
+    ); // [T, F] ×2
     x = g.node("Add", [x, num.linear(num.swiglu(gate, up), `l${l}.wDown`, ["wDown"], l, F, E)]); // [T, E]
   }
 
   // ── head: final norm on the requested rows, then the vocabulary projection ──
   const rows = g.node("Gather", [x, logitsIndex], { axis: 0 }); // [N, E]
-  const hn = num.rmsNorm(rows, g.weight("output_norm", [E], () => weights.global("outputNorm")), c.rmsNormEps); // [N, E]
+  const hn = num.rmsNorm(
+    rows,
+    g.weight("output_norm", [E], () => weights.global("outputNorm")),
+    c.rmsNormEps,
+  ); // [N, E]
   g.output(num.head(hn), "logits", DType.float, ["N", c.vocabSize]); // [N, V]
 
   // Contrib operators (com.microsoft): FusedMatMul in f32 attention, MatMulNBits in fast numerics.
-  return g.build({ opset: OPSET, producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}`, msOpset: 1 });
+  return g.build({
+    opset: OPSET,
+    producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}`,
+    msOpset: 1,
+  });
 }
 
 /** [T, n·D] → [n, T, D]: one row of D per head. */
@@ -215,7 +274,14 @@ interface NumericsOps {
   /** The token embeddings of `ids` [T] (int64).   → [T, E] */
   embed(ids: string): string;
   /** x · Wᵀ where W [out, K] stacks the rows of `parts`, stored under the initializer name `key`.   x: [T, K] → [T, out] */
-  linear(x: string, key: string, parts: WeightName[], layer: number | undefined, K: number, out: number): string;
+  linear(
+    x: string,
+    key: string,
+    parts: WeightName[],
+    layer: number | undefined,
+    K: number,
+    out: number,
+  ): string;
   /** x / √(mean(x²) + ε) · w over the last axis. */
   rmsNorm(x: string, w: string, eps: number): string;
   /** RoPE: x·cos + rotate_half(x)·sin.   x: [heads, T, D] */
@@ -230,7 +296,11 @@ interface NumericsOps {
   head(hn: string): string;
 }
 
-const NUMERICS_OPS: Record<Numerics, (ctx: GraphContext) => NumericsOps> = { exact: exactOps, fast: fastOps, ggml: ggmlOps };
+const NUMERICS_OPS: Record<Numerics, (ctx: GraphContext) => NumericsOps> = {
+  exact: exactOps,
+  fast: fastOps,
+  ggml: ggmlOps,
+};
 
 /** The stacked rows of `parts`, of one storage type or "mixed". */
 function storageOf(weights: WeightSource, parts: WeightName[], layer: number | undefined): string {
@@ -239,23 +309,43 @@ function storageOf(weights: WeightSource, parts: WeightName[], layer: number | u
 }
 
 /** The f32 rows of `parts`, stacked. */
-function readRows(weights: WeightSource, parts: WeightName[], layer: number | undefined): () => Float32Array {
-  return () => concat(parts.map((p) => (layer === undefined ? weights.global(p as GlobalTensor) : weights.layer(layer, p as LayerTensor))));
+function readRows(
+  weights: WeightSource,
+  parts: WeightName[],
+  layer: number | undefined,
+): () => Float32Array {
+  return () =>
+    concat(
+      parts.map((p) =>
+        layer === undefined
+          ? weights.global(p as GlobalTensor)
+          : weights.layer(layer, p as LayerTensor),
+      ),
+    );
 }
 
 /** f32 throughout. */
 function exactOps(ctx: GraphContext): NumericsOps {
   const { g, weights, c } = ctx;
-  const linear: NumericsOps["linear"] = (x, key, parts, layer, K, out) => g.node("Gemm", [x, g.weight(key, [out, K], readRows(weights, parts, layer))], { transB: 1 });
+  const linear: NumericsOps["linear"] = (x, key, parts, layer, K, out) =>
+    g.node("Gemm", [x, g.weight(key, [out, K], readRows(weights, parts, layer))], { transB: 1 });
   return {
     embed: (ids) => g.node("Gather", [ctx.embd(), ids], { axis: 0 }),
     linear,
     rmsNorm: (x, w, eps) => {
       const ms = g.node("ReduceMean", [g.node("Mul", [x, x])], { axes: [-1], keepdims: 1 });
-      return g.node("Mul", [g.node("Mul", [x, g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [ms, g.float(eps)])])])]), w]);
+      return g.node("Mul", [
+        g.node("Mul", [
+          x,
+          g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [ms, g.float(eps)])])]),
+        ]),
+        w,
+      ]);
     },
     rotate: (x) => {
-      const [x1, x2] = g.nodeN("Split", [x, g.ints([c.headDim / 2, c.headDim / 2])], 2, { axis: -1 });
+      const [x1, x2] = g.nodeN("Split", [x, g.ints([c.headDim / 2, c.headDim / 2])], 2, {
+        axis: -1,
+      });
       const rot = g.node("Concat", [g.node("Neg", [x2]), x1], { axis: -1 }); // rotate_half(x) = [−x₂, x₁]
       return g.node("Add", [g.node("Mul", [x, ctx.cos]), g.node("Mul", [rot, ctx.sin])]);
     },
@@ -263,7 +353,10 @@ function exactOps(ctx: GraphContext): NumericsOps {
     swiglu: (gate, up) => g.node("Mul", [g.node("Mul", [gate, g.node("Sigmoid", [gate])]), up]),
     attention: (a) => f32Attention(ctx, a),
     // A tied head reads the embedding initializer instead of storing it twice.
-    head: (hn) => (c.tiedEmbeddings ? g.node("Gemm", [hn, ctx.embd()], { transB: 1 }) : linear(hn, "output", ["output"], undefined, c.hiddenSize, c.vocabSize)),
+    head: (hn) =>
+      c.tiedEmbeddings
+        ? g.node("Gemm", [hn, ctx.embd()], { transB: 1 })
+        : linear(hn, "output", ["output"], undefined, c.hiddenSize, c.vocabSize),
   };
 }
 
@@ -274,16 +367,30 @@ function fastOps(ctx: GraphContext): NumericsOps {
   const linear: NumericsOps["linear"] = (x, key, parts, layer, K, out) => {
     const type = storageOf(weights, parts, layer);
     if (type !== "Q4_1" && type !== "Q8_0") return exact.linear(x, key, parts, layer, K, out);
-    return matMulNBits(g, x, key, K, out, type, () => stackBlocks(parts.map((p) => weights.blocks(p, layer))));
+    return matMulNBits(g, x, key, K, out, type, () =>
+      stackBlocks(parts.map((p) => weights.blocks(p, layer))),
+    );
   };
   return {
     ...exact,
     linear,
     // A tied Q8_0 head goes through MatMulNBits too (a quarter of the f32 embedding's bytes per token).
-    head: (hn) => (c.tiedEmbeddings && weights.storage("output") !== "Q8_0" ? g.node("Gemm", [hn, ctx.embd()], { transB: 1 }) : linear(hn, "output", ["output"], undefined, c.hiddenSize, c.vocabSize)),
+    head: (hn) =>
+      c.tiedEmbeddings && weights.storage("output") !== "Q8_0"
+        ? g.node("Gemm", [hn, ctx.embd()], { transB: 1 })
+        : linear(hn, "output", ["output"], undefined, c.hiddenSize, c.vocabSize),
     // A Q8_0 embedding: the rows' codes and block scales, dequantised in the graph (code · d is exact
     // in f32, so the rows equal the f32 table's) instead of a [V, E] f32 table four times the size.
-    embed: (ids) => (weights.storage("tokenEmbedding") === "Q8_0" ? q8Rows(g, ids, c.vocabSize, c.hiddenSize, () => weights.blocks("tokenEmbedding") as QuantBlocks) : exact.embed(ids)),
+    embed: (ids) =>
+      weights.storage("tokenEmbedding") === "Q8_0"
+        ? q8Rows(
+            g,
+            ids,
+            c.vocabSize,
+            c.hiddenSize,
+            () => weights.blocks("tokenEmbedding") as QuantBlocks,
+          )
+        : exact.embed(ids),
   };
 }
 
@@ -295,13 +402,20 @@ function ggmlOps(ctx: GraphContext): NumericsOps {
   const linear: NumericsOps["linear"] = (x, key, parts, layer, K, out) => {
     const type = storageOf(weights, parts, layer);
     // Q4_1 and Q8_0 through llama.cpp's integer block kernels.
-    if (type === "Q4_1" || type === "Q8_0") return ops.quantizedMatmul(x, key, K, out, type, () => stackBlocks(parts.map((p) => weights.blocks(p, layer))));
+    if (type === "Q4_1" || type === "Q8_0")
+      return ops.quantizedMatmul(x, key, K, out, type, () =>
+        stackBlocks(parts.map((p) => weights.blocks(p, layer))),
+      );
     const w = g.weight(key, [out, K], readRows(weights, parts, layer));
     if (type === "F32") return g.node("Gemm", [x, w], { transB: 1 });
     // f16 matrices take x rounded to f16; other quantised types x quantised to Q8 per block.
     if (type === "F16" || type === "BF16") return g.node("Gemm", [ops.f16(x), w], { transB: 1 });
     const a = ops.quantizeQ8(x, K);
-    return g.node("Gemm", [g.node("Reshape", [g.node("Mul", [a.codes, a.d]), g.ints([-1, K])]), w], { transB: 1 });
+    return g.node(
+      "Gemm",
+      [g.node("Reshape", [g.node("Mul", [a.codes, a.d]), g.ints([-1, K])]), w],
+      { transB: 1 },
+    );
   };
   return {
     embed: (ids) => g.node("Gather", [ctx.embd(), ids], { axis: 0 }),
@@ -309,10 +423,22 @@ function ggmlOps(ctx: GraphContext): NumericsOps {
     rmsNorm: (x, w, eps) => {
       // Multiplying by the reciprocal, with the f32 squares summed in f64, as ggml does.
       const sq = g.node("Mul", [x, x]);
-      const sum = g.node("ReduceSum", [g.node("Cast", [sq], { to: DType.double }), g.ints([-1])], { keepdims: 1 });
-      const n = g.node("Cast", [g.node("Gather", [g.node("Shape", [sq]), g.int(-1)], { axis: 0 })], { to: DType.double });
+      const sum = g.node("ReduceSum", [g.node("Cast", [sq], { to: DType.double }), g.ints([-1])], {
+        keepdims: 1,
+      });
+      const n = g.node(
+        "Cast",
+        [g.node("Gather", [g.node("Shape", [sq]), g.int(-1)], { axis: 0 })],
+        { to: DType.double },
+      );
       const ms = g.node("Cast", [g.node("Div", [sum, n])], { to: DType.float });
-      return g.node("Mul", [g.node("Mul", [x, g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [ms, g.float(eps)])])])]), w]);
+      return g.node("Mul", [
+        g.node("Mul", [
+          x,
+          g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [ms, g.float(eps)])])]),
+        ]),
+        w,
+      ]);
     },
     rotate: (x) => {
       // llama.cpp's rotate_pairs as the compiler contracts it: the first product of each line fused,
@@ -330,7 +456,13 @@ function ggmlOps(ctx: GraphContext): NumericsOps {
     // A Q8_0 head takes llama.cpp's plain CPU kernel (the head shares the embedding tensor, which stays out of the AMX buffer).
     head: (hn) =>
       weights.storage("output") === "Q8_0"
-        ? ops.q8VecDot(hn, "output", c.hiddenSize, c.vocabSize, () => weights.blocks("output") as QuantBlocks)
+        ? ops.q8VecDot(
+            hn,
+            "output",
+            c.hiddenSize,
+            c.vocabSize,
+            () => weights.blocks("output") as QuantBlocks,
+          )
         : linear(hn, "output", ["output"], undefined, c.hiddenSize, c.vocabSize),
   };
 }
@@ -341,31 +473,59 @@ function ggmlOps(ctx: GraphContext): NumericsOps {
  */
 function f32Attention(ctx: GraphContext, a: AttentionInputs): [string, string] {
   const { g, c } = ctx;
-  const KV = c.numKvHeads, G = c.numHeads / c.numKvHeads, D = c.headDim;
+  const KV = c.numKvHeads,
+    G = c.numHeads / c.numKvHeads,
+    D = c.headDim;
   const branch = (kind: "plain" | "direct" | "chunked" | "scored") =>
     g.subgraph((sb) => {
       let out: [string, string];
       if (kind === "plain") out = [wholeAttention(ctx, sb, a, false, false)[0], zeroScores(sb, a)];
       else if (kind === "direct") out = wholeAttention(ctx, sb, a, false);
       else if (kind === "chunked") {
-        out = chunkedAttention(sb, {
-          qs: sb.node("Mul", [a.qg, ctx.scale]), k: a.k, v: a.v, pastK: a.pastK, pastV: a.pastV, len: a.len, causal: ctx.causal,
-          T: ctx.Tsc, Tn: ctx.Tn, T1: ctx.T, chunk: ctx.chunk, scoring: ctx.scoring, keyValid: a.keyValid,
-        }, KV, G, D, `l${a.l}`);
+        out = chunkedAttention(
+          sb,
+          {
+            qs: sb.node("Mul", [a.qg, ctx.scale]),
+            k: a.k,
+            v: a.v,
+            pastK: a.pastK,
+            pastV: a.pastV,
+            len: a.len,
+            causal: ctx.causal,
+            T: ctx.Tsc,
+            Tn: ctx.Tn,
+            T1: ctx.T,
+            chunk: ctx.chunk,
+            scoring: ctx.scoring,
+            keyValid: a.keyValid,
+          },
+          KV,
+          G,
+          D,
+          `l${a.l}`,
+        );
       } else {
-        out = sb.nodeN("If", [ctx.chunked], 2, { then_branch: { graph: branch("chunked") }, else_branch: { graph: branch("direct") } }) as [string, string];
+        out = sb.nodeN("If", [ctx.chunked], 2, {
+          then_branch: { graph: branch("chunked") },
+          else_branch: { graph: branch("direct") },
+        }) as [string, string];
       }
       sb.output(out[0], `${kind}_ctx_${a.l}`, DType.float, [KV, G, "T", D]);
       sb.output(out[1], `${kind}_scores_${a.l}`, DType.float, [KV, "PT"]);
     });
   // Decoding steps (no chunks, no scoring) take one If per layer; prefill calls choose further inside.
-  const [att, scores] = g.nodeN("If", [ctx.plain], 2, { then_branch: { graph: branch("plain") }, else_branch: { graph: branch("scored") } });
+  const [att, scores] = g.nodeN("If", [ctx.plain], 2, {
+    then_branch: { graph: branch("plain") },
+    else_branch: { graph: branch("scored") },
+  });
   return [att, scores];
 }
 
 /** Scores of a call without a scoring span: zeros [KV, P+T]. */
 function zeroScores(g: GraphBuilder, a: AttentionInputs): string {
-  return g.node("ConstantOfShape", [g.node("Shape", [a.keyValid])], { value: { tensor: new Float32Array([0]), dims: [1] } });
+  return g.node("ConstantOfShape", [g.node("Shape", [a.keyValid])], {
+    value: { tensor: new Float32Array([0]), dims: [1] },
+  });
 }
 
 /**
@@ -375,48 +535,102 @@ function zeroScores(g: GraphBuilder, a: AttentionInputs): string {
  * copies no cache; the context is the sum of the two products with values. ggml numerics join keys
  * and values first, as llama.cpp's kernels see them. Returns [ctx [KV, G, T, D], scores [KV, P+T]].
  */
-function wholeAttention(ctx: GraphContext, sb: GraphBuilder, a: AttentionInputs, ggml: boolean, scores = true): [string, string] {
+function wholeAttention(
+  ctx: GraphContext,
+  sb: GraphBuilder,
+  a: AttentionInputs,
+  ggml: boolean,
+  scores = true,
+): [string, string] {
   const { c } = ctx;
-  const KV = c.numKvHeads, G = c.numHeads / c.numKvHeads, D = c.headDim;
-  const pastValidT = sb.node("Expand", [sb.node("Unsqueeze", [a.pastValid, sb.ints([1])]), sb.node("Concat", [sb.ints([KV]), ctx.T, sb.node("Unsqueeze", [a.P, sb.ints([0])])], { axis: 0 })]); // [KV, T, P]
+  const KV = c.numKvHeads,
+    G = c.numHeads / c.numKvHeads,
+    D = c.headDim;
+  const pastValidT = sb.node("Expand", [
+    sb.node("Unsqueeze", [a.pastValid, sb.ints([1])]),
+    sb.node("Concat", [sb.ints([KV]), ctx.T, sb.node("Unsqueeze", [a.P, sb.ints([0])])], {
+      axis: 0,
+    }),
+  ]); // [KV, T, P]
   let att: string; // [KV, G, T, D]
   if (!ggml) {
-    const scaled = (keys: string) => sb.node("FusedMatMul", [a.qg, sb.node("Unsqueeze", [keys, sb.ints([1])])], { transB: 1, alpha: { float: 1 / Math.sqrt(D) } }, undefined, "com.microsoft");
-    const bias = (valid: string) => sb.node("Unsqueeze", [sb.node("Where", [valid, ctx.zero, ctx.negInf]), sb.ints([1])]); // [KV, 1, T, ·]
+    const scaled = (keys: string) =>
+      sb.node(
+        "FusedMatMul",
+        [a.qg, sb.node("Unsqueeze", [keys, sb.ints([1])])],
+        { transB: 1, alpha: { float: 1 / Math.sqrt(D) } },
+        undefined,
+        "com.microsoft",
+      );
+    const bias = (valid: string) =>
+      sb.node("Unsqueeze", [sb.node("Where", [valid, ctx.zero, ctx.negInf]), sb.ints([1])]); // [KV, 1, T, ·]
     const scoresPast = sb.node("Add", [scaled(a.pastK), bias(pastValidT)]); // [KV, G, T, P]
     const scoresNew = sb.node("Add", [scaled(a.k), bias(ctx.causalKV)]); // [KV, G, T, T]
-    const probs = sb.node("Softmax", [sb.node("Concat", [scoresPast, scoresNew], { axis: -1 })], { axis: -1 }); // [KV, G, T, P+T]
-    const [pPast, pNew] = sb.nodeN("Split", [probs, sb.node("Concat", [sb.node("Unsqueeze", [a.P, sb.ints([0])]), ctx.T], { axis: 0 })], 2, { axis: -1 }); // [KV, G, T, P], [KV, G, T, T]
+    const probs = sb.node("Softmax", [sb.node("Concat", [scoresPast, scoresNew], { axis: -1 })], {
+      axis: -1,
+    }); // [KV, G, T, P+T]
+    const [pPast, pNew] = sb.nodeN(
+      "Split",
+      [probs, sb.node("Concat", [sb.node("Unsqueeze", [a.P, sb.ints([0])]), ctx.T], { axis: 0 })],
+      2,
+      { axis: -1 },
+    ); // [KV, G, T, P], [KV, G, T, T]
     const values = (v: string) => sb.node("Unsqueeze", [v, sb.ints([1])]); // [KV, 1, ·, D]
-    att = sb.node("Add", [sb.node("MatMul", [pPast, values(a.pastV)]), sb.node("MatMul", [pNew, values(a.v)])]);
+    att = sb.node("Add", [
+      sb.node("MatMul", [pPast, values(a.pastV)]),
+      sb.node("MatMul", [pNew, values(a.v)]),
+    ]);
   } else {
     const kAll = sb.node("Concat", [a.pastK, a.k], { axis: 1 }); // [KV, P+T, D]
     const vAll = sb.node("Concat", [a.pastV, a.v], { axis: 1 }); // [KV, P+T, D]
     const valid = sb.node("Concat", [pastValidT, ctx.causalKV], { axis: 2 }); // [KV, T, P+T]
-    const mask = sb.node("Unsqueeze", [sb.node("Where", [valid, ctx.zero, ctx.negInf]), sb.ints([1])]); // [KV, 1, T, P+T]
+    const mask = sb.node("Unsqueeze", [
+      sb.node("Where", [valid, ctx.zero, ctx.negInf]),
+      sb.ints([1]),
+    ]); // [KV, 1, T, P+T]
     // llama.cpp adds the f16 products in one order for a single token and in another for a batch.
     // Head dims that are not a multiple of 64 are padded with zeros (exact order only for multiples).
     // The products run over head dims in llama.cpp's order, and the order of the additions decides
     // the rounding: for Llama its GGUF rows pair dims (2i, 2i+1) where ours hold (i, i + D/2)
     // (weights.ts undoes the converter's permutation); Qwen files keep the Hugging Face order.
     const headOrder = (x: string, axis: number) =>
-      c.architecture === "llama" ? sb.node("Gather", [x, sb.ints(Array.from({ length: D }, (_, j) => (j % 2) * (D / 2) + (j >> 1)))], { axis }) : x;
+      c.architecture === "llama"
+        ? sb.node(
+            "Gather",
+            [x, sb.ints(Array.from({ length: D }, (_, j) => (j % 2) * (D / 2) + (j >> 1)))],
+            { axis },
+          )
+        : x;
     const qI = headOrder(a.qg, 3); // [KV, G, T, D]
     const qPad = sb.node("Pad", [qI, padAxisTo(sb, sb.node("Shape", [qI]), 4, 3, 64)]); // [KV, G, T, D']
     const k4 = sb.node("Unsqueeze", [headOrder(kAll, 2), sb.ints([1])]); // [KV, 1, P+T, D]
     const kPad = sb.node("Pad", [k4, padAxisTo(sb, sb.node("Shape", [k4]), 4, 3, 64)]); // [KV, 1, P+T, D']
     const vPad = sb.node("Pad", [vAll, padAxisTo(sb, sb.node("Shape", [vAll]), 3, 1, 64)]); // [KV, S, D], S a multiple of 64
-    const vT = sb.node("Unsqueeze", [sb.node("Transpose", [vPad], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, S]
+    const vT = sb.node("Unsqueeze", [
+      sb.node("Transpose", [vPad], { perm: [0, 2, 1] }),
+      sb.ints([1]),
+    ]); // [KV, 1, D, S]
     const branch = (scheme: "tinyblas" | "vecdot") =>
       sb.subgraph((bb) => {
         const sops = new GgmlOps(bb);
-        const scores = bb.node("Add", [bb.node("Mul", [laneDot(bb, qPad, kPad, [KV, G], [KV, 1], scheme), ctx.scale]), mask]); // [KV, G, T, P+T]
+        const scores = bb.node("Add", [
+          bb.node("Mul", [laneDot(bb, qPad, kPad, [KV, G], [KV, 1], scheme), ctx.scale]),
+          mask,
+        ]); // [KV, G, T, P+T]
         const probs = sops.f16(sops.softmax(scores, 4));
         const pPad = bb.node("Pad", [probs, padAxisTo(bb, bb.node("Shape", [probs]), 4, 3, 64)]); // [KV, G, T, S]
-        bb.output(laneDot(bb, pPad, vT, [KV, G], [KV, 1], scheme), `ctx_${scheme}_${a.l}`, DType.float, [KV, G, "T", D]);
+        bb.output(
+          laneDot(bb, pPad, vT, [KV, G], [KV, 1], scheme),
+          `ctx_${scheme}_${a.l}`,
+          DType.float,
+          [KV, G, "T", D],
+        );
       });
     const single = sb.node("Equal", [ctx.Tsc, sb.int(1)]);
-    att = sb.node("If", [single], { then_branch: { graph: branch("vecdot") }, else_branch: { graph: branch("tinyblas") } });
+    att = sb.node("If", [single], {
+      then_branch: { graph: branch("vecdot") },
+      else_branch: { graph: branch("tinyblas") },
+    });
   }
   return [att, scores ? spanScores(ctx, sb, a) : ""];
 }
@@ -431,27 +645,69 @@ function spanScores(ctx: GraphContext, g: GraphBuilder, a: AttentionInputs): str
   const { qg, keyValid, l } = a;
   const then = g.subgraph((sb) => {
     const kAll = sb.node("Concat", [a.pastK, a.k], { axis: 1 }); // [KV, P+T, D]
-    const qs = sb.node("Slice", [qg, sb.node("Unsqueeze", [ctx.Tn, sb.ints([0])]), ctx.T, sb.ints([2])]); // [KV, G, S, D]
-    const kT = sb.node("Unsqueeze", [sb.node("Transpose", [kAll], { perm: [0, 2, 1] }), sb.ints([1])]); // [KV, 1, D, P+T]
-    const bias = sb.node("Unsqueeze", [sb.node("Where", [keyValid, ctx.zero, ctx.negInf]), sb.ints([1, 2])]); // [KV, 1, 1, P+T]
-    const probs = sb.node("Softmax", [sb.node("Add", [sb.node("Mul", [sb.node("MatMul", [qs, kT]), ctx.scale]), bias])], { axis: -1 }); // [KV, G, S, P+T]
+    const qs = sb.node("Slice", [
+      qg,
+      sb.node("Unsqueeze", [ctx.Tn, sb.ints([0])]),
+      ctx.T,
+      sb.ints([2]),
+    ]); // [KV, G, S, D]
+    const kT = sb.node("Unsqueeze", [
+      sb.node("Transpose", [kAll], { perm: [0, 2, 1] }),
+      sb.ints([1]),
+    ]); // [KV, 1, D, P+T]
+    const bias = sb.node("Unsqueeze", [
+      sb.node("Where", [keyValid, ctx.zero, ctx.negInf]),
+      sb.ints([1, 2]),
+    ]); // [KV, 1, 1, P+T]
+    const probs = sb.node(
+      "Softmax",
+      [sb.node("Add", [sb.node("Mul", [sb.node("MatMul", [qs, kT]), ctx.scale]), bias])],
+      { axis: -1 },
+    ); // [KV, G, S, P+T]
     const best = sb.node("ReduceMax", [probs], { axes: [1, 2], keepdims: 0 }); // [KV, P+T]
     // With no valid key at all the softmax is NaN: no key received any attention.
-    sb.output(sb.node("Where", [keyValid, best, ctx.zero]), `span_scores_${l}`, DType.float, [KV, "PT"]);
+    sb.output(sb.node("Where", [keyValid, best, ctx.zero]), `span_scores_${l}`, DType.float, [
+      KV,
+      "PT",
+    ]);
   });
   const none = g.subgraph((sb) => {
-    sb.output(sb.node("ConstantOfShape", [sb.node("Shape", [keyValid])], { value: { tensor: new Float32Array([0]), dims: [1] } }), `no_scores_${l}`, DType.float, [KV, "PT"]);
+    sb.output(
+      sb.node("ConstantOfShape", [sb.node("Shape", [keyValid])], {
+        value: { tensor: new Float32Array([0]), dims: [1] },
+      }),
+      `no_scores_${l}`,
+      DType.float,
+      [KV, "PT"],
+    );
   });
-  return g.node("If", [ctx.scoring], { then_branch: { graph: then }, else_branch: { graph: none } });
+  return g.node("If", [ctx.scoring], {
+    then_branch: { graph: then },
+    else_branch: { graph: none },
+  });
 }
 
 /** Rows `ids` of a Q8_0 table [V, E] as f32: codes (stored + 128 as uint8) minus 128, times their block's scale.   → [T, E] */
-function q8Rows(g: GraphBuilder, ids: string, V: number, E: number, read: () => QuantBlocks): string {
+function q8Rows(
+  g: GraphBuilder,
+  ids: string,
+  V: number,
+  E: number,
+  read: () => QuantBlocks,
+): string {
   const nb = E / 32;
-  const codes = g.typedWeight("token_embd.q8", [V, nb, 32], DType.uint8, () => Uint8Array.from(read().codes, (v) => v + 128)); // [V, E/32, 32]
+  const codes = g.typedWeight("token_embd.q8", [V, nb, 32], DType.uint8, () =>
+    Uint8Array.from(read().codes, (v) => v + 128),
+  ); // [V, E/32, 32]
   const scales = g.weight("token_embd.q8_scales", [V, nb, 1], () => read().scales); // [V, E/32, 1]
-  const q = g.node("Sub", [g.node("Cast", [g.node("Gather", [codes, ids], { axis: 0 })], { to: DType.float }), g.float(128)]); // [T, E/32, 32]
-  return g.node("Reshape", [g.node("Mul", [q, g.node("Gather", [scales, ids], { axis: 0 })]), g.ints([-1, E])]); // [T, E]
+  const q = g.node("Sub", [
+    g.node("Cast", [g.node("Gather", [codes, ids], { axis: 0 })], { to: DType.float }),
+    g.float(128),
+  ]); // [T, E/32, 32]
+  return g.node("Reshape", [
+    g.node("Mul", [q, g.node("Gather", [scales, ids], { axis: 0 })]),
+    g.ints([-1, E]),
+  ]); // [T, E]
 }
 
 /**
@@ -461,10 +717,18 @@ function q8Rows(g: GraphBuilder, ids: string, V: number, E: number, read: () => 
  * or slow floats); they go in as (q − 8)·d, its default zero point, and the rest, (m + 8d) per block,
  * is added as a small product of x's block sums with those offsets.   x: [T, K] → [T, out]
  */
-function matMulNBits(g: GraphBuilder, x: string, key: string, K: number, out: number, type: "Q4_1" | "Q8_0", read: () => QuantBlocks): string {
+function matMulNBits(
+  g: GraphBuilder,
+  x: string,
+  key: string,
+  K: number,
+  out: number,
+  type: "Q4_1" | "Q8_0",
+  read: () => QuantBlocks,
+): string {
   const nb = K / 32;
   const bits = type === "Q4_1" ? 4 : 8;
-  const codes = g.typedWeight(`${key}.nbits`, [out, nb, 32 * bits / 8], DType.uint8, () => {
+  const codes = g.typedWeight(`${key}.nbits`, [out, nb, (32 * bits) / 8], DType.uint8, () => {
     const c = read().codes; // [out, K]
     if (bits === 8) return Uint8Array.from(c, (v) => v + 128);
     const packed = new Uint8Array(c.length / 2);
@@ -473,14 +737,27 @@ function matMulNBits(g: GraphBuilder, x: string, key: string, K: number, out: nu
   });
   const scales = g.weight(`${key}.nbits_scales`, [out * nb], () => read().scales);
   const inputs = [x, codes, scales];
-  if (bits === 8) inputs.push(g.typedWeight(`${key}.nbits_zero`, [out * nb], DType.uint8, () => new Uint8Array(out * nb).fill(128)));
-  const y = g.node("MatMulNBits", inputs, { K, N: out, bits, block_size: 32, accuracy_level: 4 }, undefined, "com.microsoft"); // [T, out]
+  if (bits === 8)
+    inputs.push(
+      g.typedWeight(`${key}.nbits_zero`, [out * nb], DType.uint8, () =>
+        new Uint8Array(out * nb).fill(128),
+      ),
+    );
+  const y = g.node(
+    "MatMulNBits",
+    inputs,
+    { K, N: out, bits, block_size: 32, accuracy_level: 4 },
+    undefined,
+    "com.microsoft",
+  ); // [T, out]
   if (bits === 8) return y;
   const offsets = g.weight(`${key}.nbits_offsets`, [out, nb], () => {
     const b = read();
     return Float32Array.from(b.mins as Float32Array, (m, i) => m + 8 * b.scales[i]);
   }); // [out, nb]
-  const sums = g.node("ReduceSum", [g.node("Reshape", [x, g.ints([-1, nb, 32])]), g.ints([-1])], { keepdims: 0 }); // [T, nb]
+  const sums = g.node("ReduceSum", [g.node("Reshape", [x, g.ints([-1, nb, 32])]), g.ints([-1])], {
+    keepdims: 0,
+  }); // [T, nb]
   return g.node("Add", [y, g.node("Gemm", [sums, offsets], { transB: 1 })]);
 }
 

@@ -3,7 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { openGguf } from "../gguf";
-import { f16Value, f32ToF16, maxRelError, referenceForward, tinyGguf, type TinySpec } from "../testing";
+import {
+  f16Value,
+  f32ToF16,
+  maxRelError,
+  referenceForward,
+  tinyGguf,
+  type TinySpec,
+} from "../testing";
 import { configFromGguf } from "./config";
 import { generate } from "./generate";
 import { KvCache } from "./kv-cache";
@@ -17,18 +24,25 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 async function tiny(spec: TinySpec, name: string): Promise<{ model: ChatModel; path: string }> {
   const path = join(dir, `${name}.gguf`);
   writeFileSync(path, tinyGguf(spec).bytes);
-  return { model: await openChatModel(path, { graphRoot: join(dir, "graphs"), numerics: "exact" }), path };
+  return {
+    model: await openChatModel(path, { graphRoot: join(dir, "graphs"), numerics: "exact" }),
+    path,
+  };
 }
 
 function reference(path: string, tokens: number[], scoreSpan = 0) {
   const file = openGguf(path);
   try {
-    return referenceForward(ggufWeights(file, configFromGguf(file), "ref"), tokens, tokens.map((_, i) => i), scoreSpan);
+    return referenceForward(
+      ggufWeights(file, configFromGguf(file), "ref"),
+      tokens,
+      tokens.map((_, i) => i),
+      scoreSpan,
+    );
   } finally {
     file.close();
   }
 }
-
 
 const tokens = [5, 77, 140, 3, 250, 9, 12, 33, 201, 64, 18, 99];
 
@@ -52,17 +66,33 @@ describe("decoder graph on tiny checkpoints", () => {
         const out = await model.decoder.forward(tokens, positions, cache, positions);
         const V = model.config.vocabSize;
         for (let t = 0; t < tokens.length; t++) {
-          expect(maxRelError(out.logits.subarray(t * V, (t + 1) * V), ref.logits[t])).toBeLessThan(1e-4);
+          expect(maxRelError(out.logits.subarray(t * V, (t + 1) * V), ref.logits[t])).toBeLessThan(
+            1e-4,
+          );
         }
         if (model.numerics !== "ggml") {
           // Over a cache of 7 entries, attention in chunks of 3 (the online softmax across chunks).
           const past = new KvCache(model.config, 16);
-          const head = await model.decoder.forward(tokens.slice(0, 7), positions.slice(0, 7), past, [0]);
+          const head = await model.decoder.forward(
+            tokens.slice(0, 7),
+            positions.slice(0, 7),
+            past,
+            [0],
+          );
           past.append(head.keys, head.values, positions.slice(0, 7));
           for (const chunk of [0, 3]) {
-            const rest = await model.decoder.forward(tokens.slice(7), positions.slice(7), past, positions.slice(7).map((_, i) => i), { attentionChunk: chunk });
+            const rest = await model.decoder.forward(
+              tokens.slice(7),
+              positions.slice(7),
+              past,
+              positions.slice(7).map((_, i) => i),
+              { attentionChunk: chunk },
+            );
             for (let t = 7; t < tokens.length; t++) {
-              expect(maxRelError(rest.logits.subarray((t - 7) * V, (t - 6) * V), ref.logits[t]), `chunk ${chunk}`).toBeLessThan(1e-4);
+              expect(
+                maxRelError(rest.logits.subarray((t - 7) * V, (t - 6) * V), ref.logits[t]),
+                `chunk ${chunk}`,
+              ).toBeLessThan(1e-4);
             }
           }
         }
@@ -79,42 +109,72 @@ describe("decoder graph on tiny checkpoints", () => {
   }
 
   for (const [name, spec] of FAMILIES.slice(0, 4)) {
-    for (const chunk of [0, 4]) it(`${name}: scores of a span over a cache and new tokens match the reference's max-softmax (${chunk ? `attention in chunks of ${chunk}` : "attention at once"})`, async () => {
-      const { model, path } = await tiny(spec, `scores-${name.replace(/\W+/g, "-")}`);
-      try {
-        const [prefix, fresh, span] = [tokens.slice(0, 6), tokens.slice(6, 10), [40, 41, 42]];
-        const all = [...prefix, ...fresh, ...span];
-        const ref = reference(path, all, span.length);
-        const cache = new KvCache(model.config);
-        const pre = await model.decoder.forward(prefix, prefix.map((_, i) => i), cache, [prefix.length - 1]);
-        cache.append(pre.keys, pre.values, prefix.map((_, i) => i));
-        const ids = [...fresh, ...span];
-        const out = await model.decoder.forward(ids, ids.map((_, i) => prefix.length + i), cache, [0], { scoreSpan: span.length, attentionChunk: chunk });
-        expect(out.scores).not.toBeNull();
-        const { numKvHeads: KV } = model.config;
-        for (let l = 0; l < model.config.numLayers; l++) {
-          const past = out.pasts[l];
-          const stride = past + ids.length;
-          const got = out.scores?.[l] as Float32Array;
-          expect(got.length).toBe(KV * stride);
-          for (let h = 0; h < KV; h++) {
-            const row = got.subarray(h * stride, (h + 1) * stride);
-            const want = ref.scores?.[l][h] as Float64Array;
-            const mine = [...row.subarray(0, prefix.length), ...row.subarray(past, past + fresh.length)];
-            for (let j = 0; j < want.length; j++) expect(Math.abs(mine[j] - want[j])).toBeLessThan(1e-5);
-            // Padding beyond the cache's entries and the span's own keys score 0.
-            expect(Array.from(row.subarray(prefix.length, past)).every((v) => v === 0)).toBe(true);
-            expect(Array.from(row.subarray(past + fresh.length)).every((v) => v === 0)).toBe(true);
+    for (const chunk of [0, 4])
+      it(`${name}: scores of a span over a cache and new tokens match the reference's max-softmax (${chunk ? `attention in chunks of ${chunk}` : "attention at once"})`, async () => {
+        const { model, path } = await tiny(spec, `scores-${name.replace(/\W+/g, "-")}`);
+        try {
+          const [prefix, fresh, span] = [tokens.slice(0, 6), tokens.slice(6, 10), [40, 41, 42]];
+          const all = [...prefix, ...fresh, ...span];
+          const ref = reference(path, all, span.length);
+          const cache = new KvCache(model.config);
+          const pre = await model.decoder.forward(
+            prefix,
+            prefix.map((_, i) => i),
+            cache,
+            [prefix.length - 1],
+          );
+          cache.append(
+            pre.keys,
+            pre.values,
+            prefix.map((_, i) => i),
+          );
+          const ids = [...fresh, ...span];
+          const out = await model.decoder.forward(
+            ids,
+            ids.map((_, i) => prefix.length + i),
+            cache,
+            [0],
+            { scoreSpan: span.length, attentionChunk: chunk },
+          );
+          expect(out.scores).not.toBeNull();
+          const { numKvHeads: KV } = model.config;
+          for (let l = 0; l < model.config.numLayers; l++) {
+            const past = out.pasts[l];
+            const stride = past + ids.length;
+            const got = out.scores?.[l] as Float32Array;
+            expect(got.length).toBe(KV * stride);
+            for (let h = 0; h < KV; h++) {
+              const row = got.subarray(h * stride, (h + 1) * stride);
+              const want = ref.scores?.[l][h] as Float64Array;
+              const mine = [
+                ...row.subarray(0, prefix.length),
+                ...row.subarray(past, past + fresh.length),
+              ];
+              for (let j = 0; j < want.length; j++)
+                expect(Math.abs(mine[j] - want[j])).toBeLessThan(1e-5);
+              // Padding beyond the cache's entries and the span's own keys score 0.
+              expect(Array.from(row.subarray(prefix.length, past)).every((v) => v === 0)).toBe(
+                true,
+              );
+              expect(Array.from(row.subarray(past + fresh.length)).every((v) => v === 0)).toBe(
+                true,
+              );
+            }
           }
+          // The span does not change the logits of the tokens before it.
+          const plain = await model.decoder.forward(
+            fresh,
+            fresh.map((_, i) => prefix.length + i),
+            cache,
+            [0],
+            { attentionChunk: chunk },
+          );
+          expect(maxRelError(out.logits, plain.logits)).toBeLessThan(1e-5);
+          expect(plain.scores).toBeNull();
+        } finally {
+          await model.decoder.release();
         }
-        // The span does not change the logits of the tokens before it.
-        const plain = await model.decoder.forward(fresh, fresh.map((_, i) => prefix.length + i), cache, [0], { attentionChunk: chunk });
-        expect(maxRelError(out.logits, plain.logits)).toBeLessThan(1e-5);
-        expect(plain.scores).toBeNull();
-      } finally {
-        await model.decoder.release();
-      }
-    });
+      });
   }
 
   it("prefill in blocks of 1, 5 and the whole prompt gives the same next-token logits", async () => {
@@ -148,7 +208,12 @@ describe("decoder graph on tiny checkpoints", () => {
       cache.append(out.keys, out.values, pos);
       const probe = await model.decoder.forward([7], [tokens.length], cache, [0]);
       // Garbage in the unused capacity must not change anything.
-      for (const layer of cache.layers) layer.keys.fill(1e3, tokens.length * model.config.headDim, model.config.headDim * layer.capacity);
+      for (const layer of cache.layers)
+        layer.keys.fill(
+          1e3,
+          tokens.length * model.config.headDim,
+          model.config.headDim * layer.capacity,
+        );
       const again = await model.decoder.forward([7], [tokens.length], cache, [0]);
       expect(maxRelError(again.logits, probe.logits)).toBeLessThan(1e-6);
     } finally {
@@ -161,7 +226,8 @@ describe("decoder graph on tiny checkpoints", () => {
     try {
       const prompt = [40, 41, 42, 43];
       const got: number[] = [];
-      for await (const t of generate(model, prompt, { maxTokens: 8, stopIds: new Set() })) got.push(t.id);
+      for await (const t of generate(model, prompt, { maxTokens: 8, stopIds: new Set() }))
+        got.push(t.id);
       const want: number[] = [];
       const seq = [...prompt];
       for (let i = 0; i < 8; i++) {
@@ -180,19 +246,28 @@ describe("decoder graph on tiny checkpoints", () => {
 describe("ggml numerics on a tiny Q4_1 checkpoint", () => {
   it("runs batched and single-token paths and stays within quantisation noise of exact f32", async () => {
     const path = join(dir, "ggml-q4_1.gguf");
-    writeFileSync(path, tinyGguf({ architecture: "llama", type: "Q4_1", hiddenSize: 64, intermediateSize: 96 }).bytes);
+    writeFileSync(
+      path,
+      tinyGguf({ architecture: "llama", type: "Q4_1", hiddenSize: 64, intermediateSize: 96 }).bytes,
+    );
     const exact = await openChatModel(path, { graphRoot: join(dir, "graphs"), numerics: "exact" });
     const ggml = await openChatModel(path, { graphRoot: join(dir, "graphs"), numerics: "ggml" });
     try {
       const positions = tokens.map((_, i) => i);
-      const a = await exact.decoder.forward(tokens, positions, new KvCache(exact.config), [tokens.length - 1]);
-      const b = await ggml.decoder.forward(tokens, positions, new KvCache(ggml.config), [tokens.length - 1]);
+      const a = await exact.decoder.forward(tokens, positions, new KvCache(exact.config), [
+        tokens.length - 1,
+      ]);
+      const b = await ggml.decoder.forward(tokens, positions, new KvCache(ggml.config), [
+        tokens.length - 1,
+      ]);
       expect(b.logits.every(Number.isFinite)).toBe(true);
       expect(maxRelError(b.logits, a.logits)).toBeLessThan(0.05);
       // The same last token through the single-token path (llama.cpp's other summation order).
       const cache = new KvCache(ggml.config);
       const head = tokens.slice(0, -1);
-      const pre = await ggml.decoder.forward(head, positions.slice(0, -1), cache, [head.length - 1]);
+      const pre = await ggml.decoder.forward(head, positions.slice(0, -1), cache, [
+        head.length - 1,
+      ]);
       cache.append(pre.keys, pre.values, positions.slice(0, -1));
       const c = await ggml.decoder.forward(tokens.slice(-1), positions.slice(-1), cache, [0]);
       expect(maxRelError(c.logits, b.logits)).toBeLessThan(0.01);
@@ -212,22 +287,48 @@ describe("fast numerics (quantised matrices through MatMulNBits)", () => {
   for (const type of ["Q4_1", "Q8_0"] as const) {
     it(`${type}: stays within int8-activation noise of exact f32, batched and single-token`, async () => {
       const path = join(dir, `fast-${type}.gguf`);
-      writeFileSync(path, tinyGguf({ architecture: "llama", type, tied: type === "Q8_0", hiddenSize: 64, intermediateSize: 96 }).bytes);
-      const exact = await openChatModel(path, { graphRoot: join(dir, "graphs"), numerics: "exact" });
+      writeFileSync(
+        path,
+        tinyGguf({
+          architecture: "llama",
+          type,
+          tied: type === "Q8_0",
+          hiddenSize: 64,
+          intermediateSize: 96,
+        }).bytes,
+      );
+      const exact = await openChatModel(path, {
+        graphRoot: join(dir, "graphs"),
+        numerics: "exact",
+      });
       const fast = await openChatModel(path, { graphRoot: join(dir, "graphs"), numerics: "fast" });
       try {
         const positions = tokens.map((_, i) => i);
-        const a = await exact.decoder.forward(tokens, positions, new KvCache(exact.config), positions);
-        const b = await fast.decoder.forward(tokens, positions, new KvCache(fast.config), positions);
+        const a = await exact.decoder.forward(
+          tokens,
+          positions,
+          new KvCache(exact.config),
+          positions,
+        );
+        const b = await fast.decoder.forward(
+          tokens,
+          positions,
+          new KvCache(fast.config),
+          positions,
+        );
         expect(maxRelError(b.logits, a.logits)).toBeLessThan(0.03);
         expect(maxRelError(b.keys[1], a.keys[1])).toBeLessThan(0.03);
         const cache = new KvCache(fast.config);
         const head = tokens.slice(0, -1);
-        const pre = await fast.decoder.forward(head, positions.slice(0, -1), cache, [head.length - 1]);
+        const pre = await fast.decoder.forward(head, positions.slice(0, -1), cache, [
+          head.length - 1,
+        ]);
         cache.append(pre.keys, pre.values, positions.slice(0, -1));
         const c = await fast.decoder.forward(tokens.slice(-1), positions.slice(-1), cache, [0]);
         const V = fast.config.vocabSize;
-        expect(maxRelError(c.logits, a.logits.subarray((tokens.length - 1) * V))).toBeLessThan(0.03);
+        expect(maxRelError(c.logits, a.logits.subarray((tokens.length - 1) * V))).toBeLessThan(
+          0.03,
+        );
       } finally {
         await exact.decoder.release();
         await fast.decoder.release();

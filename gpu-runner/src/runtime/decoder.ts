@@ -58,10 +58,22 @@ export class Decoder {
     private readonly ropeLibm: Float32Array | null = null,
   ) {}
 
-  static async load(modelPath: string, config: LlamaConfig, numerics: Numerics, opts: RuntimeOptions = DEFAULT_RUNTIME, log?: (m: string) => void): Promise<Decoder> {
+  static async load(
+    modelPath: string,
+    config: LlamaConfig,
+    numerics: Numerics,
+    opts: RuntimeOptions = DEFAULT_RUNTIME,
+    log?: (m: string) => void,
+  ): Promise<Decoder> {
     const ropeLibm =
       numerics === "ggml" && config.ropeScaling === null
-        ? libmRopeTable(config.ropeTheta, config.headDim, Math.min(config.contextLength, 32768), dirname(modelPath), log)
+        ? libmRopeTable(
+            config.ropeTheta,
+            config.headDim,
+            Math.min(config.contextLength, 32768),
+            dirname(modelPath),
+            log,
+          )
         : null;
     try {
       const session = await ort.InferenceSession.create(modelPath, {
@@ -69,12 +81,18 @@ export class Decoder {
         graphOptimizationLevel: "all",
         // Idle intra-op threads would otherwise spin, starving anything else on the machine (a second
         // runtime, the HTTP server) for little gain on a few cores.
-        extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } },
+        extra: {
+          session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } },
+        },
         ...(opts.threads > 0 ? { intraOpNumThreads: opts.threads } : {}),
       });
       return new Decoder(config, numerics, session, ropeLibm);
     } catch (e) {
-      throw new EpicacheError("runtime_failed", `onnxruntime could not load ${modelPath} on ${opts.executionProvider}: ${(e as Error).message}`, { cause: e });
+      throw new EpicacheError(
+        "runtime_failed",
+        `onnxruntime could not load ${modelPath} on ${opts.executionProvider}: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
   }
 
@@ -82,32 +100,57 @@ export class Decoder {
    * Runs `tokens` at `positions` over `cache` (which it does not change) and returns the logits of
    * `logitRows` (indices into `tokens`) and the tokens' new K/V.
    */
-  async forward(tokens: readonly number[], positions: readonly number[], cache: KvCache, logitRows: readonly number[], opts: ForwardOptions = {}): Promise<ForwardResult> {
+  async forward(
+    tokens: readonly number[],
+    positions: readonly number[],
+    cache: KvCache,
+    logitRows: readonly number[],
+    opts: ForwardOptions = {},
+  ): Promise<ForwardResult> {
     const c = this.config;
     const T = tokens.length;
     const span = opts.scoreSpan ?? 0;
-    if (T === 0 || positions.length !== T) throw new EpicacheError("invalid_argument", `forward: ${T} tokens with ${positions.length} positions`);
-    if (!Number.isInteger(span) || span < 0 || span > T) throw new EpicacheError("invalid_argument", `forward: a scoring span of ${span} over ${T} tokens`);
+    if (T === 0 || positions.length !== T)
+      throw new EpicacheError(
+        "invalid_argument",
+        `forward: ${T} tokens with ${positions.length} positions`,
+      );
+    if (!Number.isInteger(span) || span < 0 || span > T)
+      throw new EpicacheError(
+        "invalid_argument",
+        `forward: a scoring span of ${span} over ${T} tokens`,
+      );
     for (const t of tokens) {
-      if (!Number.isInteger(t) || t < 0 || t >= c.vocabSize) throw new EpicacheError("invalid_argument", `token id ${t} is outside the vocabulary`);
+      if (!Number.isInteger(t) || t < 0 || t >= c.vocabSize)
+        throw new EpicacheError("invalid_argument", `token id ${t} is outside the vocabulary`);
     }
     const lengths = new BigInt64Array(c.numLayers * c.numKvHeads);
-    const rope = ropeTables(positions, c, this.numerics === "ggml" ? "ggml" : "exact", this.ropeLibm);
+    const rope = ropeTables(
+      positions,
+      c,
+      this.numerics === "ggml" ? "ggml" : "exact",
+      this.ropeLibm,
+    );
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor("int64", BigInt64Array.from(tokens, BigInt), [T]),
       rope_cos: new ort.Tensor("float32", rope.cos, [T, c.headDim / 2]),
       rope_sin: new ort.Tensor("float32", rope.sin, [T, c.headDim / 2]),
-      logits_index: new ort.Tensor("int64", BigInt64Array.from(logitRows, BigInt), [logitRows.length]),
+      logits_index: new ort.Tensor("int64", BigInt64Array.from(logitRows, BigInt), [
+        logitRows.length,
+      ]),
       past_lengths: new ort.Tensor("int64", lengths, [c.numLayers, c.numKvHeads]),
       score_len: new ort.Tensor("int64", BigInt64Array.from([BigInt(span)]), [1]),
     };
     const pasts: number[] = [];
-    const chunk = this.numerics === "ggml" ? 0 : opts.attentionChunk ?? (T >= 16 ? ATTENTION_CHUNK : 0);
-    if (!Number.isInteger(chunk) || chunk < 0) throw new EpicacheError("invalid_argument", `forward: attention chunk ${chunk}`);
+    const chunk =
+      this.numerics === "ggml" ? 0 : (opts.attentionChunk ?? (T >= 16 ? ATTENTION_CHUNK : 0));
+    if (!Number.isInteger(chunk) || chunk < 0)
+      throw new EpicacheError("invalid_argument", `forward: attention chunk ${chunk}`);
     feeds.attn_chunk = new ort.Tensor("int64", BigInt64Array.from([BigInt(chunk)]), [1]);
     for (let l = 0; l < c.numLayers; l++) {
       const layer = cache.layers[l];
-      for (let h = 0; h < c.numKvHeads; h++) lengths[l * c.numKvHeads + h] = BigInt(layer.lengths[h]);
+      for (let h = 0; h < c.numKvHeads; h++)
+        lengths[l * c.numKvHeads + h] = BigInt(layer.lengths[h]);
       // ggml numerics need entry i at index i. Chunked attention visits only the filled chunks, so
       // the buffers go in whole, with no copy. Otherwise a buffer with little slack goes in whole
       // (padding is masked), and a roomy one is packed: all-at-once work grows with what it is given.
@@ -116,8 +159,16 @@ export class Decoder {
         this.numerics === "ggml" || (chunk === 0 && layer.capacity > n * 1.25 + 64)
           ? cache.packed(l)
           : { keys: layer.keys, values: layer.values, length: layer.capacity };
-      feeds[`past_key_${l}`] = new ort.Tensor("float32", layerPast.keys, [c.numKvHeads, layerPast.length, c.headDim]);
-      feeds[`past_value_${l}`] = new ort.Tensor("float32", layerPast.values, [c.numKvHeads, layerPast.length, c.headDim]);
+      feeds[`past_key_${l}`] = new ort.Tensor("float32", layerPast.keys, [
+        c.numKvHeads,
+        layerPast.length,
+        c.headDim,
+      ]);
+      feeds[`past_value_${l}`] = new ort.Tensor("float32", layerPast.values, [
+        c.numKvHeads,
+        layerPast.length,
+        c.headDim,
+      ]);
       pasts.push(layerPast.length);
     }
     const out = await this.session.run(feeds);
@@ -129,7 +180,13 @@ export class Decoder {
       values.push(out[`present_value_${l}`].data as Float32Array);
       scores.push(out[`scores_${l}`].data as Float32Array);
     }
-    return { logits: out.logits.data as Float32Array, keys, values, scores: span > 0 ? scores : null, pasts };
+    return {
+      logits: out.logits.data as Float32Array,
+      keys,
+      values,
+      scores: span > 0 ? scores : null,
+      pasts,
+    };
   }
 
   async release(): Promise<void> {

@@ -26,18 +26,30 @@ export interface GeneratedToken {
   text: string;
 }
 
-export async function* generate(model: ChatModel, prompt: readonly number[], opts: GenerateOptions): AsyncGenerator<GeneratedToken> {
+export async function* generate(
+  model: ChatModel,
+  prompt: readonly number[],
+  opts: GenerateOptions,
+): AsyncGenerator<GeneratedToken> {
   const { decoder, tokenizer, config } = model;
   if (prompt.length === 0) throw new EpicacheError("invalid_argument", "the prompt is empty");
-  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new EpicacheError("invalid_argument", `max tokens must be a non-negative integer, got ${opts.maxTokens}`);
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0)
+    throw new EpicacheError(
+      "invalid_argument",
+      `max tokens must be a non-negative integer, got ${opts.maxTokens}`,
+    );
   const temperature = opts.temperature ?? 0;
-  if (!(temperature >= 0)) throw new EpicacheError("invalid_argument", `temperature must be ≥ 0, got ${temperature}`);
+  if (!(temperature >= 0))
+    throw new EpicacheError("invalid_argument", `temperature must be ≥ 0, got ${temperature}`);
   const random = seededRandom(opts.seed ?? 0);
   const stops = opts.stopIds ?? tokenizer.stopIds;
   const chunk = opts.prefillChunk ?? 512;
   const cache = opts.cache ?? new KvCache(config);
   const V = config.vocabSize;
-  const pick = (logits: Float32Array) => (temperature === 0 ? argmax(logits, 0, V) : sampleWithTemperature(logits, temperature, random, 0, V));
+  const pick = (logits: Float32Array) =>
+    temperature === 0
+      ? argmax(logits, 0, V)
+      : sampleWithTemperature(logits, temperature, random, 0, V);
 
   let logits: Float32Array | undefined;
   for (let start = 0; start < prompt.length; start += chunk) {

@@ -19,11 +19,16 @@ const tree16 = (lanes: number[]) => {
   return v[0];
 };
 
-async function run(build: (g: GraphBuilder) => void, feeds: Record<string, [Float32Array, number[]]>): Promise<Float32Array> {
+async function run(
+  build: (g: GraphBuilder) => void,
+  feeds: Record<string, [Float32Array, number[]]>,
+): Promise<Float32Array> {
   const g = new GraphBuilder("unused.bin");
   build(g);
   const session = await ort.InferenceSession.create(g.build({ opset: 17, producer: "test" }).model);
-  const input = Object.fromEntries(Object.entries(feeds).map(([k, [data, dims]]) => [k, new ort.Tensor("float32", data, dims)]));
+  const input = Object.fromEntries(
+    Object.entries(feeds).map(([k, [data, dims]]) => [k, new ort.Tensor("float32", data, dims)]),
+  );
   const out = await session.run(input);
   return out.y.data as Float32Array;
 }
@@ -32,31 +37,57 @@ describe("ggml kernel pieces", () => {
   const rand = seededRandom(3);
 
   it("laneDot adds f16 products in the order of llamafile's sgemm and of ggml_vec_dot_f16", async () => {
-    const M = 3, N = 5, K = 128;
+    const M = 3,
+      N = 5,
+      K = 128;
     const a = Float32Array.from({ length: M * K }, () => f16((rand() * 2 - 1) * 8));
     const b = Float32Array.from({ length: N * K }, () => f16((rand() * 2 - 1) * 8));
     const tinyblas = (i: number, j: number) => {
       const lanes = Array<number>(16).fill(0);
-      for (let c = 0; c < K / 16; c++) for (let l = 0; l < 16; l++) lanes[l] = f(lanes[l] + a[i * K + 16 * c + l] * b[j * K + 16 * c + l]);
+      for (let c = 0; c < K / 16; c++)
+        for (let l = 0; l < 16; l++)
+          lanes[l] = f(lanes[l] + a[i * K + 16 * c + l] * b[j * K + 16 * c + l]);
       return tree16(lanes);
     };
     const vecdot = (i: number, j: number) => {
       const acc = [0, 1, 2, 3].map(() => Array<number>(16).fill(0));
       for (let s = 0; s < K; s += 64)
-        for (let q = 0; q < 4; q++) for (let l = 0; l < 16; l++) acc[q][l] = f(acc[q][l] + a[i * K + s + 16 * q + l] * b[j * K + s + 16 * q + l]);
+        for (let q = 0; q < 4; q++)
+          for (let l = 0; l < 16; l++)
+            acc[q][l] = f(acc[q][l] + a[i * K + s + 16 * q + l] * b[j * K + s + 16 * q + l]);
       return tree16(acc[0].map((v, l) => f(f(v + acc[2][l]) + f(acc[1][l] + acc[3][l]))));
     };
-    for (const [scheme, model] of [["tinyblas", tinyblas], ["vecdot", vecdot]] as const) {
+    for (const [scheme, model] of [
+      ["tinyblas", tinyblas],
+      ["vecdot", vecdot],
+    ] as const) {
       const y = await run(
-        (g) => g.output(laneDot(g, g.input("a", DType.float, [1, M, K]), g.input("b", DType.float, [1, N, K]), [1], [1], scheme), "y", DType.float, [1, M, N]),
+        (g) =>
+          g.output(
+            laneDot(
+              g,
+              g.input("a", DType.float, [1, M, K]),
+              g.input("b", DType.float, [1, N, K]),
+              [1],
+              [1],
+              scheme,
+            ),
+            "y",
+            DType.float,
+            [1, M, N],
+          ),
         { a: [a, [1, M, K]], b: [b, [1, N, K]] },
       );
-      for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) expect(y[i * N + j], `${scheme} ${i},${j}`).toBe(model(i, j));
+      for (let i = 0; i < M; i++)
+        for (let j = 0; j < N; j++) expect(y[i * N + j], `${scheme} ${i},${j}`).toBe(model(i, j));
     }
   });
 
   it("quantizedMatmul is quantize_row_q8_1 then the AMX Q4_1 block chain", async () => {
-    const T = 2, K = 96, out = 4, nb = K / 32;
+    const T = 2,
+      K = 96,
+      out = 4,
+      nb = K / 32;
     const x = Float32Array.from({ length: T * K }, () => f((rand() * 2 - 1) * 3));
     const blocks: QuantBlocks = {
       type: "Q4_1",
@@ -88,7 +119,14 @@ describe("ggml kernel pieces", () => {
       }
     }
     const g = new GraphBuilder("w.bin");
-    const y = new GgmlOps(g).quantizedMatmul(g.input("x", DType.float, ["T", K]), "w", K, out, "Q4_1", () => blocks);
+    const y = new GgmlOps(g).quantizedMatmul(
+      g.input("x", DType.float, ["T", K]),
+      "w",
+      K,
+      out,
+      "Q4_1",
+      () => blocks,
+    );
     g.output(y, "y", DType.float, ["T", out]);
     const built = g.build({ opset: 17, producer: "test" });
     // Weights are external data: write them beside the model in a temporary folder.
@@ -98,7 +136,8 @@ describe("ggml kernel pieces", () => {
       writeFileSync(join(dir, "w.bin"), bin);
       writeFileSync(join(dir, "m.onnx"), built.model);
       const session = await ort.InferenceSession.create(join(dir, "m.onnx"));
-      const got = (await session.run({ x: new ort.Tensor("float32", x, [T, K]) })).y.data as Float32Array;
+      const got = (await session.run({ x: new ort.Tensor("float32", x, [T, K]) })).y
+        .data as Float32Array;
       expect(Array.from(got)).toEqual(Array.from(want));
     } finally {
       rmSync(dir, { recursive: true, force: true });

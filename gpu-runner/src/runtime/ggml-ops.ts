@@ -133,15 +133,30 @@ export class GgmlOps {
    * x [T, K] · Wᵀ for a Q4_1 or Q8_0 matrix W [out, K] given by its blocks, as the AMX/VNNI kernel
    * computes it. Returns [T, out].
    */
-  quantizedMatmul(x: string, name: string, K: number, out: number, type: QuantBlocks["type"], blocks: () => QuantBlocks): string {
+  quantizedMatmul(
+    x: string,
+    name: string,
+    K: number,
+    out: number,
+    type: QuantBlocks["type"],
+    blocks: () => QuantBlocks,
+  ): string {
     const g = this.g;
     const nb = K / 32;
     // Weights as [nb, 32, out] codes and [nb, 1, out] scales (and mins): one batched product per block.
     // Each initializer reads the blocks when the weights file is written, so only one matrix is held at a time.
-    const codesW = g.weight(`${name}.codes`, [nb, 32, out], () => transposeBlocks(blocks().codes, out, K));
-    const scalesW = g.weight(`${name}.scales`, [nb, 1, out], () => transposeRows(blocks().scales, out, nb));
+    const codesW = g.weight(`${name}.codes`, [nb, 32, out], () =>
+      transposeBlocks(blocks().codes, out, K),
+    );
+    const scalesW = g.weight(`${name}.scales`, [nb, 1, out], () =>
+      transposeRows(blocks().scales, out, nb),
+    );
     const hasMins = type === "Q4_1";
-    const minsW = hasMins ? g.weight(`${name}.mins`, [nb, 1, out], () => transposeRows(blocks().mins ?? new Float32Array(out * nb), out, nb)) : "";
+    const minsW = hasMins
+      ? g.weight(`${name}.mins`, [nb, 1, out], () =>
+          transposeRows(blocks().mins ?? new Float32Array(out * nb), out, nb),
+        )
+      : "";
 
     const a = this.quantizeQ8(x, K);
     const perm = { perm: [1, 0, 2] };
@@ -149,20 +164,30 @@ export class GgmlOps {
     const dd = g.node("Mul", [g.node("Transpose", [a.d], perm), scalesW]); // [nb, T, out]: d_w·d_x in f32
     const terms = g.node("Mul", [this.f64(sums), this.f64(dd)]); // [nb, T, out] f64, exact
     const scanned = [terms];
-    if (hasMins) scanned.push(g.node("Mul", [this.f64(minsW), this.f64(g.node("Transpose", [a.s], perm))])); // [nb, T, out]
+    if (hasMins)
+      scanned.push(g.node("Mul", [this.f64(minsW), this.f64(g.node("Transpose", [a.s], perm))])); // [nb, T, out]
     // The sequential fma chain over blocks as a Scan (one node instead of 2·nb): acc starts at 0.
     const body = g.subgraph((sb) => {
       const acc = sb.input("acc", DType.float, ["T", out]);
       const round = (v: string, term: string) =>
-        sb.node("Cast", [sb.node("Add", [sb.node("Cast", [v], { to: DType.double }), term])], { to: DType.float });
+        sb.node("Cast", [sb.node("Add", [sb.node("Cast", [v], { to: DType.double }), term])], {
+          to: DType.float,
+        });
       let next = round(acc, sb.input("term", DType.double, ["T", out]));
       if (hasMins) next = round(next, sb.input("min_term", DType.double, ["T", out]));
       sb.output(next, "acc_out", DType.float, ["T", out]);
     });
-    const zeros = g.node("ConstantOfShape", [g.node("Slice", [g.node("Shape", [terms]), g.ints([1]), g.ints([3])])], {
-      value: { tensor: new Float32Array([0]), dims: [1] },
+    const zeros = g.node(
+      "ConstantOfShape",
+      [g.node("Slice", [g.node("Shape", [terms]), g.ints([1]), g.ints([3])])],
+      {
+        value: { tensor: new Float32Array([0]), dims: [1] },
+      },
+    ); // [T, out]
+    return g.node("Scan", [zeros, ...scanned], {
+      body: { graph: body },
+      num_scan_inputs: scanned.length,
     }); // [T, out]
-    return g.node("Scan", [zeros, ...scanned], { body: { graph: body }, num_scan_inputs: scanned.length }); // [T, out]
   }
 
   /**
@@ -174,10 +199,16 @@ export class GgmlOps {
   q8VecDot(x: string, name: string, K: number, out: number, blocks: () => QuantBlocks): string {
     const g = this.g;
     const nb = K / 32;
-    const codesW = g.weight(`${name}.codes8`, [nb, 8, 4, out], () => transposeBlocks(blocks().codes, out, K)); // k = 32b + 4·lane + j
-    const scalesW = g.weight(`${name}.scales8`, [nb, 1, 1, out], () => transposeRows(blocks().scales, out, nb));
+    const codesW = g.weight(`${name}.codes8`, [nb, 8, 4, out], () =>
+      transposeBlocks(blocks().codes, out, K),
+    ); // k = 32b + 4·lane + j
+    const scalesW = g.weight(`${name}.scales8`, [nb, 1, 1, out], () =>
+      transposeRows(blocks().scales, out, nb),
+    );
     const a = this.quantizeQ8(x, K);
-    const lanesA = g.node("Transpose", [g.node("Reshape", [a.codes, g.ints([0, nb, 8, 4])])], { perm: [1, 2, 0, 3] }); // [nb, 8, T, 4]
+    const lanesA = g.node("Transpose", [g.node("Reshape", [a.codes, g.ints([0, nb, 8, 4])])], {
+      perm: [1, 2, 0, 3],
+    }); // [nb, 8, T, 4]
     const sums = g.node("MatMul", [lanesA, codesW]); // [nb, 8, T, out], exact integers
     const dx = g.node("Unsqueeze", [g.node("Transpose", [a.d], { perm: [1, 0, 2] }), g.ints([1])]); // [nb, 1, T, 1]
     const dd = g.node("Mul", [scalesW, dx]); // [nb, 1, T, out]
@@ -185,14 +216,28 @@ export class GgmlOps {
     const body = g.subgraph((sb) => {
       const acc = sb.input("acc", DType.float, [8, "T", out]);
       const term = sb.input("term", DType.double, [8, "T", out]);
-      sb.output(sb.node("Cast", [sb.node("Add", [sb.node("Cast", [acc], { to: DType.double }), term])], { to: DType.float }), "acc_out", DType.float, [8, "T", out]);
+      sb.output(
+        sb.node("Cast", [sb.node("Add", [sb.node("Cast", [acc], { to: DType.double }), term])], {
+          to: DType.float,
+        }),
+        "acc_out",
+        DType.float,
+        [8, "T", out],
+      );
     });
-    const zeros = g.node("ConstantOfShape", [g.node("Slice", [g.node("Shape", [terms]), g.ints([1]), g.ints([4])])], {
-      value: { tensor: new Float32Array([0]), dims: [1] },
-    }); // [8, T, out]
+    const zeros = g.node(
+      "ConstantOfShape",
+      [g.node("Slice", [g.node("Shape", [terms]), g.ints([1]), g.ints([4])])],
+      {
+        value: { tensor: new Float32Array([0]), dims: [1] },
+      },
+    ); // [8, T, out]
     const lanes = g.node("Scan", [zeros, terms], { body: { graph: body }, num_scan_inputs: 1 }); // [8, T, out]
     const half = (v: string, n: number) =>
-      g.node("Add", [g.node("Slice", [v, g.ints([0]), g.ints([n]), g.ints([0])]), g.node("Slice", [v, g.ints([n]), g.ints([2 * n]), g.ints([0])])]);
+      g.node("Add", [
+        g.node("Slice", [v, g.ints([0]), g.ints([n]), g.ints([0])]),
+        g.node("Slice", [v, g.ints([n]), g.ints([2 * n]), g.ints([0])]),
+      ]);
     return g.node("Squeeze", [half(half(half(lanes, 4), 2), 1), g.ints([0])]); // [T, out]
   }
 }
@@ -225,7 +270,14 @@ function transposeRows(v: Float32Array, out: number, nb: number): Float32Array {
  * K must be a multiple of 16 ("tinyblas") or 64 ("vecdot"); pad with zeros. The in-lane sums are
  * batched MatMuls, whose kernel accumulates along K in order.
  */
-export function laneDot(g: GraphBuilder, a: string, bT: string, batchA: number[], batchB: number[], scheme: "tinyblas" | "vecdot"): string {
+export function laneDot(
+  g: GraphBuilder,
+  a: string,
+  bT: string,
+  batchA: number[],
+  batchB: number[],
+  scheme: "tinyblas" | "vecdot",
+): string {
   const r = batchA.length;
   let sums: string; // [..., 16, M, N]
   if (scheme === "tinyblas") {
@@ -242,7 +294,11 @@ export function laneDot(g: GraphBuilder, a: string, bT: string, batchA: number[]
       g.node("Transpose", [a6], { perm: [...range(r), r + 2, r + 3, r, r + 1] }), // [..., 4, 16, M, I]
       g.node("Transpose", [b6], { perm: [...range(r), r + 2, r + 3, r + 1, r] }), // [..., 4, 16, I, N]
     ]); // [..., 4, 16, M, N]
-    const j = (k: number) => g.node("Squeeze", [g.node("Slice", [acc, g.ints([k]), g.ints([k + 1]), g.ints([r])]), g.ints([r])]);
+    const j = (k: number) =>
+      g.node("Squeeze", [
+        g.node("Slice", [acc, g.ints([k]), g.ints([k + 1]), g.ints([r])]),
+        g.ints([r]),
+      ]);
     sums = g.node("Add", [g.node("Add", [j(0), j(2)]), g.node("Add", [j(1), j(3)])]); // [..., 16, M, N]
   }
   // Lane tree: 16 → 8 → 4 → 2 → 1 along the lane axis.
@@ -259,9 +315,18 @@ export function laneDot(g: GraphBuilder, a: string, bT: string, batchA: number[]
  * ONNX Pad pads that extend axis `axis` of a rank-`rank` tensor (whose Shape is `shape`) with zeros
  * at its end, up to a multiple of `m`.
  */
-export function padAxisTo(g: GraphBuilder, shape: string, rank: number, axis: number, m: number): string {
+export function padAxisTo(
+  g: GraphBuilder,
+  shape: string,
+  rank: number,
+  axis: number,
+  m: number,
+): string {
   const n = g.node("Slice", [shape, g.ints([axis]), g.ints([axis + 1])]); // [1]
-  const extra = g.node("Mod", [g.node("Sub", [g.ints([m]), g.node("Mod", [n, g.ints([m])])]), g.ints([m])]); // [1]
+  const extra = g.node("Mod", [
+    g.node("Sub", [g.ints([m]), g.node("Mod", [n, g.ints([m])])]),
+    g.ints([m]),
+  ]); // [1]
   const zeros = (k: number) => g.ints(Array(k).fill(0));
   return g.node("Concat", [zeros(rank + axis), extra, zeros(rank - axis - 1)], { axis: 0 });
 }

@@ -3,7 +3,16 @@
  * `model.onnx` plus `weights.bin` (its external data). A folder appears only once complete: it is
  * written under a temporary name and renamed.
  */
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { buildDecoderGraph, DECODER_GRAPH_VERSION, type Numerics } from "./decoder-graph";
 import type { WeightSource } from "./weights";
@@ -16,7 +25,12 @@ export function decoderGraphPath(fingerprint: string, numerics: Numerics, root: 
 }
 
 /** Returns the path of the decoder graph for these weights, building it first if needed. */
-export function ensureDecoderGraph(weights: WeightSource, numerics: Numerics, root: string, log: (msg: string) => void = () => {}): string {
+export function ensureDecoderGraph(
+  weights: WeightSource,
+  numerics: Numerics,
+  root: string,
+  log: (msg: string) => void = () => {},
+): string {
   const modelPath = decoderGraphPath(weights.fingerprint, numerics, root);
   const dir = dirname(modelPath);
   if (existsSync(modelPath)) return modelPath;

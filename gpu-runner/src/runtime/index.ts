@@ -1,4 +1,10 @@
-export { openChatModel, sha256File, sha256Files, type ChatModel, type OpenModelOptions } from "./load";
+export {
+  openChatModel,
+  sha256File,
+  sha256Files,
+  type ChatModel,
+  type OpenModelOptions,
+} from "./load";
 export { generate, type GenerateOptions, type GeneratedToken } from "./generate";
 export { KvCache, type LayerCache } from "./kv-cache";
 export { Decoder, DEFAULT_RUNTIME, type RuntimeOptions, type ForwardResult } from "./decoder";

@@ -79,7 +79,12 @@ export class KvCache {
   /** Bytes its buffers take (keys, values, positions, lengths), spare capacity included. */
   get bytes(): number {
     let n = 0;
-    for (const layer of this.layers) n += layer.keys.byteLength + layer.values.byteLength + layer.positions.byteLength + layer.lengths.byteLength;
+    for (const layer of this.layers)
+      n +=
+        layer.keys.byteLength +
+        layer.values.byteLength +
+        layer.positions.byteLength +
+        layer.lengths.byteLength;
     return n;
   }
 
@@ -127,7 +132,12 @@ export class KvCache {
    * them) at `positions`: the first `positions.length` of the `rows` tokens (the rest, a scoring
    * span, is dropped).
    */
-  append(keys: Float32Array[], values: Float32Array[], positions: readonly number[], rows = positions.length): void {
+  append(
+    keys: Float32Array[],
+    values: Float32Array[],
+    positions: readonly number[],
+    rows = positions.length,
+  ): void {
     const T = positions.length;
     if (T > rows) throw new Error(`append: ${T} positions for ${rows} rows`);
     this.reserve(T);
@@ -164,7 +174,8 @@ export class KvCache {
         const j = idx[i];
         // Ascending indices: entry j moves to i ≤ j, so copying front to back never overwrites a
         // later source.
-        if (j <= prev || j >= layer.lengths[h]) throw new Error(`keep: index ${j} in head ${h} of layer ${l} is out of order or range`);
+        if (j <= prev || j >= layer.lengths[h])
+          throw new Error(`keep: index ${j} in head ${h} of layer ${l} is out of order or range`);
         prev = j;
         if (j !== i) {
           layer.keys.copyWithin((base + i) * D, (base + j) * D, (base + j + 1) * D);
@@ -191,8 +202,14 @@ export class KvCache {
     const keys = new Float32Array(this.kvHeads * n * D);
     const values = new Float32Array(this.kvHeads * n * D);
     for (let h = 0; h < this.kvHeads; h++) {
-      keys.set(layer.keys.subarray(h * layer.capacity * D, (h * layer.capacity + n) * D), h * n * D);
-      values.set(layer.values.subarray(h * layer.capacity * D, (h * layer.capacity + n) * D), h * n * D);
+      keys.set(
+        layer.keys.subarray(h * layer.capacity * D, (h * layer.capacity + n) * D),
+        h * n * D,
+      );
+      values.set(
+        layer.values.subarray(h * layer.capacity * D, (h * layer.capacity + n) * D),
+        h * n * D,
+      );
     }
     return { keys, values, length: n };
   }
@@ -201,9 +218,17 @@ export class KvCache {
   clone(): KvCache {
     const c = Object.create(KvCache.prototype) as KvCache;
     Object.assign(c, {
-      kvHeads: this.kvHeads, headDim: this.headDim, nextPosition: this.nextPosition, tokensRead: this.tokensRead,
+      kvHeads: this.kvHeads,
+      headDim: this.headDim,
+      nextPosition: this.nextPosition,
+      tokensRead: this.tokensRead,
       layers: this.layers.map((l) => ({
-        keys: l.keys.slice(), values: l.values.slice(), positions: l.positions.slice(), origins: l.origins.slice(), lengths: l.lengths.slice(), capacity: l.capacity,
+        keys: l.keys.slice(),
+        values: l.values.slice(),
+        positions: l.positions.slice(),
+        origins: l.origins.slice(),
+        lengths: l.lengths.slice(),
+        capacity: l.capacity,
       })),
     });
     return c;

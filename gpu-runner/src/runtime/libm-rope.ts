@@ -30,19 +30,31 @@ open(out, "wb").write(buf)
 `;
 
 /** Interleaved [n, D/2, 2] (cos, sin) table, or null when it cannot be computed here. */
-export function libmRopeTable(base: number, headDim: number, n: number, dir: string, log?: (m: string) => void): Float32Array | null {
+export function libmRopeTable(
+  base: number,
+  headDim: number,
+  n: number,
+  dir: string,
+  log?: (m: string) => void,
+): Float32Array | null {
   const file = join(dir, `rope-libm-${base}-${headDim}-${n}.bin`);
   if (!existsSync(file)) {
     mkdirSync(dir, { recursive: true });
     const tmp = `${file}.${process.pid}.tmp`;
     const python = process.env.EPICACHE_PYTHON || "python3";
-    const r = spawnSync(python, ["-c", SCRIPT, String(base), String(headDim), String(n), tmp], { encoding: "utf8" });
+    const r = spawnSync(python, ["-c", SCRIPT, String(base), String(headDim), String(n), tmp], {
+      encoding: "utf8",
+    });
     if (r.status !== 0 || !existsSync(tmp)) {
-      log?.(`could not compute libm RoPE tables with ${python} (${(r.stderr || String(r.error)).trim().split("\n").pop()}); using correctly rounded cos/sin`);
+      log?.(
+        `could not compute libm RoPE tables with ${python} (${(r.stderr || String(r.error)).trim().split("\n").pop()}); using correctly rounded cos/sin`,
+      );
       return null;
     }
     renameSync(tmp, file);
   }
   const bytes = readFileSync(file);
-  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  return new Float32Array(
+    bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+  );
 }

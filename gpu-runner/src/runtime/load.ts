@@ -74,11 +74,13 @@ const fingerprints = new Map<string, string>();
  * its inode, size and times: checking a model's fingerprint and then opening it hashes it once.
  */
 function rememberedFingerprint(paths: readonly string[], digest: () => string): string {
-  const key = paths.map((p) => {
-    const s = statSync(p, { throwIfNoEntry: false });
-    if (s === undefined) throw new EpicacheError("model_not_found", `${p} does not exist`);
-    return `${resolve(p)}\0${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
-  }).join("\n");
+  const key = paths
+    .map((p) => {
+      const s = statSync(p, { throwIfNoEntry: false });
+      if (s === undefined) throw new EpicacheError("model_not_found", `${p} does not exist`);
+      return `${resolve(p)}\0${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+    })
+    .join("\n");
   let fingerprint = fingerprints.get(key);
   if (fingerprint === undefined) {
     fingerprint = digest().slice(0, 16);
@@ -104,14 +106,20 @@ export function modelFingerprint(path: string): string {
   try {
     isDirectory = statSync(path).isDirectory();
   } catch (e) {
-    throw new EpicacheError("model_not_found", `chat model ${path} does not exist: ${(e as Error).message}`);
+    throw new EpicacheError(
+      "model_not_found",
+      `chat model ${path} does not exist: ${(e as Error).message}`,
+    );
   }
   if (isDirectory) {
     const files = checkpointFiles(path);
     return rememberedFingerprint(files, () => sha256Files(files));
   }
   if (!path.endsWith(".gguf")) {
-    throw new EpicacheError("model_unsupported", `${path}: a chat model is a .gguf file or a Hugging Face checkpoint directory`);
+    throw new EpicacheError(
+      "model_unsupported",
+      `${path}: a chat model is a .gguf file or a Hugging Face checkpoint directory`,
+    );
   }
   return rememberedFingerprint([path], () => sha256File(path));
 }
@@ -135,18 +143,30 @@ export async function openChatModel(path: string, opts: OpenModelOptions = {}): 
   try {
     isDirectory = statSync(path).isDirectory();
   } catch (e) {
-    throw new EpicacheError("model_not_found", `chat model ${path} does not exist: ${(e as Error).message}`);
+    throw new EpicacheError(
+      "model_not_found",
+      `chat model ${path} does not exist: ${(e as Error).message}`,
+    );
   }
   if (isDirectory) return openHfChatModel(path, opts);
   if (!path.endsWith(".gguf")) {
-    throw new EpicacheError("model_unsupported", `${path}: a chat model is a .gguf file or a Hugging Face checkpoint directory`);
+    throw new EpicacheError(
+      "model_unsupported",
+      `${path}: a chat model is a .gguf file or a Hugging Face checkpoint directory`,
+    );
   }
   const file = openGguf(path);
   try {
     const config = configFromGguf(file);
     const tokenizer = TextTokenizer.fromGguf(file);
     const fingerprint = rememberedFingerprint([path], () => sha256File(path));
-    return await startModel(path, ggufWeights(file, config, fingerprint), tokenizer, opts.numerics ?? "ggml", opts);
+    return await startModel(
+      path,
+      ggufWeights(file, config, fingerprint),
+      tokenizer,
+      opts.numerics ?? "ggml",
+      opts,
+    );
   } finally {
     file.close();
   }
@@ -155,9 +175,12 @@ export async function openChatModel(path: string, opts: OpenModelOptions = {}): 
 /** A Hugging Face checkpoint: config.json, *.safetensors (sharded through the index json), tokenizer.json. */
 async function openHfChatModel(dir: string, opts: OpenModelOptions): Promise<ChatModel> {
   // "fast" only changes how quantised GGUF matrices multiply; these weights are floats either way.
-  const numerics = opts.numerics === "fast" ? "exact" : opts.numerics ?? "exact";
+  const numerics = opts.numerics === "fast" ? "exact" : (opts.numerics ?? "exact");
   if (numerics !== "exact") {
-    throw new EpicacheError("invalid_argument", `${dir}: ${numerics} numerics reproduce llama.cpp on GGUF files; Hugging Face checkpoints run with exact numerics`);
+    throw new EpicacheError(
+      "invalid_argument",
+      `${dir}: ${numerics} numerics reproduce llama.cpp on GGUF files; Hugging Face checkpoints run with exact numerics`,
+    );
   }
   const configPath = join(dir, "config.json");
   let json: unknown;
@@ -165,12 +188,18 @@ async function openHfChatModel(dir: string, opts: OpenModelOptions): Promise<Cha
     json = JSON.parse(readFileSync(configPath, "utf8"));
   } catch (e) {
     const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
-    throw new EpicacheError(missing ? "model_not_found" : "model_invalid", `${configPath}: ${(e as Error).message}`);
+    throw new EpicacheError(
+      missing ? "model_not_found" : "model_invalid",
+      `${configPath}: ${(e as Error).message}`,
+    );
   }
   const config = configFromHf(json);
   const tokenizer = TextTokenizer.fromHf(dir);
   if (tokenizer.vocabSize > config.vocabSize) {
-    throw new EpicacheError("model_invalid", `${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model has only ${config.vocabSize}`);
+    throw new EpicacheError(
+      "model_invalid",
+      `${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model has only ${config.vocabSize}`,
+    );
   }
   const files = checkpointFiles(dir);
   const fingerprint = rememberedFingerprint(files, () => sha256Files(files));
@@ -183,9 +212,21 @@ async function openHfChatModel(dir: string, opts: OpenModelOptions): Promise<Cha
 }
 
 /** Builds (or finds) the decoder graph of `weights` and starts an onnxruntime session on it. */
-async function startModel(path: string, weights: WeightSource, tokenizer: TextTokenizer, numerics: Numerics, opts: OpenModelOptions): Promise<ChatModel> {
+async function startModel(
+  path: string,
+  weights: WeightSource,
+  tokenizer: TextTokenizer,
+  numerics: Numerics,
+  opts: OpenModelOptions,
+): Promise<ChatModel> {
   const { config, fingerprint } = weights;
   const graph = ensureDecoderGraph(weights, numerics, opts.graphRoot ?? graphsDir(), opts.log);
-  const decoder = await Decoder.load(graph, config, numerics, opts.runtime ?? DEFAULT_RUNTIME, opts.log);
+  const decoder = await Decoder.load(
+    graph,
+    config,
+    numerics,
+    opts.runtime ?? DEFAULT_RUNTIME,
+    opts.log,
+  );
   return { path, numerics, config, tokenizer, decoder, fingerprint };
 }

@@ -21,7 +21,10 @@ export interface Repositioner {
  * A repositioner for `config`'s RoPE. `f16` rounds the rotated keys to f16 again, for caches whose
  * keys are f16 values (`ggml` numerics keep llama.cpp's f16 cache).
  */
-export function repositioner(config: Pick<LlamaConfig, "headDim" | "ropeTheta" | "ropeScaling">, opts: { f16?: boolean } = {}): Repositioner {
+export function repositioner(
+  config: Pick<LlamaConfig, "headDim" | "ropeTheta" | "ropeScaling">,
+  opts: { f16?: boolean } = {},
+): Repositioner {
   const D = config.headDim;
   const half = D / 2;
   const inv = ropeInvFreq64(config);
@@ -46,7 +49,8 @@ export function repositioner(config: Pick<LlamaConfig, "headDim" | "ropeTheta" |
         // The graph's rotation over the head's halves: (x₁, x₂) → (x₁·cos − x₂·sin, x₁·sin + x₂·cos).
         const k = layer.keys.subarray((base + i) * D, (base + i + 1) * D); // [headDim]
         for (let j = 0; j < half; j++) {
-          const x1 = k[j], x2 = k[j + half];
+          const x1 = k[j],
+            x2 = k[j + half];
           k[j] = round(x1 * cos[j] - x2 * sin[j]);
           k[j + half] = round(x1 * sin[j] + x2 * cos[j]);
         }

@@ -4,12 +4,16 @@
  */
 import type { LlamaConfig } from "./config";
 
-export function ropeInvFreq(c: Pick<LlamaConfig, "headDim" | "ropeTheta" | "ropeScaling">): Float32Array {
+export function ropeInvFreq(
+  c: Pick<LlamaConfig, "headDim" | "ropeTheta" | "ropeScaling">,
+): Float32Array {
   return Float32Array.from(ropeInvFreq64(c));
 }
 
 /** {@link ropeInvFreq} in float64, unrounded (for the float64 reference forward). */
-export function ropeInvFreq64(c: Pick<LlamaConfig, "headDim" | "ropeTheta" | "ropeScaling">): Float64Array {
+export function ropeInvFreq64(
+  c: Pick<LlamaConfig, "headDim" | "ropeTheta" | "ropeScaling">,
+): Float64Array {
   const half = c.headDim / 2;
   const inv = new Float64Array(half);
   for (let i = 0; i < half; i++) inv[i] = 1 / c.ropeTheta ** ((2 * i) / c.headDim);
@@ -21,7 +25,9 @@ export function ropeInvFreq64(c: Pick<LlamaConfig, "headDim" | "ropeTheta" | "ro
       const wavelen = (2 * Math.PI) / inv[i];
       if (wavelen > lowWavelen) inv[i] = inv[i] / s.factor;
       else if (wavelen >= highWavelen) {
-        const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+        const smooth =
+          (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) /
+          (s.highFreqFactor - s.lowFreqFactor);
         inv[i] = (1 - smooth) * (inv[i] / s.factor) + smooth * inv[i];
       }
     }

@@ -27,7 +27,13 @@ export function seededRandom(seed: number): () => number {
 }
 
 /** Samples from softmax(logits / temperature). */
-export function sampleWithTemperature(logits: Float32Array, temperature: number, random: () => number, offset = 0, length = logits.length - offset): number {
+export function sampleWithTemperature(
+  logits: Float32Array,
+  temperature: number,
+  random: () => number,
+  offset = 0,
+  length = logits.length - offset,
+): number {
   let max = -Infinity;
   for (let i = 0; i < length; i++) max = Math.max(max, logits[offset + i]);
   const p = new Float64Array(length);

@@ -8,7 +8,20 @@ import type { LlamaConfig } from "./config";
 
 /** Names of one layer's tensors. Optional ones exist only in some families. */
 export type LayerTensor =
-  | "attnNorm" | "wq" | "wk" | "wv" | "wo" | "bq" | "bk" | "bv" | "qNorm" | "kNorm" | "ffnNorm" | "wGate" | "wUp" | "wDown";
+  | "attnNorm"
+  | "wq"
+  | "wk"
+  | "wv"
+  | "wo"
+  | "bq"
+  | "bk"
+  | "bv"
+  | "qNorm"
+  | "kNorm"
+  | "ffnNorm"
+  | "wGate"
+  | "wUp"
+  | "wDown";
 export type GlobalTensor = "tokenEmbedding" | "outputNorm" | "output";
 
 /** Where weights come from: a GGUF file or a Hugging Face checkpoint. */
@@ -66,16 +79,26 @@ export function readBlocks(type: string, bytes: Uint8Array, count: number): Quan
   return { type, codes, scales, mins };
 }
 
-
-
 const GGUF_LAYER_NAMES: Record<LayerTensor, string> = {
-  attnNorm: "attn_norm.weight", wq: "attn_q.weight", wk: "attn_k.weight", wv: "attn_v.weight",
-  wo: "attn_output.weight", bq: "attn_q.bias", bk: "attn_k.bias", bv: "attn_v.bias",
-  qNorm: "attn_q_norm.weight", kNorm: "attn_k_norm.weight", ffnNorm: "ffn_norm.weight",
-  wGate: "ffn_gate.weight", wUp: "ffn_up.weight", wDown: "ffn_down.weight",
+  attnNorm: "attn_norm.weight",
+  wq: "attn_q.weight",
+  wk: "attn_k.weight",
+  wv: "attn_v.weight",
+  wo: "attn_output.weight",
+  bq: "attn_q.bias",
+  bk: "attn_k.bias",
+  bv: "attn_v.bias",
+  qNorm: "attn_q_norm.weight",
+  kNorm: "attn_k_norm.weight",
+  ffnNorm: "ffn_norm.weight",
+  wGate: "ffn_gate.weight",
+  wUp: "ffn_up.weight",
+  wDown: "ffn_down.weight",
 };
 const GGUF_GLOBAL_NAMES: Record<GlobalTensor, string> = {
-  tokenEmbedding: "token_embd.weight", outputNorm: "output_norm.weight", output: "output.weight",
+  tokenEmbedding: "token_embd.weight",
+  outputNorm: "output_norm.weight",
+  output: "output.weight",
 };
 
 /**
@@ -83,7 +106,12 @@ const GGUF_GLOBAL_NAMES: Record<GlobalTensor, string> = {
  * pairs; this undoes it (row h·D + 2i + j of the file is row h·D + j·D/2 + i of the original), so the
  * graph applies one RoPE, the "rotate half" form, to every family.
  */
-export function unpermuteRows(w: Float32Array, heads: number, headDim: number, cols: number): Float32Array {
+export function unpermuteRows(
+  w: Float32Array,
+  heads: number,
+  headDim: number,
+  cols: number,
+): Float32Array {
   const out = new Float32Array(w.length);
   const half = headDim / 2;
   for (let h = 0; h < heads; h++) {
@@ -98,12 +126,19 @@ export function unpermuteRows(w: Float32Array, heads: number, headDim: number, c
   return out;
 }
 
-export function ggufWeights(file: GgufFile, config: LlamaConfig, fingerprint: string): WeightSource {
+export function ggufWeights(
+  file: GgufFile,
+  config: LlamaConfig,
+  fingerprint: string,
+): WeightSource {
   const read = (name: string, expected: number): Float32Array => {
     const info = file.tensors.get(name);
     if (!info) throw new EpicacheError("gguf_invalid", `GGUF lacks tensor ${name}`);
     if (info.elementCount !== expected) {
-      throw new EpicacheError("gguf_invalid", `GGUF tensor ${name} has ${info.elementCount} values, ${expected} expected`);
+      throw new EpicacheError(
+        "gguf_invalid",
+        `GGUF tensor ${name} has ${info.elementCount} values, ${expected} expected`,
+      );
     }
     return dequantize(info.type, file.readTensorBytes(info), info.elementCount);
   };
@@ -111,20 +146,34 @@ export function ggufWeights(file: GgufFile, config: LlamaConfig, fingerprint: st
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
   const layerSizes: Record<LayerTensor, number> = {
-    attnNorm: c.hiddenSize, wq: q * c.hiddenSize, wk: kv * c.hiddenSize, wv: kv * c.hiddenSize,
-    wo: c.hiddenSize * q, bq: q, bk: kv, bv: kv, qNorm: c.headDim, kNorm: c.headDim, ffnNorm: c.hiddenSize,
-    wGate: c.intermediateSize * c.hiddenSize, wUp: c.intermediateSize * c.hiddenSize, wDown: c.hiddenSize * c.intermediateSize,
+    attnNorm: c.hiddenSize,
+    wq: q * c.hiddenSize,
+    wk: kv * c.hiddenSize,
+    wv: kv * c.hiddenSize,
+    wo: c.hiddenSize * q,
+    bq: q,
+    bk: kv,
+    bv: kv,
+    qNorm: c.headDim,
+    kNorm: c.headDim,
+    ffnNorm: c.hiddenSize,
+    wGate: c.intermediateSize * c.hiddenSize,
+    wUp: c.intermediateSize * c.hiddenSize,
+    wDown: c.hiddenSize * c.intermediateSize,
   };
   const permuted = c.architecture === "llama";
   const typeOf = (name: string) => file.tensors.get(name)?.type ?? "F32";
   const unpermute = (name: LayerTensor, w: Float32Array, cols: number) => {
     if (!permuted) return w;
-    if (name === "wq" || name === "bq") return unpermuteRows(w, c.numHeads, c.headDim, name === "bq" ? 1 : cols);
-    if (name === "wk" || name === "bk") return unpermuteRows(w, c.numKvHeads, c.headDim, name === "bk" ? 1 : cols);
+    if (name === "wq" || name === "bq")
+      return unpermuteRows(w, c.numHeads, c.headDim, name === "bq" ? 1 : cols);
+    if (name === "wk" || name === "bk")
+      return unpermuteRows(w, c.numKvHeads, c.headDim, name === "bk" ? 1 : cols);
     return w;
   };
   return {
-    config, fingerprint,
+    config,
+    fingerprint,
     storage(name, layer) {
       if (layer === undefined) {
         const n = name === "output" && c.tiedEmbeddings ? "tokenEmbedding" : (name as GlobalTensor);
@@ -134,16 +183,23 @@ export function ggufWeights(file: GgufFile, config: LlamaConfig, fingerprint: st
     },
     global(name) {
       const size = name === "outputNorm" ? c.hiddenSize : c.vocabSize * c.hiddenSize;
-      if (name === "output" && c.tiedEmbeddings) return read(GGUF_GLOBAL_NAMES.tokenEmbedding, size);
+      if (name === "output" && c.tiedEmbeddings)
+        return read(GGUF_GLOBAL_NAMES.tokenEmbedding, size);
       return read(GGUF_GLOBAL_NAMES[name], size);
     },
     layer(index, name) {
-      return unpermute(name, read(`blk.${index}.${GGUF_LAYER_NAMES[name]}`, layerSizes[name]), c.hiddenSize);
+      return unpermute(
+        name,
+        read(`blk.${index}.${GGUF_LAYER_NAMES[name]}`, layerSizes[name]),
+        c.hiddenSize,
+      );
     },
     blocks(name, layer) {
       const tensor =
         layer === undefined
-          ? GGUF_GLOBAL_NAMES[name === "output" && c.tiedEmbeddings ? "tokenEmbedding" : (name as GlobalTensor)]
+          ? GGUF_GLOBAL_NAMES[
+              name === "output" && c.tiedEmbeddings ? "tokenEmbedding" : (name as GlobalTensor)
+            ]
           : `blk.${layer}.${GGUF_LAYER_NAMES[name as LayerTensor]}`;
       const info = file.tensors.get(tensor);
       if (!info) return null;

@@ -35,13 +35,20 @@ function readIndex(dir: string): Map<string, string> {
   } catch (e) {
     throw new EpicacheError("model_invalid", `${path} is not valid JSON: ${(e as Error).message}`);
   }
-  const map = typeof json === "object" && json !== null ? (json as { weight_map?: unknown }).weight_map : undefined;
-  if (typeof map !== "object" || map === null || Array.isArray(map)) throw new EpicacheError("model_invalid", `${path} has no weight_map object`);
+  const map =
+    typeof json === "object" && json !== null
+      ? (json as { weight_map?: unknown }).weight_map
+      : undefined;
+  if (typeof map !== "object" || map === null || Array.isArray(map))
+    throw new EpicacheError("model_invalid", `${path} has no weight_map object`);
   const out = new Map<string, string>();
   for (const [name, file] of Object.entries(map)) {
     // A bare file name inside the checkpoint: nothing that could point outside it.
     if (typeof file !== "string" || !/^[\w.-]+\.safetensors$/.test(file) || file.startsWith(".")) {
-      throw new EpicacheError("model_invalid", `${path}: tensor ${name} maps to ${JSON.stringify(file)}, not a safetensors file name`);
+      throw new EpicacheError(
+        "model_invalid",
+        `${path}: tensor ${name} maps to ${JSON.stringify(file)}, not a safetensors file name`,
+      );
     }
     out.set(name, file);
   }
@@ -50,9 +57,14 @@ function readIndex(dir: string): Map<string, string> {
 
 function listSafetensors(dir: string): string[] {
   try {
-    return readdirSync(dir).filter((f) => f.endsWith(".safetensors")).sort();
+    return readdirSync(dir)
+      .filter((f) => f.endsWith(".safetensors"))
+      .sort();
   } catch (e) {
-    throw new EpicacheError("model_not_found", `cannot list checkpoint directory ${dir}: ${(e as Error).message}`);
+    throw new EpicacheError(
+      "model_not_found",
+      `cannot list checkpoint directory ${dir}: ${(e as Error).message}`,
+    );
   }
 }
 
@@ -61,7 +73,8 @@ export function openSafetensorsCheckpoint(dir: string): SafetensorsCheckpoint {
   const indexed = existsSync(join(dir, INDEX_FILE));
   const weightMap = indexed ? readIndex(dir) : undefined;
   const names = weightMap ? [...new Set(weightMap.values())].sort() : listSafetensors(dir);
-  if (names.length === 0) throw new EpicacheError("model_not_found", `${dir} holds no *.safetensors file`);
+  if (names.length === 0)
+    throw new EpicacheError("model_not_found", `${dir} holds no *.safetensors file`);
   const files = new Map<string, SafetensorsFile>();
   const close = () => {
     for (const f of files.values()) f.close();
@@ -73,13 +86,21 @@ export function openSafetensorsCheckpoint(dir: string): SafetensorsCheckpoint {
       for (const [tensor, name] of weightMap) {
         const file = files.get(name) as SafetensorsFile; // every mapped name was opened above
         const info = file.tensors.get(tensor);
-        if (!info) throw new EpicacheError("model_invalid", `${INDEX_FILE} puts ${tensor} in ${name}, which lacks it`);
+        if (!info)
+          throw new EpicacheError(
+            "model_invalid",
+            `${INDEX_FILE} puts ${tensor} in ${name}, which lacks it`,
+          );
         tensors.set(tensor, { file, info });
       }
     } else {
       for (const [name, file] of files) {
         for (const info of file.tensors.values()) {
-          if (tensors.has(info.name)) throw new EpicacheError("model_invalid", `${dir}: tensor ${info.name} is in more than one file (${name} too)`);
+          if (tensors.has(info.name))
+            throw new EpicacheError(
+              "model_invalid",
+              `${dir}: tensor ${info.name} is in more than one file (${name} too)`,
+            );
           tensors.set(info.name, { file, info });
         }
       }
@@ -89,7 +110,8 @@ export function openSafetensorsCheckpoint(dir: string): SafetensorsCheckpoint {
       tensors,
       read(name) {
         const t = tensors.get(name);
-        if (!t) throw new EpicacheError("model_invalid", `${dir}: the checkpoint lacks tensor ${name}`);
+        if (!t)
+          throw new EpicacheError("model_invalid", `${dir}: the checkpoint lacks tensor ${name}`);
         return t.file.readTensor(t.info);
       },
       close,

@@ -5,11 +5,17 @@ import { bufferSource } from "../gguf";
 import { f32ToBf16, roundTo, writeSafetensors, type SafetensorsEntry } from "../testing";
 import { MAX_HEADER_BYTES, parseSafetensors, toFloat32 } from "./reader";
 
-const ramp = (n: number, scale: number) => Float32Array.from({ length: n }, (_, i) => (i - n / 2) * scale);
+const ramp = (n: number, scale: number) =>
+  Float32Array.from({ length: n }, (_, i) => (i - n / 2) * scale);
 
 const ENTRIES: SafetensorsEntry[] = [
   { name: "model.embed_tokens.weight", dtype: "BF16", shape: [6, 4], data: ramp(24, 0.37) },
-  { name: "model.norm.weight", dtype: "F32", shape: [4], data: Float32Array.of(1, -0.5, 3.25, 1e-7) },
+  {
+    name: "model.norm.weight",
+    dtype: "F32",
+    shape: [4],
+    data: Float32Array.of(1, -0.5, 3.25, 1e-7),
+  },
   { name: "lm_head.weight", dtype: "F16", shape: [3, 4], data: ramp(12, 0.013) },
   { name: "empty", dtype: "F32", shape: [0, 4], data: new Float32Array(0) },
 ];
@@ -37,15 +43,38 @@ const bitsOf = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteO
 
 describe("safetensors reader", () => {
   it("writes the documented bytes (golden)", () => {
-    const bytes = writeSafetensors([{ name: "x", dtype: "F32", shape: [2], data: Float32Array.of(1, -2) }]);
+    const bytes = writeSafetensors([
+      { name: "x", dtype: "F32", shape: [2], data: Float32Array.of(1, -2) },
+    ]);
     const header = '{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}  '; // 54 bytes, padded to 56
     expect(Array.from(bytes)).toEqual([
-      56, 0, 0, 0, 0, 0, 0, 0,
+      56,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
       ...new TextEncoder().encode(header),
-      0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0,
+      0x00,
+      0x00,
+      0x80,
+      0x3f,
+      0x00,
+      0x00,
+      0x00,
+      0xc0,
     ]);
     const file = parseSafetensors(bufferSource(bytes));
-    expect(file.tensors.get("x")).toEqual({ name: "x", dtype: "F32", shape: [2], elementCount: 2, offset: 64, byteLength: 8 });
+    expect(file.tensors.get("x")).toEqual({
+      name: "x",
+      dtype: "F32",
+      shape: [2],
+      elementCount: 2,
+      offset: 64,
+      byteLength: 8,
+    });
   });
 
   it("round-trips tensors of every float dtype with the header's metadata", () => {
@@ -70,13 +99,24 @@ describe("safetensors reader", () => {
     for (const bytes of [aligned, all.subarray(1)]) {
       const bf = toFloat32("BF16", bytes, 65536);
       for (let h = 0; h < 65536; h++) {
-        if (bitsOf(bf.subarray(h, h + 1))[0] !== h << 16 >>> 0) throw new Error(`bf16 ${h.toString(16)} widened wrongly`);
+        if (bitsOf(bf.subarray(h, h + 1))[0] !== (h << 16) >>> 0)
+          throw new Error(`bf16 ${h.toString(16)} widened wrongly`);
       }
       const f = toFloat32("F16", bytes, 65536);
       for (let h = 0; h < 65536; h++) {
-        const sign = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, m = h & 0x3ff;
-        const want = e === 31 ? (m ? NaN : sign * Infinity) : e === 0 ? sign * m * 2 ** -24 : sign * (1 + m / 1024) * 2 ** (e - 15);
-        if (!Object.is(f[h], want) && !(Number.isNaN(f[h]) && Number.isNaN(want))) throw new Error(`f16 ${h.toString(16)} is ${f[h]}, not ${want}`);
+        const sign = h & 0x8000 ? -1 : 1,
+          e = (h >> 10) & 0x1f,
+          m = h & 0x3ff;
+        const want =
+          e === 31
+            ? m
+              ? NaN
+              : sign * Infinity
+            : e === 0
+              ? sign * m * 2 ** -24
+              : sign * (1 + m / 1024) * 2 ** (e - 15);
+        if (!Object.is(f[h], want) && !(Number.isNaN(f[h]) && Number.isNaN(want)))
+          throw new Error(`f16 ${h.toString(16)} is ${f[h]}, not ${want}`);
       }
     }
   });
@@ -106,7 +146,9 @@ describe("safetensors reader", () => {
   it("flags a huge declared header without allocating it", () => {
     const bytes = small();
     new DataView(bytes.buffer).setBigUint64(0, 1n << 62n, true);
-    expect(() => parseSafetensors(bufferSource(bytes))).toThrow(expect.objectContaining({ code: "model_invalid" }));
+    expect(() => parseSafetensors(bufferSource(bytes))).toThrow(
+      expect.objectContaining({ code: "model_invalid" }),
+    );
     // A file large enough to hold such a header: refused before its bytes are read.
     const size = new Uint8Array(8);
     new DataView(size.buffer).setBigUint64(0, BigInt(MAX_HEADER_BYTES + 1), true);
@@ -118,14 +160,22 @@ describe("safetensors reader", () => {
       },
       close: () => {},
     };
-    expect(() => parseSafetensors(huge)).toThrow(expect.objectContaining({ code: "model_invalid", message: expect.stringMatching(/limit/) }));
+    expect(() => parseSafetensors(huge)).toThrow(
+      expect.objectContaining({ code: "model_invalid", message: expect.stringMatching(/limit/) }),
+    );
   });
 
   it("rejects headers whose tensors do not tile the data", () => {
-    const t = (dtype: string, shape: number[], offsets: number[]) => JSON.stringify({ dtype, shape, data_offsets: offsets });
+    const t = (dtype: string, shape: number[], offsets: number[]) =>
+      JSON.stringify({ dtype, shape, data_offsets: offsets });
     const cases: Array<[string, string, number, RegExp]> = [
       ["wrong size", `{"a":${t("F32", [3], [0, 8])}}`, 8, /data_offsets/],
-      ["overlap", `{"a":${t("F32", [2], [0, 8])},"b":${t("F32", [2], [4, 12])}}`, 12, /overlapping/],
+      [
+        "overlap",
+        `{"a":${t("F32", [2], [0, 8])},"b":${t("F32", [2], [4, 12])}}`,
+        12,
+        /overlapping/,
+      ],
       ["gap", `{"a":${t("F32", [1], [0, 4])},"b":${t("F32", [1], [8, 12])}}`, 12, /gap/],
       ["trailing bytes", `{"a":${t("F32", [1], [0, 4])}}`, 8, /cover 4 data bytes/],
       ["past the end", `{"a":${t("F32", [4], [0, 16])}}`, 8, /ends at data byte 16/],
@@ -139,28 +189,40 @@ describe("safetensors reader", () => {
     ];
     for (const [name, header, dataBytes, message] of cases) {
       const bytes = withHeader(header, new Uint8Array(dataBytes));
-      expect(() => parseSafetensors(bufferSource(bytes)), name).toThrow(expect.objectContaining({ code: "model_invalid", message: expect.stringMatching(message) }));
+      expect(() => parseSafetensors(bufferSource(bytes)), name).toThrow(
+        expect.objectContaining({ code: "model_invalid", message: expect.stringMatching(message) }),
+      );
     }
     const bad = withHeader(`{"a":${t("F4", [2], [0, 1])}}`, new Uint8Array(1));
-    expect(() => parseSafetensors(bufferSource(bad))).toThrow(expect.objectContaining({ code: "model_unsupported" }));
+    expect(() => parseSafetensors(bufferSource(bad))).toThrow(
+      expect.objectContaining({ code: "model_unsupported" }),
+    );
     const utf8 = withHeader("{}");
     utf8[9] = 0xff;
     expect(() => parseSafetensors(bufferSource(utf8))).toThrow(/UTF-8/);
   });
 
   it("reads integer tensors' headers but refuses to widen them", () => {
-    const bytes = withHeader(JSON.stringify({ ids: { dtype: "I64", shape: [2], data_offsets: [0, 16] } }), new Uint8Array(16));
+    const bytes = withHeader(
+      JSON.stringify({ ids: { dtype: "I64", shape: [2], data_offsets: [0, 16] } }),
+      new Uint8Array(16),
+    );
     const file = parseSafetensors(bufferSource(bytes));
     const info = file.tensors.get("ids");
     expect(info?.byteLength).toBe(16);
-    expect(() => file.readTensor(info as NonNullable<typeof info>)).toThrow(expect.objectContaining({ code: "model_unsupported" }));
+    expect(() => file.readTensor(info as NonNullable<typeof info>)).toThrow(
+      expect.objectContaining({ code: "model_unsupported" }),
+    );
   });
 
   it("never throws anything but coded errors on corrupted bytes (fuzzed)", () => {
     const base = small();
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.nat(base.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.tuple(fc.nat(base.length - 1), fc.integer({ min: 0, max: 255 })), {
+          minLength: 1,
+          maxLength: 8,
+        }),
         fc.nat(base.length),
         (flips, cut) => {
           const bytes = base.slice(0, Math.max(cut, 8));

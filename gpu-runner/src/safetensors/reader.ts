@@ -19,8 +19,21 @@ import { fileSource, f16ToF32, type ByteSource } from "../gguf";
 
 /** Bytes per value of every dtype the format defines (sub-byte float formats are not supported). */
 export const SAFETENSORS_DTYPES = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, F16: 2, BF16: 2,
-  I32: 4, U32: 4, F32: 4, I64: 8, U64: 8, F64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  I64: 8,
+  U64: 8,
+  F64: 8,
 } as const;
 export type SafetensorsDtype = keyof typeof SAFETENSORS_DTYPES;
 
@@ -63,11 +76,21 @@ function isCount(v: unknown): v is number {
 
 /** Checks one header entry and turns it into a tensor info (offsets still relative to the data). */
 function tensorEntry(what: string, name: string, raw: unknown): SafetensorsTensorInfo {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw invalid(`${what}: tensor ${name} is not an object`);
-  const { dtype, shape, data_offsets: offsets } = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw invalid(`${what}: tensor ${name} is not an object`);
+  const {
+    dtype,
+    shape,
+    data_offsets: offsets,
+  } = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
   if (typeof dtype !== "string") throw invalid(`${what}: tensor ${name} has no dtype`);
-  if (!isDtype(dtype)) throw new EpicacheError("model_unsupported", `${what}: tensor ${name} has dtype ${JSON.stringify(dtype)}, which this reader does not know`);
-  if (!Array.isArray(shape) || !shape.every(isCount)) throw invalid(`${what}: tensor ${name} has a bad shape ${JSON.stringify(shape)}`);
+  if (!isDtype(dtype))
+    throw new EpicacheError(
+      "model_unsupported",
+      `${what}: tensor ${name} has dtype ${JSON.stringify(dtype)}, which this reader does not know`,
+    );
+  if (!Array.isArray(shape) || !shape.every(isCount))
+    throw invalid(`${what}: tensor ${name} has a bad shape ${JSON.stringify(shape)}`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {
     throw invalid(`${what}: tensor ${name} has bad data_offsets ${JSON.stringify(offsets)}`);
   }
@@ -75,11 +98,14 @@ function tensorEntry(what: string, name: string, raw: unknown): SafetensorsTenso
   let elementCount = 1;
   for (const d of shape as number[]) {
     elementCount *= d;
-    if (!Number.isSafeInteger(elementCount)) throw invalid(`${what}: tensor ${name} shape ${JSON.stringify(shape)} is too large`);
+    if (!Number.isSafeInteger(elementCount))
+      throw invalid(`${what}: tensor ${name} shape ${JSON.stringify(shape)} is too large`);
   }
   const byteLength = elementCount * SAFETENSORS_DTYPES[dtype];
   if (end < begin || end - begin !== byteLength) {
-    throw invalid(`${what}: tensor ${name} (${dtype} ${JSON.stringify(shape)}, ${byteLength} bytes) has data_offsets [${begin}, ${end}]`);
+    throw invalid(
+      `${what}: tensor ${name} (${dtype} ${JSON.stringify(shape)}, ${byteLength} bytes) has data_offsets [${begin}, ${end}]`,
+    );
   }
   return { name, dtype, shape: shape as number[], elementCount, offset: begin, byteLength };
 }
@@ -91,13 +117,17 @@ function tensorEntry(what: string, name: string, raw: unknown): SafetensorsTenso
  */
 export function parseSafetensors(src: ByteSource, what = "safetensors"): SafetensorsFile {
   try {
-    if (src.size < 8) throw invalid(`${what}: ${src.size} bytes is too short for a safetensors file`);
+    if (src.size < 8)
+      throw invalid(`${what}: ${src.size} bytes is too short for a safetensors file`);
     const headerSize = new DataView(src.read(0, 8).slice().buffer).getBigUint64(0, true);
     if (headerSize > BigInt(src.size - 8)) {
-      throw invalid(`${what}: the header declares ${headerSize} bytes but the file has ${src.size - 8} after the size field (truncated?)`);
+      throw invalid(
+        `${what}: the header declares ${headerSize} bytes but the file has ${src.size - 8} after the size field (truncated?)`,
+      );
     }
     const N = Number(headerSize);
-    if (N > MAX_HEADER_BYTES) throw invalid(`${what}: the header of ${N} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+    if (N > MAX_HEADER_BYTES)
+      throw invalid(`${what}: the header of ${N} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit`);
     const headerBytes = src.read(8, N);
     if (headerBytes.byteLength !== N) throw invalid(`${what}: the file ends inside its header`);
     let text: string;
@@ -113,13 +143,15 @@ export function parseSafetensors(src: ByteSource, what = "safetensors"): Safeten
     } catch (e) {
       throw invalid(`${what}: the header is not valid JSON (${(e as Error).message})`);
     }
-    if (typeof header !== "object" || header === null || Array.isArray(header)) throw invalid(`${what}: the header is not a JSON object`);
+    if (typeof header !== "object" || header === null || Array.isArray(header))
+      throw invalid(`${what}: the header is not a JSON object`);
 
     const metadata: Record<string, string> = {};
     const entries: SafetensorsTensorInfo[] = [];
     for (const [name, raw] of Object.entries(header)) {
       if (name === "__metadata__") {
-        if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw invalid(`${what}: __metadata__ is not an object`);
+        if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+          throw invalid(`${what}: __metadata__ is not an object`);
         for (const [k, v] of Object.entries(raw)) {
           if (typeof v !== "string") throw invalid(`${what}: __metadata__.${k} is not a string`);
           metadata[k] = v;
@@ -137,14 +169,19 @@ export function parseSafetensors(src: ByteSource, what = "safetensors"): Safeten
     let end = 0;
     for (const t of sorted) {
       if (t.offset !== end) {
-        throw invalid(`${what}: tensor ${t.name} starts at data byte ${t.offset}, ${t.offset < end ? "overlapping the tensor before it" : `leaving a gap after byte ${end}`}`);
+        throw invalid(
+          `${what}: tensor ${t.name} starts at data byte ${t.offset}, ${t.offset < end ? "overlapping the tensor before it" : `leaving a gap after byte ${end}`}`,
+        );
       }
       end = t.offset + t.byteLength;
       if (end > dataSize) {
-        throw invalid(`${what}: tensor ${t.name} ends at data byte ${end} but the file holds ${dataSize} data bytes (truncated?)`);
+        throw invalid(
+          `${what}: tensor ${t.name} ends at data byte ${end} but the file holds ${dataSize} data bytes (truncated?)`,
+        );
       }
     }
-    if (end !== dataSize) throw invalid(`${what}: the tensors cover ${end} data bytes but the file holds ${dataSize}`);
+    if (end !== dataSize)
+      throw invalid(`${what}: the tensors cover ${end} data bytes but the file holds ${dataSize}`);
 
     const tensors = new Map<string, SafetensorsTensorInfo>();
     for (const t of entries) tensors.set(t.name, { ...t, offset: dataStart + t.offset });
@@ -152,13 +189,24 @@ export function parseSafetensors(src: ByteSource, what = "safetensors"): Safeten
     const readTensorBytes = (info: SafetensorsTensorInfo): Uint8Array => {
       const bytes = src.read(info.offset, info.byteLength);
       if (bytes.byteLength !== info.byteLength) {
-        throw invalid(`${what}: tensor ${info.name} ends past the end of the file (did it change since it was opened?)`);
+        throw invalid(
+          `${what}: tensor ${info.name} ends past the end of the file (did it change since it was opened?)`,
+        );
       }
       return bytes;
     };
     return {
-      metadata, tensors, fileSize: src.size, readTensorBytes,
-      readTensor: (info) => toFloat32(info.dtype, readTensorBytes(info), info.elementCount, `${what}: tensor ${info.name}`),
+      metadata,
+      tensors,
+      fileSize: src.size,
+      readTensorBytes,
+      readTensor: (info) =>
+        toFloat32(
+          info.dtype,
+          readTensorBytes(info),
+          info.elementCount,
+          `${what}: tensor ${info.name}`,
+        ),
       close: () => src.close(),
     };
   } catch (e) {
@@ -178,9 +226,15 @@ const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * Widens `count` little-endian values of a float dtype to f32: F16 and BF16 exactly, F64 rounded to
  * nearest. Other dtypes are `model_unsupported`.
  */
-export function toFloat32(dtype: SafetensorsDtype, bytes: Uint8Array, count: number, what: string = dtype): Float32Array {
+export function toFloat32(
+  dtype: SafetensorsDtype,
+  bytes: Uint8Array,
+  count: number,
+  what: string = dtype,
+): Float32Array {
   const width = SAFETENSORS_DTYPES[dtype];
-  if (bytes.byteLength < count * width) throw invalid(`${what}: ${bytes.byteLength} bytes hold fewer than ${count} ${dtype} values`);
+  if (bytes.byteLength < count * width)
+    throw invalid(`${what}: ${bytes.byteLength} bytes hold fewer than ${count} ${dtype} values`);
   const out = new Float32Array(count);
   // Typed-array views need aligned offsets and a little-endian host; DataView otherwise.
   const aligned = HOST_LITTLE_ENDIAN && bytes.byteOffset % width === 0;
@@ -209,6 +263,9 @@ export function toFloat32(dtype: SafetensorsDtype, bytes: Uint8Array, count: num
       for (let i = 0; i < count; i++) out[i] = dv.getFloat64(i * 8, true);
       return out;
     default:
-      throw new EpicacheError("model_unsupported", `${what}: dtype ${dtype} cannot be read as floats (F32, F16, BF16, F64 can)`);
+      throw new EpicacheError(
+        "model_unsupported",
+        `${what}: dtype ${dtype} cannot be read as floats (F32, F16, BF16, F64 can)`,
+      );
   }
 }

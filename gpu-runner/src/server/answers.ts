@@ -46,18 +46,28 @@ export class Answers {
   ) {
     this.manifests = new LRUCache({
       max: MANIFESTS_KEPT,
-      fetchMethod: (_key, _stale, { context: r }) => store.readManifest(r.tenant, r.conversation, r.version),
+      fetchMethod: (_key, _stale, { context: r }) =>
+        store.readManifest(r.tenant, r.conversation, r.version),
     });
   }
 
-  async generate(input: GenerateInput, onText?: (text: string) => void | Promise<void>): Promise<GenerateOutput> {
+  async generate(
+    input: GenerateInput,
+    onText?: (text: string) => void | Promise<void>,
+  ): Promise<GenerateOutput> {
     const t0 = performance.now();
     const manifest = await this.manifest(input.tenant, input.conversation, input.version);
     if (input.episode >= manifest.episodes.length) {
-      throw new EpicacheError("invalid_argument", `episode ${input.episode} is not in version ${input.version} (episodes 0 … ${manifest.episodes.length - 1})`);
+      throw new EpicacheError(
+        "invalid_argument",
+        `episode ${input.episode} is not in version ${input.version} (episodes 0 … ${manifest.episodes.length - 1})`,
+      );
     }
     if (manifest.model.fingerprint !== this.model.fingerprint) {
-      throw new EpicacheError("model_mismatch", `version ${manifest.version} was built with model ${manifest.model.id} (fingerprint ${manifest.model.fingerprint}); this runner serves ${chatModelRef(this.model).id} (fingerprint ${this.model.fingerprint})`);
+      throw new EpicacheError(
+        "model_mismatch",
+        `version ${manifest.version} was built with model ${manifest.model.id} (fingerprint ${manifest.model.fingerprint}); this runner serves ${chatModelRef(this.model).id} (fingerprint ${this.model.fingerprint})`,
+      );
     }
     const base = await this.loaded.get(manifest, input.episode);
     const t1 = performance.now();
@@ -65,7 +75,9 @@ export class Answers {
       const t2 = performance.now();
       // The loaded cache is shared: the question and answer go into a copy.
       const cache = base.clone();
-      const prompt = questionPrompt(chatFrame(this.model.tokenizer), input.question, { dateHint: input.dateHint });
+      const prompt = questionPrompt(chatFrame(this.model.tokenizer), input.question, {
+        dateHint: input.dateHint,
+      });
       let answer = "";
       let tokens = 0;
       for await (const t of generate(this.model, prompt, { maxTokens: input.maxTokens, cache })) {
@@ -77,11 +89,21 @@ export class Answers {
       this.metrics.tokens.inc(tokens);
       this.metrics.generateSeconds.inc(generateMs / 1000);
       if (tokens > 0) this.metrics.tokensPerSecond.set(tokens / (generateMs / 1000));
-      return { answer: answer.trim(), tokens, timings: { queuedMs: t2 - t1, loadMs: t1 - t0, generateMs } };
+      return {
+        answer: answer.trim(),
+        tokens,
+        timings: { queuedMs: t2 - t1, loadMs: t1 - t0, generateMs },
+      };
     });
   }
 
-  private manifest(tenant: string, conversation: string, version: string): Promise<EpisodeManifest> {
-    return this.manifests.forceFetch(manifestKey(tenant, conversation, version), { context: { tenant, conversation, version } });
+  private manifest(
+    tenant: string,
+    conversation: string,
+    version: string,
+  ): Promise<EpisodeManifest> {
+    return this.manifests.forceFetch(manifestKey(tenant, conversation, version), {
+      context: { tenant, conversation, version },
+    });
   }
 }

@@ -41,7 +41,13 @@ export const RunnerConfigSchema = z
     concurrency: z.number().int().min(1).max(64),
     queueLimit: z.number().int().min(1).max(10_000),
     gcGraceSeconds: z.number().min(0),
-    build: BuildConfig.required({ method: true, episodes: true, budget: true, block: true, dtype: true }),
+    build: BuildConfig.required({
+      method: true,
+      episodes: true,
+      budget: true,
+      block: true,
+      dtype: true,
+    }),
   })
   .strict();
 export type RunnerConfig = z.infer<typeof RunnerConfigSchema>;
@@ -77,8 +83,16 @@ export function loadRunnerConfig(options: LoadConfigOptions = {}): RunnerConfig 
   const env = options.env ?? process.env;
   const from = new Map<string, string>();
   const raw: Record<string, unknown> = {
-    host: "127.0.0.1", port: 8788, store: defaultStoreLocation(env), numerics: "fast", executionProvider: "cpu",
-    maxBodyBytes: RUNNER_LIMITS.bodyBytes, cacheBytes: 1 << 30, concurrency: 1, queueLimit: 16, gcGraceSeconds: 3600,
+    host: "127.0.0.1",
+    port: 8788,
+    store: defaultStoreLocation(env),
+    numerics: "fast",
+    executionProvider: "cpu",
+    maxBodyBytes: RUNNER_LIMITS.bodyBytes,
+    cacheBytes: 1 << 30,
+    concurrency: 1,
+    queueLimit: 16,
+    gcGraceSeconds: 3600,
     build: { method: "epicache", episodes: 4, budget: 1024, block: 512, dtype: "f16" },
   };
   for (const k of Object.keys(raw)) from.set(k, "the default");
@@ -90,9 +104,13 @@ export function loadRunnerConfig(options: LoadConfigOptions = {}): RunnerConfig 
     } catch (e) {
       throw new EpicacheError("invalid_argument", `runner config ${file}: ${(e as Error).message}`);
     }
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new EpicacheError("invalid_argument", `runner config ${file}: not a JSON object`);
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+      throw new EpicacheError("invalid_argument", `runner config ${file}: not a JSON object`);
     for (const [k, v] of Object.entries(parsed)) {
-      raw[k] = k === "build" && typeof v === "object" && v !== null ? { ...(raw.build as object), ...v } : v;
+      raw[k] =
+        k === "build" && typeof v === "object" && v !== null
+          ? { ...(raw.build as object), ...v }
+          : v;
       from.set(k, file);
     }
   }
@@ -115,10 +133,16 @@ export function loadRunnerConfig(options: LoadConfigOptions = {}): RunnerConfig 
   if (!result.success) {
     const problems = result.error.issues.map((i) => {
       const key = String(i.path[0] ?? "");
-      const shown = key === "secret" ? "" : ` (got ${JSON.stringify(i.path.reduce<unknown>((o, p) => (o as Record<PropertyKey, unknown>)?.[p], raw))})`;
+      const shown =
+        key === "secret"
+          ? ""
+          : ` (got ${JSON.stringify(i.path.reduce<unknown>((o, p) => (o as Record<PropertyKey, unknown>)?.[p], raw))})`;
       return `${i.path.join(".") || "config"} from ${from.get(key) ?? "the config"}: ${i.message}${shown}`;
     });
-    throw new EpicacheError("invalid_argument", `runner configuration:\n  ${problems.join("\n  ")}`);
+    throw new EpicacheError(
+      "invalid_argument",
+      `runner configuration:\n  ${problems.join("\n  ")}`,
+    );
   }
   return result.data;
 }

@@ -18,7 +18,8 @@ export class JobStore {
   add(job: Job): void {
     this.jobs.set(job.status.id, job);
     const finished = [...this.jobs.values()].filter((j) => j.status.finishedAt !== null);
-    for (const j of finished.slice(0, Math.max(0, finished.length - this.keep))) this.jobs.delete(j.status.id);
+    for (const j of finished.slice(0, Math.max(0, finished.length - this.keep)))
+      this.jobs.delete(j.status.id);
   }
 
   get(id: string): Job | undefined {
@@ -39,7 +40,10 @@ export class JobQueue {
   private working = false;
   private idle: Promise<void> = Promise.resolve();
 
-  constructor(private readonly limit: number, private readonly run: (job: Job) => Promise<void>) {}
+  constructor(
+    private readonly limit: number,
+    private readonly run: (job: Job) => Promise<void>,
+  ) {}
 
   /** Jobs queued or running. */
   get depth(): number {
@@ -48,7 +52,11 @@ export class JobQueue {
 
   /** Queues `job`; `queue_full` at the limit. */
   push(job: Job): void {
-    if (this.depth >= this.limit) throw new EpicacheError("queue_full", `${this.limit} rebuild jobs are queued or running; retry later`);
+    if (this.depth >= this.limit)
+      throw new EpicacheError(
+        "queue_full",
+        `${this.limit} rebuild jobs are queued or running; retry later`,
+      );
     this.queue.push(job);
     void this.work();
   }
@@ -64,7 +72,8 @@ export class JobQueue {
     let done: () => void = () => undefined;
     this.idle = new Promise((r) => (done = r));
     try {
-      for (let job = this.queue.shift(); job !== undefined; job = this.queue.shift()) await this.run(job);
+      for (let job = this.queue.shift(); job !== undefined; job = this.queue.shift())
+        await this.run(job);
     } finally {
       this.working = false;
       done();

@@ -4,7 +4,15 @@
  * document at `GET /openapi.json`. The handlers are in app.ts.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { EmbedRequest, EmbedResponse, ERROR_CODES, GenerateRequest, GenerateResponse, JobStatus, RebuildRequest } from "@epicache/shared";
+import {
+  EmbedRequest,
+  EmbedResponse,
+  ERROR_CODES,
+  GenerateRequest,
+  GenerateResponse,
+  JobStatus,
+  RebuildRequest,
+} from "@epicache/shared";
 
 // Named, so that the document refers to them as components. Cloned: `.openapi` is on the schemas
 // zod makes after @hono/zod-openapi extends it, and shared's may have been made before.
@@ -21,9 +29,20 @@ const schemas = {
 export const ErrorBody = z
   .object({
     error: z.object({
-      code: z.enum(Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES, ...(keyof typeof ERROR_CODES)[]]).openapi({ description: "A stable code (shared/src/errors.ts); its HTTP status is the response's." }),
-      message: z.string().openapi({ description: "What was wrong with the request; for a 5xx, the code's fixed text (the exception is logged under the request id)." }),
-      requestId: z.string().openapi({ description: "The edge's `x-request-id`, else the signed request's id, else a new one." }),
+      code: z
+        .enum(
+          Object.keys(ERROR_CODES) as [keyof typeof ERROR_CODES, ...(keyof typeof ERROR_CODES)[]],
+        )
+        .openapi({
+          description: "A stable code (shared/src/errors.ts); its HTTP status is the response's.",
+        }),
+      message: z.string().openapi({
+        description:
+          "What was wrong with the request; for a 5xx, the code's fixed text (the exception is logged under the request id).",
+      }),
+      requestId: z.string().openapi({
+        description: "The edge's `x-request-id`, else the signed request's id, else a new one.",
+      }),
     }),
   })
   .openapi("Error");
@@ -41,13 +60,30 @@ const ERROR_DESCRIPTIONS = {
 } as const;
 
 function errors(...statuses: (keyof typeof ERROR_DESCRIPTIONS)[]) {
-  const headers = { "x-request-id": { description: "The request's id (as in the body).", schema: { type: "string" as const } } };
-  return Object.fromEntries(statuses.map((s) => [s, { description: ERROR_DESCRIPTIONS[s], headers, content: { "application/json": { schema: ErrorBody } } }]));
+  const headers = {
+    "x-request-id": {
+      description: "The request's id (as in the body).",
+      schema: { type: "string" as const },
+    },
+  };
+  return Object.fromEntries(
+    statuses.map((s) => [
+      s,
+      {
+        description: ERROR_DESCRIPTIONS[s],
+        headers,
+        content: { "application/json": { schema: ErrorBody } },
+      },
+    ]),
+  );
 }
 
 /** What every signed route may answer besides its own errors. */
 const signed = [400, 401, 413, 415, 500] as const;
-const json = <T extends z.ZodType>(schema: T) => ({ required: true, content: { "application/json": { schema } } });
+const json = <T extends z.ZodType>(schema: T) => ({
+  required: true,
+  content: { "application/json": { schema } },
+});
 
 export const healthRoute = createRoute({
   method: "get",
@@ -59,7 +95,14 @@ export const healthRoute = createRoute({
       description: "Alive",
       content: {
         "application/json": {
-          schema: z.object({ ok: z.literal(true), model: z.string().openapi({ description: "The chat model's fingerprint." }), embedder: z.string(), queueDepth: z.number().int() }).openapi("Health"),
+          schema: z
+            .object({
+              ok: z.literal(true),
+              model: z.string().openapi({ description: "The chat model's fingerprint." }),
+              embedder: z.string(),
+              queueDepth: z.number().int(),
+            })
+            .openapi("Health"),
         },
       },
     },
@@ -71,7 +114,12 @@ export const metricsRoute = createRoute({
   path: "/metrics",
   tags: ["operations"],
   summary: "Prometheus metrics (unsigned)",
-  responses: { 200: { description: "The Prometheus text format", content: { "text/plain": { schema: z.string() } } } },
+  responses: {
+    200: {
+      description: "The Prometheus text format",
+      content: { "text/plain": { schema: z.string() } },
+    },
+  },
 });
 
 export const embedRoute = createRoute({
@@ -80,16 +128,29 @@ export const embedRoute = createRoute({
   tags: ["runner"],
   summary: "Embed texts: L2-normalised vectors, with the model id and dimension",
   request: { body: json(schemas.EmbedRequest) },
-  responses: { 200: { description: "The vectors", content: { "application/json": { schema: schemas.EmbedResponse } } }, ...errors(...signed) },
+  responses: {
+    200: {
+      description: "The vectors",
+      content: { "application/json": { schema: schemas.EmbedResponse } },
+    },
+    ...errors(...signed),
+  },
 });
 
 export const rebuildRoute = createRoute({
   method: "post",
   path: "/v1/rebuild",
   tags: ["runner"],
-  summary: "Queue a rebuild of a version (or, with `base`, an update of one); the finished job is posted to `callbackUrl`, signed",
+  summary:
+    "Queue a rebuild of a version (or, with `base`, an update of one); the finished job is posted to `callbackUrl`, signed",
   request: { body: json(schemas.RebuildRequest) },
-  responses: { 202: { description: "The queued job", content: { "application/json": { schema: schemas.JobStatus } } }, ...errors(...signed, 503) },
+  responses: {
+    202: {
+      description: "The queued job",
+      content: { "application/json": { schema: schemas.JobStatus } },
+    },
+    ...errors(...signed, 503),
+  },
 });
 
 export const jobRoute = createRoute({
@@ -97,8 +158,18 @@ export const jobRoute = createRoute({
   path: "/v1/jobs/{id}",
   tags: ["runner"],
   summary: "A rebuild job's status, stage, progress, error and result",
-  request: { params: z.object({ id: z.string().openapi({ param: { name: "id", in: "path" }, description: "The id `POST /v1/rebuild` answered." }) }) },
-  responses: { 200: { description: "The job", content: { "application/json": { schema: schemas.JobStatus } } }, ...errors(401, 404, 500) },
+  request: {
+    params: z.object({
+      id: z.string().openapi({
+        param: { name: "id", in: "path" },
+        description: "The id `POST /v1/rebuild` answered.",
+      }),
+    }),
+  },
+  responses: {
+    200: { description: "The job", content: { "application/json": { schema: schemas.JobStatus } } },
+    ...errors(401, 404, 500),
+  },
 });
 
 export const generateRoute = createRoute({
@@ -114,7 +185,11 @@ export const generateRoute = createRoute({
       description: "The answer",
       content: {
         "application/json": { schema: schemas.GenerateResponse },
-        "text/event-stream": { schema: z.string().openapi({ description: "Server-sent events (stream: true): `token`…, then `done` or `error`." }) },
+        "text/event-stream": {
+          schema: z.string().openapi({
+            description: "Server-sent events (stream: true): `token`…, then `done` or `error`.",
+          }),
+        },
       },
     },
     ...errors(...signed, 404, 409, 422, 503),

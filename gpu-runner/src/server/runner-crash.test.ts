@@ -17,8 +17,13 @@ import { NEEDS_PULL, pulledModel } from "../testing";
 import { surveyConversation } from "../testing/store-invariants";
 
 const SECRET = "runner-crash-test-secret-0123456789";
-const messages = readFileSync(join(REPO_ROOT, "test", "fixtures", "conversation-excerpt.jsonl"), "utf8")
-  .trim().split("\n").map((l) => JSON.parse(l) as TranscriptMessage);
+const messages = readFileSync(
+  join(REPO_ROOT, "test", "fixtures", "conversation-excerpt.jsonl"),
+  "utf8",
+)
+  .trim()
+  .split("\n")
+  .map((l) => JSON.parse(l) as TranscriptMessage);
 const ready = pulledModel("chat") !== undefined && pulledModel("embedder") !== undefined;
 
 interface Child {
@@ -31,10 +36,23 @@ const children: ChildProcess[] = [];
 
 /** `epicache serve` on a free loopback port; resolves once it prints where it listens. */
 async function serve(store: string, config: string): Promise<Child> {
-  const child = spawn(process.execPath, [join(REPO_ROOT, "gpu-runner", "bin", "epicache.mjs"), "serve", "--port", "0", "--host", "127.0.0.1", "--config", config], {
-    env: { ...process.env, EPICACHE_STORE: store, EPICACHE_RUNNER_SECRET: SECRET },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      join(REPO_ROOT, "gpu-runner", "bin", "epicache.mjs"),
+      "serve",
+      "--port",
+      "0",
+      "--host",
+      "127.0.0.1",
+      "--config",
+      config,
+    ],
+    {
+      env: { ...process.env, EPICACHE_STORE: store, EPICACHE_RUNNER_SECRET: SECRET },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   children.push(child);
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
@@ -45,15 +63,27 @@ async function serve(store: string, config: string): Promise<Child> {
       const m = /listening on (http:\/\/\S+)/.exec(out);
       if (m) resolve(m[1]);
     });
-    child.once("exit", (code) => reject(new Error(`the runner exited (${code}) before listening: ${stderr}`)));
+    child.once("exit", (code) =>
+      reject(new Error(`the runner exited (${code}) before listening: ${stderr}`)),
+    );
   });
   return { process: child, url, stderr: () => stderr };
 }
 
 async function call(child: Child, method: string, path: string, body?: unknown): Promise<Response> {
   const text = body === undefined ? "" : JSON.stringify(body);
-  const headers = await signRequest(SECRET, { method, path, timestamp: Math.floor(Date.now() / 1000), requestId: randomUUID(), body: text });
-  return fetch(`${child.url}${path}`, { method, headers: { ...headers, "content-type": "application/json" }, body: method === "GET" ? undefined : text });
+  const headers = await signRequest(SECRET, {
+    method,
+    path,
+    timestamp: Math.floor(Date.now() / 1000),
+    requestId: randomUUID(),
+    body: text,
+  });
+  return fetch(`${child.url}${path}`, {
+    method,
+    headers: { ...headers, "content-type": "application/json" },
+    body: method === "GET" ? undefined : text,
+  });
 }
 
 async function job(child: Child, id: string): Promise<JobStatus> {
@@ -61,7 +91,12 @@ async function job(child: Child, id: string): Promise<JobStatus> {
 }
 
 const rebuild = async (child: Child, version: string): Promise<string> => {
-  const res = await call(child, "POST", "/v1/rebuild", { tenant: "acme", conversation: "maya-tom", version, messages });
+  const res = await call(child, "POST", "/v1/rebuild", {
+    tenant: "acme",
+    conversation: "maya-tom",
+    version,
+    messages,
+  });
   expect(res.status).toBe(202);
   return ((await res.json()) as JobStatus).id;
 };
@@ -89,8 +124,13 @@ describe.skipIf(!ready)(`the runner killed mid-rebuild ${NEEDS_PULL}`, () => {
     // v2: killed in the prefill of its second episode, once the first one's blob is written.
     const v2 = await rebuild(first, "v2");
     let seen: JobStatus;
-    for (seen = await job(first, v2); !(seen.stage === "prefill" && seen.percent >= 50); seen = await job(first, v2)) {
-      if (seen.status !== "queued" && seen.status !== "running" || seen.stage === "publish") throw new Error(`v2 got past its prefill before the kill: ${JSON.stringify(seen)}`);
+    for (
+      seen = await job(first, v2);
+      !(seen.stage === "prefill" && seen.percent >= 50);
+      seen = await job(first, v2)
+    ) {
+      if ((seen.status !== "queued" && seen.status !== "running") || seen.stage === "publish")
+        throw new Error(`v2 got past its prefill before the kill: ${JSON.stringify(seen)}`);
       await new Promise((r) => setTimeout(r, 20));
     }
     first.process.kill("SIGKILL");
@@ -106,7 +146,14 @@ describe.skipIf(!ready)(`the runner killed mid-rebuild ${NEEDS_PULL}`, () => {
     expect(survey.unpublished).toEqual(["v2"]); // its first episode's blob, named by no manifest
 
     const second = await serve(store, config);
-    const res = await call(second, "POST", "/v1/generate", { tenant: "acme", conversation: "maya-tom", version: "v1", episode: 1, question: "What did Maya make for her mother?", maxTokens: 8 });
+    const res = await call(second, "POST", "/v1/generate", {
+      tenant: "acme",
+      conversation: "maya-tom",
+      version: "v1",
+      episode: 1,
+      question: "What did Maya make for her mother?",
+      maxTokens: 8,
+    });
     expect(res.status).toBe(200);
     const answer = (await res.json()) as { answer: string; tokens: number; version: string };
     expect(answer.version).toBe("v1");

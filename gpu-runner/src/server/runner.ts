@@ -35,9 +35,18 @@ export class Runner {
   ) {
     this.slots = new ModelSlots(config.concurrency);
     this.loaded = new LoadedEpisodes(store, config.cacheBytes);
-    this.metrics = new RunnerMetrics({ queueDepth: () => this.queueDepth, cache: () => this.loaded.stats, cacheLimit: config.cacheBytes });
+    this.metrics = new RunnerMetrics({
+      queueDepth: () => this.queueDepth,
+      cache: () => this.loaded.stats,
+      cacheLimit: config.cacheBytes,
+    });
     this.answers = new Answers(model, store, this.loaded, this.slots, this.metrics);
-    this.queue = new JobQueue(config.queueLimit, (job) => runRebuild({ config, model, embedder, store, slots: this.slots, metrics: this.metrics, log }, job));
+    this.queue = new JobQueue(config.queueLimit, (job) =>
+      runRebuild(
+        { config, model, embedder, store, slots: this.slots, metrics: this.metrics, log },
+        job,
+      ),
+    );
   }
 
   /** Jobs queued or running, plus model calls waiting for a turn. */
@@ -47,14 +56,28 @@ export class Runner {
 
   async embed(texts: string[]): Promise<{ model: string; dimension: number; vectors: number[][] }> {
     const vectors = await this.slots.run("embed", () => this.embedder.embed(texts));
-    return { model: this.embedder.modelId, dimension: this.embedder.dimension, vectors: vectors.map((v) => Array.from(v)) };
+    return {
+      model: this.embedder.modelId,
+      dimension: this.embedder.dimension,
+      vectors: vectors.map((v) => Array.from(v)),
+    };
   }
 
   /** Queues a rebuild; `queue_full` when the queue is at its limit. */
   rebuild(request: RebuildRequest): JobStatus {
     const status: JobStatus = {
-      id: randomUUID(), tenant: request.tenant, conversation: request.conversation, version: request.version,
-      status: "queued", stage: "queued", percent: 0, etaSeconds: null, createdAt: new Date().toISOString(), finishedAt: null, error: null, result: null,
+      id: randomUUID(),
+      tenant: request.tenant,
+      conversation: request.conversation,
+      version: request.version,
+      status: "queued",
+      stage: "queued",
+      percent: 0,
+      etaSeconds: null,
+      createdAt: new Date().toISOString(),
+      finishedAt: null,
+      error: null,
+      result: null,
     };
     const job = { status, request };
     this.queue.push(job);
@@ -71,7 +94,10 @@ export class Runner {
     return this.queue.drain();
   }
 
-  generate(input: GenerateInput, onText?: (text: string) => void | Promise<void>): Promise<GenerateOutput> {
+  generate(
+    input: GenerateInput,
+    onText?: (text: string) => void | Promise<void>,
+  ): Promise<GenerateOutput> {
     return this.answers.generate(input, onText);
   }
 }

@@ -20,15 +20,28 @@ export interface RunningRunner {
  * Starts a runner on `config.host`:`config.port`. `log` takes progress lines and failed rebuilds,
  * and failed requests (else those go to stderr).
  */
-export async function startRunner(config: RunnerConfig, log?: (m: string) => void): Promise<RunningRunner> {
+export async function startRunner(
+  config: RunnerConfig,
+  log?: (m: string) => void,
+): Promise<RunningRunner> {
   const model = await openChatModel(config.chatModel ?? requireModel("chat"), {
-    numerics: config.numerics as Numerics, runtime: { executionProvider: config.executionProvider, threads: 0 }, log,
+    numerics: config.numerics as Numerics,
+    runtime: { executionProvider: config.executionProvider, threads: 0 },
+    log,
   });
   const embedder = await openEmbedder();
-  const runner = new Runner(config, model, embedder, new EpisodeStore(openStore(config.store)), log);
+  const runner = new Runner(
+    config,
+    model,
+    embedder,
+    new EpisodeStore(openStore(config.store)),
+    log,
+  );
   const app = runnerApp(runner, log === undefined ? {} : { log });
   const server: ServerType = await new Promise((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s));
+    const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () =>
+      resolve(s),
+    );
     s.once("error", reject);
   });
   // A model call runs on this thread (onnxruntime-node's run is synchronous) and can hold the event

@@ -13,7 +13,17 @@ import { createHash, randomBytes } from "node:crypto";
 import { promises as fs, type Stats } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
 import { EpicacheError } from "@epicache/shared";
-import { checkKey, checkPrefix, checkRange, chunksOf, type GetRange, type ObjectBody, type ObjectInfo, type ObjectStore, type PutOptions } from "./object-store";
+import {
+  checkKey,
+  checkPrefix,
+  checkRange,
+  chunksOf,
+  type GetRange,
+  type ObjectBody,
+  type ObjectInfo,
+  type ObjectStore,
+  type PutOptions,
+} from "./object-store";
 
 const TMP = ".tmp";
 const STALE_LOCK_MS = 30_000;
@@ -30,7 +40,11 @@ export class FsObjectStore implements ObjectStore {
     return join(this.root, ...checkKey(key).split("/"));
   }
 
-  async put(key: string, body: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions = {}): Promise<{ etag: string }> {
+  async put(
+    key: string,
+    body: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    options: PutOptions = {},
+  ): Promise<{ etag: string }> {
     const path = this.path(key);
     const tmpDir = join(this.root, TMP);
     await fs.mkdir(tmpDir, { recursive: true }).catch(unavailable(this.root));
@@ -45,16 +59,28 @@ export class FsObjectStore implements ObjectStore {
       return await this.withLock(key, async () => {
         const current = await stat(path);
         if (options.ifNoneMatch === "*" && current !== null) throw conflict(key, "it exists");
-        if (options.ifMatch !== undefined && (current === null || etagOf(current) !== options.ifMatch)) {
-          throw conflict(key, current === null ? "it does not exist" : `its ETag is ${etagOf(current)}, not ${options.ifMatch}`);
+        if (
+          options.ifMatch !== undefined &&
+          (current === null || etagOf(current) !== options.ifMatch)
+        ) {
+          throw conflict(
+            key,
+            current === null
+              ? "it does not exist"
+              : `its ETag is ${etagOf(current)}, not ${options.ifMatch}`,
+          );
         }
         // Strictly later than the version it replaces (see the module doc).
-        const mtimeMs = Math.max(Date.now(), current === null ? 0 : Math.floor(current.mtimeMs) + 1);
+        const mtimeMs = Math.max(
+          Date.now(),
+          current === null ? 0 : Math.floor(current.mtimeMs) + 1,
+        );
         await fs.utimes(tmp, mtimeMs / 1000, mtimeMs / 1000);
         await fs.mkdir(dirname(path), { recursive: true });
         await fs.rename(tmp, path);
         const written = await stat(path);
-        if (written === null) throw new EpicacheError("store_unavailable", `${path} vanished as it was written`);
+        if (written === null)
+          throw new EpicacheError("store_unavailable", `${path} vanished as it was written`);
         return { etag: etagOf(written) };
       });
     } finally {
@@ -71,9 +97,13 @@ export class FsObjectStore implements ObjectStore {
       const info = infoOf(key, st);
       const offset = range?.offset ?? 0;
       const length = Math.max(0, Math.min(range?.length ?? st.size, st.size - offset));
-      if (range !== undefined && offset >= st.size) throw new EpicacheError("invalid_argument", `range starts at ${offset}, past the end of ${key} (${st.size} bytes)`);
+      if (range !== undefined && offset >= st.size)
+        throw new EpicacheError(
+          "invalid_argument",
+          `range starts at ${offset}, past the end of ${key} (${st.size} bytes)`,
+        );
       const bytes = new Uint8Array(length);
-      for (let done = 0; done < length; ) {
+      for (let done = 0; done < length;) {
         const { bytesRead } = await handle.read(bytes, done, length - done, offset + done);
         if (bytesRead === 0) break;
         done += bytesRead;
@@ -131,7 +161,12 @@ export class FsObjectStore implements ObjectStore {
         const key = relative(this.root, path).split(sep).join("/");
         if (key === TMP || key.startsWith(`${TMP}/`)) continue;
         if (entry.isDirectory()) {
-          if (prefix.startsWith(`${key}/`) || key.startsWith(prefix) || `${key}/`.startsWith(prefix)) await walk(path);
+          if (
+            prefix.startsWith(`${key}/`) ||
+            key.startsWith(prefix) ||
+            `${key}/`.startsWith(prefix)
+          )
+            await walk(path);
         } else if (entry.isFile() && key.startsWith(prefix)) {
           const st = await stat(path);
           if (st !== null) found.push(infoOf(key, st));
@@ -148,7 +183,11 @@ export class FsObjectStore implements ObjectStore {
       const path = this.path(key);
       await this.withLock(key, () => fs.rm(path, { force: true }));
       // Empty directories left behind go too (best effort, up to the root).
-      for (let dir = dirname(path); dir.startsWith(this.root) && dir !== this.root; dir = dirname(dir)) {
+      for (
+        let dir = dirname(path);
+        dir.startsWith(this.root) && dir !== this.root;
+        dir = dirname(dir)
+      ) {
         try {
           await fs.rmdir(dir);
         } catch {
@@ -176,7 +215,11 @@ export class FsObjectStore implements ObjectStore {
         await fs.rm(lock, { force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new EpicacheError("store_unavailable", `${key} stayed locked for ${LOCK_WAIT_MS / 1000} s (${lock})`);
+      if (Date.now() > deadline)
+        throw new EpicacheError(
+          "store_unavailable",
+          `${key} stayed locked for ${LOCK_WAIT_MS / 1000} s (${lock})`,
+        );
       await new Promise((r) => setTimeout(r, wait));
     }
     try {
@@ -223,7 +266,8 @@ function unavailable(path: string): (e: unknown) => never {
 function notFoundOr(key: string, path: string): (e: unknown) => never {
   return (e) => {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") throw new EpicacheError("store_not_found", `no object ${key} (${path})`);
+    if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR")
+      throw new EpicacheError("store_not_found", `no object ${key} (${path})`);
     throw unavailableError(path, e);
   };
 }

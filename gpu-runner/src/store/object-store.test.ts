@@ -30,7 +30,12 @@ async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Ar
 
 /** Byte equality without a deep-equal walk over millions of elements (Buffers and plain arrays alike). */
 function same(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
+  return (
+    Buffer.compare(
+      Buffer.from(a.buffer, a.byteOffset, a.length),
+      Buffer.from(b.buffer, b.byteOffset, b.length),
+    ) === 0
+  );
 }
 
 async function keys(store: ObjectStore, prefix: string): Promise<string[]> {
@@ -48,10 +53,14 @@ describe.each(subjects)("object store: $name", (subject) => {
   }, 120_000);
   afterAll(() => subject.close());
   const test = (name: string, f: (s: ObjectStore) => Promise<void>, timeout?: number) =>
-    it(name, async (ctx) => {
-      if (store === undefined) return ctx.skip(SKIP_S3);
-      await f(store);
-    }, timeout);
+    it(
+      name,
+      async (ctx) => {
+        if (store === undefined) return ctx.skip(SKIP_S3);
+        await f(store);
+      },
+      timeout,
+    );
 
   test("writes and reads back bytes and streams, with sizes and ETags", async (s) => {
     const a = await s.put("t/a.bin", text("hello"));
@@ -73,7 +82,9 @@ describe.each(subjects)("object store: $name", (subject) => {
     const { bytes, info } = await s.get("r/x", { offset: 100, length: 50 });
     expect(same(bytes, pattern(1000, 2).subarray(100, 150))).toBe(true);
     expect(info.size).toBe(1000);
-    expect(same((await s.get("r/x", { offset: 990, length: 50 })).bytes, pattern(1000, 2).subarray(990))).toBe(true);
+    expect(
+      same((await s.get("r/x", { offset: 990, length: 50 })).bytes, pattern(1000, 2).subarray(990)),
+    ).toBe(true);
     expect(await codeOf(s.get("r/x", { offset: 1000, length: 1 }))).toBe("invalid_argument");
     expect(await codeOf(s.get("r/x", { offset: -1, length: 1 }))).toBe("invalid_argument");
   });
@@ -82,7 +93,9 @@ describe.each(subjects)("object store: $name", (subject) => {
     const first = await s.put("c/p", text("one"), { ifNoneMatch: "*" });
     expect(await codeOf(s.put("c/p", text("two"), { ifNoneMatch: "*" }))).toBe("store_conflict");
     expect(await codeOf(s.put("c/p", text("two"), { ifMatch: '"not-it"' }))).toBe("store_conflict");
-    expect(await codeOf(s.put("c/missing", text("x"), { ifMatch: first.etag }))).toBe("store_conflict");
+    expect(await codeOf(s.put("c/missing", text("x"), { ifMatch: first.etag }))).toBe(
+      "store_conflict",
+    );
     expect(str((await s.get("c/p")).bytes)).toBe("one");
     const second = await s.put("c/p", text("two"), { ifMatch: first.etag });
     expect(second.etag).not.toBe(first.etag);
@@ -93,11 +106,14 @@ describe.each(subjects)("object store: $name", (subject) => {
 
   test("concurrent compare-and-swap loses no update", async (s) => {
     await s.put("n/counter", text("0"));
-    const writers = 6, increments = 4;
+    const writers = 6,
+      increments = 4;
     const writer = async () => {
-      for (let k = 0; k < increments; ) {
+      for (let k = 0; k < increments;) {
         const { bytes, info } = await s.get("n/counter");
-        const code = await codeOf(s.put("n/counter", text(String(Number(str(bytes)) + 1)), { ifMatch: info.etag }));
+        const code = await codeOf(
+          s.put("n/counter", text(String(Number(str(bytes)) + 1)), { ifMatch: info.etag }),
+        );
         if (code === "ok") k++;
         else expect(code).toBe("store_conflict");
       }

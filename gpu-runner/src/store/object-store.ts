@@ -44,7 +44,11 @@ export interface ObjectStore {
    * Writes an object from bytes or from a stream of chunks (held in parts of a few MiB, never whole).
    * A failed condition is `store_conflict` and leaves the object as it was.
    */
-  put(key: string, body: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options?: PutOptions): Promise<{ etag: string }>;
+  put(
+    key: string,
+    body: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    options?: PutOptions,
+  ): Promise<{ etag: string }>;
   /** The whole object, or a byte range of it. */
   get(key: string, range?: GetRange): Promise<{ info: ObjectInfo; bytes: Uint8Array }>;
   /** The object as a stream. */
@@ -61,9 +65,17 @@ const SEGMENT = /^[A-Za-z0-9._-]{1,128}$/;
 
 /** `key` if it is a valid object key, else `invalid_argument`. */
 export function checkKey(key: string): string {
-  if (key.length === 0 || key.length > 1024) throw new EpicacheError("invalid_argument", `object key of ${key.length} characters (1 … 1024)`);
+  if (key.length === 0 || key.length > 1024)
+    throw new EpicacheError(
+      "invalid_argument",
+      `object key of ${key.length} characters (1 … 1024)`,
+    );
   for (const s of key.split("/")) {
-    if (!SEGMENT.test(s) || s === "." || s === "..") throw new EpicacheError("invalid_argument", `object key ${JSON.stringify(key.slice(0, 200))} has an invalid segment ${JSON.stringify(s.slice(0, 40))}`);
+    if (!SEGMENT.test(s) || s === "." || s === "..")
+      throw new EpicacheError(
+        "invalid_argument",
+        `object key ${JSON.stringify(key.slice(0, 200))} has an invalid segment ${JSON.stringify(s.slice(0, 40))}`,
+      );
   }
   return key;
 }
@@ -79,12 +91,18 @@ export function checkRange(range: GetRange | undefined): void {
   if (range === undefined) return;
   const { offset, length } = range;
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 1) {
-    throw new EpicacheError("invalid_argument", `byte range offset ${offset}, length ${length}: need an offset ≥ 0 and a length ≥ 1`);
+    throw new EpicacheError(
+      "invalid_argument",
+      `byte range offset ${offset}, length ${length}: need an offset ≥ 0 and a length ≥ 1`,
+    );
   }
 }
 
 /** Reads a stream to its end into one array. */
-export async function collect(body: AsyncIterable<Uint8Array>, expected?: number): Promise<Uint8Array> {
+export async function collect(
+  body: AsyncIterable<Uint8Array>,
+  expected?: number,
+): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let n = 0;
   for await (const c of body) {
@@ -102,13 +120,16 @@ export async function collect(body: AsyncIterable<Uint8Array>, expected?: number
 }
 
 /** Normalises a body argument to an async iterable of chunks. */
-export async function* chunksOf(body: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+export async function* chunksOf(
+  body: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
   if (body instanceof Uint8Array) {
     yield body;
     return;
   }
   for await (const c of body as AsyncIterable<Uint8Array>) {
-    if (!(c instanceof Uint8Array)) throw new EpicacheError("invalid_argument", `a body chunk is ${typeof c}, not bytes`);
+    if (!(c instanceof Uint8Array))
+      throw new EpicacheError("invalid_argument", `a body chunk is ${typeof c}, not bytes`);
     if (c.length > 0) yield c;
   }
 }

@@ -27,7 +27,18 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { EpicacheError } from "@epicache/shared";
-import { checkKey, checkPrefix, checkRange, chunksOf, collect, type GetRange, type ObjectBody, type ObjectInfo, type ObjectStore, type PutOptions } from "./object-store";
+import {
+  checkKey,
+  checkPrefix,
+  checkRange,
+  chunksOf,
+  collect,
+  type GetRange,
+  type ObjectBody,
+  type ObjectInfo,
+  type ObjectStore,
+  type PutOptions,
+} from "./object-store";
 
 export interface S3StoreOptions {
   bucket: string;
@@ -50,7 +61,10 @@ export function s3ClientConfig(env: NodeJS.ProcessEnv = process.env): S3ClientCo
     region: env.AWS_REGION || env.AWS_DEFAULT_REGION || "us-east-1",
     // Without timeouts a stalled connection would hold a rebuild or a question forever: 5 s to
     // connect, and a socket idle for EPICACHE_S3_TIMEOUT_MS (default 60 s) fails (and is retried).
-    requestHandler: { connectionTimeout: 5000, requestTimeout: Number(env.EPICACHE_S3_TIMEOUT_MS) || 60_000 },
+    requestHandler: {
+      connectionTimeout: 5000,
+      requestTimeout: Number(env.EPICACHE_S3_TIMEOUT_MS) || 60_000,
+    },
     ...(endpoint ? { endpoint } : {}),
     forcePathStyle: env.EPICACHE_S3_FORCE_PATH_STYLE === "1",
     requestChecksumCalculation: "WHEN_REQUIRED",
@@ -79,19 +93,31 @@ export class S3ObjectStore implements ObjectStore {
     return this.prefix + checkKey(key);
   }
 
-  async put(key: string, body: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions = {}): Promise<{ etag: string }> {
+  async put(
+    key: string,
+    body: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    options: PutOptions = {},
+  ): Promise<{ etag: string }> {
     try {
       return await this.upload(key, body, options);
     } catch (e) {
       // S3 answers If-Match on a missing object with 404: the condition failed all the same.
       if (options.ifMatch !== undefined && (e as EpicacheError).code === "store_not_found") {
-        throw new EpicacheError("store_conflict", `conditional write of ${this.location}${key} refused: it does not exist`, { cause: e });
+        throw new EpicacheError(
+          "store_conflict",
+          `conditional write of ${this.location}${key} refused: it does not exist`,
+          { cause: e },
+        );
       }
       throw e;
     }
   }
 
-  private async upload(key: string, body: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: PutOptions): Promise<{ etag: string }> {
+  private async upload(
+    key: string,
+    body: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    options: PutOptions,
+  ): Promise<{ etag: string }> {
     const Key = this.full(key);
     const conditions = { IfNoneMatch: options.ifNoneMatch, IfMatch: options.ifMatch };
     const chunks = chunksOf(body)[Symbol.asyncIterator]();
@@ -106,17 +132,51 @@ export class S3ObjectStore implements ObjectStore {
     while (!done && queue.size <= this.threshold) await pull();
     if (done) {
       const Body = queue.take(queue.size);
-      const out = await this.send(key, () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentLength: Body.length, ContentType: options.contentType, ...conditions })));
+      const out = await this.send(key, () =>
+        this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key,
+            Body,
+            ContentLength: Body.length,
+            ContentType: options.contentType,
+            ...conditions,
+          }),
+        ),
+      );
       return { etag: out.ETag ?? "" };
     }
-    const created = await this.send(key, () => this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, ContentType: options.contentType })));
+    const created = await this.send(key, () =>
+      this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key,
+          ContentType: options.contentType,
+        }),
+      ),
+    );
     const UploadId = created.UploadId;
-    if (!UploadId) throw new EpicacheError("store_unavailable", `${this.location}${key}: the server started a multipart upload without an id`);
+    if (!UploadId)
+      throw new EpicacheError(
+        "store_unavailable",
+        `${this.location}${key}: the server started a multipart upload without an id`,
+      );
     try {
       const parts: Array<{ ETag: string; PartNumber: number }> = [];
       const upload = async (bytes: Uint8Array) => {
         const PartNumber = parts.length + 1;
-        const out = await this.send(key, () => this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key, UploadId, PartNumber, Body: bytes, ContentLength: bytes.length })));
+        const out = await this.send(key, () =>
+          this.client.send(
+            new UploadPartCommand({
+              Bucket: this.bucket,
+              Key,
+              UploadId,
+              PartNumber,
+              Body: bytes,
+              ContentLength: bytes.length,
+            }),
+          ),
+        );
         parts.push({ ETag: out.ETag ?? "", PartNumber });
       };
       // Every part but the last is exactly partBytes; the last takes what remains (1 … 2·partBytes − 1).
@@ -127,11 +187,21 @@ export class S3ObjectStore implements ObjectStore {
       }
       if (queue.size > 0) await upload(queue.take(queue.size));
       const out = await this.send(key, () =>
-        this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId, MultipartUpload: { Parts: parts }, ...conditions })),
+        this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key,
+            UploadId,
+            MultipartUpload: { Parts: parts },
+            ...conditions,
+          }),
+        ),
       );
       return { etag: out.ETag ?? "" };
     } catch (e) {
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId })).catch(() => undefined);
+      await this.client
+        .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId }))
+        .catch(() => undefined);
       throw e;
     }
   }
@@ -148,19 +218,36 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   private async open(key: string, range?: GetRange): Promise<ObjectBody> {
-    const Range = range === undefined ? undefined : `bytes=${range.offset}-${range.offset + range.length - 1}`;
-    const out = await this.send(key, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.full(key), Range })));
+    const Range =
+      range === undefined ? undefined : `bytes=${range.offset}-${range.offset + range.length - 1}`;
+    const out = await this.send(key, () =>
+      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.full(key), Range })),
+    );
     // Content-Range "bytes a-b/size" carries the whole object's size on a ranged read.
-    const total = out.ContentRange !== undefined ? Number(out.ContentRange.split("/")[1]) : out.ContentLength;
-    const info: ObjectInfo = { key, size: total ?? 0, etag: out.ETag ?? "", lastModified: out.LastModified ?? new Date(0) };
+    const total =
+      out.ContentRange !== undefined ? Number(out.ContentRange.split("/")[1]) : out.ContentLength;
+    const info: ObjectInfo = {
+      key,
+      size: total ?? 0,
+      etag: out.ETag ?? "",
+      lastModified: out.LastModified ?? new Date(0),
+    };
     const stream = out.Body as AsyncIterable<Uint8Array> | undefined;
-    if (stream === undefined || !(Symbol.asyncIterator in stream)) throw new EpicacheError("store_unavailable", `${this.location}${key}: no body in the response`);
+    if (stream === undefined || !(Symbol.asyncIterator in stream))
+      throw new EpicacheError(
+        "store_unavailable",
+        `${this.location}${key}: no body in the response`,
+      );
     const location = this.location;
     async function* body(): AsyncGenerator<Uint8Array> {
       try {
         for await (const chunk of stream as AsyncIterable<Uint8Array>) yield chunk;
       } catch (e) {
-        throw new EpicacheError("store_unavailable", `${location}${key}: reading the body failed: ${(e as Error).message}`, { cause: e });
+        throw new EpicacheError(
+          "store_unavailable",
+          `${location}${key}: reading the body failed: ${(e as Error).message}`,
+          { cause: e },
+        );
       }
     }
     return { info, body: body() };
@@ -168,8 +255,15 @@ export class S3ObjectStore implements ObjectStore {
 
   async head(key: string): Promise<ObjectInfo | null> {
     try {
-      const out = await this.send(key, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.full(key) })));
-      return { key, size: out.ContentLength ?? 0, etag: out.ETag ?? "", lastModified: out.LastModified ?? new Date(0) };
+      const out = await this.send(key, () =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.full(key) })),
+      );
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        etag: out.ETag ?? "",
+        lastModified: out.LastModified ?? new Date(0),
+      };
     } catch (e) {
       if ((e as EpicacheError).code === "store_not_found") return null;
       throw e;
@@ -181,11 +275,22 @@ export class S3ObjectStore implements ObjectStore {
     let ContinuationToken: string | undefined;
     do {
       const out = await this.send(prefix, () =>
-        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, ContinuationToken })),
+        this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.prefix + prefix,
+            ContinuationToken,
+          }),
+        ),
       );
       for (const o of out.Contents ?? []) {
         if (o.Key === undefined) continue;
-        yield { key: o.Key.slice(this.prefix.length), size: o.Size ?? 0, etag: o.ETag ?? "", lastModified: o.LastModified ?? new Date(0) };
+        yield {
+          key: o.Key.slice(this.prefix.length),
+          size: o.Size ?? 0,
+          etag: o.ETag ?? "",
+          lastModified: o.LastModified ?? new Date(0),
+        };
       }
       ContinuationToken = out.IsTruncated === true ? out.NextContinuationToken : undefined;
     } while (ContinuationToken !== undefined);
@@ -194,9 +299,17 @@ export class S3ObjectStore implements ObjectStore {
   async delete(keys: readonly string[]): Promise<void> {
     for (let i = 0; i < keys.length; i += 1000) {
       const Objects = keys.slice(i, i + 1000).map((k) => ({ Key: this.full(k) }));
-      const out = await this.send(keys[i], () => this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects, Quiet: true } })));
+      const out = await this.send(keys[i], () =>
+        this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects, Quiet: true } }),
+        ),
+      );
       const failed = (out.Errors ?? []).filter((e) => e.Code !== "NoSuchKey");
-      if (failed.length > 0) throw new EpicacheError("store_unavailable", `deleting ${failed.length} objects failed: ${failed[0].Key}: ${failed[0].Code} ${failed[0].Message ?? ""}`);
+      if (failed.length > 0)
+        throw new EpicacheError(
+          "store_unavailable",
+          `deleting ${failed.length} objects failed: ${failed[0].Key}: ${failed[0].Code} ${failed[0].Message ?? ""}`,
+        );
     }
   }
 
@@ -215,14 +328,34 @@ export class S3ObjectStore implements ObjectStore {
     const status = e instanceof S3ServiceException ? e.$metadata.httpStatusCode : undefined;
     const name = (e as Error)?.name ?? "";
     if (status === 404 || name === "NoSuchKey" || name === "NotFound") {
-      if (name === "NoSuchBucket") return new EpicacheError("store_unavailable", `${where}: no bucket ${this.bucket}`, { cause: e });
+      if (name === "NoSuchBucket")
+        return new EpicacheError("store_unavailable", `${where}: no bucket ${this.bucket}`, {
+          cause: e,
+        });
       return new EpicacheError("store_not_found", `no object ${where}`, { cause: e });
     }
-    if (status === 412 || name === "PreconditionFailed" || status === 409 && name === "ConditionalRequestConflict") {
-      return new EpicacheError("store_conflict", `conditional write of ${where} refused (${name})`, { cause: e });
+    if (
+      status === 412 ||
+      name === "PreconditionFailed" ||
+      (status === 409 && name === "ConditionalRequestConflict")
+    ) {
+      return new EpicacheError(
+        "store_conflict",
+        `conditional write of ${where} refused (${name})`,
+        { cause: e },
+      );
     }
-    if (status === 416 || name === "InvalidRange") return new EpicacheError("invalid_argument", `${where}: the byte range is outside the object`, { cause: e });
-    return new EpicacheError("store_unavailable", `${where}: ${name}${status ? ` (HTTP ${status})` : ""}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    if (status === 416 || name === "InvalidRange")
+      return new EpicacheError(
+        "invalid_argument",
+        `${where}: the byte range is outside the object`,
+        { cause: e },
+      );
+    return new EpicacheError(
+      "store_unavailable",
+      `${where}: ${name}${status ? ` (HTTP ${status})` : ""}: ${(e as Error)?.message ?? String(e)}`,
+      { cause: e },
+    );
   }
 }
 

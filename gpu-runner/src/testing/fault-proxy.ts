@@ -17,7 +17,13 @@
  *   const proxy = await startFaultProxy(s3.endpoint);
  *   proxy.fail({ method: "PUT", key: /manifest\.json$/, fault: { kind: "status", status: 503 } });
  */
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 
 export type Fault =
@@ -97,14 +103,30 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   }
 
   /** Forwards the request (its body already read) and resolves with the upstream's whole answer. */
-  function forward(req: IncomingMessage, body: Buffer): Promise<{ status: number; headers: IncomingMessage["headers"]; body: Buffer }> {
+  function forward(
+    req: IncomingMessage,
+    body: Buffer,
+  ): Promise<{ status: number; headers: IncomingMessage["headers"]; body: Buffer }> {
     return new Promise((resolve, reject) => {
       const out = httpRequest(
-        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, agent: false },
+        {
+          host: target.hostname,
+          port: target.port,
+          method: req.method,
+          path: req.url,
+          headers: req.headers,
+          agent: false,
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on("end", () =>
+            resolve({
+              status: res.statusCode ?? 502,
+              headers: res.headers,
+              body: Buffer.concat(chunks),
+            }),
+          );
           res.on("error", reject);
         },
       );
@@ -127,7 +149,10 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
 
     if (fault?.kind === "status") {
       const xml = s3ErrorXml(fault.status, key);
-      res.writeHead(fault.status, { "content-type": "application/xml", "content-length": method === "HEAD" ? 0 : Buffer.byteLength(xml) });
+      res.writeHead(fault.status, {
+        "content-type": "application/xml",
+        "content-length": method === "HEAD" ? 0 : Buffer.byteLength(xml),
+      });
       res.end(method === "HEAD" ? undefined : xml);
       return;
     }

@@ -22,17 +22,46 @@ export interface TensorEntry {
 class Bytes {
   private chunks: Uint8Array[] = [];
   length = 0;
-  push(b: Uint8Array) { this.chunks.push(b); this.length += b.byteLength; }
-  u32(v: number) { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, v, true); this.push(b); }
-  i32(v: number) { const b = new Uint8Array(4); new DataView(b.buffer).setInt32(0, v, true); this.push(b); }
-  u64(v: number | bigint) { const b = new Uint8Array(8); new DataView(b.buffer).setBigUint64(0, BigInt(v), true); this.push(b); }
-  f32(v: number) { const b = new Uint8Array(4); new DataView(b.buffer).setFloat32(0, v, true); this.push(b); }
-  str(s: string) { const e = new TextEncoder().encode(s); this.u64(e.byteLength); this.push(e); }
-  pad(align: number) { const n = (align - (this.length % align)) % align; if (n) this.push(new Uint8Array(n)); }
+  push(b: Uint8Array) {
+    this.chunks.push(b);
+    this.length += b.byteLength;
+  }
+  u32(v: number) {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v, true);
+    this.push(b);
+  }
+  i32(v: number) {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setInt32(0, v, true);
+    this.push(b);
+  }
+  u64(v: number | bigint) {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, BigInt(v), true);
+    this.push(b);
+  }
+  f32(v: number) {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, v, true);
+    this.push(b);
+  }
+  str(s: string) {
+    const e = new TextEncoder().encode(s);
+    this.u64(e.byteLength);
+    this.push(e);
+  }
+  pad(align: number) {
+    const n = (align - (this.length % align)) % align;
+    if (n) this.push(new Uint8Array(n));
+  }
   concat(): Uint8Array {
     const out = new Uint8Array(this.length);
     let o = 0;
-    for (const c of this.chunks) { out.set(c, o); o += c.byteLength; }
+    for (const c of this.chunks) {
+      out.set(c, o);
+      o += c.byteLength;
+    }
     return out;
   }
 }
@@ -45,7 +74,7 @@ export function f32ToF16(v: number): number {
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 31) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -64,7 +93,9 @@ export function f32ToF16(v: number): number {
 }
 
 function f16Value(h: number): number {
-  const e = (h >> 10) & 0x1f, m = h & 0x3ff, s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f,
+    m = h & 0x3ff,
+    s = h & 0x8000 ? -1 : 1;
   if (e === 0) return s * m * 2 ** -24;
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
@@ -75,8 +106,12 @@ export function quantize(type: GgmlTypeName, x: Float32Array): Uint8Array {
   const out = new Uint8Array((x.length / t.blockSize) * t.blockBytes);
   const dv = new DataView(out.buffer);
   switch (type) {
-    case "F32": for (let i = 0; i < x.length; i++) dv.setFloat32(i * 4, x[i], true); break;
-    case "F16": for (let i = 0; i < x.length; i++) dv.setUint16(i * 2, f32ToF16(x[i]), true); break;
+    case "F32":
+      for (let i = 0; i < x.length; i++) dv.setFloat32(i * 4, x[i], true);
+      break;
+    case "F16":
+      for (let i = 0; i < x.length; i++) dv.setUint16(i * 2, f32ToF16(x[i]), true);
+      break;
     case "BF16": {
       const u = new Uint32Array(Float32Array.from(x).buffer);
       for (let i = 0; i < x.length; i++) dv.setUint16(i * 2, u[i] >>> 16, true);
@@ -86,16 +121,25 @@ export function quantize(type: GgmlTypeName, x: Float32Array): Uint8Array {
       for (let b = 0; b < x.length / 32; b++) {
         let amax = 0;
         for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]));
-        const d = amax / 127, id = d ? 1 / d : 0;
+        const d = amax / 127,
+          id = d ? 1 / d : 0;
         dv.setUint16(b * 34, f32ToF16(d), true);
         for (let j = 0; j < 32; j++) dv.setInt8(b * 34 + 2 + j, Math.round(x[b * 32 + j] * id));
       }
       break;
     case "Q4_0":
       for (let b = 0; b < x.length / 32; b++) {
-        let amax = 0, max = 0;
-        for (let j = 0; j < 32; j++) { const v = x[b * 32 + j]; if (Math.abs(v) > amax) { amax = Math.abs(v); max = v; } }
-        const d = max / -8, id = d ? 1 / d : 0;
+        let amax = 0,
+          max = 0;
+        for (let j = 0; j < 32; j++) {
+          const v = x[b * 32 + j];
+          if (Math.abs(v) > amax) {
+            amax = Math.abs(v);
+            max = v;
+          }
+        }
+        const d = max / -8,
+          id = d ? 1 / d : 0;
         dv.setUint16(b * 18, f32ToF16(d), true);
         for (let j = 0; j < 16; j++) {
           const q0 = Math.min(15, Math.trunc(x[b * 32 + j] * id + 8.5));
@@ -106,9 +150,14 @@ export function quantize(type: GgmlTypeName, x: Float32Array): Uint8Array {
       break;
     case "Q4_1":
       for (let b = 0; b < x.length / 32; b++) {
-        let min = Infinity, max = -Infinity;
-        for (let j = 0; j < 32; j++) { min = Math.min(min, x[b * 32 + j]); max = Math.max(max, x[b * 32 + j]); }
-        const d = (max - min) / 15, id = d ? 1 / d : 0;
+        let min = Infinity,
+          max = -Infinity;
+        for (let j = 0; j < 32; j++) {
+          min = Math.min(min, x[b * 32 + j]);
+          max = Math.max(max, x[b * 32 + j]);
+        }
+        const d = (max - min) / 15,
+          id = d ? 1 / d : 0;
         dv.setUint16(b * 20, f32ToF16(d), true);
         dv.setUint16(b * 20 + 2, f32ToF16(min), true);
         for (let j = 0; j < 16; j++) {
@@ -132,19 +181,51 @@ export function writeGguf(meta: MetaEntry[], tensors: TensorEntry[], alignment =
   head.u32(3);
   head.u64(tensors.length);
   head.u64(meta.length + (alignment !== 32 ? 1 : 0));
-  const all: MetaEntry[] = alignment !== 32 ? [...meta, ["general.alignment", "u32", alignment]] : meta;
+  const all: MetaEntry[] =
+    alignment !== 32 ? [...meta, ["general.alignment", "u32", alignment]] : meta;
   for (const [key, type, value] of all) {
     head.str(key);
     switch (type) {
-      case "u8": head.u32(TYPE_IDS.u8); head.push(new Uint8Array([value as number])); break;
-      case "u32": head.u32(TYPE_IDS.u32); head.u32(value as number); break;
-      case "i32": head.u32(TYPE_IDS.i32); head.i32(value as number); break;
-      case "f32": head.u32(TYPE_IDS.f32); head.f32(value as number); break;
-      case "u64": head.u32(TYPE_IDS.u64); head.u64(value as number); break;
-      case "bool": head.u32(TYPE_IDS.bool); head.push(new Uint8Array([value ? 1 : 0])); break;
-      case "string": head.u32(TYPE_IDS.string); head.str(value as string); break;
-      case "strings": head.u32(TYPE_IDS.array); head.u32(TYPE_IDS.string); head.u64((value as string[]).length); for (const s of value as string[]) head.str(s); break;
-      case "i32s": head.u32(TYPE_IDS.array); head.u32(TYPE_IDS.i32); head.u64((value as number[]).length); for (const v of value as number[]) head.i32(v); break;
+      case "u8":
+        head.u32(TYPE_IDS.u8);
+        head.push(new Uint8Array([value as number]));
+        break;
+      case "u32":
+        head.u32(TYPE_IDS.u32);
+        head.u32(value as number);
+        break;
+      case "i32":
+        head.u32(TYPE_IDS.i32);
+        head.i32(value as number);
+        break;
+      case "f32":
+        head.u32(TYPE_IDS.f32);
+        head.f32(value as number);
+        break;
+      case "u64":
+        head.u32(TYPE_IDS.u64);
+        head.u64(value as number);
+        break;
+      case "bool":
+        head.u32(TYPE_IDS.bool);
+        head.push(new Uint8Array([value ? 1 : 0]));
+        break;
+      case "string":
+        head.u32(TYPE_IDS.string);
+        head.str(value as string);
+        break;
+      case "strings":
+        head.u32(TYPE_IDS.array);
+        head.u32(TYPE_IDS.string);
+        head.u64((value as string[]).length);
+        for (const s of value as string[]) head.str(s);
+        break;
+      case "i32s":
+        head.u32(TYPE_IDS.array);
+        head.u32(TYPE_IDS.i32);
+        head.u64((value as number[]).length);
+        for (const v of value as number[]) head.i32(v);
+        break;
     }
   }
   const blobs = tensors.map((t) => quantize(t.type, t.data));
@@ -162,6 +243,9 @@ export function writeGguf(meta: MetaEntry[], tensors: TensorEntry[], alignment =
     head.u64(offsets[i]);
   });
   head.pad(alignment);
-  blobs.forEach((b) => { head.push(b); head.pad(alignment); });
+  blobs.forEach((b) => {
+    head.push(b);
+    head.pad(alignment);
+  });
   return head.concat();
 }

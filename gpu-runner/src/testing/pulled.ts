@@ -10,7 +10,9 @@ export function pulledModel(name: "chat" | "embedder"): string | undefined {
   const path = spec ? modelPath(spec) : undefined;
   if (path && existsSync(path)) return path;
   if (process.env.EPICACHE_REQUIRE_MODELS === "1") {
-    throw new Error(`model ${name} is required (EPICACHE_REQUIRE_MODELS=1) but not pulled: run \`npx epicache models pull\``);
+    throw new Error(
+      `model ${name} is required (EPICACHE_REQUIRE_MODELS=1) but not pulled: run \`npx epicache models pull\``,
+    );
   }
   return undefined;
 }

@@ -25,7 +25,12 @@ export interface ReferenceResult {
  * x · Wᵀ for every row x of `xs`, W stored [out, in]. Each weight row is read once for all rows, four
  * rows at a time (it stays in cache); every sum still runs bias first, then over `in` in order.
  */
-function linear(xs: readonly Float64Array[], w: Float32Array, out: number, bias?: Float32Array): Float64Array[] {
+function linear(
+  xs: readonly Float64Array[],
+  w: Float32Array,
+  out: number,
+  bias?: Float32Array,
+): Float64Array[] {
   const n = xs[0]?.length ?? 0;
   const T = xs.length;
   const ys = xs.map(() => new Float64Array(out));
@@ -35,7 +40,10 @@ function linear(xs: readonly Float64Array[], w: Float32Array, out: number, bias?
     let t = 0;
     for (; t + 4 <= T; t += 4) {
       const [x0, x1, x2, x3] = [xs[t], xs[t + 1], xs[t + 2], xs[t + 3]];
-      let s0 = b, s1 = b, s2 = b, s3 = b;
+      let s0 = b,
+        s1 = b,
+        s2 = b,
+        s3 = b;
       for (let i = 0; i < n; i++) {
         const r = row[i];
         s0 += x0[i] * r;
@@ -70,7 +78,8 @@ function rope(x: Float64Array, pos: number, inv: Float64Array): Float64Array {
   const y = new Float64Array(x.length);
   for (let i = 0; i < half; i++) {
     const a = pos * inv[i];
-    const c = Math.cos(a), s = Math.sin(a);
+    const c = Math.cos(a),
+      s = Math.sin(a);
     y[i] = x[i] * c - x[i + half] * s;
     y[i + half] = x[i + half] * c + x[i] * s;
   }
@@ -89,7 +98,12 @@ export function referenceForward(
   logitRows: readonly number[] = tokens.map((_, i) => i),
 ): ReferenceResult {
   const c: LlamaConfig = weights.config;
-  const E = c.hiddenSize, H = c.numHeads, KV = c.numKvHeads, D = c.headDim, F = c.intermediateSize, V = c.vocabSize;
+  const E = c.hiddenSize,
+    H = c.numHeads,
+    KV = c.numKvHeads,
+    D = c.headDim,
+    F = c.intermediateSize,
+    V = c.vocabSize;
   const G = H / KV;
   const T = tokens.length;
   const inv = ropeInvFreq64(c);
@@ -101,14 +115,24 @@ export function referenceForward(
   for (let l = 0; l < c.numLayers; l++) {
     const w = (n: LayerTensor) => weights.layer(l, n);
     const [wq, wk, wv, wo] = [w("wq"), w("wk"), w("wv"), w("wo")];
-    const [bq, bk, bv] = c.qkvBias ? [w("bq"), w("bk"), w("bv")] : [undefined, undefined, undefined];
+    const [bq, bk, bv] = c.qkvBias
+      ? [w("bq"), w("bk"), w("bv")]
+      : [undefined, undefined, undefined];
     const [qn, kn] = c.qkNorm ? [w("qNorm"), w("kNorm")] : [undefined, undefined];
-    const [attnNorm, ffnNorm, wGate, wUp, wDown] = [w("attnNorm"), w("ffnNorm"), w("wGate"), w("wUp"), w("wDown")];
+    const [attnNorm, ffnNorm, wGate, wUp, wDown] = [
+      w("attnNorm"),
+      w("ffnNorm"),
+      w("wGate"),
+      w("wUp"),
+      w("wDown"),
+    ];
     const qs: Float64Array[][] = []; // [T][H] of [D]
     const K: Float64Array[][] = Array.from({ length: KV }, () => []);
     const Vv: Float64Array[][] = Array.from({ length: KV }, () => []);
     const hs = xs.map((x) => rmsNorm(x, attnNorm, c.rmsNormEps)); // [T][E]
-    const q = linear(hs, wq, H * D, bq), k = linear(hs, wk, KV * D, bk), v = linear(hs, wv, KV * D, bv);
+    const q = linear(hs, wq, H * D, bq),
+      k = linear(hs, wk, KV * D, bk),
+      v = linear(hs, wv, KV * D, bv);
     for (let t = 0; t < T; t++) {
       const head = (a: Float64Array, i: number, norm?: Float32Array) => {
         const x = a.slice(i * D, (i + 1) * D);
@@ -157,14 +181,16 @@ export function referenceForward(
         }
         let sum = 0;
         for (let s = 0; s <= t; s++) sum += scores[s] = Math.exp(scores[s] - max);
-        for (let s = 0; s <= t; s++) for (let d = 0; d < D; d++) ctx[i * D + d] += (scores[s] / sum) * Vv[j][s][d];
+        for (let s = 0; s <= t; s++)
+          for (let d = 0; d < D; d++) ctx[i * D + d] += (scores[s] / sum) * Vv[j][s][d];
       }
       ctxs.push(ctx);
     }
     const o = linear(ctxs, wo, E);
     const mid = xs.map((x, t) => x.map((v, e) => v + o[t][e])); // [T][E], after attention
     const h2 = mid.map((x) => rmsNorm(x, ffnNorm, c.rmsNormEps));
-    const gate = linear(h2, wGate, F), up = linear(h2, wUp, F);
+    const gate = linear(h2, wGate, F),
+      up = linear(h2, wUp, F);
     const act = gate.map((g, t) => g.map((gi, i) => (gi / (1 + Math.exp(-gi))) * up[t][i]));
     const down = linear(act, wDown, E);
     const next = mid.map((x, t) => x.map((v, e) => v + down[t][e]));
@@ -172,7 +198,11 @@ export function referenceForward(
   }
   const norm = weights.global("outputNorm");
   const out = weights.global("output");
-  const logits = linear(logitRows.map((t) => rmsNorm(xs[t], norm, c.rmsNormEps)), out, V);
+  const logits = linear(
+    logitRows.map((t) => rmsNorm(xs[t], norm, c.rmsNormEps)),
+    out,
+    V,
+  );
   return { logits, keys, values, scores: scoreSpan > 0 ? scores : null };
 }
 

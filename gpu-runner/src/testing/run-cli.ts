@@ -16,7 +16,12 @@ export function runCli(home: string, args: readonly string[], timeoutMs = 60_000
   const env: NodeJS.ProcessEnv = { ...process.env, EPICACHE_HOME: home };
   delete env.EPICACHE_CHAT_MODEL;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: REPO_ROOT,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: timeoutMs,
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (s: string) => (stdout += s));

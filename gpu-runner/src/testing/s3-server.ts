@@ -25,16 +25,31 @@ export function s3ServerInstalled(env: NodeJS.ProcessEnv = process.env): boolean
 }
 
 /** Creates the virtual environment and installs the pinned server into it (idempotent). */
-export function installS3Server(log: (m: string) => void = (m) => process.stderr.write(`${m}\n`)): void {
+export function installS3Server(
+  log: (m: string) => void = (m) => process.stderr.write(`${m}\n`),
+): void {
   if (s3ServerInstalled()) return;
   const dir = s3ServerDir();
   const run = (cmd: string, args: string[]) => {
     const r = spawnSync(cmd, args, { stdio: ["ignore", "inherit", "inherit"] });
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.error?.message ?? `exit ${r.status}`})`);
+    if (r.status !== 0)
+      throw new Error(
+        `${cmd} ${args.join(" ")} failed (${r.error?.message ?? `exit ${r.status}`})`,
+      );
   };
   log(`installing the S3 test server (moto) into ${dir}`);
   run("python3", ["-m", "venv", dir]);
-  run(python(), ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--require-hashes", "-r", S3_REQUIREMENTS]);
+  run(python(), [
+    "-m",
+    "pip",
+    "install",
+    "--quiet",
+    "--disable-pip-version-check",
+    "--no-deps",
+    "--require-hashes",
+    "-r",
+    S3_REQUIREMENTS,
+  ]);
   run(python(), ["-c", "import moto.server"]);
   spawnSync("touch", [join(dir, "installed")]);
 }
@@ -55,16 +70,25 @@ export interface S3TestServer {
  * Starts the server on a free loopback port and waits until it answers; undefined (skip) when it is
  * not installed, unless EPICACHE_REQUIRE_S3=1.
  */
-export async function startS3Server(options: { port?: number } = {}): Promise<S3TestServer | undefined> {
+export async function startS3Server(
+  options: { port?: number } = {},
+): Promise<S3TestServer | undefined> {
   if (!s3ServerInstalled()) {
-    if (process.env.EPICACHE_REQUIRE_S3 === "1") throw new Error("the S3 test server is required (EPICACHE_REQUIRE_S3=1) but not installed: run `npx tsx tools/s3-test-server.ts install`");
+    if (process.env.EPICACHE_REQUIRE_S3 === "1")
+      throw new Error(
+        "the S3 test server is required (EPICACHE_REQUIRE_S3=1) but not installed: run `npx tsx tools/s3-test-server.ts install`",
+      );
     return undefined;
   }
   const port = options.port ?? (await freePort());
-  const child: ChildProcess = spawn(python(), ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)], {
-    stdio: ["ignore", "ignore", "pipe"],
-    env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: "true" },
-  });
+  const child: ChildProcess = spawn(
+    python(),
+    ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, MOTO_ALLOW_NONEXISTENT_REGION: "true" },
+    },
+  );
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
@@ -72,7 +96,8 @@ export async function startS3Server(options: { port?: number } = {}): Promise<S3
   const endpoint = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`the S3 test server exited (${child.exitCode}): ${stderr}`);
+    if (child.exitCode !== null)
+      throw new Error(`the S3 test server exited (${child.exitCode}): ${stderr}`);
     try {
       const r = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(1000) });
       if (r.status < 500) break;
@@ -87,7 +112,12 @@ export async function startS3Server(options: { port?: number } = {}): Promise<S3
   }
   return {
     endpoint,
-    client: { endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: "test", secretAccessKey: "test" } },
+    client: {
+      endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -96,4 +126,3 @@ export async function startS3Server(options: { port?: number } = {}): Promise<S3
       }),
   };
 }
-

@@ -45,23 +45,42 @@ export function roundTo(dtype: WritableDtype, data: Float32Array): Float32Array 
     if (dtype === "BF16") {
       out[i] = new Float32Array(Uint32Array.of(h << 16).buffer)[0];
     } else {
-      const e = (h >> 10) & 0x1f, m = h & 0x3ff, s = h & 0x8000 ? -1 : 1;
-      out[i] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+      const e = (h >> 10) & 0x1f,
+        m = h & 0x3ff,
+        s = h & 0x8000 ? -1 : 1;
+      out[i] =
+        e === 0
+          ? s * m * 2 ** -24
+          : e === 31
+            ? m
+              ? NaN
+              : s * Infinity
+            : s * (1 + m / 1024) * 2 ** (e - 15);
     }
   }
   return out;
 }
 
 /** The bytes of a safetensors file holding `tensors` (and `__metadata__` when given). */
-export function writeSafetensors(tensors: readonly SafetensorsEntry[], metadata?: Record<string, string>): Uint8Array {
+export function writeSafetensors(
+  tensors: readonly SafetensorsEntry[],
+  metadata?: Record<string, string>,
+): Uint8Array {
   const header: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
   const blobs: Uint8Array[] = [];
   let offset = 0;
   for (const t of tensors) {
     const count = t.shape.reduce((a, b) => a * b, 1);
-    if (count !== t.data.length) throw new Error(`tensor ${t.name}: shape [${t.shape}] holds ${count} values, data has ${t.data.length}`);
+    if (count !== t.data.length)
+      throw new Error(
+        `tensor ${t.name}: shape [${t.shape}] holds ${count} values, data has ${t.data.length}`,
+      );
     const blob = encodeValues(t.dtype, t.data);
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + blob.byteLength] };
+    header[t.name] = {
+      dtype: t.dtype,
+      shape: t.shape,
+      data_offsets: [offset, offset + blob.byteLength],
+    };
     blobs.push(blob);
     offset += blob.byteLength;
   }

@@ -21,7 +21,11 @@ export interface StoreSurvey {
 const decoder = new TextDecoder();
 
 /** Lists every manifest under the conversation and heads every blob each one names. */
-export async function surveyConversation(objects: ObjectStore, tenant: string, conversation: string): Promise<StoreSurvey> {
+export async function surveyConversation(
+  objects: ObjectStore,
+  tenant: string,
+  conversation: string,
+): Promise<StoreSurvey> {
   const prefix = conversationPrefix(tenant, conversation);
   const versions = new Map<string, string[]>();
   for await (const o of objects.list(`${prefix}versions/`)) {
@@ -40,14 +44,18 @@ export async function surveyConversation(objects: ObjectStore, tenant: string, c
     for (const e of manifest.episodes) {
       const head = await objects.head(e.key);
       if (head === null) survey.problems.push(`${key} names ${e.key}, which does not exist`);
-      else if (head.size !== e.bytes) survey.problems.push(`${key} says ${e.key} has ${e.bytes} bytes; it has ${head.size}`);
+      else if (head.size !== e.bytes)
+        survey.problems.push(`${key} says ${e.key} has ${e.bytes} bytes; it has ${head.size}`);
     }
   }
   const pointer = await objects.head(activeKey(tenant, conversation));
   if (pointer !== null) {
-    const { version } = JSON.parse(decoder.decode((await objects.get(activeKey(tenant, conversation))).bytes)) as { version: string };
+    const { version } = JSON.parse(
+      decoder.decode((await objects.get(activeKey(tenant, conversation))).bytes),
+    ) as { version: string };
     survey.active = version;
-    if (!survey.manifests.includes(version)) survey.problems.push(`the active pointer names ${version}, which has no manifest`);
+    if (!survey.manifests.includes(version))
+      survey.problems.push(`the active pointer names ${version}, which has no manifest`);
   }
   return survey;
 }

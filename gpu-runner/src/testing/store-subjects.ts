@@ -50,7 +50,13 @@ export function storeSubjects(options: { partBytes?: number } = {}): StoreSubjec
         if (server === undefined) return undefined;
         const bucket = `suite-${process.pid}-${++buckets}`;
         const partBytes = options.partBytes ?? 5 << 20;
-        const store = new S3ObjectStore({ bucket, prefix: "p/q", client: server.client, partBytes, multipartThreshold: partBytes });
+        const store = new S3ObjectStore({
+          bucket,
+          prefix: "p/q",
+          client: server.client,
+          partBytes,
+          multipartThreshold: partBytes,
+        });
         await store.client.send(new CreateBucketCommand({ Bucket: bucket }));
         return store;
       },

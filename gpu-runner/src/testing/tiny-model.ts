@@ -49,7 +49,11 @@ export const CHATML_TEMPLATE =
   "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 /** The GGUF bytes and config of a tiny random model. */
-export function tinyGguf(spec: TinySpec = {}): { bytes: Uint8Array; config: LlamaConfig; original: Map<string, Float32Array> } {
+export function tinyGguf(spec: TinySpec = {}): {
+  bytes: Uint8Array;
+  config: LlamaConfig;
+  original: Map<string, Float32Array>;
+} {
   const arch = spec.architecture ?? "llama";
   const E = spec.hiddenSize ?? 64;
   const H = spec.numHeads ?? 4;
@@ -82,7 +86,11 @@ export function tinyGguf(spec: TinySpec = {}): { bytes: Uint8Array; config: Llam
     const half = D / 2;
     for (let h = 0; h < heads; h++)
       for (let i = 0; i < half; i++)
-        for (let j = 0; j < 2; j++) out.set(w.subarray((h * D + j * half + i) * cols, (h * D + j * half + i + 1) * cols), (h * D + 2 * i + j) * cols);
+        for (let j = 0; j < 2; j++)
+          out.set(
+            w.subarray((h * D + j * half + i) * cols, (h * D + j * half + i + 1) * cols),
+            (h * D + 2 * i + j) * cols,
+          );
     return out;
   };
   const tensors: TensorEntry[] = [];
@@ -91,23 +99,63 @@ export function tinyGguf(spec: TinySpec = {}): { bytes: Uint8Array; config: Llam
   for (let l = 0; l < L; l++) {
     const p = `blk.${l}.`;
     tensors.push({ name: `${p}attn_norm.weight`, dims: [E], type: "F32", data: ones(E, 0.2) });
-    tensors.push({ name: `${p}attn_q.weight`, dims: [E, H * D], type, data: permute(randn(H * D * E, s * 2), H, E) });
-    tensors.push({ name: `${p}attn_k.weight`, dims: [E, KV * D], type, data: permute(randn(KV * D * E, s * 2), KV, E) });
-    tensors.push({ name: `${p}attn_v.weight`, dims: [E, KV * D], type, data: randn(KV * D * E, s) });
+    tensors.push({
+      name: `${p}attn_q.weight`,
+      dims: [E, H * D],
+      type,
+      data: permute(randn(H * D * E, s * 2), H, E),
+    });
+    tensors.push({
+      name: `${p}attn_k.weight`,
+      dims: [E, KV * D],
+      type,
+      data: permute(randn(KV * D * E, s * 2), KV, E),
+    });
+    tensors.push({
+      name: `${p}attn_v.weight`,
+      dims: [E, KV * D],
+      type,
+      data: randn(KV * D * E, s),
+    });
     if (arch === "qwen2") {
-      tensors.push({ name: `${p}attn_q.bias`, dims: [H * D], type: "F32", data: randn(H * D, 0.5) });
-      tensors.push({ name: `${p}attn_k.bias`, dims: [KV * D], type: "F32", data: randn(KV * D, 0.5) });
-      tensors.push({ name: `${p}attn_v.bias`, dims: [KV * D], type: "F32", data: randn(KV * D, 0.5) });
+      tensors.push({
+        name: `${p}attn_q.bias`,
+        dims: [H * D],
+        type: "F32",
+        data: randn(H * D, 0.5),
+      });
+      tensors.push({
+        name: `${p}attn_k.bias`,
+        dims: [KV * D],
+        type: "F32",
+        data: randn(KV * D, 0.5),
+      });
+      tensors.push({
+        name: `${p}attn_v.bias`,
+        dims: [KV * D],
+        type: "F32",
+        data: randn(KV * D, 0.5),
+      });
     }
     if (arch === "qwen3") {
       tensors.push({ name: `${p}attn_q_norm.weight`, dims: [D], type: "F32", data: ones(D, 0.2) });
       tensors.push({ name: `${p}attn_k_norm.weight`, dims: [D], type: "F32", data: ones(D, 0.2) });
     }
-    tensors.push({ name: `${p}attn_output.weight`, dims: [H * D, E], type, data: randn(E * H * D, s) });
+    tensors.push({
+      name: `${p}attn_output.weight`,
+      dims: [H * D, E],
+      type,
+      data: randn(E * H * D, s),
+    });
     tensors.push({ name: `${p}ffn_norm.weight`, dims: [E], type: "F32", data: ones(E, 0.2) });
     tensors.push({ name: `${p}ffn_gate.weight`, dims: [E, F], type, data: randn(F * E, s) });
     tensors.push({ name: `${p}ffn_up.weight`, dims: [E, F], type, data: randn(F * E, s) });
-    tensors.push({ name: `${p}ffn_down.weight`, dims: [F, E], type, data: randn(E * F, 1 / Math.sqrt(F)) });
+    tensors.push({
+      name: `${p}ffn_down.weight`,
+      dims: [F, E],
+      type,
+      data: randn(E * F, 1 / Math.sqrt(F)),
+    });
   }
   tensors.push({ name: "output_norm.weight", dims: [E], type: "F32", data: ones(E, 0.2) });
   if (!tied) tensors.push({ name: "output.weight", dims: [E, V], type, data: randn(V * E, s * 4) });
@@ -135,9 +183,21 @@ export function tinyGguf(spec: TinySpec = {}): { bytes: Uint8Array; config: Llam
     ["tokenizer.chat_template", "string", CHATML_TEMPLATE],
   ];
   const config: LlamaConfig = {
-    architecture: arch, vocabSize: V, hiddenSize: E, intermediateSize: F, numLayers: L, numHeads: H,
-    numKvHeads: KV, headDim: D, ropeTheta: 10000, ropeScaling: null, rmsNormEps: Math.fround(1e-5),
-    contextLength: 2048, tiedEmbeddings: tied, qkvBias: arch === "qwen2", qkNorm: arch === "qwen3",
+    architecture: arch,
+    vocabSize: V,
+    hiddenSize: E,
+    intermediateSize: F,
+    numLayers: L,
+    numHeads: H,
+    numKvHeads: KV,
+    headDim: D,
+    ropeTheta: 10000,
+    ropeScaling: null,
+    rmsNormEps: Math.fround(1e-5),
+    contextLength: 2048,
+    tiedEmbeddings: tied,
+    qkvBias: arch === "qwen2",
+    qkNorm: arch === "qwen3",
   };
   return { bytes: writeGguf(meta, tensors), config, original };
 }

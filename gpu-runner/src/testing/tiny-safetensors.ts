@@ -13,7 +13,12 @@ import { join } from "node:path";
 import type { LlamaConfig } from "../runtime/config";
 import { seededRandom } from "../runtime/sampling";
 import { preTokenizerFor } from "../tokenizer";
-import { roundTo, writeSafetensors, type SafetensorsEntry, type WritableDtype } from "./safetensors-writer";
+import {
+  roundTo,
+  writeSafetensors,
+  type SafetensorsEntry,
+  type WritableDtype,
+} from "./safetensors-writer";
 import { byteToUnicode, CHATML_TEMPLATE, TINY_MERGES } from "./tiny-model";
 
 export interface TinyHfSpec {
@@ -52,13 +57,25 @@ const SPECIALS = ["<|begin_of_text|>", "<|endoftext|>", "<|im_start|>", "<|im_en
 const VOCAB_SIZE = 288;
 
 /** The tokenizer.json and tokenizer_config.json of the tiny vocabulary. */
-export function tinyHfTokenizerFiles(opts: { pre: string; bos: boolean; nfc: boolean }): { tokenizer: object; config: Record<string, unknown> } {
+export function tinyHfTokenizerFiles(opts: { pre: string; bos: boolean; nfc: boolean }): {
+  tokenizer: object;
+  config: Record<string, unknown>;
+} {
   const b2u = byteToUnicode();
   const bpe = [...b2u, ...TINY_MERGES.map((m) => m.replace(" ", ""))];
   const specials = [...SPECIALS];
-  while (bpe.length + specials.length < VOCAB_SIZE) specials.push(`<|reserved_special_token_${specials.length - SPECIALS.length}|>`);
+  while (bpe.length + specials.length < VOCAB_SIZE)
+    specials.push(`<|reserved_special_token_${specials.length - SPECIALS.length}|>`);
   const idOf = (t: string) => bpe.length + specials.indexOf(t);
-  const added = specials.map((content, i) => ({ id: bpe.length + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  const added = specials.map((content, i) => ({
+    id: bpe.length + i,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  }));
   const bosToken = SPECIALS[0];
   const postProcessor = opts.bos
     ? {
@@ -67,9 +84,19 @@ export function tinyHfTokenizerFiles(opts: { pre: string; bos: boolean; nfc: boo
           { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true },
           {
             type: "TemplateProcessing",
-            single: [{ SpecialToken: { id: bosToken, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
-            pair: [{ SpecialToken: { id: bosToken, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: bosToken, type_id: 1 } }, { Sequence: { id: "B", type_id: 1 } }],
-            special_tokens: { [bosToken]: { id: bosToken, ids: [idOf(bosToken)], tokens: [bosToken] } },
+            single: [
+              { SpecialToken: { id: bosToken, type_id: 0 } },
+              { Sequence: { id: "A", type_id: 0 } },
+            ],
+            pair: [
+              { SpecialToken: { id: bosToken, type_id: 0 } },
+              { Sequence: { id: "A", type_id: 0 } },
+              { SpecialToken: { id: bosToken, type_id: 1 } },
+              { Sequence: { id: "B", type_id: 1 } },
+            ],
+            special_tokens: {
+              [bosToken]: { id: bosToken, ids: [idOf(bosToken)], tokens: [bosToken] },
+            },
           },
         ],
       }
@@ -84,8 +111,14 @@ export function tinyHfTokenizerFiles(opts: { pre: string; bos: boolean; nfc: boo
     post_processor: postProcessor,
     decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
-      type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: opts.bos,
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: opts.bos,
       vocab: Object.fromEntries(bpe.map((t, i) => [t, i])),
       // Newer exports write merges as pairs; older ones as "a b" strings. Both occur.
       merges: opts.bos ? TINY_MERGES.map((m) => m.split(" ")) : TINY_MERGES,
@@ -127,7 +160,8 @@ export function writeTinyHfCheckpoint(dir: string, spec: TinyHfSpec = {}): TinyH
 
   // Tensors in the order transformers saves them, PyTorch shapes ([out, in] for matrices).
   const entries: SafetensorsEntry[] = [];
-  const add = (name: string, shape: number[], data: Float32Array) => entries.push({ name, dtype, shape, data });
+  const add = (name: string, shape: number[], data: Float32Array) =>
+    entries.push({ name, dtype, shape, data });
   const s = 1 / Math.sqrt(E);
   add("model.embed_tokens.weight", [V, E], randn(V * E, 1));
   for (let l = 0; l < L; l++) {
@@ -171,16 +205,33 @@ export function writeTinyHfCheckpoint(dir: string, spec: TinyHfSpec = {}): TinyH
       }
       writeFileSync(join(dir, name), writeSafetensors(part, { format: "pt" }));
     }
-    writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
+    writeFileSync(
+      join(dir, "model.safetensors.index.json"),
+      JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2),
+    );
   }
 
   const ropeScaling = spec.ropeScaling
-    ? { type: "llama3" as const, factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 64 }
+    ? {
+        type: "llama3" as const,
+        factor: 8,
+        lowFreqFactor: 1,
+        highFreqFactor: 4,
+        originalMaxPositionEmbeddings: 64,
+      }
     : null;
-  const { tokenizer, config: tokenizerConfig } = tinyHfTokenizerFiles({ pre: spec.pre ?? (arch === "llama" ? "llama-bpe" : "qwen2"), bos, nfc: arch !== "llama" });
+  const { tokenizer, config: tokenizerConfig } = tinyHfTokenizerFiles({
+    pre: spec.pre ?? (arch === "llama" ? "llama-bpe" : "qwen2"),
+    bos,
+    nfc: arch !== "llama",
+  });
   const bpeCount = 256 + TINY_MERGES.length;
   const [bosId, eotId, , imEndId] = SPECIALS.map((_, i) => bpeCount + i);
-  const architectures = { llama: "LlamaForCausalLM", qwen2: "Qwen2ForCausalLM", qwen3: "Qwen3ForCausalLM" } as const;
+  const architectures = {
+    llama: "LlamaForCausalLM",
+    qwen2: "Qwen2ForCausalLM",
+    qwen3: "Qwen3ForCausalLM",
+  } as const;
   const configJson: Record<string, unknown> = {
     architectures: [architectures[arch]],
     model_type: arch,
@@ -197,8 +248,11 @@ export function writeTinyHfCheckpoint(dir: string, spec: TinyHfSpec = {}): TinyH
     num_key_value_heads: KV,
     rms_norm_eps: 1e-5,
     rope_scaling: ropeScaling && {
-      factor: ropeScaling.factor, low_freq_factor: ropeScaling.lowFreqFactor, high_freq_factor: ropeScaling.highFreqFactor,
-      original_max_position_embeddings: ropeScaling.originalMaxPositionEmbeddings, rope_type: "llama3",
+      factor: ropeScaling.factor,
+      low_freq_factor: ropeScaling.lowFreqFactor,
+      high_freq_factor: ropeScaling.highFreqFactor,
+      original_max_position_embeddings: ropeScaling.originalMaxPositionEmbeddings,
+      rope_type: "llama3",
     },
     rope_theta: 10000,
     tie_word_embeddings: tied,
@@ -207,19 +261,51 @@ export function writeTinyHfCheckpoint(dir: string, spec: TinyHfSpec = {}): TinyH
     use_cache: true,
     vocab_size: V,
     ...(arch === "llama" ? { attention_bias: false, mlp_bias: false, pretraining_tp: 1 } : {}),
-    ...(arch === "qwen2" ? { use_sliding_window: false, sliding_window: 2048, max_window_layers: L } : {}),
-    ...(arch === "qwen3" ? { attention_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: L } : {}),
+    ...(arch === "qwen2"
+      ? { use_sliding_window: false, sliding_window: 2048, max_window_layers: L }
+      : {}),
+    ...(arch === "qwen3"
+      ? {
+          attention_bias: false,
+          use_sliding_window: false,
+          sliding_window: null,
+          max_window_layers: L,
+        }
+      : {}),
     ...(spec.headDim !== undefined || arch === "qwen3" ? { head_dim: D } : {}),
   };
   writeFileSync(join(dir, "config.json"), JSON.stringify(configJson, null, 2));
-  writeFileSync(join(dir, "generation_config.json"), JSON.stringify({ bos_token_id: bosId, eos_token_id: configJson.eos_token_id, transformers_version: "4.51.0" }, null, 2));
+  writeFileSync(
+    join(dir, "generation_config.json"),
+    JSON.stringify(
+      {
+        bos_token_id: bosId,
+        eos_token_id: configJson.eos_token_id,
+        transformers_version: "4.51.0",
+      },
+      null,
+      2,
+    ),
+  );
   writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(tokenizer));
   writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(tokenizerConfig, null, 2));
 
   const config: LlamaConfig = {
-    architecture: arch, vocabSize: V, hiddenSize: E, intermediateSize: F, numLayers: L, numHeads: H, numKvHeads: KV,
-    headDim: D, ropeTheta: 10000, ropeScaling, rmsNormEps: 1e-5, contextLength: 2048, tiedEmbeddings: tied,
-    qkvBias: arch === "qwen2", qkNorm: arch === "qwen3",
+    architecture: arch,
+    vocabSize: V,
+    hiddenSize: E,
+    intermediateSize: F,
+    numLayers: L,
+    numHeads: H,
+    numKvHeads: KV,
+    headDim: D,
+    ropeTheta: 10000,
+    ropeScaling,
+    rmsNormEps: 1e-5,
+    contextLength: 2048,
+    tiedEmbeddings: tied,
+    qkvBias: arch === "qwen2",
+    qkNorm: arch === "qwen3",
   };
   return { dir, config, tensors: new Map(entries.map((t) => [t.name, roundTo(dtype, t.data)])) };
 }

@@ -52,14 +52,18 @@ function tokenizerJson(path: string): { json: TokenizerJson; postProcessor: unkn
   if (!isObject(raw)) throw invalid(`${path} is not a JSON object`);
   const model = raw.model;
   if (!isObject(model) || model.type !== "BPE") {
-    throw invalid(`${path}: tokenizer model ${JSON.stringify(isObject(model) ? model.type : model)} is not supported (BPE is)`);
+    throw invalid(
+      `${path}: tokenizer model ${JSON.stringify(isObject(model) ? model.type : model)} is not supported (BPE is)`,
+    );
   }
-  if (!isObject(model.vocab) || !Object.values(model.vocab).every(Number.isInteger)) throw invalid(`${path}: model.vocab is not a map of token ids`);
+  if (!isObject(model.vocab) || !Object.values(model.vocab).every(Number.isInteger))
+    throw invalid(`${path}: model.vocab is not a map of token ids`);
   if (!Array.isArray(model.merges)) throw invalid(`${path}: model.merges is not a list`);
   const added = raw.added_tokens ?? [];
   if (!Array.isArray(added)) throw invalid(`${path}: added_tokens is not a list`);
   const addedTokens: AddedTokenJson[] = added.map((t: unknown, i) => {
-    if (!isObject(t) || !Number.isInteger(t.id) || typeof t.content !== "string") throw invalid(`${path}: added_tokens[${i}] needs an integer id and a content string`);
+    if (!isObject(t) || !Number.isInteger(t.id) || typeof t.content !== "string")
+      throw invalid(`${path}: added_tokens[${i}] needs an integer id and a content string`);
     return { ...t, id: t.id as number, content: t.content, special: t.special === true };
   });
   const part = (key: string): object | null => {
@@ -69,7 +73,12 @@ function tokenizerJson(path: string): { json: TokenizerJson; postProcessor: unkn
   };
   return {
     json: {
-      model: { ...model, type: "BPE", vocab: model.vocab as Record<string, number>, merges: model.merges as string[] | Array<[string, string]> },
+      model: {
+        ...model,
+        type: "BPE",
+        vocab: model.vocab as Record<string, number>,
+        merges: model.merges as string[] | Array<[string, string]>,
+      },
       added_tokens: addedTokens,
       normalizer: part("normalizer"),
       pre_tokenizer: part("pre_tokenizer"),
@@ -93,15 +102,22 @@ export function bosOfPostProcessor(pp: unknown): { content: string; id: number }
       const first: unknown = Array.isArray(pp.single) ? pp.single[0] : undefined;
       if (!isObject(first) || !isObject(first.SpecialToken)) return undefined;
       const name = first.SpecialToken.id;
-      const special = isObject(pp.special_tokens) && typeof name === "string" ? pp.special_tokens[name] : undefined;
-      const id: unknown = isObject(special) && Array.isArray(special.ids) ? special.ids[0] : undefined;
-      if (typeof name !== "string" || !Number.isInteger(id)) throw invalid(`post_processor: template token ${JSON.stringify(name)} has no id`);
+      const special =
+        isObject(pp.special_tokens) && typeof name === "string"
+          ? pp.special_tokens[name]
+          : undefined;
+      const id: unknown =
+        isObject(special) && Array.isArray(special.ids) ? special.ids[0] : undefined;
+      if (typeof name !== "string" || !Number.isInteger(id))
+        throw invalid(`post_processor: template token ${JSON.stringify(name)} has no id`);
       return { content: name, id: id as number };
     }
     case "BertProcessing":
     case "RobertaProcessing": {
       const [content, id] = Array.isArray(pp.cls) ? pp.cls : [];
-      return typeof content === "string" && Number.isInteger(id) ? { content, id: id as number } : undefined;
+      return typeof content === "string" && Number.isInteger(id)
+        ? { content, id: id as number }
+        : undefined;
     }
     default:
       return undefined;
@@ -136,24 +152,35 @@ function eosIdsOf(json: Json): number[] {
 /** Reads a checkpoint directory's tokenizer files. */
 export function readHfTokenizer(dir: string): TokenizerInfo {
   const path = join(dir, "tokenizer.json");
-  if (!existsSync(path)) throw invalid(`${dir} has no tokenizer.json (only tokenizer.json tokenizers are supported)`);
+  if (!existsSync(path))
+    throw invalid(`${dir} has no tokenizer.json (only tokenizer.json tokenizers are supported)`);
   const { json, postProcessor } = tokenizerJson(path);
   const config = readOptionalJson(join(dir, "tokenizer_config.json"));
   const idOf = (text: string | undefined): number | undefined => {
     if (text === undefined) return undefined;
-    return json.added_tokens.find((t) => t.content === text)?.id ?? (Object.hasOwn(json.model.vocab, text) ? json.model.vocab[text] : undefined);
+    return (
+      json.added_tokens.find((t) => t.content === text)?.id ??
+      (Object.hasOwn(json.model.vocab, text) ? json.model.vocab[text] : undefined)
+    );
   };
   const modelConfig = readOptionalJson(join(dir, "config.json"));
   let tokens = 0; // one past the largest id (a loop: real vocabularies are too long to spread)
   for (const id of Object.values(json.model.vocab)) tokens = Math.max(tokens, id + 1);
   for (const t of json.added_tokens) tokens = Math.max(tokens, t.id + 1);
-  const modelVocab = typeof modelConfig.vocab_size === "number" && Number.isSafeInteger(modelConfig.vocab_size) ? modelConfig.vocab_size : 0;
-  for (let id = tokens; id < Math.min(modelVocab, 1 << 24); id++) json.added_tokens.push({ id, content: `[PAD${id}]`, special: true });
+  const modelVocab =
+    typeof modelConfig.vocab_size === "number" && Number.isSafeInteger(modelConfig.vocab_size)
+      ? modelConfig.vocab_size
+      : 0;
+  for (let id = tokens; id < Math.min(modelVocab, 1 << 24); id++)
+    json.added_tokens.push({ id, content: `[PAD${id}]`, special: true });
   const bos = bosOfPostProcessor(postProcessor);
   const bosText = bos?.content ?? tokenText(config.bos_token);
   const eosText = tokenText(config.eos_token);
   const eosId = idOf(eosText);
-  if (eosText !== undefined && eosId === undefined) throw invalid(`tokenizer_config.json: eos_token ${JSON.stringify(eosText)} is not in the vocabulary`);
+  if (eosText !== undefined && eosId === undefined)
+    throw invalid(
+      `tokenizer_config.json: eos_token ${JSON.stringify(eosText)} is not in the vocabulary`,
+    );
   return {
     json,
     bosId: bos?.id ?? idOf(bosText),

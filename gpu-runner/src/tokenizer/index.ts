@@ -1,3 +1,9 @@
-export { TextTokenizer, type ChatMessage, type TokenizerInfo, type TokenizerJson, type AddedTokenJson } from "./tokenizer";
+export {
+  TextTokenizer,
+  type ChatMessage,
+  type TokenizerInfo,
+  type TokenizerJson,
+  type AddedTokenJson,
+} from "./tokenizer";
 export { readHfTokenizer } from "./hf-tokenizer";
 export { preTokenizerFor } from "./pre-tokenizers";

@@ -21,7 +21,12 @@ export interface AddedTokenJson {
  */
 export interface TokenizerJson {
   /** A BPE model: `vocab` maps token → id, `merges` are "a b" strings or [a, b] pairs. */
-  model: { type: "BPE"; vocab: Record<string, number>; merges: string[] | Array<[string, string]>; [key: string]: unknown };
+  model: {
+    type: "BPE";
+    vocab: Record<string, number>;
+    merges: string[] | Array<[string, string]>;
+    [key: string]: unknown;
+  };
   added_tokens: AddedTokenJson[];
   normalizer: object | null;
   pre_tokenizer: object | null;

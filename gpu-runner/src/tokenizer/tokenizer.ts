@@ -19,10 +19,24 @@ import type { AddedTokenJson, TokenizerInfo, TokenizerJson } from "./tokenizer-i
 export type { AddedTokenJson, TokenizerInfo, TokenizerJson } from "./tokenizer-info";
 
 /** llama.cpp token types (`tokenizer.ggml.token_type`). */
-const TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
+const TOKEN_TYPE = {
+  NORMAL: 1,
+  UNKNOWN: 2,
+  CONTROL: 3,
+  USER_DEFINED: 4,
+  UNUSED: 5,
+  BYTE: 6,
+} as const;
 
 /** Names of end-of-turn tokens across families: each stops a generation when the vocabulary has it as a special token. */
-const END_OF_TURN = ["<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|endoftext|>", "<end_of_turn>"];
+const END_OF_TURN = [
+  "<|im_end|>",
+  "<|eot_id|>",
+  "<|eom_id|>",
+  "<|end_of_text|>",
+  "<|endoftext|>",
+  "<end_of_turn>",
+];
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
@@ -53,21 +67,35 @@ export class TextTokenizer {
     for (const t of json.added_tokens) this.ids.set(t.content, t.id);
     this.vocab = [];
     for (const [token, id] of this.ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= 1 << 24) throw new EpicacheError("tokenizer_invalid", `token ${JSON.stringify(token)} has id ${id}`);
+      if (!Number.isInteger(id) || id < 0 || id >= 1 << 24)
+        throw new EpicacheError("tokenizer_invalid", `token ${JSON.stringify(token)} has id ${id}`);
       this.vocab[id] = token;
     }
-    if (this.vocab.length === 0) throw new EpicacheError("tokenizer_invalid", "the tokenizer has an empty vocabulary");
+    if (this.vocab.length === 0)
+      throw new EpicacheError("tokenizer_invalid", "the tokenizer has an empty vocabulary");
     this.vocabSize = this.vocab.length;
     const build = (added: AddedTokenJson[]) =>
       new Tokenizer(
-        { version: "1.0", truncation: null, padding: null, ...json, added_tokens: added, post_processor: null },
+        {
+          version: "1.0",
+          truncation: null,
+          padding: null,
+          ...json,
+          added_tokens: added,
+          post_processor: null,
+        },
         { clean_up_tokenization_spaces: false, add_bos_token: false, add_eos_token: false },
       );
     this.withSpecials = build(json.added_tokens);
     this.plain = build(json.added_tokens.filter((t) => !t.special));
     const specialIds = new Set(json.added_tokens.flatMap((t) => (t.special ? [t.id] : [])));
-    const control = json.added_tokens.flatMap((t) => (t.special && t.content.length > 0 ? [t.content] : [])).sort((a, b) => b.length - a.length);
-    this.controlText = new RegExp([...control, "\uE000"].map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"), "g");
+    const control = json.added_tokens
+      .flatMap((t) => (t.special && t.content.length > 0 ? [t.content] : []))
+      .sort((a, b) => b.length - a.length);
+    this.controlText = new RegExp(
+      [...control, "\uE000"].map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"),
+      "g",
+    );
     this.bosId = info.bosId;
     this.eosId = info.eosId;
     this.addBos = info.addBos && info.bosId !== undefined;
@@ -85,13 +113,21 @@ export class TextTokenizer {
   static fromGguf(file: Pick<GgufFile, "metadata">): TextTokenizer {
     const model = meta(file, "tokenizer.ggml.model", "string");
     if (model !== "gpt2") {
-      throw new EpicacheError("tokenizer_invalid", `tokenizer model "${model}" is not supported (byte-level BPE, "gpt2", is)`);
+      throw new EpicacheError(
+        "tokenizer_invalid",
+        `tokenizer model "${model}" is not supported (byte-level BPE, "gpt2", is)`,
+      );
     }
     const vocab = meta(file, "tokenizer.ggml.tokens", "array").map(String);
     const rawTypes = metaOptional(file, "tokenizer.ggml.token_type");
-    const types = Array.isArray(rawTypes) ? rawTypes.map(Number) : vocab.map(() => TOKEN_TYPE.NORMAL);
+    const types = Array.isArray(rawTypes)
+      ? rawTypes.map(Number)
+      : vocab.map(() => TOKEN_TYPE.NORMAL);
     if (types.length !== vocab.length) {
-      throw new EpicacheError("tokenizer_invalid", `token types (${types.length}) and tokens (${vocab.length}) differ in count`);
+      throw new EpicacheError(
+        "tokenizer_invalid",
+        `token types (${types.length}) and tokens (${vocab.length}) differ in count`,
+      );
     }
     const bos = metaOptional(file, "tokenizer.ggml.bos_token_id");
     const eos = metaOptional(file, "tokenizer.ggml.eos_token_id");
@@ -102,13 +138,28 @@ export class TextTokenizer {
         type: "BPE",
         vocab: Object.fromEntries(vocab.map((t, i) => [t, i])),
         merges: meta(file, "tokenizer.ggml.merges", "array").map(String),
-        dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-        fuse_unk: false, byte_fallback: false, ignore_merges: false,
+        dropout: null,
+        unk_token: null,
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+        fuse_unk: false,
+        byte_fallback: false,
+        ignore_merges: false,
       },
       // Control and user-defined tokens are matched whole; only control ones are special.
       added_tokens: vocab.flatMap((content, id) =>
         types[id] === TOKEN_TYPE.CONTROL || types[id] === TOKEN_TYPE.USER_DEFINED
-          ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] === TOKEN_TYPE.CONTROL }]
+          ? [
+              {
+                id,
+                content,
+                single_word: false,
+                lstrip: false,
+                rstrip: false,
+                normalized: false,
+                special: types[id] === TOKEN_TYPE.CONTROL,
+              },
+            ]
           : [],
       ),
       normalizer: null,
@@ -139,24 +190,35 @@ export class TextTokenizer {
    */
   encode(text: string, opts: { parseSpecial?: boolean } = {}): number[] {
     if (text.length === 0) return [];
-    return (opts.parseSpecial ? this.withSpecials : this.plain).encode(text, { add_special_tokens: false }).ids;
+    return (opts.parseSpecial ? this.withSpecials : this.plain).encode(text, {
+      add_special_tokens: false,
+    }).ids;
   }
 
   /** A raw prompt as the model sees it: BOS when the file asks for it, then the text. */
   encodePrompt(text: string, opts: { parseSpecial?: boolean } = {}): number[] {
-    return [...(this.addBos && this.bosId !== undefined ? [this.bosId] : []), ...this.encode(text, opts)];
+    return [
+      ...(this.addBos && this.bosId !== undefined ? [this.bosId] : []),
+      ...this.encode(text, opts),
+    ];
   }
 
   /** Token ids → text. Control tokens are dropped unless `keepSpecial`. */
   decode(ids: readonly number[], opts: { keepSpecial?: boolean } = {}): string {
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new EpicacheError("invalid_argument", `token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
+        throw new EpicacheError(
+          "invalid_argument",
+          `token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`,
+        );
       }
     }
     // @huggingface/tokenizers rejects an empty list; nothing decodes to nothing.
     if (ids.length === 0) return "";
-    return this.withSpecials.decode([...ids], { skip_special_tokens: !opts.keepSpecial, clean_up_tokenization_spaces: false });
+    return this.withSpecials.decode([...ids], {
+      skip_special_tokens: !opts.keepSpecial,
+      clean_up_tokenization_spaces: false,
+    });
   }
 
   tokenId(text: string): number | undefined {
@@ -171,9 +233,15 @@ export class TextTokenizer {
    * Renders the chat template (with the assistant header when `addGenerationPrompt`) and tokenizes it
    * with special tokens parsed, except control-token text that came from a message: that stays text.
    */
-  encodeChat(messages: readonly ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): number[] {
+  encodeChat(
+    messages: readonly ChatMessage[],
+    opts: { addGenerationPrompt?: boolean } = {},
+  ): number[] {
     if (!this.template) {
-      throw new EpicacheError("tokenizer_invalid", "this model has no chat template (tokenizer.chat_template)");
+      throw new EpicacheError(
+        "tokenizer_invalid",
+        "this model has no chat template (tokenizer.chat_template)",
+      );
     }
     // The template sees the real contents (templates trim them, split off reasoning, …), except that
     // control-token text inside them is swapped for a private-use marker `\uE000k\uE001`, and so is
@@ -182,25 +250,44 @@ export class TextTokenizer {
     const hidden: string[] = [];
     const shield = (content: string) =>
       content.replace(this.controlText, (text) => `\uE000${hidden.push(text) - 1}\uE001`);
-    const rendered = this.render(this.template, messages.map((m) => ({ role: m.role, content: shield(m.content) })), opts);
+    const rendered = this.render(
+      this.template,
+      messages.map((m) => ({ role: m.role, content: shield(m.content) })),
+      opts,
+    );
     const ids: number[] = [];
     // Split keeps the captured marker indices at odd positions.
     const parts = rendered.split(/\uE000(\d+)\uE001/);
     for (let i = 0; i < parts.length; i++) {
-      ids.push(...(i % 2 === 0 ? this.encode(parts[i], { parseSpecial: true }) : this.encode(hidden[Number(parts[i])])));
+      ids.push(
+        ...(i % 2 === 0
+          ? this.encode(parts[i], { parseSpecial: true })
+          : this.encode(hidden[Number(parts[i])])),
+      );
     }
-    return this.addBos && this.bosId !== undefined && ids[0] !== this.bosId ? [this.bosId, ...ids] : ids;
+    return this.addBos && this.bosId !== undefined && ids[0] !== this.bosId
+      ? [this.bosId, ...ids]
+      : ids;
   }
 
   /** The chat template rendered as text (for display and for reference runtimes). */
-  renderChat(messages: readonly ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
-    if (!this.template) throw new EpicacheError("tokenizer_invalid", "this model has no chat template");
+  renderChat(
+    messages: readonly ChatMessage[],
+    opts: { addGenerationPrompt?: boolean } = {},
+  ): string {
+    if (!this.template)
+      throw new EpicacheError("tokenizer_invalid", "this model has no chat template");
     return this.render(this.template, messages, opts);
   }
 
-  private render(template: Template, messages: readonly ChatMessage[], opts: { addGenerationPrompt?: boolean }): string {
+  private render(
+    template: Template,
+    messages: readonly ChatMessage[],
+    opts: { addGenerationPrompt?: boolean },
+  ): string {
     return template.render({
-      messages, add_generation_prompt: opts.addGenerationPrompt ?? true,
+      messages,
+      add_generation_prompt: opts.addGenerationPrompt ?? true,
       bos_token: this.bosId !== undefined ? this.vocab[this.bosId] : "",
       eos_token: this.eosId !== undefined ? this.vocab[this.eosId] : "",
     });

@@ -10,7 +10,13 @@ describe("assembleConversation", () => {
       [
         { index: 1, turns: [{ id: "1", speaker: "Cy", text: "a" }] },
         { index: 2, turns: [] },
-        { index: 3, turns: [{ id: "2", speaker: "Ann", text: "b" }, { id: "3", speaker: "Di", text: "c" }] },
+        {
+          index: 3,
+          turns: [
+            { id: "2", speaker: "Ann", text: "b" },
+            { id: "3", speaker: "Di", text: "c" },
+          ],
+        },
       ],
       "src",
     );
@@ -20,7 +26,9 @@ describe("assembleConversation", () => {
   });
 
   it("rejects a conversation without turns", () => {
-    const error = thrown(() => assembleConversation("c", ["Ann"], [{ index: 1, turns: [] }], "src"));
+    const error = thrown(() =>
+      assembleConversation("c", ["Ann"], [{ index: 1, turns: [] }], "src"),
+    );
     expect(error.code).toBe("conversation_invalid");
     expect(error.message).toBe("src has no turns");
   });

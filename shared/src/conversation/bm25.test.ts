@@ -8,7 +8,8 @@ describe("bm25Scores", () => {
     // N = 3, average length 2; "dog" in 2 documents, "vet" in 1.
     const idfDog = Math.log(1 + (3 - 2 + 0.5) / (2 + 0.5));
     const idfVet = Math.log(1 + (3 - 1 + 0.5) / (1 + 0.5));
-    const tf = (f: number, length: number) => (f * 2.2) / (f + 1.2 * (1 - 0.75 + (0.75 * length) / 2));
+    const tf = (f: number, length: number) =>
+      (f * 2.2) / (f + 1.2 * (1 - 0.75 + (0.75 * length) / 2));
     expect(scores[0]).toBeCloseTo(idfDog * tf(1, 2), 12);
     expect(scores[1]).toBeCloseTo(idfDog * tf(1, 3) + idfVet * tf(1, 3), 12);
     expect(scores[2]).toBe(0);
@@ -16,7 +17,11 @@ describe("bm25Scores", () => {
 
   it("favours a rare term over a common one", () => {
     // "said" is in every window, "pottery" in one: each once, in windows of equal length.
-    const windows = [["caroline", "said", "adoption"], ["melanie", "said", "pottery"], ["caroline", "said", "group"]];
+    const windows = [
+      ["caroline", "said", "adoption"],
+      ["melanie", "said", "pottery"],
+      ["caroline", "said", "group"],
+    ];
     const scores = bm25Scores(["said", "pottery"], windows);
     expect(scores[1]).toBeGreaterThan(scores[0]);
     expect(scores[0]).toBe(scores[2]);
@@ -25,7 +30,11 @@ describe("bm25Scores", () => {
   });
 
   it("discounts long windows: the same term once scores more in a short window, and alike with b = 0", () => {
-    const windows = [["jazz", "band", "stage", "crowd", "night", "ticket"], ["jazz", "band"], ["rain"]];
+    const windows = [
+      ["jazz", "band", "stage", "crowd", "night", "ticket"],
+      ["jazz", "band"],
+      ["rain"],
+    ];
     const scores = bm25Scores(["jazz"], windows);
     expect(scores[1]).toBeGreaterThan(scores[0]);
     const flat = bm25Scores(["jazz"], windows, { k1: 1.2, b: 0 });

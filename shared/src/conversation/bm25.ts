@@ -30,7 +30,11 @@ export const BM25_DEFAULTS: Bm25Parameters = { k1: 1.2, b: 0.75 };
  * scores[1] > scores[0] && scores[2] === 0; // true: document 1 holds both terms, document 2 neither
  * ```
  */
-export function bm25Scores(query: readonly string[], documents: readonly (readonly string[])[], parameters: Bm25Parameters = BM25_DEFAULTS): Float64Array {
+export function bm25Scores(
+  query: readonly string[],
+  documents: readonly (readonly string[])[],
+  parameters: Bm25Parameters = BM25_DEFAULTS,
+): Float64Array {
   const { k1, b } = parameters;
   const scores = new Float64Array(documents.length);
   // The query's distinct terms, numbered.

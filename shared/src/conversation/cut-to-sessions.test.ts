@@ -22,13 +22,16 @@ const conversation: Conversation = {
 };
 
 describe("cutToSessions", () => {
-  const sizes = [0, 1, 2, 3, 4, 5].map((n) => words(renderContext({ ...conversation, sessions: conversation.sessions.slice(0, n) })));
+  const sizes = [0, 1, 2, 3, 4, 5].map((n) =>
+    words(renderContext({ ...conversation, sessions: conversation.sessions.slice(0, n) })),
+  );
 
   it("keeps the longest prefix of whole sessions that fits", () => {
     for (let n = 0; n <= 5; n++) {
       // Exactly the size of n sessions keeps n; one token less keeps n - 1.
       expect(cutToSessions(conversation, sizes[n], words).sessions).toHaveLength(n);
-      if (n > 0) expect(cutToSessions(conversation, sizes[n] - 1, words).sessions).toHaveLength(n - 1);
+      if (n > 0)
+        expect(cutToSessions(conversation, sizes[n] - 1, words).sessions).toHaveLength(n - 1);
     }
     expect(cutToSessions(conversation, 1e9, words)).toEqual(conversation);
     expect(cutToSessions(conversation, 0, words).sessions).toEqual([]);
@@ -40,11 +43,19 @@ describe("cutToSessions", () => {
     expect(kept.speakers).toEqual(["Ann", "Bo"]);
     expect(kept.sessions.map((s) => s.index)).toEqual([1, 2]);
     // Without header and dates each session costs fewer tokens, so more of them fit.
-    expect(cutToSessions(conversation, sizes[2], words, { header: "", dates: false }).sessions.length).toBeGreaterThan(2);
+    expect(
+      cutToSessions(conversation, sizes[2], words, { header: "", dates: false }).sessions.length,
+    ).toBeGreaterThan(2);
   });
 
   it("calls countTokens about log2(sessions) + 2 times", () => {
-    const many: Conversation = { ...conversation, sessions: Array.from({ length: 1000 }, (_, i) => ({ ...conversation.sessions[0], index: i + 1 })) };
+    const many: Conversation = {
+      ...conversation,
+      sessions: Array.from({ length: 1000 }, (_, i) => ({
+        ...conversation.sessions[0],
+        index: i + 1,
+      })),
+    };
     let calls = 0;
     const counting = (text: string): number => {
       calls++;
@@ -52,12 +63,15 @@ describe("cutToSessions", () => {
     };
     const kept = cutToSessions(many, 5000, counting);
     expect(words(renderContext(kept))).toBeLessThanOrEqual(5000);
-    expect(words(renderContext({ ...many, sessions: many.sessions.slice(0, kept.sessions.length + 1) }))).toBeGreaterThan(5000);
+    expect(
+      words(renderContext({ ...many, sessions: many.sessions.slice(0, kept.sessions.length + 1) })),
+    ).toBeGreaterThan(5000);
     expect(calls).toBeLessThanOrEqual(12);
   });
 
   it("rejects a negative or NaN maximum", () => {
-    for (const max of [-1, Number.NaN]) expect(thrown(() => cutToSessions(conversation, max, words)).code).toBe("invalid_argument");
+    for (const max of [-1, Number.NaN])
+      expect(thrown(() => cutToSessions(conversation, max, words)).code).toBe("invalid_argument");
   });
 
   const dev = benchFile("locomo", "locomo-dev2.json");

@@ -26,10 +26,21 @@ export function cutToSessions(
   options: RenderContextOptions = {},
 ): Conversation {
   if (!(maxTokens >= 0)) {
-    throw new EpicacheError("invalid_argument", `maxTokens must be a non-negative number, got ${maxTokens}`);
+    throw new EpicacheError(
+      "invalid_argument",
+      `maxTokens must be a non-negative number, got ${maxTokens}`,
+    );
   }
-  const prefix = (count: number): Conversation => ({ ...conversation, sessions: conversation.sessions.slice(0, count) });
-  return prefix(largestFitting(conversation.sessions.length, (count) => countTokens(renderContext(prefix(count), options)) <= maxTokens));
+  const prefix = (count: number): Conversation => ({
+    ...conversation,
+    sessions: conversation.sessions.slice(0, count),
+  });
+  return prefix(
+    largestFitting(
+      conversation.sessions.length,
+      (count) => countTokens(renderContext(prefix(count), options)) <= maxTokens,
+    ),
+  );
 }
 
 /**

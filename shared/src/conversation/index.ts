@@ -8,7 +8,12 @@ export type { Conversation, LoadedConversation, QaItem, Session, Turn } from "./
 export { loadLocomo, locomoSampleIds, type LoadLocomoOptions } from "./locomo";
 export { loadRealtalk, type LoadRealtalkOptions } from "./realtalk";
 export { loadJsonl, type LoadJsonlOptions } from "./jsonl";
-export { conversationFromMessages, type FromMessagesOptions, type Message, type SessionCursor } from "./messages";
+export {
+  conversationFromMessages,
+  type FromMessagesOptions,
+  type Message,
+  type SessionCursor,
+} from "./messages";
 export {
   CONVERSATION_FORMATS,
   detectConversationFormat,
@@ -19,14 +24,26 @@ export {
 export { formatTurnLine } from "./turn-line";
 export { segmentWindows, type ConversationWindow } from "./segment-windows";
 export { medoidCount, parseMedoidCount, type MedoidCount } from "./medoid-count";
-export { defaultContextHeader, renderContext, renderContinuation, type RenderContextOptions } from "./render-context";
+export {
+  defaultContextHeader,
+  renderContext,
+  renderContinuation,
+  type RenderContextOptions,
+} from "./render-context";
 export { cutToSessions } from "./cut-to-sessions";
 export { recentTurns } from "./recent-turns";
 export { selectSessions } from "./select-sessions";
 export { cosine, l2Normalize, type Vector } from "./vectors";
 export { nearestCentroid, type NearestCentroid } from "./nearest-centroid";
 export {
-  DEFAULT_ROUTING, DEFAULT_VOTE_K, ROUTING_RULES, routeQuestion, type RoutedQuestion, type RoutingData, type RoutingQuestion, type RoutingRule,
+  DEFAULT_ROUTING,
+  DEFAULT_VOTE_K,
+  ROUTING_RULES,
+  routeQuestion,
+  type RoutedQuestion,
+  type RoutingData,
+  type RoutingQuestion,
+  type RoutingRule,
 } from "./route-question";
 export { lexicalTerms, STOP_WORDS } from "./lexical-terms";
 export { BM25_DEFAULTS, bm25Scores, type Bm25Parameters } from "./bm25";

@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { thrown } from "../testing";
-import { childPath, describeJson, expectArray, expectObject, fail, optionalString, requiredString } from "./json-fields";
+import {
+  childPath,
+  describeJson,
+  expectArray,
+  expectObject,
+  fail,
+  optionalString,
+  requiredString,
+} from "./json-fields";
 
 describe("json-fields", () => {
   it("builds paths", () => {
@@ -32,7 +40,10 @@ describe("json-fields", () => {
 
     const cases: [() => unknown, string][] = [
       [() => requiredString(object, "n", "src", "p"), "src: p.n must be a string, got a number"],
-      [() => requiredString(object, "absent", "src", "p"), "src: p.absent is missing (expected a string)"],
+      [
+        () => requiredString(object, "absent", "src", "p"),
+        "src: p.absent is missing (expected a string)",
+      ],
       [() => optionalString(object, "n", "src", "p"), "src: p.n must be a string, got a number"],
       [() => expectObject([], "src", "p[2]"), "src: p[2] must be an object, got an array"],
       [() => expectObject(null, "src", ""), "src must be an object, got null"],

@@ -17,7 +17,10 @@ export type JsonObject = { readonly [key: string]: unknown };
  * ```
  */
 export function fail(source: string, path: string, problem: string): never {
-  throw new EpicacheError("conversation_invalid", path ? `${source}: ${path} ${problem}` : `${source} ${problem}`);
+  throw new EpicacheError(
+    "conversation_invalid",
+    path ? `${source}: ${path} ${problem}` : `${source} ${problem}`,
+  );
 }
 
 /** The path of `key` (a field name or an array index) below `path`: `a.b`, `a[3]`, `a["odd key"]`. */
@@ -57,14 +60,24 @@ export function expectArray(value: unknown, source: string, path: string): reado
 }
 
 /** The string field `key` of `object` (at `path`); missing or another type is an error. */
-export function requiredString(object: JsonObject, key: string, source: string, path: string): string {
+export function requiredString(
+  object: JsonObject,
+  key: string,
+  source: string,
+  path: string,
+): string {
   const value = object[key];
   if (typeof value !== "string") return missingOr(value, source, childPath(path, key), "a string");
   return value;
 }
 
 /** The string field `key` of `object` (at `path`), undefined when absent or null; another type is an error. */
-export function optionalString(object: JsonObject, key: string, source: string, path: string): string | undefined {
+export function optionalString(
+  object: JsonObject,
+  key: string,
+  source: string,
+  path: string,
+): string | undefined {
   const value = object[key];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== "string") return missingOr(value, source, childPath(path, key), "a string");

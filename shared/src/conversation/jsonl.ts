@@ -62,18 +62,29 @@ export function loadJsonl(text: string, options: LoadJsonlOptions = {}): LoadedC
       const id = optionalString(message, "id", source, "");
       if (id !== undefined && id === "") fail(source, "id", "must not be empty");
       const session = message.session;
-      if (session !== undefined && session !== null && typeof session !== "string" && !(typeof session === "number" && Number.isFinite(session))) {
+      if (
+        session !== undefined &&
+        session !== null &&
+        typeof session !== "string" &&
+        !(typeof session === "number" && Number.isFinite(session))
+      ) {
         fail(source, "session", `must be a string or a number, got ${describeJson(session)}`);
       }
       messages.push({
-        speaker, text: textOfTurn,
-        ...(id === undefined ? {} : { id }), ...(timestamp === undefined ? {} : { timestamp }),
-        ...(session === undefined || session === null ? {} : { session: session as string | number }),
+        speaker,
+        text: textOfTurn,
+        ...(id === undefined ? {} : { id }),
+        ...(timestamp === undefined ? {} : { timestamp }),
+        ...(session === undefined || session === null
+          ? {}
+          : { session: session as string | number }),
       });
       lineOf.push(lineNumber);
     });
   const { conversation } = conversationFromMessages(options.id ?? "conversation", messages, {
-    where: (i) => `line ${lineOf[i]} of the JSONL`, refer: (i) => `line ${lineOf[i]}`, source: "JSONL",
+    where: (i) => `line ${lineOf[i]} of the JSONL`,
+    refer: (i) => `line ${lineOf[i]}`,
+    source: "JSONL",
   });
   return { conversation, qa: [] };
 }
@@ -85,6 +96,10 @@ function parseLine(line: string, source: string): unknown {
     const offset = jsonSyntaxErrorOffset(line);
     const where = offset === undefined ? "" : ` at column ${offset + 1}`;
     const reason = e instanceof Error ? e.message : String(e);
-    throw new EpicacheError("conversation_invalid", `${source} is not valid JSON${where}: ${reason}`, { cause: e });
+    throw new EpicacheError(
+      "conversation_invalid",
+      `${source} is not valid JSON${where}: ${reason}`,
+      { cause: e },
+    );
   }
 }

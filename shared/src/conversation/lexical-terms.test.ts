@@ -3,8 +3,23 @@ import { lexicalTerms, STOP_WORDS } from "./lexical-terms";
 
 describe("lexicalTerms", () => {
   it("lower-cases, splits on everything but ASCII letters and digits, and keeps repeats in order", () => {
-    expect(lexicalTerms('Caroline said, "Hey Mel!"\nMelanie said, "Hey Caroline!"')).toEqual(["caroline", "said", "hey", "mel", "melanie", "said", "hey", "caroline"]);
-    expect(lexicalTerms("LGBTQ support-group, 7 May 2023")).toEqual(["lgbtq", "support", "group", "may", "2023"]);
+    expect(lexicalTerms('Caroline said, "Hey Mel!"\nMelanie said, "Hey Caroline!"')).toEqual([
+      "caroline",
+      "said",
+      "hey",
+      "mel",
+      "melanie",
+      "said",
+      "hey",
+      "caroline",
+    ]);
+    expect(lexicalTerms("LGBTQ support-group, 7 May 2023")).toEqual([
+      "lgbtq",
+      "support",
+      "group",
+      "may",
+      "2023",
+    ]);
   });
 
   it("drops one-character terms and stop words", () => {

@@ -3,8 +3,10 @@
  * only add noise to BM25 (their idf is near zero anyway, but they lengthen every window alike).
  */
 export const STOP_WORDS: ReadonlySet<string> = new Set(
-  ("a an the of to in on at for and or is are was were be been did do does what when where who whom which how why with from by as " +
-    "that this it its his her their they she he you i me my your our we about after before into over").split(" "),
+  (
+    "a an the of to in on at for and or is are was were be been did do does what when where who whom which how why with from by as " +
+    "that this it its his her their they she he you i me my your our we about after before into over"
+  ).split(" "),
 );
 
 /**
@@ -27,7 +29,10 @@ export const STOP_WORDS: ReadonlySet<string> = new Set(
  */
 export function lexicalTerms(text: string): string[] {
   const terms: string[] = [];
-  for (const word of text.toLowerCase().replace(/[^a-z0-9 ]/g, " ").split(/\s+/)) {
+  for (const word of text
+    .toLowerCase()
+    .replace(/[^a-z0-9 ]/g, " ")
+    .split(/\s+/)) {
     if (word.length <= 1 || STOP_WORDS.has(word)) continue;
     const term = word.replace(/(ing|ed|es|s)$/, "");
     if (term !== "") terms.push(term);

@@ -5,13 +5,19 @@ import { detectConversationFormat, loadConversation } from "./load-conversation"
 const locomo = JSON.stringify([
   {
     sample_id: "conv-1",
-    conversation: { speaker_a: "A", speaker_b: "B", session_1: [{ speaker: "A", dia_id: "D1:1", text: "hi" }] },
+    conversation: {
+      speaker_a: "A",
+      speaker_b: "B",
+      session_1: [{ speaker: "A", dia_id: "D1:1", text: "hi" }],
+    },
     qa: [{ question: "q", answer: "a", evidence: ["D1:1"], category: 4 }],
   },
 ]);
 const realtalk = JSON.stringify({
   name: { speaker_1: "A", speaker_2: "B" },
-  session_1: [{ clean_text: "hi", speaker: "A", date_time: "29.12.2023, 22:42:04", dia_id: "D1:1" }],
+  session_1: [
+    { clean_text: "hi", speaker: "A", date_time: "29.12.2023, 22:42:04", dia_id: "D1:1" },
+  ],
   qa: [],
 });
 const jsonl = '{"speaker": "A", "text": "hi"}\n{"speaker": "B", "text": "hello"}\n';
@@ -29,10 +35,12 @@ describe("detectConversationFormat", () => {
   it("sends broken LoCoMo and JSONL to their loaders, which name the place", () => {
     expect(detectConversationFormat('[{"sample_id": ')).toBe("locomo");
     expect(detectConversationFormat('{"speaker": "A", "text": "hi"}\n{"speaker": ')).toBe("jsonl");
-    expect(thrown(() => loadConversation('[{"sample_id": ')).message).toContain("LoCoMo JSON is not valid JSON at line 1, column 16");
-    expect(thrown(() => loadConversation('{"speaker": "A", "text": "hi"}\n{"speaker": ')).message).toContain(
-      "line 2 of the JSONL is not valid JSON",
+    expect(thrown(() => loadConversation('[{"sample_id": ')).message).toContain(
+      "LoCoMo JSON is not valid JSON at line 1, column 16",
     );
+    expect(
+      thrown(() => loadConversation('{"speaker": "A", "text": "hi"}\n{"speaker": ')).message,
+    ).toContain("line 2 of the JSONL is not valid JSON");
   });
 
   it("rejects what is none of them", () => {
@@ -52,12 +60,19 @@ describe("loadConversation", () => {
     expect(loadConversation(realtalk, { id: "rt" }).conversation.id).toBe("rt");
     expect(loadConversation(jsonl, { id: "j" }).conversation.speakers).toEqual(["A", "B"]);
     // A given format is not second-guessed.
-    expect(thrown(() => loadConversation(jsonl, { format: "realtalk" })).message).toContain("REALTALK JSON is not valid JSON");
+    expect(thrown(() => loadConversation(jsonl, { format: "realtalk" })).message).toContain(
+      "REALTALK JSON is not valid JSON",
+    );
   });
 
   const [locomoFiles, realtalkFiles] = [benchFiles("locomo"), benchFiles("realtalk")];
-  it.skipIf(locomoFiles.length + realtalkFiles.length === 0)(`detects the real files ${NEEDS_BENCH_DATA}`, async () => {
-    for (const file of locomoFiles) expect(detectConversationFormat(await file.text()), file.name).toBe("locomo");
-    for (const file of realtalkFiles) expect(detectConversationFormat(await file.text()), file.name).toBe("realtalk");
-  });
+  it.skipIf(locomoFiles.length + realtalkFiles.length === 0)(
+    `detects the real files ${NEEDS_BENCH_DATA}`,
+    async () => {
+      for (const file of locomoFiles)
+        expect(detectConversationFormat(await file.text()), file.name).toBe("locomo");
+      for (const file of realtalkFiles)
+        expect(detectConversationFormat(await file.text()), file.name).toBe("realtalk");
+    },
+  );
 });

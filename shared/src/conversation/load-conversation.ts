@@ -102,8 +102,12 @@ function detect(text: string): { format: ConversationFormat; parsed?: unknown } 
  * const jsonl = loadConversation(text, { format: "jsonl", id: "support-chat" });
  * ```
  */
-export function loadConversation(text: string, options: LoadConversationOptions = {}): LoadedConversation {
-  const { format, parsed } = options.format === undefined ? detect(text) : { format: options.format, parsed: undefined };
+export function loadConversation(
+  text: string,
+  options: LoadConversationOptions = {},
+): LoadedConversation {
+  const { format, parsed } =
+    options.format === undefined ? detect(text) : { format: options.format, parsed: undefined };
   const input = parsed ?? text;
   switch (format) {
     case "locomo":

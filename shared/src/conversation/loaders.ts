@@ -9,5 +9,11 @@
  * ```
  */
 export type { Conversation, LoadedConversation, Session, Turn } from "./conversation";
-export { CONVERSATION_FORMATS, detectConversationFormat, loadConversation, type ConversationFormat, type LoadConversationOptions } from "./load-conversation";
+export {
+  CONVERSATION_FORMATS,
+  detectConversationFormat,
+  loadConversation,
+  type ConversationFormat,
+  type LoadConversationOptions,
+} from "./load-conversation";
 export { locomoSampleIds } from "./locomo";

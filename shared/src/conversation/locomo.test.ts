@@ -10,7 +10,12 @@ function sample(id = "conv-x"): Json {
     qa: [
       { question: "What did Ann adopt?", answer: "a cat", evidence: ["D2:1"], category: 4 },
       { question: "When did Bo move?", answer: 2022, evidence: ["D1:2; D10:1"], category: 2 },
-      { question: "What did Bo adopt?", evidence: ["D2:1"], category: 5, adversarial_answer: "a cat" },
+      {
+        question: "What did Bo adopt?",
+        evidence: ["D2:1"],
+        category: 5,
+        adversarial_answer: "a cat",
+      },
     ],
     conversation: {
       speaker_a: "Ann",
@@ -72,7 +77,13 @@ describe("loadLocomo", () => {
       { question: "What did Ann adopt?", answer: "a cat", evidence: ["D2:1"], category: 4 },
       // A number answer becomes a string; "D1:2; D10:1" is two ids.
       { question: "When did Bo move?", answer: "2022", evidence: ["D1:2", "D10:1"], category: 2 },
-      { question: "What did Bo adopt?", answer: "a cat", evidence: ["D2:1"], category: 5, adversarial: true },
+      {
+        question: "What did Bo adopt?",
+        answer: "a cat",
+        evidence: ["D2:1"],
+        category: 5,
+        adversarial: true,
+      },
     ]);
   });
 
@@ -104,7 +115,11 @@ describe("loadLocomo", () => {
       [
         "a turn's text of the wrong type",
         broken((s) => {
-          s.conversation.session_3 = [0, 1, 2, 3, 4].map((t) => ({ speaker: "Ann", dia_id: `D3:${t + 1}`, text: t === 4 ? 7 : "ok" }));
+          s.conversation.session_3 = [0, 1, 2, 3, 4].map((t) => ({
+            speaker: "Ann",
+            dia_id: `D3:${t + 1}`,
+            text: t === 4 ? 7 : "ok",
+          }));
         }),
         'LoCoMo sample "conv-x" ([0]): conversation.session_3[4].text must be a string, got a number',
       ],
@@ -122,29 +137,86 @@ describe("loadLocomo", () => {
         }),
         "conversation.session_2 must be an array, got an object",
       ],
-      ["a null turn", broken((s) => void ((s.conversation.session_1 as unknown[])[1] = null)), "conversation.session_1[1] must be an object, got null"],
-      ["a missing speaker_b", broken((s) => void delete s.conversation.speaker_b), "conversation.speaker_b is missing"],
-      ["a date that is not text", broken((s) => void (s.conversation.session_1_date_time = 20230508)), "conversation.session_1_date_time must be a string, got a number"],
-      ["a caption that is not text", broken((s) => void ((s.conversation.session_2 as Json[])[0].blip_caption = ["x"])), "conversation.session_2[0].blip_caption must be a string, got an array"],
-      ["no conversation", broken((s) => void Reflect.deleteProperty(s, "conversation")), 'LoCoMo sample "conv-x" ([0]): conversation is missing (expected an object)'],
-      ["a QA item without category", broken((s) => void delete s.qa[0].category), "qa[0].category is missing (expected a number or a string)"],
-      ["a QA item without any answer", broken((s) => void delete s.qa[0].answer), "qa[0].answer is missing (and there is no adversarial_answer)"],
-      ["an answer that is an object", broken((s) => void (s.qa[1].answer = { year: 2022 })), "qa[1].answer must be a string or a number, got an object"],
-      ["an evidence id that is a number", broken((s) => void (s.qa[1].evidence = [12])), "qa[1].evidence[0] must be a string, got a number"],
-      ["qa that is not a list", broken((s) => void ((s as Json).qa = "none")), "qa must be an array, got a string"],
+      [
+        "a null turn",
+        broken((s) => void ((s.conversation.session_1 as unknown[])[1] = null)),
+        "conversation.session_1[1] must be an object, got null",
+      ],
+      [
+        "a missing speaker_b",
+        broken((s) => void delete s.conversation.speaker_b),
+        "conversation.speaker_b is missing",
+      ],
+      [
+        "a date that is not text",
+        broken((s) => void (s.conversation.session_1_date_time = 20230508)),
+        "conversation.session_1_date_time must be a string, got a number",
+      ],
+      [
+        "a caption that is not text",
+        broken((s) => void ((s.conversation.session_2 as Json[])[0].blip_caption = ["x"])),
+        "conversation.session_2[0].blip_caption must be a string, got an array",
+      ],
+      [
+        "no conversation",
+        broken((s) => void Reflect.deleteProperty(s, "conversation")),
+        'LoCoMo sample "conv-x" ([0]): conversation is missing (expected an object)',
+      ],
+      [
+        "a QA item without category",
+        broken((s) => void delete s.qa[0].category),
+        "qa[0].category is missing (expected a number or a string)",
+      ],
+      [
+        "a QA item without any answer",
+        broken((s) => void delete s.qa[0].answer),
+        "qa[0].answer is missing (and there is no adversarial_answer)",
+      ],
+      [
+        "an answer that is an object",
+        broken((s) => void (s.qa[1].answer = { year: 2022 })),
+        "qa[1].answer must be a string or a number, got an object",
+      ],
+      [
+        "an evidence id that is a number",
+        broken((s) => void (s.qa[1].evidence = [12])),
+        "qa[1].evidence[0] must be a string, got a number",
+      ],
+      [
+        "qa that is not a list",
+        broken((s) => void ((s as Json).qa = "none")),
+        "qa must be an array, got a string",
+      ],
       [
         "a conversation without turns",
         broken((s) => {
-          for (const key of Object.keys(s.conversation)) if (key.startsWith("session_")) delete s.conversation[key];
+          for (const key of Object.keys(s.conversation))
+            if (key.startsWith("session_")) delete s.conversation[key];
         }),
         'LoCoMo sample "conv-x" ([0]) has no turns',
       ],
-      ["a sample without sample_id", [sample("a"), { conversation: {} }], "LoCoMo JSON [1]: sample_id is missing"],
-      ["a sample that is not an object", [sample("a"), "b"], "LoCoMo JSON: [1] must be an object, got a string"],
+      [
+        "a sample without sample_id",
+        [sample("a"), { conversation: {} }],
+        "LoCoMo JSON [1]: sample_id is missing",
+      ],
+      [
+        "a sample that is not an object",
+        [sample("a"), "b"],
+        "LoCoMo JSON: [1] must be an object, got a string",
+      ],
       ["a document that is not a list", 42, "LoCoMo JSON must be an array, got a number"],
       ["an empty list", [], "LoCoMo JSON has no samples"],
-      ["bad JSON", '[{"sample_id": "c",\n  "conversation": }]', "LoCoMo JSON is not valid JSON at line 2, column 19"],
-      ["truncated JSON", '[{"sample_id": "c",\n  "conv', "LoCoMo JSON is not valid JSON at line 2, column 8"],
+      [
+        "bad JSON",
+        '[{"sample_id": "c",\n  "conversation": }]',
+        "LoCoMo JSON is not valid JSON at line 2, column 19",
+      ],
+      [
+        "truncated JSON",
+        '[{"sample_id": "c",\n  "conv',
+        "LoCoMo JSON is not valid JSON at line 2, column 8",
+      ],
     ];
     it.each(cases)("%s", (_, input, message) => {
       const error = thrown(() => loadLocomo(input));
@@ -165,7 +237,9 @@ describe("LoCoMo data", () => {
     const { conversation, qa } = loadLocomo(text); // the first sample
     expect(conversation.id).toBe("conv-26");
     expect(conversation.speakers).toEqual(["Caroline", "Melanie"]);
-    expect(conversation.sessions.map((s) => s.index)).toEqual(Array.from({ length: 19 }, (_, i) => i + 1));
+    expect(conversation.sessions.map((s) => s.index)).toEqual(
+      Array.from({ length: 19 }, (_, i) => i + 1),
+    );
     expect(conversation.sessions[0].date).toBe("1:56 pm on 8 May, 2023");
     expect(conversation.sessions[18].date).toBe("9:55 am on 22 October, 2023");
     expect(conversation.sessions[0].turns[0]).toEqual({

@@ -1,7 +1,15 @@
 import { EpicacheError } from "../errors";
 import { assembleConversation } from "./assemble-conversation";
 import type { LoadedConversation, Session, Turn } from "./conversation";
-import { childPath, expectArray, expectObject, fail, type JsonObject, optionalString, requiredString } from "./json-fields";
+import {
+  childPath,
+  expectArray,
+  expectObject,
+  fail,
+  type JsonObject,
+  optionalString,
+  requiredString,
+} from "./json-fields";
 import { numberedSessionKeys } from "./numbered-sessions";
 import { parseJsonText } from "./parse-json";
 import { readQaItems } from "./qa-items";
@@ -50,7 +58,9 @@ export function loadLocomo(input: unknown, options: LoadLocomoOptions = {}): Loa
   ];
   const sessions: Session[] = numberedSessionKeys(conversation).map(({ index, key }) => {
     const path = childPath("conversation", key);
-    const turns = expectArray(conversation[key], source, path).map((raw, i) => readTurn(raw, source, childPath(path, i)));
+    const turns = expectArray(conversation[key], source, path).map((raw, i) =>
+      readTurn(raw, source, childPath(path, i)),
+    );
     const date = optionalString(conversation, `${key}_date_time`, source, "conversation");
     return date === undefined ? { index, turns } : { index, date, turns };
   });
@@ -70,7 +80,9 @@ export function loadLocomo(input: unknown, options: LoadLocomoOptions = {}): Loa
  * ```
  */
 export function locomoSampleIds(input: unknown): string[] {
-  return samplesOf(input).map(({ value, source }) => requiredString(value, "sample_id", source, ""));
+  return samplesOf(input).map(({ value, source }) =>
+    requiredString(value, "sample_id", source, ""),
+  );
 }
 
 interface Sample {
@@ -87,7 +99,10 @@ function samplesOf(input: unknown): Sample[] {
   }
   const list = expectArray(data, SOURCE, "");
   if (list.length === 0) fail(SOURCE, "", "has no samples");
-  return list.map((raw, i) => ({ value: expectObject(raw, SOURCE, `[${i}]`), source: `${SOURCE} [${i}]` }));
+  return list.map((raw, i) => ({
+    value: expectObject(raw, SOURCE, `[${i}]`),
+    source: `${SOURCE} [${i}]`,
+  }));
 }
 
 /** The requested sample (default the first), with the name its messages use: `LoCoMo sample "conv-26" ([0])`. */
@@ -105,7 +120,11 @@ function selectSample(
   }
   const single = samples.length === 1 && samples[0].source === SOURCE;
   const sampleId = ids[at];
-  return { sample: samples[at], sampleId, source: `LoCoMo sample "${sampleId}"${single ? "" : ` ([${at}])`}` };
+  return {
+    sample: samples[at],
+    sampleId,
+    source: `LoCoMo sample "${sampleId}"${single ? "" : ` ([${at}])`}`,
+  };
 }
 
 function readTurn(raw: unknown, source: string, path: string): Turn {

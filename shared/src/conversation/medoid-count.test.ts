@@ -7,7 +7,9 @@ describe("medoid counts", () => {
     expect(parseMedoidCount(" 25% ")).toBe("25%");
     expect(parseMedoidCount("12.5%")).toBe("12.5%");
     for (const bad of ["0", "-1", "1.5", "0%", "101%", "%", "three", ""]) {
-      expect(() => parseMedoidCount(bad), bad).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+      expect(() => parseMedoidCount(bad), bad).toThrow(
+        expect.objectContaining({ code: "invalid_argument" }),
+      );
     }
   });
 

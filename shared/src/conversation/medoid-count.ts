@@ -27,17 +27,25 @@ export function parseMedoidCount(text: string): MedoidCount {
   } else if (/^\d+$/.test(t) && Number(t) >= 1) {
     return Number(t);
   }
-  throw new EpicacheError("invalid_argument", `n-medoid ${JSON.stringify(text)} is neither a positive count (3) nor a percentage in (0, 100] (25%)`);
+  throw new EpicacheError(
+    "invalid_argument",
+    `n-medoid ${JSON.stringify(text)} is neither a positive count (3) nor a percentage in (0, 100] (25%)`,
+  );
 }
 
 /** Representative windows for an episode of `members` windows: at least one, at most all. */
 export function medoidCount(spec: MedoidCount, members: number): number {
   if (members <= 0) return 0;
   if (typeof spec === "number") {
-    if (!Number.isInteger(spec) || spec < 1) throw new EpicacheError("invalid_argument", `n-medoid must be a positive integer, got ${spec}`);
+    if (!Number.isInteger(spec) || spec < 1)
+      throw new EpicacheError(
+        "invalid_argument",
+        `n-medoid must be a positive integer, got ${spec}`,
+      );
     return Math.min(spec, members);
   }
   const percent = Number(spec.slice(0, -1));
-  if (!(percent > 0 && percent <= 100)) throw new EpicacheError("invalid_argument", `n-medoid ${spec} is not a percentage in (0, 100]`);
+  if (!(percent > 0 && percent <= 100))
+    throw new EpicacheError("invalid_argument", `n-medoid ${spec} is not a percentage in (0, 100]`);
   return Math.min(members, Math.max(1, Math.round((percent / 100) * members)));
 }

@@ -67,7 +67,11 @@ export interface FromMessagesOptions {
  * cursor; // { key: "mon", index: 1, turns: 2 }
  * ```
  */
-export function conversationFromMessages(id: string, messages: readonly Message[], opts: FromMessagesOptions = {}): { conversation: Conversation; cursor: SessionCursor } {
+export function conversationFromMessages(
+  id: string,
+  messages: readonly Message[],
+  opts: FromMessagesOptions = {},
+): { conversation: Conversation; cursor: SessionCursor } {
   const where = opts.where ?? ((i: number) => `messages[${i}]`);
   const sessions: { index: number; date?: string; turns: Turn[] }[] = [];
   let key = opts.after?.key;
@@ -77,7 +81,8 @@ export function conversationFromMessages(id: string, messages: readonly Message[
   const seen = new Map<string, number>();
   messages.forEach((m, i) => {
     const source = where(i);
-    if (typeof m.speaker !== "string" || m.speaker.trim() === "") bad(source, "speaker must be a non-empty string");
+    if (typeof m.speaker !== "string" || m.speaker.trim() === "")
+      bad(source, "speaker must be a non-empty string");
     if (typeof m.text !== "string") bad(source, "text must be a string");
     const next = sessionKey(m.session, source);
     const opens = index === 0 || (next !== undefined && next !== key);
@@ -91,19 +96,43 @@ export function conversationFromMessages(id: string, messages: readonly Message[
       sessions.push({ index, turns: [] });
     }
     const session = sessions[sessions.length - 1];
-    if (session.turns.length === 0 && before === 0 && m.timestamp !== undefined) session.date = m.timestamp;
-    if (m.id !== undefined && (typeof m.id !== "string" || m.id === "")) bad(source, "id must be a non-empty string");
+    if (session.turns.length === 0 && before === 0 && m.timestamp !== undefined)
+      session.date = m.timestamp;
+    if (m.id !== undefined && (typeof m.id !== "string" || m.id === ""))
+      bad(source, "id must be a non-empty string");
     const turnId = m.id ?? `D${session.index}:${before + session.turns.length + 1}`;
     const earlier = seen.get(turnId);
-    if (earlier !== undefined) bad(source, `id "${turnId}"${m.id === undefined ? " (generated)" : ""} repeats the id of ${(opts.refer ?? where)(earlier)}`);
-    if (opts.usedIds?.has(turnId)) bad(source, `id "${turnId}"${m.id === undefined ? " (generated)" : ""} repeats an id of the earlier transcript`);
+    if (earlier !== undefined)
+      bad(
+        source,
+        `id "${turnId}"${m.id === undefined ? " (generated)" : ""} repeats the id of ${(opts.refer ?? where)(earlier)}`,
+      );
+    if (opts.usedIds?.has(turnId))
+      bad(
+        source,
+        `id "${turnId}"${m.id === undefined ? " (generated)" : ""} repeats an id of the earlier transcript`,
+      );
     seen.set(turnId, i);
-    session.turns.push({ id: turnId, speaker: m.speaker, text: m.text, ...(m.timestamp === undefined ? {} : { timestamp: m.timestamp }) });
+    session.turns.push({
+      id: turnId,
+      speaker: m.speaker,
+      text: m.text,
+      ...(m.timestamp === undefined ? {} : { timestamp: m.timestamp }),
+    });
   });
-  const done: Session[] = sessions.map(({ index: n, date, turns }) => (date === undefined ? { index: n, turns } : { index: n, date, turns }));
+  const done: Session[] = sessions.map(({ index: n, date, turns }) =>
+    date === undefined ? { index: n, turns } : { index: n, date, turns },
+  );
   const last = sessions[sessions.length - 1];
-  const cursor: SessionCursor = { ...(key === undefined ? {} : { key }), index, turns: before + (last?.turns.length ?? 0) };
-  return { conversation: assembleConversation(id, [], done, opts.source ?? "the transcript"), cursor };
+  const cursor: SessionCursor = {
+    ...(key === undefined ? {} : { key }),
+    index,
+    turns: before + (last?.turns.length ?? 0),
+  };
+  return {
+    conversation: assembleConversation(id, [], done, opts.source ?? "the transcript"),
+    cursor,
+  };
 }
 
 function bad(source: string, problem: string): never {
@@ -113,6 +142,7 @@ function bad(source: string, problem: string): never {
 /** The session value as a comparable key (`2` and `"2"` are one session), undefined when absent or null. */
 function sessionKey(value: unknown, source: string): string | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value === "string" || (typeof value === "number" && Number.isFinite(value))) return String(value);
+  if (typeof value === "string" || (typeof value === "number" && Number.isFinite(value)))
+    return String(value);
   return bad(source, `session must be a string or a number, got ${JSON.stringify(value)}`);
 }

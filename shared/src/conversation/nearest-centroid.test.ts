@@ -4,11 +4,14 @@ import { nearestCentroid } from "./nearest-centroid";
 
 describe("nearestCentroid", () => {
   it("picks the centroid with the highest cosine and returns every cosine", () => {
-    const { index, cosines } = nearestCentroid([1, 0, 0], [
-      [0, 1, 0],
-      [0.9, 0.1, 0],
-      [-1, 0, 0],
-    ]);
+    const { index, cosines } = nearestCentroid(
+      [1, 0, 0],
+      [
+        [0, 1, 0],
+        [0.9, 0.1, 0],
+        [-1, 0, 0],
+      ],
+    );
     expect(index).toBe(1);
     expect(cosines).toHaveLength(3);
     expect(cosines[0]).toBe(0);
@@ -24,18 +27,53 @@ describe("nearestCentroid", () => {
   });
 
   it("breaks ties towards the lower index", () => {
-    const { index, cosines } = nearestCentroid([1, 0], [[0, 2], [1, 1], [2, 2]]);
+    const { index, cosines } = nearestCentroid(
+      [1, 0],
+      [
+        [0, 2],
+        [1, 1],
+        [2, 2],
+      ],
+    );
     expect(cosines[1]).toBe(cosines[2]); // an exact tie
     expect(cosines[1]).toBeCloseTo(Math.SQRT1_2, 12);
     expect(index).toBe(1);
-    expect(nearestCentroid([0, 0], [[1, 0], [0, 1]]).index).toBe(0); // the zero query: all cosines 0
+    expect(
+      nearestCentroid(
+        [0, 0],
+        [
+          [1, 0],
+          [0, 1],
+        ],
+      ).index,
+    ).toBe(0); // the zero query: all cosines 0
   });
 
   it("rejects no centroids, dimension mismatches and non-finite entries", () => {
     const cases: [() => unknown, string][] = [
       [() => nearestCentroid([1], []), "nearestCentroid needs at least one centroid"],
-      [() => nearestCentroid([1, 0], [[1, 0], [1, 0, 0]]), "query and centroid 1 differ in dimension: 2 and 3"],
-      [() => nearestCentroid([1, 0], [[1, 0], [Number.NaN, 0]]), "centroid 1 has a non-finite entry at 0: NaN"],
+      [
+        () =>
+          nearestCentroid(
+            [1, 0],
+            [
+              [1, 0],
+              [1, 0, 0],
+            ],
+          ),
+        "query and centroid 1 differ in dimension: 2 and 3",
+      ],
+      [
+        () =>
+          nearestCentroid(
+            [1, 0],
+            [
+              [1, 0],
+              [Number.NaN, 0],
+            ],
+          ),
+        "centroid 1 has a non-finite entry at 0: NaN",
+      ],
       [() => nearestCentroid([Number.NaN, 0], [[1, 0]]), "query has a non-finite entry at 0: NaN"],
     ];
     for (const [f, message] of cases) {

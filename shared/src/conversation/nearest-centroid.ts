@@ -29,7 +29,8 @@ export interface NearestCentroid {
  * ```
  */
 export function nearestCentroid(query: Vector, centroids: readonly Vector[]): NearestCentroid {
-  if (centroids.length === 0) throw new EpicacheError("invalid_argument", "nearestCentroid needs at least one centroid");
+  if (centroids.length === 0)
+    throw new EpicacheError("invalid_argument", "nearestCentroid needs at least one centroid");
   checkFinite(query, "query");
   const cosines = centroids.map((centroid, i) => {
     checkSameLength(query, centroid, `query and centroid ${i}`);

@@ -16,7 +16,9 @@ describe("parseJsonText", () => {
     expect(error.code).toBe("conversation_invalid");
     expect(error.message).toMatch(/^my file is not valid JSON at line 3, column 11: /);
     expect(error.cause).toBeInstanceOf(SyntaxError);
-    expect(thrown(() => parseJsonText("", "empty")).message).toMatch(/^empty is not valid JSON at line 1, column 1: /);
+    expect(thrown(() => parseJsonText("", "empty")).message).toMatch(
+      /^empty is not valid JSON at line 1, column 1: /,
+    );
   });
 
   it("lineColumn counts from 1", () => {
@@ -52,7 +54,12 @@ describe("jsonSyntaxErrorOffset", () => {
 
   it("agrees with JSON.parse on valid JSON and on JSON with one edit", () => {
     const edited = fc
-      .tuple(fc.json(), fc.nat(), fc.constantFrom("", ",", "}", "]", '"', ":", "x", "0", "\\", "\n", " "), fc.nat({ max: 2 }))
+      .tuple(
+        fc.json(),
+        fc.nat(),
+        fc.constantFrom("", ",", "}", "]", '"', ":", "x", "0", "\\", "\n", " "),
+        fc.nat({ max: 2 }),
+      )
       .map(([json, at, insert, remove]) => {
         const i = json.length === 0 ? 0 : at % json.length;
         return json.slice(0, i) + insert + json.slice(i + remove);

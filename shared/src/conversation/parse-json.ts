@@ -21,7 +21,11 @@ export function parseJsonText(text: string, source: string): unknown {
     const message = e instanceof Error ? e.message : String(e);
     const offset = jsonSyntaxErrorOffset(body);
     const where = offset === undefined ? "" : ` at ${lineColumn(body, offset)}`;
-    throw new EpicacheError("conversation_invalid", `${source} is not valid JSON${where}: ${message}`, { cause: e });
+    throw new EpicacheError(
+      "conversation_invalid",
+      `${source} is not valid JSON${where}: ${message}`,
+      { cause: e },
+    );
   }
 }
 

@@ -1,5 +1,12 @@
 import type { QaItem } from "./conversation";
-import { childPath, describeJson, expectArray, expectObject, fail, requiredString } from "./json-fields";
+import {
+  childPath,
+  describeJson,
+  expectArray,
+  expectObject,
+  fail,
+  requiredString,
+} from "./json-fields";
 
 /**
  * The QA items of a benchmark file (LoCoMo and REALTALK share the shape `{question, answer |
@@ -13,7 +20,9 @@ import { childPath, describeJson, expectArray, expectObject, fail, requiredStrin
  */
 export function readQaItems(value: unknown, source: string, path: string): QaItem[] {
   if (value === undefined || value === null) return [];
-  return expectArray(value, source, path).map((raw, i) => readQaItem(raw, source, childPath(path, i)));
+  return expectArray(value, source, path).map((raw, i) =>
+    readQaItem(raw, source, childPath(path, i)),
+  );
 }
 
 function readQaItem(raw: unknown, source: string, path: string): QaItem {
@@ -31,22 +40,32 @@ function readQaItem(raw: unknown, source: string, path: string): QaItem {
   if (typeof answer === "string") return { question, answer, evidence, category };
   if (typeof answer === "number") return { question, answer: String(answer), evidence, category };
   if (answer !== undefined && answer !== null) {
-    fail(source, childPath(path, "answer"), `must be a string or a number, got ${describeJson(answer)}`);
+    fail(
+      source,
+      childPath(path, "answer"),
+      `must be a string or a number, got ${describeJson(answer)}`,
+    );
   }
   // LoCoMo category 5: no gold answer, only the tempting wrong one.
   const adversarial = item.adversarial_answer;
-  if (typeof adversarial === "string") return { question, answer: adversarial, evidence, category, adversarial: true };
+  if (typeof adversarial === "string")
+    return { question, answer: adversarial, evidence, category, adversarial: true };
   if (adversarial === undefined || adversarial === null) {
     fail(source, childPath(path, "answer"), "is missing (and there is no adversarial_answer)");
   }
-  return fail(source, childPath(path, "adversarial_answer"), `must be a string, got ${describeJson(adversarial)}`);
+  return fail(
+    source,
+    childPath(path, "adversarial_answer"),
+    `must be a string, got ${describeJson(adversarial)}`,
+  );
 }
 
 function readEvidence(value: unknown, source: string, path: string): string[] {
   if (value === undefined || value === null) return [];
   const ids: string[] = [];
   expectArray(value, source, path).forEach((entry, i) => {
-    if (typeof entry !== "string") fail(source, childPath(path, i), `must be a string, got ${describeJson(entry)}`);
+    if (typeof entry !== "string")
+      fail(source, childPath(path, i), `must be a string, got ${describeJson(entry)}`);
     // LoCoMo writes some pairs as one entry: "D8:6; D9:17".
     for (const id of entry.split(/[\s;,]+/)) if (id !== "") ids.push(id);
   });

@@ -4,7 +4,13 @@ import { loadRealtalk } from "./realtalk";
 
 type Json = Record<string, unknown>;
 
-function message(dia_id: string, speaker: string, clean_text: string, date_time: string, extra: Json = {}): Json {
+function message(
+  dia_id: string,
+  speaker: string,
+  clean_text: string,
+  date_time: string,
+  extra: Json = {},
+): Json {
   return { clean_text, speaker, date_time, img_file: [], img_url: [], dia_id, ...extra };
 }
 
@@ -26,8 +32,18 @@ function chat(): Json {
     session_2_date_time: "30.12.2023, 22:21:48",
     session_10_date_time: "10.01.2024, 02:20:59",
     qa: [
-      { question: "Where does Fahim work?", answer: "UCLA", evidence: ["D1:2", "D12:3-D12:5"], category: 1 },
-      { question: "When did Elise go out?", answer: "30 December, 2023", evidence: ["D1:2"], category: 2 },
+      {
+        question: "Where does Fahim work?",
+        answer: "UCLA",
+        evidence: ["D1:2", "D12:3-D12:5"],
+        category: 1,
+      },
+      {
+        question: "When did Elise go out?",
+        answer: "30 December, 2023",
+        evidence: ["D1:2"],
+        category: 2,
+      },
     ],
   };
 }
@@ -49,7 +65,12 @@ describe("loadRealtalk", () => {
       [10, "10.01.2024, 02:20:59"],
     ]);
     expect(conversation.sessions[0].turns).toEqual([
-      { id: "D1:1", speaker: "Fahim Khan", text: "Hey! How are you?", timestamp: "29.12.2023, 22:42:04" },
+      {
+        id: "D1:1",
+        speaker: "Fahim Khan",
+        text: "Hey! How are you?",
+        timestamp: "29.12.2023, 22:42:04",
+      },
       {
         id: "D1:2",
         speaker: "elise",
@@ -60,8 +81,18 @@ describe("loadRealtalk", () => {
     ]);
     // Evidence stays verbatim, ranges included.
     expect(qa).toEqual([
-      { question: "Where does Fahim work?", answer: "UCLA", evidence: ["D1:2", "D12:3-D12:5"], category: 1 },
-      { question: "When did Elise go out?", answer: "30 December, 2023", evidence: ["D1:2"], category: 2 },
+      {
+        question: "Where does Fahim work?",
+        answer: "UCLA",
+        evidence: ["D1:2", "D12:3-D12:5"],
+        category: 1,
+      },
+      {
+        question: "When did Elise go out?",
+        answer: "30 December, 2023",
+        evidence: ["D1:2"],
+        category: 2,
+      },
     ]);
   });
 
@@ -78,17 +109,57 @@ describe("loadRealtalk", () => {
 
   describe("malformed input is conversation_invalid naming the place", () => {
     const cases: [name: string, input: unknown, message: string][] = [
-      ["a speaker of the wrong type", broken((c) => void ((c.session_10 as Json[])[0].speaker = null)), "REALTALK JSON: session_10[0].speaker must be a string, got null"],
-      ["no text at all", broken((c) => void delete (c.session_1 as Json[])[1].clean_text), "session_1[1].clean_text is missing (expected a string)"],
-      ["a text that is a number", broken((c) => void ((c.session_1 as Json[])[1].clean_text = 5)), "session_1[1].clean_text must be a string, got a number"],
-      ["a timestamp that is a number", broken((c) => void ((c.session_1 as Json[])[0].date_time = 1703889724)), "session_1[0].date_time must be a string, got a number"],
-      ["a missing name", broken((c) => void Reflect.deleteProperty(c, "name")), "REALTALK JSON: name is missing (expected an object)"],
-      ["a missing speaker_2", broken((c) => void delete c.name.speaker_2), "name.speaker_2 is missing"],
-      ["a session that is a string", broken((c) => void (c.session_2 = "D2:1")), "session_2 must be an array, got a string"],
-      ["a QA question that is missing", broken((c) => void delete c.qa[1].question), "qa[1].question is missing"],
-      ["a QA category that is a boolean", broken((c) => void (c.qa[0].category = true)), "qa[0].category must be a number or a string, got a boolean"],
+      [
+        "a speaker of the wrong type",
+        broken((c) => void ((c.session_10 as Json[])[0].speaker = null)),
+        "REALTALK JSON: session_10[0].speaker must be a string, got null",
+      ],
+      [
+        "no text at all",
+        broken((c) => void delete (c.session_1 as Json[])[1].clean_text),
+        "session_1[1].clean_text is missing (expected a string)",
+      ],
+      [
+        "a text that is a number",
+        broken((c) => void ((c.session_1 as Json[])[1].clean_text = 5)),
+        "session_1[1].clean_text must be a string, got a number",
+      ],
+      [
+        "a timestamp that is a number",
+        broken((c) => void ((c.session_1 as Json[])[0].date_time = 1703889724)),
+        "session_1[0].date_time must be a string, got a number",
+      ],
+      [
+        "a missing name",
+        broken((c) => void Reflect.deleteProperty(c, "name")),
+        "REALTALK JSON: name is missing (expected an object)",
+      ],
+      [
+        "a missing speaker_2",
+        broken((c) => void delete c.name.speaker_2),
+        "name.speaker_2 is missing",
+      ],
+      [
+        "a session that is a string",
+        broken((c) => void (c.session_2 = "D2:1")),
+        "session_2 must be an array, got a string",
+      ],
+      [
+        "a QA question that is missing",
+        broken((c) => void delete c.qa[1].question),
+        "qa[1].question is missing",
+      ],
+      [
+        "a QA category that is a boolean",
+        broken((c) => void (c.qa[0].category = true)),
+        "qa[0].category must be a number or a string, got a boolean",
+      ],
       ["a document that is a list", [chat()], "REALTALK JSON must be an object, got an array"],
-      ["bad JSON", '{\n  "name": {"speaker_1": "A",, "speaker_2": "B"}\n}', "REALTALK JSON is not valid JSON at line 2, column 29"],
+      [
+        "bad JSON",
+        '{\n  "name": {"speaker_1": "A",, "speaker_2": "B"}\n}',
+        "REALTALK JSON is not valid JSON at line 2, column 29",
+      ],
       [
         "no turns",
         { name: { speaker_1: "A", speaker_2: "B" }, qa: [] },
@@ -119,21 +190,30 @@ describe("REALTALK data", () => {
   };
 
   const files = benchFiles("realtalk");
-  it.skipIf(files.length === 0)(`loads all ten REALTALK conversations ${NEEDS_BENCH_DATA}`, async () => {
-    expect(files.map((f) => f.name)).toEqual(Object.keys(expected));
-    for (const file of files) {
-      const { conversation, qa } = loadRealtalk(await file.text());
-      const want = expected[file.name];
-      const turns = conversation.sessions.flatMap((s) => s.turns);
-      expect(turns, file.name).toHaveLength(want.turns);
-      expect(qa, file.name).toHaveLength(want.qa);
-      expect(conversation.speakers, file.name).toEqual(want.speakers);
-      expect(new Set(turns.map((t) => t.id)).size, file.name).toBe(turns.length);
-      expect(conversation.sessions.every((s) => s.date === s.turns[0]?.timestamp), file.name).toBe(true);
-      expect(new Set(qa.map((q) => q.category)), file.name).toEqual(new Set([1, 2, 3]));
-      expect(turns.some((t) => t.caption !== undefined), file.name).toBe(true);
-    }
-  });
+  it.skipIf(files.length === 0)(
+    `loads all ten REALTALK conversations ${NEEDS_BENCH_DATA}`,
+    async () => {
+      expect(files.map((f) => f.name)).toEqual(Object.keys(expected));
+      for (const file of files) {
+        const { conversation, qa } = loadRealtalk(await file.text());
+        const want = expected[file.name];
+        const turns = conversation.sessions.flatMap((s) => s.turns);
+        expect(turns, file.name).toHaveLength(want.turns);
+        expect(qa, file.name).toHaveLength(want.qa);
+        expect(conversation.speakers, file.name).toEqual(want.speakers);
+        expect(new Set(turns.map((t) => t.id)).size, file.name).toBe(turns.length);
+        expect(
+          conversation.sessions.every((s) => s.date === s.turns[0]?.timestamp),
+          file.name,
+        ).toBe(true);
+        expect(new Set(qa.map((q) => q.category)), file.name).toEqual(new Set([1, 2, 3]));
+        expect(
+          turns.some((t) => t.caption !== undefined),
+          file.name,
+        ).toBe(true);
+      }
+    },
+  );
 
   const first = benchFile("realtalk", "Chat_1_Emi_Elise.json");
   it.skipIf(!first)(`reads Chat_1_Emi_Elise.json in detail ${NEEDS_BENCH_DATA}`, async () => {
@@ -146,7 +226,9 @@ describe("REALTALK data", () => {
       text: "Hey! How are you?",
       timestamp: "29.12.2023, 22:42:04",
     });
-    expect(conversation.sessions.flatMap((s) => s.turns).filter((t) => t.caption !== undefined)).toHaveLength(32);
+    expect(
+      conversation.sessions.flatMap((s) => s.turns).filter((t) => t.caption !== undefined),
+    ).toHaveLength(32);
     expect(qa[0]).toEqual({
       question: "What are Kate's hobbies?",
       answer: "Cooking, skiing, hiking",

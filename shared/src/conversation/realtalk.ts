@@ -1,6 +1,12 @@
 import { assembleConversation } from "./assemble-conversation";
 import type { LoadedConversation, Session, Turn } from "./conversation";
-import { childPath, expectArray, expectObject, optionalString, requiredString } from "./json-fields";
+import {
+  childPath,
+  expectArray,
+  expectObject,
+  optionalString,
+  requiredString,
+} from "./json-fields";
 import { numberedSessionKeys } from "./numbered-sessions";
 import { parseJsonText } from "./parse-json";
 import { readQaItems } from "./qa-items";
@@ -39,18 +45,29 @@ const SOURCE = "REALTALK JSON";
  * conversation.sessions[0].turns[0]; // { id: "D1:1", speaker: "Emi", text: "Hey! How are you?", timestamp: "29.12.2023, 22:42:04" }
  * ```
  */
-export function loadRealtalk(input: unknown, options: LoadRealtalkOptions = {}): LoadedConversation {
+export function loadRealtalk(
+  input: unknown,
+  options: LoadRealtalkOptions = {},
+): LoadedConversation {
   const data = typeof input === "string" ? parseJsonText(input, SOURCE) : input;
   const file = expectObject(data, SOURCE, "");
   const name = expectObject(file.name, SOURCE, "name");
-  const speakers = [requiredString(name, "speaker_1", SOURCE, "name"), requiredString(name, "speaker_2", SOURCE, "name")];
+  const speakers = [
+    requiredString(name, "speaker_1", SOURCE, "name"),
+    requiredString(name, "speaker_2", SOURCE, "name"),
+  ];
   const sessions: Session[] = numberedSessionKeys(file).map(({ index, key }) => {
-    const turns = expectArray(file[key], SOURCE, key).map((raw, i) => readMessage(raw, childPath(key, i)));
+    const turns = expectArray(file[key], SOURCE, key).map((raw, i) =>
+      readMessage(raw, childPath(key, i)),
+    );
     const date = optionalString(file, `${key}_date_time`, SOURCE, "");
     return date === undefined ? { index, turns } : { index, date, turns };
   });
   const id = options.id ?? ["realtalk", ...speakers.map(slug)].join("-");
-  return { conversation: assembleConversation(id, speakers, sessions, SOURCE), qa: readQaItems(file.qa, SOURCE, "qa") };
+  return {
+    conversation: assembleConversation(id, speakers, sessions, SOURCE),
+    qa: readQaItems(file.qa, SOURCE, "qa"),
+  };
 }
 
 function readMessage(raw: unknown, path: string): Turn {
@@ -74,5 +91,10 @@ function readMessage(raw: unknown, path: string): Turn {
 
 /** `Fahim Khan` → `fahim-khan`. */
 function slug(name: string): string {
-  return name.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, "-").replace(/^-+|-+$/g, "") || "speaker";
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}]+/gu, "-")
+      .replace(/^-+|-+$/g, "") || "speaker"
+  );
 }

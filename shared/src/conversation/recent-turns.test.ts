@@ -13,7 +13,11 @@ const conversation: Conversation = {
   sessions: [1, 2, 3].map((s) => ({
     index: s,
     date: `day ${s}`,
-    turns: [1, 2, 3].map((t) => ({ id: `D${s}:${t}`, speaker: t % 2 ? "Ann" : "Bo", text: "one two three" })),
+    turns: [1, 2, 3].map((t) => ({
+      id: `D${s}:${t}`,
+      speaker: t % 2 ? "Ann" : "Bo",
+      text: "one two three",
+    })),
   })),
 };
 const ids = (c: Conversation) => c.sessions.flatMap((s) => s.turns.map((t) => t.id));
@@ -34,7 +38,9 @@ describe("recentTurns", () => {
     for (let n = 1; n <= all.length; n++) {
       const size = words(renderContext(lastTurns(n)));
       expect(ids(recentTurns(conversation, size, words))).toEqual(all.slice(all.length - n));
-      expect(ids(recentTurns(conversation, size - 1, words))).toEqual(all.slice(all.length - n + 1));
+      expect(ids(recentTurns(conversation, size - 1, words))).toEqual(
+        all.slice(all.length - n + 1),
+      );
     }
     expect(recentTurns(conversation, 1e9, words)).toEqual(conversation);
     const last4 = recentTurns(conversation, words(renderContext(lastTurns(4))), words);
@@ -46,6 +52,8 @@ describe("recentTurns", () => {
 
   it("keeps nothing when not even the last turn fits, and refuses a negative budget", () => {
     expect(recentTurns(conversation, 3, words).sessions).toEqual([]);
-    expect(thrown(() => recentTurns(conversation, -1, words))).toMatchObject({ code: "invalid_argument" });
+    expect(thrown(() => recentTurns(conversation, -1, words))).toMatchObject({
+      code: "invalid_argument",
+    });
   });
 });

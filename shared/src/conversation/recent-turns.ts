@@ -26,7 +26,10 @@ export function recentTurns(
   options: RenderContextOptions = {},
 ): Conversation {
   if (!(maxTokens >= 0)) {
-    throw new EpicacheError("invalid_argument", `maxTokens must be a non-negative number, got ${maxTokens}`);
+    throw new EpicacheError(
+      "invalid_argument",
+      `maxTokens must be a non-negative number, got ${maxTokens}`,
+    );
   }
   const total = conversation.sessions.reduce((n, s) => n + s.turns.length, 0);
   const suffix = (count: number): Conversation => {
@@ -42,5 +45,10 @@ export function recentTurns(
     }
     return { ...conversation, sessions };
   };
-  return suffix(largestFitting(total, (count) => countTokens(renderContext(suffix(count), options)) <= maxTokens));
+  return suffix(
+    largestFitting(
+      total,
+      (count) => countTokens(renderContext(suffix(count), options)) <= maxTokens,
+    ),
+  );
 }

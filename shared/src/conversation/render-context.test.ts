@@ -46,7 +46,8 @@ describe("renderContext", () => {
   });
 
   it("names one, two or more speakers in the default header", () => {
-    const with_ = (speakers: string[]): string => defaultContextHeader({ id: "c", speakers, sessions: [] });
+    const with_ = (speakers: string[]): string =>
+      defaultContextHeader({ id: "c", speakers, sessions: [] });
     expect(with_([])).toBe("Below is a conversation.");
     expect(with_(["Ann"])).toBe("Below is a conversation with Ann.");
     expect(with_(["Ann", "Bo"])).toBe("Below is a conversation between Ann and Bo.");
@@ -86,16 +87,36 @@ describe("renderContext", () => {
 describe("renderContinuation", () => {
   it("appends later sessions as rendering the whole conversation would, whether the first continues a session or not", () => {
     const sessions = [
-      { index: 1, date: "d1", turns: [{ id: "a", speaker: "Caroline", text: "one" }, { id: "b", speaker: "Melanie", text: "two" }] },
-      { index: 2, date: "d2", turns: [{ id: "c", speaker: "Caroline", text: "three" }, { id: "d", speaker: "Melanie", text: "four" }] },
+      {
+        index: 1,
+        date: "d1",
+        turns: [
+          { id: "a", speaker: "Caroline", text: "one" },
+          { id: "b", speaker: "Melanie", text: "two" },
+        ],
+      },
+      {
+        index: 2,
+        date: "d2",
+        turns: [
+          { id: "c", speaker: "Caroline", text: "three" },
+          { id: "d", speaker: "Melanie", text: "four" },
+        ],
+      },
       { index: 3, turns: [{ id: "e", speaker: "Caroline", text: "five" }] },
     ];
     const whole: Conversation = { id: "c", speakers: ["Caroline", "Melanie"], sessions };
     const text = renderContext(whole);
     // Split between sessions, and inside one (session 2 goes on after the head's last turn).
-    expect(renderContext({ ...whole, sessions: sessions.slice(0, 1) }) + renderContinuation({ sessions: sessions.slice(1) }, { continues: false })).toBe(text);
+    expect(
+      renderContext({ ...whole, sessions: sessions.slice(0, 1) }) +
+        renderContinuation({ sessions: sessions.slice(1) }, { continues: false }),
+    ).toBe(text);
     const head = [sessions[0], { ...sessions[1], turns: sessions[1].turns.slice(0, 1) }];
     const tail = [{ index: 2, turns: sessions[1].turns.slice(1) }, sessions[2]];
-    expect(renderContext({ ...whole, sessions: head }) + renderContinuation({ sessions: tail }, { continues: true })).toBe(text);
+    expect(
+      renderContext({ ...whole, sessions: head }) +
+        renderContinuation({ sessions: tail }, { continues: true }),
+    ).toBe(text);
   });
 });

@@ -41,7 +41,10 @@ export interface RenderContextOptions {
  * // …
  * ```
  */
-export function renderContext(conversation: Conversation, options: RenderContextOptions = {}): string {
+export function renderContext(
+  conversation: Conversation,
+  options: RenderContextOptions = {},
+): string {
   const dates = options.dates ?? true;
   const blocks: string[] = [];
   const header = options.header ?? defaultContextHeader(conversation, dates);
@@ -68,7 +71,10 @@ export function renderContext(conversation: Conversation, options: RenderContext
  * renderContext(whole) === renderContext(head) + renderContinuation(tail, { continues: tailStartsInHeadsLastSession });
  * ```
  */
-export function renderContinuation(later: Pick<Conversation, "sessions">, opts: { continues: boolean; dates?: boolean }): string {
+export function renderContinuation(
+  later: Pick<Conversation, "sessions">,
+  opts: { continues: boolean; dates?: boolean },
+): string {
   const dates = opts.dates ?? true;
   let out = "";
   later.sessions.forEach((session, i) => {
@@ -103,6 +109,7 @@ export function defaultContextHeader(conversation: Conversation, dates = true): 
       : names.length === 1
         ? ` with ${names[0]}`
         : ` between ${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
-  const dated = dates && conversation.sessions.some((s) => s.date !== undefined && s.turns.length > 0);
+  const dated =
+    dates && conversation.sessions.some((s) => s.date !== undefined && s.turns.length > 0);
   return `Below is a conversation${who}.${dated ? " Each session starts with its date." : ""}`;
 }

@@ -126,22 +126,37 @@ export interface RoutedQuestion {
  * routeQuestion({ rule: "lexical" }, q, data).episode; // 1: only window 2 holds "pottery"
  * ```
  */
-export function routeQuestion(rule: RoutingRule, question: RoutingQuestion, data: RoutingData): RoutedQuestion {
+export function routeQuestion(
+  rule: RoutingRule,
+  question: RoutingQuestion,
+  data: RoutingData,
+): RoutedQuestion {
   const episodes = data.centroids.length;
-  if (episodes === 0) throw new EpicacheError("invalid_argument", "routing needs at least one episode centroid");
+  if (episodes === 0)
+    throw new EpicacheError("invalid_argument", "routing needs at least one episode centroid");
   const vector = question.vector;
   checkFinite(vector, "question");
   if (rule.rule === "centroid") {
     const { index, cosines } = nearestCentroid(vector, data.centroids);
     return { episode: index, scores: cosines, scoredBy: "centroid" };
   }
-  if (!(ROUTING_RULES as readonly string[]).includes(rule.rule)) throw new EpicacheError("invalid_argument", `no routing rule ${JSON.stringify((rule as { rule: unknown }).rule)}: one of ${ROUTING_RULES.join(", ")}`);
-  if (rule.rule === "vote" && !(Number.isInteger(rule.k) && rule.k >= 1)) throw new EpicacheError("invalid_argument", `vote needs a positive integer k, got ${rule.k}`);
+  if (!(ROUTING_RULES as readonly string[]).includes(rule.rule))
+    throw new EpicacheError(
+      "invalid_argument",
+      `no routing rule ${JSON.stringify((rule as { rule: unknown }).rule)}: one of ${ROUTING_RULES.join(", ")}`,
+    );
+  if (rule.rule === "vote" && !(Number.isInteger(rule.k) && rule.k >= 1))
+    throw new EpicacheError("invalid_argument", `vote needs a positive integer k, got ${rule.k}`);
   const { windows, episodeOf } = checkWindows(vector, data, episodes);
   if (rule.rule === "lexical") {
     const terms = data.windowTerms;
-    if (terms === undefined) throw new EpicacheError("invalid_argument", "lexical routing needs the windows' terms");
-    if (terms.length !== episodeOf.length) throw new EpicacheError("invalid_argument", `${episodeOf.length} window vectors but ${terms.length} windows' terms`);
+    if (terms === undefined)
+      throw new EpicacheError("invalid_argument", "lexical routing needs the windows' terms");
+    if (terms.length !== episodeOf.length)
+      throw new EpicacheError(
+        "invalid_argument",
+        `${episodeOf.length} window vectors but ${terms.length} windows' terms`,
+      );
     const bm25 = bm25Scores(lexicalTerms(question.text), terms);
     // Every matching term adds a positive idf: 0 everywhere means no term of the question in any window.
     if (bm25.some((s) => s > 0)) {
@@ -156,7 +171,10 @@ export function routeQuestion(rule: RoutingRule, question: RoutingQuestion, data
     return { episode: argmax(scores), scores, scoredBy: "window" };
   }
   // The top k windows by cosine, ties to the earlier window.
-  const top = cosines.map((c, w) => ({ c, w })).sort((a, b) => b.c - a.c || a.w - b.w).slice(0, rule.k);
+  const top = cosines
+    .map((c, w) => ({ c, w }))
+    .sort((a, b) => b.c - a.c || a.w - b.w)
+    .slice(0, rule.k);
   const votes = new Array<number>(episodes).fill(0);
   const sums = new Array<number>(episodes).fill(0);
   for (const { c, w } of top) {
@@ -164,7 +182,9 @@ export function routeQuestion(rule: RoutingRule, question: RoutingQuestion, data
     sums[episodeOf[w]] += c;
   }
   let episode = 0;
-  for (let e = 1; e < episodes; e++) if (votes[e] > votes[episode] || (votes[e] === votes[episode] && sums[e] > sums[episode])) episode = e;
+  for (let e = 1; e < episodes; e++)
+    if (votes[e] > votes[episode] || (votes[e] === votes[episode] && sums[e] > sums[episode]))
+      episode = e;
   return { episode, scores: votes, scoredBy: "vote" };
 }
 
@@ -172,7 +192,11 @@ export function routeQuestion(rule: RoutingRule, question: RoutingQuestion, data
  * The best-scoring window (ties to the earlier window), and per episode the best score of its windows
  * (−Infinity without windows).
  */
-function perEpisode(windowScores: ArrayLike<number>, episodeOf: readonly number[], episodes: number): { best: number; scores: number[] } {
+function perEpisode(
+  windowScores: ArrayLike<number>,
+  episodeOf: readonly number[],
+  episodes: number,
+): { best: number; scores: number[] } {
   const scores = new Array<number>(episodes).fill(Number.NEGATIVE_INFINITY);
   let best = 0;
   for (let w = 0; w < windowScores.length; w++) {
@@ -184,15 +208,30 @@ function perEpisode(windowScores: ArrayLike<number>, episodeOf: readonly number[
 }
 
 /** Checks the window vectors and episodes that the window rules read, and returns them. */
-function checkWindows(question: Vector, data: RoutingData, episodes: number): { windows: readonly ArrayLike<number>[]; episodeOf: readonly number[] } {
+function checkWindows(
+  question: Vector,
+  data: RoutingData,
+  episodes: number,
+): { windows: readonly ArrayLike<number>[]; episodeOf: readonly number[] } {
   const { windows, windowEpisodes } = data;
   if (windows === undefined || windowEpisodes === undefined || windows.length === 0) {
-    throw new EpicacheError("invalid_argument", "routing by windows needs the windows' vectors and episodes");
+    throw new EpicacheError(
+      "invalid_argument",
+      "routing by windows needs the windows' vectors and episodes",
+    );
   }
-  if (windowEpisodes.length !== windows.length) throw new EpicacheError("invalid_argument", `${windows.length} window vectors but ${windowEpisodes.length} window episodes`);
+  if (windowEpisodes.length !== windows.length)
+    throw new EpicacheError(
+      "invalid_argument",
+      `${windows.length} window vectors but ${windowEpisodes.length} window episodes`,
+    );
   windows.forEach((v, w) => {
     const e = windowEpisodes[w];
-    if (!Number.isInteger(e) || e < 0 || e >= episodes) throw new EpicacheError("invalid_argument", `window ${w} is in episode ${e}, not one of the ${episodes}`);
+    if (!Number.isInteger(e) || e < 0 || e >= episodes)
+      throw new EpicacheError(
+        "invalid_argument",
+        `window ${w} is in episode ${e}, not one of the ${episodes}`,
+      );
     sameDimension(question, v, `window ${w}`);
   });
   return { windows, episodeOf: windowEpisodes };
@@ -208,7 +247,11 @@ function windowCosines(question: Vector, windows: readonly ArrayLike<number>[]):
 }
 
 function sameDimension(question: Vector, v: ArrayLike<number>, what: string): void {
-  if (v.length !== question.length) throw new EpicacheError("invalid_argument", `the question has ${question.length} dimensions, ${what} has ${v.length}`);
+  if (v.length !== question.length)
+    throw new EpicacheError(
+      "invalid_argument",
+      `the question has ${question.length} dimensions, ${what} has ${v.length}`,
+    );
 }
 
 function argmax(scores: readonly number[]): number {

@@ -12,13 +12,24 @@ import type { Conversation } from "./conversation";
  */
 export function selectSessions(conversation: Conversation, range: string): Conversation {
   const m = /^\s*(\d+)\s*(?:(-)\s*(\d*))?\s*$/.exec(range);
-  if (!m) throw new EpicacheError("invalid_argument", `sessions ${JSON.stringify(range)} is not a range such as 3, 1-10 or 5-`);
+  if (!m)
+    throw new EpicacheError(
+      "invalid_argument",
+      `sessions ${JSON.stringify(range)} is not a range such as 3, 1-10 or 5-`,
+    );
   const from = Number(m[1]);
   const to = m[2] === undefined ? from : m[3] === "" ? Number.POSITIVE_INFINITY : Number(m[3]);
-  if (from < 1 || to < from) throw new EpicacheError("invalid_argument", `sessions ${JSON.stringify(range)} is an empty range`);
+  if (from < 1 || to < from)
+    throw new EpicacheError(
+      "invalid_argument",
+      `sessions ${JSON.stringify(range)} is an empty range`,
+    );
   const sessions = conversation.sessions.filter((s) => s.index >= from && s.index <= to);
   if (!sessions.some((s) => s.turns.length > 0)) {
-    throw new EpicacheError("invalid_argument", `sessions ${range} hold no turns (the conversation has sessions ${conversation.sessions.map((s) => s.index).join(", ")})`);
+    throw new EpicacheError(
+      "invalid_argument",
+      `sessions ${range} hold no turns (the conversation has sessions ${conversation.sessions.map((s) => s.index).join(", ")})`,
+    );
   }
   return { ...conversation, sessions };
 }

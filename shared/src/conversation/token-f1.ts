@@ -39,7 +39,8 @@ export function normalizeAnswer(text: string): string {
 export function tokenF1(prediction: string, gold: string): number {
   const predicted = tokens(prediction);
   const expected = tokens(gold);
-  if (predicted.length === 0 || expected.length === 0) return predicted.length === expected.length ? 1 : 0;
+  if (predicted.length === 0 || expected.length === 0)
+    return predicted.length === expected.length ? 1 : 0;
   const remaining = new Map<string, number>();
   for (const token of expected) remaining.set(token, (remaining.get(token) ?? 0) + 1);
   let common = 0;

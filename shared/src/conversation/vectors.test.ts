@@ -32,7 +32,10 @@ describe("cosine", () => {
   });
 
   it("stays in [-1, 1] and is symmetric (property)", () => {
-    const vector = fc.array(fc.float({ min: -1e3, max: 1e3, noNaN: true }), { minLength: 3, maxLength: 3 });
+    const vector = fc.array(fc.float({ min: -1e3, max: 1e3, noNaN: true }), {
+      minLength: 3,
+      maxLength: 3,
+    });
     fc.assert(
       fc.property(vector, vector, (a, b) => {
         const c = cosine(a, b);
@@ -48,6 +51,8 @@ describe("cosine", () => {
     const mismatch = thrown(() => cosine([1, 2], [1, 2, 3]));
     expect(mismatch.code).toBe("invalid_argument");
     expect(mismatch.message).toBe("vectors differ in dimension: 2 and 3");
-    expect(thrown(() => cosine([1, Number.POSITIVE_INFINITY], [1, 2])).message).toContain("first vector has a non-finite entry at 1");
+    expect(thrown(() => cosine([1, Number.POSITIVE_INFINITY], [1, 2])).message).toContain(
+      "first vector has a non-finite entry at 1",
+    );
   });
 });

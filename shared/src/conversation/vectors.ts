@@ -57,14 +57,21 @@ export function cosineUnchecked(a: Vector, b: Vector): number {
 /** `invalid_argument` unless `a` and `b` have the same length. */
 export function checkSameLength(a: Vector, b: Vector, what: string): void {
   if (a.length !== b.length) {
-    throw new EpicacheError("invalid_argument", `${what} differ in dimension: ${a.length} and ${b.length}`);
+    throw new EpicacheError(
+      "invalid_argument",
+      `${what} differ in dimension: ${a.length} and ${b.length}`,
+    );
   }
 }
 
 /** `invalid_argument` when an entry is NaN or infinite (it would silently decide every comparison). */
 export function checkFinite(v: Vector, what: string): void {
   for (let i = 0; i < v.length; i++) {
-    if (!Number.isFinite(v[i])) throw new EpicacheError("invalid_argument", `${what} has a non-finite entry at ${i}: ${v[i]}`);
+    if (!Number.isFinite(v[i]))
+      throw new EpicacheError(
+        "invalid_argument",
+        `${what} has a non-finite entry at ${i}: ${v[i]}`,
+      );
   }
 }
 

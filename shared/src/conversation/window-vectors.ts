@@ -19,10 +19,18 @@ export function encodeWindowVectors(vectors: readonly ArrayLike<number>[]): stri
   const dimension = vectors[0]?.length ?? 0;
   const bytes = new Int8Array(vectors.length * dimension);
   vectors.forEach((v, i) => {
-    if (v.length !== dimension) throw new EpicacheError("invalid_argument", `window vector ${i} has ${v.length} entries, vector 0 has ${dimension}`);
+    if (v.length !== dimension)
+      throw new EpicacheError(
+        "invalid_argument",
+        `window vector ${i} has ${v.length} entries, vector 0 has ${dimension}`,
+      );
     let max = 0;
     for (let d = 0; d < dimension; d++) {
-      if (!Number.isFinite(v[d])) throw new EpicacheError("invalid_argument", `window vector ${i} has a non-finite entry at ${d}: ${v[d]}`);
+      if (!Number.isFinite(v[d]))
+        throw new EpicacheError(
+          "invalid_argument",
+          `window vector ${i} has a non-finite entry at ${d}: ${v[d]}`,
+        );
       max = Math.max(max, Math.abs(v[d]));
     }
     // The zero vector stays zero: its cosine with anything is 0 either way.
@@ -32,7 +40,8 @@ export function encodeWindowVectors(vectors: readonly ArrayLike<number>[]): stri
   let binary = "";
   // In slices: String.fromCharCode takes its arguments on the stack.
   const u8 = new Uint8Array(bytes.buffer);
-  for (let at = 0; at < u8.length; at += 0x8000) binary += String.fromCharCode(...u8.subarray(at, at + 0x8000));
+  for (let at = 0; at < u8.length; at += 0x8000)
+    binary += String.fromCharCode(...u8.subarray(at, at + 0x8000));
   return btoa(binary);
 }
 
@@ -48,15 +57,25 @@ export function encodeWindowVectors(vectors: readonly ArrayLike<number>[]): stri
  * ```
  */
 export function decodeWindowVectors(text: string, dimension: number): Int8Array[] {
-  if (!Number.isInteger(dimension) || dimension < 1) throw new EpicacheError("invalid_argument", `dimension must be a positive integer, got ${dimension}`);
+  if (!Number.isInteger(dimension) || dimension < 1)
+    throw new EpicacheError(
+      "invalid_argument",
+      `dimension must be a positive integer, got ${dimension}`,
+    );
   let binary: string;
   try {
     binary = atob(text);
   } catch {
     throw new EpicacheError("invalid_argument", "window vectors are not base64");
   }
-  if (binary.length % dimension !== 0) throw new EpicacheError("invalid_argument", `window vectors hold ${binary.length} bytes, not a multiple of the dimension ${dimension}`);
+  if (binary.length % dimension !== 0)
+    throw new EpicacheError(
+      "invalid_argument",
+      `window vectors hold ${binary.length} bytes, not a multiple of the dimension ${dimension}`,
+    );
   const bytes = new Int8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = (binary.charCodeAt(i) << 24) >> 24;
-  return Array.from({ length: binary.length / dimension }, (_, i) => bytes.subarray(i * dimension, (i + 1) * dimension));
+  return Array.from({ length: binary.length / dimension }, (_, i) =>
+    bytes.subarray(i * dimension, (i + 1) * dimension),
+  );
 }

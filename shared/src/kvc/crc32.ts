@@ -50,7 +50,11 @@ export function crc32(bytes: Uint8Array, previous = 0): number {
   } else {
     for (; i + 8 <= n; i += 8) {
       const a = (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24)) ^ c;
-      c = step8(t, a, bytes[i + 4] | (bytes[i + 5] << 8) | (bytes[i + 6] << 16) | (bytes[i + 7] << 24));
+      c = step8(
+        t,
+        a,
+        bytes[i + 4] | (bytes[i + 5] << 8) | (bytes[i + 6] << 16) | (bytes[i + 7] << 24),
+      );
     }
   }
   for (; i < n; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);

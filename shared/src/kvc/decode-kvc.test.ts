@@ -10,7 +10,8 @@ import { chunked, randomCache, reseal, sameBytes } from "./test-caches";
 
 const DTYPES: KvcDtype[] = ["f32", "f16", "int8"];
 /** Two layers × two heads, one head empty: every section has data. */
-const small = () => randomCache({ layers: 2, kvHeads: 2, headDim: 3, lengths: [3, 0, 2, 1], seed: 11 });
+const small = () =>
+  randomCache({ layers: 2, kvHeads: 2, headDim: 3, lengths: [3, 0, 2, 1], seed: 11 });
 
 /** What the error message must name for a byte at `offset` of a file encoding `bytes`. */
 function partAt(bytes: Uint8Array, offset: number): string {
@@ -55,7 +56,10 @@ async function rejection(p: Promise<unknown>): Promise<{ code: string; message: 
 }
 
 /** `bytes` with header fields overwritten (u16 or u32 by size) and its CRCs recomputed. */
-function patchHeader(bytes: Uint8Array, fields: [offset: number, size: 2 | 4, value: number][]): Uint8Array {
+function patchHeader(
+  bytes: Uint8Array,
+  fields: [offset: number, size: 2 | 4, value: number][],
+): Uint8Array {
   const out = bytes.slice();
   const dv = new DataView(out.buffer);
   for (const [offset, size, value] of fields) {
@@ -77,41 +81,55 @@ describe("decodeKvc: every flipped byte is caught, naming its part", () => {
         bad[i] ^= mask;
         const e = thrown(() => decodeKvcBytes(bad));
         expect(e.code).toBe("store_invalid");
-        if (!e.message.includes(part)) expect(`byte ${i} ^ 0x${mask.toString(16)}: ${e.message}`).toContain(part);
+        if (!e.message.includes(part))
+          expect(`byte ${i} ^ 0x${mask.toString(16)}: ${e.message}`).toContain(part);
       }
     }
     const scales = dtype === "int8" ? ["key scales section", "value scales section"] : [];
-    expect([...seen].sort()).toEqual(["header", "lengths/positions section", "keys section", "values section", ...scales].sort());
+    expect([...seen].sort()).toEqual(
+      ["header", "lengths/positions section", "keys section", "values section", ...scales].sort(),
+    );
   });
 });
 
 describe("decodeKvc: truncation and trailing bytes", () => {
-  it.each(DTYPES)("every truncation of a %s file is store_invalid, whole or streamed", async (dtype) => {
-    const bytes = encodeKvcBytes(small(), dtype);
-    for (let n = 0; n < bytes.length; n++) {
-      const cut = bytes.subarray(0, n);
-      expect(thrown(() => decodeKvcBytes(cut)).code).toBe("store_invalid");
-      expect((await rejection(decodeKvc(chunked(cut, [7, 1, 30])))).code).toBe("store_invalid");
-    }
-    // 80 bytes end inside the lengths/positions section (it spans 44 … 100).
-    expect(thrown(() => decodeKvcBytes(bytes.subarray(0, 80))).message).toContain("truncated");
-    expect((await rejection(decodeKvc(chunked(bytes.subarray(0, 80), [64])))).message).toBe(
-      ".kvc: lengths/positions section: truncated: the data ends inside it",
-    );
-  });
+  it.each(DTYPES)(
+    "every truncation of a %s file is store_invalid, whole or streamed",
+    async (dtype) => {
+      const bytes = encodeKvcBytes(small(), dtype);
+      for (let n = 0; n < bytes.length; n++) {
+        const cut = bytes.subarray(0, n);
+        expect(thrown(() => decodeKvcBytes(cut)).code).toBe("store_invalid");
+        expect((await rejection(decodeKvc(chunked(cut, [7, 1, 30])))).code).toBe("store_invalid");
+      }
+      // 80 bytes end inside the lengths/positions section (it spans 44 … 100).
+      expect(thrown(() => decodeKvcBytes(bytes.subarray(0, 80))).message).toContain("truncated");
+      expect((await rejection(decodeKvc(chunked(bytes.subarray(0, 80), [64])))).message).toBe(
+        ".kvc: lengths/positions section: truncated: the data ends inside it",
+      );
+    },
+  );
 
   it("rejects trailing bytes, whole or streamed", async () => {
     const bytes = encodeKvcBytes(small(), "f16");
     const longer = new Uint8Array(bytes.length + 3);
     longer.set(bytes);
-    expect(thrown(() => decodeKvcBytes(longer)).message).toBe(".kvc: 3 trailing bytes after the values section");
-    expect((await rejection(decodeKvc(chunked(longer, [5])))).message).toBe(".kvc: 3 trailing bytes after the values section");
-    expect((await rejection(decodeKvc([bytes, new Uint8Array(0), new Uint8Array(2)]))).message).toContain("2 trailing bytes");
+    expect(thrown(() => decodeKvcBytes(longer)).message).toBe(
+      ".kvc: 3 trailing bytes after the values section",
+    );
+    expect((await rejection(decodeKvc(chunked(longer, [5])))).message).toBe(
+      ".kvc: 3 trailing bytes after the values section",
+    );
+    expect(
+      (await rejection(decodeKvc([bytes, new Uint8Array(0), new Uint8Array(2)]))).message,
+    ).toContain("2 trailing bytes");
   });
 
   it("checks a stream's known byteLength against the header before allocating", async () => {
     const bytes = encodeKvcBytes(small(), "f32");
-    const e = await rejection(decodeKvc(chunked(bytes, [64]), { byteLength: bytes.length + 1, source: "ep-0.kvc" }));
+    const e = await rejection(
+      decodeKvc(chunked(bytes, [64]), { byteLength: bytes.length + 1, source: "ep-0.kvc" }),
+    );
     expect(e.message).toBe("ep-0.kvc: 1 trailing bytes after the values section");
     // A file whose (CRC-valid) header and lengths claim 10^8 entries fails before any array is made.
     const huge = bytes.slice();
@@ -119,8 +137,12 @@ describe("decodeKvc: truncation and trailing bytes", () => {
     dv.setUint32(56, 1e8, true);
     dv.setUint32(48, 4 * (4 + 1e8 + 3), true);
     const claim = reseal(huge);
-    expect(thrown(() => decodeKvcBytes(claim)).message).toMatch(/truncated: the header and lengths describe \d+ bytes, the file has 276$/);
-    expect((await rejection(decodeKvc(chunked(claim, [64]), { byteLength: claim.length }))).message).toContain("truncated");
+    expect(thrown(() => decodeKvcBytes(claim)).message).toMatch(
+      /truncated: the header and lengths describe \d+ bytes, the file has 276$/,
+    );
+    expect(
+      (await rejection(decodeKvc(chunked(claim, [64]), { byteLength: claim.length }))).message,
+    ).toContain("truncated");
   });
 });
 
@@ -137,7 +159,14 @@ describe("decodeKvc: unsupported or invalid headers are clear errors", () => {
     ["zero layers", [[20, 4, 0]], "header: layers 0 is out of range"],
     ["zero heads", [[24, 4, 0]], "header: KV heads 0 is out of range"],
     ["a head dim of 70000", [[28, 4, 70000]], "header: head dim 70000 is out of range"],
-    ["65535 × 65535 heads", [[20, 4, 65535], [24, 4, 65535]], "exceeds 16777216"],
+    [
+      "65535 × 65535 heads",
+      [
+        [20, 4, 65535],
+        [24, 4, 65535],
+      ],
+      "exceeds 16777216",
+    ],
   ];
   it.each(cases)("%s", (_name, fields, message) => {
     const e = thrown(() => decodeKvcBytes(patchHeader(bytes, fields)));
@@ -147,7 +176,9 @@ describe("decodeKvc: unsupported or invalid headers are clear errors", () => {
 
   it("names another version even when its header is shorter than version 1's", () => {
     const v2 = Uint8Array.from([0x45, 0x4b, 0x56, 0x43, 2, 0, 0, 0]);
-    expect(thrown(() => decodeKvcBytes(v2)).message).toBe(".kvc: header: format version 2 is not supported (this reader knows 1)");
+    expect(thrown(() => decodeKvcBytes(v2)).message).toBe(
+      ".kvc: header: format version 2 is not supported (this reader knows 1)",
+    );
   });
 
   it("names a file that is not a .kvc, and the source when given", () => {
@@ -155,13 +186,17 @@ describe("decodeKvc: unsupported or invalid headers are clear errors", () => {
     expect(thrown(() => decodeKvcBytes(gguf, { source: "episode-3.kvc" })).message).toBe(
       'episode-3.kvc: header: bad magic 0x46554747 (expected "EKVC"): not a .kvc file',
     );
-    expect(thrown(() => decodeKvcBytes(new Uint8Array(0))).message).toBe(".kvc: header: truncated: the data ends inside it");
+    expect(thrown(() => decodeKvcBytes(new Uint8Array(0))).message).toBe(
+      ".kvc: header: truncated: the data ends inside it",
+    );
   });
 
   it("keeps the header CRC honest: a changed field without a new CRC is a mismatch", () => {
     const bad = bytes.slice();
     bad[36] ^= 1; // next position
-    expect(thrown(() => decodeKvcBytes(bad)).message).toMatch(/^\.kvc: header: CRC-32 mismatch \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\)$/);
+    expect(thrown(() => decodeKvcBytes(bad)).message).toMatch(
+      /^\.kvc: header: CRC-32 mismatch \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\)$/,
+    );
   });
 });
 
@@ -187,8 +222,12 @@ describe("decodeKvc: data that passes its CRC but breaks the format", () => {
     expect(thrown(() => decodeKvcBytes(withFloat(valueScales, -0.5))).message).toBe(
       ".kvc: value scales section: scale -0.5 of layer 0 head 0 channel 0 is not finite and ≥ 0",
     );
-    expect(thrown(() => decodeKvcBytes(withFloat(valueScales + 4, Number.NaN))).message).toContain("scale NaN of layer 0 head 0 channel 1");
-    expect(thrown(() => decodeKvcBytes(withFloat(valueScales + 4 * 7, Infinity))).message).toContain("scale Infinity of layer 1 head 0 channel 1");
+    expect(thrown(() => decodeKvcBytes(withFloat(valueScales + 4, Number.NaN))).message).toContain(
+      "scale NaN of layer 0 head 0 channel 1",
+    );
+    expect(
+      thrown(() => decodeKvcBytes(withFloat(valueScales + 4 * 7, Infinity))).message,
+    ).toContain("scale Infinity of layer 1 head 0 channel 1");
   });
 
   it("rejects wrong tags and lengths that disagree with the header", () => {
@@ -196,7 +235,9 @@ describe("decodeKvc: data that passes its CRC but breaks the format", () => {
     const layout = kvcLayout(readKvcHeader(bytes), small().lengths);
     const b = bytes.slice();
     b.set([0x4b, 0x45, 0x59, 0x5a], layout.keys.offset); // "KEYZ"
-    expect(thrown(() => decodeKvcBytes(reseal(b))).message).toBe('.kvc: keys section: tag "KEYZ" where "KEYS" belongs');
+    expect(thrown(() => decodeKvcBytes(reseal(b))).message).toBe(
+      '.kvc: keys section: tag "KEYZ" where "KEYS" belongs',
+    );
     const c = bytes.slice();
     new DataView(c.buffer).setUint32(layout.values.offset + 8, 1, true); // 2^32 more bytes
     expect(thrown(() => decodeKvcBytes(c)).message).toBe(
@@ -238,7 +279,13 @@ describe("decodeKvc: streaming equals whole-buffer decoding", () => {
   });
 
   it("decodes a larger cache streamed in 1000-byte chunks like the whole buffer", async () => {
-    const cache = randomCache({ layers: 3, kvHeads: 3, headDim: 64, lengths: { max: 300 }, seed: 4 });
+    const cache = randomCache({
+      layers: 3,
+      kvHeads: 3,
+      headDim: 64,
+      lengths: { max: 300 },
+      seed: 4,
+    });
     for (const dtype of DTYPES) {
       const bytes = encodeKvcBytes(cache, dtype);
       const streamed: DecodedKvc = await decodeKvc(chunked(bytes, [1000]));
@@ -246,7 +293,9 @@ describe("decodeKvc: streaming equals whole-buffer decoding", () => {
       expect(streamed.cache.lengths).toEqual(whole.cache.lengths);
       for (const t of ["keys", "values"] as const) {
         // Byte comparison: a deep toEqual of 10^5 floats takes seconds.
-        const same = streamed.cache[t].every((x, i) => sameBytes(new Uint8Array(x.buffer), new Uint8Array(whole.cache[t][i].buffer)));
+        const same = streamed.cache[t].every((x, i) =>
+          sameBytes(new Uint8Array(x.buffer), new Uint8Array(whole.cache[t][i].buffer)),
+        );
         expect(same).toBe(true);
       }
     }
@@ -265,7 +314,10 @@ describe("decodeKvc: streaming equals whole-buffer decoding", () => {
     expect((await rejection(decodeKvc(source()))).code).toBe("store_invalid");
     expect(closed).toBe(true);
     // Deliberately not bytes: a caller outside TypeScript can pass anything.
-    const notBytes = [encodeKvcBytes(small(), "f16").subarray(0, 10), "text"] as unknown as Uint8Array[];
+    const notBytes = [
+      encodeKvcBytes(small(), "f16").subarray(0, 10),
+      "text",
+    ] as unknown as Uint8Array[];
     expect((await rejection(decodeKvc(notBytes))).code).toBe("invalid_argument");
   });
 });
@@ -317,9 +369,21 @@ describe("decodeKvc: fuzz, nothing but store_invalid escapes", () => {
     | { kind: "delete"; at: number; n: number }
     | { kind: "truncate"; at: number };
   const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-    fc.record({ kind: fc.constant("set" as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
-    fc.record({ kind: fc.constant("insert" as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
-    fc.record({ kind: fc.constant("delete" as const), at: fc.nat(), n: fc.integer({ min: 1, max: 8 }) }),
+    fc.record({
+      kind: fc.constant("set" as const),
+      at: fc.nat(),
+      value: fc.integer({ min: 0, max: 255 }),
+    }),
+    fc.record({
+      kind: fc.constant("insert" as const),
+      at: fc.nat(),
+      bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }),
+    }),
+    fc.record({
+      kind: fc.constant("delete" as const),
+      at: fc.nat(),
+      n: fc.integer({ min: 1, max: 8 }),
+    }),
     fc.record({ kind: fc.constant("truncate" as const), at: fc.nat() }),
   );
   function mutate(bytes: Uint8Array, mutations: Mutation[]): Uint8Array {
@@ -329,8 +393,10 @@ describe("decodeKvc: fuzz, nothing but store_invalid escapes", () => {
       if (m.kind === "set") {
         b = b.slice();
         if (b.length > 0) b[at] = m.value;
-      } else if (m.kind === "insert") b = Uint8Array.from([...b.subarray(0, at), ...m.bytes, ...b.subarray(at)]);
-      else if (m.kind === "delete") b = Uint8Array.from([...b.subarray(0, at), ...b.subarray(at + m.n)]);
+      } else if (m.kind === "insert")
+        b = Uint8Array.from([...b.subarray(0, at), ...m.bytes, ...b.subarray(at)]);
+      else if (m.kind === "delete")
+        b = Uint8Array.from([...b.subarray(0, at), ...b.subarray(at + m.n)]);
       else b = b.slice(0, at);
     }
     return b;
@@ -367,29 +433,38 @@ describe("decodeKvc: fuzz, nothing but store_invalid escapes", () => {
 });
 
 describe("decodeKvc into caller arrays", () => {
-  it.each(DTYPES)("fills the arrays it is given (views into one buffer) with what it would allocate, %s", async (dtype) => {
-    const bytes = encodeKvcBytes(small(), dtype);
-    const expected = decodeKvcBytes(bytes).cache;
-    const D = expected.headDim;
-    const total = expected.lengths.reduce((a, b) => a + b, 0);
-    const pos = new Int32Array(total), keys = new Float32Array(total * D), values = new Float32Array(total * D);
-    const into = (_: unknown, lengths: Uint32Array) => {
-      const out = { positions: [] as Int32Array[], keys: [] as Float32Array[], values: [] as Float32Array[] };
-      let at = 0;
-      for (const n of lengths) {
-        out.positions.push(pos.subarray(at, at + n));
-        out.keys.push(keys.subarray(at * D, (at + n) * D));
-        out.values.push(values.subarray(at * D, (at + n) * D));
-        at += n;
-      }
-      return out;
-    };
-    const { cache } = await decodeKvc(chunked(bytes, [5, 13]), { into });
-    expect(cache).toEqual(expected);
-    expect(cache.keys[2].buffer).toBe(keys.buffer);
-    expect(Array.from(keys.subarray(0, 3 * D))).toEqual(Array.from(expected.keys[0]));
-    expect(Array.from(pos)).toEqual(expected.positions.flatMap((p) => Array.from(p)));
-  });
+  it.each(DTYPES)(
+    "fills the arrays it is given (views into one buffer) with what it would allocate, %s",
+    async (dtype) => {
+      const bytes = encodeKvcBytes(small(), dtype);
+      const expected = decodeKvcBytes(bytes).cache;
+      const D = expected.headDim;
+      const total = expected.lengths.reduce((a, b) => a + b, 0);
+      const pos = new Int32Array(total),
+        keys = new Float32Array(total * D),
+        values = new Float32Array(total * D);
+      const into = (_: unknown, lengths: Uint32Array) => {
+        const out = {
+          positions: [] as Int32Array[],
+          keys: [] as Float32Array[],
+          values: [] as Float32Array[],
+        };
+        let at = 0;
+        for (const n of lengths) {
+          out.positions.push(pos.subarray(at, at + n));
+          out.keys.push(keys.subarray(at * D, (at + n) * D));
+          out.values.push(values.subarray(at * D, (at + n) * D));
+          at += n;
+        }
+        return out;
+      };
+      const { cache } = await decodeKvc(chunked(bytes, [5, 13]), { into });
+      expect(cache).toEqual(expected);
+      expect(cache.keys[2].buffer).toBe(keys.buffer);
+      expect(Array.from(keys.subarray(0, 3 * D))).toEqual(Array.from(expected.keys[0]));
+      expect(Array.from(pos)).toEqual(expected.positions.flatMap((p) => Array.from(p)));
+    },
+  );
 
   it("refuses arrays of the wrong size", () => {
     const bytes = encodeKvcBytes(small(), "f32");

@@ -20,7 +20,13 @@ import {
   kvcError,
   readKvcHeader,
 } from "./kvc-format";
-import { type KvcLayout, type KvcSectionSpan, checkDeclaredLength, kvcLayout, readFrameStart } from "./kvc-layout";
+import {
+  type KvcLayout,
+  type KvcSectionSpan,
+  checkDeclaredLength,
+  kvcLayout,
+  readFrameStart,
+} from "./kvc-layout";
 
 /**
  * A decoded `.kvc` file: the cache and the dtype it was stored as.
@@ -158,7 +164,10 @@ export async function decodeKvc(
       }
       const value: unknown = next.value;
       if (!(value instanceof Uint8Array)) {
-        throw new EpicacheError("invalid_argument", `decodeKvc: the source yielded ${typeof value}, not a Uint8Array`);
+        throw new EpicacheError(
+          "invalid_argument",
+          `decodeKvc: the source yielded ${typeof value}, not a Uint8Array`,
+        );
       }
       if (value.length > 0) {
         chunk = value;
@@ -184,7 +193,7 @@ export async function decodeKvc(
       } else {
         // Across chunk boundaries: gather into a block (≤ 64 KiB).
         got = new Uint8Array(want.bytes);
-        for (let filled = 0; filled < want.bytes; ) {
+        for (let filled = 0; filled < want.bytes;) {
           if (at === chunk.length && !(await pull())) throw truncated(name, want.part);
           const n = Math.min(want.bytes - filled, chunk.length - at);
           got.set(chunk.subarray(at, at + n), filled);
@@ -206,7 +215,12 @@ export async function decodeKvc(
 /** `store_invalid` unless the file has the size its header and lengths imply. */
 function checkSize(layout: KvcLayout, actual: number, source: string): void {
   const size = layout.byteLength;
-  if (size > actual) throw kvcError(source, null, `truncated: the header and lengths describe ${size} bytes, the file has ${actual}`);
+  if (size > actual)
+    throw kvcError(
+      source,
+      null,
+      `truncated: the header and lengths describe ${size} bytes, the file has ${actual}`,
+    );
   if (size < actual) throw trailingBytes(source, actual - size);
 }
 
@@ -221,7 +235,8 @@ function trailingBytes(source: string, n: number): EpicacheError {
 /** Asks the driver for exactly `bytes` bytes. The view is only valid until the parser asks again. */
 function* read(bytes: number, part: KvcPart): Parse<Uint8Array> {
   const got = yield { bytes, part };
-  if (got === undefined || got.length !== bytes) throw new EpicacheError("internal", `kvc reader: asked for ${bytes} bytes, got ${got?.length}`);
+  if (got === undefined || got.length !== bytes)
+    throw new EpicacheError("internal", `kvc reader: asked for ${bytes} bytes, got ${got?.length}`);
   return got;
 }
 
@@ -229,9 +244,14 @@ function* read(bytes: number, part: KvcPart): Parse<Uint8Array> {
  * Streams `bytes` bytes of a section body in blocks of ≤ 64 KiB into `consume` (which must not keep
  * the block) and returns the CRC-32 continued from `crcBefore` (the CRC of the body before them).
  */
-function* body(bytes: number, part: KvcPart, consume: (block: Uint8Array) => void, crcBefore = 0): Parse<number> {
+function* body(
+  bytes: number,
+  part: KvcPart,
+  consume: (block: Uint8Array) => void,
+  crcBefore = 0,
+): Parse<number> {
   let crc = crcBefore;
-  for (let left = bytes; left > 0; ) {
+  for (let left = bytes; left > 0;) {
     const n = Math.min(left, BLOCK_BYTES);
     const block = yield* read(n, part);
     crc = crc32(block, crc);
@@ -242,9 +262,20 @@ function* body(bytes: number, part: KvcPart, consume: (block: Uint8Array) => voi
 }
 
 /** Reads a frame's tag and byte length; checks the length when the layout knows it. */
-function* frameStart(tag: string, part: KvcSectionSpan["part"], span: KvcSectionSpan | null, source: string): Parse<number> {
+function* frameStart(
+  tag: string,
+  part: KvcSectionSpan["part"],
+  span: KvcSectionSpan | null,
+  source: string,
+): Parse<number> {
   const start = yield* read(12, part);
-  const declared = readFrameStart(new DataView(start.buffer, start.byteOffset, 12), 0, tag, part, source);
+  const declared = readFrameStart(
+    new DataView(start.buffer, start.byteOffset, 12),
+    0,
+    tag,
+    part,
+    source,
+  );
   if (span !== null) checkDeclaredLength(declared, span, source);
   return declared;
 }
@@ -253,7 +284,12 @@ function* frameStart(tag: string, part: KvcSectionSpan["part"], span: KvcSection
 function* frameEnd(part: KvcPart, computed: number, source: string): Parse<void> {
   const end = yield* read(4, part);
   const stored = new DataView(end.buffer, end.byteOffset, 4).getUint32(0, true);
-  if (stored !== computed) throw kvcError(source, part, `CRC-32 mismatch (stored ${hex32(stored)}, computed ${hex32(computed)})`);
+  if (stored !== computed)
+    throw kvcError(
+      source,
+      part,
+      `CRC-32 mismatch (stored ${hex32(stored)}, computed ${hex32(computed)})`,
+    );
 }
 
 /** A typed array of `n` elements; a size the runtime cannot allocate is the file's fault. */
@@ -261,7 +297,8 @@ function allocate<T>(make: (n: number) => T, n: number, source: string, part: Kv
   try {
     return make(n);
   } catch (e) {
-    if (e instanceof RangeError) throw kvcError(source, part, `${n} elements are more than this runtime can allocate`);
+    if (e instanceof RangeError)
+      throw kvcError(source, part, `${n} elements are more than this runtime can allocate`);
     throw e;
   }
 }
@@ -276,7 +313,14 @@ function perHead<T extends { length: number }>(
   heads: number,
   elementBytes: number,
   make: (n: number, head: number) => T,
-  convert: (block: Uint8Array, byteOffset: number, dest: T, from: number, count: number, head: number) => void,
+  convert: (
+    block: Uint8Array,
+    byteOffset: number,
+    dest: T,
+    from: number,
+    count: number,
+    head: number,
+  ) => void,
   source: string,
   part: KvcPart,
 ): { arrays: T[]; consume: (block: Uint8Array) => void; finish: () => void } {
@@ -295,10 +339,11 @@ function perHead<T extends { length: number }>(
     }
   };
   const consume = (block: Uint8Array) => {
-    for (let p = 0; p < block.length; ) {
+    for (let p = 0; p < block.length;) {
       advance();
       const n = Math.min(dest.length - filled, (block.length - p) / elementBytes);
-      if (n === 0) throw new EpicacheError("internal", `kvc reader: more ${part} data than its heads hold`);
+      if (n === 0)
+        throw new EpicacheError("internal", `kvc reader: more ${part} data than its heads hold`);
       convert(block, p, dest, filled, n, head);
       filled += n;
       p += n * elementBytes;
@@ -306,15 +351,24 @@ function perHead<T extends { length: number }>(
   };
   const finish = () => {
     advance(); // trailing empty heads
-    if (arrays.length !== heads || filled !== dest.length) throw new EpicacheError("internal", `kvc reader: ${part} ended early`);
+    if (arrays.length !== heads || filled !== dest.length)
+      throw new EpicacheError("internal", `kvc reader: ${part} ended early`);
   };
   return { arrays, consume, finish };
 }
 
 /** Copies 4-byte little-endian elements (u32, i32, f32) into `dest`. */
-function copy32(block: Uint8Array, p: number, dest: Uint32Array | Int32Array | Float32Array, from: number, count: number): void {
+function copy32(
+  block: Uint8Array,
+  p: number,
+  dest: Uint32Array | Int32Array | Float32Array,
+  from: number,
+  count: number,
+): void {
   if (LITTLE_ENDIAN_HOST) {
-    new Uint8Array(dest.buffer, dest.byteOffset + 4 * from, 4 * count).set(block.subarray(p, p + 4 * count));
+    new Uint8Array(dest.buffer, dest.byteOffset + 4 * from, 4 * count).set(
+      block.subarray(p, p + 4 * count),
+    );
     return;
   }
   const dv = new DataView(block.buffer, block.byteOffset + p, 4 * count);
@@ -350,30 +404,64 @@ function* parseKvc(source: string, into?: DecodeKvcOptions["into"]): Parse<Decod
   const layout = kvcLayout(header, lengths, source);
   checkDeclaredLength(declared, layout.lengthsPositions, source);
   yield { layout };
-  const targets = into === undefined ? null : checkTargets(into(header, lengths.slice()), lengths, D);
-  const positions = perHead((i) => lengths[i], count, 4, (n, i) => targets?.positions[i] ?? new Int32Array(n), copy32, source, "lengths/positions");
-  crc = yield* body(layout.lengthsPositions.bodyBytes - 4 * count, "lengths/positions", positions.consume, crc);
+  const targets =
+    into === undefined ? null : checkTargets(into(header, lengths.slice()), lengths, D);
+  const positions = perHead(
+    (i) => lengths[i],
+    count,
+    4,
+    (n, i) => targets?.positions[i] ?? new Int32Array(n),
+    copy32,
+    source,
+    "lengths/positions",
+  );
+  crc = yield* body(
+    layout.lengthsPositions.bodyBytes - 4 * count,
+    "lengths/positions",
+    positions.consume,
+    crc,
+  );
   positions.finish();
   yield* frameEnd("lengths/positions", crc, source);
 
-  const tensor = function* (span: KvcSectionSpan, scaleSpan: KvcSectionSpan | null, provided: Float32Array[] | undefined): Parse<Float32Array[]> {
+  const tensor = function* (
+    span: KvcSectionSpan,
+    scaleSpan: KvcSectionSpan | null,
+    provided: Float32Array[] | undefined,
+  ): Parse<Float32Array[]> {
     let scales: Float32Array | null = null;
     if (scaleSpan !== null) {
       // int8 scales: [L·H, D] f32, each finite and ≥ 0 (checked once the CRC has passed).
       yield* frameStart(scaleSpan.tag, scaleSpan.part, scaleSpan, source);
       const all = allocate((n) => new Float32Array(n), count * D, source, scaleSpan.part);
-      yield* frameEnd(scaleSpan.part, yield* body(scaleSpan.bodyBytes, scaleSpan.part, filler(all)), source);
+      yield* frameEnd(
+        scaleSpan.part,
+        yield* body(scaleSpan.bodyBytes, scaleSpan.part, filler(all)),
+        source,
+      );
       for (let k = 0; k < all.length; k++) {
         if (!(all[k] >= 0) || all[k] === Infinity) {
           const head = Math.floor(k / D);
-          throw kvcError(source, scaleSpan.part, `scale ${all[k]} of layer ${Math.floor(head / H)} head ${head % H} channel ${k % D} is not finite and ≥ 0`);
+          throw kvcError(
+            source,
+            scaleSpan.part,
+            `scale ${all[k]} of layer ${Math.floor(head / H)} head ${head % H} channel ${k % D} is not finite and ≥ 0`,
+          );
         }
       }
       scales = all;
     }
     yield* frameStart(span.tag, span.part, span, source);
     const convert = converter(dtype, scales, H, D, source, span.part);
-    const data = perHead((i) => lengths[i] * D, count, KVC_ELEMENT_BYTES[dtype], (n, i) => provided?.[i] ?? new Float32Array(n), convert, source, span.part);
+    const data = perHead(
+      (i) => lengths[i] * D,
+      count,
+      KVC_ELEMENT_BYTES[dtype],
+      (n, i) => provided?.[i] ?? new Float32Array(n),
+      convert,
+      source,
+      span.part,
+    );
     yield* frameEnd(span.part, yield* body(span.bodyBytes, span.part, data.consume), source);
     data.finish();
     return data.arrays;
@@ -401,10 +489,16 @@ function checkTargets(targets: KvcTargets, lengths: Uint32Array, D: number): Kvc
   const bad = (why: string): never => {
     throw new EpicacheError("invalid_argument", `decodeKvc into: ${why}`);
   };
-  for (const [name, arrays, per] of [["positions", targets.positions, 1], ["keys", targets.keys, D], ["values", targets.values, D]] as const) {
-    if (arrays.length !== lengths.length) bad(`${arrays.length} ${name} arrays for ${lengths.length} heads`);
+  for (const [name, arrays, per] of [
+    ["positions", targets.positions, 1],
+    ["keys", targets.keys, D],
+    ["values", targets.values, D],
+  ] as const) {
+    if (arrays.length !== lengths.length)
+      bad(`${arrays.length} ${name} arrays for ${lengths.length} heads`);
     for (let i = 0; i < lengths.length; i++) {
-      if (arrays[i].length !== lengths[i] * per) bad(`${name} array ${i} holds ${arrays[i].length} elements, not ${lengths[i] * per}`);
+      if (arrays[i].length !== lengths[i] * per)
+        bad(`${name} array ${i} holds ${arrays[i].length} elements, not ${lengths[i] * per}`);
     }
   }
   return targets;
@@ -418,12 +512,20 @@ function converter(
   D: number,
   source: string,
   part: KvcPart,
-): (block: Uint8Array, p: number, dest: Float32Array, from: number, count: number, head: number) => void {
+): (
+  block: Uint8Array,
+  p: number,
+  dest: Float32Array,
+  from: number,
+  count: number,
+  head: number,
+) => void {
   if (dtype === "f32") return copy32;
   if (dtype === "f16") {
     const table = f16Table();
     return (block, p, dest, from, count) => {
-      for (let k = 0, o = p; k < count; k++, o += 2) dest[from + k] = table[block[o] | (block[o + 1] << 8)];
+      for (let k = 0, o = p; k < count; k++, o += 2)
+        dest[from + k] = table[block[o] | (block[o + 1] << 8)];
     };
   }
   const s = scales ?? new Float32Array(0);

@@ -36,7 +36,8 @@ const HEADER = (dtype: string, crc: string) => [
   crc, // header CRC
 ];
 const LPOS = [
-  "4c504f53", "1400000000000000", // "LPOS", 20 bytes
+  "4c504f53",
+  "1400000000000000", // "LPOS", 20 bytes
   "0200000001000000", // lengths [2, 1]
   "0000000005000000", // positions of head 0: [0, 5]
   "07000000", // positions of head 1: [7]
@@ -46,11 +47,13 @@ const GOLDEN: Record<KvcDtype, string[]> = {
   f32: [
     ...HEADER("0000", "c2482afc"),
     ...LPOS,
-    "4b455953", "1800000000000000", // "KEYS", 24 bytes
+    "4b455953",
+    "1800000000000000", // "KEYS", 24 bytes
     "0000fe42000000c00000804200007e43", // head 0: [127, -2, 64, 254]
     "000000bf0000c03f", // head 1: [-0.5, 1.5]
     "e7ca6185", // CRC
-    "56414c53", "1800000000000000", // "VALS", 24 bytes
+    "56414c53",
+    "1800000000000000", // "VALS", 24 bytes
     "0000803e000080bf0000004000008040", // head 0: [0.25, -1, 2, 4]
     "00000041000000c1", // head 1: [8, -8]
     "221db204", // CRC
@@ -58,11 +61,13 @@ const GOLDEN: Record<KvcDtype, string[]> = {
   f16: [
     ...HEADER("0100", "684df00d"),
     ...LPOS,
-    "4b455953", "0c00000000000000", // "KEYS", 12 bytes
+    "4b455953",
+    "0c00000000000000", // "KEYS", 12 bytes
     "f05700c00054f05b", // head 0: [127, -2, 64, 254]
     "00b8003e", // head 1: [-0.5, 1.5]
     "f07bfd51", // CRC
-    "56414c53", "0c00000000000000", // "VALS", 12 bytes
+    "56414c53",
+    "0c00000000000000", // "VALS", 12 bytes
     "003400bc00400044", // head 0: [0.25, -1, 2, 4]
     "004800c8", // head 1: [8, -8]
     "72d0784f", // CRC
@@ -70,26 +75,31 @@ const GOLDEN: Record<KvcDtype, string[]> = {
   int8: [
     ...HEADER("0200", "d745efc4"),
     ...LPOS,
-    "4b53434c", "1000000000000000", // "KSCL", 16 bytes
+    "4b53434c",
+    "1000000000000000", // "KSCL", 16 bytes
     "0000803f00000040", // head 0: [1, 2] (absmax 127, 254)
     "0402813b0683413c", // head 1: f32(0.5 / 127), f32(1.5 / 127)
     "55368e81", // CRC
-    "4b455953", "0600000000000000", // "KEYS", 6 bytes
+    "4b455953",
+    "0600000000000000", // "KEYS", 6 bytes
     "7fff407f", // head 0: [127, -1, 64, 127]
     "817f", // head 1: [-127, 127]
     "cc6b49a7", // CRC
-    "5653434c", "1000000000000000", // "VSCL", 16 bytes
+    "5653434c",
+    "1000000000000000", // "VSCL", 16 bytes
     "0402813c0402013d", // head 0: f32(2 / 127), f32(4 / 127)
     "0402813d0402813d", // head 1: f32(8 / 127), f32(8 / 127)
     "bd20fb11", // CRC
-    "56414c53", "0600000000000000", // "VALS", 6 bytes
+    "56414c53",
+    "0600000000000000", // "VALS", 6 bytes
     "10e07f7f", // head 0: [16, -32, 127, 127] (15.875 → 16, −31.75 → −32)
     "7f81", // head 1: [127, -127]
     "cf2d29c4", // CRC
   ],
 };
 
-const toHex = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+const toHex = (b: Uint8Array): string =>
+  Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 const DTYPES: KvcDtype[] = ["f32", "f16", "int8"];
 
 describe("encodeKvc: golden bytes", () => {
@@ -103,13 +113,21 @@ describe("encodeKvc: golden bytes", () => {
   });
 
   it("decodes the golden files back to the cache (f32 exactly, f16 and int8 as rounded)", () => {
-    const hex = (dtype: KvcDtype) => Uint8Array.from(GOLDEN[dtype].join("").match(/../g) ?? [], (h) => Number.parseInt(h, 16));
+    const hex = (dtype: KvcDtype) =>
+      Uint8Array.from(GOLDEN[dtype].join("").match(/../g) ?? [], (h) => Number.parseInt(h, 16));
     expect(decodeKvcBytes(hex("f32")).cache).toEqual(tiny());
     expect(decodeKvcBytes(hex("f16")).cache).toEqual(tiny()); // all values are exact halves
     const int8 = decodeKvcBytes(hex("int8"));
     expect(int8.dtype).toBe("int8");
     expect(Array.from(int8.cache.keys[0])).toEqual([127, -2, 64, 254]);
-    expect(Array.from(int8.cache.values[0])).toEqual([16 * Math.fround(2 / 127), -32 * Math.fround(4 / 127), 127 * Math.fround(2 / 127), 127 * Math.fround(4 / 127)].map(Math.fround));
+    expect(Array.from(int8.cache.values[0])).toEqual(
+      [
+        16 * Math.fround(2 / 127),
+        -32 * Math.fround(4 / 127),
+        127 * Math.fround(2 / 127),
+        127 * Math.fround(4 / 127),
+      ].map(Math.fround),
+    );
   });
 });
 
@@ -118,7 +136,16 @@ describe("encodeKvc → decodeKvcBytes round trips", () => {
 
   it("f32 is exact, bit for bit (signed zeros, subnormals, infinities and NaN payloads included)", () => {
     const special = randomCache({ layers: 1, kvHeads: 1, headDim: 4, lengths: [3], seed: 1 });
-    special.keys[0].set([-0, 1e-45, -Infinity, Infinity, Number.NaN, 3.4028234663852886e38, 0, -1.5]);
+    special.keys[0].set([
+      -0,
+      1e-45,
+      -Infinity,
+      Infinity,
+      Number.NaN,
+      3.4028234663852886e38,
+      0,
+      -1.5,
+    ]);
     bits(special.keys[0])[11] = 0x7fa01234; // a NaN with a payload
     for (const c of [cache, special]) {
       const { cache: back, dtype } = decodeKvcBytes(encodeKvcBytes(c, "f32"));
@@ -177,7 +204,11 @@ describe("encodeKvc → decodeKvcBytes round trips", () => {
 
   it("keeps a null budget apart from every u32 budget, 0xffffffff included", () => {
     for (const budget of [null, 0, 1, 0xffffffff]) {
-      const c = { ...randomCache({ layers: 1, kvHeads: 1, headDim: 1, lengths: [1], seed: 2 }), budget, nextPosition: 0xffffffff };
+      const c = {
+        ...randomCache({ layers: 1, kvHeads: 1, headDim: 1, lengths: [1], seed: 2 }),
+        budget,
+        nextPosition: 0xffffffff,
+      };
       const back = decodeKvcBytes(encodeKvcBytes(c, "f32")).cache;
       expect(back.budget).toBe(budget);
       expect(back.nextPosition).toBe(0xffffffff);
@@ -200,7 +231,11 @@ describe("encodeKvc → decodeKvcBytes round trips", () => {
     const D = 2;
     const keys = Float32Array.from({ length: 2 * capacity * D }, (_, i) => i);
     const view = (h: number, n: number) => keys.subarray(h * capacity * D, (h * capacity + n) * D);
-    const c: KvcCache = { ...tiny(), keys: [view(0, 2), view(1, 1)], values: [view(0, 2), view(1, 1)] };
+    const c: KvcCache = {
+      ...tiny(),
+      keys: [view(0, 2), view(1, 1)],
+      values: [view(0, 2), view(1, 1)],
+    };
     expect(Array.from(decodeKvcBytes(encodeKvcBytes(c, "f32")).cache.keys[1])).toEqual([16, 17]);
   });
 });
@@ -216,8 +251,16 @@ describe("encodeKvc: argument errors are invalid_argument, thrown before any chu
     ["next position past u32", (c) => (c.nextPosition = 2 ** 32), "next position"],
     ["too few lengths", (c) => (c.lengths = new Uint32Array([2])), "lengths"],
     ["a missing key array", (c) => c.keys.pop(), "keys must hold 2"],
-    ["positions shorter than the length", (c) => (c.positions[0] = new Int32Array([1])), "positions of layer 0 head 0"],
-    ["values of the wrong size", (c) => (c.values[1] = new Float32Array(3)), "values of layer 0 head 1"],
+    [
+      "positions shorter than the length",
+      (c) => (c.positions[0] = new Int32Array([1])),
+      "positions of layer 0 head 0",
+    ],
+    [
+      "values of the wrong size",
+      (c) => (c.values[1] = new Float32Array(3)),
+      "values of layer 0 head 1",
+    ],
   ];
   it.each(bad)("%s", (_name, spoil, message) => {
     const c = tiny();
@@ -240,6 +283,8 @@ describe("encodeKvc: argument errors are invalid_argument, thrown before any chu
 
   it("rejects an unknown dtype and a chunk size under 64", () => {
     expect(thrown(() => encodeKvc(tiny(), "bf16" as KvcDtype)).code).toBe("invalid_argument");
-    expect(thrown(() => encodeKvc(tiny(), "f16", { chunkBytes: 63 })).code).toBe("invalid_argument");
+    expect(thrown(() => encodeKvc(tiny(), "f16", { chunkBytes: 63 })).code).toBe(
+      "invalid_argument",
+    );
   });
 });

@@ -9,7 +9,6 @@ import { crc32 } from "./crc32";
 import { f32BitsToF16Bits } from "./f16";
 import {
   KVC_DTYPES,
-  KVC_ELEMENT_BYTES,
   KVC_LIMITS,
   KVC_VERSION,
   type KvcCache,
@@ -52,13 +51,23 @@ const MIN_CHUNK_BYTES = 64;
  * await store.put(key, ReadableStream.from(chunks)); // or: for (const chunk of chunks) sink.write(chunk)
  * ```
  */
-export function encodeKvc(cache: KvcCache, dtype: KvcDtype = "f16", options: EncodeKvcOptions = {}): Iterable<Uint8Array> {
+export function encodeKvc(
+  cache: KvcCache,
+  dtype: KvcDtype = "f16",
+  options: EncodeKvcOptions = {},
+): Iterable<Uint8Array> {
   const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   if (!Number.isInteger(chunkBytes) || chunkBytes < MIN_CHUNK_BYTES) {
-    throw new EpicacheError("invalid_argument", `chunkBytes must be an integer ≥ ${MIN_CHUNK_BYTES}, not ${chunkBytes}`);
+    throw new EpicacheError(
+      "invalid_argument",
+      `chunkBytes must be an integer ≥ ${MIN_CHUNK_BYTES}, not ${chunkBytes}`,
+    );
   }
   const layout = checkCache(cache, dtype);
-  const scales = dtype === "int8" ? { keys: int8Scales(cache, "keys"), values: int8Scales(cache, "values") } : null;
+  const scales =
+    dtype === "int8"
+      ? { keys: int8Scales(cache, "keys"), values: int8Scales(cache, "values") }
+      : null;
   return writeChunks(cache, layout, scales, chunkBytes);
 }
 
@@ -83,28 +92,40 @@ function checkCache(cache: KvcCache, dtype: KvcDtype): KvcLayout {
   const bad = (why: string): never => {
     throw new EpicacheError("invalid_argument", `cannot encode this KV cache: ${why}`);
   };
-  if (!KVC_DTYPES.includes(dtype)) bad(`dtype ${JSON.stringify(dtype)} is not one of ${KVC_DTYPES.join(", ")}`);
+  if (!KVC_DTYPES.includes(dtype))
+    bad(`dtype ${JSON.stringify(dtype)} is not one of ${KVC_DTYPES.join(", ")}`);
   if (typeof cache.fingerprint !== "string" || !isKvcFingerprint(cache.fingerprint)) {
     bad(`fingerprint ${JSON.stringify(cache.fingerprint)} is not 16 lowercase hex characters`);
   }
   const shape = checkShape(cache.layers, cache.kvHeads, cache.headDim);
   if (shape !== null) bad(shape);
   const isU32 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
-  if (cache.budget !== null && !isU32(cache.budget)) bad(`budget ${cache.budget} is not a u32 (or null)`);
+  if (cache.budget !== null && !isU32(cache.budget))
+    bad(`budget ${cache.budget} is not a u32 (or null)`);
   if (!isU32(cache.nextPosition)) bad(`next position ${cache.nextPosition} is not a u32`);
   const D = cache.headDim;
   const count = cache.layers * cache.kvHeads;
-  if (!(cache.lengths instanceof Uint32Array) || cache.lengths.length !== count) bad(`lengths must be a Uint32Array of ${count} (layers × KV heads)`);
-  for (const [name, arrays] of [["positions", cache.positions], ["keys", cache.keys], ["values", cache.values]] as const) {
-    if (!Array.isArray(arrays) || arrays.length !== count) bad(`${name} must hold ${count} arrays (one per layer and head)`);
+  if (!(cache.lengths instanceof Uint32Array) || cache.lengths.length !== count)
+    bad(`lengths must be a Uint32Array of ${count} (layers × KV heads)`);
+  for (const [name, arrays] of [
+    ["positions", cache.positions],
+    ["keys", cache.keys],
+    ["values", cache.values],
+  ] as const) {
+    if (!Array.isArray(arrays) || arrays.length !== count)
+      bad(`${name} must hold ${count} arrays (one per layer and head)`);
   }
   for (let i = 0; i < count; i++) {
     const n = cache.lengths[i];
     const where = `layer ${Math.floor(i / cache.kvHeads)} head ${i % cache.kvHeads}`;
-    if (n > KVC_LIMITS.maxHeadEntries) bad(`${where} has ${n} entries (at most ${KVC_LIMITS.maxHeadEntries})`);
-    if (!(cache.positions[i] instanceof Int32Array) || cache.positions[i].length !== n) bad(`positions of ${where} must be an Int32Array of ${n}`);
-    if (!(cache.keys[i] instanceof Float32Array) || cache.keys[i].length !== n * D) bad(`keys of ${where} must be a Float32Array of ${n}·${D}`);
-    if (!(cache.values[i] instanceof Float32Array) || cache.values[i].length !== n * D) bad(`values of ${where} must be a Float32Array of ${n}·${D}`);
+    if (n > KVC_LIMITS.maxHeadEntries)
+      bad(`${where} has ${n} entries (at most ${KVC_LIMITS.maxHeadEntries})`);
+    if (!(cache.positions[i] instanceof Int32Array) || cache.positions[i].length !== n)
+      bad(`positions of ${where} must be an Int32Array of ${n}`);
+    if (!(cache.keys[i] instanceof Float32Array) || cache.keys[i].length !== n * D)
+      bad(`keys of ${where} must be a Float32Array of ${n}·${D}`);
+    if (!(cache.values[i] instanceof Float32Array) || cache.values[i].length !== n * D)
+      bad(`values of ${where} must be a Float32Array of ${n}·${D}`);
   }
   const header: KvcHeader = {
     version: KVC_VERSION,
@@ -233,8 +254,12 @@ function* writeChunks(
     w.pos += 4;
   }
   /** All of `src` through `put`, `bytes` per element, split over as many chunks as it takes. */
-  function* elements<A extends { length: number }>(src: A, bytes: number, put: Put<A>): Generator<Uint8Array, void, undefined> {
-    for (let i = 0; i < src.length; ) {
+  function* elements<A extends { length: number }>(
+    src: A,
+    bytes: number,
+    put: Put<A>,
+  ): Generator<Uint8Array, void, undefined> {
+    for (let i = 0; i < src.length;) {
       const fit = Math.min(Math.floor(w.room() / bytes), src.length - i);
       if (fit === 0) {
         yield w.take();
@@ -268,8 +293,10 @@ function* writeChunks(
     for (let i = 0; i < count; i++) {
       const src = cache[tensor][i];
       if (dtype === "f32") yield* elements(src, 4, put32);
-      else if (dtype === "f16") yield* elements(new Uint32Array(src.buffer, src.byteOffset, src.length), 2, putF16);
-      else if (tensorScales !== null) yield* elements(src, 1, putInt8(tensorScales.subarray(i * D, (i + 1) * D)));
+      else if (dtype === "f16")
+        yield* elements(new Uint32Array(src.buffer, src.byteOffset, src.length), 2, putF16);
+      else if (tensorScales !== null)
+        yield* elements(src, 1, putInt8(tensorScales.subarray(i * D, (i + 1) * D)));
     }
     yield* frameEnd();
   }
@@ -277,7 +304,12 @@ function* writeChunks(
 }
 
 /** 4-byte elements (u32, i32, f32) as they are: a byte copy on little-endian hosts. */
-function put32(w: ChunkWriter, src: Uint32Array | Int32Array | Float32Array, from: number, count: number): void {
+function put32(
+  w: ChunkWriter,
+  src: Uint32Array | Int32Array | Float32Array,
+  from: number,
+  count: number,
+): void {
   if (LITTLE_ENDIAN_HOST) {
     w.buf.set(new Uint8Array(src.buffer, src.byteOffset + 4 * from, 4 * count), w.pos);
     return;

@@ -54,7 +54,11 @@ describe("f32 → f16", () => {
     ["just above 2^-25 → 2^-24", f32FromBits(0x33000001), 0x0001],
     ["3·2^-25, the tie between 1 and 2 subnormal units → 2", 3 * 2 ** -25, 0x0002],
     ["5·2^-25, the tie between 2 and 3 → 2", 5 * 2 ** -25, 0x0002],
-    ["1023.5·2^-24, the tie between the largest subnormal and 2^-14 → 2^-14", 1023.5 * 2 ** -24, 0x0400],
+    [
+      "1023.5·2^-24, the tie between the largest subnormal and 2^-14 → 2^-14",
+      1023.5 * 2 ** -24,
+      0x0400,
+    ],
     ["an f32 subnormal → 0", f32FromBits(0x00000001), 0x0000],
     ["1 + 2^-11, the tie → even 1", 1 + 2 ** -11, 0x3c00],
     ["1 + 3·2^-11, the tie → even 1 + 2^-9", 1 + 3 * 2 ** -11, 0x3c02],
@@ -91,7 +95,8 @@ describe("f32 → f16", () => {
       const v = f16BitsToF32(h);
       const mid = (v + f16BitsToF32(h + 1)) / 2;
       for (const x of [v, -v, mid, -mid, nextF32(mid, 1), nextF32(mid, -1)]) {
-        if (f32ToF16Bits(x) !== referenceF16(x)) expect([h, x, f32ToF16Bits(x)]).toEqual([h, x, referenceF16(x)]);
+        if (f32ToF16Bits(x) !== referenceF16(x))
+          expect([h, x, f32ToF16Bits(x)]).toEqual([h, x, referenceF16(x)]);
       }
     }
   });
@@ -122,6 +127,6 @@ function nextF32(x: number, direction: 1 | -1): number {
   const f = new Float32Array([x]);
   const u = new Uint32Array(f.buffer);
   if (x === 0) return direction * 2 ** -149;
-  u[0] += (x > 0) === (direction > 0) ? 1 : -1;
+  u[0] += x > 0 === direction > 0 ? 1 : -1;
   return f[0];
 }

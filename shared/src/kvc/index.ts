@@ -28,6 +28,12 @@ export {
   type KvcSectionSpan,
 } from "./kvc-layout";
 export { encodeKvc, encodeKvcBytes, type EncodeKvcOptions } from "./encode-kvc";
-export { decodeKvc, decodeKvcBytes, type DecodeKvcOptions, type DecodedKvc, type KvcTargets } from "./decode-kvc";
+export {
+  decodeKvc,
+  decodeKvcBytes,
+  type DecodeKvcOptions,
+  type DecodedKvc,
+  type KvcTargets,
+} from "./decode-kvc";
 export { f16BitsToF32, f32ToF16Bits, roundToF16 } from "./f16";
 export { crc32 } from "./crc32";

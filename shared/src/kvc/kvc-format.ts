@@ -198,7 +198,8 @@ export interface KvcHeader {
  * const part: KvcPart = "key scales"; // messages read ".kvc: key scales section: CRC-32 mismatch …"
  * ```
  */
-export type KvcPart = "header" | "lengths/positions" | "key scales" | "keys" | "value scales" | "values";
+export type KvcPart =
+  "header" | "lengths/positions" | "key scales" | "keys" | "value scales" | "values";
 
 /** "header", or "<part> section". */
 export function partLabel(part: KvcPart): string {
@@ -207,7 +208,10 @@ export function partLabel(part: KvcPart): string {
 
 /** The `store_invalid` error for `part` of the file `source`. */
 export function kvcError(source: string, part: KvcPart | null, why: string): EpicacheError {
-  return new EpicacheError("store_invalid", part === null ? `${source}: ${why}` : `${source}: ${partLabel(part)}: ${why}`);
+  return new EpicacheError(
+    "store_invalid",
+    part === null ? `${source}: ${why}` : `${source}: ${partLabel(part)}: ${why}`,
+  );
 }
 
 /** `0x…` with 8 hex digits, for CRCs in messages. */
@@ -230,7 +234,8 @@ export function encodeKvcHeader(header: KvcHeader): Uint8Array {
   dv.setUint16(6, 0, true);
   dv.setUint16(8, KVC_DTYPES.indexOf(header.dtype), true);
   dv.setUint16(10, header.budget === null ? 0 : 1, true);
-  for (let i = 0; i < 8; i++) out[12 + i] = Number.parseInt(header.fingerprint.slice(2 * i, 2 * i + 2), 16);
+  for (let i = 0; i < 8; i++)
+    out[12 + i] = Number.parseInt(header.fingerprint.slice(2 * i, 2 * i + 2), 16);
   dv.setUint32(20, header.layers, true);
   dv.setUint32(24, header.kvHeads, true);
   dv.setUint32(28, header.headDim, true);
@@ -248,11 +253,19 @@ export function checkKvcPreamble(bytes: Uint8Array, source: string): void {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, 8);
   const magic = dv.getUint32(0, true);
   if (magic !== MAGIC_U32) {
-    throw kvcError(source, "header", `bad magic ${hex32(magic)} (expected "EKVC"): not a .kvc file`);
+    throw kvcError(
+      source,
+      "header",
+      `bad magic ${hex32(magic)} (expected "EKVC"): not a .kvc file`,
+    );
   }
   const version = dv.getUint16(4, true);
   if (version !== KVC_VERSION) {
-    throw kvcError(source, "header", `format version ${version} is not supported (this reader knows ${KVC_VERSION})`);
+    throw kvcError(
+      source,
+      "header",
+      `format version ${version} is not supported (this reader knows ${KVC_VERSION})`,
+    );
   }
 }
 
@@ -268,18 +281,24 @@ export function checkKvcPreamble(bytes: Uint8Array, source: string): void {
  * ```
  */
 export function readKvcHeader(bytes: Uint8Array, source = ".kvc"): KvcHeader {
-  if (bytes.length < 8) throw kvcError(source, "header", `truncated: ${bytes.length} of ${KVC_HEADER_BYTES} bytes`);
+  if (bytes.length < 8)
+    throw kvcError(source, "header", `truncated: ${bytes.length} of ${KVC_HEADER_BYTES} bytes`);
   checkKvcPreamble(bytes, source);
-  if (bytes.length < KVC_HEADER_BYTES) throw kvcError(source, "header", `truncated: ${bytes.length} of ${KVC_HEADER_BYTES} bytes`);
+  if (bytes.length < KVC_HEADER_BYTES)
+    throw kvcError(source, "header", `truncated: ${bytes.length} of ${KVC_HEADER_BYTES} bytes`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, KVC_HEADER_BYTES);
   const fail = (why: string): never => {
     throw kvcError(source, "header", why);
   };
   const stored = dv.getUint32(40, true);
   const computed = crc32(bytes.subarray(0, 40));
-  if (stored !== computed) fail(`CRC-32 mismatch (stored ${hex32(stored)}, computed ${hex32(computed)})`);
+  if (stored !== computed)
+    fail(`CRC-32 mismatch (stored ${hex32(stored)}, computed ${hex32(computed)})`);
   const flags = dv.getUint16(6, true);
-  if (flags !== 0) fail(`flags 0x${flags.toString(16).padStart(4, "0")} are set; version ${KVC_VERSION} defines none`);
+  if (flags !== 0)
+    fail(
+      `flags 0x${flags.toString(16).padStart(4, "0")} are set; version ${KVC_VERSION} defines none`,
+    );
   const dtypeCode = dv.getUint16(8, true);
   const dtype = KVC_DTYPES[dtypeCode];
   if (dtype === undefined) fail(`dtype code ${dtypeCode} is unknown (0 f32, 1 f16, 2 int8)`);
@@ -309,10 +328,14 @@ export function readKvcHeader(bytes: Uint8Array, source = ".kvc"): KvcHeader {
 /** Why L, H, D are out of the limits, or null. */
 export function checkShape(layers: number, kvHeads: number, headDim: number): string | null {
   const within = (n: number, max: number) => Number.isInteger(n) && n >= 1 && n <= max;
-  if (!within(layers, KVC_LIMITS.maxLayers)) return `layers ${layers} is out of range (1 … ${KVC_LIMITS.maxLayers})`;
-  if (!within(kvHeads, KVC_LIMITS.maxKvHeads)) return `KV heads ${kvHeads} is out of range (1 … ${KVC_LIMITS.maxKvHeads})`;
-  if (!within(headDim, KVC_LIMITS.maxHeadDim)) return `head dim ${headDim} is out of range (1 … ${KVC_LIMITS.maxHeadDim})`;
-  if (layers * kvHeads > KVC_LIMITS.maxLayerHeads) return `layers × KV heads ${layers * kvHeads} exceeds ${KVC_LIMITS.maxLayerHeads}`;
+  if (!within(layers, KVC_LIMITS.maxLayers))
+    return `layers ${layers} is out of range (1 … ${KVC_LIMITS.maxLayers})`;
+  if (!within(kvHeads, KVC_LIMITS.maxKvHeads))
+    return `KV heads ${kvHeads} is out of range (1 … ${KVC_LIMITS.maxKvHeads})`;
+  if (!within(headDim, KVC_LIMITS.maxHeadDim))
+    return `head dim ${headDim} is out of range (1 … ${KVC_LIMITS.maxHeadDim})`;
+  if (layers * kvHeads > KVC_LIMITS.maxLayerHeads)
+    return `layers × KV heads ${layers * kvHeads} exceeds ${KVC_LIMITS.maxLayerHeads}`;
   return null;
 }
 

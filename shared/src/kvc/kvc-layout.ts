@@ -127,18 +127,29 @@ export function kvcLayout(header: KvcHeader, lengths: Uint32Array, source = ".kv
   let total = 0;
   for (let i = 0; i < count; i++) {
     const n = lengths[i];
-    if (n > KVC_LIMITS.maxHeadEntries) fail(`layer ${Math.floor(i / H)} head ${i % H} has ${n} entries (at most ${KVC_LIMITS.maxHeadEntries})`);
+    if (n > KVC_LIMITS.maxHeadEntries)
+      fail(
+        `layer ${Math.floor(i / H)} head ${i % H} has ${n} entries (at most ${KVC_LIMITS.maxHeadEntries})`,
+      );
     entryOffsets[i] = total;
     total += n;
   }
   entryOffsets[count] = total;
   const e = KVC_ELEMENT_BYTES[dtype];
   const dataBytes = total * D * e;
-  if (!Number.isSafeInteger(dataBytes)) fail(`${total} entries of ${D} channels are too many to address`);
+  if (!Number.isSafeInteger(dataBytes))
+    fail(`${total} entries of ${D} channels are too many to address`);
 
   let at = KVC_HEADER_BYTES;
   const span = (tag: string, part: KvcSectionSpan["part"], bodyBytes: number): KvcSectionSpan => {
-    const s = { tag, part, offset: at, bodyOffset: at + 12, bodyBytes, end: at + KVC_FRAME_BYTES + bodyBytes };
+    const s = {
+      tag,
+      part,
+      offset: at,
+      bodyOffset: at + 12,
+      bodyBytes,
+      end: at + KVC_FRAME_BYTES + bodyBytes,
+    };
     at = s.end;
     return s;
   };
@@ -148,8 +159,21 @@ export function kvcLayout(header: KvcHeader, lengths: Uint32Array, source = ".kv
   const keys = span("KEYS", "keys", dataBytes);
   const valueScales = int8 ? span("VSCL", "value scales", 4 * count * D) : null;
   const values = span("VALS", "values", dataBytes);
-  const sections = [lengthsPositions, keyScales, keys, valueScales, values].filter((s): s is KvcSectionSpan => s !== null);
-  return { header, lengths, entryOffsets, lengthsPositions, keyScales, keys, valueScales, values, sections, byteLength: at };
+  const sections = [lengthsPositions, keyScales, keys, valueScales, values].filter(
+    (s): s is KvcSectionSpan => s !== null,
+  );
+  return {
+    header,
+    lengths,
+    entryOffsets,
+    lengthsPositions,
+    keyScales,
+    keys,
+    valueScales,
+    values,
+    sections,
+    byteLength: at,
+  };
 }
 
 /**
@@ -180,7 +204,12 @@ export function kvcLengthsRange(header: KvcHeader): KvcByteRange {
  */
 export function readKvcLayout(header: KvcHeader, bytes: Uint8Array, source = ".kvc"): KvcLayout {
   const { byteLength } = kvcLengthsRange(header);
-  if (bytes.length < byteLength) throw kvcError(source, "lengths/positions", `truncated: ${bytes.length} of ${byteLength} bytes`);
+  if (bytes.length < byteLength)
+    throw kvcError(
+      source,
+      "lengths/positions",
+      `truncated: ${bytes.length} of ${byteLength} bytes`,
+    );
   const dv = new DataView(bytes.buffer, bytes.byteOffset, byteLength);
   const declared = readFrameStart(dv, 0, "LPOS", "lengths/positions", source);
   const count = header.layers * header.kvHeads;
@@ -192,10 +221,21 @@ export function readKvcLayout(header: KvcHeader, bytes: Uint8Array, source = ".k
 }
 
 /** Checks a frame's tag at `at` and returns its declared body length (a u64, as a number). */
-export function readFrameStart(dv: DataView, at: number, tag: string, part: KvcSectionSpan["part"], source: string): number {
+export function readFrameStart(
+  dv: DataView,
+  at: number,
+  tag: string,
+  part: KvcSectionSpan["part"],
+  source: string,
+): number {
   let found = "";
   for (let i = 0; i < 4; i++) found += String.fromCharCode(dv.getUint8(at + i));
-  if (found !== tag) throw kvcError(source, part, `tag ${JSON.stringify(found)} where ${JSON.stringify(tag)} belongs`);
+  if (found !== tag)
+    throw kvcError(
+      source,
+      part,
+      `tag ${JSON.stringify(found)} where ${JSON.stringify(tag)} belongs`,
+    );
   const low = dv.getUint32(at + 4, true);
   const high = dv.getUint32(at + 8, true);
   return high * 2 ** 32 + low; // exact up to 2^53; larger values never match a computed length
@@ -204,7 +244,11 @@ export function readFrameStart(dv: DataView, at: number, tag: string, part: KvcS
 /** `store_invalid` unless a frame's declared body length is the one the layout computes. */
 export function checkDeclaredLength(declared: number, span: KvcSectionSpan, source: string): void {
   if (declared !== span.bodyBytes) {
-    throw kvcError(source, span.part, `byte length ${declared} does not match the ${span.bodyBytes} that the header and lengths imply`);
+    throw kvcError(
+      source,
+      span.part,
+      `byte length ${declared} does not match the ${span.bodyBytes} that the header and lengths imply`,
+    );
   }
 }
 
@@ -226,13 +270,19 @@ export function kvcLayerRange(layout: KvcLayout, layer: number): KvcLayerRange {
   const first = layout.entryOffsets[layer * H];
   const entries = layout.entryOffsets[(layer + 1) * H] - first;
   const e = KVC_ELEMENT_BYTES[dtype];
-  const data = (s: KvcSectionSpan): KvcByteRange => ({ offset: s.bodyOffset + first * D * e, byteLength: entries * D * e });
+  const data = (s: KvcSectionSpan): KvcByteRange => ({
+    offset: s.bodyOffset + first * D * e,
+    byteLength: entries * D * e,
+  });
   const scales = (s: KvcSectionSpan | null): KvcByteRange | null =>
     s === null ? null : { offset: s.bodyOffset + 4 * layer * H * D, byteLength: 4 * H * D };
   return {
     layer,
     lengths: layout.lengths.slice(layer * H, (layer + 1) * H),
-    positions: { offset: layout.lengthsPositions.bodyOffset + 4 * (L * H + first), byteLength: 4 * entries },
+    positions: {
+      offset: layout.lengthsPositions.bodyOffset + 4 * (L * H + first),
+      byteLength: 4 * entries,
+    },
     keyScales: scales(layout.keyScales),
     keys: data(layout.keys),
     valueScales: scales(layout.valueScales),

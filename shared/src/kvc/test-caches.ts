@@ -37,7 +37,11 @@ export function randomCache(o: RandomCacheOptions): KvcCache {
   const D = o.headDim;
   const lengths = new Uint32Array(count);
   for (let i = 0; i < count; i++) {
-    lengths[i] = Array.isArray(o.lengths) ? o.lengths[i] : i === 0 ? o.lengths.max : Math.floor(random() * (o.lengths.max + 1));
+    lengths[i] = Array.isArray(o.lengths)
+      ? o.lengths[i]
+      : i === 0
+        ? o.lengths.max
+        : Math.floor(random() * (o.lengths.max + 1));
   }
   const channelScale = Array.from({ length: D }, () => 0.25 * 2 ** Math.floor(random() * 5));
   const gaussian = () => (random() + random() + random() + random() - 2) * 1.7;
@@ -80,7 +84,10 @@ export function concat(chunks: Iterable<Uint8Array>): Uint8Array {
 }
 
 /** `bytes` cut into pieces of the given sizes (cycled; 0 gives an empty piece), each a copy, as an async stream. */
-export async function* chunked(bytes: Uint8Array, sizes: readonly number[]): AsyncGenerator<Uint8Array> {
+export async function* chunked(
+  bytes: Uint8Array,
+  sizes: readonly number[],
+): AsyncGenerator<Uint8Array> {
   const cycle = sizes.some((n) => n > 0) ? sizes : [bytes.length];
   for (let at = 0, i = 0; at < bytes.length; i++) {
     const n = cycle[i % cycle.length];
@@ -99,7 +106,7 @@ export function reseal(input: Uint8Array): Uint8Array {
   const dv = new DataView(bytes.buffer);
   if (bytes.length < 44) return bytes;
   dv.setUint32(40, crc32(bytes.subarray(0, 40)), true);
-  for (let at = 44; at + 12 <= bytes.length; ) {
+  for (let at = 44; at + 12 <= bytes.length;) {
     const n = dv.getUint32(at + 4, true) + dv.getUint32(at + 8, true) * 2 ** 32;
     if (at + 16 + n > bytes.length) break;
     dv.setUint32(at + 12 + n, crc32(bytes.subarray(at + 12, at + 12 + n)), true);

@@ -15,7 +15,11 @@ describe("rendezvous hashing", () => {
 
   it("spreads keys about evenly", () => {
     const counts = new Map<string, number>();
-    for (const key of keys) counts.set(rendezvousOrder(key, nodes)[0], (counts.get(rendezvousOrder(key, nodes)[0]) ?? 0) + 1);
+    for (const key of keys)
+      counts.set(
+        rendezvousOrder(key, nodes)[0],
+        (counts.get(rendezvousOrder(key, nodes)[0]) ?? 0) + 1,
+      );
     for (const node of nodes) expect(counts.get(node)).toBeGreaterThan(400);
   });
 

@@ -48,7 +48,10 @@ export function rendezvousKey(...parts: readonly (string | number)[]): string {
  * ```
  */
 export function rendezvousOrder<T extends string>(key: string, nodes: readonly T[]): T[] {
-  const scored = [...new Set(nodes)].map((node) => ({ node, score: hash53(`${key}\u0000${node}`) }));
+  const scored = [...new Set(nodes)].map((node) => ({
+    node,
+    score: hash53(`${key}\u0000${node}`),
+  }));
   scored.sort((a, b) => b.score - a.score || (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
   return scored.map((s) => s.node);
 }

@@ -7,14 +7,25 @@ import { ALLOC_MODES, BUILD_METHODS } from "../methods";
 import { ROUTING_RULES } from "../conversation/route-question";
 import { isValidId } from "../store/ids";
 
-const id = (kind: string) => z.string().refine(isValidId, { message: `${kind} id: 1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'` });
+const id = (kind: string) =>
+  z.string().refine(isValidId, {
+    message: `${kind} id: 1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'`,
+  });
 
 /**
  * Limits of request bodies' contents, and `bodyBytes`, the runner's default limit on a body
  * (`maxBodyBytes`, EPICACHE_RUNNER_MAX_BODY_BYTES): the edge caps a conversation's transcript so that
  * a full rebuild of it fits in one (its MAX_TRANSCRIPT_BYTES).
  */
-export const RUNNER_LIMITS = { embedTexts: 256, textChars: 8192, messages: 50_000, messageChars: 20_000, questionChars: 4_000, maxTokens: 512, bodyBytes: 16 << 20 } as const;
+export const RUNNER_LIMITS = {
+  embedTexts: 256,
+  textChars: 8192,
+  messages: 50_000,
+  messageChars: 20_000,
+  questionChars: 4_000,
+  maxTokens: 512,
+  bodyBytes: 16 << 20,
+} as const;
 
 /**
  * `POST /v1/embed`.
@@ -24,7 +35,11 @@ export const RUNNER_LIMITS = { embedTexts: 256, textChars: 8192, messages: 50_00
  * EmbedRequest.parse({ texts: ["When did Ann move?"] });
  * ```
  */
-export const EmbedRequest = z.object({ texts: z.array(z.string().max(RUNNER_LIMITS.textChars)).min(1).max(RUNNER_LIMITS.embedTexts) }).strict();
+export const EmbedRequest = z
+  .object({
+    texts: z.array(z.string().max(RUNNER_LIMITS.textChars)).min(1).max(RUNNER_LIMITS.embedTexts),
+  })
+  .strict();
 export type EmbedRequest = z.infer<typeof EmbedRequest>;
 
 /**
@@ -35,7 +50,11 @@ export type EmbedRequest = z.infer<typeof EmbedRequest>;
  * const { vectors } = EmbedResponse.parse(await res.json());
  * ```
  */
-export const EmbedResponse = z.object({ model: z.string(), dimension: z.number().int(), vectors: z.array(z.array(z.number())) });
+export const EmbedResponse = z.object({
+  model: z.string(),
+  dimension: z.number().int(),
+  vectors: z.array(z.array(z.number())),
+});
 export type EmbedResponse = z.infer<typeof EmbedResponse>;
 
 /**
@@ -69,10 +88,20 @@ export const BuildConfig = z
   .object({
     method: z.enum(BUILD_METHODS).optional(),
     episodes: z.number().int().min(1).max(64).optional(),
-    budget: z.number().int().min(1).max(1 << 20).optional(),
+    budget: z
+      .number()
+      .int()
+      .min(1)
+      .max(1 << 20)
+      .optional(),
     block: z.number().int().min(16).max(8192).optional(),
     /** Keep only the first sessions within this many tokens (default: the whole history). */
-    maxContext: z.number().int().min(64).max(1 << 22).optional(),
+    maxContext: z
+      .number()
+      .int()
+      .min(64)
+      .max(1 << 22)
+      .optional(),
     /**
      * Where kept entries sit: "compact" (default) keeps every attention inside the model's window
      * however long the history; "original" keeps history positions (beyond the window on long ones).
@@ -81,7 +110,18 @@ export const BuildConfig = z
     /** How the budget is spread over layers (EpiCache); default the model's. */
     alloc: z.enum(ALLOC_MODES).optional(),
     /** Representative windows per episode: a count, or a share of its windows ("25%"). */
-    nMedoid: z.union([z.number().int().min(1).max(1024), z.string().regex(/^\d+(\.\d+)?%$/).refine((s) => Number(s.slice(0, -1)) > 0 && Number(s.slice(0, -1)) <= 100, "a percentage in (0, 100]")]).optional(),
+    nMedoid: z
+      .union([
+        z.number().int().min(1).max(1024),
+        z
+          .string()
+          .regex(/^\d+(\.\d+)?%$/)
+          .refine(
+            (s) => Number(s.slice(0, -1)) > 0 && Number(s.slice(0, -1)) <= 100,
+            "a percentage in (0, 100]",
+          ),
+      ])
+      .optional(),
     dtype: z.enum(["f32", "f16", "int8"]).optional(),
     /** How questions are routed to the episodes (shared routeQuestion); default `lexical`. */
     routing: z.enum(ROUTING_RULES).optional(),
@@ -111,9 +151,18 @@ export const JobRouting = z.discriminatedUnion("rule", [
   z.object({ rule: z.literal("window"), windowVectors, windowEpisodes }),
   z.object({ rule: z.literal("vote"), k: z.number().int().min(1), windowVectors, windowEpisodes }),
   z.object({
-    rule: z.literal("lexical"), windowVectors, windowEpisodes,
+    rule: z.literal("lexical"),
+    windowVectors,
+    windowEpisodes,
     // What lexicalTerms gives, so that splitting on " " gives the terms back.
-    windowTerms: z.array(z.string().regex(/^(?:[a-z0-9]+(?: [a-z0-9]+)*)?$/, "terms: lower-case ASCII letters and digits, one space between terms")),
+    windowTerms: z.array(
+      z
+        .string()
+        .regex(
+          /^(?:[a-z0-9]+(?: [a-z0-9]+)*)?$/,
+          "terms: lower-case ASCII letters and digits, one space between terms",
+        ),
+    ),
   }),
 ]);
 export type JobRouting = z.infer<typeof JobRouting>;
@@ -137,7 +186,10 @@ export const RebuildRequest = z
     version: id("version"),
     messages: z.array(TranscriptMessage).min(1).max(RUNNER_LIMITS.messages),
     /** The version these messages continue, and the id of its last message (checked against its manifest). */
-    base: z.object({ version: id("version"), lastMessageId: z.string().min(1).max(128) }).strict().optional(),
+    base: z
+      .object({ version: id("version"), lastMessageId: z.string().min(1).max(128) })
+      .strict()
+      .optional(),
     config: BuildConfig.default({}),
     callbackUrl: z.url({ protocol: /^https?$/ }).optional(),
   })
@@ -216,7 +268,11 @@ export const GenerateRequest = z
     conversation: id("conversation"),
     version: id("version"),
     episode: z.number().int().min(0).max(9999),
-    question: z.string().min(1).max(RUNNER_LIMITS.questionChars).refine((q) => q.trim() !== "", { message: "the question is blank" }),
+    question: z
+      .string()
+      .min(1)
+      .max(RUNNER_LIMITS.questionChars)
+      .refine((q) => q.trim() !== "", { message: "the question is blank" }),
     maxTokens: z.number().int().min(1).max(RUNNER_LIMITS.maxTokens).default(64),
     stream: z.boolean().default(false),
     dateHint: z.boolean().default(false),

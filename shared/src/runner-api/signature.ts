@@ -30,8 +30,16 @@ export interface SignedParts {
 }
 
 async function hmacHex(secret: string, parts: SignedParts): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  const head = encoder.encode(`${parts.method.toUpperCase()}\n${parts.path}\n${parts.timestamp}\n${parts.requestId}\n`);
+  const key = await crypto.subtle.importKey(
+    "raw",
+    encoder.encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const head = encoder.encode(
+    `${parts.method.toUpperCase()}\n${parts.path}\n${parts.timestamp}\n${parts.requestId}\n`,
+  );
   const body = typeof parts.body === "string" ? encoder.encode(parts.body) : parts.body;
   const message = new Uint8Array(head.length + body.length);
   message.set(head, 0);
@@ -49,7 +57,10 @@ async function hmacHex(secret: string, parts: SignedParts): Promise<string> {
  * await fetch(runner + "/v1/embed", { method: "POST", headers: { ...headers, "content-type": "application/json" }, body });
  * ```
  */
-export async function signRequest(secret: string, parts: SignedParts): Promise<Record<string, string>> {
+export async function signRequest(
+  secret: string,
+  parts: SignedParts,
+): Promise<Record<string, string>> {
   return {
     [TIMESTAMP_HEADER]: String(parts.timestamp),
     [REQUEST_ID_HEADER]: parts.requestId,
@@ -87,15 +98,23 @@ export async function verifyRequest(
   const stamp = header(TIMESTAMP_HEADER);
   const requestId = header(REQUEST_ID_HEADER);
   const signature = header(SIGNATURE_HEADER);
-  if (!stamp || !requestId || !signature) deny(`unsigned request: ${TIMESTAMP_HEADER}, ${REQUEST_ID_HEADER} and ${SIGNATURE_HEADER} are required`);
+  if (!stamp || !requestId || !signature)
+    deny(
+      `unsigned request: ${TIMESTAMP_HEADER}, ${REQUEST_ID_HEADER} and ${SIGNATURE_HEADER} are required`,
+    );
   if (!/^\d{1,12}$/.test(stamp as string)) deny(`${TIMESTAMP_HEADER} is not Unix seconds`);
-  if (!/^[A-Za-z0-9_-]{8,128}$/.test(requestId as string)) deny(`${REQUEST_ID_HEADER} must be 8 to 128 letters, digits, '-' or '_'`);
+  if (!/^[A-Za-z0-9_-]{8,128}$/.test(requestId as string))
+    deny(`${REQUEST_ID_HEADER} must be 8 to 128 letters, digits, '-' or '_'`);
   const timestamp = Number(stamp);
   const tolerance = options.toleranceSeconds ?? SIGNATURE_TOLERANCE_SECONDS;
-  if (Math.abs(options.now - timestamp) > tolerance) deny(`stale request: its timestamp is ${Math.round(options.now - timestamp)} s from this clock (tolerance ${tolerance} s)`);
+  if (Math.abs(options.now - timestamp) > tolerance)
+    deny(
+      `stale request: its timestamp is ${Math.round(options.now - timestamp)} s from this clock (tolerance ${tolerance} s)`,
+    );
   const expected = `v1=${await hmacHex(secret, { ...request, timestamp, requestId: requestId as string })}`;
   if (!constantTimeEqual(expected, signature as string)) deny("the signature does not match");
-  if (options.seen?.(requestId as string)) deny(`replayed request: ${REQUEST_ID_HEADER} ${requestId} was already used`);
+  if (options.seen?.(requestId as string))
+    deny(`replayed request: ${REQUEST_ID_HEADER} ${requestId} was already used`);
 }
 
 /**
@@ -107,8 +126,10 @@ export async function verifyRequest(
  * ```
  */
 export function constantTimeEqual(a: string, b: string): boolean {
-  const x = encoder.encode(a), y = encoder.encode(b);
+  const x = encoder.encode(a),
+    y = encoder.encode(b);
   let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i % x.length] ?? 0) ^ (y[i % y.length] ?? 0);
+  for (let i = 0; i < Math.max(x.length, y.length); i++)
+    diff |= (x[i % x.length] ?? 0) ^ (y[i % y.length] ?? 0);
   return diff === 0;
 }

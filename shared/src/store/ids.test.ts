@@ -5,15 +5,38 @@ import { activeKey, episodeKey, manifestKey, versionOfKey, versionPrefix } from 
 
 describe("ids", () => {
   it("accepts plain ids", () => {
-    for (const id of ["a", "conv-26", "T_1.x", "0", "a".repeat(64), "v20261128T113400123Z-3fa9c1"]) expect(isValidId(id)).toBe(true);
+    for (const id of ["a", "conv-26", "T_1.x", "0", "a".repeat(64), "v20261128T113400123Z-3fa9c1"])
+      expect(isValidId(id)).toBe(true);
   });
 
   it("rejects what could climb, separate, hide or overflow", () => {
-    for (const id of ["", ".", "..", "a..b", "../x", "a/b", "a\\b", "-a", ".a", "a b", "a\u0000", "a\n", "ｃonv", "cоnv", "a".repeat(65), "%2e%2e"]) {
+    for (const id of [
+      "",
+      ".",
+      "..",
+      "a..b",
+      "../x",
+      "a/b",
+      "a\\b",
+      "-a",
+      ".a",
+      "a b",
+      "a\u0000",
+      "a\n",
+      "ｃonv",
+      "cоnv",
+      "a".repeat(65),
+      "%2e%2e",
+    ]) {
       expect(isValidId(id), JSON.stringify(id)).toBe(false);
     }
     expect(isValidId(3)).toBe(false);
-    expect(() => validateId("tenant", "a/b")).toThrow(expect.objectContaining({ code: "invalid_argument", message: expect.stringContaining("tenant id") }));
+    expect(() => validateId("tenant", "a/b")).toThrow(
+      expect.objectContaining({
+        code: "invalid_argument",
+        message: expect.stringContaining("tenant id"),
+      }),
+    );
   });
 
   it("no valid id makes a key that leaves its conversation's prefix (fuzzed)", () => {
@@ -22,7 +45,15 @@ describe("ids", () => {
         if (!isValidId(c) || !isValidId(v)) return;
         const key = manifestKey("t", c, v);
         const segments = key.split("/");
-        expect(segments).toEqual(["tenants", "t", "conversations", c, "versions", v, "manifest.json"]);
+        expect(segments).toEqual([
+          "tenants",
+          "t",
+          "conversations",
+          c,
+          "versions",
+          v,
+          "manifest.json",
+        ]);
         expect(segments.every((s) => s !== "." && s !== ".." && s !== "")).toBe(true);
       }),
     );
@@ -30,10 +61,19 @@ describe("ids", () => {
 
   it("builds the keys of docs/design.md §3 and reads the version back", () => {
     expect(activeKey("t1", "c1")).toBe("tenants/t1/conversations/c1/active.json");
-    expect(episodeKey("t1", "c1", "v1", 3)).toBe("tenants/t1/conversations/c1/versions/v1/episode-3.kvc");
-    expect(versionOfKey("tenants/t1/conversations/c1/", `${versionPrefix("t1", "c1", "v1")}manifest.json`)).toBe("v1");
+    expect(episodeKey("t1", "c1", "v1", 3)).toBe(
+      "tenants/t1/conversations/c1/versions/v1/episode-3.kvc",
+    );
+    expect(
+      versionOfKey(
+        "tenants/t1/conversations/c1/",
+        `${versionPrefix("t1", "c1", "v1")}manifest.json`,
+      ),
+    ).toBe("v1");
     expect(versionOfKey("tenants/t1/conversations/c1/", activeKey("t1", "c1"))).toBeNull();
-    expect(() => episodeKey("t1", "c1", "v1", -1)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+    expect(() => episodeKey("t1", "c1", "v1", -1)).toThrow(
+      expect.objectContaining({ code: "invalid_argument" }),
+    );
   });
 
   it("version ids sort by time and are valid ids", () => {

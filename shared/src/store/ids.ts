@@ -34,7 +34,10 @@ export function isValidId(value: unknown): value is string {
  */
 export function validateId(kind: IdKind, value: unknown): string {
   if (isValidId(value)) return value;
-  const shown = typeof value === "string" ? JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value) : typeof value;
+  const shown =
+    typeof value === "string"
+      ? JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)
+      : typeof value;
   throw new EpicacheError(
     "invalid_argument",
     `${kind} id ${shown} is not valid: use 1 to 64 ASCII letters, digits, '_', '-' or '.', starting with a letter or digit, without '..'`,
@@ -52,6 +55,8 @@ export function validateId(kind: IdKind, value: unknown): string {
  */
 export function newVersionId(now: Date = new Date(), random: () => number = Math.random): string {
   const stamp = now.toISOString().replace(/[-:.]/g, "");
-  const suffix = Math.floor(random() * 0x1000000).toString(16).padStart(6, "0");
+  const suffix = Math.floor(random() * 0x1000000)
+    .toString(16)
+    .padStart(6, "0");
   return `v${stamp}-${suffix}`;
 }

@@ -64,7 +64,12 @@ export function manifestKey(tenant: string, conversation: string, version: strin
  * episodeKey("t1", "c1", "v1", 2); // "tenants/t1/conversations/c1/versions/v1/episode-2.kvc"
  * ```
  */
-export function episodeKey(tenant: string, conversation: string, version: string, episode: number): string {
+export function episodeKey(
+  tenant: string,
+  conversation: string,
+  version: string,
+  episode: number,
+): string {
   if (!Number.isInteger(episode) || episode < 0 || episode > 9999) {
     throw new EpicacheError("invalid_argument", `episode ${episode} is not an integer in 0 … 9999`);
   }

@@ -16,8 +16,14 @@ export interface BenchFile {
 }
 
 // The patterns must be literals (Vite expands them at transform time), relative to this file.
-const locomo = import.meta.glob<string>("../../../../shared/data/locomo/*.json", { query: "?raw", import: "default" });
-const realtalk = import.meta.glob<string>("../../../../shared/data/realtalk/Chat_*.json", { query: "?raw", import: "default" });
+const locomo = import.meta.glob<string>("../../../../shared/data/locomo/*.json", {
+  query: "?raw",
+  import: "default",
+});
+const realtalk = import.meta.glob<string>("../../../../shared/data/realtalk/Chat_*.json", {
+  query: "?raw",
+  import: "default",
+});
 
 function files(found: Record<string, () => Promise<string>>): BenchFile[] {
   return Object.entries(found)
@@ -37,7 +43,9 @@ export type Benchmark = keyof typeof FILES;
 
 function missing(what: string): undefined {
   if (import.meta.env.EPICACHE_REQUIRE_DATA === "1") {
-    throw new Error(`${what} is required (EPICACHE_REQUIRE_DATA=1) but missing: put the benchmark data in ../shared/data beside the repository`);
+    throw new Error(
+      `${what} is required (EPICACHE_REQUIRE_DATA=1) but missing: put the benchmark data in ../shared/data beside the repository`,
+    );
   }
   return undefined;
 }
@@ -53,8 +61,11 @@ export function benchFiles(benchmark: Benchmark): readonly BenchFile[] {
 
 /** One benchmark file by name, or undefined (so the test skips), unless EPICACHE_REQUIRE_DATA=1. */
 export function benchFile(benchmark: Benchmark, name: string): BenchFile | undefined {
-  return FILES[benchmark].find((f) => f.name === name) ?? missing(`../shared/data/${benchmark}/${name}`);
+  return (
+    FILES[benchmark].find((f) => f.name === name) ?? missing(`../shared/data/${benchmark}/${name}`)
+  );
 }
 
 /** Test-title suffix for tests that skip without the benchmark data. */
-export const NEEDS_BENCH_DATA = "(skips without the benchmark data in ../shared/data beside the repository)";
+export const NEEDS_BENCH_DATA =
+  "(skips without the benchmark data in ../shared/data beside the repository)";

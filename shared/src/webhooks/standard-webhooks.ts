@@ -44,15 +44,32 @@ export function newWebhookSecret(): string {
   return SECRET_PREFIX + toBase64(crypto.getRandomValues(new Uint8Array(32)));
 }
 
-async function signatureOf(secret: string, id: string, timestamp: number, body: string): Promise<string> {
+async function signatureOf(
+  secret: string,
+  id: string,
+  timestamp: number,
+  body: string,
+): Promise<string> {
   let keyBytes: Uint8Array<ArrayBuffer>;
   try {
-    keyBytes = fromBase64(secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret);
+    keyBytes = fromBase64(
+      secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret,
+    );
   } catch {
     throw new EpicacheError("invalid_argument", "a webhook secret is `whsec_` followed by base64");
   }
-  const key = await crypto.subtle.importKey("raw", keyBytes, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  return toBase64(new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(`${id}.${timestamp}.${body}`))));
+  const key = await crypto.subtle.importKey(
+    "raw",
+    keyBytes,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  return toBase64(
+    new Uint8Array(
+      await crypto.subtle.sign("HMAC", key, encoder.encode(`${id}.${timestamp}.${body}`)),
+    ),
+  );
 }
 
 /** What a webhook sender signs. */
@@ -75,7 +92,10 @@ export interface WebhookMessage {
  * await fetch(`${edge}/v1/webhooks/${tenantId}/rebuild`, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body });
  * ```
  */
-export async function signWebhook(secret: string, message: WebhookMessage): Promise<Record<string, string>> {
+export async function signWebhook(
+  secret: string,
+  message: WebhookMessage,
+): Promise<Record<string, string>> {
   return {
     [WEBHOOK_ID_HEADER]: message.id,
     [WEBHOOK_TIMESTAMP_HEADER]: String(message.timestamp),
@@ -107,13 +127,18 @@ export async function verifyWebhook(
   const id = header(WEBHOOK_ID_HEADER);
   const stamp = header(WEBHOOK_TIMESTAMP_HEADER);
   const signatures = header(WEBHOOK_SIGNATURE_HEADER);
-  if (!id || !stamp || !signatures) deny(`unsigned webhook: ${WEBHOOK_ID_HEADER}, ${WEBHOOK_TIMESTAMP_HEADER} and ${WEBHOOK_SIGNATURE_HEADER} are required`);
+  if (!id || !stamp || !signatures)
+    deny(
+      `unsigned webhook: ${WEBHOOK_ID_HEADER}, ${WEBHOOK_TIMESTAMP_HEADER} and ${WEBHOOK_SIGNATURE_HEADER} are required`,
+    );
   if ((id as string).length > 256) deny(`${WEBHOOK_ID_HEADER} is longer than 256 characters`);
   if (!/^\d{1,12}$/.test(stamp as string)) deny(`${WEBHOOK_TIMESTAMP_HEADER} is not Unix seconds`);
   const timestamp = Number(stamp);
   const tolerance = options.toleranceSeconds ?? WEBHOOK_TOLERANCE_SECONDS;
   if (Math.abs(options.now - timestamp) > tolerance) {
-    deny(`stale webhook: its timestamp is ${Math.round(options.now - timestamp)} s from this clock (tolerance ${tolerance} s)`);
+    deny(
+      `stale webhook: its timestamp is ${Math.round(options.now - timestamp)} s from this clock (tolerance ${tolerance} s)`,
+    );
   }
   const expected = await signatureOf(secret, id as string, timestamp, body);
   let matched = false;
