@@ -43,7 +43,7 @@ import { chunkedAttention } from "./chunked-attention";
 import { GgmlOps, laneDot, padAxisTo } from "./ggml-ops";
 import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 18;
+export const DECODER_GRAPH_VERSION = 19;
 
 /** The arithmetic a decoder graph computes in (see above). */
 export const NUMERICS = ["ggml", "exact", "fast"] as const;
@@ -554,18 +554,36 @@ function wholeAttention(
   ]); // [KV, T, P]
   let att: string; // [KV, G, T, D]
   if (!ggml) {
-    const scaled = (keys: string) =>
+    // The G query heads of a KV head are one matrix of G·T rows: each product reads a head's keys
+    // (and values) once for all of them, rather than once per query head as a broadcast would.
+    // Every dimension spelled out (allowzero): an empty cache (P = 0) is a dimension of 0.
+    const reshape = (x: string, ...dims: Array<number | string>) =>
       sb.node(
-        "FusedMatMul",
-        [a.qg, sb.node("Unsqueeze", [keys, sb.ints([1])])],
-        { transB: 1, alpha: { float: 1 / Math.sqrt(D) } },
-        undefined,
-        "com.microsoft",
+        "Reshape",
+        [x, sb.node("Concat", dims.map((d) => (typeof d === "number" ? sb.ints([d]) : d)), { axis: 0 })],
+        { allowzero: 1 },
       );
+    const Pv = sb.node("Unsqueeze", [a.P, sb.ints([0])]); // [1]
+    const GT = sb.node("Mul", [sb.ints([G]), ctx.T]); // [1]
+    const qRows = reshape(a.qg, KV, GT, D); // [KV, G·T, D]
+    const scaled = (keys: string, n: string) =>
+      reshape(
+        sb.node(
+          "FusedMatMul",
+          [qRows, keys],
+          { transB: 1, alpha: { float: 1 / Math.sqrt(D) } },
+          undefined,
+          "com.microsoft",
+        ), // [KV, G·T, n]
+        KV,
+        G,
+        ctx.T,
+        n,
+      ); // [KV, G, T, n]
     const bias = (valid: string) =>
       sb.node("Unsqueeze", [sb.node("Where", [valid, ctx.zero, ctx.negInf]), sb.ints([1])]); // [KV, 1, T, ·]
-    const scoresPast = sb.node("Add", [scaled(a.pastK), bias(pastValidT)]); // [KV, G, T, P]
-    const scoresNew = sb.node("Add", [scaled(a.k), bias(ctx.causalKV)]); // [KV, G, T, T]
+    const scoresPast = sb.node("Add", [scaled(a.pastK, Pv), bias(pastValidT)]); // [KV, G, T, P]
+    const scoresNew = sb.node("Add", [scaled(a.k, ctx.T), bias(ctx.causalKV)]); // [KV, G, T, T]
     const probs = sb.node("Softmax", [sb.node("Concat", [scoresPast, scoresNew], { axis: -1 })], {
       axis: -1,
     }); // [KV, G, T, P+T]
@@ -575,11 +593,16 @@ function wholeAttention(
       2,
       { axis: -1 },
     ); // [KV, G, T, P], [KV, G, T, T]
-    const values = (v: string) => sb.node("Unsqueeze", [v, sb.ints([1])]); // [KV, 1, ·, D]
-    att = sb.node("Add", [
-      sb.node("MatMul", [pPast, values(a.pastV)]),
-      sb.node("MatMul", [pNew, values(a.v)]),
-    ]);
+    att = reshape(
+      sb.node("Add", [
+        sb.node("MatMul", [reshape(pPast, KV, GT, Pv), a.pastV]),
+        sb.node("MatMul", [reshape(pNew, KV, GT, ctx.T), a.v]),
+      ]), // [KV, G·T, D]
+      KV,
+      G,
+      ctx.T,
+      D,
+    );
   } else {
     const kAll = sb.node("Concat", [a.pastK, a.k], { axis: 1 }); // [KV, P+T, D]
     const vAll = sb.node("Concat", [a.pastV, a.v], { axis: 1 }); // [KV, P+T, D]
