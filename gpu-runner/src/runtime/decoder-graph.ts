@@ -560,7 +560,14 @@ function wholeAttention(
     const reshape = (x: string, ...dims: Array<number | string>) =>
       sb.node(
         "Reshape",
-        [x, sb.node("Concat", dims.map((d) => (typeof d === "number" ? sb.ints([d]) : d)), { axis: 0 })],
+        [
+          x,
+          sb.node(
+            "Concat",
+            dims.map((d) => (typeof d === "number" ? sb.ints([d]) : d)),
+            { axis: 0 },
+          ),
+        ],
         { allowzero: 1 },
       );
     const Pv = sb.node("Unsqueeze", [a.P, sb.ints([0])]); // [1]
