@@ -247,6 +247,8 @@ async function ours(): Promise<Side> {
   const squeeze = async () => {
     const cache = new KvCache(model.config);
     const built = await blockPrefill(decoder, cache, promptIds(C), options);
+    // As the service holds it: loaded from its .kvc file, each layer as long as its longest head.
+    cache.shrinkToFit();
     return {
       entriesPerHead: cache.entries / (L * model.config.numKvHeads),
       longestHead: cache.maxLength,
