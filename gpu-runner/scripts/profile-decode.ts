@@ -1,9 +1,12 @@
 /**
  * Where a decoding step's time goes, by operator type: onnxruntime's own profiler on the decoder graph
  * of the default chat model, one new token over a cache of --past entries per head (zeros: speed
- * does not depend on the values), --steps timed runs after 3 warm-up runs.
+ * does not depend on the values), --steps timed runs after 3 warm-up runs. --tokens T profiles a
+ * prefill call of T tokens instead (attention in chunks, as the runtime runs it), with a scoring
+ * span of --score-span tokens at its end (block-wise prefill's scoring call).
  *
  *   npx tsx gpu-runner/scripts/profile-decode.ts [--past 128] [--steps 20] [--threads 2] [--numerics fast]
+ *     [--tokens 1] [--score-span 0]
  *
  * Prints ms per step and, per operator type, ms per step and calls per step (an If's time includes
  * the subgraph it runs). Measure on a quiet machine: other load stretches every line.
@@ -13,6 +16,7 @@ import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import { openChatModel } from "../src/runtime";
 import type { Numerics } from "../src/runtime/decoder-graph";
+import { ATTENTION_CHUNK } from "../src/runtime/decoder";
 import { decoderGraphPath } from "../src/runtime/graph-cache";
 import { requireModel } from "../src/model-registry";
 import { graphsDir } from "../src/paths";
@@ -23,10 +27,17 @@ const { values } = parseArgs({
     steps: { type: "string", default: "20" },
     threads: { type: "string", default: "2" },
     numerics: { type: "string", default: "fast" },
+    tokens: { type: "string", default: "1" },
+    "score-span": { type: "string", default: "0" },
+    chunk: { type: "string" },
   },
 });
 const P = Number(values.past),
-  N = Number(values.steps);
+  N = Number(values.steps),
+  T = Number(values.tokens),
+  span = Number(values["score-span"]);
+if (!(T >= 1) || !(span >= 0 && span <= T))
+  throw new Error("--tokens ≥ 1 and 0 ≤ --score-span ≤ --tokens");
 // Opening the model builds (or finds) its graph; the profiled session is a second one on that file.
 const model = await openChatModel(requireModel("chat"), { numerics: values.numerics as Numerics });
 const graph = decoderGraphPath(model.fingerprint, model.numerics, graphsDir());
@@ -40,13 +51,17 @@ const session = await ort.InferenceSession.create(graph, {
 });
 const { numLayers: L, numKvHeads: KV, headDim: D } = model.config;
 const feeds: Record<string, ort.Tensor> = {
-  input_ids: new ort.Tensor("int64", BigInt64Array.from([100n]), [1]),
-  rope_cos: new ort.Tensor("float32", new Float32Array(D / 2).fill(1), [1, D / 2]),
-  rope_sin: new ort.Tensor("float32", new Float32Array(D / 2), [1, D / 2]),
-  logits_index: new ort.Tensor("int64", BigInt64Array.from([0n]), [1]),
+  input_ids: new ort.Tensor("int64", new BigInt64Array(T).fill(100n), [T]),
+  rope_cos: new ort.Tensor("float32", new Float32Array((T * D) / 2).fill(1), [T, D / 2]),
+  rope_sin: new ort.Tensor("float32", new Float32Array((T * D) / 2), [T, D / 2]),
+  logits_index: new ort.Tensor("int64", BigInt64Array.from([BigInt(T - 1)]), [1]),
   past_lengths: new ort.Tensor("int64", new BigInt64Array(L * KV).fill(BigInt(P)), [L, KV]),
-  score_len: new ort.Tensor("int64", BigInt64Array.from([0n]), [1]),
-  attn_chunk: new ort.Tensor("int64", BigInt64Array.from([0n]), [1]),
+  score_len: new ort.Tensor("int64", BigInt64Array.from([BigInt(span)]), [1]),
+  attn_chunk: new ort.Tensor(
+    "int64",
+    BigInt64Array.from([BigInt(values.chunk ?? (T >= 16 ? ATTENTION_CHUNK : 0))]),
+    [1],
+  ),
 };
 for (let l = 0; l < L; l++) {
   feeds[`past_key_${l}`] = new ort.Tensor("float32", new Float32Array(KV * P * D), [KV, P, D]);
@@ -82,7 +97,7 @@ for (const e of events) {
   byOp.set(op, o);
 }
 process.stdout.write(
-  `decode step over ${P} past entries per head: ${ms.toFixed(1)} ms (${N} steps, ${values.threads} threads, ${values.numerics})\n`,
+  `${T === 1 ? "decode step" : `prefill of ${T} tokens${span > 0 ? ` (scoring the last ${span})` : ""}`} over ${P} past entries per head: ${ms.toFixed(1)} ms (${N} runs, ${values.threads} threads, ${values.numerics})\n`,
 );
 for (const [op, o] of [...byOp].sort((a, b) => b[1].us - a[1].us).slice(0, 20)) {
   process.stdout.write(

@@ -5,7 +5,8 @@
  * online softmax carries the running maximum m, the running sum l and the weighted values per query
  * from chunk to chunk (Loop); the new tokens' own causal block is added at the end. Scoring needs
  * each span query's softmax normaliser over the scored keys before any probability, so a second
- * Loop over the same chunks turns scores into probabilities and reduces them per chunk.
+ * Loop over the same chunks reduces each key's logits over the span's queries, less their log
+ * normalisers, and exponentiates only that maximum (a key's score is its largest probability).
  *
  * Only entries up to the longest head are visited: the work and the result follow what the cache
  * holds, not its capacity, and the cache's buffers go in whole.
@@ -59,15 +60,18 @@ export function chunkedAttention(
   const filled = (shape: string, value: number) =>
     g.node("ConstantOfShape", [shape], { value: { tensor: new Float32Array([value]), dims: [1] } });
 
-  /** One chunk of the cache: its keys transposed [KV, 1, D, C'], values [KV, 1, C', D] and bias [KV, 1, 1, C']. */
-  const chunkAt = (sb: GraphBuilder, it: string, padTo: boolean) => {
+  /**
+   * One chunk of the cache: its keys and values [KV, C', D] (values only when asked) and the bias of
+   * its entries [KV, C'] (0, or −∞ beyond a head's length).
+   */
+  const chunkAt = (sb: GraphBuilder, it: string, padTo: boolean, withValues: boolean) => {
     const start = sb.node("Mul", [it, x.chunk]); // scalar
     const startU = sb.node("Unsqueeze", [start, sb.ints([0])]);
     // A chunk ends at the longest head at the latest, never in the buffer's spare capacity: the same
     // entries give the same reductions (and so the same bits) whatever the buffer's capacity.
     const endU = sb.node("Min", [sb.node("Add", [startU, Cu]), maxLenU]);
     let kc = sb.node("Slice", [x.pastK, startU, endU, sb.ints([1])]); // [KV, C', D]
-    let vc = sb.node("Slice", [x.pastV, startU, endU, sb.ints([1])]);
+    let vc = withValues ? sb.node("Slice", [x.pastV, startU, endU, sb.ints([1])]) : null;
     if (padTo) {
       // A fixed width C, so that per-chunk outputs stack: the padding lies beyond every length.
       const short = sb.node("Sub", [
@@ -76,7 +80,7 @@ export function chunkedAttention(
       ]); // [1]
       const pads = sb.node("Concat", [sb.ints([0, 0, 0, 0]), short, sb.ints([0])], { axis: 0 });
       kc = sb.node("Pad", [kc, pads]);
-      vc = sb.node("Pad", [vc, pads]);
+      if (vc) vc = sb.node("Pad", [vc, pads]);
     }
     const width = sb.node("Gather", [sb.node("Shape", [kc]), sb.int(1)], { axis: 0 }); // scalar C'
     const j = sb.node("Add", [sb.node("Range", [sb.int(0), width, sb.int(1)]), start]); // [C']
@@ -84,12 +88,7 @@ export function chunkedAttention(
       sb.node("Unsqueeze", [j, sb.ints([0])]),
       sb.node("Unsqueeze", [x.len, sb.ints([1])]),
     ]); // [KV, C']
-    const bias = sb.node("Unsqueeze", [sb.node("Where", [valid, zero, negInf]), sb.ints([1, 2])]); // [KV, 1, 1, C']
-    const kT = sb.node("Unsqueeze", [
-      sb.node("Transpose", [kc], { perm: [0, 2, 1] }),
-      sb.ints([1]),
-    ]); // [KV, 1, D, C']
-    return { kT, vc: sb.node("Unsqueeze", [vc, sb.ints([1])]), bias };
+    return { kc, vc, bias: sb.node("Where", [valid, zero, negInf]) };
   };
 
   // ── the cache, chunk by chunk: running max, sum and weighted values per query ──
@@ -99,7 +98,13 @@ export function chunkedAttention(
     const m = sb.input(`m_${tag}`, DType.float, [KV, G, "T", 1]);
     const l = sb.input(`l_${tag}`, DType.float, [KV, G, "T", 1]);
     const acc = sb.input(`acc_${tag}`, DType.float, [KV, G, "T", D]);
-    const { kT, vc, bias } = chunkAt(sb, it, false);
+    const chunk = chunkAt(sb, it, false, true);
+    const kT = sb.node("Unsqueeze", [
+      sb.node("Transpose", [chunk.kc], { perm: [0, 2, 1] }),
+      sb.ints([1]),
+    ]); // [KV, 1, D, C']
+    const vc = sb.node("Unsqueeze", [chunk.vc as string, sb.ints([1])]); // [KV, 1, C', D]
+    const bias = sb.node("Unsqueeze", [chunk.bias, sb.ints([1, 2])]); // [KV, 1, 1, C']
     const s = sb.node("Add", [sb.node("MatMul", [x.qs, kT]), bias]); // [KV, G, T, C']
     const m2 = sb.node("Max", [m, sb.node("ReduceMax", [s], { axes: [-1], keepdims: 1 })]);
     const e = sb.node("Exp", [sb.node("Sub", [s, m2])]);
@@ -155,15 +160,25 @@ export function chunkedAttention(
   ]); // [KV, G, T, D]
 
   // ── scores of the span's queries: normaliser over the cache and the first T − S new tokens ──
+  // A key's score is its largest probability over the span's queries and heads, the max over rows r
+  // of exp(s_r − c_r), where c_r = m_r + log l_r is row r's log normaliser. exp is monotonic, so the
+  // max is taken over s − c and only the max is exponentiated: per key and row one product, one
+  // subtraction and one comparison, no exponential or division over the span's whole [S, P + T].
   const then = g.subgraph((sb) => {
     const TnU = sb.node("Unsqueeze", [x.Tn, sb.ints([0])]);
     const rows = (v: string) => sb.node("Slice", [v, TnU, x.T1, sb.ints([2])]); // the span's rows
     const qsS = rows(x.qs); // [KV, G, S, D]
+    // The span's queries score the new tokens before it: its first T' = max(T − S, 1) columns (at
+    // least one, masked when there are none, so that no reduction is empty).
+    const width = sb.node("Max", [TnU, sb.ints([1])]); // [1] T'
     const colOk = sb.node("Less", [
-      sb.node("Range", [sb.int(0), sb.node("Squeeze", [x.T1, sb.ints([0])]), sb.int(1)]),
+      sb.node("Range", [sb.int(0), sb.node("Squeeze", [width, sb.ints([0])]), sb.int(1)]),
       x.Tn,
-    ]); // [T]
-    const sNs = sb.node("Add", [rows(sNew), sb.node("Where", [colOk, zero, negInf])]); // [KV, G, S, T]
+    ]); // [T']
+    const sNs = sb.node("Add", [
+      sb.node("Slice", [rows(sNew), sb.ints([0]), width, sb.ints([3])]),
+      sb.node("Where", [colOk, zero, negInf]),
+    ]); // [KV, G, S, T']
     const mNs = sb.node("Max", [
       sb.node("ReduceMax", [sNs], { axes: [-1], keepdims: 1 }),
       sb.float(BIG_NEG),
@@ -179,21 +194,33 @@ export function chunkedAttention(
       sb.node("Mul", [lPS, sb.node("Exp", [sb.node("Sub", [mPS, Ms])])]),
       sb.node("Mul", [lNs, sb.node("Exp", [sb.node("Sub", [mNs, Ms])])]),
     ]);
-    const prob = (bb: GraphBuilder, s: string) =>
-      bb.node("Div", [bb.node("Exp", [bb.node("Sub", [s, Ms])]), Ls]);
-    const newScores = sb.node("ReduceMax", [prob(sb, sNs)], { axes: [1, 2], keepdims: 0 }); // [KV, T]
+    const logNorm = sb.node("Add", [Ms, sb.node("Log", [Ls])]); // [KV, G, S, 1]
+    const newScores = sb.node("Pad", [
+      sb.node("Exp", [
+        sb.node("ReduceMax", [sb.node("Sub", [sNs, logNorm])], { axes: [1, 2], keepdims: 0 }),
+      ]), // [KV, T']
+      sb.node("Concat", [sb.ints([0, 0, 0]), sb.node("Sub", [x.T1, width])], { axis: 0 }),
+    ]); // [KV, T]
+    // The cache, chunk by chunk, against all the span's rows at once: keys × rows, so that the max
+    // over rows runs along memory.
+    const qT = sb.node("Transpose", [sb.node("Reshape", [qsS, sb.ints([KV, -1, D])])], {
+      perm: [0, 2, 1],
+    }); // [KV, D, G·S]
+    const normRow = sb.node("Reshape", [logNorm, sb.ints([KV, 1, -1])]); // [KV, 1, G·S]
     const scoreBody = sb.subgraph((bb) => {
       const it = bb.input(`sit_${tag}`, DType.int64, []);
       const cond = bb.input(`scond_${tag}`, DType.bool, []);
-      const { kT, bias } = chunkAt(bb, it, true);
-      const s = bb.node("Add", [bb.node("MatMul", [qsS, kT]), bias]); // [KV, G, S, C]
+      const { kc, bias } = chunkAt(bb, it, true, false);
+      const best = bb.node(
+        "ReduceMax",
+        [bb.node("Sub", [bb.node("MatMul", [kc, qT]), normRow])], // [KV, C, G·S]
+        { axes: [-1], keepdims: 0 },
+      ); // [KV, C]
       bb.output(bb.node("Identity", [cond]), `scond_out_${tag}`, DType.bool, []);
-      bb.output(
-        bb.node("ReduceMax", [prob(bb, s)], { axes: [1, 2], keepdims: 0 }),
-        `sc_${tag}`,
-        DType.float,
-        [KV, "C"],
-      );
+      bb.output(bb.node("Exp", [bb.node("Add", [best, bias])]), `sc_${tag}`, DType.float, [
+        KV,
+        "C",
+      ]);
     });
     const visits = sb.node("Max", [chunks, sb.int(1)]); // one chunk at least: a Loop's stacked output needs an iteration
     const stacked = sb.node("Loop", [visits, ""], { body: { graph: scoreBody } }); // [N, KV, C]
