@@ -2,7 +2,8 @@
  * `npm run bench:runtime`: this runtime against llama.cpp (node-llama-cpp) on the default chat model,
  * the same thread count for both, each side in its own child process. Prints and writes
  * bench/results/runtime.json (or --out):
- *   prefill tokens/s of a 2,048-token prompt (--prefill): one call here, batches of 512 in llama.cpp;
+ *   prefill tokens/s of a 2,048-token prompt (--prefill): one forward here (which runs graph calls
+ *     of 512 tokens, PREFILL_PART), one evaluation in llama.cpp (batches of 512);
  *   decode tokens/s of 128 greedy tokens (--decode) after 128, 2,048 and 8,192 tokens of context
  *     (--contexts). A context is a prompt fed in calls of 512 tokens (the prefill's one call where the
  *     lengths match; prompt time not counted), then the decode is timed; where context + decode would
@@ -211,7 +212,7 @@ async function ours(): Promise<Side> {
   // Warm-up: the first run of a session pays for allocations.
   await fill(decoder, 64, 64);
 
-  // Prefill in one call; the decodes after each context (the prefill's cache where the lengths match).
+  // Prefill in one forward; the decodes after each context (the prefill's cache where the lengths match).
   const P = config.prefillTokens;
   let prefill = decodeContexts.some((c) => c.prompt === P)
     ? 0

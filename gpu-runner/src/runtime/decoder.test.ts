@@ -199,6 +199,46 @@ describe("decoder graph on tiny checkpoints", () => {
     }
   });
 
+  it("a prompt run in parts equals one call: logits of rows in any part, K/V of every token, the cache untouched", async () => {
+    const { model } = await tiny({ architecture: "llama" }, "parts");
+    try {
+      const cache = new KvCache(model.config);
+      const head = tokens.slice(0, 3);
+      const pre = await model.decoder.forward(head, [0, 1, 2], cache, [2]);
+      cache.append(pre.keys, pre.values, [0, 1, 2]);
+      const before = cache.clone();
+      const ids = tokens.slice(3);
+      const pos = ids.map((_, i) => 3 + i);
+      const rows = [8, 0, 4, 5]; // across parts of 4, out of order
+      const one = await model.decoder.forward(ids, pos, cache, rows, { part: 0 });
+      const parts = await model.decoder.forward(ids, pos, cache, rows, { part: 4 });
+      expect(parts.logits.length).toBe(one.logits.length);
+      expect(maxRelError(parts.logits, one.logits)).toBeLessThan(1e-5);
+      for (let l = 0; l < model.config.numLayers; l++) {
+        expect(parts.keys[l].length).toBe(one.keys[l].length);
+        expect(maxRelError(parts.keys[l], one.keys[l])).toBeLessThan(1e-5);
+        expect(maxRelError(parts.values[l], one.values[l])).toBeLessThan(1e-5);
+        expect(Array.from(cache.layers[l].lengths)).toEqual(Array.from(before.layers[l].lengths));
+        expect(cache.layers[l].keys).toEqual(before.layers[l].keys);
+      }
+      // The reference agrees with the parts too (the last row is the whole prompt's next token).
+      const last = await model.decoder.forward(ids, pos, cache, [ids.length - 1], { part: 4 });
+      const full = await model.decoder.forward(
+        tokens,
+        tokens.map((_, i) => i),
+        new KvCache(model.config),
+        [tokens.length - 1],
+        { part: 0 },
+      );
+      expect(maxRelError(last.logits, full.logits)).toBeLessThan(1e-5);
+      await expect(
+        model.decoder.forward(ids, pos, cache, [ids.length], { part: 4 }),
+      ).rejects.toMatchObject({ code: "invalid_argument" });
+    } finally {
+      await model.decoder.release();
+    }
+  });
+
   it("heads of different lengths: padding beyond a head's length is ignored", async () => {
     const { model } = await tiny({ architecture: "llama" }, "padding");
     try {

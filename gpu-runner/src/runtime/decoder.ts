@@ -44,10 +44,23 @@ export interface ForwardOptions {
    * memory in proportion to the cache; all at once for decoding steps.
    */
   attentionChunk?: number;
+  /**
+   * Exact and fast numerics, calls without a scoring span: run at most this many tokens per graph
+   * call (default PREFILL_PART; 0: all in one call). See PREFILL_PART.
+   */
+  part?: number;
 }
 
 /** Chunk size of calls that prefill (see ForwardOptions.attentionChunk). */
 export const ATTENTION_CHUNK = 1024;
+
+/**
+ * A long prompt without a scoring span runs in graph calls of this many tokens, each over the cache
+ * and the parts before it, as llama.cpp runs batches of 512: the attention of the whole prompt's
+ * causal square is then computed only below its diagonal in steps of 512, and each call's transient
+ * memory follows the part, not the prompt.
+ */
+export const PREFILL_PART = 512;
 
 export class Decoder {
   private constructor(
@@ -106,6 +119,74 @@ export class Decoder {
     cache: KvCache,
     logitRows: readonly number[],
     opts: ForwardOptions = {},
+  ): Promise<ForwardResult> {
+    const part = opts.part ?? PREFILL_PART;
+    if (!Number.isInteger(part) || part < 0)
+      throw new EpicacheError("invalid_argument", `forward: parts of ${part} tokens`);
+    const split =
+      part > 0 &&
+      tokens.length > part &&
+      positions.length === tokens.length &&
+      (opts.scoreSpan ?? 0) === 0 &&
+      this.numerics !== "ggml";
+    return split
+      ? this.forwardInParts(tokens, positions, cache, logitRows, part, opts)
+      : this.forwardOnce(tokens, positions, cache, logitRows, opts);
+  }
+
+  /** {@link forward} in calls of `part` tokens, each over a copy of `cache` holding the parts before it. */
+  private async forwardInParts(
+    tokens: readonly number[],
+    positions: readonly number[],
+    cache: KvCache,
+    logitRows: readonly number[],
+    part: number,
+    opts: ForwardOptions,
+  ): Promise<ForwardResult> {
+    const { numLayers: L, numKvHeads: KV, headDim: D, vocabSize: V } = this.config;
+    const T = tokens.length;
+    for (const r of logitRows) {
+      if (!Number.isInteger(r) || r < 0 || r >= T)
+        throw new EpicacheError("invalid_argument", `forward: logit row ${r} of ${T} tokens`);
+    }
+    const work = cache.clone();
+    work.reserve(T);
+    const keys = Array.from({ length: L }, () => new Float32Array(KV * T * D)); // [KV, T, D] each
+    const values = Array.from({ length: L }, () => new Float32Array(KV * T * D));
+    const logits = new Float32Array(logitRows.length * V);
+    let pasts: number[] = [];
+    for (let s = 0; s < T; s += part) {
+      const e = Math.min(T, s + part);
+      const n = e - s;
+      const here = logitRows.flatMap((r, i) => (r >= s && r < e ? [i] : []));
+      const at = positions.slice(s, e);
+      // A part with no requested row still computes one (the graph returns at least one).
+      const out = await this.forwardOnce(
+        tokens.slice(s, e),
+        at,
+        work,
+        here.length > 0 ? here.map((i) => logitRows[i] - s) : [n - 1],
+        opts,
+      );
+      if (s === 0) pasts = out.pasts;
+      here.forEach((i, j) => logits.set(out.logits.subarray(j * V, (j + 1) * V), i * V));
+      for (let l = 0; l < L; l++) {
+        for (let h = 0; h < KV; h++) {
+          keys[l].set(out.keys[l].subarray(h * n * D, (h + 1) * n * D), (h * T + s) * D);
+          values[l].set(out.values[l].subarray(h * n * D, (h + 1) * n * D), (h * T + s) * D);
+        }
+      }
+      if (e < T) work.append(out.keys, out.values, at);
+    }
+    return { logits, keys, values, scores: null, pasts };
+  }
+
+  private async forwardOnce(
+    tokens: readonly number[],
+    positions: readonly number[],
+    cache: KvCache,
+    logitRows: readonly number[],
+    opts: ForwardOptions,
   ): Promise<ForwardResult> {
     const c = this.config;
     const T = tokens.length;
