@@ -7,8 +7,9 @@
  *   decode tokens/s of 128 greedy tokens (--decode) after 128, 2,048 and 8,192 tokens of context
  *     (--contexts). A context is a prompt fed in calls of 512 tokens (the prefill's one call where the
  *     lengths match; prompt time not counted), then the decode is timed; where context + decode would
- *     pass the model's window (8,192 for SmolLM2) the prompt is window − decode tokens, so "8,192"
- *     measures decoding from 8,064 to 8,192;
+ *     pass the model's window (8,192 for SmolLM2) the prompt is window − decode − 64 tokens (room
+ *     that keeps node-llama-cpp from shifting its context), so "8,192" measures decoding from 8,000
+ *     to 8,128;
  *   ours only: block-wise prefill with scoring of the same prompt (B 512, budget 1,024 entries per KV
  *     head on average, a 64-token scoring span after each block) in tokens/s and as a ratio to the
  *     plain prefill;
@@ -132,10 +133,15 @@ if (config.compressedContextTokens + config.decodeTokens > window)
 if (config.decodeTokens >= window)
   fail(`--decode ${config.decodeTokens} leaves no room in the model's window of ${window}`);
 
+/**
+ * Tokens left free at the end of the window: node-llama-cpp shifts its context (dropping and
+ * re-evaluating tokens) once a sequence reaches the context's size, which would time that instead.
+ */
+const ROOM = 64;
 /** Each decode measurement: the context asked for, and the prompt that fits its decode in the window. */
 const decodeContexts = config.contexts.map((context) => ({
   context,
-  prompt: Math.min(context, window - config.decodeTokens),
+  prompt: Math.min(context, window - config.decodeTokens - ROOM),
 }));
 
 interface Side {
