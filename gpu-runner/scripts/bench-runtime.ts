@@ -2,8 +2,9 @@
  * `npm run bench:runtime`: this runtime against llama.cpp (node-llama-cpp) on the default chat model,
  * the same thread count for both, each side in its own child process. Prints and writes
  * bench/results/runtime.json (or --out):
- *   prefill tokens/s of a 2,048-token prompt (--prefill): one forward here (which runs graph calls
- *     of 512 tokens, PREFILL_PART), one evaluation in llama.cpp (batches of 512);
+ *   prefill tokens/s of a 2,048-token prompt (--prefill): one Decoder.prefill here (graph calls of
+ *     512 tokens, PREFILL_PART, appended to the cache as they go), one evaluation in llama.cpp
+ *     (batches of 512);
  *   decode tokens/s of 128 greedy tokens (--decode) after 128, 2,048 and 8,192 tokens of context
  *     (--contexts). A context is a prompt fed in calls of 512 tokens (the prefill's one call where the
  *     lengths match; prompt time not counted), then the decode is timed; where context + decode would
@@ -187,9 +188,7 @@ async function fill(decoder: Decoder, length: number, chunk: number) {
   for (let s = 0; s < length; s += chunk) {
     const part = ids.slice(s, s + chunk);
     const positions = part.map((_, i) => s + i);
-    const out = await decoder.forward(part, positions, cache, [part.length - 1]);
-    cache.append(out.keys, out.values, positions);
-    logits = out.logits;
+    logits = await decoder.prefill(part, positions, cache, [part.length - 1]);
   }
   return { cache, next: argmax(logits), seconds: seconds(t0) };
 }
@@ -218,7 +217,7 @@ async function ours(): Promise<Side> {
   // Warm-up: the first run of a session pays for allocations.
   await fill(decoder, 64, 64);
 
-  // Prefill in one forward; the decodes after each context (the prefill's cache where the lengths match).
+  // Prefill in one call; the decodes after each context (the prefill's cache where the lengths match).
   const P = config.prefillTokens;
   let prefill = decodeContexts.some((c) => c.prompt === P)
     ? 0

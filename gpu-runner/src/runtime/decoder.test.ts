@@ -239,6 +239,35 @@ describe("decoder graph on tiny checkpoints", () => {
     }
   });
 
+  it("prefill in parts appends what forward then append would, and returns the rows' logits", async () => {
+    const { model } = await tiny({ architecture: "llama" }, "prefill-parts");
+    try {
+      const pos = tokens.map((_, i) => i);
+      const rows = [11, 2, 7];
+      const byForward = new KvCache(model.config, 4);
+      const one = await model.decoder.forward(tokens, pos, byForward, rows, { part: 0 });
+      byForward.append(one.keys, one.values, pos);
+      const byPrefill = new KvCache(model.config, 4);
+      const logits = await model.decoder.prefill(tokens, pos, byPrefill, rows, { part: 5 });
+      expect(maxRelError(logits, one.logits)).toBeLessThan(1e-5);
+      expect(byPrefill.nextPosition).toBe(byForward.nextPosition);
+      for (let l = 0; l < model.config.numLayers; l++) {
+        expect(Array.from(byPrefill.layers[l].lengths)).toEqual(
+          Array.from(byForward.layers[l].lengths),
+        );
+        const a = byPrefill.packed(l);
+        const b = byForward.packed(l);
+        expect(maxRelError(a.keys, b.keys)).toBeLessThan(1e-5);
+        expect(maxRelError(a.values, b.values)).toBeLessThan(1e-5);
+      }
+      await expect(
+        model.decoder.prefill(tokens, pos.slice(1), new KvCache(model.config), [0]),
+      ).rejects.toMatchObject({ code: "invalid_argument" });
+    } finally {
+      await model.decoder.release();
+    }
+  });
+
   it("heads of different lengths: padding beyond a head's length is ignored", async () => {
     const { model } = await tiny({ architecture: "llama" }, "padding");
     try {

@@ -134,6 +134,53 @@ export class Decoder {
       : this.forwardOnce(tokens, positions, cache, logitRows, opts);
   }
 
+  /**
+   * Runs `tokens` at `positions` over `cache` and appends their K/V to it (forward, then append), in
+   * graph calls of `part` tokens (default PREFILL_PART, or one call in ggml numerics, as `forward`):
+   * each part reads the cache with the parts before it, so there is no copy of the cache and no
+   * assembled output. Returns the logits of `logitRows`. If a part fails, the cache keeps the parts
+   * before it.
+   */
+  async prefill(
+    tokens: readonly number[],
+    positions: readonly number[],
+    cache: KvCache,
+    logitRows: readonly number[],
+    opts: { part?: number } = {},
+  ): Promise<Float32Array> {
+    const T = tokens.length;
+    const V = this.config.vocabSize;
+    const part = opts.part ?? (this.numerics === "ggml" ? 0 : PREFILL_PART);
+    if (!Number.isInteger(part) || part < 0)
+      throw new EpicacheError("invalid_argument", `prefill: parts of ${part} tokens`);
+    if (positions.length !== T)
+      throw new EpicacheError(
+        "invalid_argument",
+        `prefill: ${T} tokens with ${positions.length} positions`,
+      );
+    for (const r of logitRows) {
+      if (!Number.isInteger(r) || r < 0 || r >= T)
+        throw new EpicacheError("invalid_argument", `prefill: logit row ${r} of ${T} tokens`);
+    }
+    const step = part === 0 ? Math.max(T, 1) : part;
+    const logits = new Float32Array(logitRows.length * V);
+    for (let s = 0; s < T; s += step) {
+      const e = Math.min(T, s + step);
+      const here = logitRows.flatMap((r, i) => (r >= s && r < e ? [i] : []));
+      const at = positions.slice(s, e);
+      const out = await this.forwardOnce(
+        tokens.slice(s, e),
+        at,
+        cache,
+        here.length > 0 ? here.map((i) => logitRows[i] - s) : [e - s - 1],
+        {},
+      );
+      cache.append(out.keys, out.values, at);
+      here.forEach((i, j) => logits.set(out.logits.subarray(j * V, (j + 1) * V), i * V));
+    }
+    return logits;
+  }
+
   /** {@link forward} in calls of `part` tokens, each over a copy of `cache` holding the parts before it. */
   private async forwardInParts(
     tokens: readonly number[],

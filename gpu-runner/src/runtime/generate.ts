@@ -51,14 +51,14 @@ export async function* generate(
       ? argmax(logits, 0, V)
       : sampleWithTemperature(logits, temperature, random, 0, V);
 
-  let logits: Float32Array | undefined;
-  for (let start = 0; start < prompt.length; start += chunk) {
-    const ids = prompt.slice(start, start + chunk);
-    const positions = ids.map((_, i) => cache.nextPosition + i);
-    const out = await decoder.forward(ids, positions, cache, [ids.length - 1]);
-    cache.append(out.keys, out.values, positions);
-    logits = out.logits;
-  }
+  const start = cache.nextPosition;
+  let logits: Float32Array | undefined = await decoder.prefill(
+    prompt,
+    prompt.map((_, i) => start + i),
+    cache,
+    [prompt.length - 1],
+    { part: chunk },
+  );
   const text = tokenizer.streamDecoder();
   for (let n = 0; n < opts.maxTokens && logits; n++) {
     const id = pick(logits);
