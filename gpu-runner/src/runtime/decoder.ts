@@ -149,7 +149,6 @@ export class Decoder {
     opts: { part?: number } = {},
   ): Promise<Float32Array> {
     const T = tokens.length;
-    const V = this.config.vocabSize;
     const part = opts.part ?? (this.numerics === "ggml" ? 0 : PREFILL_PART);
     if (!Number.isInteger(part) || part < 0)
       throw new EpicacheError("invalid_argument", `prefill: parts of ${part} tokens`);
@@ -158,27 +157,7 @@ export class Decoder {
         "invalid_argument",
         `prefill: ${T} tokens with ${positions.length} positions`,
       );
-    for (const r of logitRows) {
-      if (!Number.isInteger(r) || r < 0 || r >= T)
-        throw new EpicacheError("invalid_argument", `prefill: logit row ${r} of ${T} tokens`);
-    }
-    const step = part === 0 ? Math.max(T, 1) : part;
-    const logits = new Float32Array(logitRows.length * V);
-    for (let s = 0; s < T; s += step) {
-      const e = Math.min(T, s + step);
-      const here = logitRows.flatMap((r, i) => (r >= s && r < e ? [i] : []));
-      const at = positions.slice(s, e);
-      const out = await this.forwardOnce(
-        tokens.slice(s, e),
-        at,
-        cache,
-        here.length > 0 ? here.map((i) => logitRows[i] - s) : [e - s - 1],
-        {},
-      );
-      cache.append(out.keys, out.values, at);
-      here.forEach((i, j) => logits.set(out.logits.subarray(j * V, (j + 1) * V), i * V));
-    }
-    return logits;
+    return this.runParts(tokens, positions, cache, logitRows, part === 0 ? T : part, {});
   }
 
   /** {@link forward} in calls of `part` tokens, each over a copy of `cache` holding the parts before it. */
@@ -190,42 +169,64 @@ export class Decoder {
     part: number,
     opts: ForwardOptions,
   ): Promise<ForwardResult> {
-    const { numLayers: L, numKvHeads: KV, headDim: D, vocabSize: V } = this.config;
+    const { numLayers: L, numKvHeads: KV, headDim: D } = this.config;
     const T = tokens.length;
-    for (const r of logitRows) {
-      if (!Number.isInteger(r) || r < 0 || r >= T)
-        throw new EpicacheError("invalid_argument", `forward: logit row ${r} of ${T} tokens`);
-    }
     const work = cache.clone();
     work.reserve(T);
     const keys = Array.from({ length: L }, () => new Float32Array(KV * T * D)); // [KV, T, D] each
     const values = Array.from({ length: L }, () => new Float32Array(KV * T * D));
-    const logits = new Float32Array(logitRows.length * V);
     let pasts: number[] = [];
-    for (let s = 0; s < T; s += part) {
-      const e = Math.min(T, s + part);
-      const n = e - s;
-      const here = logitRows.flatMap((r, i) => (r >= s && r < e ? [i] : []));
-      const at = positions.slice(s, e);
-      // A part with no requested row still computes one (the graph returns at least one).
-      const out = await this.forwardOnce(
-        tokens.slice(s, e),
-        at,
-        work,
-        here.length > 0 ? here.map((i) => logitRows[i] - s) : [n - 1],
-        opts,
-      );
+    const logits = await this.runParts(tokens, positions, work, logitRows, part, opts, (out, s) => {
+      const n = out.keys[0].length / (KV * D);
       if (s === 0) pasts = out.pasts;
-      here.forEach((i, j) => logits.set(out.logits.subarray(j * V, (j + 1) * V), i * V));
       for (let l = 0; l < L; l++) {
         for (let h = 0; h < KV; h++) {
           keys[l].set(out.keys[l].subarray(h * n * D, (h + 1) * n * D), (h * T + s) * D);
           values[l].set(out.values[l].subarray(h * n * D, (h + 1) * n * D), (h * T + s) * D);
         }
       }
-      if (e < T) work.append(out.keys, out.values, at);
-    }
+    });
     return { logits, keys, values, scores: null, pasts };
+  }
+
+  /**
+   * Runs `tokens` in graph calls of `step` tokens over `cache`, appending each call's K/V to it, and
+   * returns the logits of `logitRows`; `each` sees every call's result and where it starts.
+   */
+  private async runParts(
+    tokens: readonly number[],
+    positions: readonly number[],
+    cache: KvCache,
+    logitRows: readonly number[],
+    step: number,
+    opts: ForwardOptions,
+    each?: (out: ForwardResult, start: number) => void,
+  ): Promise<Float32Array> {
+    const T = tokens.length;
+    const V = this.config.vocabSize;
+    if (T === 0) throw new EpicacheError("invalid_argument", "no tokens to run");
+    for (const r of logitRows) {
+      if (!Number.isInteger(r) || r < 0 || r >= T)
+        throw new EpicacheError("invalid_argument", `logit row ${r} of ${T} tokens`);
+    }
+    const logits = new Float32Array(logitRows.length * V);
+    for (let s = 0; s < T; s += step) {
+      const e = Math.min(T, s + step);
+      const here = logitRows.flatMap((r, i) => (r >= s && r < e ? [i] : []));
+      const at = positions.slice(s, e);
+      // A part with no requested row still computes one (the graph returns at least one).
+      const out = await this.forwardOnce(
+        tokens.slice(s, e),
+        at,
+        cache,
+        here.length > 0 ? here.map((i) => logitRows[i] - s) : [e - s - 1],
+        opts,
+      );
+      cache.append(out.keys, out.values, at);
+      here.forEach((i, j) => logits.set(out.logits.subarray(j * V, (j + 1) * V), i * V));
+      each?.(out, s);
+    }
+    return logits;
   }
 
   private async forwardOnce(
