@@ -6,10 +6,12 @@ import {
   DEFAULT_ROUTING,
   DEFAULT_VOTE_K,
   EpicacheError,
+  parseMedoidCount,
   ROUTING_RULES,
   type RoutingRule,
 } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
+import { DEFAULT_N_MEDOID } from "../episodes";
 import {
   DATASETS,
   EVAL_METHODS,
@@ -34,7 +36,7 @@ import { formatSeconds, Progress } from "./progress";
 export const usage = `\
   eval --data FILE --out DIR [--format ${choices(DATASETS, "locomo")}] [--conversations IDS] [--methods M,…]
        [--budgets 512,1024,2048] [--history ${choices(HISTORIES)}] [--max-context 7000] [--positions ${choices(POSITION_MODES)}]
-       [--episodes 4] [--routing ${choices(ROUTING_RULES, DEFAULT_ROUTING.rule)}] [--vote-k ${DEFAULT_VOTE_K}] [--block 512] [--max-answer-tokens 32] [--seed 42]
+       [--episodes 4] [--routing ${choices(ROUTING_RULES, DEFAULT_ROUTING.rule)}] [--vote-k ${DEFAULT_VOTE_K}] [--n-medoid ${DEFAULT_N_MEDOID}] [--block 512] [--max-answer-tokens 32] [--seed 42]
        [--numerics ${choices(NUMERICS, "fast")}] [--model PATH]
   eval --out DIR --report          the reports of what DIR holds so far (a run stopped part way)
                                      F1 and KL(full ‖ method) per method × budget × category
@@ -46,8 +48,9 @@ export const usage = `\
                                      kept), f1.svg, kl.svg. --history whole
                                      reads every session; cut, the first within --max-context
                                      tokens (KL needs the history within the model's window).
-                                     EpiCache routes by --routing (as build); questions.jsonl
-                                     records every rule's routing hit side by side.
+                                     EpiCache routes by --routing and takes --n-medoid windows
+                                     (as build) unless its name says; questions.jsonl records
+                                     every rule's routing hit side by side.
                                      M (default all): ${choices(EVAL_METHODS, undefined, ", ")};
                                      options after a name for sweeps: epicache:n-medoid=3,
                                      epicache:n-medoid=25%:alloc=output, snapkv:positions=original;
@@ -78,6 +81,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
       report: { type: "boolean", default: false },
       routing: { type: "string" },
       "vote-k": { type: "string" },
+      "n-medoid": { type: "string" },
     },
   });
   if (!values.out) throw new EpicacheError("invalid_argument", "eval needs --out DIR");
@@ -120,6 +124,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
     maxContext: numberOption("max-context", values["max-context"], 7000, isPositiveInt),
     episodes: numberOption("episodes", values.episodes, 4, isPositiveInt),
     routing,
+    nMedoid:
+      values["n-medoid"] === undefined ? DEFAULT_N_MEDOID : parseMedoidCount(values["n-medoid"]),
     block: numberOption("block", values.block, 512, isPositiveInt),
     maxAnswerTokens: numberOption(
       "max-answer-tokens",

@@ -27,6 +27,7 @@ export {
 export { LoadedEpisodes, type LoadedStats } from "./loaded-episodes";
 export {
   buildEpisodes,
+  DEFAULT_N_MEDOID,
   rebuildOptions,
   type BuildOptions,
   type BuildReport,

@@ -138,6 +138,7 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
       maxContext: 4000,
       episodes: 2,
       routing: { rule: "lexical" },
+      nMedoid: 2,
       block: 64,
       maxAnswerTokens: 4,
       seed: 1,
@@ -229,8 +230,24 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
       runEval(model, embedder, { ...config, routing: { rule: "vote", k: 3 } }, out),
     ).rejects.toMatchObject({
       code: "invalid_argument",
-      message: expect.stringContaining("routed by lexical: pass --routing lexical to add"),
+      message: expect.stringContaining(
+        "made with --routing lexical: pass --routing lexical to add",
+      ),
     });
+    // Nor under another default window count; a config that predates it stands for 8 windows.
+    await expect(runEval(model, embedder, { ...config, nMedoid: 1 }, out)).rejects.toMatchObject({
+      code: "invalid_argument",
+      message: expect.stringContaining("pass --n-medoid 2 to add"),
+    });
+    const { nMedoid: __, ...uncounted } = recorded;
+    writeFileSync(configPath, `${JSON.stringify(uncounted, null, 1)}\n`);
+    await expect(runEval(model, embedder, config, out)).rejects.toMatchObject({
+      code: "invalid_argument",
+      message: expect.stringContaining("pass --n-medoid 8 to add"),
+    });
+    expect(await runEval(model, embedder, { ...config, nMedoid: 8 }, out)).toHaveLength(
+      rows.length,
+    );
 
     // Each EpiCache question's line: the routed episode's hit, and every rule's side by side.
     const questions = readFileSync(join(out, "questions.jsonl"), "utf8")
@@ -273,6 +290,7 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
       maxContext: 4000,
       episodes: 2,
       routing: { rule: "lexical" },
+      nMedoid: 2,
       block: 64,
       maxAnswerTokens: 4,
       seed: 1,
@@ -345,6 +363,7 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
       maxContext,
       episodes: 2,
       routing: { rule: "window" },
+      nMedoid: 2,
       block: 32,
       maxAnswerTokens: 4,
       seed: 1,

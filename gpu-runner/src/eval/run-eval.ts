@@ -36,6 +36,7 @@ import {
   type Conversation,
   type QaItem,
   type RoutingData,
+  type MedoidCount,
   type RoutingRule,
 } from "@epicache/shared";
 import type { OnnxEmbedder } from "../embedder";
@@ -86,6 +87,11 @@ export interface EvalConfig {
   episodes: number;
   /** How EpiCache builds route questions (recorded in their manifests). A config.json without it was routed by centroid. */
   routing: RoutingRule;
+  /**
+   * Representative windows of EpiCache methods whose name does not say (`epicache:n-medoid=3` does).
+   * A config.json without it was written while the default was 8.
+   */
+  nMedoid: MedoidCount;
   block: number;
   maxAnswerTokens: number;
   seed: number;
@@ -560,24 +566,35 @@ function checkResumable(
       `${outDir} holds results of model ${String(previous.model)} (fingerprint ${String(previous.fingerprint)}), not of ${ref.id} (fingerprint ${ref.fingerprint}): pass that model with --model, or use another --out`,
     );
   }
-  // A config.json from before routing rules stands for centroid routing.
+  // A config.json from before routing rules stands for centroid routing; one from before the
+  // recorded window count, for the default of that time (8).
   const next = JSON.parse(configText) as Record<string, unknown>;
-  const routing = (previous.routing ?? { rule: "centroid" }) as RoutingRule;
-  if (canonical({ ...previous, routing, model: ref.id }) !== canonical(next)) {
-    // Only the rule differs (the default changed from window to lexical, say): name the options that resume.
-    const otherRule =
-      canonical({ ...previous, model: ref.id, routing: next.routing }) === canonical(next);
-    const options =
-      routing.rule === "vote"
-        ? `--routing vote --vote-k ${routing.k}`
-        : `--routing ${routing.rule}`;
+  const before = {
+    ...previous,
+    routing: (previous.routing ?? { rule: "centroid" }) as RoutingRule,
+    nMedoid: (previous.nMedoid ?? 8) as MedoidCount,
+    model: ref.id,
+  };
+  if (canonical(before) === canonical(next)) return;
+  // Only options with a flag differ (a default changed, say): name the flags that resume.
+  if (canonical({ ...before, routing: next.routing, nMedoid: next.nMedoid }) === canonical(next)) {
+    const flags = [
+      canonical(before.routing) !== canonical(next.routing)
+        ? before.routing.rule === "vote"
+          ? `--routing vote --vote-k ${before.routing.k}`
+          : `--routing ${before.routing.rule}`
+        : null,
+      before.nMedoid !== next.nMedoid ? `--n-medoid ${before.nMedoid}` : null,
+    ].filter(Boolean);
     throw new EpicacheError(
       "invalid_argument",
-      otherRule
-        ? `${outDir} holds results routed by ${routing.rule}${previous.routing === undefined ? " (its config.json predates routing rules)" : ""}: pass ${options} to add to them, or use another --out`
-        : `${outDir} holds results of another configuration (config.json differs); use another --out`,
+      `${outDir} holds results made with ${flags.join(" ")}${previous.routing === undefined || previous.nMedoid === undefined ? " (defaults its config.json predates)" : ""}: pass ${flags.join(" ")} to add to them, or use another --out`,
     );
   }
+  throw new EpicacheError(
+    "invalid_argument",
+    `${outDir} holds results of another configuration (config.json differs); use another --out`,
+  );
 }
 
 /** JSON with object keys sorted, to compare configs whatever order their fields were written in. */
@@ -666,7 +683,7 @@ async function buildJob(
       maxContext: config.history === "cut" ? config.maxContext : undefined,
       positions: variant.positions ?? config.positions,
       alloc: variant.alloc,
-      nMedoid: variant.nMedoid,
+      nMedoid: variant.nMedoid ?? config.nMedoid,
       routing: config.routing,
       log,
       onProgress: ({ episode, episodes, block, blocks }) =>
