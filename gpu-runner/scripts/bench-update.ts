@@ -20,6 +20,7 @@ import { cpus } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { loadConversation } from "@epicache/shared";
+import { DEFAULT_N_MEDOID } from "../src/episodes";
 import { REPO_ROOT } from "../src/paths";
 import { CLI } from "../src/testing/run-cli";
 
@@ -55,13 +56,15 @@ const dir = join(
   `${values.sample ?? "conversation"}-b${values.budget}-B${values.block}`,
 );
 mkdirSync(dir, { recursive: true });
-// Records of another conversation or other settings are not this run's.
+// Records of another conversation or other settings (the build defaults' window count among them)
+// are not this run's.
 const settings = JSON.stringify({
   data: file,
   format: values.format ?? null,
   sample: values.sample ?? null,
   budget: values.budget,
   block: values.block,
+  nMedoid: DEFAULT_N_MEDOID,
 });
 const settingsPath = join(dir, "settings.json");
 if (existsSync(settingsPath) && readFileSync(settingsPath, "utf8") !== settings)
@@ -189,7 +192,7 @@ const out = resolve(REPO_ROOT, values.out);
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(
   out,
-  `${JSON.stringify({ config: { data: values.data, sample: values.sample ?? null, budget: Number(values.budget), block: Number(values.block), sessions: n }, machine: { cpu, cores: cpus().length }, rows }, null, 1)}\n`,
+  `${JSON.stringify({ config: { data: values.data, sample: values.sample ?? null, budget: Number(values.budget), block: Number(values.block), nMedoid: DEFAULT_N_MEDOID, sessions: n }, machine: { cpu, cores: cpus().length }, rows }, null, 1)}\n`,
 );
 const mib = (b: unknown) => (typeof b === "number" ? `${(b / 2 ** 20).toFixed(0)} MiB` : "–");
 process.stdout.write(
