@@ -18,7 +18,7 @@ import {
   type RoutingRule,
 } from "@epicache/shared";
 import { openEmbedder } from "../embedder";
-import { buildEpisodes, EpisodeStore } from "../episodes";
+import { buildEpisodes, DEFAULT_N_MEDOID, EpisodeStore } from "../episodes";
 import { NUMERICS, openChatModel } from "../runtime";
 import { requireModel } from "../model-registry";
 import { ALLOC_MODES } from "../calibration";
@@ -37,7 +37,7 @@ import {
 export const usage = `\
   build --conversation FILE [--out STORE] [--tenant local] [--id ID] [--version V] [--dtype ${choices(KVC_DTYPES, "f16")}] [--gc-grace 3600]
         [--format ${choices(CONVERSATION_FORMATS)}] [--sample ID] [--sessions A-B] [--method M]
-        [--episodes 4] [--budget 1024] [--block 512] [--alloc ${choices(ALLOC_MODES)}] [--sharpness A] [--heads ${choices(ALLOCATIONS)}] [--n-medoid 8|25%]
+        [--episodes 4] [--budget 1024] [--block 512] [--alloc ${choices(ALLOC_MODES)}] [--sharpness A] [--heads ${choices(ALLOCATIONS)}] [--n-medoid ${DEFAULT_N_MEDOID}|25%]
         [--max-context N] [--positions ${choices(POSITION_MODES)}] [--routing ${choices(ROUTING_RULES, DEFAULT_ROUTING.rule)}] [--vote-k ${DEFAULT_VOTE_K}]
         [--seed 42] [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--json]
                                      a conversation's episode caches, published as its new active
