@@ -197,11 +197,11 @@ writeFileSync(
 const mib = (b: unknown) => (typeof b === "number" ? `${(b / 2 ** 20).toFixed(0)} MiB` : "–");
 process.stdout.write(
   [
-    "| history | sessions | context tokens | new tokens | add one session: wall, CPU | kind | full build: wall, CPU | full / update (CPU) | peak RSS update / full |",
-    "| --: | --: | --: | --: | --: | :-- | --: | --: | --: |",
+    "| history | sessions | context tokens | new tokens | add one session: wall, CPU | per new token | kind | full build: wall, CPU | full / update (CPU) | peak RSS update / full |",
+    "| --: | --: | --: | --: | --: | --: | :-- | --: | --: | --: |",
     ...rows.map(
       (r) =>
-        `| ${(r.point * 100).toFixed(0)} % | ${r.sessions} | ${r.contextTokens} | ${r.newTokens} | ${r.update.seconds.toFixed(0)} s, ${r.update.cpuSeconds.toFixed(0)} s | ${String(r.update.kind)} | ${r.full.seconds.toFixed(0)} s, ${r.full.cpuSeconds.toFixed(0)} s | ${(r.full.cpuSeconds / r.update.cpuSeconds).toFixed(1)}× | ${mib(r.update.peakRssBytes)} / ${mib(r.full.peakRssBytes)} |`,
+        `| ${(r.point * 100).toFixed(0)} % | ${r.sessions} | ${r.contextTokens} | ${r.newTokens} | ${r.update.seconds.toFixed(0)} s, ${r.update.cpuSeconds.toFixed(0)} s | ${((1000 * r.update.seconds) / r.newTokens).toFixed(0)} ms | ${String(r.update.kind)} | ${r.full.seconds.toFixed(0)} s, ${r.full.cpuSeconds.toFixed(0)} s | ${(r.full.cpuSeconds / r.update.cpuSeconds).toFixed(1)}× | ${mib(r.update.peakRssBytes)} / ${mib(r.full.peakRssBytes)} |`,
     ),
   ].join("\n") + `\n\nwrote ${out} (${cpu}, ${cpus().length} cores)\n`,
 );
