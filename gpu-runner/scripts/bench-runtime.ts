@@ -3,7 +3,7 @@
  * the same thread count for both, each side in its own child process. Prints and writes
  * bench/results/runtime.json (or --out):
  *   prefill tokens/s of a 2,048-token prompt (--prefill): one Decoder.prefill here (graph calls of
- *     512 tokens, PREFILL_PART, appended to the cache as they go), one evaluation in llama.cpp
+ *     PREFILL_PART tokens, appended to the cache as they go), one evaluation in llama.cpp
  *     (batches of 512);
  *   decode tokens/s of 128 greedy tokens (--decode) after 128, 2,048 and 8,192 tokens of context
  *     (--contexts). A context is a prompt fed in calls of 512 tokens (the prefill's one call where the
