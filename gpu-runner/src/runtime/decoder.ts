@@ -145,7 +145,7 @@ export class Decoder {
 
   /**
    * Runs `tokens` at `positions` over `cache` and appends their K/V to it (forward, then append), in
-   * graph calls of `part` tokens (default PREFILL_PART, or one call in ggml numerics, as `forward`):
+   * graph calls of `part` tokens (default PREFILL_PART; in ggml numerics FORWARD_PART, llama.cpp's batch):
    * each part reads the cache with the parts before it, so there is no copy of the cache and no
    * assembled output. Returns the logits of `logitRows`. If a part fails, the cache keeps the parts
    * before it.
@@ -158,7 +158,7 @@ export class Decoder {
     opts: { part?: number } = {},
   ): Promise<Float32Array> {
     const T = tokens.length;
-    const part = opts.part ?? (this.numerics === "ggml" ? 0 : PREFILL_PART);
+    const part = opts.part ?? (this.numerics === "ggml" ? FORWARD_PART : PREFILL_PART);
     if (!Number.isInteger(part) || part < 0)
       throw new EpicacheError("invalid_argument", `prefill: parts of ${part} tokens`);
     if (positions.length !== T)

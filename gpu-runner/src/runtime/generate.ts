@@ -14,7 +14,7 @@ export interface GenerateOptions {
   seed?: number;
   /** Tokens that end generation (not emitted); default: the tokenizer's EOS and end-of-turn. */
   stopIds?: ReadonlySet<number>;
-  /** Prompt tokens per forward call while prefilling. */
+  /** Prompt tokens per graph call while prefilling (default: `Decoder.prefill`'s). */
   prefillChunk?: number;
   /** Continue from this cache (it is extended in place). */
   cache?: KvCache;
@@ -43,7 +43,6 @@ export async function* generate(
     throw new EpicacheError("invalid_argument", `temperature must be ≥ 0, got ${temperature}`);
   const random = seededRandom(opts.seed ?? 0);
   const stops = opts.stopIds ?? tokenizer.stopIds;
-  const chunk = opts.prefillChunk ?? 512;
   const cache = opts.cache ?? new KvCache(config);
   const V = config.vocabSize;
   const pick = (logits: Float32Array) =>
@@ -57,7 +56,7 @@ export async function* generate(
     prompt.map((_, i) => start + i),
     cache,
     [prompt.length - 1],
-    { part: chunk },
+    { part: opts.prefillChunk },
   );
   const text = tokenizer.streamDecoder();
   for (let n = 0; n < opts.maxTokens && logits; n++) {
