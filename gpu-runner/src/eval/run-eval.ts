@@ -371,7 +371,7 @@ export async function runEval(
         let tokens = 0;
         for await (const t of generate(model, prompt, {
           maxTokens: config.maxAnswerTokens,
-          cache: cache.clone(),
+          cache: cache.clone(prompt.length + config.maxAnswerTokens),
         })) {
           if (tokens === 0) first = performance.now();
           answer += t.text;
@@ -822,7 +822,7 @@ async function fullGreedy(
       });
       for await (const t of generate(model, prompt, {
         maxTokens: config.maxAnswerTokens,
-        cache: full.clone(),
+        cache: full.clone(prompt.length + config.maxAnswerTokens),
       }))
         tokens.push(t.id);
       if (tokens.length < config.maxAnswerTokens && model.tokenizer.eosId !== undefined)

@@ -180,8 +180,7 @@ export class Decoder {
   ): Promise<ForwardResult> {
     const { numLayers: L, numKvHeads: KV, headDim: D } = this.config;
     const T = tokens.length;
-    const work = cache.clone();
-    work.reserve(T);
+    const work = cache.clone(T);
     const keys = Array.from({ length: L }, () => new Float32Array(KV * T * D)); // [KV, T, D] each
     const values = Array.from({ length: L }, () => new Float32Array(KV * T * D));
     let pasts: number[] = [];

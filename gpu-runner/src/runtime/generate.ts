@@ -50,6 +50,8 @@ export async function* generate(
       ? argmax(logits, 0, V)
       : sampleWithTemperature(logits, temperature, random, 0, V);
 
+  // Room for the prompt and every token, and no more: decoding steps read what the buffers hold.
+  cache.fit(prompt.length + opts.maxTokens);
   const start = cache.nextPosition;
   let logits: Float32Array | undefined = await decoder.prefill(
     prompt,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KvCache } from "./kv-cache";
+import { FIT_SLACK, KvCache } from "./kv-cache";
 
 describe("KvCache.shrinkToFit", () => {
   it("cuts every layer to its longest head, keeping each head's entries, positions and what comes next", () => {
@@ -46,5 +46,62 @@ describe("KvCache.shrinkToFit", () => {
       [2, 2],
     ]);
     expect(cache.layers[1].keys[cache.slot(1, 0, 1) * config.headDim]).toBe(5000 + 100);
+  });
+});
+
+describe("KvCache.clone and fit", () => {
+  const config = { numLayers: 2, numKvHeads: 2, headDim: 3 };
+  const kv = (seed: number, rows: number) =>
+    Array.from({ length: config.numLayers }, (_, l) =>
+      Float32Array.from(
+        { length: config.numKvHeads * rows * config.headDim },
+        (_, i) => seed + 100 * l + i,
+      ),
+    );
+  // Every head's valid entries: key, value, position and origin (what lies past a head's length is not an entry).
+  const entries = (cache: KvCache) =>
+    cache.layers.map((layer, l) =>
+      Array.from(layer.lengths, (n, h) =>
+        Array.from({ length: n }, (_, i) => {
+          const at = cache.slot(l, h, i);
+          const D = config.headDim;
+          return [
+            ...layer.keys.subarray(at * D, (at + 1) * D),
+            ...layer.values.subarray(at * D, (at + 1) * D),
+            layer.positions[at],
+            layer.origins[at],
+          ];
+        }),
+      ),
+    );
+
+  it("a clone copies the entries with exactly the room asked for, and is independent", () => {
+    const cache = new KvCache(config, 500);
+    cache.append(kv(0, 4), kv(1000, 4), [0, 1, 2, 3]);
+    cache.keep(1, [Int32Array.from([0, 2]), Int32Array.from([3])]);
+    const copy = cache.clone(10);
+    expect(copy.layers.map((l) => l.capacity)).toEqual([14, 12]);
+    expect(entries(copy)).toEqual(entries(cache));
+    expect(copy.nextPosition).toBe(cache.nextPosition);
+    expect(copy.tokensRead).toBe(cache.tokensRead);
+    expect(cache.clone().layers.map((l) => l.capacity)).toEqual([4, 2]);
+    copy.append(kv(5000, 1), kv(6000, 1), [4]);
+    expect(cache.layers[0].lengths[0]).toBe(4);
+    expect(copy.layers[0].lengths[0]).toBe(5);
+  });
+
+  it("fit leaves exactly the room a generation needs: grows a short layer, shrinks a roomy one, keeps one within the slack", () => {
+    const cache = new KvCache(config, 1000);
+    cache.append(kv(0, 4), kv(1000, 4), [0, 1, 2, 3]);
+    const before = entries(cache);
+    cache.fit(20);
+    expect(cache.layers.map((l) => l.capacity)).toEqual([24, 24]);
+    expect(entries(cache)).toEqual(before);
+    const buffer = cache.layers[0].keys;
+    cache.fit(20 - FIT_SLACK); // within the slack: untouched
+    expect(cache.layers[0].keys).toBe(buffer);
+    cache.fit(100);
+    expect(cache.layers.map((l) => l.capacity)).toEqual([104, 104]);
+    expect(entries(cache)).toEqual(before);
   });
 });

@@ -23,6 +23,9 @@ export interface LayerCache {
   capacity: number;
 }
 
+/** Spare entries per head that {@link KvCache.fit} leaves alone (a step's extra reads, not a copy). */
+export const FIT_SLACK = 64;
+
 export class KvCache {
   readonly layers: LayerCache[];
   readonly kvHeads: number;
@@ -118,12 +121,32 @@ export class KvCache {
     }
   }
 
+  /**
+   * Sizes every layer for `extra` more entries with little to spare, before a generation whose length
+   * is known: a decoding step hands the graph a layer's whole buffer (padding masked) or, when it is
+   * much roomier than its entries, a packed copy, so spare capacity costs reads or a copy at every
+   * step. A layer short of room, or with more than FIT_SLACK entries to spare, is resized to exactly
+   * its longest head plus `extra`.
+   */
+  fit(extra: number): void {
+    for (let l = 0; l < this.layers.length; l++) {
+      const need = this.layerLength(l) + extra;
+      const cap = this.layers[l].capacity;
+      if (cap < need || cap > need + FIT_SLACK) this.resize(l, Math.max(1, need));
+    }
+  }
+
   /** Grows layer `l`'s heads to hold at least `entries` (exactly that many when it grows). */
   ensureCapacity(l: number, entries: number): void {
     if (entries > this.layers[l].capacity) this.resize(l, entries);
   }
 
   private resize(l: number, cap: number): void {
+    this.layers[l] = this.copyLayer(l, cap);
+  }
+
+  /** Layer `l`'s entries in fresh buffers of `cap` entries per head. */
+  private copyLayer(l: number, cap: number): LayerCache {
     const D = this.headDim;
     const old = this.layers[l];
     const next = this.emptyLayer(cap);
@@ -136,7 +159,7 @@ export class KvCache {
       next.positions.set(old.positions.subarray(from, from + n), h * cap);
       next.origins.set(old.origins.subarray(from, from + n), h * cap);
     }
-    this.layers[l] = next;
+    return next;
   }
 
   /**
@@ -226,22 +249,19 @@ export class KvCache {
     return { keys, values, length: n };
   }
 
-  /** A deep copy (for branching a generation off a shared prefix). */
-  clone(): KvCache {
+  /**
+   * A deep copy (for branching a generation off a shared prefix) whose layers hold their longest
+   * head and `room` entries more: spare capacity is never copied, and a copy sized for what will be
+   * appended is handed to the graph whole, with no padding to read at every step.
+   */
+  clone(room = 0): KvCache {
     const c = Object.create(KvCache.prototype) as KvCache;
     Object.assign(c, {
       kvHeads: this.kvHeads,
       headDim: this.headDim,
       nextPosition: this.nextPosition,
       tokensRead: this.tokensRead,
-      layers: this.layers.map((l) => ({
-        keys: l.keys.slice(),
-        values: l.values.slice(),
-        positions: l.positions.slice(),
-        origins: l.origins.slice(),
-        lengths: l.lengths.slice(),
-        capacity: l.capacity,
-      })),
+      layers: this.layers.map((_, l) => this.copyLayer(l, Math.max(1, this.layerLength(l) + room))),
     });
     return c;
   }

@@ -73,11 +73,11 @@ export class Answers {
     const t1 = performance.now();
     return this.slots.run("generate", async () => {
       const t2 = performance.now();
-      // The loaded cache is shared: the question and answer go into a copy.
-      const cache = base.clone();
       const prompt = questionPrompt(chatFrame(this.model.tokenizer), input.question, {
         dateHint: input.dateHint,
       });
+      // The loaded cache is shared: the question and answer go into a copy with room for them.
+      const cache = base.clone(prompt.length + input.maxTokens);
       let answer = "";
       let tokens = 0;
       for await (const t of generate(this.model, prompt, { maxTokens: input.maxTokens, cache })) {
