@@ -43,7 +43,7 @@ import { chunkedAttention } from "./chunked-attention";
 import { GgmlOps, laneDot, padAxisTo } from "./ggml-ops";
 import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 20;
+export const DECODER_GRAPH_VERSION = 21;
 
 /** The arithmetic a decoder graph computes in (see above). */
 export const NUMERICS = ["ggml", "exact", "fast"] as const;
@@ -119,6 +119,8 @@ export function buildDecoderGraph(
     g,
     weights,
     c,
+    ropeCos,
+    ropeSin,
     cos,
     sin,
     T,
@@ -227,7 +229,9 @@ interface GraphContext {
   g: GraphBuilder;
   weights: WeightSource;
   c: LlamaConfig;
-  /** [1, T, D] each. */
+  /** The inputs rope_cos and rope_sin [T, D/2], and the same as [1, T, D] (each half repeated). */
+  ropeCos: string;
+  ropeSin: string;
   cos: string;
   sin: string;
   /** T as [1] and as a scalar; T − S, the tokens before the scoring span (scalar). */
@@ -374,6 +378,21 @@ function fastOps(ctx: GraphContext): NumericsOps {
   return {
     ...exact,
     linear,
+    // One fused operator each instead of seven (a norm) and six (a rotation) small ones: a decoding
+    // step runs some 3,000 operators, and each small one costs more to dispatch than to compute.
+    rmsNorm: (x, w, eps) =>
+      g.node("SimplifiedLayerNormalization", [x, w], { axis: -1, epsilon: { float: eps } }),
+    rotate: (x) =>
+      g.node("Squeeze", [
+        g.node(
+          "RotaryEmbedding",
+          [g.node("Unsqueeze", [x, g.ints([0])]), g.ints([0]), ctx.ropeCos, ctx.ropeSin],
+          { interleaved: 0 },
+          undefined,
+          "com.microsoft",
+        ), // [1, heads, T, D]: the rows of the tables in order (positions are the tables' rows)
+        g.ints([0]),
+      ]),
     // A tied Q8_0 head goes through MatMulNBits too (a quarter of the f32 embedding's bytes per token).
     head: (hn) =>
       c.tiedEmbeddings && weights.storage("output") !== "Q8_0"
