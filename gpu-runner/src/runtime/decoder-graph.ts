@@ -28,7 +28,8 @@
  *
  * Numerics. "exact" computes in f32 throughout. "fast" is "exact" with Q4_1/Q8_0 matrices kept
  * quantised and multiplied with int8 activations (MatMulNBits), as llama.cpp's CPU kernels do, but
- * not in their order: the numerics for serving and building caches on CPU. "ggml" computes as llama.cpp's CPU backend does on
+ * not in their order, and RMSNorm and RoPE as onnxruntime's fused operators (SimplifiedLayerNormalization,
+ * RotaryEmbedding): the numerics for serving and building caches on CPU. "ggml" computes as llama.cpp's CPU backend does on
  * x86 with AVX-512 (see ggml-ops.ts), so that a GGUF model generates what llama.cpp generates:
  * Q4_1/Q8_0 products through its integer block kernels on Q8-quantised activations; keys, values,
  * queries and attention probabilities rounded to f16 (its default cache type and what its f16
@@ -211,7 +212,8 @@ export function buildDecoderGraph(
   ); // [N, E]
   g.output(num.head(hn), "logits", DType.float, ["N", c.vocabSize]); // [N, V]
 
-  // Contrib operators (com.microsoft): FusedMatMul in f32 attention, MatMulNBits in fast numerics.
+  // Contrib operators (com.microsoft): FusedMatMul in f32 attention, MatMulNBits and RotaryEmbedding in
+  // fast numerics (SimplifiedLayerNormalization is onnxruntime's too, in the default domain).
   return g.build({
     opset: OPSET,
     producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}`,
