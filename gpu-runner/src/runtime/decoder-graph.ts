@@ -44,7 +44,7 @@ import { chunkedAttention } from "./chunked-attention";
 import { GgmlOps, laneDot, padAxisTo } from "./ggml-ops";
 import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 21;
+export const DECODER_GRAPH_VERSION = 22;
 
 /** The arithmetic a decoder graph computes in (see above). */
 export const NUMERICS = ["ggml", "exact", "fast"] as const;
@@ -116,6 +116,26 @@ export function buildDecoderGraph(
   const chunked = g.node("Greater", [chunk, g.int(0)]);
 
   const plain = g.node("Not", [g.node("Or", [chunked, scoring])]); // a decoding step: neither chunks nor scores
+  // f32 attention's shapes that depend on T only, and the causal bias: made once per call, on first use.
+  let f32: F32Shapes | null = null;
+  const f32Shapes = () =>
+    (f32 ??= (() => {
+      const dims = (...d: Array<number | string>) =>
+        g.node(
+          "Concat",
+          d.map((x) => (typeof x === "number" ? g.ints([x]) : x)),
+          { axis: 0 },
+        );
+      const GT = g.node("Mul", [g.ints([G]), T]); // [1]
+      return {
+        GT,
+        qRows: dims(KV, GT, D),
+        newScores: dims(KV, G, T, T),
+        pNew: dims(KV, GT, T),
+        att: dims(KV, G, T, D),
+        newBias: g.node("Unsqueeze", [g.node("Where", [causalKV, zero, negInf]), g.ints([1])]), // [KV, 1, T, T]
+      };
+    })());
   const ctx: GraphContext = {
     g,
     weights,
@@ -137,6 +157,7 @@ export function buildDecoderGraph(
     chunked,
     plain,
     embd,
+    f32Shapes,
   };
   // The arithmetic, chosen once: every product, norm, rotation and attention below goes through it.
   const num = NUMERICS_OPS[numerics](ctx);
@@ -254,6 +275,21 @@ interface GraphContext {
   plain: string;
   /** The f32 embedding initializer [V, E], made on first use (a tied head reads it). */
   embd: () => string;
+  /** f32 attention's per-call shapes and causal bias, made on first use. */
+  f32Shapes: () => F32Shapes;
+}
+
+/** Shape tensors ([4] or [3] int64) and the causal bias of the new tokens, shared by every layer. */
+interface F32Shapes {
+  /** G·T [1]. */
+  GT: string;
+  /** [KV, G·T, D], [KV, G, T, T], [KV, G·T, T], [KV, G, T, D]. */
+  qRows: string;
+  newScores: string;
+  pNew: string;
+  att: string;
+  /** 0 or −∞ [KV, 1, T, T]: key ≤ query among the new tokens. */
+  newBias: string;
 }
 
 /** One layer's attention inputs. */
@@ -567,74 +603,60 @@ function wholeAttention(
   const KV = c.numKvHeads,
     G = c.numHeads / c.numKvHeads,
     D = c.headDim;
-  const pastValidT = sb.node("Expand", [
-    sb.node("Unsqueeze", [a.pastValid, sb.ints([1])]),
-    sb.node("Concat", [sb.ints([KV]), ctx.T, sb.node("Unsqueeze", [a.P, sb.ints([0])])], {
-      axis: 0,
-    }),
-  ]); // [KV, T, P]
   let att: string; // [KV, G, T, D]
+  // Past validity as the query rows see it (ggml joins it with the causal part of the new tokens).
+  const pastValidT = () =>
+    sb.node("Expand", [
+      sb.node("Unsqueeze", [a.pastValid, sb.ints([1])]),
+      sb.node("Concat", [sb.ints([KV]), ctx.T, sb.node("Unsqueeze", [a.P, sb.ints([0])])], {
+        axis: 0,
+      }),
+    ]); // [KV, T, P]
   if (!ggml) {
     // The G query heads of a KV head are one matrix of G·T rows: each product reads a head's keys
     // (and values) once for all of them, rather than once per query head as a broadcast would.
-    // Every dimension spelled out (allowzero): an empty cache (P = 0) is a dimension of 0.
-    const reshape = (x: string, ...dims: Array<number | string>) =>
-      sb.node(
-        "Reshape",
-        [
-          x,
-          sb.node(
-            "Concat",
-            dims.map((d) => (typeof d === "number" ? sb.ints([d]) : d)),
-            { axis: 0 },
-          ),
-        ],
-        { allowzero: 1 },
-      );
+    // Shapes that depend only on T come once per call (ctx.f32Shapes); every dimension is spelled
+    // out (allowzero), so an empty cache (P = 0) is a dimension of 0.
+    const s = ctx.f32Shapes();
+    const reshape = (x: string, shape: string) => sb.node("Reshape", [x, shape], { allowzero: 1 });
     const Pv = sb.node("Unsqueeze", [a.P, sb.ints([0])]); // [1]
-    const GT = sb.node("Mul", [sb.ints([G]), ctx.T]); // [1]
-    const qRows = reshape(a.qg, KV, GT, D); // [KV, G·T, D]
-    const scaled = (keys: string, n: string) =>
-      reshape(
-        sb.node(
-          "FusedMatMul",
-          [qRows, keys],
-          { transB: 1, alpha: { float: 1 / Math.sqrt(D) } },
-          undefined,
-          "com.microsoft",
-        ), // [KV, G·T, n]
-        KV,
-        G,
-        ctx.T,
-        n,
-      ); // [KV, G, T, n]
-    const bias = (valid: string) =>
-      sb.node("Unsqueeze", [sb.node("Where", [valid, ctx.zero, ctx.negInf]), sb.ints([1])]); // [KV, 1, T, ·]
-    const scoresPast = sb.node("Add", [scaled(a.pastK, Pv), bias(pastValidT)]); // [KV, G, T, P]
-    const scoresNew = sb.node("Add", [scaled(a.k, ctx.T), bias(ctx.causalKV)]); // [KV, G, T, T]
+    const dims = (...d: Array<number | string>) =>
+      sb.node(
+        "Concat",
+        d.map((x) => (typeof x === "number" ? sb.ints([x]) : x)),
+        { axis: 0 },
+      );
+    const qRows = reshape(a.qg, s.qRows); // [KV, G·T, D]
+    const scaled = (keys: string) =>
+      sb.node(
+        "FusedMatMul",
+        [qRows, keys],
+        { transB: 1, alpha: { float: 1 / Math.sqrt(D) } },
+        undefined,
+        "com.microsoft",
+      ); // [KV, G·T, n]
+    // Padding is the same for every query row: a [KV, 1, 1, P] bias broadcasts over G and T.
+    const pastBias = sb.node("Unsqueeze", [
+      sb.node("Where", [a.pastValid, ctx.zero, ctx.negInf]),
+      sb.ints([1, 2]),
+    ]); // [KV, 1, 1, P]
+    const scoresPast = sb.node("Add", [reshape(scaled(a.pastK), dims(KV, G, ctx.T, Pv)), pastBias]); // [KV, G, T, P]
+    const scoresNew = sb.node("Add", [reshape(scaled(a.k), s.newScores), s.newBias]); // [KV, G, T, T]
     const probs = sb.node("Softmax", [sb.node("Concat", [scoresPast, scoresNew], { axis: -1 })], {
       axis: -1,
     }); // [KV, G, T, P+T]
-    const [pPast, pNew] = sb.nodeN(
-      "Split",
-      [probs, sb.node("Concat", [sb.node("Unsqueeze", [a.P, sb.ints([0])]), ctx.T], { axis: 0 })],
-      2,
-      { axis: -1 },
-    ); // [KV, G, T, P], [KV, G, T, T]
+    const [pPast, pNew] = sb.nodeN("Split", [probs, dims(Pv, ctx.T)], 2, { axis: -1 }); // [KV, G, T, P], [KV, G, T, T]
     att = reshape(
       sb.node("Add", [
-        sb.node("MatMul", [reshape(pPast, KV, GT, Pv), a.pastV]),
-        sb.node("MatMul", [reshape(pNew, KV, GT, ctx.T), a.v]),
+        sb.node("MatMul", [reshape(pPast, dims(KV, s.GT, Pv)), a.pastV]),
+        sb.node("MatMul", [reshape(pNew, s.pNew), a.v]),
       ]), // [KV, G·T, D]
-      KV,
-      G,
-      ctx.T,
-      D,
-    );
+      s.att,
+    ); // [KV, G, T, D]
   } else {
     const kAll = sb.node("Concat", [a.pastK, a.k], { axis: 1 }); // [KV, P+T, D]
     const vAll = sb.node("Concat", [a.pastV, a.v], { axis: 1 }); // [KV, P+T, D]
-    const valid = sb.node("Concat", [pastValidT, ctx.causalKV], { axis: 2 }); // [KV, T, P+T]
+    const valid = sb.node("Concat", [pastValidT(), ctx.causalKV], { axis: 2 }); // [KV, T, P+T]
     const mask = sb.node("Unsqueeze", [
       sb.node("Where", [valid, ctx.zero, ctx.negInf]),
       sb.ints([1]),
