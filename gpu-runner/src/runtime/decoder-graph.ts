@@ -120,12 +120,7 @@ export function buildDecoderGraph(
   let f32: F32Shapes | null = null;
   const f32Shapes = () =>
     (f32 ??= (() => {
-      const dims = (...d: Array<number | string>) =>
-        g.node(
-          "Concat",
-          d.map((x) => (typeof x === "number" ? g.ints([x]) : x)),
-          { axis: 0 },
-        );
+      const dims = (...d: Array<number | string>) => shapeOf(g, d);
       const GT = g.node("Mul", [g.ints([G]), T]); // [1]
       return {
         GT,
@@ -240,6 +235,15 @@ export function buildDecoderGraph(
     producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}`,
     msOpset: 1,
   });
+}
+
+/** A shape tensor [d.length] int64 from constants and [1] tensors. */
+function shapeOf(g: GraphBuilder, d: Array<number | string>): string {
+  return g.node(
+    "Concat",
+    d.map((x) => (typeof x === "number" ? g.ints([x]) : x)),
+    { axis: 0 },
+  );
 }
 
 /** [T, n·D] → [n, T, D]: one row of D per head. */
@@ -620,12 +624,7 @@ function wholeAttention(
     const s = ctx.f32Shapes();
     const reshape = (x: string, shape: string) => sb.node("Reshape", [x, shape], { allowzero: 1 });
     const Pv = sb.node("Unsqueeze", [a.P, sb.ints([0])]); // [1]
-    const dims = (...d: Array<number | string>) =>
-      sb.node(
-        "Concat",
-        d.map((x) => (typeof x === "number" ? sb.ints([x]) : x)),
-        { axis: 0 },
-      );
+    const dims = (...d: Array<number | string>) => shapeOf(sb, d);
     const qRows = reshape(a.qg, s.qRows); // [KV, G·T, D]
     const scaled = (keys: string) =>
       sb.node(
