@@ -154,6 +154,12 @@ describe.concurrent(
       expect(zero.stderr).toContain('--vote-k "0" is not valid [invalid_argument]');
     });
 
+    it("eval refuses --threads that is not a positive integer, before opening any model", async () => {
+      const r = await cli("eval", "--data", "x.json", "--out", emptyHome, "--threads", "0");
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain('--threads "0" is not valid [invalid_argument]');
+    });
+
     it("demo refuses any option", async () => {
       const r = await cli("demo", "--numerics", "fast");
       expect(r.status).not.toBe(0);

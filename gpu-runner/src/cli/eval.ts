@@ -37,7 +37,7 @@ export const usage = `\
   eval --data FILE --out DIR [--format ${choices(DATASETS, "locomo")}] [--conversations IDS] [--methods M,…]
        [--budgets 512,1024,2048] [--history ${choices(HISTORIES)}] [--max-context 7000] [--positions ${choices(POSITION_MODES)}]
        [--episodes 4] [--routing ${choices(ROUTING_RULES, DEFAULT_ROUTING.rule)}] [--vote-k ${DEFAULT_VOTE_K}] [--n-medoid ${DEFAULT_N_MEDOID}] [--block 512] [--max-answer-tokens 32] [--seed 42]
-       [--numerics ${choices(NUMERICS, "fast")}] [--model PATH]
+       [--numerics ${choices(NUMERICS, "fast")}] [--model PATH] [--threads N]
   eval --out DIR --report          the reports of what DIR holds so far (a run stopped part way)
                                      F1 and KL(full ‖ method) per method × budget × category
                                      (and evidence-old / evidence-recent: all evidence before the
@@ -56,6 +56,8 @@ export const usage = `\
                                      epicache:n-medoid=25%:alloc=output, snapkv:positions=original;
                                      epicache:updates=session builds the first session, then updates
                                      once per session as the service would, and answers from the last
+                                     version. --threads: onnxruntime's threads for the model and the embedder
+                                     (default every core; 1 lets two evaluations share a 2-core machine)
 `;
 
 export async function evalCommand(argv: string[]): Promise<number> {
@@ -82,6 +84,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
       routing: { type: "string" },
       "vote-k": { type: "string" },
       "n-medoid": { type: "string" },
+      threads: { type: "string" },
     },
   });
   if (!values.out) throw new EpicacheError("invalid_argument", "eval needs --out DIR");
@@ -136,13 +139,14 @@ export async function evalCommand(argv: string[]): Promise<number> {
     seed: numberOption("seed", values.seed, 42, (n) => Number.isInteger(n) && n >= 0),
     numerics,
   };
+  const threads = numberOption("threads", values.threads, 0, isPositiveInt);
   const progress = new Progress("eval");
   const log = (m: string) => progress.line(m);
   const model = await openChatModel(
     values.model ?? process.env.EPICACHE_CHAT_MODEL ?? requireModel("chat"),
-    { numerics, log },
+    { numerics, log, runtime: { executionProvider: "cpu", threads } },
   );
-  const embedder = await openEmbedder();
+  const embedder = await openEmbedder(undefined, { threads });
   const started = performance.now();
   try {
     let current = "";
