@@ -157,6 +157,11 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     }
     expect(all("epicache").routingHit).not.toBeNull();
     expect(all("snapkv").routingHit).toBeNull();
+    // Each job's own time: its build is part of it, and the process worked for it.
+    for (const method of ["full", "snapkv", "epicache"]) {
+      expect(all(method).jobSeconds, method).toBeGreaterThanOrEqual(all(method).buildSeconds);
+      expect(all(method).jobCpuSeconds, method).toBeGreaterThan(0);
+    }
     // Nothing evicted: KL along the full cache's own answer is 0 too, every evidence entry is kept, and
     // the paired difference against EpiCache is 0 with no spread.
     for (const method of ["full", "snapkv", "epicache"]) {

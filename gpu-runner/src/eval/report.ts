@@ -51,6 +51,13 @@ export interface ResultRow {
   buildSeconds: number;
   decodeMsPerToken: number;
   peakRssBytes: number;
+  /**
+   * The whole job (build, answers, KL), in wall seconds and in the process's CPU seconds (user +
+   * system, every thread: the work done, which a machine shared with other jobs does not inflate as
+   * much); absent in older rows.
+   */
+  jobSeconds?: number;
+  jobCpuSeconds?: number;
   /** The largest position any attention of the job used, and the model's trained window (absent in older rows). */
   maxPosition?: number;
   window?: number;

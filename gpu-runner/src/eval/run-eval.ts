@@ -246,6 +246,9 @@ export async function runEval(
     // it, full attention runs at positions the model was never trained on). Built (or found) first.
     const fullValid = contextTokens + QUESTION_ROOM <= window;
     const spans = turnSpans(frame, kept);
+    // The full build and its greedy answers belong to the full job's time (when there is one): they
+    // run here, before the jobs.
+    const fullStarted = { wall: performance.now(), cpu: process.cpuUsage() };
     const full =
       fullValid || methods.includes("full")
         ? await buildJob(
@@ -273,6 +276,10 @@ export async function runEval(
           join(outDir, "greedy.jsonl"),
         )
       : null;
+    const fullTook = {
+      wall: performance.now() - fullStarted.wall,
+      cpu: process.cpuUsage(fullStarted.cpu),
+    };
     const questionEmbeddings = await embedder.embed(questions.map((q) => q.question));
     // The full cache's teacher-forced distributions, computed once per question for every job.
     const fullForced = new Map<string, Float64Array[]>();
@@ -288,6 +295,14 @@ export async function runEval(
       if (done.has(jobKey(job))) continue;
       // A job stopped while answering starts over: its earlier lines go, so each question is in the file once.
       dropQuestionLines(questionsPath, job);
+      const jobStarted = { wall: performance.now(), cpu: process.cpuUsage() };
+      if (job.method === "full" && full) {
+        jobStarted.wall -= fullTook.wall;
+        jobStarted.cpu = {
+          user: jobStarted.cpu.user - fullTook.cpu.user,
+          system: jobStarted.cpu.system - fullTook.cpu.system,
+        };
+      }
       const label = `${job.method}${job.budget === null ? "" : ` @${job.budget}`} on ${job.conversation}`;
       const eta =
         finished > 0
@@ -475,6 +490,9 @@ export async function runEval(
         "all",
       ];
       const decodeTokens = per.reduce((n, p) => n + p.tokens, 0);
+      const cpu = process.cpuUsage(jobStarted.cpu);
+      const jobSeconds = (performance.now() - jobStarted.wall) / 1000;
+      const jobCpuSeconds = (cpu.user + cpu.system) / 1e6;
       for (const category of categories) {
         const sel =
           category === "all"
@@ -500,6 +518,8 @@ export async function runEval(
           buildSeconds: built.seconds,
           decodeMsPerToken: decodeTokens ? per.reduce((n, p) => n + p.ms, 0) / decodeTokens : 0,
           peakRssBytes: process.resourceUsage().maxRSS * 1024,
+          jobSeconds,
+          jobCpuSeconds,
           maxPosition,
           window,
           history: config.history,
