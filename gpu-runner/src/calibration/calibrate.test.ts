@@ -8,7 +8,15 @@ import { streamingLlmPolicy } from "../press";
 import { tinyGguf } from "../testing";
 import { allocateLayers, calibrate } from "./calibrate";
 import { keySimilarity, outputReference, outputSensitivity, squeezedKl } from "./sensitivity";
-import { budgetsFromProfile, loadProfiles, profilesPath } from "./sensitivity-profile";
+import {
+  budgetsFromProfile,
+  loadProfiles,
+  profilesPath,
+  shippedProfiles,
+  PROFILES_FORMAT,
+  type LayerProfile,
+} from "./sensitivity-profile";
+import { MODELS } from "../model-registry";
 
 const dir = mkdtempSync(join(tmpdir(), "epicache-calibrate-"));
 const path = join(dir, "tiny.gguf");
@@ -119,5 +127,78 @@ describe("calibrate", () => {
     ).toBe(128);
     expect(await allocateLayers(model, "uniform", 48)).toEqual([48, 48]);
     expect(existsSync(saved)).toBe(true);
+  });
+});
+
+describe("shipped profiles", () => {
+  it("give a build its budgets when none is saved beside the model, and a saved one takes precedence", async () => {
+    const own = mkdtempSync(join(tmpdir(), "epicache-shipped-"));
+    try {
+      const at = join(own, "tiny.gguf");
+      writeFileSync(at, tinyGguf({ architecture: "llama", numLayers: 2, seed: 5 }).bytes);
+      const tiny = { ...model, path: at };
+      const profile: LayerProfile = {
+        protocol: "output",
+        budget: 40,
+        signal: [0.001, 0.1],
+        sharpness: 1,
+        selection: [],
+        params: { tokens: 96, blockSize: 16, sinks: 4, text: "test" },
+        seconds: 0,
+        measuredAt: "",
+      };
+      const shipped = {
+        format: PROFILES_FORMAT,
+        fingerprint: model.fingerprint,
+        model: "tiny",
+        profiles: { "output@40": profile },
+      } as const;
+      const budgets = await allocateLayers(tiny, "output", 40, { shipped });
+      expect(budgets).toEqual(budgetsFromProfile(profile));
+      expect(budgets[1]).toBeGreaterThan(budgets[0]);
+      // At a budget nothing was measured at: the nearest measured budget's signal and sharpness,
+      // applied at this one, still without measuring.
+      const at80 = await allocateLayers(tiny, "output", 80, { shipped });
+      expect(at80).toEqual(budgetsFromProfile({ ...profile, budget: 80 }));
+      expect(at80.reduce((a, b) => a + b, 0)).toBe(160);
+      expect(at80[1]).toBeGreaterThan(at80[0]);
+      // Nothing was measured or saved beside the model.
+      expect(existsSync(profilesPath(at, model.fingerprint))).toBe(false);
+      // Weights the shipped file was not measured on do not use it.
+      const other = { ...shipped, fingerprint: "0000000000000000" };
+      writeFileSync(join(own, "tiny-model.json"), JSON.stringify(other));
+      expect(shippedProfiles("tiny-model", model.fingerprint, 2, own)).toBeNull();
+      writeFileSync(join(own, "tiny-model.json"), JSON.stringify(shipped));
+      expect(
+        shippedProfiles("tiny-model", model.fingerprint, 2, own)?.profiles["output@40"],
+      ).toEqual(profile);
+      // A profile saved beside the model (by `calibrate`) wins over the shipped one.
+      await calibrate(tiny, { protocol: "output", budget: 40, blockSize: 16 });
+      const local = loadProfiles(at, model.fingerprint, "tiny", 2).profiles["output@40"];
+      expect(await allocateLayers(tiny, "output", 40, { shipped })).toEqual(
+        budgetsFromProfile(local),
+      );
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
+
+  it("ship with SmolLM2 for its pinned weights (30 layers), at 512 and 1,024 for its default allocation", () => {
+    const spec = MODELS.find((m) => m.id === "smollm2-135m-instruct-q4_1")!;
+    const fingerprint = spec.archives[0].members[0].sha256.slice(0, 16);
+    const file = shippedProfiles(spec.id, fingerprint, 30);
+    expect(file).not.toBeNull();
+    expect(shippedProfiles(spec.id, "0000000000000000", 30)).toBeNull();
+    for (const [key, p] of Object.entries(file!.profiles)) {
+      expect(key).toBe(`${p.protocol}@${p.budget}`);
+      expect(budgetsFromProfile(p).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(
+        30 * p.budget,
+      );
+    }
+    const protocol = spec.allocation === "official" ? "keys" : spec.allocation;
+    if (protocol !== undefined && protocol !== "uniform")
+      for (const budget of [512, 1024])
+        expect(file!.profiles[`${protocol}@${budget}`]).toBeDefined();
+    for (const budget of [512, 1024]) expect(file!.profiles[`output@${budget}`]).toBeDefined();
   });
 });

@@ -16,8 +16,10 @@ import {
   PROTOCOL_OF,
   profileKey,
   saveProfile,
+  shippedProfiles,
   type AllocMode,
   type LayerProfile,
+  type SavedProfiles,
   type SensitivityProtocol,
 } from "./sensitivity-profile";
 
@@ -142,23 +144,41 @@ export async function calibrate(
   return { profile, path: saveProfile(model.path, saved, profile) };
 }
 
-/** The saved profile of a protocol at a budget, or a new one measured with the defaults. */
+/**
+ * The profile of a protocol at a budget: the one saved beside the model (`calibrate` writes it), else
+ * the one shipped for these weights. At a budget neither has, the nearest measured budget's signal and
+ * sharpness, applied at this budget (the log says which; a first build at an unusual budget should not
+ * spend a quarter of an hour calibrating). Only a model with no profile of the protocol at all is
+ * measured, with the defaults, and saved.
+ */
 export async function profileFor(
   model: ChatModel,
   protocol: SensitivityProtocol,
   budget: number,
-  log?: (msg: string) => void,
+  opts: { log?: (msg: string) => void; shipped?: SavedProfiles | null } = {},
 ): Promise<LayerProfile> {
-  const saved = loadProfiles(
-    model.path,
-    model.fingerprint,
-    chatModelRef(model).id,
-    model.config.numLayers,
+  const id = chatModelRef(model).id;
+  const L = model.config.numLayers;
+  const key = profileKey(protocol, budget);
+  const saved = loadProfiles(model.path, model.fingerprint, id, L).profiles;
+  const shipped =
+    (opts.shipped === undefined ? shippedProfiles(id, model.fingerprint, L) : opts.shipped)
+      ?.profiles ?? {};
+  const exact = saved[key] ?? shipped[key];
+  if (exact) return exact;
+  const measured = [...Object.values(saved), ...Object.values(shipped)].filter(
+    (p) => p.protocol === protocol,
   );
-  return (
-    saved.profiles[profileKey(protocol, budget)] ??
-    (await calibrate(model, { protocol, budget, log })).profile
+  if (measured.length === 0)
+    return (await calibrate(model, { protocol, budget, log: opts.log })).profile;
+  const distance = (p: LayerProfile) => Math.abs(Math.log(p.budget / budget));
+  const nearest = measured.reduce((a, b) =>
+    distance(b) < distance(a) || (distance(b) === distance(a) && b.budget > a.budget) ? b : a,
   );
+  opts.log?.(
+    `no ${protocol} profile at budget ${budget}: using the one measured at ${nearest.budget} (\`npx epicache calibrate --protocol ${protocol} --budget ${budget}\` measures this budget's)`,
+  );
+  return { ...nearest, budget };
 }
 
 /** Per-layer budgets for a build: M everywhere, or what the allocation's profile at M gives. */
@@ -166,11 +186,16 @@ export async function allocateLayers(
   model: ChatModel,
   alloc: AllocMode,
   budget: number,
-  opts: { sharpness?: number; log?: (msg: string) => void } = {},
+  opts: {
+    sharpness?: number;
+    log?: (msg: string) => void;
+    /** Shipped profiles to use (tests); default the registry's for these weights. */
+    shipped?: SavedProfiles | null;
+  } = {},
 ): Promise<number[]> {
   if (alloc === "uniform") return Array(model.config.numLayers).fill(budget);
   return budgetsFromProfile(
-    await profileFor(model, PROTOCOL_OF[alloc], budget, opts.log),
+    await profileFor(model, PROTOCOL_OF[alloc], budget, opts),
     opts.sharpness,
   );
 }

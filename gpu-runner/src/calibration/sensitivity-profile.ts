@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { EpicacheError, type AllocMode } from "@epicache/shared";
 import { layerBudgets, officialBudgets } from "./layer-budgets";
 
@@ -72,27 +73,55 @@ export function loadProfiles(
 ): SavedProfiles {
   const path = profilesPath(modelPath, fingerprint);
   if (!existsSync(path)) return { format: PROFILES_FORMAT, fingerprint, model, profiles: {} };
-  let saved: SavedProfiles;
-  try {
-    saved = JSON.parse(readFileSync(path, "utf8")) as SavedProfiles;
-  } catch (e) {
-    throw new EpicacheError(
-      "store_invalid",
-      `${path}: ${(e as Error).message}; delete it and run \`npx epicache calibrate\``,
-    );
-  }
-  const profiles = Object.values(saved.profiles ?? {});
-  if (
-    saved.format !== PROFILES_FORMAT ||
-    saved.fingerprint !== fingerprint ||
-    profiles.some((p) => !Array.isArray(p.signal) || p.signal.length !== layers)
-  ) {
+  const saved = readProfiles(path);
+  if (!fitsModel(saved, fingerprint, layers)) {
     throw new EpicacheError(
       "store_invalid",
       `${path} is not a layer profile of this model; delete it and run \`npx epicache calibrate\``,
     );
   }
   return saved;
+}
+
+/**
+ * Profiles measured on the registry's models with `epicache calibrate` and shipped with the code
+ * (`profiles/<model id>.json`), so that a first build with a calibrated allocation does not spend
+ * a quarter of an hour or more measuring one.
+ */
+export const SHIPPED_PROFILES_DIR = fileURLToPath(new URL("./profiles/", import.meta.url));
+
+/** The shipped profiles of a registry model, if any were measured on exactly these weights. */
+export function shippedProfiles(
+  model: string,
+  fingerprint: string,
+  layers: number,
+  dir = SHIPPED_PROFILES_DIR,
+): SavedProfiles | null {
+  const path = join(dir, `${model}.json`);
+  if (!existsSync(path)) return null;
+  const saved = readProfiles(path);
+  return fitsModel(saved, fingerprint, layers) ? saved : null;
+}
+
+function readProfiles(path: string): SavedProfiles {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as SavedProfiles;
+  } catch (e) {
+    throw new EpicacheError(
+      "store_invalid",
+      `${path}: ${(e as Error).message}; delete it and run \`npx epicache calibrate\``,
+    );
+  }
+}
+
+function fitsModel(saved: SavedProfiles, fingerprint: string, layers: number): boolean {
+  return (
+    saved.format === PROFILES_FORMAT &&
+    saved.fingerprint === fingerprint &&
+    Object.values(saved.profiles ?? {}).every(
+      (p) => Array.isArray(p.signal) && p.signal.length === layers,
+    )
+  );
 }
 
 /** Adds (or replaces) one profile in the file, written atomically. */

