@@ -195,10 +195,8 @@ describe("shipped profiles", () => {
         30 * p.budget,
       );
     }
-    const protocol = spec.allocation === "official" ? "keys" : spec.allocation;
-    if (protocol !== undefined && protocol !== "uniform")
-      for (const budget of [512, 1024])
-        expect(file!.profiles[`${protocol}@${budget}`]).toBeDefined();
+    // Its default allocation (output) finds a profile at either budget a build is likely to ask for.
+    expect(spec.allocation).toBe("output");
     for (const budget of [512, 1024]) expect(file!.profiles[`output@${budget}`]).toBeDefined();
   });
 });
