@@ -62,10 +62,17 @@ export class GraphBuilder {
   private counter = 0;
   private readonly constCache = new Map<string, string>();
 
-  /** `prefix` keeps a subgraph's names apart from its parent's (ONNX names are unique across scopes). */
+  /** Initializers in the external data file by name: a weight asked for twice is stored once. */
+  private readonly weights = new Map<string, { dims: number[]; type: DTypeId }>();
+
+  /**
+   * `prefix` keeps a subgraph's names apart from its parent's (ONNX names are unique across scopes);
+   * a subgraph's weights go to `root`, the main graph, whose initializers every scope may read.
+   */
   constructor(
     private readonly externalFile: string,
     private readonly prefix = "",
+    private readonly root: GraphBuilder | null = null,
   ) {}
 
   private fresh(hint: string): string {
@@ -76,12 +83,16 @@ export class GraphBuilder {
 
   /**
    * A subgraph (the body of Scan, Loop or If), built by `body` on a fresh builder. Its values are
-   * local; it may not hold external weights.
+   * local; the weights it asks for are the main graph's initializers (read from the outer scope),
+   * shared with every other scope that asks for them by name.
    */
   subgraph(body: (sub: GraphBuilder) => void): GraphProto {
-    const sub = new GraphBuilder(this.externalFile, `${this.prefix}sg${this.subgraphs++}_`);
+    const sub = new GraphBuilder(
+      this.externalFile,
+      `${this.prefix}sg${this.subgraphs++}_`,
+      this.root ?? this,
+    );
     body(sub);
-    if (sub.chunks.length > 0) throw new Error("subgraphs cannot hold external weights");
     return onnx.GraphProto.create({
       name: `${this.prefix}sg${this.subgraphs}`,
       node: sub.nodes,
@@ -101,6 +112,14 @@ export class GraphBuilder {
     this.outputs.push(valueInfo(name, type, shape));
   }
 
+  /**
+   * `value`, computed in this graph, as an output under its own name: a subgraph's outputs are
+   * matched by position (an If's to its node's outputs), so they need no renaming Identity.
+   */
+  outputValue(value: string, type: DTypeId, shape: Dim[]): void {
+    this.outputs.push(valueInfo(value, type, shape));
+  }
+
   /** Adds a node and returns the name of its (first) output. */
   node(
     op: string,
@@ -112,16 +131,22 @@ export class GraphBuilder {
     return this.nodeN(op, inputs, 1, attrs, outName ? [outName] : undefined, domain)[0];
   }
 
-  /** Adds a node with `nOut` outputs. */
+  /**
+   * Adds a node with `nOut` outputs, named by `outNames` where given (null: a fresh name; "": an
+   * optional output left out).
+   */
   nodeN(
     op: string,
     inputs: string[],
     nOut: number,
     attrs: Record<string, AttrValue> = {},
-    outNames?: string[],
+    outNames?: Array<string | null>,
     domain = "",
   ): string[] {
-    const outs = outNames ?? Array.from({ length: nOut }, () => this.fresh(op.toLowerCase()));
+    const outs = Array.from(
+      { length: nOut },
+      (_, i) => outNames?.[i] ?? this.fresh(op.toLowerCase()),
+    );
     this.nodes.push(
       onnx.NodeProto.create({
         opType: op,
@@ -196,6 +221,14 @@ export class GraphBuilder {
 
   /** A weight of another element type (uint8 packed codes, say), stored in the external data file. */
   typedWeight(name: string, dims: number[], type: DTypeId, data: () => Uint8Array): string {
+    if (this.root) return this.root.typedWeight(name, dims, type, data);
+    const known = this.weights.get(name);
+    if (known) {
+      if (known.type !== type || known.dims.join("x") !== dims.join("x"))
+        throw new Error(`weight ${name}: asked for as ${dims.join("x")} of another type or shape`);
+      return name;
+    }
+    this.weights.set(name, { dims, type });
     const byteLength = dims.reduce((a, b) => a * b, 1) * ELEMENT_BYTES[type];
     const pad = (EXTERNAL_ALIGN - (this.externalBytes % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
     if (pad) {

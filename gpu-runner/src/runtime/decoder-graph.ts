@@ -19,12 +19,18 @@
  *   scores_ℓ       f32   [kvH, P+T]       per key: the largest attention any span query of the
  *                                         head's GQA group gives it, the softmax running over the
  *                                         valid past entries and the first T−S new tokens only (the
- *                                         span's own keys left out); 0 for padding, for the span's
- *                                         own entries, and everywhere when S = 0
+ *                                         span's own keys left out); 0 for padding and for the
+ *                                         span's own entries. With S = 0 there is nothing to read:
+ *                                         zeros, or [kvH, 0] from a decoding step
  *
  * New tokens attend to every valid past entry and causally to each other. Past keys carry their
  * RoPE already, so where they sit in the buffer does not matter: heads may hold different numbers
  * of entries, from different original positions.
+ *
+ * Control flow (exact and fast numerics). The graph is one If over two bodies that share the weights:
+ * a decoding step (attn_chunk = 0 and S = 0) runs a body with no control flow of its own, whose
+ * attention is one pass over the cache; every other call runs a body that attends in chunks or
+ * scores a span. ggml numerics have one body.
  *
  * Numerics. "exact" computes in f32 throughout. "fast" is "exact" with Q4_1/Q8_0 matrices kept
  * quantised and multiplied with int8 activations (MatMulNBits), as llama.cpp's CPU kernels do, but
@@ -38,13 +44,13 @@
  * f32 with the C library's cosf/sinf and the rotation's multiply-adds fused as the compiler fuses
  * them. It is several times slower than "exact".
  */
-import { GraphBuilder, DType } from "../onnx/builder";
+import { GraphBuilder, DType, type Dim } from "../onnx/builder";
 import type { LlamaConfig } from "./config";
 import { chunkedAttention } from "./chunked-attention";
 import { GgmlOps, laneDot, padAxisTo } from "./ggml-ops";
 import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 22;
+export const DECODER_GRAPH_VERSION = 23;
 
 /** The arithmetic a decoder graph computes in (see above). */
 export const NUMERICS = ["ggml", "exact", "fast"] as const;
@@ -63,6 +69,109 @@ export function buildDecoderGraph(
 ): DecoderGraph {
   const c = weights.config;
   const g = new GraphBuilder(externalFile);
+  const L = c.numLayers,
+    KV = c.numKvHeads,
+    D = c.headDim;
+
+  // ── inputs ────────────────────────────────────────────────────────────────
+  const inputs: DecoderInputs = {
+    ids: g.input("input_ids", DType.int64, ["T"]),
+    ropeCos: g.input("rope_cos", DType.float, ["T", D / 2]),
+    ropeSin: g.input("rope_sin", DType.float, ["T", D / 2]),
+    logitsIndex: g.input("logits_index", DType.int64, ["N"]),
+    pastLengths: g.input("past_lengths", DType.int64, [L, KV]),
+    scoreLen: g.input("score_len", DType.int64, [1]),
+    attnChunk: g.input("attn_chunk", DType.int64, [1]),
+    pastK: [],
+    pastV: [],
+  };
+  for (let l = 0; l < L; l++) {
+    inputs.pastK.push(g.input(`past_key_${l}`, DType.float, [KV, `P${l}`, D]));
+    inputs.pastV.push(g.input(`past_value_${l}`, DType.float, [KV, `P${l}`, D]));
+  }
+
+  // ── outputs, in the order `forward` returns them ────────────────────────────
+  const outputs: Array<[name: string, shape: Dim[]]> = [["logits", ["N", c.vocabSize]]];
+  for (let l = 0; l < L; l++)
+    outputs.push(
+      [`present_key_${l}`, [KV, "T", D]],
+      [`present_value_${l}`, [KV, "T", D]],
+      [`scores_${l}`, [KV, "PT"]],
+    );
+
+  if (numerics === "ggml") {
+    // llama.cpp's arithmetic in one body: it never attends in chunks, and its attention picks its
+    // kernel (single token or batch) and the span's scores inside.
+    forward(g, weights, inputs, numerics, "any").forEach((v, i) =>
+      g.output(v, outputs[i][0], DType.float, outputs[i][1]),
+    );
+  } else {
+    // Two bodies under one If, sharing the weights (the main graph's initializers): a decoding step
+    // (no chunks, no scoring span) attends over the cache in one pass and scores nothing; a call
+    // that attends in chunks or scores a span (prefill, block-wise prefill) runs the other. One
+    // branch per call instead of one per layer: a decoding step runs no control flow of its own.
+    const positive = (x: string) => g.node("Greater", [x, g.ints([0])]); // [1] bool
+    const step = g.node("Not", [
+      g.node("Or", [positive(inputs.attnChunk), positive(inputs.scoreLen)]),
+    ]); // [1] bool
+    const body = (mode: BodyMode) =>
+      g.subgraph((sb) =>
+        forward(sb, weights, inputs, numerics, mode).forEach((v, i) =>
+          sb.outputValue(v, DType.float, outputs[i][1]),
+        ),
+      );
+    g.nodeN(
+      "If",
+      [step],
+      outputs.length,
+      { then_branch: { graph: body("step") }, else_branch: { graph: body("prefill") } },
+      outputs.map(([name]) => name),
+    );
+    for (const [name, shape] of outputs) g.output(name, name, DType.float, shape);
+  }
+
+  // Contrib operators (com.microsoft): FusedMatMul in f32 attention; MatMulNBits, RotaryEmbedding and
+  // SkipSimplifiedLayerNormalization in fast numerics (SimplifiedLayerNormalization is onnxruntime's
+  // too, in the default domain).
+  return g.build({
+    opset: OPSET,
+    producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}`,
+    msOpset: 1,
+  });
+}
+
+/** The graph's inputs (see the module comment). */
+interface DecoderInputs {
+  ids: string;
+  ropeCos: string;
+  ropeSin: string;
+  logitsIndex: string;
+  pastLengths: string;
+  scoreLen: string;
+  attnChunk: string;
+  /** Per layer. */
+  pastK: string[];
+  pastV: string[];
+}
+
+/**
+ * Which calls a body serves: "step" decoding steps and other calls without chunks or a scoring span,
+ * "prefill" calls with either, "any" every call (ggml numerics).
+ */
+type BodyMode = "step" | "prefill" | "any";
+
+/**
+ * The decoder, on `g`: the logits, then per layer the new keys, values and scores, in the order of
+ * the graph's outputs.
+ */
+function forward(
+  g: GraphBuilder,
+  weights: WeightSource,
+  inputs: DecoderInputs,
+  numerics: Numerics,
+  mode: BodyMode,
+): string[] {
+  const c = weights.config;
   const E = c.hiddenSize,
     H = c.numHeads,
     KV = c.numKvHeads,
@@ -70,21 +179,7 @@ export function buildDecoderGraph(
     F = c.intermediateSize;
   const G = H / KV; // query heads per KV head
   const L = c.numLayers;
-
-  // ── inputs ────────────────────────────────────────────────────────────────
-  const ids = g.input("input_ids", DType.int64, ["T"]);
-  const ropeCos = g.input("rope_cos", DType.float, ["T", D / 2]);
-  const ropeSin = g.input("rope_sin", DType.float, ["T", D / 2]);
-  const logitsIndex = g.input("logits_index", DType.int64, ["N"]);
-  const pastLengths = g.input("past_lengths", DType.int64, [L, KV]);
-  const scoreLen = g.input("score_len", DType.int64, [1]);
-  const attnChunk = g.input("attn_chunk", DType.int64, [1]);
-
-  // ── weights ───────────────────────────────────────────────────────────────
-  // The f32 embedding [V, E], made on first use: fast numerics gather rows from its Q8_0 blocks instead.
-  let embdF32: string | null = null;
-  const embd = () =>
-    (embdF32 ??= g.weight("token_embd", [c.vocabSize, E], () => weights.global("tokenEmbedding"))); // [V, E]
+  const { ids, ropeCos, ropeSin } = inputs;
 
   // ── shared per call: sequence length, RoPE tables, causal part of the mask ──
   const T = g.node("Shape", [ids]); // [1]
@@ -100,22 +195,22 @@ export function buildDecoderGraph(
     g.node("Unsqueeze", [causal, g.ints([0])]),
     g.node("Concat", [g.ints([KV]), T, T], { axis: 0 }),
   ]); // [KV, T, T]
-  const zero = g.float(0);
-  const negInf = g.float(-Infinity);
-  const scale = g.float(1 / Math.sqrt(D));
   // Scoring: the span is the last S new tokens; its queries see the first T−S new tokens.
-  const S = g.node("Squeeze", [scoreLen, g.ints([0])]); // scalar
+  const S = g.node("Squeeze", [inputs.scoreLen, g.ints([0])]); // scalar
   const Tn = g.node("Sub", [Tsc, S]); // scalar
   const scoring = g.node("Greater", [S, g.int(0)]); // scalar bool
   const newScored = g.node("Expand", [
     g.node("Unsqueeze", [g.node("Less", [r, Tn]), g.ints([0])]),
     g.node("Concat", [g.ints([KV]), T], { axis: 0 }),
   ]); // [KV, T]
-  // Exact numerics: 0 attends over the whole cache at once; C > 0 in chunks of C entries.
-  const chunk = g.node("Squeeze", [attnChunk, g.ints([0])]); // scalar
-  const chunked = g.node("Greater", [chunk, g.int(0)]);
+  // Exact and fast numerics: 0 attends over the whole cache at once; C > 0 in chunks of C entries.
+  const chunk = g.node("Squeeze", [inputs.attnChunk, g.ints([0])]); // scalar
+  const chunked = g.node("Greater", [chunk, g.int(0)]); // scalar bool
 
-  const plain = g.node("Not", [g.node("Or", [chunked, scoring])]); // a decoding step: neither chunks nor scores
+  // The f32 embedding [V, E], made on first use: fast numerics gather rows from its Q8_0 blocks instead.
+  let embdF32: string | null = null;
+  const embd = () =>
+    (embdF32 ??= g.weight("token_embd", [c.vocabSize, E], () => weights.global("tokenEmbedding"))); // [V, E]
   // f32 attention's shapes that depend on T only, and the causal bias: made once per call, on first use.
   let f32: F32Shapes | null = null;
   const f32Shapes = () =>
@@ -127,14 +222,17 @@ export function buildDecoderGraph(
         qRows: dims(KV, GT, D),
         newScores: dims(KV, G, T, T),
         pNew: dims(KV, GT, T),
-        att: dims(KV, G, T, D),
         newBias: g.node("Unsqueeze", [g.node("Where", [causalKV, zero, negInf]), g.ints([1])]), // [KV, 1, T, T]
       };
     })());
+  const zero = g.float(0);
+  const negInf = g.float(-Infinity);
+  let scale: string | null = null;
   const ctx: GraphContext = {
     g,
     weights,
     c,
+    mode,
     ropeCos,
     ropeSin,
     cos,
@@ -146,28 +244,32 @@ export function buildDecoderGraph(
     causalKV,
     zero,
     negInf,
-    scale,
+    get scale() {
+      return (scale ??= g.float(1 / Math.sqrt(D))); // made on first use (a decoding step scales in its product)
+    },
     scoring,
     chunk,
     chunked,
-    plain,
     embd,
     f32Shapes,
   };
   // The arithmetic, chosen once: every product, norm, rotation and attention below goes through it.
   const num = NUMERICS_OPS[numerics](ctx);
+  const results: string[] = [];
 
   // ── token embedding ───────────────────────────────────────────────────────
-  let x = num.embed(ids); // [T, E]
+  let x = num.embed(ids); // [T, E]: the residual stream
+  let pending: string | null = null; // [T, E]: the last block's output, not yet added to x
 
   for (let l = 0; l < L; l++) {
     const w = (name: Parameters<WeightSource["layer"]>[1], dims: number[]) =>
       g.weight(`l${l}.${name}`, dims, () => weights.layer(l, name));
-    const pastK = g.input(`past_key_${l}`, DType.float, [KV, `P${l}`, D]);
-    const pastV = g.input(`past_value_${l}`, DType.float, [KV, `P${l}`, D]);
+    const pastK = inputs.pastK[l];
+    const pastV = inputs.pastV[l];
 
     // ── attention ──
-    const h = num.rmsNorm(x, w("attnNorm", [E]), c.rmsNormEps); // [T, E]
+    let h: string;
+    [x, h] = num.addNorm(x, pending, w("attnNorm", [E]), c.rmsNormEps); // x += pending; h = RMSNorm(x): [T, E]
     // q, k and v projections in one product: weights stacked [H·D + 2·KV·D, E].
     let qkv = num.linear(h, `l${l}.wqkv`, ["wq", "wk", "wv"], l, E, (H + 2 * KV) * D); // [T, (H+2KV)·D]
     if (c.qkvBias) {
@@ -186,55 +288,48 @@ export function buildDecoderGraph(
     }
     q = num.round(num.rotate(q)); // [H, T, D]
     k = num.round(num.rotate(k)); // [KV, T, D]
-    g.output(k, `present_key_${l}`, DType.float, [KV, "T", D]);
-    g.output(v, `present_value_${l}`, DType.float, [KV, "T", D]);
 
     // Past entry j of head h is valid iff j < past_lengths[l, h].
     const P = g.node("Gather", [g.node("Shape", [pastK]), g.int(1)], { axis: 0 }); // scalar
-    const len = g.node("Gather", [pastLengths, g.int(l)], { axis: 0 }); // [KV]
+    const len = g.node("Gather", [inputs.pastLengths, g.int(l)], { axis: 0 }); // [KV]
     const pastValid = g.node("Less", [
       g.node("Unsqueeze", [g.node("Range", [g.int(0), P, g.int(1)]), g.ints([0])]),
       g.node("Unsqueeze", [len, g.ints([1])]),
     ]); // [KV, P]
-    const keyValid = g.node("Concat", [pastValid, newScored], { axis: 1 }); // [KV, P+T]: keys a span may score
+    let keys: string | null = null;
+    const keyValid = () => (keys ??= g.node("Concat", [pastValid, newScored], { axis: 1 })); // [KV, P+T]: keys a span may score
     // Grouped-query attention: query heads h·G … h·G+G−1 read KV head h.
     const qg = g.node("Reshape", [q, g.ints([KV, G, -1, D])]); // [KV, G, T, D]
-    const [att, scores] = num.attention({ l, qg, k, v, pastK, pastV, P, len, pastValid, keyValid }); // [KV, G, T, D], [KV, P+T]
-    g.output(scores, `scores_${l}`, DType.float, [KV, "PT"]);
+    const [att, scores] = num.attention({ l, qg, k, v, pastK, pastV, P, len, pastValid, keyValid }); // [H, T, D], [KV, P+T]
+    results.push(k, v, scores);
 
     const attT = g.node("Reshape", [
-      g.node("Transpose", [g.node("Reshape", [att, g.ints([H, -1, D])])], { perm: [1, 0, 2] }),
+      g.node("Transpose", [att], { perm: [1, 0, 2] }),
       g.ints([-1, H * D]),
     ]); // [T, H·D]
-    x = g.node("Add", [x, num.linear(attT, `l${l}.wo`, ["wo"], l, H * D, E)]); // [T, E]
+    const o = num.linear(attT, `l${l}.wo`, ["wo"], l, H * D, E); // [T, E]
 
     // ── SwiGLU MLP ──
-    const h2 = num.rmsNorm(x, w("ffnNorm", [E]), c.rmsNormEps); // [T, E]
+    let h2: string;
+    [x, h2] = num.addNorm(x, o, w("ffnNorm", [E]), c.rmsNormEps); // x += o; h2 = RMSNorm(x): [T, E]
     const [gate, up] = g.nodeN(
       "Split",
       [num.linear(h2, `l${l}.wgateup`, ["wGate", "wUp"], l, E, 2 * F), g.ints([F, F])],
       2,
       { axis: 1 },
     ); // [T, F] ×2
-    x = g.node("Add", [x, num.linear(num.swiglu(gate, up), `l${l}.wDown`, ["wDown"], l, F, E)]); // [T, E]
+    pending = num.linear(num.swiglu(gate, up), `l${l}.wDown`, ["wDown"], l, F, E); // [T, E]
   }
 
   // ── head: final norm on the requested rows, then the vocabulary projection ──
-  const rows = g.node("Gather", [x, logitsIndex], { axis: 0 }); // [N, E]
+  const last = pending === null ? x : g.node("Add", [x, pending]); // [T, E]
+  const rows = g.node("Gather", [last, inputs.logitsIndex], { axis: 0 }); // [N, E]
   const hn = num.rmsNorm(
     rows,
     g.weight("output_norm", [E], () => weights.global("outputNorm")),
     c.rmsNormEps,
   ); // [N, E]
-  g.output(num.head(hn), "logits", DType.float, ["N", c.vocabSize]); // [N, V]
-
-  // Contrib operators (com.microsoft): FusedMatMul in f32 attention, MatMulNBits and RotaryEmbedding in
-  // fast numerics (SimplifiedLayerNormalization is onnxruntime's too, in the default domain).
-  return g.build({
-    opset: OPSET,
-    producer: `epicache-decoder-v${DECODER_GRAPH_VERSION}-${numerics}`,
-    msOpset: 1,
-  });
+  return [num.head(hn), ...results]; // [N, V], then per layer [KV, T, D] ×2 and [KV, P+T]
 }
 
 /** A shape tensor [d.length] int64 from constants and [1] tensors. */
@@ -256,6 +351,8 @@ interface GraphContext {
   g: GraphBuilder;
   weights: WeightSource;
   c: LlamaConfig;
+  /** The calls this body serves. */
+  mode: BodyMode;
   /** The inputs rope_cos and rope_sin [T, D/2], and the same as [1, T, D] (each half repeated). */
   ropeCos: string;
   ropeSin: string;
@@ -272,11 +369,10 @@ interface GraphContext {
   negInf: string;
   /** 1/√D. */
   scale: string;
-  /** Scalar bools: a scoring span is marked; attention runs in chunks (of `chunk` entries, a scalar); neither. */
+  /** Scalar bools: a scoring span is marked; attention runs in chunks (of `chunk` entries, a scalar). */
   scoring: string;
   chunk: string;
   chunked: string;
-  plain: string;
   /** The f32 embedding initializer [V, E], made on first use (a tied head reads it). */
   embd: () => string;
   /** f32 attention's per-call shapes and causal bias, made on first use. */
@@ -287,11 +383,10 @@ interface GraphContext {
 interface F32Shapes {
   /** G·T [1]. */
   GT: string;
-  /** [KV, G·T, D], [KV, G, T, T], [KV, G·T, T], [KV, G, T, D]. */
+  /** [KV, G·T, D], [KV, G, T, T], [KV, G·T, T]. */
   qRows: string;
   newScores: string;
   pNew: string;
-  att: string;
   /** 0 or −∞ [KV, 1, T, T]: key ≤ query among the new tokens. */
   newBias: string;
 }
@@ -309,8 +404,8 @@ interface AttentionInputs {
   P: string;
   len: string;
   pastValid: string;
-  /** Keys a scoring span may score [KV, P+T] bool. */
-  keyValid: string;
+  /** Keys a scoring span may score [KV, P+T] bool, made on demand (calls without a span need none). */
+  keyValid: () => string;
 }
 
 type WeightName = Parameters<WeightSource["storage"]>[0];
@@ -330,13 +425,15 @@ interface NumericsOps {
   ): string;
   /** x / √(mean(x²) + ε) · w over the last axis. */
   rmsNorm(x: string, w: string, eps: number): string;
+  /** The residual stream x plus a block's output (none: x as it is) and its RMSNorm.   [T, E] → [sum, normed] */
+  addNorm(x: string, delta: string | null, w: string, eps: number): [string, string];
   /** RoPE: x·cos + rotate_half(x)·sin.   x: [heads, T, D] */
   rotate(x: string): string;
   /** Rounding to what llama.cpp stores (f16 in ggml numerics; none otherwise). */
   round(x: string): string;
   /** silu(gate) · up.   [T, F] */
   swiglu(gate: string, up: string): string;
-  /** One layer's attention: the context [KV, G, T, D] and the scores output [KV, P+T]. */
+  /** One layer's attention: the context by query head [H, T, D] and the scores output [KV, P+T]. */
   attention(a: AttentionInputs): [string, string];
   /** The vocabulary projection.   [N, E] → [N, V] */
   head(hn: string): string;
@@ -375,18 +472,23 @@ function exactOps(ctx: GraphContext): NumericsOps {
   const { g, weights, c } = ctx;
   const linear: NumericsOps["linear"] = (x, key, parts, layer, K, out) =>
     g.node("Gemm", [x, g.weight(key, [out, K], readRows(weights, parts, layer))], { transB: 1 });
+  const rmsNorm: NumericsOps["rmsNorm"] = (x, w, eps) => {
+    const ms = g.node("ReduceMean", [g.node("Mul", [x, x])], { axes: [-1], keepdims: 1 });
+    return g.node("Mul", [
+      g.node("Mul", [
+        x,
+        g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [ms, g.float(eps)])])]),
+      ]),
+      w,
+    ]);
+  };
   return {
     embed: (ids) => g.node("Gather", [ctx.embd(), ids], { axis: 0 }),
     linear,
-    rmsNorm: (x, w, eps) => {
-      const ms = g.node("ReduceMean", [g.node("Mul", [x, x])], { axes: [-1], keepdims: 1 });
-      return g.node("Mul", [
-        g.node("Mul", [
-          x,
-          g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [ms, g.float(eps)])])]),
-        ]),
-        w,
-      ]);
+    rmsNorm,
+    addNorm: (x, delta, w, eps) => {
+      const sum = delta === null ? x : g.node("Add", [x, delta]);
+      return [sum, rmsNorm(sum, w, eps)];
     },
     rotate: (x) => {
       const [x1, x2] = g.nodeN("Split", [x, g.ints([c.headDim / 2, c.headDim / 2])], 2, {
@@ -424,6 +526,23 @@ function fastOps(ctx: GraphContext): NumericsOps {
     // step runs some 3,000 operators, and each small one costs more to dispatch than to compute.
     rmsNorm: (x, w, eps) =>
       g.node("SimplifiedLayerNormalization", [x, w], { axis: -1, epsilon: { float: eps } }),
+    // The residual addition and the norm after it in one operator, which returns both.
+    addNorm: (x, delta, w, eps) => {
+      if (delta === null)
+        return [
+          x,
+          g.node("SimplifiedLayerNormalization", [x, w], { axis: -1, epsilon: { float: eps } }),
+        ];
+      const [normed, , , sum] = g.nodeN(
+        "SkipSimplifiedLayerNormalization",
+        [delta, x, w],
+        4,
+        { epsilon: { float: eps } },
+        [null, "", "", null], // the normed rows and the sum; no mean or inverse deviation
+        "com.microsoft",
+      );
+      return [sum, normed];
+    },
     rotate: (x) =>
       g.node("Squeeze", [
         g.node(
@@ -478,28 +597,31 @@ function ggmlOps(ctx: GraphContext): NumericsOps {
       { transB: 1 },
     );
   };
+  // Multiplying by the reciprocal, with the f32 squares summed in f64, as ggml does.
+  const rmsNorm: NumericsOps["rmsNorm"] = (x, w, eps) => {
+    const sq = g.node("Mul", [x, x]);
+    const sum = g.node("ReduceSum", [g.node("Cast", [sq], { to: DType.double }), g.ints([-1])], {
+      keepdims: 1,
+    });
+    const n = g.node("Cast", [g.node("Gather", [g.node("Shape", [sq]), g.int(-1)], { axis: 0 })], {
+      to: DType.double,
+    });
+    const ms = g.node("Cast", [g.node("Div", [sum, n])], { to: DType.float });
+    return g.node("Mul", [
+      g.node("Mul", [
+        x,
+        g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [ms, g.float(eps)])])]),
+      ]),
+      w,
+    ]);
+  };
   return {
     embed: (ids) => g.node("Gather", [ctx.embd(), ids], { axis: 0 }),
     linear,
-    rmsNorm: (x, w, eps) => {
-      // Multiplying by the reciprocal, with the f32 squares summed in f64, as ggml does.
-      const sq = g.node("Mul", [x, x]);
-      const sum = g.node("ReduceSum", [g.node("Cast", [sq], { to: DType.double }), g.ints([-1])], {
-        keepdims: 1,
-      });
-      const n = g.node(
-        "Cast",
-        [g.node("Gather", [g.node("Shape", [sq]), g.int(-1)], { axis: 0 })],
-        { to: DType.double },
-      );
-      const ms = g.node("Cast", [g.node("Div", [sum, n])], { to: DType.float });
-      return g.node("Mul", [
-        g.node("Mul", [
-          x,
-          g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [ms, g.float(eps)])])]),
-        ]),
-        w,
-      ]);
+    rmsNorm,
+    addNorm: (x, delta, w, eps) => {
+      const sum = delta === null ? x : g.node("Add", [x, delta]);
+      return [sum, rmsNorm(sum, w, eps)];
     },
     rotate: (x) => {
       // llama.cpp's rotate_pairs as the compiler contracts it: the first product of each line fused,
@@ -513,7 +635,7 @@ function ggmlOps(ctx: GraphContext): NumericsOps {
     },
     round: (x) => ops.f16(x),
     swiglu: (gate, up) => ops.swiglu(gate, up),
-    attention: (a) => wholeAttention(ctx, g, a, true),
+    attention: (a) => [wholeAttention(ctx, g, a, true), spanScoresIfAny(ctx, g, a)],
     // A Q8_0 head takes llama.cpp's plain CPU kernel (the head shares the embedding tensor, which stays out of the AMX buffer).
     head: (hn) =>
       weights.storage("output") === "Q8_0"
@@ -529,21 +651,23 @@ function ggmlOps(ctx: GraphContext): NumericsOps {
 }
 
 /**
- * Attention in f32 (exact and fast numerics): over the whole cache at once, or in chunks of
- * `attn_chunk` entries (chunked-attention.ts), chosen per call.
+ * Attention in f32 (exact and fast numerics). A decoding step attends over the whole cache at once
+ * and scores nothing; a prefill call attends in chunks of `attn_chunk` entries (chunked-attention.ts)
+ * or, with no chunks (then it scores a span), over the whole cache, chosen per call.
  */
 function f32Attention(ctx: GraphContext, a: AttentionInputs): [string, string] {
   const { g, c } = ctx;
-  const KV = c.numKvHeads,
+  const H = c.numHeads,
+    KV = c.numKvHeads,
     G = c.numHeads / c.numKvHeads,
     D = c.headDim;
-  const branch = (kind: "plain" | "direct" | "chunked" | "scored") =>
+  if (ctx.mode === "step") return [wholeAttention(ctx, g, a, false), noScores(g, KV)];
+  const branch = (kind: "direct" | "chunked") =>
     g.subgraph((sb) => {
       let out: [string, string];
-      if (kind === "plain") out = [wholeAttention(ctx, sb, a, false, false)[0], zeroScores(sb, a)];
-      else if (kind === "direct") out = wholeAttention(ctx, sb, a, false);
-      else if (kind === "chunked") {
-        out = chunkedAttention(
+      if (kind === "direct") out = [wholeAttention(ctx, sb, a, false), spanScores(ctx, sb, a)];
+      else {
+        const [att, scores] = chunkedAttention(
           sb,
           {
             qs: sb.node("Mul", [a.qg, ctx.scale]),
@@ -558,33 +682,28 @@ function f32Attention(ctx: GraphContext, a: AttentionInputs): [string, string] {
             T1: ctx.T,
             chunk: ctx.chunk,
             scoring: ctx.scoring,
-            keyValid: a.keyValid,
+            keyValid: a.keyValid(),
           },
           KV,
           G,
           D,
           `l${a.l}`,
-        );
-      } else {
-        out = sb.nodeN("If", [ctx.chunked], 2, {
-          then_branch: { graph: branch("chunked") },
-          else_branch: { graph: branch("direct") },
-        }) as [string, string];
+        ); // [KV, G, T, D], [KV, P+T]
+        out = [sb.node("Reshape", [att, sb.ints([H, -1, D])]), scores];
       }
-      sb.output(out[0], `${kind}_ctx_${a.l}`, DType.float, [KV, G, "T", D]);
+      sb.output(out[0], `${kind}_ctx_${a.l}`, DType.float, [H, "T", D]);
       sb.output(out[1], `${kind}_scores_${a.l}`, DType.float, [KV, "PT"]);
     });
-  // Decoding steps (no chunks, no scoring) take one If per layer; prefill calls choose further inside.
-  const [att, scores] = g.nodeN("If", [ctx.plain], 2, {
-    then_branch: { graph: branch("plain") },
-    else_branch: { graph: branch("scored") },
+  const [att, scores] = g.nodeN("If", [ctx.chunked], 2, {
+    then_branch: { graph: branch("chunked") },
+    else_branch: { graph: branch("direct") },
   });
   return [att, scores];
 }
 
-/** Scores of a call without a scoring span: zeros [KV, P+T]. */
-function zeroScores(g: GraphBuilder, a: AttentionInputs): string {
-  return g.node("ConstantOfShape", [g.node("Shape", [a.keyValid])], {
+/** The scores output of a call without a scoring span: empty, [KV, 0] (the caller reads none). */
+function noScores(g: GraphBuilder, KV: number): string {
+  return g.node("ConstantOfShape", [g.ints([KV, 0])], {
     value: { tensor: new Float32Array([0]), dims: [1] },
   });
 }
@@ -594,20 +713,20 @@ function zeroScores(g: GraphBuilder, a: AttentionInputs): string {
  * fast) the cache is read where it lies: the products with the cache and with the new tokens are
  * separate (keys read transposed by the product itself), and only their scores are joined, so a step
  * copies no cache; the context is the sum of the two products with values. ggml numerics join keys
- * and values first, as llama.cpp's kernels see them. Returns [ctx [KV, G, T, D], scores [KV, P+T]].
+ * and values first, as llama.cpp's kernels see them. Returns the context by query head [H, T, D].
  */
 function wholeAttention(
   ctx: GraphContext,
   sb: GraphBuilder,
   a: AttentionInputs,
   ggml: boolean,
-  scores = true,
-): [string, string] {
+): string {
   const { c } = ctx;
-  const KV = c.numKvHeads,
+  const H = c.numHeads,
+    KV = c.numKvHeads,
     G = c.numHeads / c.numKvHeads,
     D = c.headDim;
-  let att: string; // [KV, G, T, D]
+  let att: string; // [H, T, D]
   // Past validity as the query rows see it (ggml joins it with the causal part of the new tokens).
   const pastValidT = () =>
     sb.node("Expand", [
@@ -649,9 +768,9 @@ function wholeAttention(
       sb.node("Add", [
         sb.node("MatMul", [reshape(pPast, dims(KV, s.GT, Pv)), a.pastV]),
         sb.node("MatMul", [reshape(pNew, s.pNew), a.v]),
-      ]), // [KV, G·T, D]
-      s.att,
-    ); // [KV, G, T, D]
+      ]), // [KV, G·T, D]: query head h·G + g at rows g·T …
+      sb.ints([H, -1, D]),
+    ); // [H, T, D]
   } else {
     const kAll = sb.node("Concat", [a.pastK, a.k], { axis: 1 }); // [KV, P+T, D]
     const vAll = sb.node("Concat", [a.pastV, a.v], { axis: 1 }); // [KV, P+T, D]
@@ -699,60 +818,60 @@ function wholeAttention(
         );
       });
     const single = sb.node("Equal", [ctx.Tsc, sb.int(1)]);
-    att = sb.node("If", [single], {
+    const att4 = sb.node("If", [single], {
       then_branch: { graph: branch("vecdot") },
       else_branch: { graph: branch("tinyblas") },
-    });
+    }); // [KV, G, T, D]
+    att = sb.node("Reshape", [att4, sb.ints([H, -1, D])]); // [H, T, D]
   }
-  return [att, scores ? spanScores(ctx, sb, a) : ""];
+  return att;
 }
 
 /**
- * The scores output of one layer. Reduced inside the graph: only [KV, P+T] leaves it. Computed in
- * f32 in every numerics (it ranks keys; it is not part of what llama.cpp computes).
- * The cache's keys and the new ones are joined only when scoring.
+ * The scores output of one layer when a span is scored. Reduced inside the graph: only [KV, P+T]
+ * leaves it. Computed in f32 in every numerics (it ranks keys; it is not part of what llama.cpp
+ * computes). The cache's keys and the new ones are joined only here.
  */
 function spanScores(ctx: GraphContext, g: GraphBuilder, a: AttentionInputs): string {
+  const keyValid = a.keyValid(); // [KV, P+T]
+  const kAll = g.node("Concat", [a.pastK, a.k], { axis: 1 }); // [KV, P+T, D]
+  const qs = g.node("Slice", [
+    a.qg,
+    g.node("Unsqueeze", [ctx.Tn, g.ints([0])]),
+    ctx.T,
+    g.ints([2]),
+  ]); // [KV, G, S, D]
+  const kT = g.node("Unsqueeze", [g.node("Transpose", [kAll], { perm: [0, 2, 1] }), g.ints([1])]); // [KV, 1, D, P+T]
+  const bias = g.node("Unsqueeze", [
+    g.node("Where", [keyValid, ctx.zero, ctx.negInf]),
+    g.ints([1, 2]),
+  ]); // [KV, 1, 1, P+T]
+  const probs = g.node(
+    "Softmax",
+    [g.node("Add", [g.node("Mul", [g.node("MatMul", [qs, kT]), ctx.scale]), bias])],
+    { axis: -1 },
+  ); // [KV, G, S, P+T]
+  const best = g.node("ReduceMax", [probs], { axes: [1, 2], keepdims: 0 }); // [KV, P+T]
+  // With no valid key at all the softmax is NaN: no key received any attention.
+  return g.node("Where", [keyValid, best, ctx.zero]);
+}
+
+/** The span's scores (spanScores) if the call marks a span, else zeros [KV, P+T] (ggml numerics). */
+function spanScoresIfAny(ctx: GraphContext, g: GraphBuilder, a: AttentionInputs): string {
   const KV = ctx.c.numKvHeads;
-  const { qg, keyValid, l } = a;
-  const then = g.subgraph((sb) => {
-    const kAll = sb.node("Concat", [a.pastK, a.k], { axis: 1 }); // [KV, P+T, D]
-    const qs = sb.node("Slice", [
-      qg,
-      sb.node("Unsqueeze", [ctx.Tn, sb.ints([0])]),
-      ctx.T,
-      sb.ints([2]),
-    ]); // [KV, G, S, D]
-    const kT = sb.node("Unsqueeze", [
-      sb.node("Transpose", [kAll], { perm: [0, 2, 1] }),
-      sb.ints([1]),
-    ]); // [KV, 1, D, P+T]
-    const bias = sb.node("Unsqueeze", [
-      sb.node("Where", [keyValid, ctx.zero, ctx.negInf]),
-      sb.ints([1, 2]),
-    ]); // [KV, 1, 1, P+T]
-    const probs = sb.node(
-      "Softmax",
-      [sb.node("Add", [sb.node("Mul", [sb.node("MatMul", [qs, kT]), ctx.scale]), bias])],
-      { axis: -1 },
-    ); // [KV, G, S, P+T]
-    const best = sb.node("ReduceMax", [probs], { axes: [1, 2], keepdims: 0 }); // [KV, P+T]
-    // With no valid key at all the softmax is NaN: no key received any attention.
-    sb.output(sb.node("Where", [keyValid, best, ctx.zero]), `span_scores_${l}`, DType.float, [
-      KV,
-      "PT",
-    ]);
-  });
-  const none = g.subgraph((sb) => {
+  const then = g.subgraph((sb) =>
+    sb.output(spanScores(ctx, sb, a), `span_scores_${a.l}`, DType.float, [KV, "PT"]),
+  );
+  const none = g.subgraph((sb) =>
     sb.output(
-      sb.node("ConstantOfShape", [sb.node("Shape", [keyValid])], {
+      sb.node("ConstantOfShape", [sb.node("Shape", [a.keyValid()])], {
         value: { tensor: new Float32Array([0]), dims: [1] },
       }),
-      `no_scores_${l}`,
+      `no_scores_${a.l}`,
       DType.float,
       [KV, "PT"],
-    );
-  });
+    ),
+  );
   return g.node("If", [ctx.scoring], {
     then_branch: { graph: then },
     else_branch: { graph: none },
@@ -830,7 +949,7 @@ function matMulNBits(
   const sums = g.node("ReduceSum", [g.node("Reshape", [x, g.ints([-1, nb, 32])]), g.ints([-1])], {
     keepdims: 0,
   }); // [T, nb]
-  return g.node("Add", [y, g.node("Gemm", [sums, offsets], { transB: 1 })]);
+  return g.node("Gemm", [sums, offsets, y], { transB: 1 }); // sums · offsetsᵀ + y
 }
 
 /** Row-stacks the blocks of fused matrices (all of one type). */

@@ -101,10 +101,16 @@ export class Decoder {
       const session = await ort.InferenceSession.create(modelPath, {
         executionProviders: [opts.executionProvider],
         graphOptimizationLevel: "all",
-        // Idle intra-op threads would otherwise spin, starving anything else on the machine (a second
-        // runtime, the HTTP server) for little gain on a few cores.
+        // Within a call the pool's threads spin between operators: a decoding step runs some 2,000
+        // of them, mostly small, and waking a parked thread for each cost a quarter of the step
+        // (README, "The runtime"). When the call returns they stop, so an idle runner leaves the
+        // cores to everything else on the machine (the HTTP server, a second runtime).
         extra: {
-          session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } },
+          session: {
+            intra_op: { allow_spinning: "1" },
+            inter_op: { allow_spinning: "0" },
+            force_spinning_stop: "1",
+          },
         },
         ...(opts.threads > 0 ? { intraOpNumThreads: opts.threads } : {}),
       });
