@@ -4,10 +4,11 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatTurnLine, loadLocomo, renderContext, tokenF1 } from "@epicache/shared";
 import { openEmbedder, type OnnxEmbedder } from "../embedder";
-import { openChatModel, type ChatModel } from "../runtime";
+import { KvCache, openChatModel, type ChatModel } from "../runtime";
 import { chatFrame } from "../press";
 import { NEEDS_PULL, pulledModel, tinyGguf } from "../testing";
 import { turnSpans } from "./evidence";
+import { promptBase, teacherForced, teacherForcedAfter } from "./fidelity";
 import { evidenceTurns, selectQuestions } from "./questions";
 import { runEval, type EvalConfig } from "./run-eval";
 import type { ResultRow } from "./report";
@@ -402,6 +403,33 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     expect(row("recent", "evidence-recent").evidenceKept).toBeGreaterThan(0);
     // A budget of 16 per head keeps little of a history of hundreds of tokens.
     expect(row("snapkv", "all").evidenceKept).toBeLessThan(0.5);
+  });
+
+  it("computes a question's prompt once: continuations from its base give what the whole prompt and answer give", async () => {
+    const cache = new KvCache(model.config);
+    const history = Array.from({ length: 40 }, (_, i) => 3 + ((i * 7) % 50));
+    await model.decoder.prefill(
+      history,
+      history.map((_, i) => i),
+      cache,
+      [history.length - 1],
+    );
+    const prompt = [11, 12, 13, 14, 15];
+    const answer = [21, 22, 23];
+    const whole = await teacherForced(model.decoder, cache, prompt, answer);
+    const base = await promptBase(model.decoder, cache, prompt, answer.length);
+    expect(cache.nextPosition).toBe(history.length); // the cache itself is not extended
+    expect(base.nextPosition).toBe(history.length + prompt.length - 1);
+    const after = await teacherForcedAfter(model.decoder, base, prompt[4], answer);
+    const again = await teacherForcedAfter(model.decoder, base, prompt[4], answer);
+    expect(after).toHaveLength(answer.length);
+    for (let r = 0; r < answer.length; r++) {
+      let largest = 0;
+      for (let v = 0; v < whole[r].length; v++)
+        largest = Math.max(largest, Math.abs(whole[r][v] - after[r][v]));
+      expect(largest, `row ${r}`).toBeLessThan(1e-4);
+      expect(again[r]).toEqual(after[r]); // the base is not changed by teacher forcing
+    }
   });
 
   it("finds every turn's tokens in the context a build prefills", () => {

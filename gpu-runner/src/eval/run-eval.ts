@@ -63,7 +63,7 @@ import {
   type EvalMethodInfo,
 } from "./eval-methods";
 import { evidenceKept, keptByTurn, turnSpans, type TurnSpans } from "./evidence";
-import { meanKl, teacherForced } from "./fidelity";
+import { meanKl, promptBase, teacherForcedAfter } from "./fidelity";
 import { selectQuestions, type Dataset, type EvalQuestion } from "./questions";
 import { parseQuestionRows, withIntervals, type QuestionRow, type ResultRow } from "./report";
 
@@ -281,13 +281,24 @@ export async function runEval(
       cpu: process.cpuUsage(fullStarted.cpu),
     };
     const questionEmbeddings = await embedder.embed(questions.map((q) => q.question));
-    // The full cache's teacher-forced distributions, computed once per question for every job.
-    const fullForced = new Map<string, Float64Array[]>();
-    const fullForcedFor = async (key: string, compute: () => Promise<Float64Array[]>) => {
-      const hit = fullForced.get(key);
+    // The full cache's teacher-forced distributions (gold answer, greedy path), computed once per
+    // question for every job, both from one prompt base.
+    const fullForced = new Map<number, { gold: Float64Array[]; path: Float64Array[] }>();
+    const fullForcedFor = async (
+      i: number,
+      prompt: readonly number[],
+      gold: readonly number[],
+      path: readonly number[],
+    ) => {
+      const hit = fullForced.get(i);
       if (hit) return hit;
-      const value = await compute();
-      fullForced.set(key, value);
+      if (!fullCache) throw new Error("full-cache distributions without a full cache");
+      const base = await promptBase(model.decoder, fullCache, prompt, 0);
+      const last = prompt[prompt.length - 1];
+      const forced = async (answer: readonly number[]) =>
+        answer.length > 0 ? teacherForcedAfter(model.decoder, base, last, answer) : [];
+      const value = { gold: await forced(gold), path: await forced(path) };
+      fullForced.set(i, value);
       return value;
     };
     for (const job of jobs.filter((j) => j.conversation === conversation.id)) {
@@ -380,54 +391,70 @@ export async function runEval(
         const routed = routeQuestion(routing.rule, asked, routing.data).episode;
         const cache = built.caches[routed];
         const prompt = questionPrompt(frame, q.question, { dateHint: q.category === "temporal" });
+        const last = prompt[prompt.length - 1];
+        // The prompt goes into a copy of the cache once; the gold answer and the full cache's greedy
+        // answer are teacher-forced from its last token (the copy unchanged), then the answer is
+        // generated from there (extending the copy).
+        let base: KvCache | null = null;
+        const prompted = async () =>
+          (base ??= await promptBase(model.decoder, cache, prompt, config.maxAnswerTokens));
+        // The gold answer as the model would write it, right after the assistant header.
+        const gold = model.tokenizer.encode(q.answer.trim());
+        const path = greedy?.[i].tokens ?? [];
+        let kl: number | null = null;
+        let klGreedy: number | null = null;
+        if (fullCache && gold.length > 0) {
+          kl =
+            job.method === "full"
+              ? 0
+              : meanKl(
+                  (await fullForcedFor(i, prompt, gold, path)).gold,
+                  await teacherForcedAfter(model.decoder, await prompted(), last, gold),
+                );
+          maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + gold.length - 2);
+        }
+        if (fullCache && path.length > 0) {
+          klGreedy =
+            job.method === "full"
+              ? 0
+              : meanKl(
+                  (await fullForcedFor(i, prompt, gold, path)).path,
+                  await teacherForcedAfter(model.decoder, await prompted(), last, path),
+                );
+          maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + path.length - 2);
+        }
         // Decode time per token: from the first generated token on (the prompt's prefill excluded).
-        let first = 0;
         let answer = "";
         let tokens = 0;
-        for await (const t of generate(model, prompt, {
-          maxTokens: config.maxAnswerTokens,
-          cache: cache.clone(prompt.length + config.maxAnswerTokens),
-        })) {
-          if (tokens === 0) first = performance.now();
-          answer += t.text;
-          tokens++;
+        let ms = 0;
+        // The full job's answer is the full cache's greedy answer, generated the same way (fullGreedy).
+        const reused = job.method === "full" ? greedy?.[i] : undefined;
+        if (reused?.ms !== undefined) {
+          const ids =
+            reused.tokens.at(-1) === model.tokenizer.eosId
+              ? reused.tokens.slice(0, -1)
+              : reused.tokens;
+          answer = model.tokenizer.decode(ids);
+          tokens = ids.length;
+          ms = reused.ms;
+        } else {
+          let first = 0;
+          for await (const t of generate(model, [last], {
+            maxTokens: config.maxAnswerTokens,
+            cache: await prompted(),
+          })) {
+            if (tokens === 0) first = performance.now();
+            answer += t.text;
+            tokens++;
+          }
+          ms = tokens > 1 ? performance.now() - first : 0;
         }
-        const ms = tokens > 1 ? performance.now() - first : 0;
         // The question starts at the cache's next position; its last token and the answer's follow.
         maxPosition = Math.max(
           maxPosition,
           cache.nextPosition + prompt.length + Math.max(0, tokens - 1),
         );
         tokens = Math.max(0, tokens - 1);
-        // The gold answer as the model would write it, right after the assistant header.
-        const gold = model.tokenizer.encode(q.answer.trim());
-        let kl: number | null = null;
-        if (fullCache && gold.length > 0) {
-          kl =
-            job.method === "full"
-              ? 0
-              : meanKl(
-                  await fullForcedFor(`gold ${i}`, () =>
-                    teacherForced(model.decoder, fullCache, prompt, gold),
-                  ),
-                  await teacherForced(model.decoder, cache, prompt, gold),
-                );
-          maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + gold.length - 2);
-        }
-        let klGreedy: number | null = null;
-        const path = greedy?.[i];
-        if (fullCache && path && path.length > 0) {
-          klGreedy =
-            job.method === "full"
-              ? 0
-              : meanKl(
-                  await fullForcedFor(`greedy ${i}`, () =>
-                    teacherForced(model.decoder, fullCache, prompt, path),
-                  ),
-                  await teacherForced(model.decoder, cache, prompt, path),
-                );
-          maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + path.length - 2);
-        }
         const evidence = built.kept ? evidenceKept(built.kept[routed], q.evidence) : null;
         const holdsEvidence = (episode: number) => {
           const members = new Set(built.manifest.episodes[episode].windows);
@@ -810,10 +837,19 @@ async function growBySession(
   return { manifest, maxPosition: state.maxPosition, builds: state.builds };
 }
 
+/** The full cache's greedy answer to one question (see {@link fullGreedy}). */
+interface GreedyAnswer {
+  /** Token ids, ending with the end-of-text token when the answer ended before the token limit. */
+  tokens: number[];
+  /** Decode time from the first generated token on, as jobs measure it; absent in files of older runs. */
+  ms?: number;
+}
+
 /**
- * The full cache's greedy answer to every question (token ids, ending with the end-of-text token when
- * the answer ended before the token limit, so that ending is compared too),
- * read from `path` when an earlier run wrote them for this conversation, else generated and appended.
+ * The full cache's greedy answer to every question (its tokens end with the end-of-text token when
+ * the answer ended before the token limit, so that ending is compared too), read from `path` when an
+ * earlier run wrote them for this conversation, else generated as jobs answer and appended. They are
+ * the full job's answers too: it answers from the same cache the same way.
  */
 async function fullGreedy(
   model: ChatModel,
@@ -823,33 +859,40 @@ async function fullGreedy(
   conversation: string,
   config: EvalConfig,
   path: string,
-): Promise<number[][]> {
-  const known = new Map<number, number[]>();
+): Promise<GreedyAnswer[]> {
+  const known = new Map<number, GreedyAnswer>();
   if (existsSync(path)) {
     for (const line of readFileSync(path, "utf8").split("\n")) {
       if (!line.trim()) continue;
-      const r = JSON.parse(line) as { conversation: string; question: number; tokens: number[] };
-      if (r.conversation === conversation) known.set(r.question, r.tokens);
+      const r = JSON.parse(line) as { conversation: string; question: number } & GreedyAnswer;
+      if (r.conversation === conversation) known.set(r.question, { tokens: r.tokens, ms: r.ms });
     }
   }
-  const out: number[][] = [];
+  const out: GreedyAnswer[] = [];
   for (let i = 0; i < questions.length; i++) {
-    let tokens = known.get(i);
-    if (!tokens) {
-      tokens = [];
+    let answer = known.get(i);
+    if (!answer) {
+      const tokens: number[] = [];
       const prompt = questionPrompt(frame, questions[i].question, {
         dateHint: questions[i].category === "temporal",
       });
-      for await (const t of generate(model, prompt, {
+      // As the jobs answer: the prompt but its last token in a copy, then generation from that token.
+      const base = await promptBase(model.decoder, full, prompt, config.maxAnswerTokens);
+      let first = 0;
+      for await (const t of generate(model, [prompt[prompt.length - 1]], {
         maxTokens: config.maxAnswerTokens,
-        cache: full.clone(prompt.length + config.maxAnswerTokens),
-      }))
+        cache: base,
+      })) {
+        if (tokens.length === 0) first = performance.now();
         tokens.push(t.id);
+      }
+      const ms = tokens.length > 1 ? performance.now() - first : 0;
       if (tokens.length < config.maxAnswerTokens && model.tokenizer.eosId !== undefined)
         tokens.push(model.tokenizer.eosId);
-      appendFileSync(path, `${JSON.stringify({ conversation, question: i, tokens })}\n`);
+      answer = { tokens, ms };
+      appendFileSync(path, `${JSON.stringify({ conversation, question: i, tokens, ms })}\n`);
     }
-    out.push(tokens);
+    out.push(answer);
   }
   return out;
 }

@@ -140,6 +140,35 @@ describe("block-wise prefill", () => {
     expect(await greedy(cache, logits, 8)).toEqual(await greedy(full.cache, full.logits, 8));
   });
 
+  it("runs the scoring prompt only after blocks that take some layer over its budget", async () => {
+    const prompted: number[] = []; // the cache's entries each time a prompt was asked for
+    let cache = new KvCache(model.config);
+    const counting = {
+      ...policy,
+      scoringPrompt: (block: readonly number[]) => {
+        prompted.push(cache.entries);
+        return policy.scoringPrompt(block);
+      },
+    };
+    const L = model.config.numLayers;
+    // Blocks of 32 under a budget of 40 per head: the first block fits, every later one does not.
+    await blockPrefill(model.decoder, cache, history, {
+      blockSize: 32,
+      budgets: Array(L).fill(40),
+      policy: counting,
+    });
+    expect(prompted).toHaveLength(Math.ceil(history.length / 32) - 1);
+    // One layer with a smaller budget is enough: then every block is scored, the first one too.
+    prompted.length = 0;
+    cache = new KvCache(model.config);
+    await blockPrefill(model.decoder, cache, history, {
+      blockSize: 32,
+      budgets: [...Array(L - 1).fill(40), 16],
+      policy: counting,
+    });
+    expect(prompted).toHaveLength(Math.ceil(history.length / 32));
+  });
+
   it("rejects a bad block size, budgets of the wrong length and budgets without a policy", async () => {
     const c = new KvCache(model.config);
     await expect(

@@ -170,8 +170,12 @@ export async function blockPrefill(
     if (opts.budgets !== null && opts.policy !== null) {
       const policy = opts.policy;
       const budgets = opts.budgets;
-      // The scoring prompt runs over the cache, the block now in it, and is never appended.
-      const prompt = policy.scoringPrompt(block) ?? [];
+      const allocation = policy.allocation ?? opts.allocation ?? "headwise";
+      // The scoring prompt runs over the cache, the block now in it, and is never appended. While
+      // every layer is within its budget nothing is evicted whatever the scores (selectKeep keeps a
+      // layer within its budget whole), so it is not run: early blocks cost what plain prefill does.
+      const evicts = budgets.some((m, l) => overBudget(cache.layers[l].lengths, m, allocation));
+      const prompt = evicts ? (policy.scoringPrompt(block) ?? []) : [];
       if (prompt.length > 0) await opts.pause?.();
       const scored =
         prompt.length > 0
@@ -184,15 +188,12 @@ export async function blockPrefill(
             )
           : null;
       maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length - 1);
-      for (let l = 0; l < L; l++) {
+      for (let l = 0; evicts && l < L; l++) {
         const attention = scored?.scores
           ? headScores(scored.scores[l], cache.layers[l].lengths, scored.pasts[l], prompt.length)
           : null;
         const scores = policy.score({ layer: l, attention, cache });
-        cache.keep(
-          l,
-          selectKeep(scores, budgets[l], policy.allocation ?? opts.allocation ?? "headwise"),
-        );
+        cache.keep(l, selectKeep(scores, budgets[l], allocation));
       }
       if (opts.compact) {
         const { window, mover, room = QUESTION_ROOM } = opts.compact;
@@ -223,6 +224,12 @@ export async function blockPrefill(
     }
   }
   return { logits, blocks, maxPosition };
+}
+
+/** Whether a layer holding `lengths` per head exceeds a budget of `budget` per head (see selectKeep). */
+function overBudget(lengths: Int32Array, budget: number, allocation: Allocation): boolean {
+  if (allocation === "uniform") return lengths.some((n) => n > budget);
+  return lengths.reduce((a, n) => a + n, 0) > budget * lengths.length;
 }
 
 /**
