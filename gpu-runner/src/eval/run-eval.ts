@@ -426,7 +426,7 @@ export async function runEval(
         // Decode time per token: from the first generated token on (the prompt's prefill excluded).
         let answer = "";
         let tokens = 0;
-        let ms = 0;
+        let ms: number;
         // The full job's answer is the full cache's greedy answer, generated the same way (fullGreedy).
         const reused = job.method === "full" ? greedy?.[i] : undefined;
         if (reused?.ms !== undefined) {
