@@ -155,6 +155,8 @@ interface Side {
   cpuPath?: CpuPath;
   /** Ours only. */
   blockPrefillTokensPerSecond?: number;
+  /** Blocks of that prefill after which a scoring span ran (not those within the budget). */
+  blockPrefillScoredBlocks?: number;
   compressedDecode?: {
     /** Decode tokens/s after the block-wise prefill under the budget, and after the plain one. */
     compressed: number;
@@ -244,7 +246,7 @@ async function ours(): Promise<Side> {
     policy,
   };
   const t0 = performance.now();
-  await blockPrefill(decoder, new KvCache(model.config), promptIds(P), options);
+  const { scored } = await blockPrefill(decoder, new KvCache(model.config), promptIds(P), options);
   const block = seconds(t0);
   collect();
 
@@ -272,6 +274,7 @@ async function ours(): Promise<Side> {
     decodeTokensPerSecond: decode,
     peakRssBytes,
     blockPrefillTokensPerSecond: P / block,
+    blockPrefillScoredBlocks: scored,
     compressedDecode: { compressed, full, entriesPerHead, longestHead },
     peakRssBytesTotal: peakRss(),
   };
@@ -438,16 +441,16 @@ const result = {
   decode,
   blockPrefillRatio: ratio(epicache?.blockPrefillTokensPerSecond, epicache?.prefillTokensPerSecond),
   /**
-   * The same per token the model computed: the history and a scoring span after every block. A span
-   * of S after blocks of B bounds blockPrefillRatio by B / (B + S) (0.89 for 64 after 512) even at
-   * plain prefill's speed per token; this ratio is what the scoring itself costs.
+   * The same per token the model computed: the history and a scoring span after every scored block.
+   * Spans of S after blocks of B bound blockPrefillRatio by B / (B + S) (0.89 for 64 after 512, when
+   * every block is scored) even at plain prefill's speed per token; this ratio is what the scoring
+   * itself costs.
    */
   blockPrefillComputedRatio: ratio(
     epicache?.blockPrefillTokensPerSecond === undefined
       ? undefined
       : (epicache.blockPrefillTokensPerSecond *
-          (config.prefillTokens +
-            Math.ceil(config.prefillTokens / config.blockSize) * config.scoringSpan)) /
+          (config.prefillTokens + (epicache.blockPrefillScoredBlocks ?? 0) * config.scoringSpan)) /
           config.prefillTokens,
     epicache?.prefillTokensPerSecond,
   ),
@@ -480,7 +483,7 @@ for (const [context, d] of Object.entries(decode)) {
 }
 if (epicache && squeeze && result.compressedDecode) {
   console.log(
-    `block-wise prefill of the ${config.prefillTokens} (B ${config.blockSize}, budget ${config.budget}, scoring span ${config.scoringSpan}): ${f(epicache.blockPrefillTokensPerSecond)} tokens/s, ${result.blockPrefillRatio?.toFixed(2)}× plain prefill (${result.blockPrefillComputedRatio?.toFixed(2)}× per token computed, spans included)`,
+    `block-wise prefill of the ${config.prefillTokens} (B ${config.blockSize}, budget ${config.budget}, scoring span ${config.scoringSpan}): ${f(epicache.blockPrefillTokensPerSecond)} tokens/s, ${result.blockPrefillRatio?.toFixed(2)}× plain prefill (${result.blockPrefillComputedRatio?.toFixed(2)}× per token computed, the spans of its ${epicache.blockPrefillScoredBlocks} scored blocks included)`,
   );
   console.log(
     `decode ${config.decodeTokens} tokens after ${config.compressedContextTokens}: ${f(squeeze.compressed)} tokens/s from the compressed cache (${squeeze.entriesPerHead.toFixed(0)} entries per head, longest ${squeeze.longestHead}), ${f(squeeze.full)} from full KV (ratio ${result.compressedDecode.ratio.toFixed(2)})`,

@@ -152,21 +152,23 @@ describe("block-wise prefill", () => {
     };
     const L = model.config.numLayers;
     // Blocks of 32 under a budget of 40 per head: the first block fits, every later one does not.
-    await blockPrefill(model.decoder, cache, history, {
+    const first = await blockPrefill(model.decoder, cache, history, {
       blockSize: 32,
       budgets: Array(L).fill(40),
       policy: counting,
     });
     expect(prompted).toHaveLength(Math.ceil(history.length / 32) - 1);
+    expect(first.scored).toBe(prompted.length);
     // One layer with a smaller budget is enough: then every block is scored, the first one too.
     prompted.length = 0;
     cache = new KvCache(model.config);
-    await blockPrefill(model.decoder, cache, history, {
+    const second = await blockPrefill(model.decoder, cache, history, {
       blockSize: 32,
       budgets: [...Array(L - 1).fill(40), 16],
       policy: counting,
     });
     expect(prompted).toHaveLength(Math.ceil(history.length / 32));
+    expect(second.scored).toBe(prompted.length);
   });
 
   it("rejects a bad block size, budgets of the wrong length and budgets without a policy", async () => {

@@ -99,6 +99,8 @@ export interface BlockPrefillResult {
   /** Logits [V] after the last token of the history. */
   logits: Float32Array;
   blocks: number;
+  /** Blocks after which a scoring prompt ran (those that took some layer over its budget). */
+  scored: number;
   /** The largest position any token fed to the model took (history and scoring prompts). */
   maxPosition: number;
 }
@@ -138,6 +140,7 @@ export async function blockPrefill(
   }
   let logits: Float32Array = new Float32Array(0);
   let maxPosition = cache.nextPosition - 1;
+  let scoredBlocks = 0;
   const chunk = opts.chunkSize ?? 128;
   for (let b = 0; b < blocks; b++) {
     const block = tokens.slice(b * B, (b + 1) * B);
@@ -176,7 +179,10 @@ export async function blockPrefill(
       // layer within its budget whole), so it is not run: early blocks cost what plain prefill does.
       const evicts = budgets.some((m, l) => overBudget(cache.layers[l].lengths, m, allocation));
       const prompt = evicts ? (policy.scoringPrompt(block) ?? []) : [];
-      if (prompt.length > 0) await opts.pause?.();
+      if (prompt.length > 0) {
+        scoredBlocks++;
+        await opts.pause?.();
+      }
       const scored =
         prompt.length > 0
           ? await decoder.forward(
@@ -223,7 +229,7 @@ export async function blockPrefill(
       opts.onBlock({ block: b + 1, blocks, entries: cache.entries, keys, start });
     }
   }
-  return { logits, blocks, maxPosition };
+  return { logits, blocks, scored: scoredBlocks, maxPosition };
 }
 
 /** Whether a layer holding `lengths` per head exceeds a budget of `budget` per head (see selectKeep). */
