@@ -19,6 +19,7 @@ import * as ort from "onnxruntime-node";
 import { openChatModel, seededRandom } from "../src/runtime";
 import type { Numerics } from "../src/runtime/decoder-graph";
 import { ATTENTION_CHUNK } from "../src/runtime/decoder";
+import { evenEntries } from "../src/runtime/kv-cache";
 import { decoderGraphPath } from "../src/runtime/graph-cache";
 import { requireModel } from "../src/model-registry";
 import { graphsDir } from "../src/paths";
@@ -34,7 +35,8 @@ const { values } = parseArgs({
     chunk: { type: "string" },
   },
 });
-const P = Number(values.past),
+// An even number of entries per head, at least 2, as the runtime's buffers hold (kv-cache.ts).
+const P = evenEntries(Number(values.past)),
   N = Number(values.steps),
   T = Number(values.tokens),
   span = Number(values["score-span"]);

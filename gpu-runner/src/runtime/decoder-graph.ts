@@ -50,7 +50,7 @@ import { chunkedAttention } from "./chunked-attention";
 import { GgmlOps, laneDot, padAxisTo } from "./ggml-ops";
 import type { GlobalTensor, LayerTensor, QuantBlocks, WeightSource } from "./weights";
 
-export const DECODER_GRAPH_VERSION = 23;
+export const DECODER_GRAPH_VERSION = 24;
 
 /** The arithmetic a decoder graph computes in (see above). */
 export const NUMERICS = ["ggml", "exact", "fast"] as const;
@@ -758,17 +758,53 @@ function wholeAttention(
       sb.node("Where", [a.pastValid, ctx.zero, ctx.negInf]),
       sb.ints([1, 2]),
     ]); // [KV, 1, 1, P]
-    const scoresPast = sb.node("Add", [reshape(scaled(a.pastK), dims(KV, G, ctx.T, Pv)), pastBias]); // [KV, G, T, P]
+    // A decoding step halves each head's entries (its buffers hold an even number, kv-cache.ts): MLAS
+    // runs each of the KV heads' products on one thread, so three heads on two threads leave one
+    // thread idle a third of the time, where six half-products share them evenly.
+    const halves = ctx.mode === "step";
+    const P2 = halves ? sb.node("Div", [Pv, sb.ints([2])]) : ""; // [1]: P/2
+    const pastScores = halves
+      ? reshape(
+          sb.node(
+            "Transpose",
+            [
+              sb.node(
+                "FusedMatMul",
+                [
+                  sb.node("Unsqueeze", [qRows, sb.ints([1])]),
+                  sb.node("Reshape", [a.pastK, sb.ints([KV, 2, -1, D])]),
+                ],
+                { transB: 1, alpha: { float: 1 / Math.sqrt(D) } },
+                undefined,
+                "com.microsoft",
+              ), // [KV, 2, G·T, P/2]
+            ],
+            { perm: [0, 2, 1, 3] },
+          ), // [KV, G·T, 2, P/2]
+          dims(KV, G, ctx.T, Pv),
+        )
+      : reshape(scaled(a.pastK), dims(KV, G, ctx.T, Pv)); // [KV, G, T, P]
+    const scoresPast = sb.node("Add", [pastScores, pastBias]); // [KV, G, T, P]
     const scoresNew = sb.node("Add", [reshape(scaled(a.k), s.newScores), s.newBias]); // [KV, G, T, T]
     const probs = sb.node("Softmax", [sb.node("Concat", [scoresPast, scoresNew], { axis: -1 })], {
       axis: -1,
     }); // [KV, G, T, P+T]
     const [pPast, pNew] = sb.nodeN("Split", [probs, dims(Pv, ctx.T)], 2, { axis: -1 }); // [KV, G, T, P], [KV, G, T, T]
+    const pastContext = halves
+      ? sb.node(
+          "ReduceSum",
+          [
+            sb.node("MatMul", [
+              sb.node("Transpose", [reshape(pPast, dims(KV, s.GT, 2, P2))], { perm: [0, 2, 1, 3] }), // [KV, 2, G·T, P/2]
+              sb.node("Reshape", [a.pastV, sb.ints([KV, 2, -1, D])]), // [KV, 2, P/2, D]
+            ]), // [KV, 2, G·T, D]
+            sb.ints([1]),
+          ],
+          { keepdims: 0 },
+        )
+      : sb.node("MatMul", [reshape(pPast, dims(KV, s.GT, Pv)), a.pastV]); // [KV, G·T, D]
     att = reshape(
-      sb.node("Add", [
-        sb.node("MatMul", [reshape(pPast, dims(KV, s.GT, Pv)), a.pastV]),
-        sb.node("MatMul", [reshape(pNew, s.pNew), a.v]),
-      ]), // [KV, G·T, D]: query head h·G + g at rows g·T …
+      sb.node("Add", [pastContext, sb.node("MatMul", [reshape(pNew, s.pNew), a.v])]), // [KV, G·T, D]: query head h·G + g at rows g·T …
       sb.ints([H, -1, D]),
     ); // [H, T, D]
   } else {

@@ -300,7 +300,7 @@ export class Decoder {
       const n = cache.layerLength(l);
       const layerPast =
         this.numerics === "ggml" || (chunk === 0 && layer.capacity > n * 1.25 + 64)
-          ? cache.packed(l)
+          ? cache.packed(l, this.numerics !== "ggml")
           : { keys: layer.keys, values: layer.values, length: layer.capacity };
       feeds[`past_key_${l}`] = new ort.Tensor("float32", layerPast.keys, [
         c.numKvHeads,

@@ -26,6 +26,14 @@ export interface LayerCache {
 /** Spare entries per head that {@link KvCache.fit} leaves alone (a step's extra reads, not a copy). */
 export const FIT_SLACK = 64;
 
+/**
+ * Entries per head a buffer holds: always even, and at least 2. A decoding step's graph halves each
+ * head's entries so that two threads share a head's products evenly (decoder-graph.ts).
+ */
+export function evenEntries(n: number): number {
+  return Math.max(2, n + (n & 1));
+}
+
 export class KvCache {
   readonly layers: LayerCache[];
   readonly kvHeads: number;
@@ -41,7 +49,8 @@ export class KvCache {
     this.layers = Array.from({ length: config.numLayers }, () => this.emptyLayer(capacity));
   }
 
-  private emptyLayer(capacity: number): LayerCache {
+  private emptyLayer(entries: number): LayerCache {
+    const capacity = evenEntries(entries);
     const n = this.kvHeads * capacity;
     return {
       keys: new Float32Array(n * this.headDim),
@@ -150,14 +159,15 @@ export class KvCache {
     const D = this.headDim;
     const old = this.layers[l];
     const next = this.emptyLayer(cap);
+    const to = next.capacity;
     next.lengths.set(old.lengths);
     for (let h = 0; h < this.kvHeads; h++) {
       const n = old.lengths[h];
       const from = h * old.capacity;
-      next.keys.set(old.keys.subarray(from * D, (from + n) * D), h * cap * D);
-      next.values.set(old.values.subarray(from * D, (from + n) * D), h * cap * D);
-      next.positions.set(old.positions.subarray(from, from + n), h * cap);
-      next.origins.set(old.origins.subarray(from, from + n), h * cap);
+      next.keys.set(old.keys.subarray(from * D, (from + n) * D), h * to * D);
+      next.values.set(old.values.subarray(from * D, (from + n) * D), h * to * D);
+      next.positions.set(old.positions.subarray(from, from + n), h * to);
+      next.origins.set(old.origins.subarray(from, from + n), h * to);
     }
     return next;
   }
@@ -224,14 +234,15 @@ export class KvCache {
   }
 
   /**
-   * Layer `l`'s keys and values as [kvHeads, n, headDim] with n = its longest head: the buffers
-   * themselves when that is their capacity, else a compact copy. The graph's work grows with n, so a
-   * roomy buffer is not handed over whole; and ggml numerics need entry i at index i (the order of
-   * its additions depends on the index).
+   * Layer `l`'s keys and values as [kvHeads, n, headDim] with n = its longest head (`even`: rounded
+   * up to an even number of at least 2, as a decoding step's graph takes them): the buffers themselves
+   * when that is their capacity, else a compact copy. The graph's work grows with n, so a roomy buffer
+   * is not handed over whole; and ggml numerics need entry i at index i and nothing between the
+   * cache's entries and the new tokens' (the order of its additions depends on the index).
    */
-  packed(l: number): { keys: Float32Array; values: Float32Array; length: number } {
+  packed(l: number, even = false): { keys: Float32Array; values: Float32Array; length: number } {
     const layer = this.layers[l];
-    const n = this.layerLength(l);
+    const n = even ? evenEntries(this.layerLength(l)) : this.layerLength(l);
     if (n === layer.capacity) return { keys: layer.keys, values: layer.values, length: n };
     const D = this.headDim;
     const keys = new Float32Array(this.kvHeads * n * D);
