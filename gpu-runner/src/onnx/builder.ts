@@ -117,7 +117,11 @@ export class GraphBuilder {
    * matched by position (an If's to its node's outputs), so they need no renaming Identity.
    */
   outputValue(value: string, type: DTypeId, shape: Dim[]): void {
-    this.outputs.push(valueInfo(value, type, shape));
+    // An output's name is unique: a value returned twice goes out a second time through an Identity.
+    const name = this.outputs.some((o) => o.name === value)
+      ? this.node("Identity", [value])
+      : value;
+    this.outputs.push(valueInfo(name, type, shape));
   }
 
   /** Adds a node and returns the name of its (first) output. */
