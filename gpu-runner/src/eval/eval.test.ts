@@ -8,7 +8,7 @@ import { KvCache, openChatModel, type ChatModel } from "../runtime";
 import { chatFrame } from "../press";
 import { NEEDS_PULL, pulledModel, tinyGguf } from "../testing";
 import { turnSpans } from "./evidence";
-import { promptBase, teacherForced, teacherForcedAfter } from "./fidelity";
+import { promptBase, teacherForced } from "./fidelity";
 import { evidenceTurns, selectQuestions } from "./questions";
 import { runEval, type EvalConfig } from "./run-eval";
 import type { ResultRow } from "./report";
@@ -420,8 +420,8 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     const base = await promptBase(model.decoder, cache, prompt, answer.length);
     expect(cache.nextPosition).toBe(history.length); // the cache itself is not extended
     expect(base.nextPosition).toBe(history.length + prompt.length - 1);
-    const after = await teacherForcedAfter(model.decoder, base, prompt[4], answer);
-    const again = await teacherForcedAfter(model.decoder, base, prompt[4], answer);
+    const after = await teacherForced(model.decoder, base, [prompt[4]], answer);
+    const again = await teacherForced(model.decoder, base, [prompt[4]], answer);
     expect(after).toHaveLength(answer.length);
     for (let r = 0; r < answer.length; r++) {
       let largest = 0;

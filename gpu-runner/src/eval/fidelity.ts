@@ -29,8 +29,8 @@ export async function teacherForced(
 /**
  * A copy of `cache` holding `prompt` but its last token, with room for the last token and `room`
  * more: the base that every continuation of the prompt (an answer generated, or one teacher-forced
- * with {@link teacherForcedAfter}) starts from with the prompt's last token, so the prompt is computed
- * once however many continuations there are.
+ * with `teacherForced(decoder, base, [last], answer)`) starts from with the prompt's last token, so
+ * the prompt is computed once however many continuations there are.
  */
 export async function promptBase(
   decoder: Decoder,
@@ -48,27 +48,6 @@ export async function promptBase(
       [head.length - 1],
     );
   return base;
-}
-
-/**
- * {@link teacherForced} on a {@link promptBase}: log-probabilities [answer.length][V] of each token of
- * `answer` after the prompt's `last` token (`base` is not changed).
- */
-export async function teacherForcedAfter(
-  decoder: Decoder,
-  base: KvCache,
-  last: number,
-  answer: readonly number[],
-): Promise<Float64Array[]> {
-  const ids = [last, ...answer.slice(0, -1)];
-  const out = await decoder.forward(
-    ids,
-    ids.map((_, i) => base.nextPosition + i),
-    base,
-    ids.map((_, i) => i),
-  );
-  const V = decoder.config.vocabSize;
-  return ids.map((_, r) => logSoftmax(out.logits.subarray(r * V, (r + 1) * V)));
 }
 
 /** Mean over positions of KL(p ‖ q), from log-probabilities. */

@@ -63,7 +63,7 @@ import {
   type EvalMethodInfo,
 } from "./eval-methods";
 import { evidenceKept, keptByTurn, turnSpans, type TurnSpans } from "./evidence";
-import { meanKl, promptBase, teacherForcedAfter } from "./fidelity";
+import { meanKl, promptBase, teacherForced } from "./fidelity";
 import { selectQuestions, type Dataset, type EvalQuestion } from "./questions";
 import { parseQuestionRows, withIntervals, type QuestionRow, type ResultRow } from "./report";
 
@@ -296,7 +296,7 @@ export async function runEval(
       const base = await promptBase(model.decoder, fullCache, prompt, 0);
       const last = prompt[prompt.length - 1];
       const forced = async (answer: readonly number[]) =>
-        answer.length > 0 ? teacherForcedAfter(model.decoder, base, last, answer) : [];
+        answer.length > 0 ? teacherForced(model.decoder, base, [last], answer) : [];
       const value = { gold: await forced(gold), path: await forced(path) };
       fullForced.set(i, value);
       return value;
@@ -409,7 +409,7 @@ export async function runEval(
               ? 0
               : meanKl(
                   (await fullForcedFor(i, prompt, gold, path)).gold,
-                  await teacherForcedAfter(model.decoder, await prompted(), last, gold),
+                  await teacherForced(model.decoder, await prompted(), [last], gold),
                 );
           maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + gold.length - 2);
         }
@@ -419,36 +419,24 @@ export async function runEval(
               ? 0
               : meanKl(
                   (await fullForcedFor(i, prompt, gold, path)).path,
-                  await teacherForcedAfter(model.decoder, await prompted(), last, path),
+                  await teacherForced(model.decoder, await prompted(), [last], path),
                 );
           maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + path.length - 2);
         }
-        // Decode time per token: from the first generated token on (the prompt's prefill excluded).
-        let answer = "";
-        let tokens = 0;
-        let ms: number;
         // The full job's answer is the full cache's greedy answer, generated the same way (fullGreedy).
         const reused = job.method === "full" ? greedy?.[i] : undefined;
-        if (reused?.ms !== undefined) {
-          const ids =
-            reused.tokens.at(-1) === model.tokenizer.eosId
-              ? reused.tokens.slice(0, -1)
-              : reused.tokens;
-          answer = model.tokenizer.decode(ids);
-          tokens = ids.length;
-          ms = reused.ms;
-        } else {
-          let first = 0;
-          for await (const t of generate(model, [last], {
-            maxTokens: config.maxAnswerTokens,
-            cache: await prompted(),
-          })) {
-            if (tokens === 0) first = performance.now();
-            answer += t.text;
-            tokens++;
-          }
-          ms = tokens > 1 ? performance.now() - first : 0;
-        }
+        const { ids, ms } =
+          reused?.ms !== undefined
+            ? {
+                ids:
+                  reused.tokens.at(-1) === model.tokenizer.eosId
+                    ? reused.tokens.slice(0, -1)
+                    : reused.tokens,
+                ms: reused.ms,
+              }
+            : await answerFrom(model, await prompted(), last, config.maxAnswerTokens);
+        const answer = model.tokenizer.decode(ids);
+        let tokens = ids.length;
         // The question starts at the cache's next position; its last token and the answer's follow.
         maxPosition = Math.max(
           maxPosition,
@@ -837,6 +825,26 @@ async function growBySession(
   return { manifest, maxPosition: state.maxPosition, builds: state.builds };
 }
 
+/**
+ * A greedy answer generated from a prompt base (eval/fidelity.ts: the prompt but its `last` token),
+ * which it extends: its token ids and the decode time from the first generated token on (the
+ * prompt's prefill excluded).
+ */
+async function answerFrom(
+  model: ChatModel,
+  base: KvCache,
+  last: number,
+  maxTokens: number,
+): Promise<{ ids: number[]; ms: number }> {
+  const ids: number[] = [];
+  let first = 0;
+  for await (const t of generate(model, [last], { maxTokens, cache: base })) {
+    if (ids.length === 0) first = performance.now();
+    ids.push(t.id);
+  }
+  return { ids, ms: ids.length > 1 ? performance.now() - first : 0 };
+}
+
 /** The full cache's greedy answer to one question (see {@link fullGreedy}). */
 interface GreedyAnswer {
   /** Token ids, ending with the end-of-text token when the answer ended before the token limit. */
@@ -872,21 +880,17 @@ async function fullGreedy(
   for (let i = 0; i < questions.length; i++) {
     let answer = known.get(i);
     if (!answer) {
-      const tokens: number[] = [];
       const prompt = questionPrompt(frame, questions[i].question, {
         dateHint: questions[i].category === "temporal",
       });
       // As the jobs answer: the prompt but its last token in a copy, then generation from that token.
       const base = await promptBase(model.decoder, full, prompt, config.maxAnswerTokens);
-      let first = 0;
-      for await (const t of generate(model, [prompt[prompt.length - 1]], {
-        maxTokens: config.maxAnswerTokens,
-        cache: base,
-      })) {
-        if (tokens.length === 0) first = performance.now();
-        tokens.push(t.id);
-      }
-      const ms = tokens.length > 1 ? performance.now() - first : 0;
+      const { ids: tokens, ms } = await answerFrom(
+        model,
+        base,
+        prompt[prompt.length - 1],
+        config.maxAnswerTokens,
+      );
       if (tokens.length < config.maxAnswerTokens && model.tokenizer.eosId !== undefined)
         tokens.push(model.tokenizer.eosId);
       answer = { tokens, ms };

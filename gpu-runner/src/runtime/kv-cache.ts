@@ -119,13 +119,13 @@ export class KvCache {
   }
 
   /**
-   * Shrinks every layer to its longest head (as a cache loaded from the store is): block-wise prefill
-   * leaves room for M·H + B entries per head, and a layer much roomier than its entries is packed
-   * into a fresh copy on every decoding step.
+   * Shrinks every layer to its longest head, rounded up to an even number (as a cache loaded from the
+   * store is): block-wise prefill leaves room for M·H + B entries per head, and a layer much roomier
+   * than its entries is packed into a fresh copy on every decoding step.
    */
   shrinkToFit(): void {
     for (let l = 0; l < this.layers.length; l++) {
-      const n = Math.max(1, this.layerLength(l));
+      const n = evenEntries(this.layerLength(l));
       if (this.layers[l].capacity > n) this.resize(l, n);
     }
   }
