@@ -15,7 +15,7 @@
  */
 import type { Decoder } from "../runtime/decoder";
 import { KvCache } from "../runtime/kv-cache";
-import { klDivergence, logSoftmax } from "../runtime/log-probs";
+import { klDivergence, logProbs, type LogProbs } from "../runtime/log-probs";
 import { blockPrefill, type KeepPolicy } from "../prefill";
 
 /** The authors' span for the flattened key cosine. */
@@ -82,8 +82,8 @@ export async function keySimilarity(
 export interface OutputReference {
   tokens: readonly number[];
   blockSize: number;
-  /** Position → log-probabilities [V] of the token after it. */
-  logProbs: Map<number, Float64Array>;
+  /** Position → the distribution of the token after it. */
+  logProbs: Map<number, LogProbs>;
 }
 
 /**
@@ -95,7 +95,7 @@ export async function outputReference(
   tokens: readonly number[],
   opts: { blockSize: number; from: number; every: number },
 ): Promise<OutputReference> {
-  const logProbs = new Map<number, Float64Array>();
+  const reference = new Map<number, LogProbs>();
   const V = decoder.config.vocabSize;
   const sampled = (p: number) =>
     p >= opts.from && (p - opts.from) % opts.every === 0 && p < tokens.length - 1;
@@ -105,9 +105,9 @@ export async function outputReference(
     policy: null,
     logitsAt: sampled,
     onLogits: (positions, logits) =>
-      positions.forEach((p, r) => logProbs.set(p, logSoftmax(logits.subarray(r * V, (r + 1) * V)))),
+      positions.forEach((p, r) => reference.set(p, logProbs(logits.subarray(r * V, (r + 1) * V)))),
   });
-  return { tokens, blockSize: opts.blockSize, logProbs };
+  return { tokens, blockSize: opts.blockSize, logProbs: reference };
 }
 
 /** Mean KL(full ‖ squeezed) over the reference's positions, the text prefilled under `budgets` (M_ℓ per layer). */
@@ -127,8 +127,8 @@ export async function squeezedKl(
     logitsAt: (p) => ref.logProbs.has(p),
     onLogits: (positions, logits) =>
       positions.forEach((p, r) => {
-        const p0 = ref.logProbs.get(p) as Float64Array;
-        total += klDivergence(p0, logSoftmax(logits.subarray(r * V, (r + 1) * V)));
+        const p0 = ref.logProbs.get(p) as LogProbs;
+        total += klDivergence(p0, logProbs(logits.subarray(r * V, (r + 1) * V)));
         n++;
       }),
   });

@@ -4,11 +4,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatTurnLine, loadLocomo, renderContext, tokenF1 } from "@epicache/shared";
 import { openEmbedder, type OnnxEmbedder } from "../embedder";
-import { KvCache, openChatModel, type ChatModel } from "../runtime";
+import { generate, KvCache, openChatModel, type ChatModel } from "../runtime";
+import type { LogProbs } from "../runtime/log-probs";
 import { chatFrame } from "../press";
 import { NEEDS_PULL, pulledModel, tinyGguf } from "../testing";
 import { turnSpans } from "./evidence";
-import { promptBase, teacherForced } from "./fidelity";
+import { teacherForced, withPrompt } from "./fidelity";
 import { evidenceTurns, selectQuestions } from "./questions";
 import { runEval, type EvalConfig } from "./run-eval";
 import type { ResultRow } from "./report";
@@ -405,7 +406,7 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     expect(row("snapkv", "all").evidenceKept).toBeLessThan(0.5);
   });
 
-  it("computes a question's prompt once: continuations from its base give what the whole prompt and answer give", async () => {
+  it("computes a question's prompt once: continuations on the cache holding it give what the whole prompt and answer give, and leave the cache as it was", async () => {
     const cache = new KvCache(model.config);
     const history = Array.from({ length: 40 }, (_, i) => 3 + ((i * 7) % 50));
     await model.decoder.prefill(
@@ -417,19 +418,53 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     const prompt = [11, 12, 13, 14, 15];
     const answer = [21, 22, 23];
     const whole = await teacherForced(model.decoder, cache, prompt, answer);
-    const base = await promptBase(model.decoder, cache, prompt, answer.length);
-    expect(cache.nextPosition).toBe(history.length); // the cache itself is not extended
-    expect(base.nextPosition).toBe(history.length + prompt.length - 1);
-    const after = await teacherForced(model.decoder, base, [prompt[4]], answer);
-    const again = await teacherForced(model.decoder, base, [prompt[4]], answer);
+    const before = {
+      keys: cache.layers[1].keys.slice(),
+      capacity: cache.layers[1].capacity,
+      lengths: cache.layerEntries,
+    };
+    cache.fit(prompt.length + 4);
+    const capacity = cache.layers[0].capacity;
+    const { after, again, generated } = await withPrompt(
+      model.decoder,
+      cache,
+      prompt,
+      async (last) => {
+        expect(last).toBe(prompt[4]);
+        expect(cache.nextPosition).toBe(history.length + prompt.length - 1);
+        const after = await teacherForced(model.decoder, cache, [last], answer);
+        const again = await teacherForced(model.decoder, cache, [last], answer);
+        const generated: number[] = [];
+        for await (const t of generate(model, [last], { maxTokens: 3, cache, refit: false }))
+          generated.push(t.id);
+        return { after, again, generated };
+      },
+    );
+    expect(generated.length).toBeGreaterThan(0);
     expect(after).toHaveLength(answer.length);
+    const logP = (p: LogProbs) => Array.from(p.logits, (z) => z - p.lse);
     for (let r = 0; r < answer.length; r++) {
-      let largest = 0;
-      for (let v = 0; v < whole[r].length; v++)
-        largest = Math.max(largest, Math.abs(whole[r][v] - after[r][v]));
+      const a = logP(after[r]);
+      const largest = logP(whole[r]).reduce((m, v, i) => Math.max(m, Math.abs(v - a[i])), 0);
       expect(largest, `row ${r}`).toBeLessThan(1e-4);
-      expect(again[r]).toEqual(after[r]); // the base is not changed by teacher forcing
+      expect(logP(again[r])).toEqual(a); // teacher forcing does not change the cache
     }
+    // The prompt and the generated tokens are gone, the history's entries untouched, nothing resized.
+    expect(cache.nextPosition).toBe(history.length);
+    expect(cache.tokensRead).toBe(history.length);
+    expect(cache.layerEntries).toEqual(before.lengths);
+    expect(cache.layers[0].capacity).toBe(capacity);
+    const D = cache.headDim;
+    const kept = cache.layers[1];
+    for (let h = 0; h < cache.kvHeads; h++) {
+      const n = kept.lengths[h] * D;
+      const at = (cap: number) => h * cap * D;
+      expect(kept.keys.subarray(at(kept.capacity), at(kept.capacity) + n)).toEqual(
+        before.keys.subarray(at(before.capacity), at(before.capacity) + n),
+      );
+    }
+    const restored = await teacherForced(model.decoder, cache, prompt, answer);
+    restored.forEach((p, r) => expect(logP(p)).toEqual(logP(whole[r])));
   });
 
   it("finds every turn's tokens in the context a build prefills", () => {

@@ -3,17 +3,15 @@
  * over its tokens of KL(p_full ‖ p_method) between the next-token distributions the two caches give.
  */
 import type { KvCache, Decoder } from "../runtime";
-import { klDivergence, logSoftmax } from "../runtime/log-probs";
+import { klDivergence, logProbs, type LogProbs } from "../runtime/log-probs";
 
-export { logSoftmax };
-
-/** Log-probabilities [answer.length][V] of each gold token's position (the cache is not changed). */
+/** The distribution at each gold token's position (the cache is not changed). */
 export async function teacherForced(
   decoder: Decoder,
   cache: KvCache,
   prompt: readonly number[],
   answer: readonly number[],
-): Promise<Float64Array[]> {
+): Promise<LogProbs[]> {
   const ids = [...prompt, ...answer.slice(0, -1)];
   const rows = answer.map((_, i) => prompt.length - 1 + i);
   const out = await decoder.forward(
@@ -23,35 +21,41 @@ export async function teacherForced(
     rows,
   );
   const V = decoder.config.vocabSize;
-  return rows.map((_, r) => logSoftmax(out.logits.subarray(r * V, (r + 1) * V)));
+  return rows.map((_, r) => logProbs(out.logits.subarray(r * V, (r + 1) * V)));
 }
 
 /**
- * A copy of `cache` holding `prompt` but its last token, with room for the last token and `room`
- * more: the base that every continuation of the prompt (an answer generated, or one teacher-forced
- * with `teacherForced(decoder, base, [last], answer)`) starts from with the prompt's last token, so
- * the prompt is computed once however many continuations there are.
+ * Runs `use` on `cache` holding `prompt` but its last token, then takes the prompt (and whatever
+ * `use` appended) off again: the prompt base every continuation of the prompt starts from with its
+ * last token (an answer generated, or one teacher-forced with `teacherForced(decoder, cache, [last],
+ * answer)`), so the prompt is computed once however many continuations there are, and the cache is
+ * neither copied nor left changed. A cache sized for the prompt and what follows it
+ * (`KvCache.fit`) is not resized either.
  */
-export async function promptBase(
+export async function withPrompt<T>(
   decoder: Decoder,
   cache: KvCache,
   prompt: readonly number[],
-  room: number,
-): Promise<KvCache> {
-  const base = cache.clone(prompt.length + room);
-  const head = prompt.slice(0, -1);
-  if (head.length > 0)
-    await decoder.prefill(
-      head,
-      head.map((_, i) => base.nextPosition + i),
-      base,
-      [head.length - 1],
-    );
-  return base;
+  use: (last: number) => Promise<T>,
+): Promise<T> {
+  const mark = cache.mark();
+  try {
+    const head = prompt.slice(0, -1);
+    if (head.length > 0)
+      await decoder.prefill(
+        head,
+        head.map((_, i) => cache.nextPosition + i),
+        cache,
+        [head.length - 1],
+      );
+    return await use(prompt[prompt.length - 1]);
+  } finally {
+    cache.rewind(mark);
+  }
 }
 
-/** Mean over positions of KL(p ‖ q), from log-probabilities. */
-export function meanKl(p: readonly Float64Array[], q: readonly Float64Array[]): number {
+/** Mean over positions of KL(p ‖ q). */
+export function meanKl(p: readonly LogProbs[], q: readonly LogProbs[]): number {
   if (p.length !== q.length) throw new Error("meanKl: different lengths");
   if (p.length === 0) return 0;
   return p.reduce((total, row, t) => total + klDivergence(row, q[t]), 0) / p.length;

@@ -23,7 +23,7 @@ export {
   type EvalQuestion,
   type QuestionSelection,
 } from "./questions";
-export { teacherForced, meanKl, logSoftmax } from "./fidelity";
+export { teacherForced, meanKl, withPrompt } from "./fidelity";
 export * from "./report";
 export { pairedBootstrap, type PairedInterval } from "./bootstrap";
 export { evidenceKept, keptByTurn, turnSpans, type TurnSpans } from "./evidence";

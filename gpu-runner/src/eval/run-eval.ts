@@ -52,9 +52,10 @@ import {
 } from "../episodes";
 import { FsObjectStore } from "../store";
 import { generate, type ChatModel, type KvCache } from "../runtime";
+import type { LogProbs } from "../runtime/log-probs";
 import { chatModelRef, type ModelRef } from "../model-registry";
 import { QUESTION_ROOM, type PositionMode } from "../prefill";
-import { chatFrame, type ChatFrame } from "../press";
+import { chatFrame } from "../press";
 import {
   buildMethodOf,
   EVAL_METHODS,
@@ -63,7 +64,7 @@ import {
   type EvalMethodInfo,
 } from "./eval-methods";
 import { evidenceKept, keptByTurn, turnSpans, type TurnSpans } from "./evidence";
-import { meanKl, promptBase, teacherForced } from "./fidelity";
+import { meanKl, teacherForced, withPrompt } from "./fidelity";
 import { selectQuestions, type Dataset, type EvalQuestion } from "./questions";
 import { parseQuestionRows, withIntervals, type QuestionRow, type ResultRow } from "./report";
 
@@ -263,44 +264,30 @@ export async function runEval(
           )
         : null;
     const fullCache = fullValid && full ? full.caches[0] : null;
-    // The full cache's own greedy answers: the path the paper's fidelity follows (gold tokens are off
-    // the model's path when its answers are poor). Generated once per question, kept for reruns.
-    const greedy = fullCache
-      ? await fullGreedy(
-          model,
-          fullCache,
-          frame,
-          questions,
-          conversation.id,
-          config,
-          join(outDir, "greedy.jsonl"),
-        )
+    // Each question's prompt, and the room a cache needs for the longest of them and its answer:
+    // every cache is sized for that once, and each question runs on it in place (withPrompt).
+    const prompts = questions.map((q) =>
+      questionPrompt(frame, q.question, { dateHint: q.category === "temporal" }),
+    );
+    const room = Math.max(0, ...prompts.map((p) => p.length)) + config.maxAnswerTokens;
+    // The full cache's greedy answers (the path the paper's fidelity follows: gold tokens are off the
+    // model's path when its answers are poor) and its distributions along them and along the gold
+    // answers, the KL references of every job. Only the full job is left: no references needed.
+    const golds = questions.map((q) => model.tokenizer.encode(q.answer.trim()));
+    const pending = jobs.filter((j) => j.conversation === conversation.id && !done.has(jobKey(j)));
+    const reference = fullCache
+      ? await fullReference(model, fullCache, prompts, golds, room, {
+          conversation: conversation.id,
+          maxAnswerTokens: config.maxAnswerTokens,
+          path: join(outDir, "greedy.jsonl"),
+          forced: pending.some((j) => j.method !== "full"),
+        })
       : null;
     const fullTook = {
       wall: performance.now() - fullStarted.wall,
       cpu: process.cpuUsage(fullStarted.cpu),
     };
     const questionEmbeddings = await embedder.embed(questions.map((q) => q.question));
-    // The full cache's teacher-forced distributions (gold answer, greedy path), computed once per
-    // question for every job, both from one prompt base.
-    const fullForced = new Map<number, { gold: Float64Array[]; path: Float64Array[] }>();
-    const fullForcedFor = async (
-      i: number,
-      prompt: readonly number[],
-      gold: readonly number[],
-      path: readonly number[],
-    ) => {
-      const hit = fullForced.get(i);
-      if (hit) return hit;
-      if (!fullCache) throw new Error("full-cache distributions without a full cache");
-      const base = await promptBase(model.decoder, fullCache, prompt, 0);
-      const last = prompt[prompt.length - 1];
-      const forced = async (answer: readonly number[]) =>
-        answer.length > 0 ? teacherForced(model.decoder, base, [last], answer) : [];
-      const value = { gold: await forced(gold), path: await forced(path) };
-      fullForced.set(i, value);
-      return value;
-    };
     for (const job of jobs.filter((j) => j.conversation === conversation.id)) {
       index++;
       if (done.has(jobKey(job))) continue;
@@ -345,6 +332,8 @@ export async function runEval(
               kept,
               onBuild,
             );
+      // Sized once for the longest question and its answer: each question runs on them in place.
+      for (const c of built.caches) c.fit(room);
       // An episodic method routes each question to one of its caches: the routing hit says how often to the one with its evidence.
       const episodic = buildMethodOf(job.method).episodic;
       const per: Array<{
@@ -390,42 +379,21 @@ export async function runEval(
         const asked = { vector: questionEmbeddings[i], text: q.question };
         const routed = routeQuestion(routing.rule, asked, routing.data).episode;
         const cache = built.caches[routed];
-        const prompt = questionPrompt(frame, q.question, { dateHint: q.category === "temporal" });
-        const last = prompt[prompt.length - 1];
-        // The prompt goes into a copy of the cache once; the gold answer and the full cache's greedy
-        // answer are teacher-forced from its last token (the copy unchanged), then the answer is
-        // generated from there (extending the copy).
-        let base: KvCache | null = null;
-        const prompted = async () =>
-          (base ??= await promptBase(model.decoder, cache, prompt, config.maxAnswerTokens));
-        // The gold answer as the model would write it, right after the assistant header.
-        const gold = model.tokenizer.encode(q.answer.trim());
-        const path = greedy?.[i].tokens ?? [];
-        let kl: number | null = null;
-        let klGreedy: number | null = null;
-        if (fullCache && gold.length > 0) {
-          kl =
-            job.method === "full"
-              ? 0
-              : meanKl(
-                  (await fullForcedFor(i, prompt, gold, path)).gold,
-                  await teacherForced(model.decoder, await prompted(), [last], gold),
-                );
+        const prompt = prompts[i];
+        // The gold answer as the model would write it (right after the assistant header), and the
+        // full cache's greedy answer: teacher-forced on this cache against the full cache's references.
+        const gold = golds[i];
+        const ref = reference?.[i];
+        const path = ref?.greedy.tokens ?? [];
+        if (ref && gold.length > 0)
           maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + gold.length - 2);
-        }
-        if (fullCache && path.length > 0) {
-          klGreedy =
-            job.method === "full"
-              ? 0
-              : meanKl(
-                  (await fullForcedFor(i, prompt, gold, path)).path,
-                  await teacherForced(model.decoder, await prompted(), [last], path),
-                );
+        if (ref && path.length > 0)
           maxPosition = Math.max(maxPosition, cache.nextPosition + prompt.length + path.length - 2);
-        }
-        // The full job's answer is the full cache's greedy answer, generated the same way (fullGreedy).
-        const reused = job.method === "full" ? greedy?.[i] : undefined;
-        const { ids, ms } =
+        // The full job's answer is the full cache's greedy answer, generated the same way
+        // (fullReference), and its KL is 0 by definition. Any other job runs the prompt on its cache
+        // once: both answers are teacher-forced from its last token, then the answer is generated.
+        const reused = job.method === "full" ? ref?.greedy : undefined;
+        const { ids, ms, kl, klGreedy } =
           reused?.ms !== undefined
             ? {
                 ids:
@@ -433,8 +401,24 @@ export async function runEval(
                     ? reused.tokens.slice(0, -1)
                     : reused.tokens,
                 ms: reused.ms,
+                kl: gold.length > 0 ? 0 : null,
+                klGreedy: path.length > 0 ? 0 : null,
               }
-            : await answerFrom(model, await prompted(), last, config.maxAnswerTokens);
+            : await withPrompt(model.decoder, cache, prompt, async (last) => {
+                const against = async (p: LogProbs[] | undefined, answer: readonly number[]) =>
+                  p && answer.length > 0
+                    ? job.method === "full"
+                      ? 0
+                      : meanKl(p, await teacherForced(model.decoder, cache, [last], answer))
+                    : null;
+                const kl = await against(ref?.gold, gold);
+                const klGreedy = await against(ref?.path, path);
+                return {
+                  kl,
+                  klGreedy,
+                  ...(await answerFrom(model, cache, last, config.maxAnswerTokens)),
+                };
+              });
         const answer = model.tokenizer.decode(ids);
         let tokens = ids.length;
         // The question starts at the cache's next position; its last token and the answer's follow.
@@ -826,26 +810,31 @@ async function growBySession(
 }
 
 /**
- * A greedy answer generated from a prompt base (eval/fidelity.ts: the prompt but its `last` token),
- * which it extends: its token ids and the decode time from the first generated token on (the
- * prompt's prefill excluded).
+ * A greedy answer generated on `cache` holding a prompt but its `last` token (withPrompt): its token
+ * ids and the decode time from the first generated token on (the prompt's prefill excluded). The
+ * cache is left as it was found, ready for the next continuation of the same prompt.
  */
 async function answerFrom(
   model: ChatModel,
-  base: KvCache,
+  cache: KvCache,
   last: number,
   maxTokens: number,
 ): Promise<{ ids: number[]; ms: number }> {
+  const mark = cache.mark();
   const ids: number[] = [];
   let first = 0;
-  for await (const t of generate(model, [last], { maxTokens, cache: base })) {
-    if (ids.length === 0) first = performance.now();
-    ids.push(t.id);
+  try {
+    for await (const t of generate(model, [last], { maxTokens, cache, refit: false })) {
+      if (ids.length === 0) first = performance.now();
+      ids.push(t.id);
+    }
+  } finally {
+    cache.rewind(mark);
   }
   return { ids, ms: ids.length > 1 ? performance.now() - first : 0 };
 }
 
-/** The full cache's greedy answer to one question (see {@link fullGreedy}). */
+/** The full cache's greedy answer to one question (see {@link fullReference}). */
 interface GreedyAnswer {
   /** Token ids, ending with the end-of-text token when the answer ended before the token limit. */
   tokens: number[];
@@ -853,50 +842,68 @@ interface GreedyAnswer {
   ms?: number;
 }
 
+/** What the full cache gives one question: the references every other job is compared with. */
+interface FullReference {
+  greedy: GreedyAnswer;
+  /** The distributions along the gold answer and along the greedy answer (empty when not asked for). */
+  gold: LogProbs[];
+  path: LogProbs[];
+}
+
 /**
- * The full cache's greedy answer to every question (its tokens end with the end-of-text token when
- * the answer ended before the token limit, so that ending is compared too), read from `path` when an
- * earlier run wrote them for this conversation, else generated as jobs answer and appended. They are
- * the full job's answers too: it answers from the same cache the same way.
+ * Per question, the full cache's greedy answer (its tokens end with the end-of-text token when the
+ * answer ended before the token limit, so that ending is compared too), read from `path` when an
+ * earlier run wrote it for this conversation, else generated as jobs answer and appended; and, with
+ * `forced`, the full cache's distributions along the gold answer and along the greedy one. Each
+ * question's prompt runs once on the cache, sized first for `room` more entries, and all of it is
+ * taken off again. The greedy answers are the full job's answers too: it answers from the same cache
+ * the same way.
  */
-async function fullGreedy(
+async function fullReference(
   model: ChatModel,
   full: KvCache,
-  frame: ChatFrame,
-  questions: readonly EvalQuestion[],
-  conversation: string,
-  config: EvalConfig,
-  path: string,
-): Promise<GreedyAnswer[]> {
+  prompts: readonly (readonly number[])[],
+  golds: readonly (readonly number[])[],
+  room: number,
+  opts: { conversation: string; maxAnswerTokens: number; path: string; forced: boolean },
+): Promise<FullReference[]> {
   const known = new Map<number, GreedyAnswer>();
-  if (existsSync(path)) {
-    for (const line of readFileSync(path, "utf8").split("\n")) {
+  if (existsSync(opts.path)) {
+    for (const line of readFileSync(opts.path, "utf8").split("\n")) {
       if (!line.trim()) continue;
       const r = JSON.parse(line) as { conversation: string; question: number } & GreedyAnswer;
-      if (r.conversation === conversation) known.set(r.question, { tokens: r.tokens, ms: r.ms });
+      if (r.conversation === opts.conversation)
+        known.set(r.question, { tokens: r.tokens, ms: r.ms });
     }
   }
-  const out: GreedyAnswer[] = [];
-  for (let i = 0; i < questions.length; i++) {
-    let answer = known.get(i);
-    if (!answer) {
-      const prompt = questionPrompt(frame, questions[i].question, {
-        dateHint: questions[i].category === "temporal",
-      });
-      // As the jobs answer: the prompt but its last token in a copy, then generation from that token.
-      const base = await promptBase(model.decoder, full, prompt, config.maxAnswerTokens);
-      const { ids: tokens, ms } = await answerFrom(
-        model,
-        base,
-        prompt[prompt.length - 1],
-        config.maxAnswerTokens,
-      );
-      if (tokens.length < config.maxAnswerTokens && model.tokenizer.eosId !== undefined)
-        tokens.push(model.tokenizer.eosId);
-      answer = { tokens, ms };
-      appendFileSync(path, `${JSON.stringify({ conversation, question: i, tokens, ms })}\n`);
+  full.fit(room);
+  const out: FullReference[] = [];
+  for (let i = 0; i < prompts.length; i++) {
+    const saved = known.get(i);
+    if (saved && !opts.forced) {
+      out.push({ greedy: saved, gold: [], path: [] });
+      continue;
     }
-    out.push(answer);
+    out.push(
+      await withPrompt(model.decoder, full, prompts[i], async (last) => {
+        let greedy = saved;
+        if (!greedy) {
+          const { ids: tokens, ms } = await answerFrom(model, full, last, opts.maxAnswerTokens);
+          if (tokens.length < opts.maxAnswerTokens && model.tokenizer.eosId !== undefined)
+            tokens.push(model.tokenizer.eosId);
+          greedy = { tokens, ms };
+          appendFileSync(
+            opts.path,
+            `${JSON.stringify({ conversation: opts.conversation, question: i, tokens, ms })}\n`,
+          );
+        }
+        const forced = async (answer: readonly number[]) =>
+          opts.forced && answer.length > 0
+            ? teacherForced(model.decoder, full, [last], answer)
+            : [];
+        return { greedy, gold: await forced(golds[i]), path: await forced(greedy.tokens) };
+      }),
+    );
   }
   return out;
 }

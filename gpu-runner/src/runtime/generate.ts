@@ -18,6 +18,12 @@ export interface GenerateOptions {
   prefillChunk?: number;
   /** Continue from this cache (it is extended in place). */
   cache?: KvCache;
+  /**
+   * Size `cache` for this prompt and `maxTokens` first (KvCache.fit; the default). False: the caller
+   * sized it once for many generations (each taken off again: KvCache.rewind), and a cache with room
+   * to spare is not copied to a tighter one for each.
+   */
+  refit?: boolean;
 }
 
 export interface GeneratedToken {
@@ -51,7 +57,7 @@ export async function* generate(
       : sampleWithTemperature(logits, temperature, random, 0, V);
 
   // Room for the prompt and every token, and no more: decoding steps read what the buffers hold.
-  cache.fit(prompt.length + opts.maxTokens);
+  if (opts.refit ?? true) cache.fit(prompt.length + opts.maxTokens);
   const start = cache.nextPosition;
   let logits: Float32Array | undefined = await decoder.prefill(
     prompt,

@@ -107,4 +107,25 @@ describe("KvCache.clone and fit", () => {
     expect(cache.layers.map((l) => l.capacity)).toEqual([104, 104]);
     expect(entries(cache)).toEqual(before);
   });
+
+  it("rewind takes off what was appended since a mark, across a resize, and refuses after an eviction", () => {
+    const cache = new KvCache(config, 6);
+    cache.append(kv(0, 4), kv(1000, 4), [0, 1, 2, 3]);
+    cache.keep(1, [Int32Array.from([0, 2]), Int32Array.from([3])]); // heads of different lengths
+    const before = entries(cache);
+    const mark = cache.mark();
+    cache.append(kv(5000, 3), kv(6000, 3), [4, 5, 6]); // past the capacity: the layers grow
+    expect(cache.layers[0].capacity).toBeGreaterThan(6);
+    cache.rewind(mark);
+    expect(entries(cache)).toEqual(before);
+    expect([cache.nextPosition, cache.tokensRead]).toEqual([4, 4]);
+    cache.append(kv(7000, 1), kv(8000, 1), [4]); // what follows goes where the rewound entries were
+    expect(cache.layers[1].lengths).toEqual(Int32Array.from([3, 2]));
+    expect(cache.layers[1].origins[cache.slot(1, 1, 1)]).toBe(4);
+    cache.rewind(mark);
+    const again = cache.mark();
+    cache.append(kv(9000, 2), kv(9500, 2), [4, 5]);
+    cache.keep(0, [Int32Array.from([0]), Int32Array.from([1])]);
+    expect(() => cache.rewind(again)).toThrow(/other than by appending/);
+  });
 });

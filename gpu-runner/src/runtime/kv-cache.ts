@@ -23,6 +23,13 @@ export interface LayerCache {
   capacity: number;
 }
 
+/** What {@link KvCache.mark} records: the counters and every head's length. */
+export interface CacheMark {
+  readonly tokensRead: number;
+  readonly nextPosition: number;
+  readonly lengths: readonly Int32Array[];
+}
+
 /** Spare entries per head that {@link KvCache.fit} leaves alone (a step's extra reads, not a copy). */
 export const FIT_SLACK = 64;
 
@@ -258,6 +265,36 @@ export class KvCache {
       );
     }
     return { keys, values, length: n };
+  }
+
+  /** Where the cache stands now: what {@link rewind} takes it back to. */
+  mark(): CacheMark {
+    return {
+      tokensRead: this.tokensRead,
+      nextPosition: this.nextPosition,
+      lengths: this.layers.map((layer) => layer.lengths.slice()),
+    };
+  }
+
+  /**
+   * Takes off every entry appended since `mark`, so that a prompt and its continuations can run on a
+   * cache in place and leave it as it was, with no copy made. Appending only writes past a head's
+   * entries, so the entries before the mark are untouched. Throws when the heads' lengths show more than appends
+   * since (an eviction, which may have moved entries from before the mark).
+   */
+  rewind(mark: CacheMark): void {
+    const added = this.tokensRead - mark.tokensRead;
+    const appendedOnly =
+      added >= 0 &&
+      mark.lengths.length === this.layers.length &&
+      this.layers.every((layer, l) =>
+        layer.lengths.every((n, h) => n - mark.lengths[l][h] === added),
+      );
+    if (!appendedOnly)
+      throw new Error("rewind: the cache changed other than by appending since the mark");
+    this.layers.forEach((layer, l) => layer.lengths.set(mark.lengths[l]));
+    this.tokensRead = mark.tokensRead;
+    this.nextPosition = mark.nextPosition;
   }
 
   /**
