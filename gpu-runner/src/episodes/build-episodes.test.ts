@@ -17,7 +17,7 @@ import { askEpisodes } from "./ask-episodes";
 import { buildEpisodes } from "./build-episodes";
 import { EpisodeStore } from "./episode-store";
 import { FsObjectStore } from "../store";
-import { QUESTION_ROOM } from "../prefill";
+import { evictionFreeTokens, QUESTION_ROOM } from "../prefill";
 
 const embedderPath = pulledModel("embedder");
 const dir = mkdtempSync(join(tmpdir(), "epicache-episodes-"));
@@ -133,6 +133,57 @@ describe.skipIf(!embedderPath)(`episodes end to end on a tiny chat model ${NEEDS
     expect(typeof answer.answer).toBe("string");
     // Asking does not touch the stored caches.
     expect(Buffer.compare((await store.objects.get(m.episodes[0].key)).bytes, before)).toBe(0);
+  });
+
+  it("prefills the blocks that evict nothing once for all episodes: each cache is the one its prompt builds alone", async () => {
+    const store = new EpisodeStore(new FsObjectStore(join(dir, "store-shared")));
+    const options = {
+      method: "epicache" as const,
+      budget: 150,
+      blockSize: 64,
+      alloc: "uniform" as const,
+    };
+    const at = (version: string) => ({
+      store,
+      tenant: "local",
+      conversation: "pets",
+      version,
+      dtype: "f32" as const,
+    });
+    const progress: Array<[number, number, number]> = [];
+    const { manifest } = await buildEpisodes(model, embedder, conversation, at("both"), {
+      ...options,
+      episodes: 2,
+      onProgress: ({ episode, block, blocks }) => progress.push([episode, block, blocks]),
+    });
+    expect(evictionFreeTokens(manifest.contextTokens, 64, manifest.layerBudgets ?? [])).toBe(128);
+    // Episode 0 prefills the two shared blocks; episode 1 starts from them.
+    const blocks = Math.ceil(manifest.contextTokens / 64);
+    expect(progress.filter(([e]) => e === 0).map(([, b]) => b)).toEqual(
+      Array.from({ length: blocks }, (_, i) => i + 1),
+    );
+    expect(progress.filter(([e]) => e === 1).map(([, b]) => b)).toEqual(
+      Array.from({ length: blocks - 1 }, (_, i) => i + 2),
+    );
+    expect(progress.every(([, , n]) => n === blocks)).toBe(true);
+    const prompts = manifest.update?.episodes.map((e) => e.prompt) ?? [];
+    expect(new Set(prompts).size).toBe(2);
+    for (const [e, prompt] of prompts.entries()) {
+      const alone = await buildEpisodes(model, embedder, conversation, at(`alone${e}`), {
+        ...options,
+        prompts: [prompt],
+      });
+      const a = await store.loadEpisode(manifest, e);
+      const b = await store.loadEpisode(alone.manifest, 0);
+      expect(a.nextPosition).toBe(b.nextPosition);
+      a.layers.forEach((layer, l) => {
+        const other = b.layers[l];
+        expect(layer.lengths, `layer ${l}`).toEqual(other.lengths);
+        expect(layer.positions).toEqual(other.positions);
+        expect(layer.keys).toEqual(other.keys);
+        expect(layer.values).toEqual(other.values);
+      });
+    }
   });
 
   it("builds a single cache for a baseline and refuses to answer with another model", async () => {

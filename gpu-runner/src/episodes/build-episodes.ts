@@ -26,7 +26,7 @@ import type { OnnxEmbedder } from "../embedder";
 import { KvCache, repositioner, type ChatModel } from "../runtime";
 import { chatModelRef } from "../model-registry";
 import { allocateLayers, defaultAllocation, type AllocMode } from "../calibration";
-import { blockPrefill, type Allocation, type PositionMode } from "../prefill";
+import { blockPrefill, evictionFreeTokens, type Allocation, type PositionMode } from "../prefill";
 import { chatFrame, policyFor } from "../press";
 import { clusterEpisodes, representatives } from "./cluster";
 import { clusteringCohesion } from "./drift";
@@ -233,21 +233,54 @@ export async function buildEpisodes(
     (g, e) => opts.prompts?.[e] ?? g.representatives.map((i) => windows[i].text).join("\n"),
   );
   const segments = segmentsOf(context.length, opts.breaks ?? []);
-  for (let e = 0; e < groups.length; e++) {
-    const group = groups[e];
-    const cache = new KvCache(config);
-    for (const [from, to] of segments) {
-      const prefilled = await blockPrefill(model.decoder, cache, context.slice(from, to), {
-        blockSize: opts.blockSize,
+  // Prefills segment [from, to) into episode e's cache from its block `done` (those before it are in
+  // the cache) up to block `until`.
+  const B = opts.blockSize;
+  const prefill = async (
+    e: number,
+    cache: KvCache,
+    [from, to]: [number, number],
+    done: number,
+    until = Math.ceil((to - from) / B),
+  ) => {
+    const prefilled = await blockPrefill(
+      model.decoder,
+      cache,
+      context.slice(from + done * B, Math.min(to, from + until * B)),
+      {
+        blockSize: B,
         budgets,
         policy: policyFor(opts.method, frame, prompts[e]),
         allocation: opts.headAllocation,
         compact,
-        onBlock: ({ block, blocks }) =>
-          opts.onProgress?.({ episode: e, episodes: groups.length, block, blocks }),
+        onBlock: ({ block }) =>
+          opts.onProgress?.({
+            episode: e,
+            episodes: groups.length,
+            block: done + block,
+            blocks: Math.ceil((to - from) / B),
+          }),
         pause: opts.pause,
-      });
-      maxPosition = Math.max(maxPosition, prefilled.maxPosition);
+      },
+    );
+    maxPosition = Math.max(maxPosition, prefilled.maxPosition);
+  };
+  // The first blocks evict nothing and run no scoring prompt (evictionFreeTokens): every episode's
+  // cache is the same there, so they are prefilled once and each episode goes on from a copy.
+  const [first, end] = segments[0];
+  const sharedBlocks =
+    budgets && groups.length > 1 ? evictionFreeTokens(end - first, B, budgets) / B : 0;
+  const shared = new KvCache(config);
+  if (sharedBlocks > 0) await prefill(0, shared, segments[0], 0, sharedBlocks);
+  for (let e = 0; e < groups.length; e++) {
+    const group = groups[e];
+    const cache = e + 1 < groups.length ? shared.clone() : shared;
+    for (const [s, segment] of segments.entries()) {
+      const done = s === 0 ? sharedBlocks : 0;
+      const blocks = Math.ceil((segment[1] - segment[0]) / B);
+      if (done > 0 && e > 0)
+        opts.onProgress?.({ episode: e, episodes: groups.length, block: done, blocks });
+      if (done < blocks) await prefill(e, cache, segment, done);
     }
     opts.onCache?.(e, cache);
     stage("prefill", "write");

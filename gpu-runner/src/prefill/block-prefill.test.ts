@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KvCache, openChatModel, type ChatModel } from "../runtime";
 import { argmax } from "../runtime/sampling";
 import { attentionPolicy, maxRelError, tinyGguf } from "../testing";
-import { blockPrefill, selectKeep } from "./block-prefill";
+import { blockPrefill, evictionFreeTokens, selectKeep } from "./block-prefill";
 
 const dir = mkdtempSync(join(tmpdir(), "epicache-prefill-"));
 let model: ChatModel;
@@ -169,6 +169,11 @@ describe("block-wise prefill", () => {
     });
     expect(prompted).toHaveLength(Math.ceil(history.length / 32));
     expect(second.scored).toBe(prompted.length);
+    // What evictionFreeTokens promises: the blocks before the first prompt, and none under a smaller budget.
+    expect(evictionFreeTokens(history.length, 32, Array(L).fill(40))).toBe(32);
+    expect(evictionFreeTokens(history.length, 32, [...Array(L - 1).fill(40), 16])).toBe(0);
+    expect(evictionFreeTokens(history.length, 32, Array(L).fill(100))).toBe(96);
+    expect(evictionFreeTokens(70, 32, Array(L).fill(1000))).toBe(64); // whole blocks only
   });
 
   it("rejects a bad block size, budgets of the wrong length and budgets without a policy", async () => {

@@ -232,6 +232,24 @@ export async function blockPrefill(
   return { logits, blocks, scored: scoredBlocks, maxPosition };
 }
 
+/**
+ * Tokens of the whole blocks at the start of a history of `length` tokens after which no layer is over
+ * its budget however the policy scores (each head then holds every token so far, under any
+ * allocation): block-wise prefill evicts nothing there and runs no scoring prompt, so every policy
+ * builds the same cache from them. Builds that share a history (one cache per episode) prefill it once.
+ */
+export function evictionFreeTokens(
+  length: number,
+  blockSize: number,
+  budgets: readonly number[],
+): number {
+  const blocks = Math.min(
+    Math.floor(Math.min(...budgets) / blockSize),
+    Math.floor(length / blockSize),
+  );
+  return Math.max(0, blocks) * blockSize;
+}
+
 /** Whether a layer holding `lengths` per head exceeds a budget of `budget` per head (see selectKeep). */
 function overBudget(lengths: Int32Array, budget: number, allocation: Allocation): boolean {
   if (allocation === "uniform") return lengths.some((n) => n > budget);
