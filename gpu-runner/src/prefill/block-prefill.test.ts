@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KvCache, openChatModel, type ChatModel } from "../runtime";
 import { argmax } from "../runtime/sampling";
@@ -208,5 +209,35 @@ describe("selectKeep", () => {
   it("keeps everything within the budget, and breaks ties toward earlier entries", () => {
     expect(selectKeep(s, 4, "headwise").map((a) => a.length)).toEqual([3, 4]);
     expect(Array.from(selectKeep([Float32Array.from([1, 1, 1])], 2, "uniform")[0])).toEqual([0, 1]);
+  });
+  it("is the top of all pairs sorted by score, then head, then entry, with NaN lowest", () => {
+    // The rule written as a sort of every (score, head, entry) pair.
+    const bySort = (scores: Float32Array[], keep: number) => {
+      const pairs = scores.flatMap((s, h) =>
+        Array.from(s, (v, i) => [Number.isNaN(v) ? -Infinity : v, h, i] as const),
+      );
+      pairs.sort((a, b) => b[0] - a[0] || a[1] - b[1] || a[2] - b[2]);
+      const chosen = scores.map(() => [] as number[]);
+      for (const [, h, i] of pairs.slice(0, keep)) chosen[h].push(i);
+      return chosen.map((c) => c.sort((a, b) => a - b));
+    };
+    const value = fc.oneof(
+      fc.integer({ min: -3, max: 3 }), // many ties
+      fc.constantFrom(-0, Number.NaN, Infinity, -Infinity),
+      fc.float({ noNaN: true }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(value, { maxLength: 12 }), { minLength: 1, maxLength: 4 }),
+        fc.integer({ min: 1, max: 8 }),
+        (rows, budget) => {
+          const scores = rows.map((r) => Float32Array.from(r));
+          const got = (a: "headwise" | "uniform") =>
+            selectKeep(scores, budget, a).map((x) => Array.from(x));
+          expect(got("headwise")).toEqual(bySort(scores, budget * scores.length));
+          expect(got("uniform")).toEqual(scores.map((s) => bySort([s], budget)[0]));
+        },
+      ),
+    );
   });
 });

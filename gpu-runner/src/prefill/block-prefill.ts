@@ -287,31 +287,41 @@ function concatTokens(parts: Float32Array[], kvHeads: number): Float32Array {
 }
 
 /**
- * The entries to keep in each head (ascending indices), given one score per entry: the top
- * `budget · heads` pairs of the layer ("headwise") or the top `budget` of each head ("uniform").
- * Ties go to the earlier entry. A layer within its budget keeps everything.
+ * The entries to keep in each head (ascending indices), given one score per entry (NaN counts as the
+ * lowest): the top `budget · heads` pairs of the layer ("headwise") or the top `budget` of each head
+ * ("uniform"). Ties go to the earlier head, then the earlier entry. A layer within its budget keeps
+ * everything.
  */
 export function selectKeep(
   scores: readonly Float32Array[],
   budget: number,
   allocation: Allocation,
 ): Int32Array[] {
-  const all = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
-  const total = scores.reduce((n, s) => n + s.length, 0);
-  if (allocation === "uniform") {
-    return scores.map((s) => (s.length <= budget ? all(s.length) : topIndices(s, budget)));
-  }
-  const keep = budget * scores.length;
-  if (total <= keep) return scores.map((s) => all(s.length));
-  const pairs: Array<[number, number, number]> = []; // [score, head, index]
-  scores.forEach((s, h) => s.forEach((v, i) => pairs.push([v, h, i])));
-  pairs.sort((a, b) => b[0] - a[0] || a[1] - b[1] || a[2] - b[2]);
-  const chosen = scores.map(() => [] as number[]);
-  for (let k = 0; k < keep; k++) chosen[pairs[k][1]].push(pairs[k][2]);
-  return chosen.map((c) => Int32Array.from(c.sort((a, b) => a - b)));
+  if (allocation === "uniform") return scores.map((s) => topOf([s], budget)[0]);
+  return topOf(scores, budget * scores.length);
 }
 
-function topIndices(s: Float32Array, k: number): Int32Array {
-  const order = Array.from(s, (_, i) => i).sort((a, b) => s[b] - s[a] || a - b);
-  return Int32Array.from(order.slice(0, k).sort((a, b) => a - b));
+/**
+ * The top `k` of the entries of `heads` taken in order (ties to the earlier), as ascending indices per
+ * head: every entry above the k-th largest score, then entries equal to it in order until k. A
+ * threshold and one pass, not a sort of the pairs (this runs per layer after every block).
+ */
+function topOf(heads: readonly Float32Array[], k: number): Int32Array[] {
+  const total = heads.reduce((n, s) => n + s.length, 0);
+  if (total <= k) return heads.map((s) => Int32Array.from({ length: s.length }, (_, i) => i));
+  const score = (v: number) => (Number.isNaN(v) ? -Infinity : v);
+  const all = new Float32Array(total);
+  let at = 0;
+  for (const s of heads) for (const v of s) all[at++] = score(v);
+  const threshold = all.sort()[total - k];
+  let ties = k;
+  for (const v of all) if (v > threshold) ties--;
+  return heads.map((s) => {
+    const keep: number[] = [];
+    for (let i = 0; i < s.length; i++) {
+      const v = score(s[i]);
+      if (v > threshold || (v === threshold && ties-- > 0)) keep.push(i);
+    }
+    return Int32Array.from(keep);
+  });
 }

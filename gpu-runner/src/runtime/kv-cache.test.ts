@@ -108,6 +108,20 @@ describe("KvCache.clone and fit", () => {
     expect(entries(cache)).toEqual(before);
   });
 
+  it("keep moves the kept entries to the front in order, runs and single ones alike, and refuses indices out of order", () => {
+    const cache = new KvCache(config, 8);
+    cache.append(kv(0, 8), kv(1000, 8), [10, 11, 12, 13, 14, 15, 16, 17]);
+    const before = entries(cache);
+    const keep = [Int32Array.from([1, 2, 3, 5, 7]), Int32Array.from([0, 1, 6])];
+    cache.keep(0, keep);
+    expect(entries(cache)[0]).toEqual(
+      keep.map((idx, h) => Array.from(idx, (j) => before[0][h][j])),
+    );
+    expect(entries(cache)[1]).toEqual(before[1]);
+    expect(() => cache.keep(1, [Int32Array.from([2, 1]), Int32Array.from([0])])).toThrow(/order/);
+    expect(() => cache.keep(1, [Int32Array.from([8]), Int32Array.from([0])])).toThrow(/range/);
+  });
+
   it("rewind takes off what was appended since a mark, across a resize, and refuses after an eviction", () => {
     const cache = new KvCache(config, 6);
     cache.append(kv(0, 4), kv(1000, 4), [0, 1, 2, 3]);

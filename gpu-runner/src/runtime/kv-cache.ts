@@ -221,20 +221,24 @@ export class KvCache {
     for (let h = 0; h < this.kvHeads; h++) {
       const idx = keep[h];
       const base = h * layer.capacity;
-      let prev = -1;
       for (let i = 0; i < idx.length; i++) {
         const j = idx[i];
-        // Ascending indices: entry j moves to i ≤ j, so copying front to back never overwrites a
-        // later source.
-        if (j <= prev || j >= layer.lengths[h])
+        if ((i > 0 && j <= idx[i - 1]) || j >= layer.lengths[h])
           throw new Error(`keep: index ${j} in head ${h} of layer ${l} is out of order or range`);
-        prev = j;
+      }
+      // Ascending indices: entry j moves to i ≤ j, so copying front to back never overwrites a later
+      // source. Consecutive kept entries move together, one copy per run.
+      for (let i = 0; i < idx.length;) {
+        const j = idx[i];
+        let n = 1;
+        while (i + n < idx.length && idx[i + n] === j + n) n++;
         if (j !== i) {
-          layer.keys.copyWithin((base + i) * D, (base + j) * D, (base + j + 1) * D);
-          layer.values.copyWithin((base + i) * D, (base + j) * D, (base + j + 1) * D);
-          layer.positions[base + i] = layer.positions[base + j];
-          layer.origins[base + i] = layer.origins[base + j];
+          layer.keys.copyWithin((base + i) * D, (base + j) * D, (base + j + n) * D);
+          layer.values.copyWithin((base + i) * D, (base + j) * D, (base + j + n) * D);
+          layer.positions.copyWithin(base + i, base + j, base + j + n);
+          layer.origins.copyWithin(base + i, base + j, base + j + n);
         }
+        i += n;
       }
       layer.lengths[h] = idx.length;
     }
