@@ -272,7 +272,7 @@ export async function runEval(
     const room = Math.max(0, ...prompts.map((p) => p.length)) + config.maxAnswerTokens;
     // The full cache's greedy answers (the path the paper's fidelity follows: gold tokens are off the
     // model's path when its answers are poor) and its distributions along them and along the gold
-    // answers, the KL references of every job. Only the full job is left: no references needed.
+    // answers, the KL references of every other job (not computed when only the full job is left).
     const golds = questions.map((q) => model.tokenizer.encode(q.answer.trim()));
     const pending = jobs.filter((j) => j.conversation === conversation.id && !done.has(jobKey(j)));
     const reference = fullCache
