@@ -9,86 +9,30 @@
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { activeKey, episodeKey, manifestKey } from "@epicache/shared";
-import { KvCache } from "../runtime/kv-cache";
 import { S3ObjectStore } from "../store";
 import { codeOf } from "../testing";
 import { startFaultProxy, type Fault, type FaultProxy } from "../testing/fault-proxy";
 import { startS3Server, type S3TestServer } from "../testing/s3-server";
 import { SKIP_S3 } from "../testing/store-subjects";
 import { surveyConversation } from "../testing/store-invariants";
+import { markedCache, markOf, writeMarkedVersion } from "../testing/marked-versions";
+import type { EpisodeManifest } from "./manifest";
 import { EpisodeStore } from "./episode-store";
 import { LoadedEpisodes } from "./loaded-episodes";
-import { MANIFEST_FORMAT, type EpisodeManifest } from "./manifest";
 
-const SHAPE = { numLayers: 2, numKvHeads: 2, headDim: 4 };
-const FP = "0123456789abcdef";
 const TENANT = "t1";
 const BUCKET = "faults";
 /** The client's patience: every fault here is over within about two timeouts. */
 const TIMEOUT_MS = 1000;
 
-/** A cache whose every key is `mark` and every value `-mark`, so a reader can tell versions apart. */
-function markedCache(mark: number): KvCache {
-  const cache = new KvCache(SHAPE, 4);
-  for (const layer of cache.layers) {
-    for (let h = 0; h < SHAPE.numKvHeads; h++) {
-      layer.lengths[h] = 3;
-      for (let i = 0; i < 3; i++) layer.positions[h * layer.capacity + i] = i;
-      layer.keys.fill(mark, h * layer.capacity * 4, (h * layer.capacity + 3) * 4);
-      layer.values.fill(-mark, h * layer.capacity * 4, (h * layer.capacity + 3) * 4);
-    }
-  }
-  cache.nextPosition = 3;
-  return cache;
-}
-
-async function writeVersion(
+/** A version of two marked caches under TENANT (not yet published). */
+const writeVersion = (
   store: EpisodeStore,
   conversation: string,
   version: string,
   mark: number,
   createdAt: string,
-): Promise<EpisodeManifest> {
-  const at = { tenant: TENANT, conversation, version };
-  const episodes: EpisodeManifest["episodes"] = [];
-  for (let e = 0; e < 2; e++) {
-    const stored = await store.writeEpisode(at, e, markedCache(mark + e), {
-      fingerprint: FP,
-      budget: 4,
-      dtype: "f32",
-    });
-    episodes.push({
-      id: e,
-      ...stored,
-      centroid: [1, 0],
-      windows: [e],
-      representatives: [e],
-      entries: 6,
-    });
-  }
-  return {
-    format: MANIFEST_FORMAT,
-    ...at,
-    model: {
-      id: "m.gguf",
-      fingerprint: FP,
-      numerics: "exact",
-      layers: SHAPE.numLayers,
-      kvHeads: SHAPE.numKvHeads,
-      headDim: SHAPE.headDim,
-    },
-    embedder: { modelId: "e", dimension: 2 },
-    method: "epicache",
-    budget: 4,
-    block: 8,
-    layerBudgets: [4, 4],
-    contextTokens: 3,
-    dtype: "f32",
-    routing: { rule: "centroid" },
-    episodes,
-    createdAt,
-  };
-}
+) => writeMarkedVersion(store, { tenant: TENANT, conversation, version }, mark, createdAt);
 
 const FAULTS: Array<[string, Fault]> = [
   ["500", { kind: "status", status: 500 }],
@@ -140,8 +84,7 @@ async function expectServing(
   expect(manifest.version).toBe(version);
   for (let e = 0; e < manifest.episodes.length; e++) {
     const cache = await store.loadEpisode(manifest, e);
-    expect(cache.layers[1].keys[0]).toBe(marks[e]);
-    expect(cache.layers[1].values[4 * cache.layers[1].capacity + 8]).toBe(-marks[e]);
+    expect(markOf(cache)).toBe(marks[e]);
   }
 }
 
@@ -285,8 +228,9 @@ describe("the episode store through a faulty network to S3", () => {
         expect(loaded.stats.entries).toBe(0);
         proxy.clear();
         const cache = await loaded.get(manifest, 1);
-        expect(cache.layers[0].keys[0]).toBe(11);
-        expect(cache.nextPosition).toBe(3);
+        expect(markOf(cache)).toBe(11);
+        expect(cache.entries).toBe(markedCache(11).entries);
+        expect(cache.nextPosition).toBe(markedCache(11).nextPosition);
       });
     }
 

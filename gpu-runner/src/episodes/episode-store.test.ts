@@ -15,91 +15,29 @@ import { SKIP_S3, storeSubjects } from "../testing/store-subjects";
 import { EpisodeStore } from "./episode-store";
 import { LoadedEpisodes } from "./loaded-episodes";
 import { MANIFEST_FORMAT, type EpisodeManifest } from "./manifest";
+import {
+  markedCache,
+  markOf,
+  MARKED_FINGERPRINT,
+  writeMarkedVersion,
+} from "../testing/marked-versions";
 
-const SHAPE = { numLayers: 2, numKvHeads: 2, headDim: 4 };
-const FP = "0123456789abcdef";
-
-/** A small cache whose every key and value is `mark` (so a reader can tell versions apart), heads of unequal length. */
-function markedCache(mark: number, lengths = [3, 1, 2, 2]): KvCache {
-  const cache = new KvCache(SHAPE, 4);
-  cache.layers.forEach((layer, l) => {
-    for (let h = 0; h < SHAPE.numKvHeads; h++) {
-      const n = lengths[l * SHAPE.numKvHeads + h];
-      layer.lengths[h] = n;
-      for (let i = 0; i < n; i++) {
-        layer.positions[h * layer.capacity + i] = 10 * i + h;
-        layer.keys.fill(mark, (h * layer.capacity + i) * 4, (h * layer.capacity + i + 1) * 4);
-        layer.values.fill(-mark, (h * layer.capacity + i) * 4, (h * layer.capacity + i + 1) * 4);
-      }
-    }
-  });
-  cache.nextPosition = 40;
-  return cache;
-}
-
-/** Writes `episodes` marked caches and returns the manifest (not yet published). */
-async function buildVersion(
+const FP = MARKED_FINGERPRINT;
+/** A version of `episodes` marked caches under tenant t1, conversation c1 (not yet published). */
+const buildVersion = (
   store: EpisodeStore,
   version: string,
   mark: number,
   createdAt: string,
   episodes = 2,
-): Promise<EpisodeManifest> {
-  const at = { tenant: "t1", conversation: "c1", version };
-  const entries: EpisodeManifest["episodes"] = [];
-  for (let e = 0; e < episodes; e++) {
-    const stored = await store.writeEpisode(at, e, markedCache(mark + e), {
-      fingerprint: FP,
-      budget: 4,
-      dtype: "f32",
-    });
-    entries.push({
-      id: e,
-      ...stored,
-      centroid: [1, 0],
-      windows: [e],
-      representatives: [e],
-      entries: 8,
-    });
-  }
-  return {
-    format: MANIFEST_FORMAT,
-    ...at,
-    model: {
-      id: "m.gguf",
-      fingerprint: FP,
-      numerics: "exact",
-      layers: SHAPE.numLayers,
-      kvHeads: SHAPE.numKvHeads,
-      headDim: SHAPE.headDim,
-    },
-    embedder: { modelId: "e", dimension: 2 },
-    method: "epicache",
-    budget: 4,
-    block: 8,
-    layerBudgets: [4, 4],
-    contextTokens: 40,
-    dtype: "f32",
-    routing: { rule: "centroid" },
-    episodes: entries,
+) =>
+  writeMarkedVersion(
+    store,
+    { tenant: "t1", conversation: "c1", version },
+    mark,
     createdAt,
-  };
-}
-
-/** The mark of a loaded cache, checking that the whole cache carries it. */
-function markOf(cache: KvCache): number {
-  const mark = cache.layers[0].keys[0];
-  for (const layer of cache.layers) {
-    for (let h = 0; h < SHAPE.numKvHeads; h++) {
-      for (let i = 0; i < layer.lengths[h] * 4; i++) {
-        const at = h * layer.capacity * 4 + i;
-        if (layer.keys[at] !== mark || layer.values[at] !== -mark)
-          throw new Error(`a cache mixes marks ${mark} and ${layer.keys[at]}`);
-      }
-    }
-  }
-  return mark;
-}
+    episodes,
+  );
 
 const t = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
 
