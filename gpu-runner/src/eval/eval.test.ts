@@ -417,13 +417,13 @@ describe.skipIf(!embedderPath)(`evaluation on a tiny model ${NEEDS_PULL}`, () =>
     );
     const prompt = [11, 12, 13, 14, 15];
     const answer = [21, 22, 23];
+    cache.fit(prompt.length + 4);
     const whole = await teacherForced(model.decoder, cache, prompt, answer);
     const before = {
       keys: cache.layers[1].keys.slice(),
       capacity: cache.layers[1].capacity,
       lengths: cache.layerEntries,
     };
-    cache.fit(prompt.length + 4);
     const capacity = cache.layers[0].capacity;
     const { after, again, generated } = await withPrompt(
       model.decoder,

@@ -12,8 +12,8 @@ import {
   type TinySpec,
 } from "../testing";
 import { configFromGguf } from "./config";
-import { generate } from "./generate";
-import { KvCache } from "./kv-cache";
+import { ANSWER_ROOM, generate } from "./generate";
+import { evenEntries, KvCache } from "./kv-cache";
 import { openChatModel, type ChatModel } from "./load";
 import { argmax } from "./sampling";
 import { ggufWeights } from "./weights";
@@ -308,6 +308,44 @@ describe("decoder graph on tiny checkpoints", () => {
         seq.push(next);
       }
       expect(got).toEqual(want);
+    } finally {
+      await model.decoder.release();
+    }
+  });
+
+  it("sizes an answer's cache by its prompt and ANSWER_ROOM, never by its token limit, and grows it by ANSWER_ROOM", async () => {
+    const { model } = await tiny({ architecture: "llama", seed: 7 }, "room");
+    try {
+      const history = new KvCache(model.config);
+      const text = Array.from({ length: 21 }, (_, i) => 5 + i);
+      await model.decoder.prefill(
+        text,
+        text.map((_, i) => i),
+        history,
+        [20],
+      );
+      const prompt = [40, 41, 42, 43];
+      // Each answer decodes in a copy whose buffers its caller sized in its own way.
+      const answer = async (maxTokens: number, room: number) => {
+        const cache = history.clone(room);
+        const ids: number[] = [];
+        const capacities: number[][] = [];
+        for await (const t of generate(model, prompt, { maxTokens, cache, stopIds: new Set() })) {
+          ids.push(t.id);
+          capacities.push(cache.layers.map((l) => l.capacity));
+        }
+        return { ids, capacities };
+      };
+      const short = await answer(3, 0);
+      const long = await answer(3 * ANSWER_ROOM, 500);
+      // The same buffers at every step whatever the limit and the caller's sizing, so the same bits.
+      expect(long.capacities.slice(0, 3)).toEqual(short.capacities);
+      expect(long.ids.slice(0, 3)).toEqual(short.ids);
+      const first = evenEntries(text.length + prompt.length + ANSWER_ROOM);
+      expect(short.capacities[0]).toEqual(Array(model.config.numLayers).fill(first));
+      // Past the room it grows by ANSWER_ROOM at a time.
+      const grown = new Set(long.capacities.map((c) => c[0]));
+      expect([...grown]).toEqual([0, 1, 2].map((k) => first + k * ANSWER_ROOM));
     } finally {
       await model.decoder.release();
     }

@@ -7,6 +7,16 @@ import { KvCache } from "./kv-cache";
 import type { ChatModel } from "./load";
 import { argmax, sampleWithTemperature, seededRandom } from "./sampling";
 
+/**
+ * Entries of room a generation's cache gets past its prompt, and grows by whenever it is full: the
+ * buffers each decoding step reads then depend on the cache, the prompt and the tokens so far, not
+ * on `maxTokens`, so an answer given more tokens begins as the shorter one did (in `fast` numerics a
+ * buffer's length reaches the last bits of a step: README, "The runtime"). Most answers end within it;
+ * a longer one copies the cache once per ANSWER_ROOM tokens, cheaper than reading more padding at
+ * every step.
+ */
+export const ANSWER_ROOM = 64;
+
 export interface GenerateOptions {
   maxTokens: number;
   /** 0 (default) is greedy. */
@@ -19,9 +29,9 @@ export interface GenerateOptions {
   /** Continue from this cache (it is extended in place). */
   cache?: KvCache;
   /**
-   * Size `cache` for this prompt and `maxTokens` first (KvCache.fit; the default). False: the caller
-   * sized it once for many generations (each taken off again: KvCache.rewind), and a cache with room
-   * to spare is not copied to a tighter one for each.
+   * Size `cache` as an answer's cache is sized (ANSWER_ROOM; the default). False: the caller sized it
+   * once for many generations (each taken off again: KvCache.rewind), and it is left as it is
+   * (appends grow it when full).
    */
   refit?: boolean;
 }
@@ -57,7 +67,8 @@ export async function* generate(
       : sampleWithTemperature(logits, temperature, random, 0, V);
 
   // Room for the prompt and every token, and no more: decoding steps read what the buffers hold.
-  if (opts.refit ?? true) cache.fit(prompt.length + opts.maxTokens);
+  const refit = opts.refit ?? true;
+  if (refit) cache.fit(prompt.length + ANSWER_ROOM);
   const start = cache.nextPosition;
   let logits: Float32Array | undefined = await decoder.prefill(
     prompt,
@@ -72,6 +83,7 @@ export async function* generate(
     if (stops.has(id)) return;
     yield { id, text: text(id) };
     if (n + 1 === opts.maxTokens) return;
+    if (refit && cache.full) cache.fit(ANSWER_ROOM);
     const position = cache.nextPosition;
     const out = await decoder.forward([id], [position], cache, [0]);
     cache.append(out.keys, out.values, [position]);

@@ -5,7 +5,7 @@ export {
   type ChatModel,
   type OpenModelOptions,
 } from "./load";
-export { generate, type GenerateOptions, type GeneratedToken } from "./generate";
+export { ANSWER_ROOM, generate, type GenerateOptions, type GeneratedToken } from "./generate";
 export { KvCache, type CacheMark, type LayerCache } from "./kv-cache";
 export { Decoder, DEFAULT_RUNTIME, type RuntimeOptions, type ForwardResult } from "./decoder";
 export { configFromGguf, validateConfig, type LlamaConfig, type RopeScaling } from "./config";

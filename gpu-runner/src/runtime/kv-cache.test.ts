@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FIT_SLACK, KvCache } from "./kv-cache";
+import { KvCache } from "./kv-cache";
 
 describe("KvCache.shrinkToFit", () => {
   it("cuts every layer to its longest head, keeping each head's entries, positions and what comes next", () => {
@@ -93,7 +93,7 @@ describe("KvCache.clone and fit", () => {
     expect(copy.layers[0].lengths[0]).toBe(5);
   });
 
-  it("fit leaves exactly the room a generation needs: grows a short layer, shrinks a roomy one, keeps one within the slack", () => {
+  it("fit leaves exactly the room asked for, whatever the buffers held before: grows a short layer, shrinks a roomy one", () => {
     const cache = new KvCache(config, 1000);
     cache.append(kv(0, 4), kv(1000, 4), [0, 1, 2, 3]);
     const before = entries(cache);
@@ -101,11 +101,16 @@ describe("KvCache.clone and fit", () => {
     expect(cache.layers.map((l) => l.capacity)).toEqual([24, 24]);
     expect(entries(cache)).toEqual(before);
     const buffer = cache.layers[0].keys;
-    cache.fit(20 - FIT_SLACK); // within the slack: untouched
+    cache.fit(19); // 23 entries: an even 24, as it is
     expect(cache.layers[0].keys).toBe(buffer);
+    cache.fit(10);
+    expect(cache.layers.map((l) => l.capacity)).toEqual([14, 14]);
     cache.fit(100);
     expect(cache.layers.map((l) => l.capacity)).toEqual([104, 104]);
     expect(entries(cache)).toEqual(before);
+    expect(cache.full).toBe(false);
+    cache.fit(0);
+    expect(cache.full).toBe(true);
   });
 
   it("keep moves the kept entries to the front in order, runs and single ones alike, and refuses indices out of order", () => {

@@ -30,9 +30,6 @@ export interface CacheMark {
   readonly lengths: readonly Int32Array[];
 }
 
-/** Spare entries per head that {@link KvCache.fit} leaves alone (a step's extra reads, not a copy). */
-export const FIT_SLACK = 64;
-
 /**
  * Entries per head a buffer holds: always even, and at least 2. A decoding step's graph halves each
  * head's entries so that two threads share a head's products evenly (decoder-graph.ts).
@@ -138,18 +135,24 @@ export class KvCache {
   }
 
   /**
-   * Sizes every layer for `extra` more entries with little to spare, before a generation whose length
-   * is known: a decoding step hands the graph a layer's whole buffer (padding masked) or, when it is
-   * much roomier than its entries, a packed copy, so spare capacity costs reads or a copy at every
-   * step. A layer short of room, or with more than FIT_SLACK entries to spare, is resized to exactly
-   * its longest head plus `extra`.
+   * Sizes every layer for exactly `extra` more entries than its longest head (an even number in all,
+   * as always), copying any layer whose buffer holds another number: before a generation, so that
+   * the buffers a decoding step reads depend on the cache's entries and `extra` alone, never on how
+   * the cache was sized before. A step hands the graph a layer's whole buffer (padding masked) or,
+   * when it is much roomier than its entries, a packed copy; so spare capacity costs reads or a copy
+   * at every step, and in `fast` numerics the buffer's length reaches the last bits of the result
+   * (README, "The runtime").
    */
   fit(extra: number): void {
     for (let l = 0; l < this.layers.length; l++) {
-      const need = this.layerLength(l) + extra;
-      const cap = this.layers[l].capacity;
-      if (cap < need || cap > need + FIT_SLACK) this.resize(l, Math.max(1, need));
+      const need = Math.max(1, this.layerLength(l) + extra);
+      if (this.layers[l].capacity !== evenEntries(need)) this.resize(l, need);
     }
+  }
+
+  /** Whether some layer's longest head fills its buffer (the next append would grow it). */
+  get full(): boolean {
+    return this.layers.some((layer, l) => this.layerLength(l) >= layer.capacity);
   }
 
   /** Grows layer `l`'s heads to hold at least `entries` (exactly that many when it grows). */

@@ -6,7 +6,7 @@
 import { LRUCache } from "lru-cache";
 import { EpicacheError, manifestKey } from "@epicache/shared";
 import { EpisodeStore, LoadedEpisodes, questionPrompt, type EpisodeManifest } from "../episodes";
-import { generate, type ChatModel } from "../runtime";
+import { ANSWER_ROOM, generate, type ChatModel } from "../runtime";
 import { chatModelRef } from "../model-registry";
 import { chatFrame } from "../press";
 import type { RunnerMetrics } from "./metrics";
@@ -76,8 +76,9 @@ export class Answers {
       const prompt = questionPrompt(chatFrame(this.model.tokenizer), input.question, {
         dateHint: input.dateHint,
       });
-      // The loaded cache is shared: the question and answer go into a copy with room for them.
-      const cache = base.clone(prompt.length + input.maxTokens);
+      // The loaded cache is shared: the question and answer go into a copy, sized as generate sizes
+      // it (whatever maxTokens is: an answer given more tokens begins as a shorter one would).
+      const cache = base.clone(prompt.length + ANSWER_ROOM);
       let answer = "";
       let tokens = 0;
       for await (const t of generate(this.model, prompt, { maxTokens: input.maxTokens, cache })) {
