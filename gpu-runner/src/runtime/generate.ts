@@ -66,7 +66,7 @@ export async function* generate(
       ? argmax(logits, 0, V)
       : sampleWithTemperature(logits, temperature, random, 0, V);
 
-  // Room for the prompt and every token, and no more: decoding steps read what the buffers hold.
+  // Room for the prompt and ANSWER_ROOM tokens, and no more: decoding steps read what the buffers hold.
   const refit = opts.refit ?? true;
   if (refit) cache.fit(prompt.length + ANSWER_ROOM);
   const start = cache.nextPosition;

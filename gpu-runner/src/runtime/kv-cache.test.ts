@@ -125,6 +125,9 @@ describe("KvCache.clone and fit", () => {
     expect(entries(cache)[1]).toEqual(before[1]);
     expect(() => cache.keep(1, [Int32Array.from([2, 1]), Int32Array.from([0])])).toThrow(/order/);
     expect(() => cache.keep(1, [Int32Array.from([8]), Int32Array.from([0])])).toThrow(/range/);
+    // A bad index in the second head: the first head's entries have not moved either.
+    expect(() => cache.keep(1, [Int32Array.from([5]), Int32Array.from([1, 1])])).toThrow(/order/);
+    expect(entries(cache)[1]).toEqual(before[1]);
   });
 
   it("rewind takes off what was appended since a mark, across a resize, and refuses after an eviction", () => {

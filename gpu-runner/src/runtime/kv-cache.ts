@@ -221,14 +221,18 @@ export class KvCache {
   keep(l: number, keep: readonly Int32Array[]): void {
     const layer = this.layers[l];
     const D = this.headDim;
+    // Every head's indices are checked before any entry moves: a bad one leaves the layer as it was.
     for (let h = 0; h < this.kvHeads; h++) {
       const idx = keep[h];
-      const base = h * layer.capacity;
       for (let i = 0; i < idx.length; i++) {
         const j = idx[i];
         if ((i > 0 && j <= idx[i - 1]) || j >= layer.lengths[h])
           throw new Error(`keep: index ${j} in head ${h} of layer ${l} is out of order or range`);
       }
+    }
+    for (let h = 0; h < this.kvHeads; h++) {
+      const idx = keep[h];
+      const base = h * layer.capacity;
       // Ascending indices: entry j moves to i ≤ j, so copying front to back never overwrites a later
       // source. Consecutive kept entries move together, one copy per run.
       for (let i = 0; i < idx.length;) {
